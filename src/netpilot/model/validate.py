@@ -1,0 +1,70 @@
+"""Semantic checks of a network beyond field types: references, uniqueness, connectivity."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import networkx as nx
+
+from netpilot.errors import Problem
+from netpilot.model.network import Network
+
+
+def check_network(network: Network, *, file: str | None = None, require_connected: bool = True) -> list[Problem]:
+    """Every problem that makes ``network`` unusable, each naming its field path (``links[3].target``)."""
+    problems: list[Problem] = []
+
+    def problem(message: str, field: str) -> None:
+        problems.append(Problem(message, file=file, field=field))
+
+    seen: dict[str, int] = {}
+    for i, node in enumerate(network.nodes):
+        if node.id in seen:
+            problem(f"duplicate node id {node.id!r} (first at nodes[{seen[node.id]}])", f"nodes[{i}].id")
+        else:
+            seen[node.id] = i
+
+    link_seen: dict[tuple[str, str, int], int] = {}
+    for i, link in enumerate(network.links):
+        for end in ("source", "target"):
+            if getattr(link, end) not in seen:
+                problem(f"link refers to unknown node {getattr(link, end)!r}", f"links[{i}].{end}")
+        if link.source == link.target:
+            problem(f"link from {link.source!r} to itself", f"links[{i}]")
+        key = (link.source, link.target, link.key)
+        if key in link_seen:
+            problem(f"duplicate link {link.id} (first at links[{link_seen[key]}]); "
+                    "give parallel links distinct keys", f"links[{i}]")
+        else:
+            link_seen[key] = i
+
+    for i, demand in enumerate(network.demands):
+        for end in ("source", "target"):
+            if getattr(demand, end) not in seen:
+                problem(f"demand refers to unknown node {getattr(demand, end)!r}", f"demands[{i}].{end}")
+        if demand.source == demand.target:
+            problem(f"demand from {demand.source!r} to itself", f"demands[{i}]")
+
+    if require_connected and not problems and len(network.nodes) > 1:
+        problems.extend(_connectivity_problems(network, file))
+    return problems
+
+
+def _connectivity_problems(network: Network, file: str | None) -> list[Problem]:
+    graph = nx.DiGraph()
+    graph.add_nodes_from(network.node_ids())
+    graph.add_edges_from((lk.source, lk.target) for lk in network.links)
+    if nx.is_strongly_connected(graph):
+        return []
+    components = sorted(nx.strongly_connected_components(graph), key=len, reverse=True)
+    main = components[0]
+    stranded = sorted(set(graph) - main)
+    size = Counter(len(c) for c in components)
+    example = stranded[0]
+    direction = "reach" if not any(nx.has_path(graph, example, m) for m in list(main)[:1]) else "be reached from"
+    shown = ", ".join(stranded[:8]) + (" ..." if len(stranded) > 8 else "")
+    return [Problem(
+        f"the graph is not connected: {len(components)} strongly connected components "
+        f"(sizes {dict(sorted(size.items(), reverse=True))}); node {example!r} cannot {direction} the main "
+        f"component of {len(main)} nodes; outside it: {shown}",
+        file=file, field="links")]
