@@ -5,11 +5,12 @@ from __future__ import annotations
 import typer
 
 from netpilot import __version__
-from netpilot.cli import topo
+from netpilot.cli import te, topo
 
 app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 app.add_typer(topo.app, name="topo")
+app.add_typer(te.app, name="te")
 
 
 @app.command()

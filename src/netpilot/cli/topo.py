@@ -26,7 +26,7 @@ MetricOption = Annotated[str, typer.Option(help=f"IGP metrics where the source h
 MatrixOption = Annotated[str, typer.Option(help="Which matrix of a demand series: an index, 'peak' or 'last'.")]
 
 
-def _load(file: Path, demands: Path | None, unit: str, metric: str, matrix: str,
+def load_network(file: Path, demands: Path | None, unit: str, metric: str, matrix: str,
           default_capacity: float | None = None) -> Network:
     if metric not in METRIC_RULES:
         raise InputError.at(f"must be one of {', '.join(METRIC_RULES)}, got {metric!r}", field="--metric")
@@ -57,7 +57,7 @@ def import_(
     as_json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")] = False,
 ) -> None:
     """Convert a topology (and optionally a demand matrix) into a netpilot network file."""
-    network = _load(file, demands, unit, metric, matrix, default_capacity)
+    network = load_network(file, demands, unit, metric, matrix, default_capacity)
     save_network(network, output)
     summary = summarize(network)
     if as_json:
@@ -84,7 +84,7 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")] = False,
 ) -> None:
     """Summarise a network: counts by kind, capacity and latency ranges, diameter."""
-    network = _load(file, demands, unit, metric, matrix)
+    network = load_network(file, demands, unit, metric, matrix)
     summary = summarize(network)
     if as_json:
         print_json({**_counts(summary), **summary.model_dump(exclude={"nodes", "links", "demands", "unit",
@@ -127,7 +127,7 @@ def validate(
 ) -> None:
     """Check a network file; list every problem with its file, line or field. Exit 2 when invalid."""
     try:
-        network = _load(file, demands, unit, "inverse_capacity", matrix)
+        network = load_network(file, demands, unit, "inverse_capacity", matrix)
     except InputError as exc:
         if as_json:
             print_json({"ok": False, "problems": [p.__dict__ for p in exc.problems]})

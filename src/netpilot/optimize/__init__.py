@@ -1,0 +1,1 @@
+"""Decisions: traffic engineering now; RAN slicing and edge-inference placement join it here."""

@@ -1,0 +1,248 @@
+"""IGP metrics for plain shortest-path ECMP routing (OSPF, IS-IS): load evaluation and Fortz–Thorup local search."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+
+from netpilot.model.network import NetworkArrays
+from netpilot.optimize.te.paths import PathSet
+from netpilot.optimize.te.problem import Routing, TEProblem
+
+MAX_METRIC = 65535
+
+
+@dataclass(frozen=True)
+class EcmpRouting:
+    """Where ECMP over shortest paths under ``metric`` sends each destination's traffic."""
+
+    metric: np.ndarray       # (L,) int
+    targets: np.ndarray      # (T,) destination node indices
+    on_dag: np.ndarray       # (T, L) bool: link lies on a shortest path towards the target
+    share: np.ndarray        # (T, L) float: fraction of the link's source-node traffic it carries
+    link_flow: np.ndarray    # (T, L) normalised traffic towards each target on each link
+    unreachable: np.ndarray  # (P,) bool: pair with no path
+
+    @property
+    def loads(self) -> np.ndarray:
+        return self.link_flow.sum(axis=0)
+
+
+def ecmp(problem: TEProblem, metric: np.ndarray, up: np.ndarray | None = None) -> EcmpRouting:
+    """Shortest-path routing with even splits over equal-cost next hops (per node, as routers do), for every
+    pair of ``problem``, all destinations at once."""
+    arrays = problem.arrays
+    up = arrays.up if up is None else up
+    metric = np.asarray(metric, dtype=np.int64)
+    n, n_links = arrays.n_nodes, arrays.n_links
+    targets, pair_target = np.unique(problem.pairs[:, 1], return_inverse=True)
+    links = np.flatnonzero(up)
+    # Distances *to* each target: Dijkstra from the target on the reversed graph (lightest parallel link).
+    reverse = _lightest(arrays.dst[links], arrays.src[links], metric[links].astype(float), n)
+    dist = dijkstra(reverse, indices=targets)  # (T, N): dist[t, u] = distance u -> target t
+    src, dst = arrays.src, arrays.dst
+    on_dag = np.zeros((len(targets), n_links), dtype=bool)
+    on_dag[:, links] = np.isfinite(dist[:, src[links]]) & (dist[:, src[links]] == metric[links] + dist[:, dst[links]])
+    next_hops = np.zeros((len(targets), n))
+    rows = np.repeat(np.arange(len(targets)), on_dag.sum(axis=1))
+    np.add.at(next_hops, (rows, src[np.nonzero(on_dag)[1]]), 1.0)
+    share = np.where(on_dag, 1.0 / np.maximum(next_hops[:, src], 1.0), 0.0)
+    # Traffic entering each node for each target, pushed down the DAG until it settles (depth <= n steps).
+    injected = np.zeros((len(targets), n))
+    np.add.at(injected, (pair_target, problem.pairs[:, 0]), problem.demand)
+    reachable = np.isfinite(dist[pair_target, problem.pairs[:, 0]])
+    injected[pair_target[~reachable], problem.pairs[~reachable, 0]] = 0.0
+    injected[np.arange(len(targets)), targets] = 0.0
+    through = injected.copy()
+    flow = np.zeros_like(share)
+    for _ in range(n):
+        flow = through[:, src] * share
+        arriving = np.zeros_like(through)
+        _scatter_columns(arriving, dst, flow)
+        arriving[np.arange(len(targets)), targets] = 0.0
+        updated = injected + arriving
+        if np.array_equal(updated, through):
+            break
+        through = updated
+    flow = through[:, src] * share
+    return EcmpRouting(metric, targets, on_dag, share, flow, ~reachable)
+
+
+def _scatter_columns(out: np.ndarray, columns: np.ndarray, values: np.ndarray) -> None:
+    """``out[:, columns[j]] += values[:, j]`` for every j, duplicates summed."""
+    n = out.shape[1]
+    matrix = sp.csr_matrix((np.ones(len(columns)), (np.arange(len(columns)), columns)), shape=(len(columns), n))
+    out += values @ matrix
+
+
+def _lightest(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
+    keys = src * n + dst
+    order = np.lexsort((w, keys))
+    keys, w = keys[order], w[order]
+    first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=bool)
+    return sp.csr_matrix((w[first], (keys[first] // n, keys[first] % n)), shape=(n, n))
+
+
+def ecmp_utilisation(problem: TEProblem, metric: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
+    loads = ecmp(problem, metric, up).loads
+    finite = np.isfinite(problem.capacity)
+    return np.where(finite, loads / np.where(finite, problem.capacity, 1.0), 0.0)
+
+
+def hop_metrics(arrays: NetworkArrays) -> np.ndarray:
+    return np.ones(arrays.n_links, dtype=np.int64)
+
+
+def inverse_capacity_metrics(arrays: NetworkArrays, reference: float | None = None) -> np.ndarray:
+    """Cisco's default: reference bandwidth over link bandwidth (reference: the fastest link), at least 1."""
+    reference = float(arrays.capacity.max()) if reference is None else reference
+    return np.clip(np.round(reference / np.maximum(arrays.capacity, 1e-9)), 1, MAX_METRIC).astype(np.int64)
+
+
+def _score(u: np.ndarray) -> tuple[float, float]:
+    """MLU first; then the Fortz–Thorup-like sum of squares of utilisation to break ties toward headroom."""
+    return float(u.max(initial=0.0)), float((u * u).sum())
+
+
+def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max_evaluations: int = 400,
+                     time_limit: float | None = 20.0, seed: int = 0, symmetric: bool = True) -> Routing:
+    """IGP metrics that make plain ECMP routing's MLU small, by local search (Fortz and Thorup, 2000).
+
+    Starts from the best of ``start``, hop count and inverse capacity. Each round takes the most utilised
+    link and tries heavier metrics on it (enough to push some of its traffic onto another equal-cost path),
+    and lighter metrics on the least utilised links nearby, keeping a change when MLU (then the sum of squared
+    utilisation) improves. ``symmetric`` keeps both directions of a link at the same metric, which is what most
+    operators configure.
+    """
+    started = time.perf_counter()
+    arrays = problem.arrays
+    rng = np.random.default_rng(seed)
+    partner = _reverse_link(arrays) if symmetric else np.full(arrays.n_links, -1)
+    candidates = [hop_metrics(arrays), inverse_capacity_metrics(arrays)]
+    if start is not None:
+        candidates.insert(0, np.asarray(start, dtype=np.int64))
+    scored = [(_score(ecmp_utilisation(problem, m)), m) for m in candidates]
+    (best_score, best) = min(scored, key=lambda item: item[0])
+    best = best.copy()
+    evaluations = len(candidates)
+    tabu: set[tuple[int, int]] = set()
+    stale = 0
+    while evaluations < max_evaluations and (time_limit is None or time.perf_counter() - started < time_limit):
+        u = ecmp_utilisation(problem, best)
+        ranked = np.argsort(-u)
+        hot = ranked[min(stale % 5, len(ranked) - 1)] if stale < 25 else rng.integers(arrays.n_links)
+        trials = []
+        for factor in (1.15, 1.4, 2.0, 3.0):
+            trials.append((hot, int(min(MAX_METRIC, max(best[hot] + 1, round(best[hot] * factor))))))
+        cool = ranked[-1 - rng.integers(max(1, len(ranked) // 3))]
+        trials.append((cool, int(max(1, best[cool] // 2))))
+        improved = False
+        for link, value in trials:
+            if (link, value) in tabu or value == best[link]:
+                continue
+            trial = best.copy()
+            trial[link] = value
+            if partner[link] >= 0:
+                trial[partner[link]] = value
+            score = _score(ecmp_utilisation(problem, trial))
+            evaluations += 1
+            tabu.add((int(link), value))
+            if score < best_score:
+                best_score, best, improved = score, trial, True
+                break
+        stale = 0 if improved else stale + 1
+        if stale > 60:
+            break
+    return routing_from_metrics(problem, best, method="igp", seconds=time.perf_counter() - started,
+                                info={"evaluations": evaluations})
+
+
+def _reverse_link(arrays: NetworkArrays) -> np.ndarray:
+    """Per link, the first link in the opposite direction between the same nodes, or -1."""
+    key = arrays.src * arrays.n_nodes + arrays.dst
+    reverse_key = arrays.dst * arrays.n_nodes + arrays.src
+    order = np.argsort(key, kind="stable")
+    pos = np.searchsorted(key[order], reverse_key)
+    pos = np.minimum(pos, len(order) - 1)
+    found = key[order][pos] == reverse_key
+    return np.where(found, order[pos], -1)
+
+
+def routing_from_metrics(problem: TEProblem, metric: np.ndarray, *, method: str = "igp", seconds: float = 0.0,
+                         info: dict | None = None) -> Routing:
+    """The ECMP routing of ``metric`` as explicit paths with fractions (their product of per-node splits)."""
+    routing = ecmp(problem, metric)
+    paths, x = _enumerate_paths(problem, routing)
+    igp_problem = problem.with_paths(paths)
+    info = dict(info or {})
+    info["metric"] = np.asarray(metric, dtype=np.int64)
+    return Routing(igp_problem, x, "mlu", method, seconds, 0.0, info=info)
+
+
+def _enumerate_paths(problem: TEProblem, routing: EcmpRouting) -> tuple[PathSet, np.ndarray]:
+    """Every ECMP path of every pair, found breadth-first for all pairs at once."""
+    arrays = problem.arrays
+    target_row = np.searchsorted(routing.targets, problem.pairs[:, 1])
+    dag_links = [np.flatnonzero(row) for row in routing.on_dag]
+    # Out-links on the DAG per (target row, node), as CSR over rows t * n + u.
+    n = arrays.n_nodes
+    rows = np.concatenate([t * n + arrays.src[links] for t, links in enumerate(dag_links)]) if dag_links else []
+    cols = np.concatenate(dag_links) if dag_links else []
+    order = np.argsort(rows, kind="stable")
+    rows, cols = np.asarray(rows)[order], np.asarray(cols)[order]
+    ptr = np.searchsorted(rows, np.arange(len(routing.targets) * n + 1))
+
+    # States: (pair, node, fraction, parent state, link taken).
+    live = np.flatnonzero(~routing.unreachable)
+    state_pair, state_node = live, problem.pairs[live, 0]
+    state_frac = np.ones(len(live))
+    parent = [np.full(len(live), -1)]
+    taken = [np.full(len(live), -1)]
+    pair_of, frac_of = [state_pair], [state_frac]
+    offsets = [0]
+    done_state: list[np.ndarray] = []
+    total = len(live)
+    for _ in range(n):
+        at_target = state_node == problem.pairs[state_pair, 1]
+        done_state.append(offsets[-1] + np.flatnonzero(at_target))
+        keep = np.flatnonzero(~at_target)
+        if len(keep) == 0:
+            break
+        key = target_row[state_pair[keep]] * n + state_node[keep]
+        counts = ptr[key + 1] - ptr[key]
+        src_state = np.repeat(keep, counts)
+        edge = cols[np.repeat(ptr[key], counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)]
+        new_pair = state_pair[src_state]
+        new_frac = state_frac[src_state] * routing.share[target_row[new_pair], edge]
+        parent.append(offsets[-1] + src_state)
+        taken.append(edge)
+        offsets.append(total)
+        total += len(src_state)
+        state_pair, state_node, state_frac = new_pair, arrays.dst[edge], new_frac
+        pair_of.append(new_pair)
+        frac_of.append(new_frac)
+    parent_all, taken_all = np.concatenate(parent), np.concatenate(taken)
+    pair_all, frac_all = np.concatenate(pair_of), np.concatenate(frac_of)
+    finals = np.concatenate(done_state)
+    finals = finals[np.lexsort((finals, pair_all[finals]))]
+    # Walk each final state back to its start, collecting links (reversed).
+    walks = []
+    cur = finals.copy()
+    while True:
+        link = taken_all[cur]
+        if (link < 0).all():
+            break
+        walks.append(np.where(link >= 0, link, -1))
+        cur = np.where(link >= 0, parent_all[cur], cur)
+    hop_matrix = np.stack(walks[::-1], axis=1) if walks else np.zeros((len(finals), 0), dtype=np.int64)
+    valid = hop_matrix >= 0
+    hops = valid.sum(axis=1)
+    path_links = hop_matrix[valid]  # row-major keeps order: reversed walk gives source -> target
+    counts = np.bincount(pair_all[finals], minlength=problem.paths.n_pairs)
+    paths = PathSet(problem.pairs, np.concatenate([[0], np.cumsum(counts)]), np.concatenate([[0], np.cumsum(hops)]),
+                    path_links.astype(np.int64))
+    return paths, frac_all[finals]

@@ -1,0 +1,338 @@
+"""Traffic engineering: optimality on hand-solvable instances, feasibility on every staged one, certificates,
+failure analysis against recomputation from scratch, IGP metrics, and the CLI's document."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from netpilot.cli import app
+from netpilot.model.formats import attach_demands, import_demands, import_network
+from netpilot.model.io import save_network
+from netpilot.model.network import Demand, Link, Network, Router
+from netpilot.optimize.te.failures import (
+    evaluate_failures,
+    failure_groups,
+    reoptimise_failures,
+    solve_robust_lp,
+)
+from netpilot.optimize.te.fast import solve_fast, solve_fast_flow
+from netpilot.optimize.te.grow import solve_growing
+from netpilot.optimize.te.igp import ecmp, hop_metrics, inverse_capacity_metrics, optimise_metrics, \
+    routing_from_metrics
+from netpilot.optimize.te.lp import solve_lp, unrestricted_mlu
+from netpilot.optimize.te.problem import build_problem
+
+runner = CliRunner()
+REPETITA = "repetita/2016TopologyZooUCL_inverseCapacity"
+
+
+def _net(links: list[tuple[str, str, float]], demands: list[tuple[str, str, float]], *, both: bool = True,
+         down: set[tuple[str, str]] = frozenset()) -> Network:
+    nodes = sorted({n for a, b, _ in links for n in (a, b)})
+    all_links = []
+    for a, b, c in links:
+        pairs = [(a, b), (b, a)] if both else [(a, b)]
+        all_links += [Link(source=s, target=t, capacity=c, state="down" if (s, t) in down else "up")
+                      for s, t in pairs]
+    return Network(name="t", nodes=[Router(id=n) for n in nodes], links=all_links,
+                   demands=[Demand(source=s, target=t, volume=v) for s, t, v in demands])
+
+
+def _triangle(direct: float, via: float) -> Network:
+    return _net([("a", "b", direct), ("a", "c", via), ("c", "b", via)], [("a", "b", 10.0)])
+
+
+# --- optimality by hand ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("direct", "via", "expected"), [(10, 10, 0.5), (10, 30, 0.25), (40, 10, 0.2)])
+def test_mlu_matches_the_hand_solution(direct, via, expected):
+    # Split x direct, 1-x via c: optimum where 10x/direct == 10(1-x)/via, MLU = 10 / (direct + via).
+    problem = build_problem(_triangle(direct, via), cache_dir="")
+    lp = solve_lp(problem)
+    fast = solve_fast(problem, tolerance=1e-4)
+    assert lp.mlu == pytest.approx(expected, rel=1e-6)
+    assert lp.bound == pytest.approx(expected, rel=1e-6)
+    assert fast.mlu == pytest.approx(expected, rel=2e-3)
+    assert fast.bound <= expected + 1e-9 and fast.bound >= expected * 0.99
+
+
+def test_flow_matches_max_flow_by_hand():
+    # 50 units a->b over a 10 direct link and a 10 two-hop route: at most 20 fits.
+    network = _net([("a", "b", 10.0), ("a", "c", 10.0), ("c", "b", 10.0)], [("a", "b", 50.0)])
+    problem = build_problem(network, cache_dir="")
+    lp = solve_lp(problem, "flow")
+    fast = solve_fast_flow(problem, tolerance=1e-3)
+    assert lp.total_flow == pytest.approx(20.0)
+    assert lp.bound == pytest.approx(20.0, rel=1e-6)
+    assert fast.mlu <= 1.0 + 1e-9
+    assert 0.97 * 20.0 <= fast.total_flow <= 20.0 + 1e-9
+    assert fast.bound >= 20.0 - 1e-6
+
+
+def test_growing_paths_reaches_the_unrestricted_optimum():
+    # With one path per pair the a->b demand is stuck on the direct link; a second route exists.
+    network = _triangle(10.0, 10.0)
+    problem = build_problem(network, k=1, cache_dir="")
+    assert solve_lp(problem).mlu == pytest.approx(1.0)
+    optimum, _ = unrestricted_mlu(problem)
+    assert optimum == pytest.approx(0.5)
+    grown = solve_growing(problem, solve_lp)
+    assert grown.mlu == pytest.approx(0.5, rel=1e-6)
+    assert grown.info["paths_added"] == 1
+    assert grown.info["unrestricted_bound"] == pytest.approx(0.5, rel=1e-6)
+
+
+def test_warm_start_needs_fewer_iterations(te_data):
+    network = _repetita(te_data, "GtsCe")
+    problem = build_problem(network, cache_dir="")
+    cold = solve_fast(problem)
+    nudged = problem.with_volume(problem.volume * np.random.default_rng(1).uniform(0.97, 1.03, len(problem.volume)))
+    warm = solve_fast(nudged, x0=cold.x)
+    fresh = solve_fast(nudged)
+    assert warm.iterations < fresh.iterations
+    assert warm.mlu <= solve_lp(nudged).mlu * 1.01
+
+
+# --- every staged instance ----------------------------------------------------------------------------------
+
+def _repetita(te_data: Path, name: str, matrix: int = 0) -> Network:
+    base = te_data / REPETITA
+    network = import_network(base / f"{name}.graph")
+    return attach_demands(network, import_demands(base / f"{name}.{matrix:04d}.demands", network))
+
+
+def _check_routing(routing) -> None:  # noqa: ANN001
+    """Fractions are a distribution per pair; each path is a walk from its pair's source to its target."""
+    problem = routing.problem
+    x, paths, arrays = routing.x, problem.paths, problem.arrays
+    assert (x >= -1e-12).all()
+    assert np.allclose(problem.pair_sum(x), 1.0, atol=1e-9)
+    src, dst = arrays.src[paths.path_links], arrays.dst[paths.path_links]
+    first, last = paths.path_ptr[:-1], paths.path_ptr[1:] - 1
+    assert (src[first] == problem.pairs[paths.path_pair, 0]).all()
+    assert (dst[last] == problem.pairs[paths.path_pair, 1]).all()
+    inner = np.ones(len(src), dtype=bool)
+    inner[last] = False
+    assert (dst[inner] == src[np.flatnonzero(inner) + 1]).all()  # consecutive links meet (flow conservation)
+    assert arrays.up[paths.path_links].all()
+
+
+def _staged_instances(te_data: Path):
+    for graph in sorted((te_data / REPETITA).glob("*.graph")):
+        yield graph.stem, _repetita(te_data, graph.stem)
+    figret = te_data / "figret"
+    for folder, split, k, unit in (("GEANT", "test", 7, "bit/s"), ("Facebook_pod_a", "test", 5, "Mbit/s"),
+                                   ("Facebook_pod_b", "test", 5, "Mbit/s")):
+        network = import_network(figret / folder / f"{folder}.json", unit=unit)
+        yield folder, attach_demands(network, import_demands(figret / folder / split / f"{k}.hist", network,
+                                                             unit=unit))
+    b4 = import_network(te_data / "teal" / "topologies" / "B4.json")
+    yield "B4", attach_demands(b4, import_demands(te_data / "teal" / "derived" / "B4_real_tms_36x12x12.npy", b4))
+    for name, archive in (("abilene", "directed-abilene-zhang-5min-over-6months-ALL.tar.gz"),
+                          ("germany50", "directed-germany50-DFN-aggregated-1day-over-1month.tar.gz")):
+        network = import_network(te_data / "sndlib" / "topologies" / f"{name}.xml", default_capacity=10000.0)
+        yield f"sndlib-{name}", attach_demands(network, import_demands(te_data / "sndlib" / archive, network),
+                                               matrix="peak")
+
+
+def test_fast_is_feasible_and_near_the_lp_on_every_staged_instance(te_data, tmp_path):
+    seen = []
+    for name, network in _staged_instances(te_data):
+        problem = build_problem(network, cache_dir=tmp_path)
+        fast = solve_fast(problem)
+        _check_routing(fast)
+        assert fast.bound <= fast.mlu * (1 + 1e-9), name
+        if problem.paths.n_paths <= 80_000:
+            lp = solve_lp(problem)
+            _check_routing(lp)
+            assert lp.mlu <= fast.mlu * (1 + 1e-7), name  # the LP is optimal: nothing beats it
+            assert fast.bound <= lp.mlu * (1 + 1e-7), name  # the certificate never overstates
+            assert fast.mlu <= lp.mlu * 1.01, name
+        seen.append(name)
+    assert len(seen) >= 18
+
+
+def test_geant_unrestricted_optimum_matches_the_published_opt(te_data):
+    figret = te_data / "figret" / "GEANT"
+    network = import_network(figret / "GEANT.json", unit="bit/s")
+    series = import_demands(figret / "test" / "7.hist", network, unit="bit/s")
+    for index in (0, 300):
+        problem = build_problem(attach_demands(network, series, matrix=index), cache_dir="")
+        optimum, _ = unrestricted_mlu(problem)
+        assert optimum == pytest.approx(series.optimal_mlu[index], rel=1e-5)
+        grown = solve_growing(problem, solve_lp)
+        assert grown.mlu == pytest.approx(series.optimal_mlu[index], rel=1e-5)
+
+
+# --- failures -------------------------------------------------------------------------------------------------
+
+def _loads_from_scratch(network: Network, paths: list[dict]) -> dict[tuple[str, str], float]:
+    load: dict[tuple[str, str], float] = {}
+    for entry in paths:
+        for path in entry["paths"]:
+            for a, b in zip(path["nodes"], path["nodes"][1:]):
+                load[(a, b)] = load.get((a, b), 0.0) + entry["volume"] * path["fraction"]
+    return load
+
+
+def test_failure_evaluation_matches_recomputation_from_scratch(te_data):
+    network = _repetita(te_data, "Geant2012")
+    problem = build_problem(network, cache_dir="")
+    routing = solve_fast(problem)
+    report = evaluate_failures(routing)
+    arrays, paths = problem.arrays, problem.paths
+    assert len(report.failed) == arrays.n_links // 2
+    capacity = {(lk.source, lk.target): lk.capacity for lk in network.links}
+    rng = np.random.default_rng(7)
+    for s in rng.choice(len(report.failed), size=8, replace=False):
+        failed = {(arrays.node_ids[arrays.src[e]], arrays.node_ids[arrays.dst[e]]) for e in report.failed[s]}
+        rerouted, stranded = [], 0.0
+        for i, (a, b) in enumerate(problem.pairs):
+            candidates = [(paths.nodes_of(q, arrays), routing.x[q]) for q in range(paths.pair_ptr[i],
+                                                                                  paths.pair_ptr[i + 1])]
+            alive = [(nodes, f) for nodes, f in candidates
+                     if not any(hop in failed for hop in zip(nodes, nodes[1:]))]
+            if not alive:
+                stranded += problem.volume[i]
+                continue
+            total = sum(f for _, f in alive)
+            shares = [f / total for _, f in alive] if total > 0 else [1 / len(alive)] * len(alive)
+            rerouted.append({"volume": problem.volume[i],
+                             "paths": [{"nodes": n, "fraction": x} for (n, _), x in zip(alive, shares)]})
+        load = _loads_from_scratch(network, rerouted)
+        expected = max(v / capacity[k] for k, v in load.items() if k not in failed)
+        assert report.mlu[s] == pytest.approx(expected, rel=1e-9)
+        assert report.stranded[s] == pytest.approx(stranded)
+
+
+def test_failure_groups_pair_both_directions():
+    network = _net([("a", "b", 1.0), ("b", "c", 1.0), ("a", "c", 1.0)], [("a", "b", 1.0)])
+    groups = failure_groups(network.arrays())
+    assert len(set(groups)) == 3
+    arrays = network.arrays()
+    for g in set(groups):
+        members = np.flatnonzero(groups == g)
+        assert len(members) == 2
+        a, b = members
+        assert (arrays.src[a], arrays.dst[a]) == (arrays.dst[b], arrays.src[b])
+    assert len(set(failure_groups(arrays, bidirectional=False))) == 6
+
+
+def test_reoptimising_after_failures_never_does_worse_than_rerouting(te_data):
+    network = _repetita(te_data, "Abilene")
+    problem = build_problem(network, cache_dir="")
+    routing = solve_fast(problem)
+    moved = evaluate_failures(routing)
+    report, routings = reoptimise_failures(routing)
+    assert (report.mlu <= moved.mlu * (1 + 1e-3)).all()
+    for failed, r in zip(report.failed, routings):
+        assert r.problem.utilisation(r.x)[failed].max() == 0.0
+        assert np.allclose(problem.pair_sum(r.x)[problem.pair_sum(r.x) > 0], 1.0)
+
+
+def test_robust_lp_guarantee_holds_under_every_single_failure():
+    ring = [("a", "b", 10.0), ("b", "c", 10.0), ("c", "d", 10.0), ("d", "e", 10.0), ("e", "a", 10.0)]
+    demands = [(s, t, 2.0) for s in "abcde" for t in "abcde" if s != t]
+    problem = build_problem(_net(ring, demands), cache_dir="")
+    robust = solve_robust_lp(problem)
+    assert robust.info["unprotected_pairs"] == 0
+    worst = evaluate_failures(robust).mlu.max()
+    assert worst <= robust.info["guaranteed_mlu"] + 1e-7
+    plain = solve_lp(problem)
+    assert evaluate_failures(plain).mlu.max() >= worst - 1e-7
+    assert robust.mlu >= plain.mlu - 1e-9
+
+
+# --- IGP metrics ----------------------------------------------------------------------------------------------
+
+def test_ecmp_splits_evenly_over_equal_cost_paths():
+    # Square a-b-d, a-c-d: two equal-cost paths a->d, half each.
+    network = _net([("a", "b", 10.0), ("b", "d", 10.0), ("a", "c", 10.0), ("c", "d", 10.0)], [("a", "d", 8.0)])
+    problem = build_problem(network, cache_dir="")
+    routing = routing_from_metrics(problem, hop_metrics(problem.arrays))
+    (entry,) = routing.pair_paths()
+    assert sorted(p["nodes"] for p in entry["paths"]) == [["a", "b", "d"], ["a", "c", "d"]]
+    assert [p["fraction"] for p in entry["paths"]] == [0.5, 0.5]
+    assert routing.mlu == pytest.approx(0.4)
+
+
+def test_ecmp_loads_equal_loads_of_the_enumerated_paths(te_data):
+    problem = build_problem(_repetita(te_data, "Geant2012"), cache_dir="")
+    metric = problem.arrays.metric
+    routing = routing_from_metrics(problem, metric)
+    assert np.allclose(routing.problem.loads(routing.x), ecmp(problem, metric).loads, rtol=1e-12, atol=1e-12)
+    _check_routing(routing)
+
+
+def test_metric_search_beats_the_textbook_metrics(te_data):
+    problem = build_problem(_repetita(te_data, "Abilene"), cache_dir="")
+    found = optimise_metrics(problem, max_evaluations=150, time_limit=None)
+    hop = routing_from_metrics(problem, hop_metrics(problem.arrays)).mlu
+    inverse = routing_from_metrics(problem, inverse_capacity_metrics(problem.arrays)).mlu
+    assert found.mlu < min(hop, inverse)
+    assert found.mlu >= solve_lp(problem).mlu * (1 - 1e-9) * 0.5  # sanity: not below any routing's optimum
+    metric = found.info["metric"]
+    assert metric.min() >= 1 and metric.max() <= 65535
+
+
+# --- CLI ------------------------------------------------------------------------------------------------------
+
+def _mlu_from_document(network: Network, doc: dict) -> float:
+    load = _loads_from_scratch(network, doc["paths"])
+    capacity = {(lk.source, lk.target): lk.capacity for lk in network.links}
+    return max(v / capacity[k] for k, v in load.items())
+
+
+@pytest.mark.parametrize("method", ["lp", "fast", "igp"])
+def test_cli_document_lets_anyone_recompute_the_mlu(te_data, tmp_path, method):
+    base = te_data / REPETITA
+    out = tmp_path / "te.json"
+    result = runner.invoke(app, ["te", "solve", "--network", str(base / "Abilene.graph"), "--demands",
+                                 str(base / "Abilene.0000.demands"), "--method", method, "--json", str(out),
+                                 "--failures", "--time-limit", "5"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    network = _repetita(te_data, "Abilene")
+    assert doc["objective"] == "mlu" and doc["solve_seconds"] > 0
+    assert _mlu_from_document(network, doc) == pytest.approx(doc["mlu"], rel=1e-6)
+    for entry in doc["paths"]:
+        assert sum(p["fraction"] for p in entry["paths"]) == pytest.approx(1.0, abs=1e-6)
+    assert doc["failures"]["scenarios"] == 14
+    assert ("metrics" in doc) == (method == "igp")
+    assert doc["total_flow"] == pytest.approx(doc["total_demand"])
+
+
+def test_cli_flow_objective_fractions_are_the_satisfied_share(tmp_path):
+    network = _net([("a", "b", 10.0), ("a", "c", 10.0), ("c", "b", 10.0)], [("a", "b", 50.0)])
+    path = tmp_path / "n.yaml"
+    save_network(network, path)
+    out = tmp_path / "f.json"
+    result = runner.invoke(app, ["te", "solve", "--network", str(path), "--objective", "flow", "--method", "lp",
+                                 "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    (entry,) = doc["paths"]
+    assert sum(p["fraction"] for p in entry["paths"]) == pytest.approx(20.0 / 50.0)
+    assert doc["total_flow"] == pytest.approx(20.0)
+
+
+@pytest.mark.parametrize(("links", "demands", "down", "message"), [
+    ([("a", "b", 10.0), ("c", "d", 10.0)], [("a", "d", 1.0)], set(), "no path between them"),
+    ([("a", "b", 10.0), ("b", "c", 0.0)], [("a", "c", 1.0)], set(), "zero capacity"),
+    ([("a", "b", 10.0)], [], set(), "no demands"),
+    ([("a", "b", 10.0), ("b", "c", 10.0)], [("a", "c", 1.0)], {("b", "c")}, "no path between them"),
+])
+def test_cli_refuses_unroutable_input_clearly(tmp_path, links, demands, down, message):
+    network = _net(links, demands, down=down)
+    path = tmp_path / "n.yaml"
+    from netpilot.model.io import dumps_network
+    path.write_text(dumps_network(network))
+    result = runner.invoke(app, ["te", "solve", "--network", str(path), "--json", str(tmp_path / "o.json")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
