@@ -3,6 +3,7 @@ failure analysis against recomputation from scratch, IGP metrics, and the CLI's 
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -22,8 +23,7 @@ from netpilot.optimize.te.failures import (
 )
 from netpilot.optimize.te.fast import solve_fast, solve_fast_flow
 from netpilot.optimize.te.grow import solve_growing
-from netpilot.optimize.te.igp import ecmp, hop_metrics, inverse_capacity_metrics, optimise_metrics, \
-    routing_from_metrics
+from netpilot.optimize.te.igp import ecmp, hop_metrics, inverse_capacity_metrics, optimise_metrics, routing_from_metrics
 from netpilot.optimize.te.lp import solve_lp, unrestricted_mlu
 from netpilot.optimize.te.problem import build_problem
 
@@ -106,7 +106,7 @@ def _repetita(te_data: Path, name: str, matrix: int = 0) -> Network:
     return attach_demands(network, import_demands(base / f"{name}.{matrix:04d}.demands", network))
 
 
-def _check_routing(routing) -> None:  # noqa: ANN001
+def _check_routing(routing) -> None:
     """Fractions are a distribution per pair; each path is a walk from its pair's source to its target."""
     problem = routing.problem
     x, paths, arrays = routing.x, problem.paths, problem.arrays
@@ -192,11 +192,11 @@ def test_failure_evaluation_matches_recomputation_from_scratch(te_data):
     for s in rng.choice(len(report.failed), size=8, replace=False):
         failed = {(arrays.node_ids[arrays.src[e]], arrays.node_ids[arrays.dst[e]]) for e in report.failed[s]}
         rerouted, stranded = [], 0.0
-        for i, (a, b) in enumerate(problem.pairs):
+        for i, (_a, _b) in enumerate(problem.pairs):
             candidates = [(paths.nodes_of(q, arrays), routing.x[q]) for q in range(paths.pair_ptr[i],
                                                                                   paths.pair_ptr[i + 1])]
             alive = [(nodes, f) for nodes, f in candidates
-                     if not any(hop in failed for hop in zip(nodes, nodes[1:]))]
+                     if not any(hop in failed for hop in itertools.pairwise(nodes))]
             if not alive:
                 stranded += problem.volume[i]
                 continue
@@ -322,7 +322,7 @@ def test_cli_flow_objective_fractions_are_the_satisfied_share(tmp_path):
 
 
 @pytest.mark.parametrize(("links", "demands", "down", "message"), [
-    ([("a", "b", 10.0), ("c", "d", 10.0)], [("a", "d", 1.0)], set(), "no path between them"),
+    ([("a", "b", 10.0), ("c", "d", 10.0)], [("a", "d", 1.0)], set(), "not connected"),
     ([("a", "b", 10.0), ("b", "c", 0.0)], [("a", "c", 1.0)], set(), "zero capacity"),
     ([("a", "b", 10.0)], [], set(), "no demands"),
     ([("a", "b", 10.0), ("b", "c", 10.0)], [("a", "c", 1.0)], {("b", "c")}, "no path between them"),

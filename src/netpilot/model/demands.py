@@ -49,3 +49,15 @@ def matrix_from_demands(nodes: list[str] | tuple[str, ...], demands: list[Demand
     for d in demands:
         matrix[index[d.source], index[d.target]] += d.volume
     return matrix
+
+
+def gravity_matrix(capacity_out: np.ndarray, *, noise: float = 0.0, seed: int = 0) -> np.ndarray:
+    """(N, N) gravity-model traffic: ``d_ij ∝ w_i w_j`` with ``w`` each node's total outgoing capacity (the
+    "gravity" model of NCFlow and Teal), times log-normal noise of spread ``noise``; diagonal 0, total 1."""
+    weight = np.asarray(capacity_out, dtype=float)
+    matrix = np.outer(weight, weight)
+    if noise > 0:
+        matrix *= np.random.default_rng(seed).lognormal(0.0, noise, matrix.shape)
+    np.fill_diagonal(matrix, 0.0)
+    total = matrix.sum()
+    return matrix / total if total > 0 else matrix

@@ -17,8 +17,8 @@ from netpilot.model.units import inverse_capacity_metric
 SAMPLE_NAME = "sample_network.yaml"
 CELL_UPLINK_MBPS = 10_000.0
 EDGE_UPLINK_MBPS = 100_000.0
-CELL_TO_EDGE_MBPS = 100.0
-EDGE_TO_CELL_MBPS = 300.0
+CELL_TO_EDGE_MBPS = 20.0
+EDGE_TO_CELL_MBPS = 60.0
 
 
 def bundled_network_path() -> Path:
@@ -104,6 +104,7 @@ def build_sample_network(backbone_graph: str | Path, backbone_demands: str | Pat
         "notes": [f"{len(routers)} backbone routers, {cells_per_router} cell sites per router on "
                   f"{CELL_UPLINK_MBPS:g} Mbit/s uplinks, {len(edge_ids)} edge GPU sites at the best-connected "
                   f"PoPs ({', '.join(hubs)}) on {EDGE_UPLINK_MBPS:g} Mbit/s uplinks",
-                  "each cell sends 100 Mbit/s to and receives 300 Mbit/s from its nearest edge site"],
+                  f"each cell sends {CELL_TO_EDGE_MBPS:g} Mbit/s to and receives {EDGE_TO_CELL_MBPS:g} Mbit/s "
+                  "from its nearest edge site"],
         "nodes": nodes, "links": links, "demands": backbone_demands_out + cell_demands,
     }, file="<sample>")

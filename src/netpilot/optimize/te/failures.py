@@ -107,7 +107,7 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *,
     started = time.perf_counter()
     problem = routing.problem
     scenarios = _scenarios(problem, groups)
-    results = [solve_fast(problem, x0=routing.x, failed_links=failed, tolerance=tolerance) for failed in scenarios]
+    results = [solve_fast(problem, start=routing, failed_links=failed, tolerance=tolerance) for failed in scenarios]
     mlu = np.array([r.mlu for r in results])
     worst = np.array([int(np.argmax(r.problem.utilisation(r.x))) for r in results])
     stranded = np.array([float(problem.volume @ (problem.pair_sum(r.x) <= 0)) for r in results])

@@ -68,14 +68,17 @@ def _smoothed(u: np.ndarray, beta: float) -> float:
     return float(top + np.log(np.exp(beta * (u - top)).sum()) / beta)
 
 
-def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: float = 0.005,
+def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routing | None = None,
+               tolerance: float = 0.005,
                max_iterations: int = 1000, time_limit: float | None = None, hot_weight: float = 1e-3,
                refresh_every: int = 6, stall_ramp: float = 1.6,
                settle: float = 0.001, initial_sharpness: float | None = None, patience: int = 30,
                failed_links: np.ndarray | None = None, warm_sharpness: float = 32.0) -> Routing:
     """A routing minimising MLU over the path set, within ``tolerance`` of optimal when it converges.
 
-    ``x0`` warm-starts from an earlier routing (say, the last interval's). Links whose price (softmax weight)
+    ``x0`` warm-starts from an earlier routing's fractions; ``start`` from an earlier routing on the same path
+    set (say, the last interval's), its link prices and step sizes too, so that a matrix close to the last one
+    is often certified before the first step. Links whose price (softmax weight)
     is at least ``hot_weight`` times the top link's are hot, and only pairs that send traffic over a hot link
     and have another path are optimised; the rest is background load until the next refresh.
     ``failed_links``: links to route around (their paths carry nothing; pairs left without a path are dropped).
@@ -90,6 +93,8 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: f
         crossing = np.zeros(problem.arrays.n_links)
         crossing[failed_links] = 1.0
         enabled = (problem.incidence_t @ crossing) == 0
+    if start is not None and x0 is None:
+        x0 = start.x
     x = initial_split(problem) if x0 is None else np.asarray(x0, dtype=float)
     x = _feasible(problem, x, enabled)
     incidence = problem.incidence
@@ -106,8 +111,19 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: f
         initial_sharpness = 4.0 if x0 is None else warm_sharpness
     sharpness = initial_sharpness
     boldness = 1.0
+    if start is not None and "sharpness" in start.info:
+        sharpness, boldness = max(start.info["sharpness"] / 2, initial_sharpness), start.info["boldness"]
     best_bound, best_mlu, best_x = 0.0, np.inf, x
     best_price = inv_cap
+    if start is not None and "link_price" in start.info:
+        # The last answer's prices, with failed links priced out and their paths barred, bound this instance.
+        best_price = np.where(inv_cap > 0, start.info["link_price"], 0.0)
+        best_bound = _restricted_bound(problem, best_price, enabled, cap, finite & (inv_cap > 0))
+        carried_over = float((problem.loads(x) * inv_cap).max(initial=0.0))
+        if carried_over <= best_bound * (1 + tolerance):
+            return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, 0,
+                           info={"active_pairs": 0, "sharpness": sharpness, "boldness": boldness,
+                                 "link_price": best_price})
     smoothed_price = None
     iterations = improved_at = 0
     checkpoint = np.inf
@@ -155,7 +171,11 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: f
             since_refresh = refresh_every
             sharpness = min(sharpness * stall_ramp, 400.0)
             continue
-        cost = active.at @ price
+        # One pass over the sparse matrix for the path costs, the curvature and (now and then) the averaged prices.
+        check_smoothed = iterations % 3 == 0
+        columns = [price, beta * w * u * inv_cap] + ([smoothed_price] if check_smoothed else [])
+        products = active.at @ np.column_stack(columns)
+        cost, curvature = products[:, 0].copy(), products[:, 1]
         if not enabled.all():
             cost[~enabled[active.paths]] = np.inf
         cheapest = np.minimum.reduceat(cost, active.starts)
@@ -163,8 +183,8 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: f
         bound = (float(active.pair_demand @ cheapest) + float(price @ pinned_load)) / float(w[finite].sum())
         if bound > best_bound:
             best_bound, best_price = bound, price
-        if iterations % 3 == 0:
-            bound = _bound(active, smoothed_price, cap, finite, pinned_load)
+        if check_smoothed:
+            bound = _bound(active, products[:, 2], smoothed_price, cap, finite, pinned_load)
             if bound > best_bound:
                 best_bound, best_price = bound, smoothed_price
         if best_mlu <= best_bound * (1 + tolerance):
@@ -184,7 +204,6 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: f
         moving = (xa > 0) & (excess > 0)
         # Second derivative of the smoothed max along a path, bounded by letting all traffic on each link move
         # together (Gershgorin); ``boldness`` learns how pessimistic that is.
-        curvature = active.at @ (beta * w * u * inv_cap)
         denom = curvature + curvature[target_path]
         step = np.where(moving, np.minimum(xa, boldness * excess / np.maximum(denom, 1e-300)), 0.0)
         gained = np.bincount(active.owner, weights=step, minlength=len(active.starts))
@@ -210,38 +229,56 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: f
     x = _feasible(problem, x, enabled)
     return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, iterations,
                    info={"active_pairs": 0 if active is None else len(active.starts), "sharpness": sharpness,
-                         "link_price": best_price})
+                         "boldness": boldness, "link_price": best_price})
 
 
-def _bound(active: _Active, price: np.ndarray, cap: np.ndarray, finite: np.ndarray, pinned_load: np.ndarray) -> float:
+def _restricted_bound(problem: TEProblem, price: np.ndarray, enabled: np.ndarray, cap: np.ndarray,
+                      counted: np.ndarray) -> float:
+    """``TEProblem.mlu_lower_bound`` when only ``enabled`` paths may carry traffic (pairs with none are
+    left out: they cannot be served at all)."""
+    budget = float(price[counted] @ cap[counted])
+    if budget <= 0:
+        return 0.0
+    cost = np.where(enabled, problem.incidence_t @ price, np.inf)
+    cheapest = problem.pair_min(cost)
+    servable = np.isfinite(cheapest)
+    return float(problem.demand[servable] @ cheapest[servable]) / budget
+
+
+def _bound(active: _Active, path_cost: np.ndarray, price: np.ndarray, cap: np.ndarray, finite: np.ndarray,
+           pinned_load: np.ndarray) -> float:
     """The duality bound of ``TEProblem.mlu_lower_bound`` over the active and single-path pairs only."""
     budget = float(price[finite] @ cap[finite])
     if budget <= 0:
         return 0.0
-    cheapest = np.minimum.reduceat(active.at @ price, active.starts)
+    cheapest = np.minimum.reduceat(path_cost, active.starts)
     return (float(active.pair_demand @ cheapest) + float(price @ pinned_load)) / budget
 
 
-def _line_search(u: np.ndarray, du: np.ndarray, beta: float, rounds: int = 14) -> tuple[float, float]:
-    """(alpha, decrease): the smoothed maximum of ``u + alpha du`` minimised over [0, 1] (convex: golden section)."""
-    lo, hi = 0.0, 1.0
-    g = 0.6180339887498949
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = _smoothed(u + a * du, beta), _smoothed(u + b * du, beta)
+def _line_search(u: np.ndarray, du: np.ndarray, beta: float, rounds: int = 6) -> tuple[float, float]:
+    """(alpha, decrease): the smoothed maximum of ``u + alpha du`` minimised over [0, 1] by safeguarded Newton
+    steps on its exact first and second derivatives (it is convex in alpha)."""
+    lo, hi, alpha = 0.0, 1.0, 1.0
     for _ in range(rounds):
-        if fa <= fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = _smoothed(u + a * du, beta)
+        z = beta * (u + alpha * du)
+        w = np.exp(z - z.max())
+        w /= w.sum()
+        slope = float(w @ du)
+        mean_sq = float(w @ (du * du))
+        curvature = beta * max(mean_sq - slope * slope, 0.0)
+        if slope < 0:
+            lo = alpha
+            if alpha >= 1.0:
+                break
         else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = _smoothed(u + b * du, beta)
-    alpha = 0.5 * (lo + hi)
-    f0, f_alpha, f_one = _smoothed(u, beta), _smoothed(u + alpha * du, beta), _smoothed(u + du, beta)
-    if f_one <= f_alpha:
-        return 1.0, f0 - f_one
-    return alpha, f0 - f_alpha
+            hi = alpha
+        newton = alpha - slope / curvature if curvature > 0 else (lo + hi) / 2
+        alpha = newton if lo < newton < hi else (lo + hi) / 2
+    alpha = lo if alpha < lo else alpha
+    decrease = _smoothed(u, beta) - _smoothed(u + alpha * du, beta)
+    if decrease < 0:
+        return 0.0, 0.0
+    return alpha, decrease
 
 
 def _feasible(problem: TEProblem, x: np.ndarray, enabled: np.ndarray | None = None) -> np.ndarray:
@@ -333,7 +370,7 @@ def solve_fast_flow(problem: TEProblem, *, x0: np.ndarray | None = None, toleran
         du = (a @ (d_path * dx)) * inv_cap
         base_carried = float(problem.demand @ carried)
         dflow = float(problem.demand @ dcarried)
-        alpha = _golden(lambda t: objective(u + t * du, base_carried + t * dflow))
+        alpha = _golden(lambda t, u=u, du=du, c=base_carried, f=dflow: objective(u + t * du, c + t * f))
         boldness = min(boldness * 2.0, 1e4) if alpha > 0.9 else max(boldness * max(alpha, 0.25) * 1.5, 1e-3)
         x = np.clip(x + alpha * dx, 0.0, 1.0)
         u = u + alpha * du
@@ -361,7 +398,7 @@ def _scale_to_capacity(problem: TEProblem, x: np.ndarray, u: np.ndarray) -> np.n
     return x * factor
 
 
-def _golden(f, rounds: int = 16) -> float:  # noqa: ANN001
+def _golden(f, rounds: int = 16) -> float:
     g = 0.6180339887498949
     lo, hi = 0.0, 1.0
     a, b = hi - g, g

@@ -28,8 +28,9 @@ def solve_growing(problem: TEProblem, solve: Callable[..., Routing], *, rounds: 
     """Solve, add the paths the prices ask for, and solve again until the unrestricted bound is met.
 
     ``warm`` restarts each solve from the last routing; ``margin`` is how much cheaper (relative) a new path
-    must be (approximate prices, like the fast method's, call for a few per cent). The result's ``info`` says how many paths were added and carries ``unrestricted_bound``: a lower bound on
-    the MLU of any routing at all, over any paths, from the same prices.
+    must be (approximate prices, like the fast method's, call for a few per cent). The result's ``info``
+    says how many paths were added and carries ``unrestricted_bound``: a lower bound on the MLU of any
+    routing at all, over any paths, from the same prices.
     """
     routing = solve(problem)
     added_total = 0

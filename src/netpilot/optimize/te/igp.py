@@ -3,88 +3,20 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 
 from netpilot.model.network import NetworkArrays
+from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.optimize.te.paths import PathSet
 from netpilot.optimize.te.problem import Routing, TEProblem
 
 MAX_METRIC = 65535
 
 
-@dataclass(frozen=True)
-class EcmpRouting:
-    """Where ECMP over shortest paths under ``metric`` sends each destination's traffic."""
-
-    metric: np.ndarray       # (L,) int
-    targets: np.ndarray      # (T,) destination node indices
-    on_dag: np.ndarray       # (T, L) bool: link lies on a shortest path towards the target
-    share: np.ndarray        # (T, L) float: fraction of the link's source-node traffic it carries
-    link_flow: np.ndarray    # (T, L) normalised traffic towards each target on each link
-    unreachable: np.ndarray  # (P,) bool: pair with no path
-
-    @property
-    def loads(self) -> np.ndarray:
-        return self.link_flow.sum(axis=0)
-
-
 def ecmp(problem: TEProblem, metric: np.ndarray, up: np.ndarray | None = None) -> EcmpRouting:
-    """Shortest-path routing with even splits over equal-cost next hops (per node, as routers do), for every
-    pair of ``problem``, all destinations at once."""
-    arrays = problem.arrays
-    up = arrays.up if up is None else up
-    metric = np.asarray(metric, dtype=np.int64)
-    n, n_links = arrays.n_nodes, arrays.n_links
-    targets, pair_target = np.unique(problem.pairs[:, 1], return_inverse=True)
-    links = np.flatnonzero(up)
-    # Distances *to* each target: Dijkstra from the target on the reversed graph (lightest parallel link).
-    reverse = _lightest(arrays.dst[links], arrays.src[links], metric[links].astype(float), n)
-    dist = dijkstra(reverse, indices=targets)  # (T, N): dist[t, u] = distance u -> target t
-    src, dst = arrays.src, arrays.dst
-    on_dag = np.zeros((len(targets), n_links), dtype=bool)
-    on_dag[:, links] = np.isfinite(dist[:, src[links]]) & (dist[:, src[links]] == metric[links] + dist[:, dst[links]])
-    next_hops = np.zeros((len(targets), n))
-    rows = np.repeat(np.arange(len(targets)), on_dag.sum(axis=1))
-    np.add.at(next_hops, (rows, src[np.nonzero(on_dag)[1]]), 1.0)
-    share = np.where(on_dag, 1.0 / np.maximum(next_hops[:, src], 1.0), 0.0)
-    # Traffic entering each node for each target, pushed down the DAG until it settles (depth <= n steps).
-    injected = np.zeros((len(targets), n))
-    np.add.at(injected, (pair_target, problem.pairs[:, 0]), problem.demand)
-    reachable = np.isfinite(dist[pair_target, problem.pairs[:, 0]])
-    injected[pair_target[~reachable], problem.pairs[~reachable, 0]] = 0.0
-    injected[np.arange(len(targets)), targets] = 0.0
-    through = injected.copy()
-    flow = np.zeros_like(share)
-    for _ in range(n):
-        flow = through[:, src] * share
-        arriving = np.zeros_like(through)
-        _scatter_columns(arriving, dst, flow)
-        arriving[np.arange(len(targets)), targets] = 0.0
-        updated = injected + arriving
-        if np.array_equal(updated, through):
-            break
-        through = updated
-    flow = through[:, src] * share
-    return EcmpRouting(metric, targets, on_dag, share, flow, ~reachable)
-
-
-def _scatter_columns(out: np.ndarray, columns: np.ndarray, values: np.ndarray) -> None:
-    """``out[:, columns[j]] += values[:, j]`` for every j, duplicates summed."""
-    n = out.shape[1]
-    matrix = sp.csr_matrix((np.ones(len(columns)), (np.arange(len(columns)), columns)), shape=(len(columns), n))
-    out += values @ matrix
-
-
-def _lightest(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
-    keys = src * n + dst
-    order = np.lexsort((w, keys))
-    keys, w = keys[order], w[order]
-    first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=bool)
-    return sp.csr_matrix((w[first], (keys[first] // n, keys[first] % n)), shape=(n, n))
+    """ECMP routing of ``problem``'s (normalised) demands under ``metric``."""
+    return ecmp_flows(problem.arrays, metric, problem.pairs, problem.demand, up)
 
 
 def ecmp_utilisation(problem: TEProblem, metric: np.ndarray, up: np.ndarray | None = None) -> np.ndarray:
@@ -215,7 +147,8 @@ def _enumerate_paths(problem: TEProblem, routing: EcmpRouting) -> tuple[PathSet,
         key = target_row[state_pair[keep]] * n + state_node[keep]
         counts = ptr[key + 1] - ptr[key]
         src_state = np.repeat(keep, counts)
-        edge = cols[np.repeat(ptr[key], counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)]
+        within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+        edge = cols[np.repeat(ptr[key], counts) + within]
         new_pair = state_pair[src_state]
         new_frac = state_frac[src_state] * routing.share[target_row[new_pair], edge]
         parent.append(offsets[-1] + src_state)

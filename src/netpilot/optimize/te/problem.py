@@ -180,6 +180,17 @@ def build_problem(network: Network, *, demands: list[Demand] | None = None, k: i
         raise InputError.at(f"{len(zero)} links are up with zero capacity ({shown}); set them down or give them "
                             "capacity", field="links")
     pairs, volume = aggregate_demands(network, demands)
+    return problem_from_pairs(arrays, pairs, volume, k=k, weight=weight, cache_dir=cache_dir)
+
+
+def problem_from_pairs(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, *, k: int = 4,
+                       weight: str = "hop", cache_dir: str | Path | None = None) -> TEProblem:
+    """The TE instance for demand ``volume`` (Mbit/s) between node-index ``pairs``; no Demand objects needed,
+    which matters for matrices with hundreds of thousands of pairs."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    volume = np.asarray(volume, dtype=float)
+    if len(pairs) == 0 or not (volume > 0).any():
+        raise InputError.at("the demand matrix is empty: nothing to route", field="demands")
     paths = k_shortest_paths(arrays, pairs, k, weight=weight, cache_dir=cache_dir)
     stranded = np.flatnonzero(paths.paths_per_pair == 0)
     if len(stranded):

@@ -1,0 +1,1 @@
+"""Observe: telemetry schema, the network simulator, stores and ingestion."""

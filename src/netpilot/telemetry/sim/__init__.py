@@ -1,0 +1,1 @@
+"""A fluid simulator of the network over time, with faults whose ground truth it keeps."""

@@ -1,0 +1,370 @@
+"""The network over time as a fluid model: demand follows real cell traffic's weekly shape, flows follow the
+current forwarding (IGP ECMP, or explicit path splits), and link, cell and edge-site KPIs follow from load and
+capacity. Faults change the state; the simulator keeps their ground truth and emits what an NMS would see."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import scipy.sparse as sp
+
+from netpilot.model.network import Network
+from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.telemetry.schema import Event, FaultRecord, cell_entity, edge_entity, link_entity, node_entity
+from netpilot.telemetry.sim.faults import Fault, name_faults
+from netpilot.telemetry.sim.profile import bundled_profile, profile_at
+
+#: Radio throughput per physical resource block, Mbit/s (273 PRBs of 100 MHz NR give about 1 Gbit/s).
+MBPS_PER_PRB = 3.7
+#: Mean throughput of an active user, Mbit/s: turns cell traffic into a user count.
+MBPS_PER_USER = 1.5
+CONGESTED = 0.9
+LOSSY = 0.01
+DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
+RELEVANT_PARAMS = {"link_down": ("one_way",), "link_degrade": ("one_way", "loss", "capacity_factor"),
+                   "link_flap": ("one_way", "period_minutes"), "flash_crowd": ("multiplier",),
+                   "misconfig": ("one_way", "metric")}
+
+
+@dataclass
+class StepResult:
+    """One step: every KPI as arrays over the simulator's entity lists, and the events raised."""
+
+    ts: datetime
+    minute: float
+    link_load: np.ndarray
+    link_utilisation: np.ndarray
+    link_loss: np.ndarray
+    link_latency: np.ndarray
+    link_up: np.ndarray
+    node_up: np.ndarray
+    cell_traffic: np.ndarray
+    cell_prb: np.ndarray
+    cell_users: np.ndarray
+    cell_up: np.ndarray
+    edge_gpu: np.ndarray
+    edge_ran_share: np.ndarray
+    edge_up: np.ndarray
+    events: list[Event] = field(default_factory=list)
+    overload: float = 0.0  # Mbit/s offered above capacity, summed over links
+    blackholed: float = 0.0  # Mbit/s of demand with no path
+
+
+class Simulator:
+    """Deterministic for a given ``seed``. Call ``step()`` repeatedly; change routing between steps with
+    ``set_metrics`` or ``set_path_splits``; inject faults at any time with ``inject``."""
+
+    def __init__(self, network: Network, *, seed: int = 0, step_seconds: float = 60.0,
+                 start: datetime = DEFAULT_START, faults: list[Fault] | None = None,
+                 profile: np.ndarray | None = None, noise: float = 0.08) -> None:
+        self.network = network
+        self.arrays = arrays = network.arrays()
+        self.rng = np.random.default_rng(seed)
+        self.step_seconds = float(step_seconds)
+        self.start = start.astimezone(UTC)
+        self.profile = bundled_profile() if profile is None else np.asarray(profile, dtype=float)
+        self.noise = noise
+        self.faults: list[Fault] = []
+        self.truth: list[FaultRecord] = []
+        self.minute = 0.0
+        self.metric = arrays.metric.astype(np.int64).copy()
+        self._splits: dict[tuple[int, int], list[tuple[np.ndarray, float]]] | None = None
+        self._routing_cache: dict[bytes, object] = {}
+
+        ids = arrays.node_ids
+        n = arrays.n_nodes
+        keys = np.unique(arrays.demand_src * n + arrays.demand_dst, return_inverse=True)
+        self.pairs = np.stack([keys[0] // n, keys[0] % n], axis=1)
+        self.base_volume = np.bincount(keys[1], weights=arrays.demand_volume, minlength=len(keys[0]))
+        node_scale = self.rng.lognormal(0.0, 0.15, n)
+        self.base_volume = self.base_volume * np.sqrt(node_scale[self.pairs[:, 0]] * node_scale[self.pairs[:, 1]])
+        self._ar = np.zeros(len(self.pairs))
+
+        kinds = [node.kind for node in network.nodes]
+        self.cells = np.array([i for i, k in enumerate(kinds) if k == "cell_site"], dtype=np.int64)
+        self.edges = np.array([i for i, k in enumerate(kinds) if k == "edge_site"], dtype=np.int64)
+        self.cell_capacity = np.array([network.nodes[i].prbs * MBPS_PER_PRB for i in self.cells])
+        self.link_ids = [link_entity(lk.source, lk.target, lk.key) for lk in network.links]
+        self.node_ids = [node_entity(i) for i in ids]
+        self.cell_ids = [cell_entity(ids[i]) for i in self.cells]
+        self.edge_ids = [edge_entity(ids[i]) for i in self.edges]
+        # Each cell's traffic to and from edge sites decides the RAN share of that site's GPUs.
+        self._edge_traffic_base = np.array([self.base_volume[(self.pairs == e).any(axis=1)].sum() for e in self.edges])
+        self._previous: dict[str, np.ndarray] = {}
+        for fault in name_faults(list(faults or [])):
+            self._check_target(fault)
+            self.faults.append(fault)
+
+    # --- control -------------------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> datetime:
+        return self.start + timedelta(minutes=self.minute)
+
+    def inject(self, fault: Fault) -> Fault:
+        """Schedule a fault (``at_minute`` counts from the start of the run, as in a fault file)."""
+        named = fault if fault.id else fault.model_copy(update={"id": f"F{len(self.faults) + 1}-{fault.kind}"
+                                                                      f"@{fault.at_minute:g}"})
+        self._check_target(named)
+        self.faults.append(named)
+        return named
+
+    def set_metrics(self, metric: np.ndarray | dict[str, int]) -> None:
+        """New IGP metrics (per link, in the network's link order, or by link id ``A->B``)."""
+        if isinstance(metric, dict):
+            index = {lk.id: i for i, lk in enumerate(self.network.links)}
+            for link_id, value in metric.items():
+                self.metric[index[link_id]] = int(value)
+        else:
+            self.metric = np.asarray(metric, dtype=np.int64).copy()
+
+    def set_path_splits(self, splits: dict[tuple[str, str], list[tuple[list[str], float]]] | None) -> None:
+        """Explicit routing (SR-TE / weighted ECMP): per (source, target), node paths with fractions. Pairs it
+        does not name, and pairs whose paths all fail, follow the IGP. ``None`` returns everything to the IGP."""
+        if splits is None:
+            self._splits = None
+            return
+        idx, arrays = self.arrays.index, self.arrays
+        by_ends = {}
+        for e in range(arrays.n_links):
+            by_ends.setdefault((int(arrays.src[e]), int(arrays.dst[e])), e)
+        converted: dict[tuple[int, int], list[tuple[np.ndarray, float]]] = {}
+        for (a, b), paths in splits.items():
+            entry = []
+            for nodes, fraction in paths:
+                links = np.array([by_ends[(idx[u], idx[v])] for u, v in zip(nodes, nodes[1:])], dtype=np.int64)
+                entry.append((links, float(fraction)))
+            converted[(idx[a], idx[b])] = entry
+        self._splits = converted
+
+    # --- the model ------------------------------------------------------------------------------------------
+
+    def _state(self) -> dict[str, np.ndarray]:
+        arrays = self.arrays
+        link_up = arrays.up.copy()
+        capacity = arrays.capacity.copy()
+        extra_loss = np.zeros(arrays.n_links)
+        node_up = np.ones(arrays.n_nodes, dtype=bool)
+        demand_factor = np.ones(arrays.n_nodes)
+        metric = self.metric.copy()
+        index = arrays.index
+        for fault in self.faults:
+            if not fault.active(self.minute):
+                continue
+            if fault.kind in ("link_down", "link_degrade", "link_flap", "misconfig"):
+                links = self._links_of(fault)
+                if fault.kind == "link_down":
+                    link_up[links] = False
+                elif fault.kind == "link_flap":
+                    phase = ((self.minute - fault.at_minute) % fault.period_minutes) / fault.period_minutes
+                    if phase < 0.5:
+                        link_up[links] = False
+                elif fault.kind == "link_degrade":
+                    capacity[links] *= fault.capacity_factor
+                    extra_loss[links] = np.maximum(extra_loss[links], fault.loss)
+                else:
+                    metric[links] = fault.metric
+            elif fault.kind in ("router_down", "cell_outage", "edge_failure"):
+                node_up[index[fault.target]] = False
+            elif fault.kind == "flash_crowd":
+                node = index[fault.target]
+                demand_factor[node] *= fault.multiplier
+                if self.network.nodes[node].kind == "router":
+                    # A region: the router and the cells attached to it.
+                    for e in np.flatnonzero(arrays.src == node):
+                        if self.network.nodes[arrays.dst[e]].kind == "cell_site":
+                            demand_factor[arrays.dst[e]] *= fault.multiplier
+        dead_node = ~node_up
+        link_up &= ~(dead_node[arrays.src] | dead_node[arrays.dst])
+        return {"link_up": link_up, "capacity": capacity, "extra_loss": extra_loss, "node_up": node_up,
+                "demand_factor": demand_factor, "metric": metric}
+
+    def _links_of(self, fault: Fault) -> np.ndarray:
+        a, b = fault.link_ends()
+        ia, ib = self.arrays.index[a], self.arrays.index[b]
+        src, dst = self.arrays.src, self.arrays.dst
+        forward = (src == ia) & (dst == ib)
+        backward = (src == ib) & (dst == ia)
+        return np.flatnonzero(forward if fault.one_way else forward | backward)
+
+    def _check_target(self, fault: Fault) -> None:
+        index = self.arrays.index
+        if fault.kind in ("link_down", "link_degrade", "link_flap", "misconfig"):
+            a, b = fault.link_ends()
+            if a not in index or b not in index or len(self._links_of(fault)) == 0:
+                raise ValueError(f"fault {fault.id}: no link between {a} and {b}")
+        elif not isinstance(fault.target, str) or fault.target not in index:
+            raise ValueError(f"fault {fault.id}: unknown node {fault.target!r}")
+
+    def _ecmp(self, metric: np.ndarray, link_up: np.ndarray) -> EcmpRouting:
+        key = metric.tobytes() + link_up.tobytes()
+        routing = self._routing_cache.get(key)
+        if routing is None:
+            if len(self._routing_cache) > 64:
+                self._routing_cache.clear()
+            routing = ecmp_flows(self.arrays, metric, self.pairs, self.base_volume, link_up)
+            self._routing_cache[key] = routing
+        return routing
+
+    def _link_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray) -> tuple[np.ndarray, float]:
+        """(loads per link, traffic with no path)."""
+        igp_volume = volume.copy()
+        loads = np.zeros(self.arrays.n_links)
+        if self._splits:
+            matrix, covered = self._split_matrix(link_up)
+            loads += matrix @ np.where(covered, volume, 0.0)
+            igp_volume = np.where(covered, 0.0, volume)
+        routing = self._ecmp(metric, link_up)
+        loads += routing.link_loads(igp_volume)
+        return loads, float(igp_volume[routing.unreachable].sum())
+
+    def _split_matrix(self, link_up: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        key = b"splits" + link_up.tobytes() + str(id(self._splits)).encode()
+        cached = self._routing_cache.get(key)
+        if cached is not None:
+            return cached
+        pair_index = {(int(a), int(b)): i for i, (a, b) in enumerate(self.pairs)}
+        rows, cols, vals = [], [], []
+        covered = np.zeros(len(self.pairs), dtype=bool)
+        for ends, paths in self._splits.items():
+            p = pair_index.get(ends)
+            if p is None:
+                continue
+            alive = [(links, f) for links, f in paths if link_up[links].all() and f > 0]
+            total = sum(f for _, f in alive)
+            if total <= 0:
+                continue  # every path failed: the IGP takes over, as with a fallback LSP
+            covered[p] = True
+            for links, f in alive:
+                rows.extend(links.tolist())
+                cols.extend([p] * len(links))
+                vals.extend([f / total] * len(links))
+        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(self.arrays.n_links, len(self.pairs)))
+        self._routing_cache[key] = (matrix, covered)
+        return matrix, covered
+
+    def step(self) -> StepResult:
+        """Advance one step and report what the network measured during it."""
+        arrays = self.arrays
+        state = self._state()
+        self._record_truth()
+        hour_of_week = (self.now - self.now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 3600
+        hour_of_week += 24 * self.now.weekday()
+        # The network file's demands are the busy-hour matrix (what operators plan for): the peak hour of the
+        # weekly profile carries them in full, quieter hours a share.
+        level = profile_at(self.profile, hour_of_week) / float(self.profile.max())
+        phi = 0.9
+        self._ar = phi * self._ar + np.sqrt(1 - phi * phi) * self.rng.standard_normal(len(self.pairs))
+        noise = np.exp(self.noise * self._ar - self.noise ** 2 / 2)
+        factor = state["demand_factor"]
+        volume = self.base_volume * level * noise * factor[self.pairs[:, 0]] * factor[self.pairs[:, 1]]
+        node_up = state["node_up"]
+        volume = np.where(node_up[self.pairs[:, 0]] & node_up[self.pairs[:, 1]], volume, 0.0)
+
+        link_up = state["link_up"]
+        loads, blackholed = self._link_loads(volume, state["metric"], link_up)
+        capacity = np.where(link_up, state["capacity"], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            utilisation = np.where(capacity > 0, loads / capacity, 0.0)
+            overload_loss = np.where(loads > capacity, 1.0 - capacity / np.maximum(loads, 1e-12), 0.0)
+        loss = 1.0 - (1.0 - overload_loss) * (1.0 - state["extra_loss"])
+        rho = np.minimum(utilisation, 0.995)
+        queue_ms = 0.05 * rho / (1.0 - rho) + np.where(utilisation > 1.0, 20.0, 0.0)
+        latency = arrays.latency_ms + queue_ms
+        overload = float(np.maximum(loads - capacity, 0.0)[link_up].sum())
+
+        cell_traffic = np.zeros(len(self.cells))
+        if len(self.cells):
+            per_node = np.bincount(self.pairs[:, 0], weights=volume, minlength=arrays.n_nodes) + \
+                np.bincount(self.pairs[:, 1], weights=volume, minlength=arrays.n_nodes)
+            cell_traffic = per_node[self.cells]
+        cell_up = node_up[self.cells]
+        cell_prb = np.clip(cell_traffic / self.cell_capacity, 0.0, 1.0) if len(self.cells) else cell_traffic
+        cell_users = np.round(cell_traffic / MBPS_PER_USER * self.rng.lognormal(0.0, 0.05, len(self.cells)))
+        edge_up = node_up[self.edges]
+        edge_gpu = np.zeros(len(self.edges))
+        edge_ran = np.zeros(len(self.edges))
+        for j, e in enumerate(self.edges):
+            touching = (self.pairs == e).any(axis=1)
+            homed = np.isin(self.cells, self.pairs[touching].ravel())
+            edge_ran[j] = 0.2 + 0.5 * (cell_prb[homed].mean() if homed.any() else 0.0)
+            served = volume[touching].sum() / max(self._edge_traffic_base[j], 1e-9)
+            edge_gpu[j] = min(1.0, edge_ran[j] + 0.35 * served)
+        edge_gpu = np.where(edge_up, edge_gpu, 0.0)
+        edge_ran = np.where(edge_up, edge_ran, 0.0)
+
+        result = StepResult(self.now, self.minute, loads, utilisation, loss, latency, link_up, node_up, cell_traffic,
+                            cell_prb, cell_users, cell_up, edge_gpu, edge_ran, edge_up, overload=overload,
+                            blackholed=blackholed)
+        result.events = self._events(result)
+        self.minute += self.step_seconds / 60.0
+        return result
+
+    # --- what an operator sees --------------------------------------------------------------------------------
+
+    def _events(self, r: StepResult) -> list[Event]:
+        events: list[Event] = []
+        checks = [
+            ("link_up", r.link_up, self.link_ids, "link_down", "critical", "link down", True),
+            ("node_up", r.node_up, self.node_ids, "node_down", "critical", "router unreachable", True),
+            ("cell_up", r.cell_up, self.cell_ids, "cell_down", "critical", "cell out of service", True),
+            ("edge_up", r.edge_up, self.edge_ids, "edge_site_down", "critical", "edge GPU site down", True),
+            ("congested", (r.link_utilisation > CONGESTED) & r.link_up, self.link_ids, "congestion", "warning",
+             f"utilisation above {CONGESTED:.0%}", False),
+            ("lossy", (r.link_loss > LOSSY) & r.link_up, self.link_ids, "high_loss", "major",
+             f"loss above {LOSSY:.0%}", False),
+        ]
+        for name, now, ids, kind, severity, text, alarm_when_false in checks:
+            bad = ~now if alarm_when_false else now
+            before = self._previous.get(name, np.zeros_like(bad))
+            for i in np.flatnonzero(bad & ~before):
+                events.append(Event(r.ts, ids[i], kind, severity, text))
+            for i in np.flatnonzero(~bad & before):
+                events.append(Event(r.ts, ids[i], kind, "cleared", f"{text}: cleared"))
+            self._previous[name] = bad
+        return events
+
+    def _record_truth(self) -> None:
+        known = {t.fault_id for t in self.truth}
+        for fault in self.faults:
+            if fault.id not in known and fault.active(self.minute):
+                end = None if fault.duration_minutes is None else \
+                    self.start + timedelta(minutes=fault.at_minute + fault.duration_minutes)
+                params = {name: getattr(fault, name) for name in RELEVANT_PARAMS.get(fault.kind, ())}
+                target = "->".join(fault.target) if isinstance(fault.target, list) else fault.target
+                self.truth.append(FaultRecord(fault.id, fault.kind, target,
+                                              self.start + timedelta(minutes=fault.at_minute), end, params))
+
+
+def sample_columns(sim: Simulator, result: StepResult) -> tuple[list[str], list[str], np.ndarray]:
+    """(entity, metric, value) of every sample of a step, in long form. A link or node that is down reports
+    only ``up = 0``: its counters are not there to read."""
+    entities: list[str] = []
+    metrics: list[str] = []
+    values: list[np.ndarray] = []
+
+    def add(ids: list[str], mask: np.ndarray, name: str, data: np.ndarray) -> None:
+        chosen = np.flatnonzero(mask)
+        entities.extend(ids[i] for i in chosen)
+        metrics.extend([name] * len(chosen))
+        values.append(np.asarray(data, dtype=float)[chosen])
+
+    everyone = np.ones(len(sim.link_ids), dtype=bool)
+    up = result.link_up
+    add(sim.link_ids, everyone, "up", up.astype(float))
+    for name, data in (("load", result.link_load), ("utilisation", result.link_utilisation),
+                       ("loss", result.link_loss), ("latency", result.link_latency)):
+        add(sim.link_ids, up, name, data)
+    add(sim.node_ids, np.ones(len(sim.node_ids), dtype=bool), "up", result.node_up.astype(float))
+    cells = np.ones(len(sim.cell_ids), dtype=bool)
+    add(sim.cell_ids, cells, "up", result.cell_up.astype(float))
+    for name, data in (("traffic", result.cell_traffic), ("prb_utilisation", result.cell_prb),
+                       ("users", result.cell_users)):
+        add(sim.cell_ids, result.cell_up, name, data)
+    edges = np.ones(len(sim.edge_ids), dtype=bool)
+    add(sim.edge_ids, edges, "up", result.edge_up.astype(float))
+    for name, data in (("gpu_utilisation", result.edge_gpu), ("gpu_ran_share", result.edge_ran_share)):
+        add(sim.edge_ids, result.edge_up, name, data)
+    return entities, metrics, np.concatenate(values) if values else np.zeros(0)

@@ -1,0 +1,326 @@
+"""Where telemetry is kept: one small interface, DuckDB embedded by default, PostgreSQL as the server option.
+
+Writes are idempotent on ``(ts, entity, metric)``: the same sample written twice (a replay, a redelivery after a
+restart) is stored once, with the last value. Samples travel as Arrow tables with columns ``ts`` (UTC
+timestamps), ``entity``, ``metric``, ``value``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from netpilot.telemetry.schema import DeadLetter, Event, FaultRecord, Sample
+
+SAMPLE_SCHEMA = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("entity", pa.string()),
+                           ("metric", pa.string()), ("value", pa.float64())])
+
+
+def samples_table(ts: Iterable[datetime] | np.ndarray, entity: list[str], metric: list[str],
+                  value: np.ndarray | list[float]) -> pa.Table:
+    return pa.table({"ts": pa.array(list(ts) if not isinstance(ts, np.ndarray) else ts,
+                                    type=pa.timestamp("us", tz="UTC")),
+                     "entity": pa.array(entity, pa.string()), "metric": pa.array(metric, pa.string()),
+                     "value": pa.array(np.asarray(value, dtype=float), pa.float64())}, schema=SAMPLE_SCHEMA)
+
+
+def table_of(samples: list[Sample]) -> pa.Table:
+    return samples_table([s.ts for s in samples], [s.entity for s in samples], [s.metric for s in samples],
+                         [s.value for s in samples])
+
+
+class Store(Protocol):
+    """The telemetry store interface every backend implements."""
+
+    def write(self, samples: pa.Table) -> int: ...
+    def query(self, entity: str, metric: str, start: datetime | None = None,
+              end: datetime | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+    def latest(self, entity: str | None = None, metric: str | None = None) -> list[Sample]: ...
+    def retention(self, before: datetime) -> int: ...
+    def write_events(self, events: list[Event]) -> int: ...
+    def events(self, start: datetime | None = None, end: datetime | None = None) -> list[Event]: ...
+    def write_faults(self, faults: list[FaultRecord]) -> int: ...
+    def faults(self) -> list[FaultRecord]: ...
+    def dead_letter(self, letters: list[DeadLetter]) -> int: ...
+    def dead_letters(self) -> list[DeadLetter]: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS samples (ts TIMESTAMPTZ NOT NULL, entity VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    value DOUBLE PRECISION NOT NULL, PRIMARY KEY (ts, entity, metric));
+CREATE TABLE IF NOT EXISTS events (ts TIMESTAMPTZ NOT NULL, entity VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    severity VARCHAR NOT NULL, text VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS faults (fault_id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, target VARCHAR NOT NULL,
+    start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ, params VARCHAR NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (received TIMESTAMPTZ NOT NULL, source VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL, raw VARCHAR NOT NULL);
+"""
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class DuckDBStore:
+    """The embedded default: one DuckDB file (or ``:memory:``)."""
+
+    def __init__(self, path: str | Path = ":memory:") -> None:
+        import duckdb
+
+        self.path = str(path)
+        self.db = duckdb.connect(self.path)
+        self.db.execute("SET TimeZone = 'UTC'")
+        self.db.execute(_TABLES)
+
+    def write(self, samples: pa.Table) -> int:
+        if samples.num_rows == 0:
+            return 0
+        batch = samples.cast(SAMPLE_SCHEMA)
+        self.db.register("incoming", batch)
+        try:
+            # Last write wins within the batch too (a duplicate inside one delivery).
+            self.db.execute("""INSERT OR REPLACE INTO samples
+                SELECT ts, entity, metric, last(value ORDER BY rownum) FROM
+                  (SELECT *, row_number() OVER () AS rownum FROM incoming) GROUP BY ts, entity, metric""")
+        finally:
+            self.db.unregister("incoming")
+        return batch.num_rows
+
+    def query(self, entity: str, metric: str, start: datetime | None = None,
+              end: datetime | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(timestamps as datetime64[us] UTC, values), in time order, ``start <= ts < end``."""
+        sql = "SELECT epoch_us(ts) AS us, value FROM samples WHERE entity = ? AND metric = ?"
+        params: list[object] = [entity, metric]
+        if start is not None:
+            sql += " AND ts >= ?"
+            params.append(_utc(start))
+        if end is not None:
+            sql += " AND ts < ?"
+            params.append(_utc(end))
+        columns = self.db.execute(sql + " ORDER BY ts", params).fetchnumpy()
+        return np.asarray(columns["us"], dtype="int64").astype("datetime64[us]"), np.asarray(columns["value"], float)
+
+    def latest(self, entity: str | None = None, metric: str | None = None) -> list[Sample]:
+        where, params = _filters(entity, metric)
+        rows = self.db.execute(f"""SELECT CAST(ts AS TIMESTAMP), entity, metric, value FROM samples {where}
+            QUALIFY row_number() OVER (PARTITION BY entity, metric ORDER BY ts DESC) = 1
+            ORDER BY entity, metric""", params).fetchall()
+        return [Sample(_utc(ts), e, m, v) for ts, e, m, v in rows]
+
+    def retention(self, before: datetime) -> int:
+        ((count,),) = self.db.execute("SELECT count(*) FROM samples WHERE ts < ?", [_utc(before)]).fetchall()
+        self.db.execute("DELETE FROM samples WHERE ts < ?", [_utc(before)])
+        self.db.execute("DELETE FROM events WHERE ts < ?", [_utc(before)])
+        return int(count)
+
+    def write_events(self, events: list[Event]) -> int:
+        if events:
+            self.db.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                                [(_utc(e.ts), e.entity, e.kind, e.severity, e.text) for e in events])
+        return len(events)
+
+    def events(self, start: datetime | None = None, end: datetime | None = None) -> list[Event]:
+        rows = self.db.execute("SELECT CAST(ts AS TIMESTAMP), entity, kind, severity, text FROM events "
+                               "WHERE ts >= ? AND ts < ? "
+                               "ORDER BY ts, entity", [_utc(start) or datetime.min.replace(tzinfo=UTC),
+                                                       _utc(end) or datetime.max.replace(tzinfo=UTC)]).fetchall()
+        return [Event(_utc(r[0]), *r[1:]) for r in rows]
+
+    def write_faults(self, faults: list[FaultRecord]) -> int:
+        if faults:
+            self.db.executemany("INSERT OR REPLACE INTO faults VALUES (?, ?, ?, ?, ?, ?)",
+                                [(f.fault_id, f.kind, f.target, _utc(f.start), _utc(f.end), json.dumps(f.params))
+                                 for f in faults])
+        return len(faults)
+
+    def faults(self) -> list[FaultRecord]:
+        rows = self.db.execute("SELECT fault_id, kind, target, CAST(start_ts AS TIMESTAMP), CAST(end_ts AS TIMESTAMP), "
+                               "params FROM faults ORDER BY start_ts, fault_id").fetchall()
+        return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
+
+    def dead_letter(self, letters: list[DeadLetter]) -> int:
+        if letters:
+            self.db.executemany("INSERT INTO dead_letters VALUES (?, ?, ?, ?)",
+                                [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+        return len(letters)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        rows = self.db.execute("SELECT CAST(received AS TIMESTAMP), source, reason, raw FROM dead_letters "
+                               "ORDER BY received").fetchall()
+        return [DeadLetter(_utc(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def count(self) -> int:
+        ((count,),) = self.db.execute("SELECT count(*) FROM samples").fetchall()
+        return int(count)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _filters(entity: str | None, metric: str | None, placeholder: str = "?") -> tuple[str, list[object]]:
+    clauses, params = [], []
+    if entity is not None:
+        clauses.append(f"entity = {placeholder}")
+        params.append(entity)
+    if metric is not None:
+        clauses.append(f"metric = {placeholder}")
+        params.append(metric)
+    return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class PostgresStore:
+    """PostgreSQL (psycopg 3): bulk writes by COPY into a temporary table, then one upsert.
+
+    ``schema`` keeps netpilot's tables apart (tests use a throw-away schema per run).
+    """
+
+    def __init__(self, dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres", schema: str = "netpilot") -> None:
+        try:
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - only without the extra
+            raise RuntimeError("the PostgreSQL store needs psycopg: pip install 'netpilot[postgres]'") from exc
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+            raise ValueError(f"schema name {schema!r} must be lower-case letters, digits and _")
+        self.schema = schema
+        self.db = psycopg.connect(dsn, autocommit=False)
+        with self.db.cursor() as cur:
+            cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            cur.execute(f"SET search_path TO {schema}")
+            cur.execute(_TABLES.replace("VARCHAR", "TEXT"))
+        self.db.commit()
+
+    def write(self, samples: pa.Table) -> int:
+        if samples.num_rows == 0:
+            return 0
+        ts = samples.column("ts").to_pylist()
+        rows = zip(ts, samples.column("entity").to_pylist(), samples.column("metric").to_pylist(),
+                   samples.column("value").to_pylist())
+        with self.db.cursor() as cur:
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (n BIGSERIAL, ts TIMESTAMPTZ, entity TEXT, "
+                        "metric TEXT, value DOUBLE PRECISION) ON COMMIT DELETE ROWS")
+            with cur.copy("COPY incoming (ts, entity, metric, value) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cur.execute("""INSERT INTO samples (ts, entity, metric, value)
+                SELECT DISTINCT ON (ts, entity, metric) ts, entity, metric, value FROM incoming
+                ORDER BY ts, entity, metric, n DESC
+                ON CONFLICT (ts, entity, metric) DO UPDATE SET value = EXCLUDED.value""")
+        self.db.commit()
+        return samples.num_rows
+
+    def query(self, entity: str, metric: str, start: datetime | None = None,
+              end: datetime | None = None) -> tuple[np.ndarray, np.ndarray]:
+        sql = "SELECT ts, value FROM samples WHERE entity = %s AND metric = %s"
+        params: list[object] = [entity, metric]
+        if start is not None:
+            sql += " AND ts >= %s"
+            params.append(_utc(start))
+        if end is not None:
+            sql += " AND ts < %s"
+            params.append(_utc(end))
+        with self.db.cursor() as cur:
+            rows = cur.execute(sql + " ORDER BY ts", params).fetchall()
+        self.db.commit()
+        ts = np.array([r[0].astimezone(UTC).replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
+        return ts, np.array([r[1] for r in rows], dtype=float)
+
+    def latest(self, entity: str | None = None, metric: str | None = None) -> list[Sample]:
+        where, params = _filters(entity, metric, "%s")
+        with self.db.cursor() as cur:
+            rows = cur.execute(f"""SELECT DISTINCT ON (entity, metric) ts, entity, metric, value FROM samples {where}
+                ORDER BY entity, metric, ts DESC""", params).fetchall()
+        self.db.commit()
+        return [Sample(_utc(ts), e, m, v) for ts, e, m, v in rows]
+
+    def retention(self, before: datetime) -> int:
+        with self.db.cursor() as cur:
+            cur.execute("DELETE FROM samples WHERE ts < %s", [_utc(before)])
+            count = cur.rowcount
+            cur.execute("DELETE FROM events WHERE ts < %s", [_utc(before)])
+        self.db.commit()
+        return int(count)
+
+    def _many(self, sql: str, rows: list[tuple]) -> int:
+        if rows:
+            with self.db.cursor() as cur:
+                cur.executemany(sql, rows)
+            self.db.commit()
+        return len(rows)
+
+    def write_events(self, events: list[Event]) -> int:
+        return self._many("INSERT INTO events VALUES (%s, %s, %s, %s, %s)",
+                          [(_utc(e.ts), e.entity, e.kind, e.severity, e.text) for e in events])
+
+    def events(self, start: datetime | None = None, end: datetime | None = None) -> list[Event]:
+        with self.db.cursor() as cur:
+            rows = cur.execute("SELECT ts, entity, kind, severity, text FROM events WHERE ts >= %s AND ts < %s "
+                               "ORDER BY ts, entity", [_utc(start) or datetime.min.replace(tzinfo=UTC),
+                                                       _utc(end) or datetime.max.replace(tzinfo=UTC)]).fetchall()
+        self.db.commit()
+        return [Event(_utc(r[0]), *r[1:]) for r in rows]
+
+    def write_faults(self, faults: list[FaultRecord]) -> int:
+        return self._many("""INSERT INTO faults VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (fault_id) DO UPDATE
+            SET kind = EXCLUDED.kind, target = EXCLUDED.target, start_ts = EXCLUDED.start_ts,
+                end_ts = EXCLUDED.end_ts, params = EXCLUDED.params""",
+                          [(f.fault_id, f.kind, f.target, _utc(f.start), _utc(f.end), json.dumps(f.params))
+                           for f in faults])
+
+    def faults(self) -> list[FaultRecord]:
+        with self.db.cursor() as cur:
+            rows = cur.execute("SELECT * FROM faults ORDER BY start_ts, fault_id").fetchall()
+        self.db.commit()
+        return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
+
+    def dead_letter(self, letters: list[DeadLetter]) -> int:
+        return self._many("INSERT INTO dead_letters VALUES (%s, %s, %s, %s)",
+                          [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self.db.cursor() as cur:
+            rows = cur.execute("SELECT * FROM dead_letters ORDER BY received").fetchall()
+        self.db.commit()
+        return [DeadLetter(_utc(r[0]), r[1], r[2], r[3]) for r in rows]
+
+    def count(self) -> int:
+        with self.db.cursor() as cur:
+            (n,) = cur.execute("SELECT count(*) FROM samples").fetchone()
+        self.db.commit()
+        return int(n)
+
+    def drop(self) -> None:
+        """Remove this store's schema and everything in it."""
+        with self.db.cursor() as cur:
+            cur.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+        self.db.commit()
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def open_store(url: str | Path) -> Store:
+    """A store from a location: ``postgresql://...`` (optionally ``?schema=name``) or a DuckDB file path."""
+    text = str(url)
+    if text.startswith(("postgresql://", "postgres://")):
+        base, _, query = text.partition("?")
+        schema = "netpilot"
+        rest = []
+        for part in query.split("&") if query else []:
+            key, _, value = part.partition("=")
+            if key == "schema":
+                schema = value
+            else:
+                rest.append(part)
+        return PostgresStore(base + ("?" + "&".join(rest) if rest else ""), schema=schema)
+    return DuckDBStore(text)

@@ -1,0 +1,393 @@
+"""Telemetry: the simulator and its faults, the stores (DuckDB and the real PostgreSQL), file and NATS ingestion
+with dead letters, the Prometheus exporter, and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from prometheus_client import generate_latest
+from typer.testing import CliRunner
+
+from netpilot.cli import app
+from netpilot.errors import InputError
+from netpilot.model.io import load_network
+from netpilot.model.sample import bundled_network_path
+from netpilot.telemetry.exporter import registry_for
+from netpilot.telemetry.ingest import consume_sync, ingest_records, publish_sync, replay_file
+from netpilot.telemetry.schema import Event, FaultRecord, known_entities
+from netpilot.telemetry.sim.faults import Fault, load_faults
+from netpilot.telemetry.sim.run import simulate
+from netpilot.telemetry.sim.simulator import Simulator
+from netpilot.telemetry.store import DuckDBStore, PostgresStore, samples_table
+
+runner = CliRunner()
+T0 = datetime(2026, 1, 5, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def network():
+    return load_network(bundled_network_path())
+
+
+def _link(sim: Simulator, a: str, b: str) -> int:
+    return sim.link_ids.index(f"link:{a}->{b}")
+
+
+def _run(network, faults, steps, seed=3):  # noqa: ANN001, ANN202
+    sim = Simulator(network, seed=seed, faults=faults)
+    return sim, [sim.step() for _ in range(steps)]
+
+
+# --- simulator --------------------------------------------------------------------------------------------
+
+def test_same_seed_same_run_other_seed_other_run(network):
+    a = simulate(network, hours=0.25, seed=5).samples
+    b = simulate(network, hours=0.25, seed=5).samples
+    c = simulate(network, hours=0.25, seed=6).samples
+    assert a.equals(b)
+    assert not np.allclose(a.column("value").to_numpy(), c.column("value").to_numpy())
+
+
+def test_traffic_follows_the_daily_profile(network):
+    sim = Simulator(network, seed=1, noise=0.0)
+    by_hour = []
+    for _ in range(24):
+        by_hour.append(sim.step().cell_traffic.sum())
+        sim.minute += 59  # jump to the next hour
+    assert min(by_hour[2:7]) < 0.5 * max(by_hour[18:23])  # night is quieter than evening, as in the LTE cells
+
+
+def test_link_down_moves_traffic_and_raises_then_clears_an_alarm(network):
+    fault = Fault(kind="link_down", target=["DE", "AT"], at_minute=2, duration_minutes=3)
+    sim, steps = _run(network, [fault], 7)
+    _, quiet = _run(network, [], 7)
+    e = _link(sim, "DE", "AT")
+    assert steps[1].link_up[e] and not steps[2].link_up[e] and not steps[4].link_up[e] and steps[5].link_up[e]
+    assert steps[3].link_load[e] == 0.0
+    assert not np.allclose(steps[3].link_load, quiet[3].link_load)  # rerouted elsewhere
+    raised = [ev for ev in steps[2].events if ev.kind == "link_down" and ev.severity == "critical"]
+    assert {ev.entity for ev in raised} == {"link:DE->AT", "link:AT->DE"}
+    assert any(ev.kind == "link_down" and ev.severity == "cleared" for ev in steps[5].events)
+    (truth,) = sim.truth
+    assert (truth.kind, truth.target, truth.start, truth.end) == ("link_down", "DE->AT", T0 + timedelta(minutes=2),
+                                                                 T0 + timedelta(minutes=5))
+
+
+def test_router_down_takes_its_links_and_demands(network):
+    sim, steps = _run(network, [Fault(kind="router_down", target="MK", at_minute=1)], 3)
+    node = sim.arrays.index["MK"]
+    assert not steps[2].node_up[node]
+    touching = (sim.arrays.src == node) | (sim.arrays.dst == node)
+    assert not steps[2].link_up[touching].any()
+    assert any(ev.kind == "node_down" and ev.entity == "node:MK" for ev in steps[1].events)
+
+
+def test_degradation_loses_and_fills_the_link(network):
+    fault = Fault(kind="link_degrade", target=["DE", "AT"], at_minute=1, loss=0.05, capacity_factor=0.5)
+    sim, steps = _run(network, [fault], 3)
+    _, quiet = _run(network, [], 3)
+    e = _link(sim, "DE", "AT")
+    assert steps[2].link_loss[e] >= 0.05
+    assert steps[2].link_utilisation[e] == pytest.approx(2 * quiet[2].link_utilisation[e])
+    assert any(ev.kind == "high_loss" and ev.entity == "link:DE->AT" for ev in steps[1].events)
+
+
+def test_flapping_link_alternates(network):
+    sim, steps = _run(network, [Fault(kind="link_flap", target=["DE", "AT"], at_minute=0, period_minutes=2)], 6)
+    e = _link(sim, "DE", "AT")
+    assert [bool(s.link_up[e]) for s in steps] == [False, True] * 3
+
+
+def test_cell_outage_flash_crowd_and_edge_failure(network):
+    cell = "DE-cell1"
+    faults = [Fault(kind="cell_outage", target="DE-cell1", at_minute=1),
+              Fault(kind="flash_crowd", target="FR-cell1", at_minute=1, multiplier=3.0),
+              Fault(kind="edge_failure", target=network.nodes_of_kind("edge_site")[0].id, at_minute=1)]
+    sim, steps = _run(network, faults, 2)
+    _, quiet = _run(network, [], 2)
+    c = sim.cell_ids.index(f"cell:{cell}")
+    assert not steps[1].cell_up[c] and steps[1].cell_traffic[c] == 0.0
+    f = sim.cell_ids.index("cell:FR-cell1")
+    assert steps[1].cell_traffic[f] == pytest.approx(3.0 * quiet[1].cell_traffic[f])
+    assert not steps[1].edge_up[0] and steps[1].edge_gpu[0] == 0.0
+    assert {ev.kind for ev in steps[1].events} >= {"cell_down", "edge_site_down"}
+
+
+def test_misconfigured_metric_shifts_traffic_silently(network):
+    sim, steps = _run(network, [Fault(kind="misconfig", target=["DE", "AT"], at_minute=1, metric=60000)], 2)
+    _, quiet = _run(network, [], 2)
+    e = _link(sim, "DE", "AT")
+    assert steps[1].link_load[e] < 0.5 * quiet[1].link_load[e]
+    assert not any(ev.kind == "link_down" for ev in steps[1].events)
+
+
+def test_routing_changes_while_running(network):
+    sim = Simulator(network, seed=2)
+    before = sim.step()
+    e = _link(sim, "DE", "AT")
+    heavier = sim.metric.copy()
+    heavier[e] = 65000
+    sim.set_metrics(heavier)
+    after = sim.step()
+    assert after.link_load[e] < before.link_load[e]
+
+
+def _detour(sim: Simulator) -> tuple[str, str, str]:
+    """Routers a, b with a demand and a direct link a->b, and c with links a->c->b."""
+    ids, links = sim.arrays.node_ids, set(sim.link_ids)
+    for a, b in sim.pairs:
+        if sim.network.nodes[a].kind != "router" or sim.network.nodes[b].kind != "router":
+            continue
+        na, nb = ids[a], ids[b]
+        if f"link:{na}->{nb}" not in links:
+            continue
+        for c in ids:
+            if f"link:{na}->{c}" in links and f"link:{c}->{nb}" in links and c not in (na, nb):
+                return na, nb, c
+    raise AssertionError("the sample network has no detour")
+
+
+def test_explicit_path_splits_carry_exactly_their_share(network):
+    direct, detour = Simulator(network, seed=2, noise=0.0), Simulator(network, seed=2, noise=0.0)
+    a, b, c = _detour(direct)
+    direct.set_path_splits({(a, b): [([a, b], 1.0)]})
+    detour.set_path_splits({(a, b): [([a, c, b], 0.25), ([a, b], 0.75)]})
+    one, other = direct.step(), detour.step()
+    p = int(np.flatnonzero((direct.pairs == [direct.arrays.index[a], direct.arrays.index[b]]).all(axis=1))[0])
+    level = one.link_load[_link(direct, a, b)] - other.link_load[_link(direct, a, b)]
+    moved = other.link_load[_link(direct, a, c)] - one.link_load[_link(direct, a, c)]
+    assert level == pytest.approx(moved) and level > 0
+    # The quarter that moved is a quarter of the pair's volume at this step.
+    share_of_peak = direct.profile[0] / direct.profile.max()  # Monday 00:00, no noise
+    assert level == pytest.approx(0.25 * direct.base_volume[p] * share_of_peak)
+    # A failed path's share goes to the surviving one; with none left, the IGP takes over.
+    detour.inject(Fault(kind="link_down", target=[a, c], at_minute=detour.minute))
+    after = detour.step()
+    assert after.link_load[_link(direct, a, c)] == 0.0
+
+
+def test_fault_file_errors_name_the_line(tmp_path, network):
+    path = tmp_path / "faults.yaml"
+    path.write_text("faults:\n- {kind: link_down, target: [DE, AT], at_minute: 5}\n"
+                    "- {kind: meteor_strike, target: DE, at_minute: 9}\n")
+    with pytest.raises(InputError) as info:
+        load_faults(path)
+    problem = info.value.problems[0]
+    assert problem.line == 3 and "kind" in (problem.field or "")
+    path.write_text("- {kind: link_down, target: [DE, XX], at_minute: 5}\n")
+    with pytest.raises(ValueError, match="no link between DE and XX"):
+        Simulator(network, faults=load_faults(path))
+
+
+# --- stores -----------------------------------------------------------------------------------------------
+
+def _postgres_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["duckdb", "postgres"])
+def store(request, tmp_path):
+    if request.param == "duckdb":
+        s = DuckDBStore(tmp_path / "t.duckdb")
+        yield s
+        s.close()
+        return
+    if not _postgres_available():
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    s = PostgresStore("postgresql://postgres@127.0.0.1:5432/test", schema=f"t_{uuid.uuid4().hex[:12]}")
+    yield s
+    s.drop()
+    s.close()
+
+
+def _table(rows):  # noqa: ANN001, ANN202
+    return samples_table([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
+
+
+def test_store_writes_are_idempotent_and_queries_read_back(store):
+    rows = [(T0 + timedelta(minutes=i), "link:A->B", "utilisation", 0.1 * i) for i in range(10)]
+    assert store.write(_table(rows)) == 10
+    store.write(_table(rows[3:6]))  # a replay
+    store.write(_table([(T0 + timedelta(minutes=4), "link:A->B", "utilisation", 9.0)]))  # a correction
+    assert store.count() == 10
+    ts, values = store.query("link:A->B", "utilisation", T0 + timedelta(minutes=2), T0 + timedelta(minutes=6))
+    assert list(np.round(values, 6)) == [0.2, 0.3, 9.0, 0.5]
+    assert ts[0] == np.datetime64("2026-01-05T00:02:00")
+    (latest,) = store.latest("link:A->B", "utilisation")
+    assert latest.value == pytest.approx(0.9) and latest.ts == T0 + timedelta(minutes=9)
+    assert store.retention(T0 + timedelta(minutes=5)) == 5
+    assert store.count() == 5
+
+
+def test_store_keeps_events_faults_and_dead_letters(store):
+    store.write_events([Event(T0, "link:A->B", "link_down", "critical", "link down")])
+    store.write_faults([FaultRecord("F1", "link_down", "A->B", T0, None, {"one_way": False})])
+    from netpilot.telemetry.schema import DeadLetter
+    store.dead_letter([DeadLetter(T0, "f.csv:3", "value: not a number", '{"value": "x"}')])
+    assert store.events()[0].kind == "link_down"
+    assert store.faults()[0].params == {"one_way": False}
+    assert store.dead_letters()[0].source == "f.csv:3"
+
+
+def test_duplicate_rows_inside_one_batch_keep_the_last(store):
+    rows = [(T0, "cell:C", "users", 1.0), (T0, "cell:C", "users", 2.0)]
+    store.write(_table(rows))
+    assert store.query("cell:C", "users")[1].tolist() == [2.0]
+
+
+# --- ingestion --------------------------------------------------------------------------------------------
+
+def _csv(path, rows):  # noqa: ANN001, ANN202
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["timestamp", "entity", "metric", "value", "unit"])
+        writer.writerows(rows)
+
+
+def test_csv_replay_dead_letters_bad_records_and_keeps_the_good(tmp_path, network):
+    path = tmp_path / "in.csv"
+    _csv(path, [
+        ["2026-01-05T00:02:00Z", "link:DE->AT", "utilisation", "0.5", "ratio"],
+        ["2026-01-05T00:01:00Z", "link:DE->AT", "utilisation", "0.4", ""],      # out of order: fine
+        ["2026-01-05T00:01:00Z", "link:DE->AT", "utilisation", "0.4", ""],      # duplicate: stored once
+        ["yesterday", "link:DE->AT", "utilisation", "0.5", ""],                  # bad timestamp
+        ["2026-01-05T00:03:00Z", "link:XX->YY", "utilisation", "0.5", ""],       # unknown entity
+        ["2026-01-05T00:03:00Z", "link:DE->AT", "utilisation", "nan", ""],       # NaN
+        ["2026-01-05T00:03:00Z", "link:DE->AT", "utilisation", "high", ""],      # wrong type
+        ["2026-01-05T00:03:00Z", "link:DE->AT", "utilisation", "50", "percent"],  # wrong unit
+        ["2026-01-05T00:03:00Z", "link:DE->AT", "prb_utilisation", "0.5", ""],  # metric of another kind
+    ])
+    store = DuckDBStore()
+    report = replay_file(path, store, known_entities(network))
+    assert (report.accepted, report.dead) == (3, 6)
+    assert store.count() == 2
+    reasons = {d.source.rsplit(":", 1)[1]: d.reason for d in store.dead_letters()}
+    assert reasons["5"].startswith("timestamp") and reasons["6"].startswith("entity")
+    assert reasons["7"].startswith("value") and reasons["8"].startswith("value")
+    assert reasons["9"].startswith("unit") and reasons["10"].startswith("entity/metric")
+    assert json.loads(store.dead_letters()[0].raw)["timestamp"] == "yesterday"
+
+
+def test_parquet_replay_of_a_simulation_stores_every_sample(tmp_path, network):
+    result = simulate(network, hours=0.1, seed=1)
+    path = tmp_path / "s.parquet"
+    pq.write_table(result.samples, path)
+    store = DuckDBStore()
+    report = replay_file(path, store, known_entities(network))
+    assert report.dead == 0 and report.accepted == result.samples.num_rows == store.count()
+    again = replay_file(path, store, known_entities(network))
+    assert again.accepted == report.accepted and store.count() == report.accepted
+
+
+def _nats_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _nats_available(), reason="NATS is not listening on 127.0.0.1:4222")
+def test_nats_consumer_loses_nothing_across_a_restart(network):
+    tag = uuid.uuid4().hex[:10]
+    subject, stream = f"nptest.{tag}", f"NPTEST_{tag}"
+    good = [{"timestamp": (T0 + timedelta(minutes=i)).isoformat(), "entity": "link:DE->AT",
+             "metric": "load", "value": float(i), "unit": "Mbit/s"} for i in range(250)]
+    bad = [{"timestamp": T0.isoformat(), "entity": "link:DE->AT", "metric": "load", "value": "NaN"},
+           {"timestamp": T0.isoformat(), "entity": "cell:nowhere", "metric": "users", "value": 3}]
+    url = "nats://127.0.0.1:4222"
+    assert publish_sync(url, good + bad, subject=subject, stream=stream, per_message=10) == 26
+    store = DuckDBStore()
+    # netpilot stores the first 5 messages and dies before acknowledging them...
+    first = consume_sync(url, store, known_entities(network), subject=subject, stream=stream, durable=tag,
+                         max_messages=5, ack=False)
+    assert first.accepted == 50
+    # ...and on restart JetStream redelivers them (after the ack wait) with everything else.
+    import asyncio
+
+    async def drain():  # noqa: ANN202
+        import nats
+        nc = await nats.connect(url)
+        js = nc.jetstream()
+        await js.delete_consumer(stream, tag)  # stands in for the ack-wait expiry, keeping the test fast
+        await nc.close()
+    asyncio.run(drain())
+    rest = consume_sync(url, store, known_entities(network), subject=subject, stream=stream,
+                        durable=tag + "b", idle_seconds=1.0)
+    assert rest.accepted == 250 and rest.dead == 2
+    assert store.count() == 250  # redelivered samples were stored once
+    assert {d.reason.split(":")[0] for d in store.dead_letters()} == {"value", "entity"}
+
+    async def cleanup():  # noqa: ANN202
+        import nats
+        nc = await nats.connect(url)
+        await nc.jetstream().delete_stream(stream)
+        await nc.close()
+    asyncio.run(cleanup())
+
+
+def test_ingest_records_counts_reasons():
+    store = DuckDBStore()
+    report = ingest_records([("a", {"timestamp": 0, "entity": "node:R", "metric": "up", "value": 1}),
+                             ("b", {"entity": "node:R"}), ("c", [1, 2])], store, None)
+    assert report.accepted == 1 and report.dead == 2
+    assert report.reasons == {"missing field(s)": 1, "record is a list, not an object": 1}
+
+
+# --- exporter and CLI -------------------------------------------------------------------------------------
+
+def test_prometheus_exporter_shows_the_latest_values():
+    store = DuckDBStore()
+    store.write(_table([(T0, "link:A->B", "utilisation", 0.25), (T0 + timedelta(minutes=1), "link:A->B",
+                                                                 "utilisation", 0.75),
+                        (T0, "cell:C1", "users", 12.0)]))
+    text = generate_latest(registry_for(store)).decode()
+    assert 'netpilot_link_utilisation_ratio{entity="A->B"} 0.75' in text
+    assert 'netpilot_cell_users_count{entity="C1"} 12.0' in text
+
+
+def test_cli_simulates_with_faults_ingests_and_queries(tmp_path):
+    faults = tmp_path / "f.yaml"
+    faults.write_text("- {kind: link_down, target: [DE, AT], at_minute: 2, duration_minutes: 2}\n")
+    out = tmp_path / "run.parquet"
+    result = runner.invoke(app, ["sim", "run", "--network", str(bundled_network_path()), "--hours", "0.1",
+                                 "--faults", str(faults), "--seed", "4", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    truth = json.loads((tmp_path / "run.faults.json").read_text())
+    assert truth[0]["kind"] == "link_down" and truth[0]["target"] == "DE->AT"
+    events = pq.read_table(tmp_path / "run.events.parquet").to_pylist()
+    assert any(e["kind"] == "link_down" and e["entity"] == "link:DE->AT" for e in events)
+    db = tmp_path / "t.duckdb"
+    result = runner.invoke(app, ["telemetry", "ingest", str(out), "--store", str(db), "--network",
+                                 str(bundled_network_path())])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["dead_lettered"] == 0
+    result = runner.invoke(app, ["telemetry", "query", "--store", str(db), "--entity", "link:DE->AT",
+                                 "--metric", "up", "--json"])
+    points = json.loads(result.output)["points"]
+    assert [p["value"] for p in points] == [1.0, 1.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def test_cli_reports_bad_inputs_without_a_traceback(tmp_path):
+    faults = tmp_path / "f.yaml"
+    faults.write_text("- {kind: link_down, target: [DE, AT], at_minute: -1}\n")
+    result = runner.invoke(app, ["sim", "run", "--network", str(bundled_network_path()), "--faults", str(faults),
+                                 "--out", str(tmp_path / "o.parquet")])
+    assert result.exit_code == 2 and "at_minute" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["telemetry", "ingest", str(tmp_path / "missing.csv"), "--store",
+                                 str(tmp_path / "x.duckdb")])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = runner.invoke(app, ["telemetry", "query", "--store", str(tmp_path / "x.duckdb"), "--entity",
+                                 "link:A->B", "--metric", "prb_utilisation"])
+    assert result.exit_code == 2 and "not defined for link" in result.output
