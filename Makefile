@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 SHARED ?= ../shared/data
 EXTRAS ?= dev
 
-.PHONY: install demo test bench lint sample-network schema clean
+.PHONY: install demo test bench lint sample-network cell-profile schema clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ sample-network: install
 	  --backbone-graph $(SHARED)/te/repetita/2016TopologyZooUCL_inverseCapacity/Geant2012.graph \
 	  --backbone-demands $(SHARED)/te/repetita/2016TopologyZooUCL_inverseCapacity/Geant2012.0000.demands \
 	  -o src/netpilot/data/sample_network.yaml
+
+# Regenerates the weekly cell-traffic profile the simulator ships with, from the staged LTE Barcelona cells.
+cell-profile: install
+	$(PY) -c "from pathlib import Path; from netpilot.telemetry.sim.profile import write_profile; \
+	d = Path('$(SHARED)/telemetry/lte_barcelona'); \
+	write_profile([d / 'ElBorn.csv', d / 'LesCorts.csv', d / 'PobleSec.csv'], Path('src/netpilot/data/cell_profile.json'))"
 
 schema: install
 	$(VENV)/bin/netpilot topo schema -o src/netpilot/data/network.schema.json

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["te.py"]
+SCRIPTS = ["te.py", "telemetry.py"]
 
 if __name__ == "__main__":
     failed = []
     for script in SCRIPTS:
         print(f"\n## bench/{script}\n", flush=True)
-        if subprocess.run([sys.executable, str(HERE / script), *sys.argv[1:]]).returncode != 0:
+        if subprocess.run([sys.executable, str(HERE / script)]).returncode != 0:
             failed.append(script)
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)}")

@@ -3,9 +3,11 @@ with dead letters, the Prometheus exporter, and the CLI."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import socket
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -40,7 +42,7 @@ def _link(sim: Simulator, a: str, b: str) -> int:
     return sim.link_ids.index(f"link:{a}->{b}")
 
 
-def _run(network, faults, steps, seed=3):  # noqa: ANN001, ANN202
+def _run(network, faults, steps, seed=3):
     sim = Simulator(network, seed=seed, faults=faults)
     return sim, [sim.step() for _ in range(steps)]
 
@@ -211,7 +213,7 @@ def store(request, tmp_path):
     s.close()
 
 
-def _table(rows):  # noqa: ANN001, ANN202
+def _table(rows):
     return samples_table([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
 
@@ -248,7 +250,7 @@ def test_duplicate_rows_inside_one_batch_keep_the_last(store):
 
 # --- ingestion --------------------------------------------------------------------------------------------
 
-def _csv(path, rows):  # noqa: ANN001, ANN202
+def _csv(path, rows):
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["timestamp", "entity", "metric", "value", "unit"])
@@ -309,27 +311,24 @@ def test_nats_consumer_loses_nothing_across_a_restart(network):
     url = "nats://127.0.0.1:4222"
     assert publish_sync(url, good + bad, subject=subject, stream=stream, per_message=10) == 26
     store = DuckDBStore()
+    entities = known_entities(network)
     # netpilot stores the first 5 messages and dies before acknowledging them...
-    first = consume_sync(url, store, known_entities(network), subject=subject, stream=stream, durable=tag,
-                         max_messages=5, ack=False)
-    assert first.accepted == 50
-    # ...and on restart JetStream redelivers them (after the ack wait) with everything else.
-    import asyncio
-
-    async def drain():  # noqa: ANN202
-        import nats
-        nc = await nats.connect(url)
-        js = nc.jetstream()
-        await js.delete_consumer(stream, tag)  # stands in for the ack-wait expiry, keeping the test fast
-        await nc.close()
-    asyncio.run(drain())
-    rest = consume_sync(url, store, known_entities(network), subject=subject, stream=stream,
-                        durable=tag + "b", idle_seconds=1.0)
-    assert rest.accepted == 250 and rest.dead == 2
-    assert store.count() == 250  # redelivered samples were stored once
+    first = consume_sync(url, store, entities, subject=subject, stream=stream, durable=tag, max_messages=5,
+                         ack=False, ack_wait_seconds=1.0)
+    assert first.accepted == 50 and store.count() == 50
+    # ...restarts with the same durable consumer, and JetStream redelivers what was never acknowledged.
+    time.sleep(1.5)
+    rest = consume_sync(url, store, entities, subject=subject, stream=stream, durable=tag, idle_seconds=1.0,
+                        ack_wait_seconds=1.0)
+    assert rest.dead == 2 and rest.accepted == 250  # the 5 redelivered messages and the 21 never read
+    assert rest.duplicates == 50  # ...whose samples were already stored: counted, not stored twice
+    assert store.count() == 250
     assert {d.reason.split(":")[0] for d in store.dead_letters()} == {"value", "entity"}
+    # Everything is acknowledged now: a third start finds nothing.
+    assert consume_sync(url, store, entities, subject=subject, stream=stream, durable=tag,
+                        idle_seconds=0.5).accepted == 0
 
-    async def cleanup():  # noqa: ANN202
+    async def cleanup():
         import nats
         nc = await nats.connect(url)
         await nc.jetstream().delete_stream(stream)
@@ -369,10 +368,14 @@ def test_cli_simulates_with_faults_ingests_and_queries(tmp_path):
     events = pq.read_table(tmp_path / "run.events.parquet").to_pylist()
     assert any(e["kind"] == "link_down" and e["entity"] == "link:DE->AT" for e in events)
     db = tmp_path / "t.duckdb"
-    result = runner.invoke(app, ["telemetry", "ingest", str(out), "--store", str(db), "--network",
-                                 str(bundled_network_path())])
+    result = runner.invoke(app, ["telemetry", "ingest", str(out), "--store", f"duckdb://{db}", "--network",
+                                 str(bundled_network_path()), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["dead_lettered"] == 0
+    report = json.loads(result.output)
+    assert report["dead_lettered"] == 0 and report["duplicates"] == 0 and report["stored"] > 0
+    again = runner.invoke(app, ["telemetry", "ingest", str(out), "--store", str(db), "--json"])
+    assert json.loads(again.output)["duplicates"] == report["stored"]
+    assert pq.read_schema(out).names == ["timestamp", "entity", "metric", "value"]
     result = runner.invoke(app, ["telemetry", "query", "--store", str(db), "--entity", "link:DE->AT",
                                  "--metric", "up", "--json"])
     points = json.loads(result.output)["points"]
@@ -391,3 +394,19 @@ def test_cli_reports_bad_inputs_without_a_traceback(tmp_path):
     result = runner.invoke(app, ["telemetry", "query", "--store", str(tmp_path / "x.duckdb"), "--entity",
                                  "link:A->B", "--metric", "prb_utilisation"])
     assert result.exit_code == 2 and "not defined for link" in result.output
+
+
+def test_shipped_profile_is_what_the_lte_cells_give(shared_data):
+    from netpilot.telemetry.sim.profile import bundled_profile, derive_weekly_profile
+
+    cells = shared_data / "telemetry" / "lte_barcelona"
+    derived = derive_weekly_profile([cells / "ElBorn.csv", cells / "LesCorts.csv", cells / "PobleSec.csv"])
+    assert np.allclose(bundled_profile(), derived, atol=1e-5)
+
+
+def test_example_fault_file_runs(network):
+    from pathlib import Path
+
+    faults = load_faults(Path(__file__).resolve().parents[1] / "examples" / "faults.yaml")
+    sim = Simulator(network, faults=faults)
+    assert len(sim.faults) == 5

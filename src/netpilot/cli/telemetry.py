@@ -19,16 +19,17 @@ sim_app = typer.Typer(help="The network simulator: telemetry with faults whose g
 app = typer.Typer(help="Telemetry: ingest files or a NATS stream, query the store, export to Prometheus.",
                   no_args_is_help=True)
 
-StoreOption = Annotated[str, typer.Option(help="DuckDB file, or postgresql://host/db[?schema=name].")]
+StoreOption = Annotated[str, typer.Option(help="duckdb:///path.db (or a plain path), or "
+                                                 "postgresql://host/db[?schema=name].")]
 
 
-def _network(path: Path):  # noqa: ANN202
+def _network(path: Path):
     from netpilot.model.io import load_network
 
     return load_network(path)
 
 
-def _store(location: str):  # noqa: ANN202
+def _store(location: str):
     from netpilot.telemetry.store import open_store
 
     try:
@@ -58,7 +59,7 @@ def sim_run(
     schedule = load_faults(faults) if faults else []
     try:
         with Progress(console=stderr(), transient=True) as progress:
-            task = progress.add_task("simulating", total=int(round(hours * 3600 / step)))
+            task = progress.add_task("simulating", total=round(hours * 3600 / step))
             result = simulate(net, hours=hours, step_seconds=step, faults=schedule, seed=seed,
                               on_step=lambda i, n: progress.update(task, completed=i))
     except ValueError as exc:
@@ -80,47 +81,48 @@ def sim_run(
 @app.command()
 @reports_errors
 def ingest(
-    file: Annotated[Path, typer.Argument(help="CSV or Parquet: ts (or timestamp), entity, metric, value[, unit].")],
-    store: StoreOption = "netpilot.duckdb",
+    source: Annotated[str, typer.Argument(help="A CSV or Parquet file (timestamp, entity, metric, value[, unit]), "
+                                               "or nats://host:port/subject for a JetStream stream.")],
+    store: StoreOption = "duckdb:///netpilot.duckdb",
     network: Annotated[Optional[Path], typer.Option(help="Only entities of this network are accepted.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print {stored, dead_lettered, duplicates} as JSON.")]
+    = False,
+    max_messages: Annotated[Optional[int], typer.Option(help="NATS: stop after this many messages.")] = None,
+    idle_seconds: Annotated[float, typer.Option(help="NATS: stop after this long with nothing to read.")] = 2.0,
 ) -> None:
-    """Replay a file into the store; bad records go to the dead-letter table."""
-    from netpilot.telemetry.ingest import replay_file
+    """Store telemetry from a file or a NATS stream; bad records go to the dead-letter table."""
+    from netpilot.telemetry.ingest import consume_sync, replay_file
     from netpilot.telemetry.schema import known_entities
 
     entities = known_entities(_network(network)) if network else None
     target = _store(store)
     try:
-        report = replay_file(file, target, entities)
+        if source.startswith("nats://"):
+            server, subject = _nats_source(source)
+            try:
+                report = consume_sync(server, target, entities, subject=subject, max_messages=max_messages,
+                                      idle_seconds=idle_seconds)
+            except OSError as exc:
+                raise InputError.at(f"cannot reach NATS at {server}: {exc}", field="SOURCE") from None
+        else:
+            report = replay_file(Path(source), target, entities)
     finally:
         target.close()
-    print_json(report.as_dict())
+    if as_json:
+        print_json(report.as_dict())
+        return
+    table = Table(show_header=False, title=f"ingested {source}")
+    table.add_row("stored", f"{report.stored:,}")
+    table.add_row("duplicates", f"{report.duplicates:,}")
+    table.add_row("dead-lettered", f"{report.dead:,}" + (f" ({dict(report.reasons)})" if report.dead else ""))
+    stdout().print(table)
 
 
-@app.command()
-@reports_errors
-def consume(
-    store: StoreOption = "netpilot.duckdb",
-    nats: Annotated[str, typer.Option(help="NATS server with JetStream.")] = "nats://127.0.0.1:4222",
-    network: Annotated[Optional[Path], typer.Option(help="Only entities of this network are accepted.")] = None,
-    subject: Annotated[str, typer.Option(help="Subject prefix; records arrive on PREFIX.>.")] = "netpilot.telemetry",
-    max_messages: Annotated[Optional[int], typer.Option(help="Stop after this many messages.")] = None,
-    idle_seconds: Annotated[float, typer.Option(help="Stop after this long with nothing to read.")] = 2.0,
-) -> None:
-    """Consume telemetry from NATS JetStream (acknowledged only once stored)."""
-    from netpilot.telemetry.ingest import consume_sync
-    from netpilot.telemetry.schema import known_entities
-
-    entities = known_entities(_network(network)) if network else None
-    target = _store(store)
-    try:
-        report = consume_sync(nats, target, entities, subject=subject, max_messages=max_messages,
-                              idle_seconds=idle_seconds)
-    except OSError as exc:
-        raise InputError.at(f"cannot reach NATS at {nats}: {exc}", field="--nats") from None
-    finally:
-        target.close()
-    print_json(report.as_dict())
+def _nats_source(source: str) -> tuple[str, str]:
+    """``nats://host:port/subject`` -> (server URL, subject prefix)."""
+    rest = source[len("nats://"):]
+    host, _, subject = rest.partition("/")
+    return f"nats://{host or '127.0.0.1:4222'}", subject or "netpilot.telemetry"
 
 
 @app.command()
@@ -128,7 +130,7 @@ def consume(
 def query(
     entity: Annotated[str, typer.Option(help="Entity id, e.g. link:A->B, cell:C1.")],
     metric: Annotated[str, typer.Option(help="Metric name, e.g. utilisation.")],
-    store: StoreOption = "netpilot.duckdb",
+    store: StoreOption = "duckdb:///netpilot.duckdb",
     start: Annotated[Optional[datetime], typer.Option(help="From (UTC).")] = None,
     end: Annotated[Optional[datetime], typer.Option(help="Until (UTC), exclusive.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
@@ -159,7 +161,7 @@ def query(
 
 @app.command("dead-letters")
 @reports_errors
-def dead_letters(store: StoreOption = "netpilot.duckdb") -> None:
+def dead_letters(store: StoreOption = "duckdb:///netpilot.duckdb") -> None:
     """Print the records that were refused, with why."""
     target = _store(store)
     try:
@@ -173,7 +175,7 @@ def dead_letters(store: StoreOption = "netpilot.duckdb") -> None:
 @app.command()
 @reports_errors
 def export(
-    store: StoreOption = "netpilot.duckdb",
+    store: StoreOption = "duckdb:///netpilot.duckdb",
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port for /metrics.")] = 9108,
 ) -> None:
@@ -185,7 +187,7 @@ def export(
     from netpilot.telemetry.exporter import registry_for
 
     target = _store(store)
-    server, thread = start_http_server(port, addr=host, registry=registry_for(target))
+    server, _thread = start_http_server(port, addr=host, registry=registry_for(target))
     stdout().print(f"serving http://{host}:{port}/metrics (Ctrl-C stops)")
     try:
         while True:

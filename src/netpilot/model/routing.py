@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -27,6 +27,7 @@ class EcmpRouting:
     src: np.ndarray          # (L,) link source node
     dst: np.ndarray          # (L,) link target node
     n_nodes: int
+    _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def loads(self) -> np.ndarray:
@@ -51,8 +52,46 @@ class EcmpRouting:
         return through[:, self.src] * self.share
 
     def link_loads(self, volume: np.ndarray) -> np.ndarray:
-        """(L,) load per link for ``volume`` per pair."""
-        return self.carry(volume).sum(axis=0)
+        """(L,) load per link for ``volume`` per pair: one sparse product with ``routing_matrix``."""
+        return self.routing_matrix() @ np.asarray(volume, dtype=float)
+
+    def routing_matrix(self) -> sp.csr_matrix:
+        """(L, P) share of each pair's traffic on each link, built once by walking every pair's ECMP DAG
+        breadth-first (all pairs at once, merging walkers that meet at a node)."""
+        if "matrix" in self._cache:
+            return self._cache["matrix"]
+        n, n_links = self.n_nodes, len(self.src)
+        rows_t, links = np.nonzero(self.on_dag)
+        order = np.lexsort((links, self.src[links], rows_t))
+        keys = rows_t[order] * n + self.src[links[order]]
+        out_links = links[order]
+        ptr = np.searchsorted(keys, np.arange(len(self.targets) * n + 1))
+        live = np.flatnonzero(~self.unreachable)
+        pair, node, share = live, self.pairs[live, 0], np.ones(len(live))
+        entry_link, entry_pair, entry_share = [], [], []
+        for _ in range(n):
+            moving = node != self.pairs[pair, 1]
+            pair, node, share = pair[moving], node[moving], share[moving]
+            if len(pair) == 0:
+                break
+            key = self.pair_target[pair] * n + node
+            counts = ptr[key + 1] - ptr[key]
+            walker = np.repeat(np.arange(len(pair)), counts)
+            within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+            edge = out_links[np.repeat(ptr[key], counts) + within]
+            carried = share[walker] * self.share[self.pair_target[pair[walker]], edge]
+            entry_link.append(edge)
+            entry_pair.append(pair[walker])
+            entry_share.append(carried)
+            merged, inverse = np.unique(pair[walker] * n + self.dst[edge], return_inverse=True)
+            pair, node = merged // n, merged % n
+            share = np.bincount(inverse, weights=carried, minlength=len(merged))
+        matrix = sp.csr_matrix((np.concatenate(entry_share) if entry_share else [],
+                                (np.concatenate(entry_link) if entry_link else [],
+                                 np.concatenate(entry_pair) if entry_pair else [])),
+                               shape=(n_links, len(self.pairs)))
+        self._cache["matrix"] = matrix
+        return matrix
 
 
 def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, volume: np.ndarray,

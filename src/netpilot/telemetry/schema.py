@@ -6,13 +6,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from netpilot.model.network import Network
 
 
-class EntityKind(str, Enum):
+class EntityKind(StrEnum):
     LINK = "link"
     NODE = "node"
     CELL = "cell"

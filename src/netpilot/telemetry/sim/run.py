@@ -34,7 +34,7 @@ class SimulationResult:
 def simulate(network: Network, *, hours: float, step_seconds: float = 60.0, faults: list[Fault] | None = None,
              seed: int = 0, on_step: Callable[[int, int], None] | None = None) -> SimulationResult:
     sim = Simulator(network, seed=seed, step_seconds=step_seconds, faults=faults)
-    steps = int(round(hours * 3600 / step_seconds))
+    steps = round(hours * 3600 / step_seconds)
     ts_parts, entity_parts, metric_parts, value_parts = [], [], [], []
     events: list[Event] = []
     overload = []
@@ -63,8 +63,11 @@ def write_result(result: SimulationResult, out: Path) -> dict[str, Path]:
     stem = out.with_suffix("")
     paths = {"samples": out, "events": stem.with_name(stem.name + ".events.parquet"),
              "faults": stem.with_name(stem.name + ".faults.json")}
-    pq.write_table(result.samples.combine_chunks(), paths["samples"], compression="zstd")
-    pq.write_table(result.events_table(), paths["events"], compression="zstd")
+    samples = result.samples.combine_chunks().rename_columns(["timestamp", "entity", "metric", "value"])
+    pq.write_table(samples, paths["samples"], compression="zstd")
+    events = result.events_table()
+    pq.write_table(events.rename_columns(["timestamp", *events.column_names[1:]]), paths["events"],
+                   compression="zstd")
     paths["faults"].write_text(json.dumps([
         {"fault_id": f.fault_id, "kind": f.kind, "target": f.target, "start": f.start.isoformat(),
          "end": f.end.isoformat() if f.end else None, "params": f.params} for f in result.truth], indent=1) + "\n")

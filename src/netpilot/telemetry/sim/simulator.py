@@ -4,6 +4,7 @@ capacity. Faults change the state; the simulator keeps their ground truth and em
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -134,7 +135,7 @@ class Simulator:
         for (a, b), paths in splits.items():
             entry = []
             for nodes, fraction in paths:
-                links = np.array([by_ends[(idx[u], idx[v])] for u, v in zip(nodes, nodes[1:])], dtype=np.int64)
+                links = np.array([by_ends[(idx[u], idx[v])] for u, v in itertools.pairwise(nodes)], dtype=np.int64)
                 entry.append((links, float(fraction)))
             converted[(idx[a], idx[b])] = entry
         self._splits = converted
