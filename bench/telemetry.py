@@ -31,14 +31,14 @@ results: dict[str, object] = {}
 _cache: dict[str, object] = {}
 
 
-def big_network():  # noqa: ANN201
+def big_network():
     """Cogentco (197 routers) with two cells per router and four edge sites: 595 nodes."""
     if "network" not in _cache:
         _cache["network"] = build_sample_network(REPETITA / "Cogentco.graph", REPETITA / "Cogentco.0000.demands")
     return _cache["network"]
 
 
-def day_of_samples():  # noqa: ANN201
+def day_of_samples():
     if "day" not in _cache:
         network = big_network()
         with Progress(console=console, transient=True) as progress:
@@ -56,12 +56,13 @@ def section_sim() -> None:
     result, seconds = day_of_samples()
     results["sim"] = {"nodes": len(network.nodes), "links": len(network.links), "demands": len(network.demands),
                       "steps": 1440, "seconds": seconds, "samples": result.samples.num_rows}
-    console.print(f"\n### Simulator: 24 h at 1-minute steps\n\n| network | nodes | links | demands | samples | "
-                  f"seconds | target |\n|---|---|---|---|---|---|---|\n| Cogentco + access layer | {len(network.nodes)} | "
-                  f"{len(network.links)} | {len(network.demands)} | {result.samples.num_rows:,} | {seconds:.1f} | ≤ 10 s |")
+    console.print("\n### Simulator: 24 h at 1-minute steps\n")
+    console.print("| network | nodes | links | demands | samples | seconds | target |\n|---|---|---|---|---|---|---|")
+    console.print(f"| Cogentco + access layer | {len(network.nodes)} | {len(network.links)} | {len(network.demands)} "
+                  f"| {result.samples.num_rows:,} | {seconds:.1f} | ≤ 10 s |")
 
 
-def _rate(store, table, batch: int = 200_000) -> tuple[float, int]:  # noqa: ANN001
+def _rate(store, table, batch: int = 200_000) -> tuple[float, int]:
     started = time.perf_counter()
     stored = 0
     for offset in range(0, table.num_rows, batch):
