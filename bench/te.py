@@ -2,6 +2,7 @@
 
     python bench/te.py                 # every section
     python bench/te.py repetita kdl    # named sections: repetita, teal, kdl, sndlib, figret, failures, flow
+    python bench/te.py gpu             # the PyTorch backend (needs the [gpu] extra; CUDA when present)
 
 Prints Markdown tables and writes bench/results/te.json. Ratios compare methods measured in the same run on
 the same machine, which is what a shared, noisy machine allows.
@@ -274,12 +275,38 @@ def section_flow() -> None:
         "topology", "LP flow", "LP s", "fast flow", "fast s", "fast/LP", "certified gap", "LP s / fast s"], rows)
 
 
+def section_gpu() -> None:
+    """The PyTorch backend (CUDA when present, else the CPU build) against the LP, same run."""
+    from netpilot.optimize.te.fast_torch import TorchInstance, default_device, solve_fast_torch
+
+    device = default_device()
+    rows, records = [], []
+    for name, network in repetita_instances():
+        if name not in ("rf1239_real_hard", "Cogentco", "UsCarrier", "GtsCe", "TataNld", "Deltacom"):
+            continue
+        problem = build_problem(network, k=4)
+        lp = solve_lp(problem)
+        instance = TorchInstance(problem, device)
+        solve_fast_torch(problem, instance=instance, max_iterations=3)  # warm-up: kernels, allocator
+        routing, seconds = timed(solve_fast_torch, problem, instance=instance)
+        records.append({"topology": name, "device": device, "lp_mlu": lp.mlu, "lp_seconds": lp.solve_seconds,
+                        "torch_mlu": routing.mlu, "torch_seconds": seconds, "iterations": routing.iterations,
+                        "certified_gap": routing.gap})
+        rows.append([name, device, f"{lp.solve_seconds:.2f}", f"{seconds * 1000:.0f}", routing.iterations,
+                     f"**{routing.mlu / lp.mlu:.4f}**", f"{100 * routing.gap:.2f} %",
+                     f"**{lp.solve_seconds / seconds:.1f}×**"])
+    results["gpu"] = records
+    table(f"PyTorch backend on {device}", ["topology", "device", "LP s", "torch ms", "iterations", "torch/LP",
+                                           "certified gap", "LP s / torch s"], rows)
+
+
 SECTIONS = {"repetita": section_repetita, "teal": section_teal, "sndlib": section_sndlib, "figret": section_figret,
-            "failures": section_failures, "flow": section_flow, "kdl": section_kdl}
+            "failures": section_failures, "flow": section_flow, "kdl": section_kdl,
+            "gpu": section_gpu}
 
 
 def main(argv: list[str]) -> None:
-    chosen = argv or list(SECTIONS)
+    chosen = argv or [name for name in SECTIONS if name != "gpu"]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")

@@ -5,6 +5,7 @@ certificate. Needs ``pip install netpilot[gpu]``; runs on the CPU build of PyTor
 from __future__ import annotations
 
 import time
+import warnings
 
 import numpy as np
 
@@ -36,14 +37,9 @@ class TorchInstance:
         a = problem.incidence.tocsr()
         at = problem.incidence_t
         f64 = torch.float64
-        self.a = torch.sparse_csr_tensor(torch.from_numpy(a.indptr.astype(np.int64)),
-                                         torch.from_numpy(a.indices.astype(np.int64)),
-                                         torch.from_numpy(a.data.astype(np.float64)), size=a.shape,
-                                         dtype=f64, device=self.device)
-        self.at = torch.sparse_csr_tensor(torch.from_numpy(at.indptr.astype(np.int64)),
-                                          torch.from_numpy(at.indices.astype(np.int64)),
-                                          torch.from_numpy(at.data.astype(np.float64)), size=at.shape,
-                                          dtype=f64, device=self.device)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+            self.a, self.at = self._csr(a, f64), self._csr(at, f64)
         finite = np.isfinite(problem.capacity)
         cap = np.where(finite, problem.capacity, 1.0)
         self.finite = torch.from_numpy(finite).to(self.device)
@@ -52,6 +48,13 @@ class TorchInstance:
         self.owner = torch.from_numpy(problem.paths.path_pair.astype(np.int64)).to(self.device)
         self.n_pairs = problem.paths.n_pairs
         self.log_links = float(np.log(max(2, int(finite.sum()))))
+
+    def _csr(self, matrix, dtype):  # noqa: ANN001, ANN202
+        torch = self.torch
+        return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
+                                       torch.from_numpy(matrix.indices.astype(np.int64)),
+                                       torch.from_numpy(matrix.data.astype(np.float64)), size=matrix.shape,
+                                       dtype=dtype, device=self.device, check_invariants=False)
 
     def tensor(self, array: np.ndarray):
         return self.torch.from_numpy(np.ascontiguousarray(array, dtype=np.float64)).to(self.device)

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 from netpilot.model.network import Network
 from netpilot.telemetry.schema import Event, FaultRecord
 from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import Simulator, sample_columns
+from netpilot.telemetry.sim.simulator import METRIC_NAMES, Simulator, entity_names, sample_codes
 from netpilot.telemetry.store import SAMPLE_SCHEMA
 
 
@@ -40,18 +40,25 @@ def simulate(network: Network, *, hours: float, step_seconds: float = 60.0, faul
     overload = []
     for i in range(steps):
         result = sim.step()
-        entities, metrics, values = sample_columns(sim, result)
+        entities, metrics, values = sample_codes(sim, result)
         ts_parts.append(np.full(len(values), np.datetime64(result.ts.replace(tzinfo=None), "us")))
-        entity_parts.extend(entities)
-        metric_parts.extend(metrics)
+        entity_parts.append(entities)
+        metric_parts.append(metrics)
         value_parts.append(values)
         events.extend(result.events)
         overload.append(result.overload)
         if on_step is not None:
             on_step(i + 1, steps)
+
+    def spelled(parts: list[np.ndarray], names: list[str] | tuple[str, ...]) -> pa.Array:
+        codes = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
+        return pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(list(names))).cast(
+            pa.string())
+
     ts = np.concatenate(ts_parts) if ts_parts else np.zeros(0, dtype="datetime64[us]")
     table = pa.table({"ts": pa.array(ts, pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC")),
-                      "entity": pa.array(entity_parts, pa.string()), "metric": pa.array(metric_parts, pa.string()),
+                      "entity": spelled(entity_parts, entity_names(sim)),
+                      "metric": spelled(metric_parts, METRIC_NAMES),
                       "value": pa.array(np.concatenate(value_parts) if value_parts else [], pa.float64())},
                      schema=SAMPLE_SCHEMA)
     return SimulationResult(table, events, list(sim.truth), overload)

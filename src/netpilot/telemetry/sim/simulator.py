@@ -339,33 +339,46 @@ class Simulator:
                                               self.start + timedelta(minutes=fault.at_minute), end, params))
 
 
-def sample_columns(sim: Simulator, result: StepResult) -> tuple[list[str], list[str], np.ndarray]:
-    """(entity, metric, value) of every sample of a step, in long form. A link or node that is down reports
-    only ``up = 0``: its counters are not there to read."""
-    entities: list[str] = []
-    metrics: list[str] = []
-    values: list[np.ndarray] = []
+METRIC_NAMES = ("up", "load", "utilisation", "loss", "latency", "traffic", "prb_utilisation", "users",
+                "gpu_utilisation", "gpu_ran_share")
 
-    def add(ids: list[str], mask: np.ndarray, name: str, data: np.ndarray) -> None:
+
+def entity_names(sim: Simulator) -> list[str]:
+    """Every entity of the simulator, in the order ``sample_codes`` numbers them."""
+    return [*sim.link_ids, *sim.node_ids, *sim.cell_ids, *sim.edge_ids]
+
+
+def sample_codes(sim: Simulator, result: StepResult) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(entity index into ``entity_names``, metric index into ``METRIC_NAMES``, value) of every sample of a
+    step. A link, cell or site that is down reports only ``up = 0``: its counters are not there to read."""
+    n_links, n_nodes, n_cells = len(sim.link_ids), len(sim.node_ids), len(sim.cell_ids)
+    offsets = {"link": 0, "node": n_links, "cell": n_links + n_nodes, "edge": n_links + n_nodes + n_cells}
+    entities, metrics, values = [], [], []
+
+    def add(group: str, mask: np.ndarray, name: str, data: np.ndarray) -> None:
         chosen = np.flatnonzero(mask)
-        entities.extend(ids[i] for i in chosen)
-        metrics.extend([name] * len(chosen))
+        entities.append(chosen + offsets[group])
+        metrics.append(np.full(len(chosen), METRIC_NAMES.index(name), dtype=np.int8))
         values.append(np.asarray(data, dtype=float)[chosen])
 
-    everyone = np.ones(len(sim.link_ids), dtype=bool)
     up = result.link_up
-    add(sim.link_ids, everyone, "up", up.astype(float))
+    add("link", np.ones(n_links, dtype=bool), "up", up.astype(float))
     for name, data in (("load", result.link_load), ("utilisation", result.link_utilisation),
                        ("loss", result.link_loss), ("latency", result.link_latency)):
-        add(sim.link_ids, up, name, data)
-    add(sim.node_ids, np.ones(len(sim.node_ids), dtype=bool), "up", result.node_up.astype(float))
-    cells = np.ones(len(sim.cell_ids), dtype=bool)
-    add(sim.cell_ids, cells, "up", result.cell_up.astype(float))
+        add("link", up, name, data)
+    add("node", np.ones(n_nodes, dtype=bool), "up", result.node_up.astype(float))
+    add("cell", np.ones(n_cells, dtype=bool), "up", result.cell_up.astype(float))
     for name, data in (("traffic", result.cell_traffic), ("prb_utilisation", result.cell_prb),
                        ("users", result.cell_users)):
-        add(sim.cell_ids, result.cell_up, name, data)
-    edges = np.ones(len(sim.edge_ids), dtype=bool)
-    add(sim.edge_ids, edges, "up", result.edge_up.astype(float))
+        add("cell", result.cell_up, name, data)
+    add("edge", np.ones(len(sim.edge_ids), dtype=bool), "up", result.edge_up.astype(float))
     for name, data in (("gpu_utilisation", result.edge_gpu), ("gpu_ran_share", result.edge_ran_share)):
-        add(sim.edge_ids, result.edge_up, name, data)
-    return entities, metrics, np.concatenate(values) if values else np.zeros(0)
+        add("edge", result.edge_up, name, data)
+    return np.concatenate(entities).astype(np.int32), np.concatenate(metrics), np.concatenate(values)
+
+
+def sample_columns(sim: Simulator, result: StepResult) -> tuple[list[str], list[str], np.ndarray]:
+    """``sample_codes`` with the entity and metric names spelled out."""
+    names = entity_names(sim)
+    entities, metrics, values = sample_codes(sim, result)
+    return [names[i] for i in entities], [METRIC_NAMES[m] for m in metrics], values
