@@ -49,7 +49,7 @@ class TorchInstance:
         self.n_pairs = problem.paths.n_pairs
         self.log_links = float(np.log(max(2, int(finite.sum()))))
 
-    def _csr(self, matrix, dtype):  # noqa: ANN001, ANN202
+    def _csr(self, matrix, dtype):
         torch = self.torch
         return torch.sparse_csr_tensor(torch.from_numpy(matrix.indptr.astype(np.int64)),
                                        torch.from_numpy(matrix.indices.astype(np.int64)),
