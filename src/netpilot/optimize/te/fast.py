@@ -17,6 +17,7 @@ for a 1 % gap where this needs tens, and neither gives a bound as directly.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 
@@ -63,9 +64,10 @@ def _activate(problem: TEProblem, pair_mask: np.ndarray, x: np.ndarray, a_csc: s
                    a, a.T, np.maximum(background, 0.0))
 
 
-def _smoothed(u: np.ndarray, beta: float) -> float:
-    top = u.max()
-    return float(top + np.log(np.exp(beta * (u - top)).sum()) / beta)
+def _smoothed(u, beta: float, exp=np.exp) -> float:
+    """(1/beta) log sum exp(beta u), computed stably; ``u`` a NumPy array or a PyTorch tensor (with ``exp``)."""
+    top = float(u.max())
+    return top + math.log(float(exp(beta * (u - top)).sum())) / beta
 
 
 def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routing | None = None,
@@ -255,17 +257,18 @@ def _bound(active: _Active, path_cost: np.ndarray, price: np.ndarray, cap: np.nd
     return (float(active.pair_demand @ cheapest) + float(price @ pinned_load)) / budget
 
 
-def _line_search(u: np.ndarray, du: np.ndarray, beta: float, rounds: int = 6) -> tuple[float, float]:
+def _line_search(u, du, beta: float, rounds: int = 6, exp=np.exp) -> tuple[float, float]:
     """(alpha, decrease): the smoothed maximum of ``u + alpha du`` minimised over [0, 1] by safeguarded Newton
-    steps on its exact first and second derivatives (it is convex in alpha)."""
+    steps on its exact first and second derivatives (it is convex in alpha). NumPy arrays, or PyTorch tensors
+    with ``exp=torch.exp``."""
     lo, hi, alpha = 0.0, 1.0, 1.0
+    du_sq = du * du
     for _ in range(rounds):
         z = beta * (u + alpha * du)
-        w = np.exp(z - z.max())
-        w /= w.sum()
+        w = exp(z - z.max())
+        w = w / w.sum()
         slope = float(w @ du)
-        mean_sq = float(w @ (du * du))
-        curvature = beta * max(mean_sq - slope * slope, 0.0)
+        curvature = beta * max(float(w @ du_sq) - slope * slope, 0.0)
         if slope < 0:
             lo = alpha
             if alpha >= 1.0:
@@ -274,8 +277,8 @@ def _line_search(u: np.ndarray, du: np.ndarray, beta: float, rounds: int = 6) ->
             hi = alpha
         newton = alpha - slope / curvature if curvature > 0 else (lo + hi) / 2
         alpha = newton if lo < newton < hi else (lo + hi) / 2
-    alpha = lo if alpha < lo else alpha
-    decrease = _smoothed(u, beta) - _smoothed(u + alpha * du, beta)
+    alpha = max(alpha, lo)
+    decrease = _smoothed(u, beta, exp) - _smoothed(u + alpha * du, beta, exp)
     if decrease < 0:
         return 0.0, 0.0
     return alpha, decrease

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from netpilot.optimize.te.fast import _feasible, initial_split
+from netpilot.optimize.te.fast import _feasible, _line_search, initial_split
 from netpilot.optimize.te.problem import Routing, TEProblem
 
 
@@ -85,10 +85,6 @@ def solve_fast_torch(problem: TEProblem, *, x0: np.ndarray | None = None, tolera
         out = torch.full((n_pairs,), float("inf"), dtype=values.dtype, device=inst.device)
         return out.scatter_reduce(0, owner, values, reduce="amin", include_self=True)
 
-    def smoothed(u, beta):
-        top = u.max()
-        return top + torch.log(torch.exp(beta * (u - top)).sum()) / beta
-
     u = matvec(inst.a, d_path * x) * inst.inv_cap
     sharpness = 4.0 if x0 is None else 32.0
     boldness = 1.0
@@ -132,7 +128,7 @@ def solve_fast_torch(problem: TEProblem, *, x0: np.ndarray | None = None, tolera
         dx = -step
         dx = dx.index_add(0, first, gained)
         du = matvec(inst.a, d_path * dx) * inst.inv_cap
-        alpha, gain = _line_search(torch, u, du, beta, smoothed)
+        alpha, gain = _line_search(u, du, beta, exp=torch.exp)
         boldness = min(boldness * 2.0, 1e4) if alpha > 0.9 else max(boldness * max(alpha, 0.25) * 1.5, 1e-3)
         if gain < settle * mlu / sharpness:
             sharpness = min(sharpness * stall_ramp, 400.0)
@@ -145,27 +141,3 @@ def solve_fast_torch(problem: TEProblem, *, x0: np.ndarray | None = None, tolera
     return Routing(problem, x_out, "mlu", "fast-torch", time.perf_counter() - started, best_bound, iterations,
                    info={"device": str(inst.device), "sharpness": sharpness, "boldness": boldness,
                          "link_price": best_price.cpu().numpy()})
-
-
-def _line_search(torch, u, du, beta: float, smoothed, rounds: int = 6) -> tuple[float, float]:
-    lo, hi, alpha = 0.0, 1.0, 1.0
-    du_sq = du * du
-    for _ in range(rounds):
-        z = beta * (u + alpha * du)
-        w = torch.exp(z - z.max())
-        w = w / w.sum()
-        slope = float(w @ du)
-        curvature = beta * max(float(w @ du_sq) - slope * slope, 0.0)
-        if slope < 0:
-            lo = alpha
-            if alpha >= 1.0:
-                break
-        else:
-            hi = alpha
-        newton = alpha - slope / curvature if curvature > 0 else (lo + hi) / 2
-        alpha = newton if lo < newton < hi else (lo + hi) / 2
-    alpha = max(alpha, lo)
-    decrease = float(smoothed(u, beta) - smoothed(u + alpha * du, beta))
-    if decrease < 0:
-        return 0.0, 0.0
-    return alpha, decrease
