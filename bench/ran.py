@@ -1,7 +1,7 @@
 """AI-RAN benchmarks: RAN slicing on the real LTE Barcelona cells (figures go to BENCHMARKS.md).
 
     python bench/ran.py            # every section
-    python bench/ran.py slicing    # sections: slicing, speed
+    python bench/ran.py slicing    # sections: slicing, speed, placement, replacement
 
 Protocol (slicing). Each of the three CTTC eNodeBs (ElBorn, LesCorts, PobleSec; train and test files joined, 2-min
 intervals) gives its measured downlink PRB use ``rb_down``. A cell of 100 PRBs carries that load scaled so its
@@ -118,7 +118,162 @@ def section_speed() -> None:
     console.print(f"\nLargest difference in objective between fast and LP over {sample:,} cells: {gap:.2e} PRBs.")
 
 
-SECTIONS = {"slicing": section_slicing, "speed": section_speed}
+EDGE = ROOT.parent / "shared" / "data" / "edge"
+#: Services (stated, not measured): a video-analytics detector, speech recognition, and an LLM chat model whose
+#: GPU time per request follows the Azure LLM conversation trace (0.02 ms per prompt token, 1.5 ms per output
+#: token on one GPU).
+ACCESS_MS, PER_HOP_MS = 1.0, 0.5
+
+
+def _services(llm_gpu_seconds: float):
+    from netpilot.optimize.ran.placement import Service
+
+    return [Service("vision", 4.0, 0.004, 25.0), Service("speech", 8.0, 0.04, 205.0),
+            Service("llm-chat", 20.0, llm_gpu_seconds, 1000.0 * llm_gpu_seconds / 0.2 + 6.0)]
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def eua_scenario(n_sites: int = 12, seed: int = 0):
+    """The EUA Melbourne CBD scenario (generator, fixed seed): 125 real Optus sites as cells, ``n_sites`` of them
+    (farthest-point picks) hosting 8 x 80 GB GPUs behind an aggregation router; each cell on a fibre to its
+    nearest router, routers meshed to their 3 nearest peers (1 ms access + 0.5 ms per hop + propagation).
+    Users: the 816 EUA user points, each on its nearest cell, asking vision 1.5, speech 0.15 and LLM chat 0.03
+    requests/s. Returns (network, cells, sites, users per cell, services)."""
+    from netpilot.model.network import CellSite, EdgeSite, Link, Location, Network, Router
+    from netpilot.model.units import fibre_latency_ms, great_circle_km
+
+    sites = _read_csv(EDGE / "eua" / "site-optus-melbCBD.csv")
+    users = _read_csv(EDGE / "eua" / "users-melbcbd-generated.csv")
+    conv = _read_csv(EDGE / "azure_llm_2023" / "AzureLLMInferenceTrace_conv.csv")
+    llm_seconds = float(np.mean([0.00002 * int(r["ContextTokens"]) + 0.0015 * int(r["GeneratedTokens"])
+                                 for r in conv]))
+    lat = np.array([float(r["LATITUDE"]) for r in sites])
+    lon = np.array([float(r["LONGITUDE"]) for r in sites])
+    km = np.array([[great_circle_km(a, b, c, d) for c, d in zip(lat, lon)] for a, b in zip(lat, lon)])
+    chosen = [int(np.argmin((lat - lat.mean()) ** 2 + (lon - lon.mean()) ** 2))]
+    while len(chosen) < n_sites:
+        chosen.append(int(np.argmax(km[:, chosen].min(axis=1))))
+    nodes, links = [], []
+    cell_ids = [f"cell-{r['SITE_ID']}" for r in sites]
+    for i in range(len(sites)):
+        nodes.append(CellSite(id=cell_ids[i], location=Location(lat=lat[i], lon=lon[i]), prbs=273))
+    router_ids, site_ids = [], []
+    for j, i in enumerate(chosen):
+        router_ids.append(f"agg-{j}")
+        site_ids.append(f"edge-{j}")
+        nodes.append(Router(id=router_ids[-1], location=Location(lat=lat[i], lon=lon[i])))
+        nodes.append(EdgeSite(id=site_ids[-1], location=Location(lat=lat[i], lon=lon[i]), gpus=8, gpu_memory_gb=80))
+
+    def both(a: str, b: str, ms: float, capacity: float) -> None:
+        links.extend([Link(source=a, target=b, capacity=capacity, latency_ms=ms),
+                      Link(source=b, target=a, capacity=capacity, latency_ms=ms)])
+
+    nearest = np.argmin(km[:, chosen], axis=1)
+    for i, j in enumerate(nearest):
+        both(cell_ids[i], router_ids[j], ACCESS_MS + fibre_latency_ms(1.4 * km[i, chosen[j]]), 10_000)
+    for j, i in enumerate(chosen):
+        both(router_ids[j], site_ids[j], 0.01, 400_000)
+        for other in np.argsort(km[i, chosen])[1:4]:
+            if j < other or j not in np.argsort(km[chosen[other], chosen])[1:4]:
+                both(router_ids[j], router_ids[other], fibre_latency_ms(1.4 * km[i, chosen[other]]), 100_000)
+    network = Network(name="eua-melbourne-cbd", origin="EUA (Lai et al., ICSOC 2018) sites and users",
+                      nodes=nodes, links=links)
+    ulat = np.array([float(r["Latitude"]) for r in users])
+    ulon = np.array([float(r["Longitude"]) for r in users])
+    home = np.argmin((ulat[:, None] - lat[None, :]) ** 2 + ((ulon[:, None] - lon[None, :]) *
+                                                           np.cos(np.radians(lat.mean()))) ** 2, axis=1)
+    per_cell = np.bincount(home, minlength=len(sites)).astype(float)
+    return network, cell_ids, site_ids, per_cell, _services(llm_seconds)
+
+
+def placement_problem(n_sites: int = 12, ran_share: np.ndarray | None = None, load: float = 1.0):
+    from netpilot.model.routing import latency_matrix
+    from netpilot.optimize.ran.placement import PlacementProblem
+
+    network, cells, sites, users, services = eua_scenario(n_sites)
+    arrays = network.arrays()
+    latency = latency_matrix(arrays, [arrays.index[c] for c in cells], [arrays.index[s] for s in sites],
+                             per_hop_ms=PER_HOP_MS)
+    per_user = np.array([1.5, 0.15, 0.03]) * load
+    rate = users[:, None] * per_user[None, :]
+    share = np.full(len(sites), 0.5) if ran_share is None else ran_share
+    return PlacementProblem(cells, sites, services, rate, latency, np.full(len(sites), 8.0),
+                            np.full(len(sites), 80.0), share)
+
+
+def section_placement() -> None:
+    from netpilot.optimize.ran.placement import place_fast, place_mip
+
+    rows, records = [], []
+    for n_sites, load in ((12, 1.0), (12, 3.0), (24, 3.0), (40, 4.0)):
+        problem = placement_problem(n_sites, load=load)
+        fast = place_fast(problem)
+        mip = place_mip(problem, time_limit=600)
+        record = {"sites": n_sites, "load": load, "cells": len(problem.cells),
+                  "demand_gpu_s_per_s": float((problem.rate * problem.gpu_seconds).sum()),
+                  "fast_objective": fast.objective(problem), "mip_objective": mip.objective(problem),
+                  "fast_seconds": fast.seconds, "mip_seconds": mip.seconds, "mip_status": mip.info["status"],
+                  "fast_gpus": float(fast.gpus_on.sum()), "mip_gpus": float(mip.gpus_on.sum()),
+                  "fast_unserved": float(fast.unserved(problem).sum()),
+                  "mip_unserved": float(mip.unserved(problem).sum()),
+                  "fast_violations": len(fast.violations(problem)), "mip_violations": len(mip.violations(problem))}
+        records.append(record)
+        rows.append([n_sites, f"{load:g}", f"{record['demand_gpu_s_per_s']:.1f}",
+                     f"{record['mip_gpus']:g} / {record['fast_gpus']:g}",
+                     f"{record['mip_unserved']:.2f} / {record['fast_unserved']:.2f}",
+                     f"**{record['fast_objective'] / record['mip_objective']:.4f}**",
+                     f"{mip.seconds:.2f} ({mip.info['status']})", f"{fast.seconds * 1000:.1f}",
+                     f"**{mip.seconds / fast.seconds:.0f}×**", record["fast_violations"]])
+    results["placement"] = records
+    console.print("\n### Inference placement, EUA Melbourne CBD (125 cells, 816 users)\n")
+    console.print("| edge sites | load × | GPU-s/s asked | GPUs on MIP / fast | unserved req/s MIP / fast | "
+                  "fast / MIP objective | MIP s | fast ms | MIP s / fast s | fast violations |")
+    console.print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        console.print("| " + " | ".join(str(c) for c in row) + " |")
+
+
+def section_replacement() -> None:
+    """An hour of RAN load moving the GPUs' RAN share: re-place every 2 minutes with a migration cost."""
+    from netpilot.optimize.ran.placement import place_fast
+
+    problem = placement_problem(12, load=3.0)
+    series = cell_load("PobleSec")[:30 * 24]
+    rng = np.random.default_rng(0)
+    phases = rng.integers(0, len(series) - 30, len(problem.sites))
+    previous = None
+    times, migrations, unserved = [], [], []
+    for t in range(30):
+        ran = 0.25 + 0.6 * series[phases + t] / series.max()
+        step = PlacementProblem_replace(problem, ran, previous)
+        placement = place_fast(step)
+        times.append(placement.seconds)
+        if previous is not None:
+            migrations.append(int((placement.loaded & ~previous).sum()))
+        unserved.append(float(placement.unserved(step).sum()))
+        previous = placement.loaded
+    results["replacement"] = {"steps": 30, "ms_per_step_median": 1000 * float(np.median(times)),
+                              "ms_per_step_max": 1000 * float(np.max(times)),
+                              "model_loads_per_step_mean": float(np.mean(migrations)),
+                              "unserved_max": float(max(unserved))}
+    console.print(f"\n### Re-placement every 2 minutes as the RAN share moves (12 sites, load × 3, 30 steps)\n\n"
+                  f"| ms per step (median / max) | models loaded per step (mean) | most unserved req/s | target |\n"
+                  f"|---|---|---|---|\n| {1000 * np.median(times):.1f} / {1000 * np.max(times):.1f} | "
+                  f"{np.mean(migrations):.2f} | {max(unserved):.2f} | ≤ 100 ms per step |")
+
+
+def PlacementProblem_replace(problem, ran_share, previous):
+    from dataclasses import replace
+
+    return replace(problem, ran_share=np.asarray(ran_share, dtype=float), previous=previous)
+
+
+SECTIONS = {"slicing": section_slicing, "speed": section_speed, "placement": section_placement,
+            "replacement": section_replacement}
 
 
 def main(argv: list[str]) -> None:

@@ -137,3 +137,20 @@ def _lightest(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr
     return sp.csr_matrix((w[first], (keys[first] // n, keys[first] % n)), shape=(n, n))
 
 
+
+
+def latency_matrix(arrays: NetworkArrays, sources: np.ndarray, targets: np.ndarray,
+                   utilisation: np.ndarray | None = None, *, per_hop_ms: float = 0.0,
+                   service_ms: float = 0.05) -> np.ndarray:
+    """(len(sources), len(targets)) one-way latency in ms over the lowest-latency path on links that are up:
+    propagation, plus ``per_hop_ms`` of switching per link, plus M/M/1 queueing ``service_ms * u / (1 - u)``
+    where link ``utilisation`` is given (capped at 99 %). Unreachable pairs are ``inf``."""
+    delay = arrays.latency_ms + per_hop_ms
+    if utilisation is not None:
+        u = np.minimum(np.asarray(utilisation, dtype=float), 0.99)
+        delay = delay + service_ms * u / (1.0 - u)
+    up = np.flatnonzero(arrays.up)
+    graph = _lightest(arrays.src[up], arrays.dst[up], np.maximum(delay[up], 1e-9), arrays.n_nodes)
+    sources = np.asarray(sources, dtype=np.int64)
+    dist = dijkstra(graph, indices=sources)
+    return dist[:, np.asarray(targets, dtype=np.int64)]

@@ -31,7 +31,8 @@ class LPResult:
 def solve(cost: np.ndarray, matrix: sp.spmatrix, row_lower: np.ndarray, row_upper: np.ndarray,
           col_lower: np.ndarray, col_upper: np.ndarray, *, maximize: bool = False,
           integrality: np.ndarray | None = None, time_limit: float | None = None,
-          threads: int | None = None, mip_gap: float | None = None) -> LPResult:
+          threads: int | None = None, mip_gap: float | None = None,
+          mip_abs_gap: float | None = None) -> LPResult:
     """Solve ``min/max cost·x`` subject to ``row_lower <= matrix x <= row_upper`` and column bounds.
 
     Infinite bounds are given as ``np.inf``. Integer columns are marked by ``integrality`` (1 = integer).
@@ -61,6 +62,8 @@ def solve(cost: np.ndarray, matrix: sp.spmatrix, row_lower: np.ndarray, row_uppe
         h.setOptionValue("threads", int(threads))
     if mip_gap is not None:
         h.setOptionValue("mip_rel_gap", float(mip_gap))
+    if mip_abs_gap is not None:
+        h.setOptionValue("mip_abs_gap", float(mip_abs_gap))
     h.passModel(lp)
     h.run()
     status = h.modelStatusToString(h.getModelStatus())

@@ -1,0 +1,394 @@
+"""Edge AI inference placement on GPU sites shared with the RAN: which site serves which cell's requests for
+which service, exactly (HiGHS MIP) or fast (greedy), with a migration cost when re-placing.
+
+The model. Site ``k`` has ``gpus[k]`` GPUs of ``gpu_memory_gb[k]`` each, of which a share ``ran_share[k]`` is
+reserved for RAN processing; netpilot may power on ``n_k <= floor((1 - ran_share[k]) gpus[k])`` of the rest.
+Service ``s`` needs ``memory_gb`` per site where it is loaded and ``gpu_seconds`` per request. Cell ``c`` sends
+``rate[c, s]`` requests per second. A request from ``c`` may go to ``k`` only if the round trip over the network
+plus the service's response time at the utilisation cap meets the SLO:
+``2 latency[c, k] + 1000 gpu_seconds / (1 - max_utilisation) <= slo_ms`` (an M/M/1 bound, in ms).
+Per site, compute ``sum rate gpu_seconds <= max_utilisation * n_k`` and memory ``sum_s loaded memory <= n_k *
+gpu_memory_gb``. Objective, in this order: serve everything (unserved requests cost ``UNSERVED``), then use few
+GPUs, then low latency; re-placing, each model loaded where it was not costs ``migration_cost`` GPUs' worth.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from netpilot.optimize import highs
+
+#: Cost of one request per second left unserved, in GPUs: large enough that serving always comes first.
+UNSERVED = 1000.0
+#: Cost of one request per second times one millisecond of round trip, in GPUs: the last tie-breaker.
+LATENCY = 1e-6
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    memory_gb: float
+    gpu_seconds: float
+    slo_ms: float
+
+
+@dataclass(frozen=True)
+class PlacementProblem:
+    cells: list[str]
+    sites: list[str]
+    services: list[Service]
+    rate: np.ndarray            # (C, S) requests/s
+    latency_ms: np.ndarray      # (C, K) one way, from the twin
+    gpus: np.ndarray            # (K,)
+    gpu_memory_gb: np.ndarray   # (K,) per GPU
+    ran_share: np.ndarray       # (K,) share of GPUs reserved for the RAN now
+    max_utilisation: float = 0.8
+    previous: np.ndarray | None = None   # (S, K) bool: models loaded before (for re-placement)
+    migration_cost: float = 0.5
+
+    def __post_init__(self) -> None:
+        c, s, k = len(self.cells), len(self.services), len(self.sites)
+        checks = {"rate": (self.rate, (c, s)), "latency_ms": (self.latency_ms, (c, k)), "gpus": (self.gpus, (k,)),
+                  "gpu_memory_gb": (self.gpu_memory_gb, (k,)), "ran_share": (self.ran_share, (k,))}
+        for name, (array, shape) in checks.items():
+            if np.shape(array) != shape:
+                raise ValueError(f"{name} must have shape {shape}, got {np.shape(array)}")
+            if not np.isfinite(array).all() or (np.asarray(array) < 0).any():
+                raise ValueError(f"{name} must be finite and non-negative")
+        if (self.ran_share > 1).any():
+            raise ValueError("ran_share must be at most 1")
+        if not 0 < self.max_utilisation < 1:
+            raise ValueError("max_utilisation must lie in (0, 1)")
+
+    @property
+    def gpu_seconds(self) -> np.ndarray:
+        return np.array([s.gpu_seconds for s in self.services])
+
+    @property
+    def memory(self) -> np.ndarray:
+        return np.array([s.memory_gb for s in self.services])
+
+    @property
+    def available_gpus(self) -> np.ndarray:
+        """(K,) GPUs netpilot may use: what the RAN leaves, whole GPUs only."""
+        return np.floor((1.0 - self.ran_share) * self.gpus + 1e-9)
+
+    def allowed(self) -> np.ndarray:
+        """(C, S, K) bool: the SLO can hold for requests of ``c`` for ``s`` served at ``k``."""
+        response = 1000.0 * self.gpu_seconds / (1.0 - self.max_utilisation)
+        budget = np.array([s.slo_ms for s in self.services])[None, :, None]
+        return 2.0 * self.latency_ms[:, None, :] + response[None, :, None] <= budget + 1e-9
+
+
+@dataclass
+class Placement:
+    share: np.ndarray    # (C, S, K) share of each cell's requests for each service served at each site
+    loaded: np.ndarray   # (S, K) bool
+    gpus_on: np.ndarray  # (K,) GPUs powered for inference
+    method: str
+    seconds: float
+    info: dict = field(default_factory=dict)
+
+    def unserved(self, problem: PlacementProblem) -> np.ndarray:
+        """(C, S) requests/s that no site serves."""
+        left = np.clip(1.0 - self.share.sum(axis=2), 0.0, 1.0)
+        return problem.rate * np.where(left < 1e-9, 0.0, left)
+
+    def compute(self, problem: PlacementProblem) -> np.ndarray:
+        """(K,) GPU-seconds per second of inference at each site."""
+        return np.einsum("csk,cs,s->k", self.share, problem.rate, problem.gpu_seconds)
+
+    def objective(self, problem: PlacementProblem) -> float:
+        latency = float(np.einsum("csk,cs,ck->", self.share, problem.rate, 2.0 * problem.latency_ms))
+        loads = 0.0
+        if problem.previous is not None:
+            loads = float((self.loaded & ~problem.previous).sum())
+        return (UNSERVED * float(self.unserved(problem).sum()) + float(self.gpus_on.sum())
+                + LATENCY * latency + problem.migration_cost * loads)
+
+    def violations(self, problem: PlacementProblem, tolerance: float = 1e-6) -> list[str]:
+        """Everything this placement breaks, in words (empty when feasible)."""
+        problems = []
+        if (self.share < -tolerance).any() or (self.share.sum(axis=2) > 1 + tolerance).any():
+            problems.append("shares must be non-negative and add up to at most 1 per (cell, service)")
+        bad = (self.share > tolerance) & ~problem.allowed()
+        for c, s, k in zip(*np.nonzero(bad)):
+            problems.append(f"{problem.cells[c]}/{problem.services[s].name} at {problem.sites[k]} breaks the SLO")
+        unloaded = (self.share > tolerance) & ~self.loaded[None, :, :]
+        for s, k in {(s, k) for _, s, k in zip(*np.nonzero(unloaded))}:
+            problems.append(f"{problem.services[s].name} is not loaded at {problem.sites[k]}")
+        compute = self.compute(problem)
+        for k in np.flatnonzero(compute > problem.max_utilisation * self.gpus_on + tolerance):
+            problems.append(f"{problem.sites[k]}: {compute[k]:.3g} GPU-s/s exceeds {problem.max_utilisation:.0%} of "
+                            f"{self.gpus_on[k]:g} GPUs")
+        memory = self.loaded.astype(float).T @ problem.memory
+        for k in np.flatnonzero(memory > self.gpus_on * problem.gpu_memory_gb + tolerance):
+            problems.append(f"{problem.sites[k]}: models need {memory[k]:.3g} GB, {self.gpus_on[k]:g} GPUs hold "
+                            f"{self.gpus_on[k] * problem.gpu_memory_gb[k]:.3g} GB")
+        for k in np.flatnonzero(self.gpus_on > problem.available_gpus + tolerance):
+            problems.append(f"{problem.sites[k]}: {self.gpus_on[k]:g} GPUs on, only {problem.available_gpus[k]:g} "
+                            "left by the RAN")
+        return problems
+
+
+def _gpus_needed(compute: np.ndarray, memory: np.ndarray, problem: PlacementProblem) -> np.ndarray:
+    by_compute = np.ceil(compute / problem.max_utilisation - 1e-9)
+    by_memory = np.ceil(memory / np.maximum(problem.gpu_memory_gb, 1e-12) - 1e-9)
+    return np.maximum(by_compute, by_memory).clip(min=0)
+
+
+def place_fast(problem: PlacementProblem) -> Placement:
+    """Greedy packing: the cheapest requests first (by GPU time), the most constrained among them first. Each
+    fills the spare room of GPUs already on at allowed sites (nearest first), and only then powers more GPUs, at
+    the allowed site that needs the fewest (preferring sites that run the model already, then the nearest);
+    demand splits over sites when one fills. Then lightly used sites are emptied into others, and GPUs whose
+    load only just spills past a whole GPU are turned off by moving the spill, where that powers fewer GPUs."""
+    started = time.perf_counter()
+    n_cells, n_services, n_sites = problem.rate.shape[0], len(problem.services), len(problem.sites)
+    allowed = problem.allowed()
+    tau, mem = problem.gpu_seconds, problem.memory
+    cap_gpus = problem.available_gpus
+    util = problem.max_utilisation
+    share = np.zeros((n_cells, n_services, n_sites))
+    loaded = np.zeros((n_services, n_sites), dtype=bool) if problem.previous is None else problem.previous.copy()
+    loaded &= cap_gpus[None, :] > 0
+    memory = loaded.astype(float).T @ mem
+    gpus_on = np.minimum(np.ceil(memory / np.maximum(problem.gpu_memory_gb, 1e-12) - 1e-9), cap_gpus)
+    compute = np.zeros(n_sites)
+    demands = [(c, s) for c in range(n_cells) for s in range(n_services) if problem.rate[c, s] > 0]
+    # Unserved requests are what costs most, so when GPUs run short the cheapest requests should get them:
+    # services by GPU time per request, then the demands with the fewest allowed sites, then the largest.
+    demands.sort(key=lambda cs: (tau[cs[1]], allowed[cs[0], cs[1]].sum(), -problem.rate[cs] * tau[cs[1]]))
+    for c, s in demands:
+        need = problem.rate[c, s] * tau[s]  # GPU-seconds per second for the whole demand
+        left = 1.0
+        sites = [k for k in np.argsort(problem.latency_ms[c]) if allowed[c, s, k]]
+        # 1. Room on GPUs that are on already.
+        for k in sites:
+            if left <= 1e-12:
+                break
+            extra_memory = 0.0 if loaded[s, k] else mem[s]
+            if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
+                continue
+            room = util * gpus_on[k] - compute[k]
+            if room <= 1e-12:
+                continue
+            take = min(left, room / need) if need > 0 else left
+            share[c, s, k] += take
+            compute[k] += take * need
+            memory[k] += extra_memory
+            loaded[s, k] = True
+            left -= take
+        # 2. Power more GPUs where it takes the fewest.
+        while left > 1e-12:
+            best, best_key = None, None
+            for rank, k in enumerate(sites):
+                extra_memory = 0.0 if loaded[s, k] else mem[s]
+                want = _gpus_needed(np.array([compute[k] + left * need]), np.array([memory[k] + extra_memory]),
+                                    _SiteView(problem, k))[0]
+                if gpus_on[k] >= cap_gpus[k]:
+                    continue
+                added = min(want, cap_gpus[k]) - gpus_on[k]
+                if added <= 0:
+                    continue
+                key = (added / min(1.0, (util * min(want, cap_gpus[k]) - compute[k]) / max(left * need, 1e-300)),
+                       not loaded[s, k], rank)
+                if best_key is None or key < best_key:
+                    best, best_key = k, key
+            if best is None:
+                break  # nothing left anywhere allowed: this part stays unserved
+            k = best
+            extra_memory = 0.0 if loaded[s, k] else mem[s]
+            want = _gpus_needed(np.array([compute[k] + left * need]), np.array([memory[k] + extra_memory]),
+                                _SiteView(problem, k))[0]
+            gpus_on[k] = min(want, cap_gpus[k])
+            if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
+                sites = [j for j in sites if j != k]
+                continue
+            room = util * gpus_on[k] - compute[k]
+            take = min(left, room / need) if need > 0 else left
+            share[c, s, k] += take
+            compute[k] += take * need
+            memory[k] += extra_memory
+            loaded[s, k] = True
+            left -= take
+            if take <= 1e-12:
+                sites = [j for j in sites if j != k]
+    loaded &= share.sum(axis=0) > 1e-12
+    share, loaded = _consolidate(problem, share, loaded, allowed)
+    share = _shave(problem, share, loaded, allowed)
+    compute = np.einsum("csk,cs,s->k", share, problem.rate, tau)
+    gpus_on = _gpus_needed(compute, loaded.astype(float).T @ mem, problem)
+    return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
+
+
+def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """Turn GPUs off one at a time: where a site's load spills just past a whole GPU, move the spill to room on
+    GPUs that are on anyway at other allowed sites running the same model."""
+    tau, rate, util = problem.gpu_seconds, problem.rate, problem.max_utilisation
+    memory = loaded.astype(float).T @ problem.memory
+    share = share.copy()
+    compute = np.einsum("csk,cs,s->k", share, rate, tau)
+    gpus_on = _gpus_needed(compute, memory, problem)
+    improved = True
+    while improved:
+        improved = False
+        for k in np.argsort(compute - util * (gpus_on - 1)):
+            if gpus_on[k] < 1 or memory[k] > (gpus_on[k] - 1) * problem.gpu_memory_gb[k] + 1e-9:
+                continue
+            spill = compute[k] - util * (gpus_on[k] - 1)
+            if spill <= 1e-12:
+                continue
+            trial, trial_compute = share.copy(), compute.copy()
+            for c, sv in sorted(zip(*np.nonzero(trial[:, :, k] > 1e-12)),
+                                key=lambda cs: -problem.latency_ms[cs[0], k]):
+                if spill <= 1e-12:
+                    break
+                unit = rate[c, sv] * tau[sv]
+                for j in np.argsort(problem.latency_ms[c]):
+                    if spill <= 1e-12 or trial[c, sv, k] <= 1e-12:
+                        break
+                    if j == k or not allowed[c, sv, j] or not loaded[sv, j]:
+                        continue
+                    room = util * gpus_on[j] - trial_compute[j]
+                    if room <= 1e-12:
+                        continue
+                    take = min(trial[c, sv, k], room / unit, spill / unit)
+                    trial[c, sv, k] -= take
+                    trial[c, sv, j] += take
+                    trial_compute[k] -= take * unit
+                    trial_compute[j] += take * unit
+                    spill -= take * unit
+            if spill <= 1e-9:
+                share, compute = trial, trial_compute
+                gpus_on[k] -= 1
+                improved = True
+    return share
+
+
+class _SiteView:
+    """The two fields ``_gpus_needed`` reads, for one site."""
+
+    def __init__(self, problem: PlacementProblem, k: int) -> None:
+        self.max_utilisation = problem.max_utilisation
+        self.gpu_memory_gb = problem.gpu_memory_gb[k:k + 1]
+
+
+def _consolidate(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
+                 allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Try to empty each site (least used first) into sites that already run its models, keeping SLOs and caps;
+    keep the move when it powers fewer GPUs in all."""
+    tau, mem = problem.gpu_seconds, problem.memory
+    rate = problem.rate
+
+    def gpus(sh: np.ndarray, ld: np.ndarray) -> np.ndarray:
+        return _gpus_needed(np.einsum("csk,cs,s->k", sh, rate, tau), ld.astype(float).T @ mem, problem)
+
+    current = gpus(share, loaded)
+    for k in np.argsort(current):
+        if current[k] == 0:
+            continue
+        trial, trial_loaded = share.copy(), loaded.copy()
+        moved_all = True
+        compute = np.einsum("csk,cs,s->k", trial, rate, tau)
+        for c, s in zip(*np.nonzero(trial[:, :, k] > 1e-12)):
+            amount = trial[c, s, k]
+            for j in np.argsort(problem.latency_ms[c]):
+                if j == k or not allowed[c, s, j] or not trial_loaded[s, j] or amount <= 1e-12:
+                    continue
+                room = problem.max_utilisation * current[j] - compute[j]
+                if room <= 1e-12:
+                    continue
+                take = min(amount, room / max(rate[c, s] * tau[s], 1e-300))
+                trial[c, s, j] += take
+                trial[c, s, k] -= take
+                compute[j] += take * rate[c, s] * tau[s]
+                amount -= take
+            if amount > 1e-12:
+                moved_all = False
+                break
+        if not moved_all:
+            continue
+        trial_loaded[:, k] = False
+        after = gpus(trial, trial_loaded)
+        if after.sum() < current.sum() and (after <= problem.available_gpus).all():
+            share, loaded, current = trial, trial_loaded, after
+    return share, loaded
+
+
+def place_mip(problem: PlacementProblem, *, time_limit: float | None = 600.0, abs_gap: float = 0.05) -> Placement:
+    """The exact placement: one MIP over every allowed (cell, service, site), solved by HiGHS to within
+    ``abs_gap`` of the optimum in objective units (GPUs), since a relative gap would hide whole GPUs behind the
+    large price of unserved demand."""
+    started = time.perf_counter()
+    n_cells, n_services, n_sites = problem.rate.shape[0], len(problem.services), len(problem.sites)
+    allowed = problem.allowed() & (problem.rate[:, :, None] > 0)
+    triples = np.argwhere(allowed)
+    n_x = len(triples)
+    demands = np.argwhere(problem.rate > 0)
+    n_z = len(demands)
+    n_y, n_n = n_services * n_sites, n_sites
+    # Columns: x (share per allowed triple), z (unserved share per demand), y (model loaded), n (GPUs on).
+    x0, z0, y0, g0 = 0, n_x, n_x + n_z, n_x + n_z + n_y
+    n_cols = g0 + n_n
+    c_idx, s_idx, k_idx = triples.T
+    rate_x = problem.rate[c_idx, s_idx]
+    demand_index = -np.ones((n_cells, n_services), dtype=np.int64)
+    demand_index[demands[:, 0], demands[:, 1]] = np.arange(n_z)
+    rows, cols, vals, lower, upper = [], [], [], [], []
+    row = 0
+    # Every demand's shares plus its unserved share make 1.
+    rows += [row + demand_index[c_idx, s_idx], row + np.arange(n_z)]
+    cols += [x0 + np.arange(n_x), z0 + np.arange(n_z)]
+    vals += [np.ones(n_x), np.ones(n_z)]
+    lower.append(np.ones(n_z))
+    upper.append(np.ones(n_z))
+    row += n_z
+    # Only where the model is loaded: x - y <= 0.
+    rows += [row + np.arange(n_x), row + np.arange(n_x)]
+    cols += [x0 + np.arange(n_x), y0 + s_idx * n_sites + k_idx]
+    vals += [np.ones(n_x), -np.ones(n_x)]
+    lower.append(np.full(n_x, -np.inf))
+    upper.append(np.zeros(n_x))
+    row += n_x
+    # Compute: sum rate * tau * x - max_util * n <= 0 per site.
+    rows += [row + k_idx, row + np.arange(n_sites)]
+    cols += [x0 + np.arange(n_x), g0 + np.arange(n_sites)]
+    vals += [rate_x * problem.gpu_seconds[s_idx], np.full(n_sites, -problem.max_utilisation)]
+    lower.append(np.full(n_sites, -np.inf))
+    upper.append(np.zeros(n_sites))
+    row += n_sites
+    # Memory: sum memory * y - gpu_memory * n <= 0 per site.
+    site_of_y = np.tile(np.arange(n_sites), n_services)
+    service_of_y = np.repeat(np.arange(n_services), n_sites)
+    rows += [row + site_of_y, row + np.arange(n_sites)]
+    cols += [y0 + np.arange(n_y), g0 + np.arange(n_sites)]
+    vals += [problem.memory[service_of_y], -problem.gpu_memory_gb]
+    lower.append(np.full(n_sites, -np.inf))
+    upper.append(np.zeros(n_sites))
+    row += n_sites
+    matrix = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(row, n_cols))
+    cost = np.zeros(n_cols)
+    cost[x0:z0] = LATENCY * rate_x * 2.0 * problem.latency_ms[c_idx, k_idx]
+    cost[z0:y0] = UNSERVED * problem.rate[demands[:, 0], demands[:, 1]]
+    if problem.previous is not None:
+        cost[y0:g0] = problem.migration_cost * (~problem.previous).ravel()
+    cost[g0:] = 1.0
+    col_upper = np.concatenate([np.ones(n_x + n_z + n_y), problem.available_gpus])
+    integrality = np.concatenate([np.zeros(n_x + n_z), np.ones(n_y + n_n)])
+    result = highs.solve(cost, matrix, np.concatenate(lower), np.concatenate(upper), np.zeros(n_cols), col_upper,
+                         integrality=integrality, time_limit=time_limit, mip_gap=0.0,
+                         mip_abs_gap=abs_gap)
+    if not np.isfinite(result.x).all():
+        raise RuntimeError(f"HiGHS found no placement (status {result.status})")
+    share = np.zeros((n_cells, n_services, n_sites))
+    share[c_idx, s_idx, k_idx] = np.clip(result.x[x0:z0], 0.0, 1.0)
+    loaded = result.x[y0:g0].reshape(n_services, n_sites) > 0.5
+    share *= loaded[None, :, :]
+    gpus_on = np.round(result.x[g0:])
+    return Placement(share, loaded, gpus_on, "mip", time.perf_counter() - started,
+                     info={"status": result.status, "objective": result.objective})

@@ -1,0 +1,125 @@
+"""Edge inference placement: every placement feasible, the MIP optimal against enumeration, the greedy close,
+what cannot be served reported, re-placement preferring models already loaded, and the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+from typer.testing import CliRunner
+
+from netpilot.cli import app
+from netpilot.model.sample import bundled_network_path
+from netpilot.optimize.ran.placement import LATENCY, UNSERVED, PlacementProblem, Service, place_fast, place_mip
+
+runner = CliRunner()
+
+
+def _random_problem(seed: int, cells: int = 12, sites: int = 4, load: float = 1.0) -> PlacementProblem:
+    rng = np.random.default_rng(seed)
+    services = [Service("vision", 4, 0.004, 25), Service("speech", 8, 0.04, 215), Service("llm", 20, 0.2, 1010)]
+    rate = rng.uniform(0, 1, (cells, 3)) * np.array([100, 8, 1]) * load
+    return PlacementProblem([f"c{i}" for i in range(cells)], [f"k{i}" for i in range(sites)], services, rate,
+                            rng.uniform(0.5, 4, (cells, sites)), np.full(sites, 4.0), np.full(sites, 40.0),
+                            rng.uniform(0.1, 0.5, sites))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_every_placement_is_feasible_and_fast_is_close(seed):
+    problem = _random_problem(seed)
+    fast, mip = place_fast(problem), place_mip(problem, time_limit=60)
+    assert fast.violations(problem) == [] and mip.violations(problem) == []
+    assert mip.objective(problem) <= fast.objective(problem) + 1e-6
+    assert fast.objective(problem) <= 1.25 * mip.objective(problem)
+
+
+def _best_by_enumeration(problem: PlacementProblem) -> float:
+    """For each choice of models loaded and GPUs on, the best shares by LP; the cheapest choice overall."""
+    n_c, n_s, n_k = problem.rate.shape[0], len(problem.services), len(problem.sites)
+    allowed = problem.allowed()
+    best = np.inf
+    for loaded_bits in itertools.product([0, 1], repeat=n_s * n_k):
+        loaded = np.array(loaded_bits, dtype=bool).reshape(n_s, n_k)
+        for gpus in itertools.product(*(range(int(g) + 1) for g in problem.available_gpus)):
+            gpus = np.array(gpus, dtype=float)
+            if ((loaded.astype(float).T @ problem.memory) > gpus * problem.gpu_memory_gb).any():
+                continue
+            # Variables: share[c, s, k] then unserved[c, s].
+            n_x = n_c * n_s * n_k
+            cost = np.concatenate([(LATENCY * problem.rate[:, :, None] * 2 * problem.latency_ms[:, None, :]).ravel(),
+                                   (UNSERVED * problem.rate).ravel()])
+            a_eq = np.zeros((n_c * n_s, n_x + n_c * n_s))
+            for c, s in itertools.product(range(n_c), range(n_s)):
+                a_eq[c * n_s + s, (c * n_s + s) * n_k:(c * n_s + s + 1) * n_k] = 1
+                a_eq[c * n_s + s, n_x + c * n_s + s] = 1
+            a_ub = np.zeros((n_k, n_x + n_c * n_s))
+            for c, s, k in itertools.product(range(n_c), range(n_s), range(n_k)):
+                a_ub[k, (c * n_s + s) * n_k + k] = problem.rate[c, s] * problem.gpu_seconds[s]
+            bounds = [(0, 1 if allowed[c, s, k] and loaded[s, k] else 0)
+                      for c, s, k in itertools.product(range(n_c), range(n_s), range(n_k))] + [(0, 1)] * (n_c * n_s)
+            result = linprog(cost, A_ub=a_ub, b_ub=problem.max_utilisation * gpus, A_eq=a_eq,
+                             b_eq=np.ones(n_c * n_s), bounds=bounds)
+            if result.status == 0:
+                best = min(best, result.fun + gpus.sum())
+    return best
+
+
+def test_mip_is_optimal_against_enumeration():
+    rng = np.random.default_rng(9)
+    services = [Service("a", 30, 0.01, 60), Service("b", 50, 0.05, 300)]
+    problem = PlacementProblem(["c0", "c1"], ["k0", "k1"], services, rng.uniform(10, 40, (2, 2)),
+                               np.array([[1.0, 9.0], [9.0, 1.0]]), np.array([3.0, 3.0]), np.array([40.0, 40.0]),
+                               np.array([0.0, 0.34]))
+    mip = place_mip(problem)
+    assert mip.objective(problem) == pytest.approx(_best_by_enumeration(problem), abs=0.06)
+
+
+def test_demand_beyond_all_capacity_is_reported_not_crashed():
+    problem = _random_problem(1, load=50.0)
+    for placement in (place_fast(problem), place_mip(problem, time_limit=60)):
+        assert placement.violations(problem) == []
+        assert placement.unserved(problem).sum() > 0
+    impossible = replace(problem, services=[Service("x", 4, 0.5, 10)] * 3)  # 2.5 s of compute, 10 ms SLO
+    assert place_fast(impossible).unserved(impossible).sum() == pytest.approx(impossible.rate.sum())
+
+
+def test_replacement_keeps_models_where_they_are():
+    problem = _random_problem(2)
+    first = place_mip(problem)
+    again = place_mip(replace(problem, previous=first.loaded, migration_cost=5.0))
+    assert not (again.loaded & ~first.loaded).any() or again.objective(problem) < first.objective(problem)
+
+
+def test_cli_places_on_the_bundled_network(tmp_path):
+    out = tmp_path / "p.json"
+    result = runner.invoke(app, ["edge", "place", "--network", str(bundled_network_path()), "--services",
+                                 "examples/services.yaml", "--demand", "examples/edge_demand.yaml", "--json",
+                                 str(out), "--method", "mip"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["violations"] == [] and doc["unserved_rate"] == 0
+    for site in doc["sites"]:
+        assert site["gpus_on"] <= site["gpus_available"]
+        assert site["compute"] <= doc["max_utilisation"] * site["gpus_on"] + 1e-9
+    services = {"vision": 40, "speech": 250, "llm-chat": 1100}
+    for a in doc["assignments"]:
+        assert a["rtt_ms"] + a["response_ms_at_cap"] <= services[a["service"]] + 1e-9
+
+
+def test_cli_explains_what_it_cannot_serve(tmp_path):
+    demand = tmp_path / "d.yaml"
+    demand.write_text("demand:\n- {cell: UK-cell1, service: vision, rate: 1e6}\n")
+    out = tmp_path / "p.json"
+    result = runner.invoke(app, ["edge", "place", "--network", str(bundled_network_path()), "--services",
+                                 "examples/services.yaml", "--demand", str(demand), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["unserved"] and "no GPU room" in doc["unserved"][0]["why"]
+    demand.write_text("demand:\n- {cell: nowhere, service: vision, rate: 1}\n")
+    result = runner.invoke(app, ["edge", "place", "--network", str(bundled_network_path()), "--services",
+                                 "examples/services.yaml", "--demand", str(demand), "--json", str(out)])
+    assert result.exit_code == 2 and "demand[0].cell" in result.output
