@@ -140,9 +140,10 @@ def _read_csv(path: Path) -> list[dict]:
 def eua_scenario(n_sites: int = 12, seed: int = 0):
     """The EUA Melbourne CBD scenario (generator, fixed seed): 125 real Optus sites as cells, ``n_sites`` of them
     (farthest-point picks) hosting 8 x 80 GB GPUs behind an aggregation router; each cell on a fibre to its
-    nearest router, routers meshed to their 3 nearest peers (1 ms access + 0.5 ms per hop + propagation).
-    Users: the 816 EUA user points, each on its nearest cell, asking vision 1.5, speech 0.15 and LLM chat 0.03
-    requests/s. Returns (network, cells, sites, users per cell, services)."""
+    nearest router; routers meshed to their 3 nearest peers and to the nearest router picked before them
+    (1 ms access + 0.5 ms per hop + propagation). Users: the 816 EUA user points, each on its nearest cell,
+    asking vision 1.5, speech 0.15 and LLM chat 0.03 requests/s. Returns (network, cells, sites, users per
+    cell, services)."""
     from netpilot.model.network import CellSite, EdgeSite, Link, Location, Network, Router
     from netpilot.model.units import fibre_latency_ms, great_circle_km
 
@@ -175,10 +176,15 @@ def eua_scenario(n_sites: int = 12, seed: int = 0):
     nearest = np.argmin(km[:, chosen], axis=1)
     for i, j in enumerate(nearest):
         both(cell_ids[i], router_ids[j], ACCESS_MS + fibre_latency_ms(1.4 * km[i, chosen[j]]), 10_000)
+    meshed: set[tuple[int, int]] = set()
     for j, i in enumerate(chosen):
         both(router_ids[j], site_ids[j], 0.01, 400_000)
-        for other in np.argsort(km[i, chosen])[1:4]:
-            if j < other or j not in np.argsort(km[chosen[other], chosen])[1:4]:
+        peers = set(np.argsort(km[i, chosen])[1:4].tolist())
+        if j:  # and the nearest router picked before it, which keeps the mesh connected
+            peers.add(int(np.argmin(km[i, chosen[:j]])))
+        for other in peers:
+            if (min(j, other), max(j, other)) not in meshed:
+                meshed.add((min(j, other), max(j, other)))
                 both(router_ids[j], router_ids[other], fibre_latency_ms(1.4 * km[i, chosen[other]]), 100_000)
     network = Network(name="eua-melbourne-cbd", origin="EUA (Lai et al., ICSOC 2018) sites and users",
                       nodes=nodes, links=links)
@@ -209,7 +215,7 @@ def section_placement() -> None:
     from netpilot.optimize.ran.placement import place_fast, place_mip
 
     rows, records = [], []
-    for n_sites, load in ((12, 1.0), (12, 3.0), (24, 3.0), (40, 4.0)):
+    for n_sites, load in ((12, 1.0), (12, 3.0), (24, 3.0), (40, 4.0), (80, 6.0), (125, 8.0)):
         problem = placement_problem(n_sites, load=load)
         fast = place_fast(problem)
         mip = place_mip(problem, time_limit=600)

@@ -141,7 +141,22 @@ def _gpus_needed(compute: np.ndarray, memory: np.ndarray, problem: PlacementProb
     return np.maximum(by_compute, by_memory).clip(min=0)
 
 
-def place_fast(problem: PlacementProblem) -> Placement:
+ORDERS = ("cheap-first", "big-first", "constrained-first")
+
+
+def place_fast(problem: PlacementProblem, *, orders: tuple[str, ...] = ("cheap-first",)) -> Placement:
+    """The best of ``_greedy`` over the given demand orders (of ``ORDERS``; measured, the others rarely win)."""
+    started = time.perf_counter()
+    best = None
+    for order in orders:
+        candidate = _greedy(problem, order)
+        if best is None or candidate.objective(problem) < best.objective(problem) - 1e-9:
+            best = candidate
+    best.seconds = time.perf_counter() - started
+    return best
+
+
+def _greedy(problem: PlacementProblem, order: str) -> Placement:
     """Greedy packing: the cheapest requests first (by GPU time), the most constrained among them first. Each
     fills the spare room of GPUs already on at allowed sites (nearest first), and only then powers more GPUs, at
     the allowed site that needs the fewest (preferring sites that run the model already, then the nearest);
@@ -162,7 +177,10 @@ def place_fast(problem: PlacementProblem) -> Placement:
     demands = [(c, s) for c in range(n_cells) for s in range(n_services) if problem.rate[c, s] > 0]
     # Unserved requests are what costs most, so when GPUs run short the cheapest requests should get them:
     # services by GPU time per request, then the demands with the fewest allowed sites, then the largest.
-    demands.sort(key=lambda cs: (tau[cs[1]], allowed[cs[0], cs[1]].sum(), -problem.rate[cs] * tau[cs[1]]))
+    keys = {"cheap-first": lambda cs: (tau[cs[1]], allowed[cs[0], cs[1]].sum(), -problem.rate[cs] * tau[cs[1]]),
+            "big-first": lambda cs: (tau[cs[1]], -problem.rate[cs] * tau[cs[1]]),
+            "constrained-first": lambda cs: (allowed[cs[0], cs[1]].sum(), tau[cs[1]], -problem.rate[cs])}
+    demands.sort(key=keys[order])
     for c, s in demands:
         need = problem.rate[c, s] * tau[s]  # GPU-seconds per second for the whole demand
         left = 1.0
@@ -220,16 +238,18 @@ def place_fast(problem: PlacementProblem) -> Placement:
                 sites = [j for j in sites if j != k]
     loaded &= share.sum(axis=0) > 1e-12
     share, loaded = _consolidate(problem, share, loaded, allowed)
-    share = _shave(problem, share, loaded, allowed)
+    share, loaded = _shave(problem, share, loaded, allowed)
     compute = np.einsum("csk,cs,s->k", share, problem.rate, tau)
     gpus_on = _gpus_needed(compute, loaded.astype(float).T @ mem, problem)
     return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
 
 
-def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
+           allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Turn GPUs off one at a time: where a site's load spills just past a whole GPU, move the spill to room on
-    GPUs that are on anyway at other allowed sites running the same model."""
+    GPUs that are on anyway at other allowed sites (loading the model there when its memory fits)."""
     tau, rate, util = problem.gpu_seconds, problem.rate, problem.max_utilisation
+    loaded = loaded.copy()
     memory = loaded.astype(float).T @ problem.memory
     share = share.copy()
     compute = np.einsum("csk,cs,s->k", share, rate, tau)
@@ -244,6 +264,7 @@ def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray, all
             if spill <= 1e-12:
                 continue
             trial, trial_compute = share.copy(), compute.copy()
+            trial_loaded, trial_memory = loaded.copy(), memory.copy()
             for c, sv in sorted(zip(*np.nonzero(trial[:, :, k] > 1e-12)),
                                 key=lambda cs: -problem.latency_ms[cs[0], k]):
                 if spill <= 1e-12:
@@ -252,7 +273,10 @@ def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray, all
                 for j in np.argsort(problem.latency_ms[c]):
                     if spill <= 1e-12 or trial[c, sv, k] <= 1e-12:
                         break
-                    if j == k or not allowed[c, sv, j] or not loaded[sv, j]:
+                    if j == k or not allowed[c, sv, j]:
+                        continue
+                    extra = 0.0 if trial_loaded[sv, j] else problem.memory[sv]
+                    if trial_memory[j] + extra > gpus_on[j] * problem.gpu_memory_gb[j] + 1e-9:
                         continue
                     room = util * gpus_on[j] - trial_compute[j]
                     if room <= 1e-12:
@@ -262,12 +286,15 @@ def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray, all
                     trial[c, sv, j] += take
                     trial_compute[k] -= take * unit
                     trial_compute[j] += take * unit
+                    if not trial_loaded[sv, j]:
+                        trial_loaded[sv, j] = True
+                        trial_memory[j] += extra
                     spill -= take * unit
             if spill <= 1e-9:
-                share, compute = trial, trial_compute
+                share, compute, loaded, memory = trial, trial_compute, trial_loaded, trial_memory
                 gpus_on[k] -= 1
                 improved = True
-    return share
+    return share, loaded
 
 
 class _SiteView:
