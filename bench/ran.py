@@ -16,7 +16,6 @@ reservations. The SLA of a slice is met when it gets min(actual demand, guarante
 from __future__ import annotations
 
 import csv
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 
+from _results import run
 from netpilot.optimize.ran.slicing import (
     Slice,
     allocate_fast,
@@ -35,7 +35,6 @@ from netpilot.optimize.ran.slicing import (
 
 ROOT = Path(__file__).resolve().parents[1]
 LTE = ROOT.parent / "shared" / "data" / "telemetry" / "lte_barcelona"
-OUT = ROOT / "bench" / "results"
 console = Console(width=250, soft_wrap=True)
 results: dict[str, object] = {}
 SLICES = [Slice("eMBB", 1.0, 0.5), Slice("URLLC", 10.0, 0.2), Slice("mMTC", 2.0, 0.15)]
@@ -283,13 +282,7 @@ SECTIONS = {"slicing": section_slicing, "speed": section_speed, "placement": sec
 
 
 def main(argv: list[str]) -> None:
-    for name in argv or list(SECTIONS):
-        SECTIONS[name]()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "ran.json"
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    existing.update(results)
-    path.write_text(json.dumps(existing, indent=1, default=float) + "\n")
+    run("ran", SECTIONS, argv or list(SECTIONS), results)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from _results import run
 from netpilot.model.demands import gravity_matrix
 from netpilot.model.formats import attach_demands, import_demands, import_network, read_demand_npz
 from netpilot.optimize.te.failures import evaluate_failures, failure_groups, reoptimise_failures
@@ -32,7 +33,6 @@ from netpilot.optimize.te.problem import build_problem, problem_from_pairs
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "te"
 REPETITA = SHARED / "repetita"
-OUT = ROOT / "bench" / "results"
 console = Console(width=250, soft_wrap=True)
 results: dict[str, object] = {"machine": f"{platform.node()} {platform.processor() or platform.machine()}",
                               "python": platform.python_version()}
@@ -306,18 +306,9 @@ SECTIONS = {"repetita": section_repetita, "teal": section_teal, "sndlib": sectio
 
 
 def main(argv: list[str]) -> None:
-    chosen = argv or [name for name in SECTIONS if name != "gpu"]
-    unknown = [s for s in chosen if s not in SECTIONS]
-    if unknown:
-        raise SystemExit(f"unknown section(s) {unknown}; choose from {', '.join(SECTIONS)}")
     if not SHARED.is_dir():
         raise SystemExit(f"staged data not found at {SHARED}")
-    for name in chosen:
-        SECTIONS[name]()
-    OUT.mkdir(parents=True, exist_ok=True)
-    existing = json.loads((OUT / "te.json").read_text()) if (OUT / "te.json").exists() else {}
-    existing.update(results)
-    (OUT / "te.json").write_text(json.dumps(existing, indent=1, default=float) + "\n")
+    run("te", SECTIONS, argv or [name for name in SECTIONS if name != "gpu"], results)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import uuid
@@ -17,6 +16,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import Progress
 
+from _results import run
 from netpilot.model.sample import build_sample_network
 from netpilot.telemetry.ingest import consume_sync, publish_sync
 from netpilot.telemetry.schema import known_entities
@@ -25,7 +25,6 @@ from netpilot.telemetry.store import DuckDBStore, PostgresStore
 
 ROOT = Path(__file__).resolve().parents[1]
 REPETITA = ROOT.parent / "shared" / "data" / "te" / "repetita" / "2016TopologyZooUCL_inverseCapacity"
-OUT = ROOT / "bench" / "results"
 console = Console(width=250, soft_wrap=True)
 results: dict[str, object] = {}
 _cache: dict[str, object] = {}
@@ -141,13 +140,7 @@ SECTIONS = {"sim": section_sim, "duckdb": section_duckdb, "postgres": section_po
 
 
 def main(argv: list[str]) -> None:
-    for name in argv or list(SECTIONS):
-        SECTIONS[name]()
-    OUT.mkdir(parents=True, exist_ok=True)
-    path = OUT / "telemetry.json"
-    existing = json.loads(path.read_text()) if path.exists() else {}
-    existing.update(results)
-    path.write_text(json.dumps(existing, indent=1, default=float) + "\n")
+    run("telemetry", SECTIONS, argv or list(SECTIONS), results)
 
 
 if __name__ == "__main__":

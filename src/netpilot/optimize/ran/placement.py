@@ -174,6 +174,14 @@ def _greedy(problem: PlacementProblem, order: str) -> Placement:
     memory = loaded.astype(float).T @ mem
     gpus_on = np.minimum(np.ceil(memory / np.maximum(problem.gpu_memory_gb, 1e-12) - 1e-9), cap_gpus)
     compute = np.zeros(n_sites)
+
+    def assign(c: int, s: int, k: int, take: float, need: float, extra_memory: float) -> float:
+        share[c, s, k] += take
+        compute[k] += take * need
+        memory[k] += extra_memory
+        loaded[s, k] = True
+        return take
+
     demands = [(c, s) for c in range(n_cells) for s in range(n_services) if problem.rate[c, s] > 0]
     # Unserved requests are what costs most, so when GPUs run short the cheapest requests should get them:
     # services by GPU time per request, then the demands with the fewest allowed sites, then the largest.
@@ -195,12 +203,7 @@ def _greedy(problem: PlacementProblem, order: str) -> Placement:
             room = util * gpus_on[k] - compute[k]
             if room <= 1e-12:
                 continue
-            take = min(left, room / need) if need > 0 else left
-            share[c, s, k] += take
-            compute[k] += take * need
-            memory[k] += extra_memory
-            loaded[s, k] = True
-            left -= take
+            left -= assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
         # 2. Power more GPUs where it takes the fewest.
         while left > 1e-12:
             best, best_key = None, None
@@ -228,11 +231,7 @@ def _greedy(problem: PlacementProblem, order: str) -> Placement:
                 sites = [j for j in sites if j != k]
                 continue
             room = util * gpus_on[k] - compute[k]
-            take = min(left, room / need) if need > 0 else left
-            share[c, s, k] += take
-            compute[k] += take * need
-            memory[k] += extra_memory
-            loaded[s, k] = True
+            take = assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
             left -= take
             if take <= 1e-12:
                 sites = [j for j in sites if j != k]
