@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from netpilot import __version__
-from netpilot.cli import edge, ran, te, telemetry, topo
+from netpilot.cli import change, edge, ran, te, telemetry, topo
 
 app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -15,6 +15,7 @@ app.add_typer(telemetry.sim_app, name="sim")
 app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(ran.app, name="ran")
 app.add_typer(edge.app, name="edge")
+app.add_typer(change.app, name="change")
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Act safely: intents, change sets, verification on the twin, approval workflow, drivers."""

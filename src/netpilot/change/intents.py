@@ -1,0 +1,114 @@
+"""Intents: what an operator (or the autopilot) wants changed, and the twin as it would be after the change."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+from netpilot.errors import InputError
+from netpilot.model.network import Network
+
+MAX_METRIC = 65535
+
+
+class _Intent(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    why: str | None = Field(default=None, description="The incident, forecast or request behind it.")
+
+
+class SetLinkState(_Intent):
+    """Both directions of the link between ``source`` and ``target`` up or down."""
+
+    intent: Literal["set_link_state"]
+    source: str
+    target: str
+    state: Literal["up", "down"]
+
+
+class SetMetric(_Intent):
+    """The IGP metric of the link ``source`` -> ``target`` (one direction, as on a router interface)."""
+
+    intent: Literal["set_metric"]
+    source: str
+    target: str
+    metric: int = Field(ge=1, le=MAX_METRIC)
+
+
+class DrainNode(_Intent):
+    """Move traffic off a router for maintenance: every link into and out of it at the maximum metric, as OSPF
+    max-metric router-lsa or the IS-IS overload bit do. It stays reachable as a last resort."""
+
+    intent: Literal["drain_node"]
+    node: str
+
+
+class ApplyMetrics(_Intent):
+    """IGP metrics from the TE engine, by link id ``A->B`` (``A->B#k`` for parallel links)."""
+
+    intent: Literal["apply_metrics"]
+    metrics: dict[str, int]
+
+
+Intent = Annotated[Union[SetLinkState, SetMetric, DrainNode, ApplyMetrics], Field(discriminator="intent")]
+
+
+class IntentList(RootModel[list[Intent]]):
+    pass
+
+
+def load_intents(path: str | Path) -> list[Intent]:
+    """Intents from a JSON or YAML file: a list, or an object with ``intents``. Errors name file, line, field."""
+    from netpilot.model.io import LineLocator, parse_document, parse_model, read_text
+
+    text = read_text(path)
+    data = parse_document(text, path)
+    if isinstance(data, dict) and "intents" in data:
+        data = data["intents"]
+    elif isinstance(data, dict):
+        data = [data]
+    return list(parse_model(IntentList, data, file=path, locator=LineLocator(text)).root)
+
+
+def apply_intents(network: Network, intents: list[Intent], *, file: str | Path | None = None) -> Network:
+    """The twin after the intents, in order. Refers to nodes and links by id; a missing one is an InputError
+    naming the intent."""
+    data = network.model_dump(mode="json")
+    links = data["links"]
+    nodes = {n["id"] for n in data["nodes"]}
+
+    def find(i: int, source: str, target: str) -> list[dict]:
+        for end in (source, target):
+            if end not in nodes:
+                raise InputError.at(f"no node {end!r} in the network", file=file, field=f"[{i}]")
+        found = [lk for lk in links if lk["source"] == source and lk["target"] == target]
+        if not found:
+            raise InputError.at(f"no link {source}->{target} in the network", file=file, field=f"[{i}]")
+        return found
+
+    for i, intent in enumerate(intents):
+        if isinstance(intent, SetLinkState):
+            for lk in find(i, intent.source, intent.target) + find(i, intent.target, intent.source):
+                lk["state"] = intent.state
+        elif isinstance(intent, SetMetric):
+            for lk in find(i, intent.source, intent.target):
+                lk["metric"] = intent.metric
+        elif isinstance(intent, DrainNode):
+            if intent.node not in nodes:
+                raise InputError.at(f"no node {intent.node!r} in the network", file=file, field=f"[{i}].node")
+            for lk in links:
+                if intent.node in (lk["source"], lk["target"]):
+                    lk["metric"] = MAX_METRIC
+        elif isinstance(intent, ApplyMetrics):
+            by_id = {(f"{lk['source']}->{lk['target']}" + (f"#{lk['key']}" if lk.get("key") else "")): lk
+                     for lk in links}
+            for link_id, metric in intent.metrics.items():
+                if link_id not in by_id:
+                    raise InputError.at(f"no link {link_id!r} in the network", file=file,
+                                        field=f"[{i}].metrics.{link_id}")
+                if not 1 <= int(metric) <= MAX_METRIC:
+                    raise InputError.at(f"metric {metric} outside 1..{MAX_METRIC}", file=file,
+                                        field=f"[{i}].metrics.{link_id}")
+                by_id[link_id]["metric"] = int(metric)
+    return Network.model_validate(data)

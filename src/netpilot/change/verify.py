@@ -1,0 +1,253 @@
+"""Verification of a change on the twin before it touches a router: reachability, forwarding loops, black holes,
+utilisation now and at the forecast peak, and the same under every single link failure (what-if).
+
+A change is judged against the network as it is: a check fails when the change makes things worse than they
+were (a pair it cuts off, a failure it makes partition or overload the network) or leaves a limit broken that it
+made worse. Each failure names the pair, link or scenario.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy.sparse.csgraph import connected_components
+
+from netpilot.model.network import Network, NetworkArrays
+from netpilot.model.routing import EcmpRouting, ecmp_flows
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+@dataclass
+class Report:
+    checks: list[Check]
+    seconds: float
+    figures: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict:
+        return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks], "seconds": self.seconds,
+                "figures": self.figures}
+
+    def text(self) -> str:
+        lines = [f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in self.checks]
+        return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class _State:
+    """The network's forwarding and loads under one demand matrix."""
+
+    arrays: NetworkArrays
+    pairs: np.ndarray
+    volume: np.ndarray
+    routing: EcmpRouting
+    loads: np.ndarray
+
+    @property
+    def utilisation(self) -> np.ndarray:
+        cap = self.arrays.capacity
+        return np.where(self.arrays.up & (cap > 0), self.loads / np.where(cap > 0, cap, 1.0), 0.0)
+
+
+def _demand_pairs(network: Network) -> tuple[np.ndarray, np.ndarray]:
+    arrays = network.arrays()
+    n = arrays.n_nodes
+    if len(arrays.demand_src) == 0:
+        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
+    keys, inverse = np.unique(arrays.demand_src * n + arrays.demand_dst, return_inverse=True)
+    return np.stack([keys // n, keys % n], axis=1), np.bincount(inverse, weights=arrays.demand_volume)
+
+
+def _state(network: Network, pairs: np.ndarray, volume: np.ndarray) -> _State:
+    arrays = network.arrays()
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+    return _State(arrays, pairs, volume, routing, routing.loads)
+
+
+def _name(arrays: NetworkArrays, e: int) -> str:
+    return f"{arrays.node_ids[arrays.src[e]]}->{arrays.node_ids[arrays.dst[e]]}"
+
+
+def _unreachable_pairs(arrays: NetworkArrays, up: np.ndarray) -> tuple[int, tuple[str, str] | None]:
+    """(how many ordered node pairs cannot reach each other over links that are up, one example)."""
+    import scipy.sparse as sp
+
+    links = np.flatnonzero(up)
+    graph = sp.csr_matrix((np.ones(len(links)), (arrays.src[links], arrays.dst[links])),
+                          shape=(arrays.n_nodes, arrays.n_nodes))
+    count, labels = connected_components(graph, directed=True, connection="strong")
+    if count == 1:
+        return 0, None
+    sizes = np.bincount(labels)
+    n = arrays.n_nodes
+    broken = int(n * n - (sizes ** 2).sum())
+    main = int(np.argmax(sizes))
+    outside = int(np.flatnonzero(labels != main)[0])
+    inside = int(np.flatnonzero(labels == main)[0])
+    return broken, (arrays.node_ids[inside], arrays.node_ids[outside])
+
+
+def failure_scenarios(arrays: NetworkArrays) -> list[np.ndarray]:
+    """Single failures of a physical link (both directions of each link that is up)."""
+    up = np.flatnonzero(arrays.up)
+    key = np.minimum(arrays.src[up], arrays.dst[up]) * arrays.n_nodes + np.maximum(arrays.src[up], arrays.dst[up])
+    order = np.argsort(key, kind="stable")
+    cuts = np.flatnonzero(np.diff(key[order])) + 1
+    return np.split(up[order], cuts)
+
+
+def what_if(state: _State, scenarios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per single-failure scenario: (MLU after IGP reconvergence, most loaded link, demand volume cut off).
+
+    Only destinations whose shortest-path DAG used a failed link are recomputed; the rest keep their flows.
+    """
+    arrays, routing = state.arrays, state.routing
+    cap = arrays.capacity
+    mlu = np.zeros(len(scenarios))
+    worst = np.full(len(scenarios), -1, dtype=np.int64)
+    stranded = np.zeros(len(scenarios))
+    target_row = routing.pair_target
+    for i, failed in enumerate(scenarios):
+        up = arrays.up.copy()
+        up[failed] = False
+        affected = np.flatnonzero(routing.on_dag[:, failed].any(axis=1))
+        loads = state.loads.copy()
+        if len(affected):
+            loads -= routing.link_flow[affected].sum(axis=0)
+            chosen = np.isin(target_row, affected)
+            if chosen.any():
+                rerouted = ecmp_flows(arrays, arrays.metric, state.pairs[chosen], state.volume[chosen], up)
+                loads += rerouted.loads
+                stranded[i] = float(state.volume[chosen][rerouted.unreachable].sum())
+        util = np.where(up & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
+        worst[i] = int(np.argmax(util))
+        mlu[i] = float(util[worst[i]])
+    return mlu, worst, stranded
+
+
+def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
+                  failures: bool = True) -> Report:
+    """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
+    under ``after``'s demands (the twin's current matrix) and the same scaled by ``peak_factor`` (the forecast
+    peak)."""
+    started = time.perf_counter()
+    checks: list[Check] = []
+    arrays_before, arrays_after = before.arrays(), after.arrays()
+    pairs, volume = _demand_pairs(after)
+
+    # Reachability between every pair of nodes over links that are up.
+    broken_before, _ = _unreachable_pairs(arrays_before, arrays_before.up)
+    broken_after, example = _unreachable_pairs(arrays_after, arrays_after.up)
+    if broken_after > broken_before:
+        checks.append(Check("reachability", False, f"{broken_after - broken_before} node pairs lose their path, "
+                                                   f"e.g. {example[0]} cannot reach {example[1]} (or back)"))
+    else:
+        checks.append(Check("reachability", True, "every node pair that could reach each other still can"
+                            + (f" ({broken_after} pairs were cut off already)" if broken_after else "")))
+
+    now_before = _state(before, pairs, volume)
+    now_after = _state(after, pairs, volume)
+    routing = now_after.routing
+
+    # Loops: every ECMP next hop must bring traffic strictly closer to its destination.
+    rows, links = np.nonzero(routing.on_dag)
+    metric = arrays_after.metric
+    looping = metric[links] <= 0
+    if looping.any():
+        e = links[np.flatnonzero(looping)[0]]
+        checks.append(Check("forwarding loops", False, f"next hop over {_name(arrays_after, e)} does not bring "
+                                                       "traffic closer to its destination"))
+    else:
+        checks.append(Check("forwarding loops", True, f"{len(routing.targets)} destinations, every next hop "
+                                                      "strictly closer (metrics >= 1)"))
+
+    # Black holes: demand whose source has no route to its destination.
+    dropped = np.flatnonzero(routing.unreachable & (volume > 0))
+    dropped_before = set(map(tuple, pairs[now_before.routing.unreachable & (volume > 0)].tolist()))
+    new_drops = [i for i in dropped if tuple(pairs[i].tolist()) not in dropped_before]
+    if new_drops:
+        a, b = pairs[new_drops[0]]
+        total = float(volume[new_drops].sum())
+        checks.append(Check("black holes", False, f"{len(new_drops)} demands ({total:.6g} Mbit/s) would be "
+                                                  f"dropped, e.g. {arrays_after.node_ids[a]} -> "
+                                                  f"{arrays_after.node_ids[b]}"))
+    else:
+        checks.append(Check("black holes", True, "every demand has a route" if not len(dropped) else
+                            f"no new drops ({len(dropped)} demands had no route already)"))
+
+    # Utilisation now and at the forecast peak.
+    checks_to_run = [("utilisation now", 1.0)]
+    if peak_factor != 1.0:
+        checks_to_run.append((f"utilisation at forecast peak (x{peak_factor:g})", peak_factor))
+    for label, factor in checks_to_run:
+        util_after = now_after.utilisation * factor
+        util_before = now_before.utilisation * factor
+        e = int(np.argmax(util_after))
+        peak_after, peak_before = float(util_after[e]), float(util_before.max(initial=0.0))
+        ok = peak_after <= max_utilisation or peak_after <= peak_before + 1e-9
+        checks.append(Check(label, ok, f"MLU {peak_after:.3f} on {_name(arrays_after, e)} (limit "
+                                       f"{max_utilisation:g}; {peak_before:.3f} before the change)"))
+
+    figures = {"mlu_before": float(now_before.utilisation.max(initial=0.0)),
+               "mlu_after": float(now_after.utilisation.max(initial=0.0))}
+    if failures:
+        scenarios_after = failure_scenarios(arrays_after)
+        mlu_a, worst_a, stranded_a = what_if(now_after, scenarios_after)
+        scenarios_before = failure_scenarios(arrays_before)
+        mlu_b, _, stranded_b = what_if(now_before, scenarios_before)
+        before_by_link = {}
+        for scenario, m, st in zip(scenarios_before, mlu_b, stranded_b):
+            before_by_link[_scenario_key(arrays_before, scenario)] = (m, st)
+        bad_partition, bad_overload = [], []
+        for i, scenario in enumerate(scenarios_after):
+            m_before, st_before = before_by_link.get(_scenario_key(arrays_after, scenario), (0.0, 0.0))
+            if stranded_a[i] > st_before + 1e-9:
+                bad_partition.append(i)
+            if mlu_a[i] > max_utilisation and mlu_a[i] > m_before + 1e-9:
+                bad_overload.append(i)
+        if bad_partition:
+            i = max(bad_partition, key=lambda j: stranded_a[j])
+            checks.append(Check("single-failure reachability", False,
+                                f"{len(bad_partition)} single failures would cut off demand the network survives "
+                                f"today; worst: {_scenario_name(arrays_after, scenarios_after[i])} strands "
+                                f"{stranded_a[i]:.6g} Mbit/s"))
+        else:
+            checks.append(Check("single-failure reachability", True,
+                                f"{len(scenarios_after)} link failures, none cuts off more demand than today"))
+        if bad_overload:
+            i = max(bad_overload, key=lambda j: mlu_a[j])
+            checks.append(Check("single-failure utilisation", False,
+                                f"{len(bad_overload)} single failures would overload the network where today's "
+                                f"would not; worst: {_scenario_name(arrays_after, scenarios_after[i])} puts "
+                                f"{_name(arrays_after, worst_a[i])} at {mlu_a[i]:.3f}"))
+        else:
+            checks.append(Check("single-failure utilisation", True,
+                                f"worst single failure MLU {mlu_a.max(initial=0.0):.3f}; none worse than today "
+                                f"above the limit {max_utilisation:g}"))
+        figures["worst_failure_mlu_after"] = float(mlu_a.max(initial=0.0))
+        figures["failure_scenarios"] = len(scenarios_after)
+    return Report(checks, time.perf_counter() - started, figures)
+
+
+def _scenario_key(arrays: NetworkArrays, scenario: np.ndarray) -> tuple:
+    ends = sorted({(arrays.node_ids[arrays.src[e]], arrays.node_ids[arrays.dst[e]]) for e in scenario})
+    return tuple(sorted({tuple(sorted(pair)) for pair in ends}))
+
+
+def _scenario_name(arrays: NetworkArrays, scenario: np.ndarray) -> str:
+    a, b = arrays.node_ids[arrays.src[scenario[0]]], arrays.node_ids[arrays.dst[scenario[0]]]
+    return f"link {a}-{b} down"

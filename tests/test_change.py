@@ -1,0 +1,132 @@
+"""Safe change, first part: intents become a changed twin, and verification refuses unsafe changes, each with
+the reason named (the pair, link or failure)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, apply_intents, load_intents
+from netpilot.change.verify import verify_change
+from netpilot.cli import app
+from netpilot.errors import InputError
+from netpilot.model.io import dumps_network
+from netpilot.model.network import Demand, Link, Network, Router
+
+runner = CliRunner()
+
+
+def _net(links, demands) -> Network:
+    nodes = sorted({n for a, b, *_ in links for n in (a, b)})
+    out = []
+    for a, b, capacity, *metric in links:
+        m = metric[0] if metric else 10
+        out += [Link(source=a, target=b, capacity=capacity, metric=m), Link(source=b, target=a, capacity=capacity,
+                                                                            metric=m)]
+    return Network(name="t", nodes=[Router(id=n) for n in nodes], links=out,
+                   demands=[Demand(source=s, target=t, volume=v) for s, t, v in demands])
+
+
+def _square() -> Network:
+    """a-b-c-d-a ring of 100s plus a thin 10 diagonal a-c at a high metric; 30 from a to c."""
+    return _net([("a", "b", 100), ("b", "c", 100), ("c", "d", 100), ("d", "a", 100), ("a", "c", 10, 1000)],
+                [("a", "c", 30.0), ("b", "d", 20.0)])
+
+
+def _failed(report, name):
+    (check,) = [c for c in report.checks if c.name.startswith(name)]
+    return check
+
+
+def test_a_harmless_change_passes():
+    before = _square()
+    after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="b", metric=11)])
+    report = verify_change(before, after, peak_factor=1.5)
+    assert report.ok, report.text()
+
+
+def test_cutting_a_node_off_is_refused_naming_the_pair():
+    before = _net([("a", "b", 100), ("b", "c", 100)], [("a", "c", 10.0)])
+    after = apply_intents(before, [SetLinkState(intent="set_link_state", source="b", target="c", state="down")])
+    report = verify_change(before, after)
+    assert not report.ok
+    assert "cannot reach" in _failed(report, "reachability").detail
+    assert "a -> c" in _failed(report, "black holes").detail
+
+
+def test_a_change_leaving_a_single_failure_partition_is_refused():
+    before = _square()
+    after = apply_intents(before, [SetLinkState(intent="set_link_state", source="a", target="b", state="down"),
+                                   SetLinkState(intent="set_link_state", source="a", target="c", state="down")])
+    report = verify_change(before, after)
+    check = _failed(report, "single-failure reachability")
+    assert not check.ok and "down strands" in check.detail
+    assert _failed(report, "reachability").ok  # still connected now: only a failure would cut it
+
+
+def test_overload_now_is_refused_naming_the_link():
+    before = _square()
+    after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="c", metric=1)])
+    check = _failed(verify_change(before, after), "utilisation now")
+    assert not check.ok and "a->c" in check.detail and "3.000" in check.detail
+
+
+def test_overload_only_at_the_forecast_peak_is_refused():
+    # Two equal-cost routes share 80 (0.4 each); pushing it all over a-b-c is fine now (0.8), not at 1.5x.
+    before = _net([("a", "b", 100), ("b", "c", 100), ("a", "c", 100, 20)], [("a", "c", 80.0)])
+    after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="c", metric=100)])
+    report = verify_change(before, after, peak_factor=1.5, max_utilisation=1.0)
+    assert _failed(report, "utilisation now").ok
+    assert not _failed(report, "utilisation at forecast peak").ok
+
+
+def test_a_change_that_makes_failures_overload_is_refused():
+    before = _net([("a", "b", 100), ("b", "c", 100), ("a", "c", 100), ("a", "d", 100), ("d", "c", 100)],
+                  [("a", "c", 60.0)])
+    after = apply_intents(before, [SetLinkState(intent="set_link_state", source="a", target="d", state="down")])
+    report = verify_change(before, after, max_utilisation=0.5)
+    check = _failed(report, "single-failure utilisation")
+    assert not check.ok and "link" in check.detail
+
+
+def test_draining_a_router_keeps_it_reachable_and_moves_traffic():
+    before = _net([("a", "b", 100), ("b", "c", 100), ("a", "d", 100), ("d", "c", 100)], [("a", "c", 10.0)])
+    after = apply_intents(before, [DrainNode(intent="drain_node", node="b")])
+    assert all(lk.metric == 65535 for lk in after.links if "b" in (lk.source, lk.target))
+    assert verify_change(before, after).ok
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('[{"intent": "set_metric", "source": "a", "target": "b", "metric": 0}]', "metric"),
+    ('[{"intent": "reboot_everything"}]', "intent"),
+    ('[{"intent": "set_link_state", "source": "a", "target": "zz", "state": "down"}]', "no node 'zz'"),
+    ('[{"intent": "set_link_state", "source": "a", "target": "c", "state": "down"}]', "no link a->c"),
+    ('[{"intent": "apply_metrics", "metrics": {"a->q": 5}}]', "no link 'a->q'"),
+    ('[{"intent": "drain_node", "node": "q"}]', "no node 'q'"),
+])
+def test_malformed_intents_are_refused_with_a_located_reason(tmp_path, text, message):
+    net = _net([("a", "b", 100), ("b", "c", 100)], [("a", "c", 1.0)])
+    path = tmp_path / "i.json"
+    path.write_text(text)
+    with pytest.raises(InputError) as info:
+        apply_intents(net, load_intents(path), file=path)
+    assert message in str(info.value)
+
+
+def test_cli_verify_writes_ok_and_checks(tmp_path):
+    net = tmp_path / "n.yaml"
+    net.write_text(dumps_network(_square()))
+    intent = tmp_path / "i.yaml"
+    intent.write_text("- {intent: set_link_state, source: a, target: b, state: down}\n"
+                      "- {intent: set_link_state, source: a, target: c, state: down}\n")
+    out = tmp_path / "v.json"
+    result = runner.invoke(app, ["change", "verify", "--network", str(net), "--intent", str(intent), "--json",
+                                 str(out)])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert doc["ok"] is False
+    assert {c["name"] for c in doc["checks"]} >= {"reachability", "forwarding loops", "black holes",
+                                                  "utilisation now", "single-failure reachability"}
+    assert all(set(c) == {"name", "ok", "detail"} for c in doc["checks"])
