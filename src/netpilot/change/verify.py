@@ -163,17 +163,18 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     now_after = _state(after, pairs, volume)
     routing = now_after.routing
 
-    # Loops: every ECMP next hop must bring traffic strictly closer to its destination.
+    # Loops: every ECMP next hop must bring traffic strictly closer to its destination, or it could circle.
     rows, links = np.nonzero(routing.on_dag)
-    metric = arrays_after.metric
-    looping = metric[links] <= 0
+    dist = routing.distance
+    looping = ~(dist[rows, arrays_after.src[links]] > dist[rows, arrays_after.dst[links]])
     if looping.any():
-        e = links[np.flatnonzero(looping)[0]]
-        checks.append(Check("forwarding loops", False, f"next hop over {_name(arrays_after, e)} does not bring "
-                                                       "traffic closer to its destination"))
+        j = int(np.flatnonzero(looping)[0])
+        checks.append(Check("forwarding loops", False, f"towards {arrays_after.node_ids[routing.targets[rows[j]]]}, "
+                                                       f"the next hop over {_name(arrays_after, links[j])} does not "
+                                                       "bring traffic closer"))
     else:
-        checks.append(Check("forwarding loops", True, f"{len(routing.targets)} destinations, every next hop "
-                                                      "strictly closer (metrics >= 1)"))
+        checks.append(Check("forwarding loops", True, f"{len(routing.targets)} destinations, {len(links)} next hops, "
+                                                      "each strictly closer to its destination"))
 
     # Black holes: demand whose source has no route to its destination.
     dropped = np.flatnonzero(routing.unreachable & (volume > 0))

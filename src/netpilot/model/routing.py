@@ -27,6 +27,7 @@ class EcmpRouting:
     src: np.ndarray          # (L,) link source node
     dst: np.ndarray          # (L,) link target node
     n_nodes: int
+    distance: np.ndarray | None = None  # (T, N) IGP distance of each node to each target
     _cache: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -117,7 +118,7 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     share = np.where(on_dag, 1.0 / np.maximum(next_hops[:, src], 1.0), 0.0)
     reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
     routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable, pairs,
-                          pair_target, src, dst, n)
+                          pair_target, src, dst, n, dist)
     object.__setattr__(routing, "link_flow", routing.carry(volume))
     return routing
 
