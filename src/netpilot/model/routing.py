@@ -35,22 +35,33 @@ class EcmpRouting:
         return self.link_flow.sum(axis=0)
 
     def carry(self, volume: np.ndarray) -> np.ndarray:
-        """(T, L) traffic per target per link for ``volume`` per pair (same pairs), on these splits."""
-        n_targets = len(self.targets)
-        injected = np.zeros((n_targets, self.n_nodes))
+        """(T, L) traffic per target per link for ``volume`` per pair (same pairs), on these splits.
+
+        Traffic is pushed down every target's DAG at once over the DAG's edges only (not every link), until it
+        settles: at most as many rounds as the longest shortest path has hops.
+        """
+        n_targets, n = len(self.targets), self.n_nodes
+        if "dag" not in self._cache:
+            rows, links = np.nonzero(self.on_dag)
+            self._cache["dag"] = (rows, links, rows * n + self.src[links], rows * n + self.dst[links],
+                                  self.share[rows, links])
+        rows, links, from_node, to_node, share = self._cache["dag"]
+        injected = np.zeros(n_targets * n)
         live = ~self.unreachable
-        np.add.at(injected, (self.pair_target[live], self.pairs[live, 0]), np.asarray(volume, dtype=float)[live])
-        injected[np.arange(n_targets), self.targets] = 0.0
+        np.add.at(injected, self.pair_target[live] * n + self.pairs[live, 0], np.asarray(volume, dtype=float)[live])
+        sinks = np.arange(n_targets) * n + self.targets
+        injected[sinks] = 0.0
         through = injected
-        for _ in range(self.n_nodes):
-            arriving = np.zeros_like(through)
-            _scatter_columns(arriving, self.dst, through[:, self.src] * self.share)
-            arriving[np.arange(n_targets), self.targets] = 0.0
+        for _ in range(n):
+            arriving = np.bincount(to_node, weights=through[from_node] * share, minlength=n_targets * n)
+            arriving[sinks] = 0.0
             updated = injected + arriving
             if np.array_equal(updated, through):
                 break
             through = updated
-        return through[:, self.src] * self.share
+        flow = np.zeros((n_targets, len(self.src)))
+        flow[rows, links] = through[from_node] * share
+        return flow
 
     def link_loads(self, volume: np.ndarray) -> np.ndarray:
         """(L,) load per link for ``volume`` per pair: one sparse product with ``routing_matrix``."""
@@ -121,13 +132,6 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
                           pair_target, src, dst, n, dist)
     object.__setattr__(routing, "link_flow", routing.carry(volume))
     return routing
-
-
-def _scatter_columns(out: np.ndarray, columns: np.ndarray, values: np.ndarray) -> None:
-    """``out[:, columns[j]] += values[:, j]`` for every j, duplicates summed."""
-    n = out.shape[1]
-    matrix = sp.csr_matrix((np.ones(len(columns)), (np.arange(len(columns)), columns)), shape=(len(columns), n))
-    out += values @ matrix
 
 
 def _lightest(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
