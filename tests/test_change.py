@@ -130,3 +130,101 @@ def test_cli_verify_writes_ok_and_checks(tmp_path):
     assert {c["name"] for c in doc["checks"]} >= {"reachability", "forwarding loops", "black holes",
                                                   "utilisation now", "single-failure reachability"}
     assert all(set(c) == {"name", "ok", "detail"} for c in doc["checks"])
+
+
+# --- workflow and audit -----------------------------------------------------------------------------------
+
+from netpilot.change.workflow import ChangeStore, Policy, WorkflowError, twin_diff  # noqa: E402
+
+GOOD = {"ok": True, "checks": []}
+BAD = {"ok": False, "checks": [{"name": "black holes", "ok": False, "detail": "a -> c dropped"}]}
+METRIC = [{"intent": "set_metric", "source": "a", "target": "b", "metric": 20}]
+
+
+def test_two_person_rule_and_the_happy_path(tmp_path):
+    store = ChangeStore(tmp_path / "changes.db")
+    cid = store.propose(METRIC, "alice", "relieve a-c", [])
+    assert store.record_verification(cid, GOOD) == "verified"
+    with pytest.raises(WorkflowError, match="two-person rule"):
+        store.approve(cid, "alice")
+    store.approve(cid, "bob")
+    for state in ("applying", "checking", "done"):
+        store.advance(cid, state, "driver")
+    reopened = ChangeStore(tmp_path / "changes.db")
+    record = reopened.get(cid)
+    assert (record.state, record.approver, record.proposer) == ("done", "bob", "alice")
+    assert [e["action"] for e in reopened.audit(cid)] == ["propose", "verify", "approve", "applying", "checking",
+                                                           "done"]
+
+
+def test_failed_verification_rejects_and_nothing_skips_a_step():
+    store = ChangeStore()
+    cid = store.propose(METRIC, "alice", "x", [])
+    with pytest.raises(WorkflowError, match="only a verified change"):
+        store.approve(cid, "bob")
+    assert store.record_verification(cid, BAD) == "rejected"
+    with pytest.raises(WorkflowError, match="cannot become"):
+        store.advance(cid, "applying", "driver")
+    other = store.propose(METRIC, "alice", "y", [])
+    store.record_verification(other, GOOD)
+    with pytest.raises(WorkflowError, match="cannot become"):
+        store.advance(other, "done", "driver")  # not approved, not applied
+
+
+def test_policy_auto_approves_only_named_low_risk_intents():
+    store = ChangeStore(policy=Policy(auto_approve=["set_metric"]))
+    cid = store.propose(METRIC, "autopilot", "forecast congestion", [])
+    assert store.record_verification(cid, GOOD) == "approved"
+    assert store.get(cid).approver == "policy"
+    risky = store.propose([{"intent": "set_link_state", "source": "a", "target": "b", "state": "down"}],
+                          "autopilot", "drain", [])
+    assert store.record_verification(risky, GOOD) == "verified"  # waits for a person
+    refused = store.propose(METRIC, "autopilot", "z", [])
+    assert store.record_verification(refused, BAD) == "rejected"  # the policy never overrides verification
+
+
+def test_audit_log_is_append_only_and_tamper_evident(tmp_path):
+    import sqlite3
+
+    path = tmp_path / "changes.db"
+    store = ChangeStore(path)
+    cid = store.propose(METRIC, "alice", "why", [])
+    store.record_verification(cid, GOOD)
+    store.approve(cid, "bob")
+    assert store.verify_audit() == (True, "every entry follows from the one before")
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        store.db.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
+    # Someone with the file drops the guard and rewrites who approved.
+    raw = sqlite3.connect(path)
+    raw.execute("DROP TRIGGER audit_no_update")
+    raw.execute("UPDATE audit SET detail = replace(detail, 'proposed', 'PROPOSED') WHERE seq = 2")
+    raw.commit()
+    ok, where = ChangeStore(path).verify_audit()
+    assert not ok and "entry 2 was altered" in where
+
+
+def test_twin_diff_lists_what_changes():
+    before = _square()
+    after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="b", metric=11)])
+    assert twin_diff(before, after) == [{"device": "a", "link": "a->b", "field": "metric", "before": 10,
+                                         "after": 11}]
+
+
+def test_cli_propose_approve_and_audit(tmp_path):
+    net = tmp_path / "n.yaml"
+    net.write_text(dumps_network(_square()))
+    intent = tmp_path / "i.yaml"
+    intent.write_text("- {intent: set_metric, source: a, target: b, metric: 11}\n")
+    db = tmp_path / "c.db"
+    result = runner.invoke(app, ["change", "propose", "--network", str(net), "--intent", str(intent), "--by",
+                                 "alice", "--why", "test", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    change_id = result.output.split()[1].rstrip(":")
+    assert "verified" in result.output
+    result = runner.invoke(app, ["change", "approve", change_id, "--by", "alice", "--db", str(db)])
+    assert result.exit_code == 2 and "two-person rule" in result.output
+    result = runner.invoke(app, ["change", "approve", change_id, "--by", "bob", "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    shown = json.loads(runner.invoke(app, ["change", "show", change_id, "--db", str(db)]).output)
+    assert shown["state"] == "approved" and shown["diff"][0]["after"] == 11
+    assert runner.invoke(app, ["change", "audit", "--db", str(db)]).exit_code == 0

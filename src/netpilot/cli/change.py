@@ -55,3 +55,118 @@ def verify(
     for check in report.checks:
         table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
     stdout().print(table)
+
+
+DbOption = Annotated[Path, typer.Option(help="The change database (SQLite).")]
+
+
+def _store(db: Path, policy: Path | None = None):
+    from netpilot.change.workflow import ChangeStore, Policy
+
+    chosen = Policy()
+    if policy is not None:
+        from netpilot.model.io import LineLocator, parse_document, parse_model, read_text
+
+        text = read_text(policy)
+        chosen = parse_model(Policy, parse_document(text, policy), file=policy, locator=LineLocator(text))
+    return ChangeStore(db, chosen)
+
+
+def _workflow_errors(func):
+    import functools
+
+    from netpilot.change.workflow import WorkflowError
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except WorkflowError as exc:
+            raise InputError.at(f"refused: {exc}") from None
+    return wrapper
+
+
+@app.command()
+@reports_errors
+@_workflow_errors
+def propose(
+    network: Annotated[Path, typer.Option(help="Network file: the twin as it is now.")],
+    intent: Annotated[Path, typer.Option(help="JSON/YAML list of intents.")],
+    by: Annotated[str, typer.Option(help="Who proposes it.")],
+    why: Annotated[str, typer.Option(help="The incident, forecast or request behind it.")],
+    db: DbOption = Path("netpilot-changes.db"),
+    policy: Annotated[Optional[Path], typer.Option(help="YAML: auto_approve: [intent kinds].")] = None,
+    max_utilisation: Annotated[float, typer.Option(help="Highest link utilisation a change may leave.")] = 1.0,
+    peak_factor: Annotated[float, typer.Option(help="Forecast peak as a multiple of the demand matrix.")] = 1.0,
+) -> None:
+    """Propose a change: it is verified at once, then waits for approval (or is rejected)."""
+    from netpilot.change.intents import apply_intents, load_intents
+    from netpilot.change.verify import verify_change
+    from netpilot.change.workflow import twin_diff
+    from netpilot.model.io import load_network as load
+
+    before = load(network)
+    intents = load_intents(intent)
+    after = apply_intents(before, intents, file=intent)
+    store = _store(db, policy)
+    change_id = store.propose([i.model_dump(exclude_none=True) for i in intents], by, why, twin_diff(before, after))
+    report = verify_change(before, after, max_utilisation=max_utilisation, peak_factor=peak_factor)
+    state = store.record_verification(change_id, report.as_dict())
+    stdout().print(f"change {change_id}: {state}")
+    stdout().print(report.text())
+
+
+@app.command()
+@reports_errors
+@_workflow_errors
+def approve(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="Approver.")],
+            db: DbOption = Path("netpilot-changes.db")) -> None:
+    """Approve a verified change (not your own)."""
+    _store(db).approve(change_id, by)
+    stdout().print(f"change {change_id}: approved by {by}")
+
+
+@app.command()
+@reports_errors
+@_workflow_errors
+def reject(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="Who rejects it.")],
+           why: Annotated[str, typer.Option(help="Why.")], db: DbOption = Path("netpilot-changes.db")) -> None:
+    """Reject a change that has not been applied."""
+    _store(db).reject(change_id, by, why)
+    stdout().print(f"change {change_id}: rejected")
+
+
+@app.command("list")
+@reports_errors
+def list_(db: DbOption = Path("netpilot-changes.db"),
+          state: Annotated[Optional[str], typer.Option(help="Only changes in this state.")] = None) -> None:
+    """The changes, oldest first."""
+    table = Table(title="changes")
+    for column in ("id", "state", "proposer", "approver", "why", "intents"):
+        table.add_column(column)
+    for c in _store(db).list(state):
+        table.add_row(c.id, c.state, c.proposer, c.approver or "", c.why, ", ".join(i["intent"] for i in c.intents))
+    stdout().print(table)
+
+
+@app.command()
+@reports_errors
+@_workflow_errors
+def show(change_id: Annotated[str, typer.Argument()], db: DbOption = Path("netpilot-changes.db")) -> None:
+    """One change as JSON: intents, diff, verification report and its audit entries."""
+    from dataclasses import asdict
+
+    from netpilot.cli.common import print_json
+
+    store = _store(db)
+    print_json({**asdict(store.get(change_id)), "audit": store.audit(change_id)})
+
+
+@app.command()
+@reports_errors
+def audit(db: DbOption = Path("netpilot-changes.db")) -> None:
+    """Check the audit log's hash chain; exits 1 when it has been tampered with."""
+    ok, detail = _store(db).verify_audit()
+    stdout().print(("intact: " if ok else "BROKEN: ") + detail)
+    if not ok:
+        raise typer.Exit(1)

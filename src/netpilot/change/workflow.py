@@ -1,0 +1,222 @@
+"""The change workflow as a persisted state machine with a two-person rule and a hash-chained audit log.
+
+proposed -> verified -> approved -> applying -> checking -> done | rolled_back;  any of the first three
+-> rejected. A change that fails verification is rejected by the verifier. The approver may not be the
+proposer unless the policy auto-approves that kind of intent. Every transition appends an audit entry whose
+hash covers the previous entry's hash, so editing or deleting history breaks the chain where it happened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+STATES = ("proposed", "verified", "approved", "applying", "checking", "done", "rolled_back", "rejected")
+TRANSITIONS = {
+    "proposed": {"verified", "rejected"},
+    "verified": {"approved", "rejected"},
+    "approved": {"applying", "rejected"},
+    "applying": {"checking", "rolled_back"},
+    "checking": {"done", "rolled_back"},
+    "done": set(),
+    "rolled_back": set(),
+    "rejected": set(),
+}
+GENESIS = "0" * 64
+
+
+class WorkflowError(Exception):
+    """A transition the workflow does not allow, with the reason."""
+
+
+class Policy(BaseModel):
+    """Which intents may skip the second person: named low-risk kinds, and only when verification passed."""
+
+    model_config = ConfigDict(extra="forbid")
+    auto_approve: list[str] = Field(default_factory=list, description="Intent kinds approved without a person.")
+
+
+@dataclass(frozen=True)
+class ChangeRecord:
+    id: str
+    state: str
+    proposer: str
+    why: str
+    intents: list[dict]
+    diff: list[dict]
+    verification: dict | None
+    approver: str | None
+    created: str
+    updated: str
+
+
+class ChangeStore:
+    """Changes and their audit trail in SQLite (the embedded default)."""
+
+    def __init__(self, path: str | Path = ":memory:", policy: Policy | None = None) -> None:
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.policy = policy or Policy()
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS changes (id TEXT PRIMARY KEY, state TEXT NOT NULL, proposer TEXT NOT NULL,
+                why TEXT NOT NULL, intents TEXT NOT NULL, diff TEXT NOT NULL, verification TEXT,
+                approver TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+                change_id TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
+                prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+            CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """)
+
+    # --- transitions ------------------------------------------------------------------------------------------
+
+    def propose(self, intents: list[dict], proposer: str, why: str, diff: list[dict]) -> str:
+        if not proposer:
+            raise WorkflowError("a change needs a proposer")
+        change_id = uuid.uuid4().hex[:12]
+        now = _now()
+        with self._transaction():
+            self.db.execute("INSERT INTO changes VALUES (?, 'proposed', ?, ?, ?, ?, NULL, NULL, ?, ?)",
+                            (change_id, proposer, why, json.dumps(intents), json.dumps(diff), now, now))
+            self._audit(change_id, proposer, "propose", {"why": why, "intents": intents, "diff": diff})
+        return change_id
+
+    def record_verification(self, change_id: str, report: dict, verifier: str = "netpilot") -> str:
+        """Store the verification report; a failed one rejects the change. Returns the new state."""
+        change = self.get(change_id)
+        state = "verified" if report.get("ok") else "rejected"
+        self._move(change, state, verifier, "verify", {"report": report}, verification=report)
+        if state == "verified" and self._auto_approvable(change):
+            self._move(self.get(change_id), "approved", "policy", "approve",
+                       {"rule": "auto_approve", "kinds": sorted({i["intent"] for i in change.intents})},
+                       approver="policy")
+            return "approved"
+        return state
+
+    def approve(self, change_id: str, approver: str) -> None:
+        change = self.get(change_id)
+        if not approver:
+            raise WorkflowError("an approval needs the approver's name")
+        if approver == change.proposer:
+            raise WorkflowError(f"{approver} proposed change {change_id} and may not approve it (two-person rule)")
+        if change.state != "verified":
+            raise WorkflowError(f"change {change_id} is {change.state}; only a verified change can be approved")
+        self._move(change, "approved", approver, "approve", {}, approver=approver)
+
+    def reject(self, change_id: str, actor: str, why: str) -> None:
+        self._move(self.get(change_id), "rejected", actor, "reject", {"why": why})
+
+    def advance(self, change_id: str, state: str, actor: str, detail: dict[str, Any] | None = None) -> None:
+        """Applying, checking, done, rolled back: the driver's steps."""
+        self._move(self.get(change_id), state, actor, state, detail or {})
+
+    # --- reading ----------------------------------------------------------------------------------------------
+
+    def get(self, change_id: str) -> ChangeRecord:
+        row = self.db.execute("SELECT * FROM changes WHERE id = ?", (change_id,)).fetchone()
+        if row is None:
+            raise WorkflowError(f"no change {change_id!r}")
+        return ChangeRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
+                            json.loads(row[6]) if row[6] else None, row[7], row[8], row[9])
+
+    def list(self, state: str | None = None) -> list[ChangeRecord]:
+        rows = self.db.execute("SELECT id FROM changes" + (" WHERE state = ?" if state else "") + " ORDER BY created",
+                               (state,) if state else ()).fetchall()
+        return [self.get(r[0]) for r in rows]
+
+    def audit(self, change_id: str | None = None) -> list[dict]:
+        sql = "SELECT seq, at, change_id, actor, action, detail, prev_hash, hash FROM audit"
+        rows = self.db.execute(sql + (" WHERE change_id = ?" if change_id else "") + " ORDER BY seq",
+                               (change_id,) if change_id else ()).fetchall()
+        return [{"seq": r[0], "at": r[1], "change_id": r[2], "actor": r[3], "action": r[4],
+                 "detail": json.loads(r[5]), "prev_hash": r[6], "hash": r[7]} for r in rows]
+
+    def verify_audit(self) -> tuple[bool, str]:
+        """(intact, where it breaks): recompute every hash from the start of the chain."""
+        previous = GENESIS
+        for entry in self.audit():
+            if entry["prev_hash"] != previous:
+                return False, f"entry {entry['seq']} does not follow entry before it (missing or reordered history)"
+            expected = _entry_hash(previous, entry["at"], entry["change_id"], entry["actor"], entry["action"],
+                                   entry["detail"])
+            if expected != entry["hash"]:
+                return False, f"entry {entry['seq']} was altered after it was written"
+            previous = entry["hash"]
+        return True, "every entry follows from the one before"
+
+    # --- internals --------------------------------------------------------------------------------------------
+
+    def _auto_approvable(self, change: ChangeRecord) -> bool:
+        kinds = {i["intent"] for i in change.intents}
+        return bool(kinds) and kinds <= set(self.policy.auto_approve)
+
+    def _move(self, change: ChangeRecord, state: str, actor: str, action: str, detail: dict[str, Any], *,
+              verification: dict | None = None, approver: str | None = None) -> None:
+        if state not in TRANSITIONS[change.state]:
+            raise WorkflowError(f"change {change.id} is {change.state}; it cannot become {state}")
+        with self._transaction():
+            self.db.execute("UPDATE changes SET state = ?, updated = ?, verification = COALESCE(?, verification), "
+                            "approver = COALESCE(?, approver) WHERE id = ?",
+                            (state, _now(), json.dumps(verification) if verification is not None else None,
+                             approver, change.id))
+            self._audit(change.id, actor, action, {**detail, "from": change.state, "to": state})
+
+    def _audit(self, change_id: str, actor: str, action: str, detail: dict[str, Any]) -> None:
+        row = self.db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+        previous = row[0] if row else GENESIS
+        at = _now()
+        digest = _entry_hash(previous, at, change_id, actor, action, detail)
+        self.db.execute("INSERT INTO audit (at, change_id, actor, action, detail, prev_hash, hash) VALUES "
+                        "(?, ?, ?, ?, ?, ?, ?)", (at, change_id, actor, action, _canonical(detail), previous, digest))
+
+    def _transaction(self):
+        return _Transaction(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+
+class _Transaction:
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _canonical(detail: dict[str, Any]) -> str:
+    return json.dumps(detail, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def _entry_hash(previous: str, at: str, change_id: str, actor: str, action: str, detail: dict[str, Any]) -> str:
+    payload = "\n".join([previous, at, change_id, actor, action, _canonical(detail)])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def twin_diff(before, after) -> list[dict]:
+    """Per link, what the change alters in the twin (state, metric): the reviewable form until device configs
+    are rendered."""
+    changes = []
+    for old, new in zip(before.links, after.links):
+        for name in ("state", "metric"):
+            if getattr(old, name) != getattr(new, name):
+                changes.append({"device": old.source, "link": old.id, "field": name, "before": getattr(old, name),
+                                "after": getattr(new, name)})
+    return changes
