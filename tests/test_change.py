@@ -228,3 +228,34 @@ def test_cli_propose_approve_and_audit(tmp_path):
     shown = json.loads(runner.invoke(app, ["change", "show", change_id, "--db", str(db)]).output)
     assert shown["state"] == "approved" and shown["diff"][0]["after"] == 11
     assert runner.invoke(app, ["change", "audit", "--db", str(db)]).exit_code == 0
+
+
+# --- rendering --------------------------------------------------------------------------------------------
+
+from netpilot.change.render import config_diff, render_frr, render_json  # noqa: E402
+
+
+def test_frr_rendering_is_deterministic_and_consistent():
+    net = _square()
+    configs = render_frr(net)
+    assert configs == render_frr(_square())
+    assert set(configs) == {"a", "b", "c", "d"}
+    neutral = render_json(net)
+    # Both ends of each cable share a /31 and agree on each other's address.
+    for router, spec in neutral.items():
+        for iface in spec["interfaces"]:
+            (peer_iface,) = [i for i in neutral[iface["peer"]]["interfaces"] if i["name"] == iface["name"]]
+            assert peer_iface["peer"] == router
+            assert iface["address"].split("/")[0] != peer_iface["address"].split("/")[0]
+            assert iface["address"].rsplit(".", 1)[0] == peer_iface["address"].rsplit(".", 1)[0]
+    assert " ip ospf cost 1000" in configs["a"]  # the thin diagonal's metric
+
+
+def test_config_diff_shows_only_the_routers_that_change():
+    before = _square()
+    after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="b", metric=11),
+                                   SetLinkState(intent="set_link_state", source="c", target="d", state="down")])
+    diffs = config_diff(before, after)
+    assert set(diffs) == {"a", "c", "d"}
+    assert "- ip ospf cost 10" in diffs["a"] and "+ ip ospf cost 11" in diffs["a"]
+    assert "+ shutdown" in diffs["c"] and "+ shutdown" in diffs["d"]

@@ -109,7 +109,11 @@ def propose(
     intents = load_intents(intent)
     after = apply_intents(before, intents, file=intent)
     store = _store(db, policy)
-    change_id = store.propose([i.model_dump(exclude_none=True) for i in intents], by, why, twin_diff(before, after))
+    from netpilot.change.render import config_diff
+
+    diff = twin_diff(before, after) + [{"device": device, "config_diff": text}
+                                       for device, text in config_diff(before, after).items()]
+    change_id = store.propose([i.model_dump(exclude_none=True) for i in intents], by, why, diff)
     report = verify_change(before, after, max_utilisation=max_utilisation, peak_factor=peak_factor)
     state = store.record_verification(change_id, report.as_dict())
     stdout().print(f"change {change_id}: {state}")
