@@ -16,6 +16,7 @@ app.add_typer(telemetry.app, name="telemetry")
 app.add_typer(ran.app, name="ran")
 app.add_typer(edge.app, name="edge")
 app.add_typer(change.app, name="change")
+app.add_typer(change.lab_app, name="lab")
 
 
 @app.command()

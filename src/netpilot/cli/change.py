@@ -174,3 +174,68 @@ def audit(db: DbOption = Path("netpilot-changes.db")) -> None:
     stdout().print(("intact: " if ok else "BROKEN: ") + detail)
     if not ok:
         raise typer.Exit(1)
+
+
+lab_app = typer.Typer(help="An FRR lab from the twin: a namespace per router, real zebra and ospfd.",
+                      no_args_is_help=True)
+
+
+def _lab(network: Path, name: str):
+    from netpilot.change.lab import Lab, LabError, available
+    from netpilot.model.io import load_network as load
+
+    why = available()
+    if why:
+        raise InputError.at(why)
+    try:
+        return Lab(name, load(network))
+    except LabError as exc:
+        raise InputError.at(str(exc), file=network) from None
+
+
+@lab_app.command("up")
+@reports_errors
+def lab_up(network: Annotated[Path, typer.Option(help="Network file (its routers become the lab).")],
+           name: Annotated[str, typer.Option(help="Lab name: namespaces are NAME-router.")] = "nplab",
+           timeout: Annotated[float, typer.Option(help="Seconds to wait for OSPF to converge.")] = 90.0) -> None:
+    """Build the lab and wait until OSPF has converged."""
+    from netpilot.change.lab import LabError
+
+    lab = _lab(network, name)
+    try:
+        lab.up(converge_timeout=timeout)
+    except LabError as exc:
+        lab.down()
+        raise InputError.at(str(exc)) from None
+    stdout().print(f"lab {name}: {len(lab.routers)} routers up, OSPF converged")
+
+
+@lab_app.command("down")
+@reports_errors
+def lab_down(network: Annotated[Path, typer.Option(help="The network file the lab was built from.")],
+             name: Annotated[str, typer.Option(help="Lab name.")] = "nplab") -> None:
+    """Stop the daemons and remove the namespaces, by PID and name."""
+    _lab(network, name).down()
+    stdout().print(f"lab {name}: removed")
+
+
+@lab_app.command("status")
+@reports_errors
+def lab_status(network: Annotated[Path, typer.Option(help="The network file the lab was built from.")],
+               name: Annotated[str, typer.Option(help="Lab name.")] = "nplab") -> None:
+    """Per router: daemons, OSPF neighbours, OSPF routes."""
+    lab = _lab(network, name)
+    pids = lab.pids()
+    table = Table(title=f"lab {name}")
+    for column in ("router", "daemons", "full adjacencies", "OSPF routes"):
+        table.add_column(column)
+    for router in lab.routers:
+        running = pids.get(router, {})
+        try:
+            full = sum(1 for s in lab.neighbors(router).values() if s.startswith("Full"))
+            routes = len(lab.routes(router))
+        except Exception:  # a router whose daemons are gone answers nothing
+            full, routes = 0, 0
+        table.add_row(router, ", ".join(running) or "none", f"{full}/{lab.expected_adjacencies()[router]}",
+                      str(routes))
+    stdout().print(table)

@@ -1,0 +1,233 @@
+"""An FRR lab built from the twin: one network namespace per router, a veth pair per cable, zebra and ospfd in
+each namespace with the configuration netpilot renders. Addresses exist only inside the lab's namespaces;
+everything is named after the lab, and ``down`` removes it by name and PID."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from netpilot.change.render import _physical_links, interfaces, loopbacks, render_frr
+from netpilot.model.network import Network
+
+FRR_BIN = Path("/usr/lib/frr")
+DAEMONS = ("zebra", "ospfd")
+MAX_ROUTERS = 24
+
+
+class LabError(RuntimeError):
+    pass
+
+
+def available() -> str | None:
+    """None when a lab can run here, else why not."""
+    if os.geteuid() != 0:
+        return "the lab needs root (network namespaces)"
+    if not (FRR_BIN / "zebra").exists() or shutil.which("vtysh") is None:
+        return "FRR is not installed (apt-get install frr)"
+    if shutil.which("ip") is None:
+        return "iproute2 is not installed"
+    return None
+
+
+def _run(*args: str, check: bool = True, timeout: float = 20.0) -> subprocess.CompletedProcess:
+    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise LabError(f"{' '.join(args)}: {result.stderr.strip() or result.stdout.strip()}")
+    return result
+
+
+@dataclass
+class Lab:
+    """A lab named ``name`` (namespaces ``{name}-{router}``) for the routers of ``network``."""
+
+    name: str
+    network: Network
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier() or len(self.name) > 8:
+            raise LabError("a lab name is up to 8 letters, digits or _")
+        self.routers = [n.id for n in self.network.nodes if n.kind == "router"]
+        if len(self.routers) > MAX_ROUTERS:
+            raise LabError(f"{len(self.routers)} routers; the lab runs up to {MAX_ROUTERS}")
+
+    # --- naming -----------------------------------------------------------------------------------------------
+
+    def namespace(self, router: str) -> str:
+        return f"{self.name}-{router}"
+
+    def config_dir(self, router: str) -> Path:
+        return Path("/etc/frr") / self.namespace(router)
+
+    def run_dir(self, router: str) -> Path:
+        return Path("/var/run/frr") / self.namespace(router)
+
+    # --- lifecycle --------------------------------------------------------------------------------------------
+
+    def up(self, *, converge_timeout: float = 60.0) -> None:
+        """Create namespaces and links, start the daemons, wait until every OSPF adjacency is full."""
+        self.down()
+        configs = render_frr(self.network)
+        for router in self.routers:
+            ns = self.namespace(router)
+            _run("ip", "netns", "add", ns)
+            _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
+            # A new namespace does not forward: a router must.
+            _run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        kinds = {n.id: n.kind for n in self.network.nodes}
+        for n, (i, _j) in enumerate(_physical_links(self.network)):
+            link = self.network.links[i]
+            if kinds[link.source] != "router" or kinds[link.target] != "router":
+                continue
+            left, right = f"{self.name}{n}a", f"{self.name}{n}b"
+            _run("ip", "link", "add", left, "type", "veth", "peer", "name", right)
+            for end, router in ((left, link.source), (right, link.target)):
+                ns = self.namespace(router)
+                _run("ip", "link", "set", end, "netns", ns)
+                _run("ip", "netns", "exec", ns, "ip", "link", "set", end, "name", f"np{n}")
+                _run("ip", "netns", "exec", ns, "ip", "link", "set", f"np{n}", "up")
+        for router in self.routers:
+            self._write_config(router, configs[router])
+            self._start(router)
+        self.wait_converged(converge_timeout)
+
+    def _write_config(self, router: str, text: str) -> None:
+        for folder in (self.config_dir(router), self.run_dir(router)):
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.chown(folder, "frr", "frr")
+        path = self.config_dir(router) / "frr.conf"
+        path.write_text(text)
+        (self.config_dir(router) / "vtysh.conf").touch()
+        for file in (path, self.config_dir(router) / "vtysh.conf"):
+            shutil.chown(file, "frr", "frr")
+
+    def _start(self, router: str) -> None:
+        ns = self.namespace(router)
+        for daemon in DAEMONS:
+            _run("ip", "netns", "exec", ns, str(FRR_BIN / daemon), "-d", "-N", ns,
+                 "-f", str(self.config_dir(router) / "frr.conf"), "-i", str(self.run_dir(router) / f"{daemon}.pid"))
+
+    def pids(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        for router in self.routers:
+            for daemon in DAEMONS:
+                pidfile = self.run_dir(router) / f"{daemon}.pid"
+                if pidfile.exists():
+                    try:
+                        out.setdefault(router, {})[daemon] = int(pidfile.read_text().strip())
+                    except ValueError:
+                        pass
+        return out
+
+    def down(self) -> None:
+        """Stop this lab's daemons (by PID file) and remove its namespaces and files (by name)."""
+        for daemons in self.pids().values():
+            for pid in daemons.values():
+                try:
+                    os.kill(pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5
+        for daemons in self.pids().values():
+            for pid in daemons.values():
+                while time.monotonic() < deadline and _alive(pid):
+                    time.sleep(0.05)
+                if _alive(pid):
+                    os.kill(pid, signal.SIGKILL)
+        existing = set(_run("ip", "netns", "list", check=False).stdout.split())
+        for router in self.routers:
+            if self.namespace(router) in existing:
+                _run("ip", "netns", "del", self.namespace(router), check=False)
+            shutil.rmtree(self.config_dir(router), ignore_errors=True)
+            shutil.rmtree(self.run_dir(router), ignore_errors=True)
+
+    # --- looking at it ----------------------------------------------------------------------------------------
+
+    def vtysh(self, router: str, *commands: str) -> str:
+        args = ["vtysh", "-N", self.namespace(router)]
+        for command in commands:
+            args += ["-c", command]
+        return _run(*args).stdout
+
+    def neighbors(self, router: str) -> dict[str, str]:
+        """OSPF neighbour router-id -> state."""
+        data = json.loads(self.vtysh(router, "show ip ospf neighbor json") or "{}")
+        out = {}
+        for neighbor_id, entries in data.get("neighbors", {}).items():
+            for entry in entries if isinstance(entries, list) else [entries]:
+                out[neighbor_id] = entry.get("nbrState", entry.get("state", ""))
+        return out
+
+    def routes(self, router: str) -> dict[str, list[str]]:
+        """Prefix -> next-hop interfaces of the installed OSPF routes."""
+        data = json.loads(self.vtysh(router, "show ip route ospf json") or "{}")
+        out = {}
+        for prefix, entries in data.items():
+            for entry in entries:
+                if entry.get("selected"):
+                    out[prefix] = sorted(h.get("interfaceName", "") for h in entry.get("nexthops", [])
+                                         if h.get("active"))
+        return out
+
+    def expected_adjacencies(self) -> dict[str, int]:
+        ifaces = interfaces(self.network)
+        return {r: sum(1 for i in ifaces[r] if not i.passive and i.up) for r in self.routers}
+
+    def wait_converged(self, timeout: float = 60.0) -> None:
+        """Until every router has all its OSPF adjacencies full and a route to every other loopback."""
+        expected = self.expected_adjacencies()
+        loops = loopbacks(self.network)
+        reachable = self._loopback_reachable()
+        deadline = time.monotonic() + timeout
+        while True:
+            pending = []
+            for router in self.routers:
+                full = sum(1 for s in self.neighbors(router).values() if s.startswith("Full"))
+                routes = self.routes(router)
+                missing = [r for r in reachable[router] if f"{loops[r]}/32" not in routes]
+                if full < expected[router] or missing:
+                    pending.append(f"{router} ({full}/{expected[router]} adjacencies, {len(missing)} loopbacks)")
+            if not pending:
+                return
+            if time.monotonic() > deadline:
+                raise LabError(f"OSPF did not converge in {timeout:g} s: {', '.join(pending[:5])}")
+            time.sleep(0.5)
+
+    def _loopback_reachable(self) -> dict[str, list[str]]:
+        """Per router, the other routers it can reach over up router-router links (what OSPF should learn)."""
+        import networkx as nx
+
+        graph = nx.Graph()
+        graph.add_nodes_from(self.routers)
+        for router, ifaces in interfaces(self.network).items():
+            for iface in ifaces:
+                if not iface.passive and iface.up:
+                    graph.add_edge(router, iface.peer)
+        return {r: [o for o in nx.node_connected_component(graph, r) if o != r] for r in self.routers}
+
+    def ping(self, source: str, target: str, count: int = 1) -> bool:
+        """Whether ``source`` reaches ``target``'s loopback (from its own loopback)."""
+        loops = loopbacks(self.network)
+        result = _run("ip", "netns", "exec", self.namespace(source), "ping", "-c", str(count), "-W", "1", "-I",
+                      loops[source], loops[target], check=False)
+        return result.returncode == 0
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+    except OSError:
+        return False
+    return state != "Z"
