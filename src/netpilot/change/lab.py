@@ -4,6 +4,7 @@ everything is named after the lab, and ``down`` removes it by name and PID."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -119,20 +120,16 @@ class Lab:
             for daemon in DAEMONS:
                 pidfile = self.run_dir(router) / f"{daemon}.pid"
                 if pidfile.exists():
-                    try:
+                    with contextlib.suppress(ValueError):
                         out.setdefault(router, {})[daemon] = int(pidfile.read_text().strip())
-                    except ValueError:
-                        pass
         return out
 
     def down(self) -> None:
         """Stop this lab's daemons (by PID file) and remove its namespaces and files (by name)."""
         for daemons in self.pids().values():
             for pid in daemons.values():
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + 5
         for daemons in self.pids().values():
             for pid in daemons.values():
