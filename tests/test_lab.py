@@ -14,7 +14,7 @@ from netpilot.change.render import interfaces, loopbacks
 from netpilot.model.network import Demand, Link, Network, Router
 from netpilot.model.routing import ecmp_flows
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=f"FRR lab unavailable: {available()}")
+LAB = pytest.mark.skipif(available() is not None, reason=f"FRR lab unavailable: {available()}")
 
 
 def _square() -> Network:
@@ -36,6 +36,8 @@ def _twin_next_hops(network: Network, source: str, target: str) -> set[str]:
 
 @pytest.fixture
 def lab():
+    if available() is not None:
+        pytest.skip(f"FRR lab unavailable: {available()}")
     lab = Lab("nptest", _square())
     try:
         lab.up(converge_timeout=90)
@@ -72,3 +74,62 @@ def test_metric_change_moves_the_route_as_the_twin_predicts(lab):
     assert expected == {"d"}
     assert next_hops_within(expected) == expected
     assert lab.ping("a", "c")
+
+
+# --- drivers: commit-confirmed on real FRR --------------------------------------------------------------------
+
+from netpilot.change.drivers import FrrDriver, TwinDriver  # noqa: E402
+
+
+def _cost_on(lab: Lab, router: str, peer: str) -> int:
+    iface = next(i.name for i in interfaces(lab.network)[router] if i.peer == peer)
+    running = lab.vtysh(router, "show running-config")
+    block = running.split(f"interface {iface}\n", 1)[1].split("exit", 1)[0]
+    return int(block.split("ip ospf cost ", 1)[1].split()[0])
+
+
+def test_commit_confirmed_reverts_by_itself_unless_confirmed(lab, tmp_path):
+    driver = FrrDriver(lab, tmp_path / "journal.json")
+    candidate = apply_intents(lab.network, [SetMetric(intent="set_metric", source="a", target="b", metric=50)])
+    driver.load_candidate(candidate)
+    assert set(driver.compare()) == {"a"}
+    driver.commit(confirm_seconds=2)
+    assert _cost_on(lab, "a", "b") == 50
+    assert driver.reverted.wait(30)  # nobody confirmed: the timer put it back
+    assert _cost_on(lab, "a", "b") == 10
+    driver.load_candidate(candidate)
+    driver.commit(confirm_seconds=2)
+    driver.confirm()
+    time.sleep(3)
+    assert _cost_on(lab, "a", "b") == 50 and not driver.reverted.is_set()
+
+
+def test_a_crash_mid_apply_is_recovered_to_the_old_config(lab, tmp_path):
+    journal = tmp_path / "journal.json"
+    driver = FrrDriver(lab, journal)
+    candidate = apply_intents(lab.network, [SetMetric(intent="set_metric", source="a", target="b", metric=50),
+                                            SetMetric(intent="set_metric", source="c", target="d", metric=70)])
+    driver.load_candidate(candidate)
+    # Die after the first router: apply to router "a" only, journal says "committing".
+    before = driver.get_state()
+    driver._write_journal({"state": "committing", "before": before, "candidate": driver.candidate,
+                           "applied": [], "deadline": None})
+    driver._reload("a", driver.candidate["a"])
+    driver._update_journal(applied=["a"])
+    assert _cost_on(lab, "a", "b") == 50 and _cost_on(lab, "c", "d") == 10  # between: the state to avoid
+    restarted = FrrDriver(lab, journal)
+    outcome = restarted.recover()
+    assert "rolled back" in outcome and "1 of 4 routers" in outcome
+    assert _cost_on(lab, "a", "b") == 10 and _cost_on(lab, "c", "d") == 10
+    assert "nothing to do" in FrrDriver(lab, journal).recover()
+
+
+def test_twin_driver_has_the_same_interface():
+    net = _square()
+    driver = TwinDriver(net)
+    candidate = apply_intents(net, [SetMetric(intent="set_metric", source="a", target="b", metric=50)])
+    driver.load_candidate(candidate)
+    assert set(driver.compare()) == {"a"}
+    driver.commit(confirm_seconds=0.2)
+    assert driver.running is candidate
+    assert driver.reverted.wait(5) and driver.running is net
