@@ -133,3 +133,42 @@ def test_twin_driver_has_the_same_interface():
     driver.commit(confirm_seconds=0.2)
     assert driver.running is candidate
     assert driver.reverted.wait(5) and driver.running is net
+
+
+# --- the whole apply: approved change, commit-confirmed, post-check, confirm or roll back --------------------
+
+from netpilot.change.apply import apply_change, lab_matches_twin  # noqa: E402
+from netpilot.change.intents import SetLinkState  # noqa: E402
+from netpilot.change.workflow import ChangeStore  # noqa: E402
+
+
+def _approved(store: ChangeStore) -> str:
+    cid = store.propose([{"intent": "set_metric", "source": "a", "target": "b", "metric": 50}], "alice", "t", [])
+    store.record_verification(cid, {"ok": True, "checks": []})
+    store.approve(cid, "bob")
+    return cid
+
+
+def test_apply_confirms_when_the_network_does_what_the_twin_said(lab, tmp_path):
+    store = ChangeStore(tmp_path / "c.db")
+    cid = _approved(store)
+    approved = apply_intents(lab.network, [SetMetric(intent="set_metric", source="a", target="b", metric=50)])
+    state = apply_change(store, cid, FrrDriver(lab, tmp_path / "j.json"), approved,
+                         lab_matches_twin(lab, approved, timeout=45), confirm_seconds=120)
+    assert state == "done" and _cost_on(lab, "a", "b") == 50
+    assert [e["action"] for e in store.audit(cid)][-3:] == ["applying", "checking", "done"]
+
+
+def test_apply_rolls_back_by_itself_when_the_post_check_fails(lab, tmp_path):
+    store = ChangeStore(tmp_path / "c.db")
+    cid = _approved(store)
+    approved = apply_intents(lab.network, [SetMetric(intent="set_metric", source="a", target="b", metric=50)])
+    # What reaches the routers differs from what was approved (a rendering bug, a fat finger): a-b goes down.
+    pushed = apply_intents(lab.network, [SetLinkState(intent="set_link_state", source="a", target="b",
+                                                      state="down")])
+    state = apply_change(store, cid, FrrDriver(lab, tmp_path / "j.json"), pushed,
+                         lab_matches_twin(lab, approved, timeout=20), confirm_seconds=120)
+    assert state == "rolled_back"
+    assert "the twin predicted" in store.audit(cid)[-1]["detail"]["post_check"]
+    assert _cost_on(lab, "a", "b") == 10
+    assert "shutdown" not in lab.vtysh("a", "show running-config")

@@ -1,0 +1,92 @@
+"""Applying an approved change: commit-confirmed through a driver, a post-check, then confirm or roll back,
+with every step in the change's audit trail."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from netpilot.change.drivers import Driver
+from netpilot.change.lab import Lab
+from netpilot.change.render import interfaces, loopbacks
+from netpilot.change.workflow import ChangeStore, WorkflowError
+from netpilot.model.network import Network
+from netpilot.model.routing import ecmp_flows
+
+PostCheck = Callable[[], tuple[bool, str]]
+
+
+def apply_change(store: ChangeStore, change_id: str, driver: Driver, candidate: Network, post_check: PostCheck,
+                 *, confirm_seconds: float = 60.0, actor: str = "netpilot") -> str:
+    """Returns the final state: ``done`` or ``rolled_back``. Only an approved change is applied."""
+    change = store.get(change_id)
+    if change.state != "approved":
+        raise WorkflowError(f"change {change_id} is {change.state}; only an approved change is applied")
+    store.advance(change_id, "applying", actor, {"confirm_seconds": confirm_seconds})
+    driver.load_candidate(candidate)
+    diff = driver.compare()
+    try:
+        driver.commit(confirm_seconds=confirm_seconds)
+    except Exception as exc:
+        driver.rollback()
+        store.advance(change_id, "rolled_back", actor, {"why": f"commit failed: {exc}", "diff": diff})
+        return "rolled_back"
+    store.advance(change_id, "checking", actor, {"diff": diff})
+    ok, detail = post_check()
+    if ok:
+        driver.confirm()
+        store.advance(change_id, "done", actor, {"post_check": detail})
+        return "done"
+    driver.rollback()
+    store.advance(change_id, "rolled_back", actor, {"post_check": detail})
+    return "rolled_back"
+
+
+def twin_next_hops(network: Network) -> dict[str, dict[str, set[str]]]:
+    """Per router, per other router, the neighbours ECMP forwards to (what OSPF should install)."""
+    arrays = network.arrays()
+    routers = [n.id for n in network.nodes if n.kind == "router"]
+    index = [arrays.index[r] for r in routers]
+    pairs = np.array([(a, b) for a in index for b in index if a != b])
+    routing = ecmp_flows(arrays, arrays.metric, pairs, np.ones(len(pairs)))
+    out: dict[str, dict[str, set[str]]] = {r: {} for r in routers}
+    rows = {t: i for i, t in enumerate(routing.targets)}
+    for a, b in pairs:
+        row = rows[b]
+        hops = {arrays.node_ids[arrays.dst[e]] for e in np.flatnonzero(routing.on_dag[row])
+                if arrays.src[e] == a}
+        out[arrays.node_ids[a]][arrays.node_ids[b]] = hops
+    return out
+
+
+def lab_matches_twin(lab: Lab, network: Network, *, timeout: float = 45.0) -> PostCheck:
+    """A post-check: within ``timeout``, every router's OSPF next hops to every loopback are the ones the twin
+    of the approved change predicts."""
+
+    def check() -> tuple[bool, str]:
+        expected = twin_next_hops(network)
+        loops = loopbacks(network)
+        peer_of = {r: {i.name: i.peer for i in ifaces} for r, ifaces in interfaces(network).items()}
+        deadline = time.monotonic() + timeout
+        mismatch = ""
+        while True:
+            mismatch = ""
+            for router in lab.routers:
+                routes = lab.routes(router)
+                for other, hops in expected[router].items():
+                    seen = {peer_of[router].get(i, i) for i in routes.get(f"{loops[other]}/32", [])}
+                    if seen != hops:
+                        mismatch = (f"{router} -> {other}: next hops {sorted(seen) or 'none'}, the twin predicted "
+                                    f"{sorted(hops)}")
+                        break
+                if mismatch:
+                    break
+            if not mismatch:
+                return True, "every router forwards to every loopback as the twin predicted"
+            if time.monotonic() > deadline:
+                return False, mismatch
+            time.sleep(0.5)
+
+    return check
