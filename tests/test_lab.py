@@ -172,3 +172,19 @@ def test_apply_rolls_back_by_itself_when_the_post_check_fails(lab, tmp_path):
     assert "the twin predicted" in store.audit(cid)[-1]["detail"]["post_check"]
     assert _cost_on(lab, "a", "b") == 10
     assert "shutdown" not in lab.vtysh("a", "show running-config")
+
+
+def test_cli_apply_on_the_lab(lab, tmp_path):
+    from typer.testing import CliRunner
+
+    from netpilot.cli import app
+    from netpilot.model.io import dumps_network
+
+    net = tmp_path / "n.yaml"
+    net.write_text(dumps_network(lab.network))
+    db = tmp_path / "c.db"
+    cid = _approved(ChangeStore(db))
+    result = CliRunner().invoke(app, ["change", "apply", cid, "--network", str(net), "--lab", lab.name, "--db",
+                                      str(db), "--journal", str(tmp_path / "j.json")])
+    assert result.exit_code == 0, result.output
+    assert "done" in result.output and _cost_on(lab, "a", "b") == 50

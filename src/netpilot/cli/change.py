@@ -239,3 +239,37 @@ def lab_status(network: Annotated[Path, typer.Option(help="The network file the 
         table.add_row(router, ", ".join(running) or "none", f"{full}/{lab.expected_adjacencies()[router]}",
                       str(routes))
     stdout().print(table)
+
+
+@app.command()
+@reports_errors
+@_workflow_errors
+def apply(
+    change_id: Annotated[str, typer.Argument()],
+    network: Annotated[Path, typer.Option(help="The network file the change was proposed against.")],
+    lab: Annotated[str, typer.Option(help="The FRR lab to apply it to (built with `netpilot lab up`).")] = "nplab",
+    db: DbOption = Path("netpilot-changes.db"),
+    journal: Annotated[Path, typer.Option(help="Commit journal, for recovery after a crash.")]
+    = Path("netpilot-commit.json"),
+    confirm_seconds: Annotated[float, typer.Option(help="Revert unless the post-check confirms within this.")]
+    = 120.0,
+) -> None:
+    """Apply an approved change to the lab: commit-confirmed, post-check against the twin, confirm or roll back."""
+    from netpilot.change.apply import apply_change, lab_matches_twin
+    from netpilot.change.drivers import FrrDriver
+    from netpilot.change.intents import IntentList, apply_intents
+
+    the_lab = _lab(network, lab)
+    store = _store(db)
+    driver = FrrDriver(the_lab, journal)
+    recovered = driver.recover()
+    stdout().print(f"journal: {recovered}")
+    change = store.get(change_id)
+    intents = IntentList.model_validate(change.intents).root
+    candidate = apply_intents(the_lab.network, intents)
+    state = apply_change(store, change_id, driver, candidate, lab_matches_twin(the_lab, candidate),
+                         confirm_seconds=confirm_seconds)
+    detail = store.audit(change_id)[-1]["detail"]
+    stdout().print(f"change {change_id}: {state} ({detail.get('post_check', detail.get('why', ''))})")
+    if state != "done":
+        raise typer.Exit(1)
