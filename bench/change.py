@@ -13,7 +13,7 @@ from rich.console import Console
 
 from _results import run
 from netpilot.change.intents import SetMetric, apply_intents
-from netpilot.change.verify import _demand_pairs, _state, failure_scenarios, verify_change, what_if
+from netpilot.change.verify import _state, failure_scenarios, verify_change, what_if
 from netpilot.model.formats import attach_demands, import_demands, import_network
 
 REPETITA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "te" / "repetita"
@@ -28,7 +28,7 @@ def section_whatif() -> None:
         graph = REPETITA / folder / f"{name}.graph"
         network = import_network(graph)
         network = attach_demands(network, import_demands(REPETITA / folder / f"{name}.0000.demands", network))
-        pairs, volume = _demand_pairs(network)
+        pairs, volume = network.arrays().demand_pairs()
         state = _state(network, pairs, volume)
         scenarios = failure_scenarios(state.arrays)
         started = time.perf_counter()

@@ -244,6 +244,8 @@ def section_placement() -> None:
 
 def section_replacement() -> None:
     """An hour of RAN load moving the GPUs' RAN share: re-place every 2 minutes with a migration cost."""
+    from dataclasses import replace
+
     from netpilot.optimize.ran.placement import place_fast
 
     problem = placement_problem(12, load=3.0)
@@ -254,7 +256,7 @@ def section_replacement() -> None:
     times, migrations, unserved = [], [], []
     for t in range(30):
         ran = 0.25 + 0.6 * series[phases + t] / series.max()
-        step = PlacementProblem_replace(problem, ran, previous)
+        step = replace(problem, ran_share=np.asarray(ran, dtype=float), previous=previous)
         placement = place_fast(step)
         times.append(placement.seconds)
         if previous is not None:
@@ -269,12 +271,6 @@ def section_replacement() -> None:
                   f"| ms per step (median / max) | models loaded per step (mean) | most unserved req/s | target |\n"
                   f"|---|---|---|---|\n| {1000 * np.median(times):.1f} / {1000 * np.max(times):.1f} | "
                   f"{np.mean(migrations):.2f} | {max(unserved):.2f} | ≤ 100 ms per step |")
-
-
-def PlacementProblem_replace(problem, ran_share, previous):
-    from dataclasses import replace
-
-    return replace(problem, ran_share=np.asarray(ran_share, dtype=float), previous=previous)
 
 
 SECTIONS = {"slicing": section_slicing, "speed": section_speed, "placement": section_placement,

@@ -410,3 +410,18 @@ def test_example_fault_file_runs(network):
     faults = load_faults(Path(__file__).resolve().parents[1] / "examples" / "faults.yaml")
     sim = Simulator(network, faults=faults)
     assert len(sim.faults) == 5
+
+
+def test_parquet_with_text_columns_is_checked_row_by_row(tmp_path, network):
+    import pyarrow as pa
+
+    path = tmp_path / "text.parquet"
+    pq.write_table(pa.table({
+        "timestamp": ["2026-01-05T00:00:00Z", "1767571260", "not a time", "2026-01-05 00:03:00"],
+        "entity": ["link:DE->AT"] * 4, "metric": ["load"] * 4, "value": ["1.5", "high", "2", "3"]}), path)
+    store = DuckDBStore()
+    report = replay_file(path, store, known_entities(network))
+    assert (report.accepted, report.dead) == (2, 2)
+    reasons = {d.source.rsplit(" ", 1)[1]: d.reason for d in store.dead_letters()}
+    assert reasons["2"].startswith("value") and reasons["3"].startswith("timestamp")
+    assert store.query("link:DE->AT", "load")[1].tolist() == [1.5, 3.0]

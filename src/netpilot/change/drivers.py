@@ -28,7 +28,7 @@ _BOOKKEEPING = ("hostname", "no hostname", "ipv6 forwarding", "no ipv6 forwardin
 
 
 class DriverError(RuntimeError):
-    pass
+    """A device refused or failed a step (the message says which device and why)."""
 
 
 class Driver(Protocol):

@@ -55,7 +55,7 @@ Intent = Annotated[Union[SetLinkState, SetMetric, DrainNode, ApplyMetrics], Fiel
 
 
 class IntentList(RootModel[list[Intent]]):
-    pass
+    """A file's intents, in the order they apply."""
 
 
 def load_intents(path: str | Path) -> list[Intent]:

@@ -23,7 +23,7 @@ MAX_ROUTERS = 24
 
 
 class LabError(RuntimeError):
-    pass
+    """The lab could not be built, or did not converge in time."""
 
 
 def available() -> str | None:

@@ -63,15 +63,6 @@ class _State:
         return np.where(self.arrays.up & (cap > 0), self.loads / np.where(cap > 0, cap, 1.0), 0.0)
 
 
-def _demand_pairs(network: Network) -> tuple[np.ndarray, np.ndarray]:
-    arrays = network.arrays()
-    n = arrays.n_nodes
-    if len(arrays.demand_src) == 0:
-        return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    keys, inverse = np.unique(arrays.demand_src * n + arrays.demand_dst, return_inverse=True)
-    return np.stack([keys // n, keys % n], axis=1), np.bincount(inverse, weights=arrays.demand_volume)
-
-
 def _state(network: Network, pairs: np.ndarray, volume: np.ndarray) -> _State:
     arrays = network.arrays()
     routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
@@ -147,7 +138,7 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     started = time.perf_counter()
     checks: list[Check] = []
     arrays_before, arrays_after = before.arrays(), after.arrays()
-    pairs, volume = _demand_pairs(after)
+    pairs, volume = after.arrays().demand_pairs()
 
     # Reachability between every pair of nodes over links that are up.
     broken_before, _ = _unreachable_pairs(arrays_before, arrays_before.up)

@@ -180,6 +180,7 @@ def export(
     port: Annotated[int, typer.Option(help="Port for /metrics.")] = 9108,
 ) -> None:
     """Serve the latest KPIs for Prometheus at http://HOST:PORT/metrics until Ctrl-C."""
+    import contextlib
     import time
 
     from prometheus_client import start_http_server
@@ -190,10 +191,9 @@ def export(
     server, _thread = start_http_server(port, addr=host, registry=registry_for(target))
     stdout().print(f"serving http://{host}:{port}/metrics (Ctrl-C stops)")
     try:
-        while True:
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
+        with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C is how it stops
+            while True:
+                time.sleep(1)
     finally:
         server.shutdown()
         target.close()

@@ -176,6 +176,15 @@ class NetworkArrays:
     def n_nodes(self) -> int:
         return len(self.node_ids)
 
+    def demand_pairs(self, *, drop_zero: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """(pairs (P, 2) of node indices, volume (P,)): demands of the same ordered pair summed."""
+        n = self.n_nodes
+        keys, inverse = np.unique(self.demand_src * n + self.demand_dst, return_inverse=True)
+        volume = np.bincount(inverse, weights=self.demand_volume, minlength=len(keys))
+        if drop_zero:
+            keys, volume = keys[volume > 0], volume[volume > 0]
+        return np.stack([keys // n, keys % n], axis=1).astype(np.int64).reshape(-1, 2), volume
+
     @property
     def n_links(self) -> int:
         return len(self.src)

@@ -118,7 +118,7 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
     links = np.flatnonzero(up)
     # Distances *to* each target: Dijkstra from the target on the reversed graph (lightest parallel link).
-    reverse = _lightest(arrays.dst[links], arrays.src[links], metric[links].astype(float), n)
+    reverse = lightest_graph(arrays.dst[links], arrays.src[links], metric[links].astype(float), n)
     dist = dijkstra(reverse, indices=targets)  # (T, N): dist[t, u] = distance u -> target t
     src, dst = arrays.src, arrays.dst
     on_dag = np.zeros((len(targets), n_links), dtype=bool)
@@ -134,7 +134,9 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     return routing
 
 
-def _lightest(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
+def lightest_graph(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
+    """(n, n) sparse graph with one edge per ordered node pair, the lightest of its parallel links (a CSR
+    matrix would add duplicates up)."""
     keys = src * n + dst
     order = np.lexsort((w, keys))
     keys, w = keys[order], w[order]
@@ -155,7 +157,7 @@ def latency_matrix(arrays: NetworkArrays, sources: np.ndarray, targets: np.ndarr
         u = np.minimum(np.asarray(utilisation, dtype=float), 0.99)
         delay = delay + service_ms * u / (1.0 - u)
     up = np.flatnonzero(arrays.up)
-    graph = _lightest(arrays.src[up], arrays.dst[up], np.maximum(delay[up], 1e-9), arrays.n_nodes)
+    graph = lightest_graph(arrays.src[up], arrays.dst[up], np.maximum(delay[up], 1e-9), arrays.n_nodes)
     sources = np.asarray(sources, dtype=np.int64)
     dist = dijkstra(graph, indices=sources)
     return dist[:, np.asarray(targets, dtype=np.int64)]

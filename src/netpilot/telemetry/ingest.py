@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from netpilot.errors import InputError
-from netpilot.telemetry.schema import CATALOGUE, DeadLetter, Sample, check_record, entity_kind
+from netpilot.telemetry.schema import CATALOGUE, DeadLetter, Sample, check_record, entity_kind, parse_timestamp
 from netpilot.telemetry.store import SAMPLE_SCHEMA, Store, table_of
 
 DEFAULT_SUBJECT = "netpilot.telemetry"
@@ -121,14 +121,7 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
     elif pa.types.is_string(ts.type) and _all_iso_with_offset(ts):
         ts = pc.strptime(ts, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
     else:
-        parsed = []
-        for value in ts.to_pylist():
-            try:
-                parsed.append(check_record({"timestamp": value, "entity": "node:x", "metric": "up",
-                                            "value": 0}, None).ts)
-            except ValueError:
-                parsed.append(None)
-        ts = pa.array(parsed, pa.timestamp("us", tz="UTC"))
+        ts = pa.array([_timestamp_or_none(v) for v in ts.to_pylist()], pa.timestamp("us", tz="UTC"))
     fail(np.asarray(ts.is_null().to_numpy(zero_copy_only=False)), "timestamp: missing or unreadable")
 
     entity = table.column("entity").cast(pa.string())
@@ -181,6 +174,13 @@ def _all_iso_with_offset(ts: pa.ChunkedArray | pa.Array) -> bool:
     """Whether every value parses as ``YYYY-MM-DDTHH:MM:SS±HH:MM`` (what netpilot itself publishes)."""
     parsed = pc.strptime(ts, format="%Y-%m-%dT%H:%M:%S%z", unit="us", error_is_null=True)
     return parsed.null_count == ts.null_count
+
+
+def _timestamp_or_none(value: Any) -> datetime | None:
+    try:
+        return parse_timestamp(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _to_float(value: Any) -> float:

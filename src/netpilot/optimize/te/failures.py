@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from netpilot.model.network import NetworkArrays
 from netpilot.optimize import highs
-from netpilot.optimize.te.fast import _feasible, solve_fast
+from netpilot.optimize.te.fast import solve_fast
 from netpilot.optimize.te.problem import Routing, TEProblem
 
 
@@ -175,7 +175,7 @@ def solve_robust_lp(problem: TEProblem, groups: np.ndarray | None = None, *,
     if not result.optimal:
         raise RuntimeError(f"HiGHS stopped with status {result.status}")
     reserved = np.maximum(result.x[:n_paths], 0.0)
-    x = _feasible(problem, reserved)
+    x = problem.feasible(reserved)
     return Routing(problem, x, "mlu", "robust-lp", time.perf_counter() - started, 0.0,
                    info={"guaranteed_mlu": float(result.x[-1]), "unprotected_pairs": len(unprotected),
                          "reserved": reserved * problem.scale})

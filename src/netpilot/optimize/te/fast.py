@@ -100,7 +100,7 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     if start is not None and x0 is None:
         x0 = start.x
     x = initial_split(problem) if x0 is None else np.asarray(x0, dtype=float)
-    x = _feasible(problem, x, enabled)
+    x = problem.feasible(x, enabled)
     incidence = problem.incidence
     a_csc = problem.incidence_csc
     usable = problem.pair_sum(enabled.astype(float))
@@ -122,7 +122,7 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     if start is not None and "link_price" in start.info:
         # The last answer's prices, with failed links priced out and their paths barred, bound this instance.
         best_price = np.where(inv_cap > 0, start.info["link_price"], 0.0)
-        best_bound = _restricted_bound(problem, best_price, enabled, cap, finite & (inv_cap > 0))
+        best_bound = problem.mlu_lower_bound(best_price, None if enabled.all() else enabled)
         carried_over = float((problem.loads(x) * inv_cap).max(initial=0.0))
         if carried_over <= best_bound * (1 + tolerance):
             return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, 0,
@@ -167,7 +167,7 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         price = w * inv_cap
         smoothed_price = price if smoothed_price is None else 0.7 * smoothed_price + 0.3 * price
         if len(active.starts) == 0:
-            bound = problem.mlu_lower_bound(price)
+            bound = problem.mlu_lower_bound(price, None if enabled.all() else enabled)
             if bound > best_bound:
                 best_bound, best_price = bound, price
             if best_mlu <= best_bound * (1 + tolerance):
@@ -230,23 +230,10 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         x[active.paths] = xa
     if problem.mlu(x) > best_mlu:
         x = best_x
-    x = _feasible(problem, x, enabled)
+    x = problem.feasible(x, enabled)
     return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, iterations,
                    info={"active_pairs": 0 if active is None else len(active.starts), "sharpness": sharpness,
                          "boldness": boldness, "link_price": best_price})
-
-
-def _restricted_bound(problem: TEProblem, price: np.ndarray, enabled: np.ndarray, cap: np.ndarray,
-                      counted: np.ndarray) -> float:
-    """``TEProblem.mlu_lower_bound`` when only ``enabled`` paths may carry traffic (pairs with none are
-    left out: they cannot be served at all)."""
-    budget = float(price[counted] @ cap[counted])
-    if budget <= 0:
-        return 0.0
-    cost = np.where(enabled, problem.incidence_t @ price, np.inf)
-    cheapest = problem.pair_min(cost)
-    servable = np.isfinite(cheapest)
-    return float(problem.demand[servable] @ cheapest[servable]) / budget
 
 
 def _bound(active: _Active, path_cost: np.ndarray, price: np.ndarray, cap: np.ndarray, finite: np.ndarray,
@@ -284,24 +271,6 @@ def _line_search(u, du, beta: float, rounds: int = 6, exp=np.exp) -> tuple[float
     if decrease < 0:
         return 0.0, 0.0
     return alpha, decrease
-
-
-def _feasible(problem: TEProblem, x: np.ndarray, enabled: np.ndarray | None = None) -> np.ndarray:
-    """Non-negative fractions summing to one per pair over its enabled paths: traffic on a disabled path moves
-    to the pair's other paths in proportion, or evenly if they carried none; a pair with no enabled path gets
-    all zeros (it cannot be served)."""
-    x = np.clip(np.nan_to_num(np.asarray(x, dtype=float)), 0.0, None)
-    if enabled is not None:
-        x = np.where(enabled, x, 0.0)
-    else:
-        enabled = np.ones_like(x, dtype=bool)
-    owner = problem.paths.path_pair
-    total = problem.pair_sum(x)
-    empty = total <= 0
-    if empty.any():
-        x = np.where(empty[owner] & enabled, 1.0, x)
-        total = problem.pair_sum(x)
-    return np.where(total[owner] > 0, x / np.where(total > 0, total, 1.0)[owner], 0.0)
 
 
 def solve_fast_flow(problem: TEProblem, *, x0: np.ndarray | None = None, tolerance: float = 0.01,

@@ -9,7 +9,7 @@ import warnings
 
 import numpy as np
 
-from netpilot.optimize.te.fast import _feasible, _line_search, initial_split
+from netpilot.optimize.te.fast import _line_search, initial_split
 from netpilot.optimize.te.problem import Routing, TEProblem
 
 
@@ -72,7 +72,7 @@ def solve_fast_torch(problem: TEProblem, *, x0: np.ndarray | None = None, tolera
     inst = instance if instance is not None else TorchInstance(problem, device)
     torch = inst.torch
     owner, n_pairs = inst.owner, inst.n_pairs
-    x = inst.tensor(initial_split(problem) if x0 is None else _feasible(problem, x0))
+    x = inst.tensor(initial_split(problem) if x0 is None else problem.feasible(x0))
     demand = inst.tensor(problem.demand)
     d_path = demand[owner]
     n_paths = x.shape[0]
@@ -137,7 +137,7 @@ def solve_fast_torch(problem: TEProblem, *, x0: np.ndarray | None = None, tolera
 
     if float(u.max()) < best_mlu:
         best_x = x
-    x_out = _feasible(problem, best_x.cpu().numpy())
+    x_out = problem.feasible(best_x.cpu().numpy())
     return Routing(problem, x_out, "mlu", "fast-torch", time.perf_counter() - started, best_bound, iterations,
                    info={"device": str(inst.device), "sharpness": sharpness, "boldness": boldness,
                          "link_price": best_price.cpu().numpy()})

@@ -44,15 +44,9 @@ def solve_growing(problem: TEProblem, solve: Callable[..., Routing], *, rounds: 
         if added == 0:
             break
         added_total += added
-        if warm:
-            x0 = _carry(routing, grown)
-            previous = routing.info["unrestricted_bound"]
-            routing = solve(grown, x0=x0)
-            routing.info["unrestricted_bound"] = previous
-        else:
-            previous = routing.info["unrestricted_bound"]
-            routing = solve(grown)
-            routing.info["unrestricted_bound"] = previous
+        previous = routing.info["unrestricted_bound"]
+        routing = solve(grown, x0=_carry(routing, grown)) if warm else solve(grown)
+        routing.info["unrestricted_bound"] = previous
     routing.info["paths_added"] = added_total
     routing.info.setdefault("unrestricted_bound",
                             routing.problem.unrestricted_mlu_lower_bound(routing.info["link_price"]))

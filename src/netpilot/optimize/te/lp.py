@@ -36,7 +36,7 @@ def solve_lp(problem: TEProblem, objective: str = "mlu", *, time_limit: float | 
                              np.concatenate([np.zeros(n_links), np.ones(n_pairs)]),
                              np.zeros(n_paths + 1), np.concatenate([np.full(n_paths, np.inf), [np.inf]]),
                              time_limit=time_limit)
-        x = _clean(problem, result.x[:n_paths], normalise=True)
+        x = problem.feasible(result.x[:n_paths])
         price = np.zeros(problem.arrays.n_links)
         price[links] = np.abs(result.row_dual[:n_links])
         bound = problem.mlu_lower_bound(price)
@@ -46,7 +46,7 @@ def solve_lp(problem: TEProblem, objective: str = "mlu", *, time_limit: float | 
         result = highs.solve(problem.path_demand, matrix, np.full(n_links + n_pairs, -np.inf),
                              np.concatenate([problem.capacity[links], np.ones(n_pairs)]),
                              np.zeros(n_paths), np.ones(n_paths), maximize=True, time_limit=time_limit)
-        x = _clean(problem, result.x, normalise=False)
+        x = _cap_at_demand(problem, result.x)
         price = np.zeros(problem.arrays.n_links)
         price[links] = np.abs(result.row_dual[:n_links])
         bound = problem.flow_upper_bound(price) * problem.scale
@@ -58,14 +58,10 @@ def solve_lp(problem: TEProblem, objective: str = "mlu", *, time_limit: float | 
                    info={"highs_seconds": result.seconds, "link_price": price})
 
 
-def _clean(problem: TEProblem, x: np.ndarray, *, normalise: bool) -> np.ndarray:
+def _cap_at_demand(problem: TEProblem, x: np.ndarray) -> np.ndarray:
+    """Solver round-off removed: fractions in [0, 1], at most the whole demand per pair."""
     x = np.clip(np.nan_to_num(x), 0.0, 1.0)
-    if normalise:
-        x = x / problem.pair_sum(x)[problem.paths.path_pair]
-    else:
-        over = problem.pair_sum(x)
-        x = x / np.maximum(over, 1.0)[problem.paths.path_pair]
-    return x
+    return x / np.maximum(problem.pair_sum(x), 1.0)[problem.paths.path_pair]
 
 
 def unrestricted_mlu(problem: TEProblem, *, time_limit: float | None = None) -> tuple[float, float]:

@@ -12,6 +12,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from netpilot.errors import InputError
 from netpilot.model.network import Demand, Network, NetworkArrays
+from netpilot.model.routing import lightest_graph
 from netpilot.optimize.te.paths import PathSet, k_shortest_paths
 
 OBJECTIVES = ("mlu", "flow")
@@ -85,18 +86,40 @@ class TEProblem:
     def pair_sum(self, per_path: np.ndarray) -> np.ndarray:
         return np.add.reduceat(per_path, self.pair_starts)
 
-    def mlu_lower_bound(self, link_price: np.ndarray) -> float:
+    def mlu_lower_bound(self, link_price: np.ndarray, enabled: np.ndarray | None = None) -> float:
         """LP-duality bound on the best MLU over this path set, from any prices ``y >= 0`` on links.
 
         ``sum_k d_k * min_{p in P_k} y(p) / sum_e y_e c_e``: routing every demand costs at least its cheapest
-        path, and a routing of MLU U costs at most ``U * sum_e y_e c_e``.
+        path, and a routing of MLU U costs at most ``U * sum_e y_e c_e``. With ``enabled`` (a mask over paths)
+        only those paths may carry traffic, and pairs left with none are out of the bound (they cannot be served).
         """
         y = np.where(np.isfinite(self.capacity), np.maximum(link_price, 0.0), 0.0)
         budget = float((y * np.where(np.isfinite(self.capacity), self.capacity, 0.0)).sum())
         if budget <= 0:
             return 0.0
         path_cost = self.incidence_t @ y
-        return float(self.demand @ self.pair_min(path_cost)) / budget
+        if enabled is not None:
+            path_cost = np.where(enabled, path_cost, np.inf)
+        cheapest = self.pair_min(path_cost)
+        servable = np.isfinite(cheapest)
+        return float(self.demand[servable] @ cheapest[servable]) / budget
+
+    def feasible(self, x: np.ndarray, enabled: np.ndarray | None = None) -> np.ndarray:
+        """Non-negative fractions summing to one per pair over its enabled paths: traffic on a disabled path
+        moves to the pair's other paths in proportion, or evenly if they carried none; a pair with no enabled
+        path gets all zeros (it cannot be served)."""
+        x = np.clip(np.nan_to_num(np.asarray(x, dtype=float)), 0.0, None)
+        if enabled is not None:
+            x = np.where(enabled, x, 0.0)
+        else:
+            enabled = np.ones_like(x, dtype=bool)
+        owner = self.paths.path_pair
+        total = self.pair_sum(x)
+        empty = total <= 0
+        if empty.any():
+            x = np.where(empty[owner] & enabled, 1.0, x)
+            total = self.pair_sum(x)
+        return np.where(total[owner] > 0, x / np.where(total > 0, total, 1.0)[owner], 0.0)
 
     def unrestricted_mlu_lower_bound(self, link_price: np.ndarray) -> float:
         """The same bound with the cheapest path over the whole graph: a bound for any routing at all."""
@@ -135,39 +158,23 @@ class TEProblem:
 def shortest_distances(arrays: NetworkArrays, link_weight: np.ndarray, pairs: np.ndarray) -> np.ndarray:
     """(P,) shortest distance per pair under ``link_weight`` over links that are up (parallel: lightest)."""
     up = arrays.up
-    n = arrays.n_nodes
     # Zero prices would vanish from a sparse matrix; a tiny floor keeps those links in the graph.
-    w = np.maximum(link_weight[up], 1e-15)
-    graph = _min_parallel(arrays.src[up], arrays.dst[up], w, n)
+    graph = lightest_graph(arrays.src[up], arrays.dst[up], np.maximum(link_weight[up], 1e-15), arrays.n_nodes)
     sources, inverse = np.unique(pairs[:, 0], return_inverse=True)
     dist = dijkstra(graph, indices=sources)
     return dist[inverse, pairs[:, 1]]
 
 
-def _min_parallel(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
-    keys = src * n + dst
-    order = np.lexsort((w, keys))
-    keys, w = keys[order], w[order]
-    first = np.concatenate([[True], keys[1:] != keys[:-1]])
-    return sp.csr_matrix((w[first], (keys[first] // n, keys[first] % n)), shape=(n, n))
-
-
 def aggregate_demands(network: Network, demands: list[Demand] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(pairs (P, 2), volume (P,)) with demands of the same pair summed; zero-volume pairs dropped."""
-    arrays = network.arrays()
-    demands = network.demands if demands is None else demands
-    if not demands:
+    if demands is not None:
+        network = network.model_copy(update={"demands": demands})
+    if not network.demands:
         raise InputError.at("the demand matrix is empty: nothing to route", field="demands")
-    src = np.fromiter((arrays.index[d.source] for d in demands), dtype=np.int64, count=len(demands))
-    dst = np.fromiter((arrays.index[d.target] for d in demands), dtype=np.int64, count=len(demands))
-    vol = np.fromiter((d.volume for d in demands), dtype=float, count=len(demands))
-    keys, inverse = np.unique(src * arrays.n_nodes + dst, return_inverse=True)
-    volume = np.bincount(inverse, weights=vol, minlength=len(keys))
-    keep = volume > 0
-    if not keep.any():
+    pairs, volume = network.arrays().demand_pairs()
+    if len(volume) == 0:
         raise InputError.at("every demand has volume 0: nothing to route", field="demands")
-    keys, volume = keys[keep], volume[keep]
-    return np.stack([keys // arrays.n_nodes, keys % arrays.n_nodes], axis=1), volume
+    return pairs, volume
 
 
 def build_problem(network: Network, *, demands: list[Demand] | None = None, k: int = 4, weight: str = "hop",

@@ -76,9 +76,7 @@ class Simulator:
 
         ids = arrays.node_ids
         n = arrays.n_nodes
-        keys = np.unique(arrays.demand_src * n + arrays.demand_dst, return_inverse=True)
-        self.pairs = np.stack([keys[0] // n, keys[0] % n], axis=1)
-        self.base_volume = np.bincount(keys[1], weights=arrays.demand_volume, minlength=len(keys[0]))
+        self.pairs, self.base_volume = arrays.demand_pairs()
         node_scale = self.rng.lognormal(0.0, 0.15, n)
         self.base_volume = self.base_volume * np.sqrt(node_scale[self.pairs[:, 0]] * node_scale[self.pairs[:, 1]])
         self._ar = np.zeros(len(self.pairs))
@@ -92,7 +90,12 @@ class Simulator:
         self.cell_ids = [cell_entity(ids[i]) for i in self.cells]
         self.edge_ids = [edge_entity(ids[i]) for i in self.edges]
         # Each cell's traffic to and from edge sites decides the RAN share of that site's GPUs.
-        self._edge_traffic_base = np.array([self.base_volume[(self.pairs == e).any(axis=1)].sum() for e in self.edges])
+        # Per edge site: which demands touch it and which cells it serves (fixed by the demand matrix).
+        self._edge_touching = np.array([(self.pairs == e).any(axis=1) for e in self.edges]).reshape(
+            len(self.edges), len(self.pairs)).astype(float)
+        self._edge_homed = np.array([np.isin(self.cells, self.pairs[t > 0].ravel()) for t in self._edge_touching]
+                                    ).reshape(len(self.edges), len(self.cells)).astype(float)
+        self._edge_traffic_base = np.maximum(self._edge_touching @ self.base_volume, 1e-9)
         self._previous: dict[str, np.ndarray] = {}
         for fault in name_faults(list(faults or [])):
             self._check_target(fault)
@@ -285,14 +288,10 @@ class Simulator:
         cell_prb = np.clip(cell_traffic / self.cell_capacity, 0.0, 1.0) if len(self.cells) else cell_traffic
         cell_users = np.round(cell_traffic / MBPS_PER_USER * self.rng.lognormal(0.0, 0.05, len(self.cells)))
         edge_up = node_up[self.edges]
-        edge_gpu = np.zeros(len(self.edges))
-        edge_ran = np.zeros(len(self.edges))
-        for j, e in enumerate(self.edges):
-            touching = (self.pairs == e).any(axis=1)
-            homed = np.isin(self.cells, self.pairs[touching].ravel())
-            edge_ran[j] = 0.2 + 0.5 * (cell_prb[homed].mean() if homed.any() else 0.0)
-            served = volume[touching].sum() / max(self._edge_traffic_base[j], 1e-9)
-            edge_gpu[j] = min(1.0, edge_ran[j] + 0.35 * served)
+        homed_count = self._edge_homed.sum(axis=1)
+        mean_prb = np.where(homed_count > 0, self._edge_homed @ cell_prb / np.maximum(homed_count, 1), 0.0)
+        edge_ran = 0.2 + 0.5 * mean_prb
+        edge_gpu = np.minimum(1.0, edge_ran + 0.35 * (self._edge_touching @ volume) / self._edge_traffic_base)
         edge_gpu = np.where(edge_up, edge_gpu, 0.0)
         edge_ran = np.where(edge_up, edge_ran, 0.0)
 
