@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from netpilot import __version__
-from netpilot.cli import change, edge, ran, te, telemetry, topo
+from netpilot.cli import analytics, change, edge, ran, te, telemetry, topo
 
 app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -17,6 +17,9 @@ app.add_typer(ran.app, name="ran")
 app.add_typer(edge.app, name="edge")
 app.add_typer(change.app, name="change")
 app.add_typer(change.lab_app, name="lab")
+app.command("forecast")(analytics.forecast)
+app.command("detect")(analytics.detect)
+app.command("rca")(analytics.rca)
 
 
 @app.command()

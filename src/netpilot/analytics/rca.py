@@ -1,0 +1,248 @@
+"""Root-cause localisation: explain the change in many KPIs at once by the candidate fault whose effect on the
+twin (rerouted load, lost reachability, silent cells) best matches what was measured."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from netpilot.errors import InputError
+from netpilot.model.network import Network
+from netpilot.telemetry.sim.faults import Fault
+from netpilot.telemetry.sim.simulator import Simulator, StepResult
+
+#: KPIs compared between the twin and the measurements: (StepResult field, sample metric, entity group).
+FEATURES = (("link_utilisation", "utilisation", "link"), ("link_loss", "loss", "link"), ("link_up", "up", "link"),
+            ("node_up", "up", "node"), ("cell_up", "up", "cell"), ("cell_prb", "prb_utilisation", "cell"),
+            ("edge_up", "up", "edge"), ("edge_gpu", "gpu_utilisation", "edge"))
+#: Noise floor per KPI in its own unit, so a tiny change in a quiet KPI is not read as a strong signal.
+NOISE_FLOOR = {"link_utilisation": 0.02, "link_loss": 0.002, "link_up": 0.5, "node_up": 0.5, "cell_up": 0.5,
+               "cell_prb": 0.02, "edge_up": 0.5, "edge_gpu": 0.02}
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A candidate root cause: what kind of fault, on what (``A--B`` for a link, a node id otherwise), and how
+    much of the measured change it explains (0..1)."""
+
+    kind: str
+    target: str
+    score: float
+
+
+@dataclass
+class Snapshot:
+    """Every compared KPI as one vector, in the simulator's entity order; what was not reported is 0 (a down
+    link, cell or site reports only ``up = 0``)."""
+
+    values: np.ndarray
+
+    @classmethod
+    def from_step(cls, result: StepResult) -> Snapshot:
+        return cls(np.concatenate([np.asarray(getattr(result, name), dtype=float) for name, _, _ in FEATURES]))
+
+
+def feature_layout(sim: Simulator) -> tuple[list[str], list[str]]:
+    """(entity id, feature name) of each position of a snapshot vector."""
+    groups = {"link": sim.link_ids, "node": sim.node_ids, "cell": sim.cell_ids, "edge": sim.edge_ids}
+    entities, names = [], []
+    for name, _, group in FEATURES:
+        entities += groups[group]
+        names += [name] * len(groups[group])
+    return entities, names
+
+
+def snapshot_from_samples(sim: Simulator, samples: pa.Table) -> Snapshot:
+    """The median of each compared KPI over ``samples`` (columns entity, metric, value)."""
+    entities, names = feature_layout(sim)
+    metric_of = {name: metric for name, metric, _ in FEATURES}
+    position = {(e, metric_of[n]): i for i, (e, n) in enumerate(zip(entities, names, strict=True))}
+    values = np.zeros(len(entities))
+    up_seen = np.zeros(len(entities), dtype=bool)
+    if samples.num_rows:
+        grouped = samples.group_by(["entity", "metric"]).aggregate([("value", "approximate_median")])
+        for entity, metric, value in zip(grouped["entity"].to_pylist(), grouped["metric"].to_pylist(),
+                                         grouped["value_approximate_median"].to_pylist(), strict=True):
+            i = position.get((entity, metric))
+            if i is not None and value is not None:
+                values[i] = value
+                up_seen[i] = True
+    # An entity with no "up" sample in the window is assumed up (the absence of a report is not an outage).
+    for i, name in enumerate(names):
+        if name.endswith("_up") and not up_seen[i]:
+            values[i] = 1.0
+    return Snapshot(values)
+
+
+def candidate_faults(network: Network, *, kinds: tuple[str, ...] | None = None) -> list[Fault]:
+    """One hypothesis per fault kind and place: every link (down, degraded, mis-metered), router, cell site
+    and edge site, and a flash crowd at every router and cell."""
+    wanted = set(kinds or ("link_down", "link_degrade", "misconfig", "router_down", "cell_outage",
+                           "edge_failure", "flash_crowd"))
+    faults: list[Fault] = []
+    seen: set[frozenset[str]] = set()
+    for link in network.links:
+        ends = frozenset((link.source, link.target))
+        if ends in seen:
+            continue
+        seen.add(ends)
+        target = [link.source, link.target]
+        if "link_down" in wanted:
+            faults.append(Fault(kind="link_down", target=target, at_minute=0))
+        if "link_degrade" in wanted:
+            faults.append(Fault(kind="link_degrade", target=target, at_minute=0, loss=0.02, capacity_factor=0.5))
+        if "misconfig" in wanted:
+            faults.append(Fault(kind="misconfig", target=target, at_minute=0))
+    for node in network.nodes:
+        if node.kind == "router" and "router_down" in wanted:
+            faults.append(Fault(kind="router_down", target=node.id, at_minute=0))
+        if node.kind == "cell_site" and "cell_outage" in wanted:
+            faults.append(Fault(kind="cell_outage", target=node.id, at_minute=0))
+        if node.kind == "edge_site" and "edge_failure" in wanted:
+            faults.append(Fault(kind="edge_failure", target=node.id, at_minute=0))
+        if node.kind in ("router", "cell_site") and "flash_crowd" in wanted:
+            faults.append(Fault(kind="flash_crowd", target=node.id, at_minute=0, multiplier=3.0))
+    return faults
+
+
+def fault_target(fault: Fault) -> str:
+    return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
+
+
+class RootCauseLocalizer:
+    """Rank candidate faults by how much of the measured change between two snapshots each explains.
+
+    For each hypothesis the twin predicts the change it would cause (at the same demand, under the current
+    routing); the score is the share of the measured change (in noise units) that the prediction explains with
+    the best non-negative gain, so a link failure is recognised by the load it pushes onto other links and the
+    reachability it removes, not only by its own counters."""
+
+    def __init__(self, network: Network, *, kinds: tuple[str, ...] | None = None, seed: int = 0) -> None:
+        self.network = network
+        self.kinds = kinds
+        self.seed = seed
+
+        self._sim = Simulator(network, seed=seed, noise=0.0)
+        self._base_metric = self._sim.metric.copy()
+
+    def _twin(self, minute: float, fault: Fault | None = None) -> Snapshot:
+        sim = self._sim
+        sim.faults = [] if fault is None else [fault]
+        sim.minute = minute
+        return Snapshot.from_step(sim.step())
+
+    def rank(self, before: Snapshot, after: Snapshot, *, minute: float = 0.0,
+             noise: np.ndarray | None = None, metrics: np.ndarray | None = None, top: int | None = None
+             ) -> list[Cause]:
+        """``minute`` places the twin's demand at the time of ``after``; ``noise`` is each KPI's measured noise
+        (standard deviation), floored per KPI; ``metrics`` is the current IGP metric per link."""
+        _, names = feature_layout(self._sim)
+        self._sim.set_metrics(self._base_metric if metrics is None else metrics)
+        floor = np.array([NOISE_FLOOR[n] for n in names])
+        sigma = floor if noise is None else np.maximum(noise, floor)
+        observed = (after.values - before.values) / sigma
+        if not np.any(observed):
+            return []
+        healthy = self._twin(minute).values
+        causes = []
+        for fault in candidate_faults(self.network, kinds=self.kinds):
+            predicted = (self._twin(minute, fault).values - healthy) / sigma
+            norm = float(predicted @ predicted)
+            if norm == 0.0:
+                continue
+            gain = max(0.0, float(observed @ predicted) / norm)
+            residual = observed - gain * predicted
+            explained = 1.0 - float(residual @ residual) / float(observed @ observed)
+            causes.append(Cause(fault.kind, fault_target(fault), max(0.0, explained)))
+        causes.sort(key=lambda c: -c.score)
+        return causes[:top] if top else causes
+
+
+def incident_onsets(samples: pa.Table, *, threshold: float = 10.0, min_entities: int = 2,
+                    quiet_steps: int = 10) -> list:
+    """Sample times at which at least ``min_entities`` KPIs jump at once (a new robust-z peak above
+    ``threshold``), at least ``quiet_steps`` times after the previous onset: where incidents start."""
+    from netpilot.analytics.detect import StreamingDetector
+
+    if samples.num_rows == 0:
+        return []
+    ts = pc.unique(samples["timestamp"]).sort()
+    index = {t: i for i, t in enumerate(ts.to_pylist())}
+    hits = np.zeros(len(ts))
+    table = samples.sort_by([("entity", "ascending"), ("metric", "ascending"), ("timestamp", "ascending")])
+    keys = pc.binary_join_element_wise(table["entity"], table["metric"], "|").to_numpy(zero_copy_only=False)
+    times = table["timestamp"].to_pylist()
+    values = table["value"].to_numpy(zero_copy_only=False)
+    boundaries = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1], True])
+    for start, stop in itertools.pairwise(boundaries):
+        detector = StreamingDetector(level_alpha=0.05, warmup=10, peak_window=60)
+        for j in range(start, stop):
+            if detector.update(float(values[j])) >= threshold:
+                hits[index[times[j]]] += 1
+    onsets, last = [], -quiet_steps - 1
+    for i in np.flatnonzero(hits >= min_entities):
+        if i - last > quiet_steps:
+            onsets.append(ts[int(i)].as_py())
+            last = i
+    return onsets
+
+
+def require_columns(samples: pa.Table, where: str) -> None:
+    missing = {"timestamp", "entity", "metric", "value"} - set(samples.column_names)
+    if missing:
+        raise InputError.at(f"telemetry lacks column(s) {sorted(missing)}; expected timestamp, entity, metric, "
+                            "value", file=where)
+
+
+def _window_noise(sim: Simulator, samples: pa.Table) -> np.ndarray:
+    """Each compared KPI's sample-to-sample noise (standard deviation) over ``samples``."""
+    entities, names = feature_layout(sim)
+    metric_of = {name: metric for name, metric, _ in FEATURES}
+    position = {(e, metric_of[n]): i for i, (e, n) in enumerate(zip(entities, names, strict=True))}
+    noise = np.zeros(len(entities))
+    if samples.num_rows < 2:
+        return noise
+    frame = samples.select(["timestamp", "entity", "metric", "value"]).to_pandas()
+    frame = frame.sort_values(["entity", "metric", "timestamp"])
+    diffs = frame.groupby(["entity", "metric"], observed=True)["value"].diff()
+    spread = diffs.groupby([frame["entity"], frame["metric"]], observed=True).std() / np.sqrt(2.0)
+    for (entity, metric), value in spread.items():
+        i = position.get((entity, metric))
+        if i is not None and value == value:
+            noise[i] = value
+    return noise
+
+
+def incident_window_causes(network: Network, samples: pa.Table, onset, *, before_steps: int = 15,
+                           after_steps: int = 5, top: int | None = 5,
+                           localizer: RootCauseLocalizer | None = None) -> list[Cause]:
+    """Rank causes for an incident starting at ``onset``: the healthy state is the ``before_steps`` sample times
+    before it, the incident the ``after_steps`` times from it on."""
+    from datetime import UTC
+
+    from netpilot.telemetry.sim.simulator import DEFAULT_START
+
+    localizer = localizer or RootCauseLocalizer(network)
+    times = pc.unique(samples["timestamp"]).sort().to_pylist()
+    at = next((i for i, t in enumerate(times) if t >= onset), len(times))
+    before_times = times[max(0, at - before_steps):at]
+    after_times = times[at:at + after_steps]
+    if not before_times or not after_times:
+        return []
+
+    def window(chosen: list) -> pa.Table:
+        return samples.filter(pc.is_in(samples["timestamp"], pa.array(chosen, samples["timestamp"].type)))
+
+    before_samples = window(before_times)
+    sim = localizer._sim
+    before = snapshot_from_samples(sim, before_samples)
+    after = snapshot_from_samples(sim, window(after_times))
+    # The twin's demand follows the time of week, so place it at the incident's hour of the week.
+    moment = after_times[len(after_times) // 2]
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    minute = ((moment - DEFAULT_START).total_seconds() / 60.0) % (7 * 24 * 60)
+    return localizer.rank(before, after, minute=minute, noise=_window_noise(sim, before_samples), top=top)

@@ -1,0 +1,154 @@
+"""`netpilot forecast`, `netpilot detect` and `netpilot rca`: the analytics stage from files."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from netpilot.cli.common import reports_errors, stdout
+from netpilot.errors import InputError
+
+InputOption = Annotated[Path, typer.Option("--input", help="CSV with timestamp,value[,label], or telemetry Parquet "
+                                                           "(timestamp, entity, metric, value).")]
+JsonOption = Annotated[Path, typer.Option("--json", help="Where to write the result.")]
+
+
+def _write(out: Path, data: dict) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def _finite(values) -> list[float | None]:
+    return [float(v) if v == v and abs(v) != float("inf") else None for v in values]
+
+
+@reports_errors
+def forecast(
+    input_file: InputOption,
+    horizon: Annotated[int, typer.Option(help="Steps ahead (a step is the series' median spacing).")],
+    json_out: JsonOption,
+    season: Annotated[int, typer.Option(help="Season length in steps (e.g. 1440 for a day of minutes); "
+                                             "0 infers a day from the spacing.")] = 0,
+    levels: Annotated[str, typer.Option(help="Interval levels in percent, comma-separated.")] = "80,95",
+    threshold: Annotated[float | None, typer.Option(help="Also give P(value > threshold) per step.")] = None,
+) -> None:
+    """Forecast every series with the model its own backtest picks, with intervals."""
+    from netpilot.analytics.forecast import Forecaster
+    from netpilot.analytics.inputs import read_series
+
+    if horizon < 1:
+        raise InputError.at("must be at least 1", field="--horizon")
+    try:
+        level_list = [int(x) for x in levels.split(",") if x.strip()]
+    except ValueError:
+        raise InputError.at(f"{levels!r} is not a comma-separated list of integers", field="--levels") from None
+    if not level_list or not all(0 < x < 100 for x in level_list):
+        raise InputError.at("levels must lie strictly between 0 and 100", field="--levels")
+    series = read_series(input_file)
+    out = []
+    for s in series:
+        step = s.step_seconds()
+        season_length = season or max(1, round(86400 / step))
+        finite = int(sum(v == v for v in s.values))
+        if finite < 2 * horizon + 2:
+            raise InputError.at(f"series {s.name}: {finite} values, need at least {2 * horizon + 2} to backtest a "
+                                f"{horizon}-step horizon", file=input_file)
+        windows = max(1, min(8, (len(s.values) - horizon) // horizon - 1))
+        forecaster = Forecaster(horizon, season_length, levels=level_list, backtest_windows=windows,
+                                max_history=max(3 * season_length, 10 * horizon)).fit([s.values], [s.name])
+        result = forecaster.predict([s.values], [s.name])
+        last = s.timestamps[-1]
+        entry = {"series": s.name, "entity": s.entity, "metric": s.metric, "model": result.model[0],
+                 "step_seconds": step, "season_length": season_length,
+                 "backtest_mae": forecaster.backtest_mae_[0],
+                 "timestamps": [(last + timedelta(seconds=step * (k + 1))).isoformat() for k in range(horizon)],
+                 "mean": _finite(result.mean[0])}
+        for level in level_list:
+            entry[f"lower_{level}"] = _finite(result.lower[level][0])
+            entry[f"upper_{level}"] = _finite(result.upper[level][0])
+        if threshold is not None:
+            entry["threshold"] = threshold
+            entry["exceedance_probability"] = _finite(result.exceedance_probability(threshold)[0])
+        out.append(entry)
+    _write(json_out, {"horizon": horizon, "series": out})
+    stdout().print(f"{len(out)} series forecast {horizon} steps ahead -> {json_out}")
+
+
+@reports_errors
+def detect(
+    input_file: InputOption,
+    json_out: JsonOption,
+    train_fraction: Annotated[float, typer.Option(help="Share of the series (from its start) that sets the "
+                                                       "threshold.")] = 0.5,
+    alarm_rate: Annotated[float, typer.Option(help="Target share of alarms on that part.")] = 0.002,
+    min_score: Annotated[float, typer.Option(help="Never alarm below this score (noise standard deviations).")]
+    = 4.0,
+) -> None:
+    """Score every sample causally (no look-ahead) and raise alarms above a threshold set from the series' start.
+    A label column, when present, is never read."""
+    from netpilot.analytics.detect import calibrate, score_series
+    from netpilot.analytics.inputs import read_series
+
+    if not 0 < train_fraction <= 1:
+        raise InputError.at("must be in (0, 1]", field="--train-fraction")
+    if not 0 < alarm_rate < 1:
+        raise InputError.at("must be in (0, 1)", field="--alarm-rate")
+    series = read_series(input_file)
+    results = []
+    for s in series:
+        scores = score_series(s.values)
+        cut = max(1, int(len(scores) * train_fraction))
+        threshold = calibrate(scores[:cut], alarm_rate=alarm_rate, min_threshold=min_score)
+        points = [{"timestamp": t.isoformat(), "score": float(sc), "alarm": bool(sc >= threshold.value)}
+                  for t, sc in zip(s.timestamps, scores, strict=True)]
+        results.append({"series": s.name, "entity": s.entity, "metric": s.metric, "threshold": threshold.value,
+                        "points": points})
+    data = ({"threshold": results[0]["threshold"], "points": results[0]["points"]}
+            if input_file.suffix.lower() != ".parquet" else {"series": results})
+    _write(json_out, data)
+    alarms = sum(p["alarm"] for r in results for p in r["points"])
+    stdout().print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
+                   f"-> {json_out}")
+
+
+@reports_errors
+def rca(
+    telemetry: Annotated[Path, typer.Option(help="Telemetry Parquet (timestamp, entity, metric, value), e.g. from "
+                                                 "`netpilot sim run`.")],
+    network: Annotated[Path, typer.Option(help="The network the telemetry comes from.")],
+    json_out: JsonOption,
+    top: Annotated[int, typer.Option(help="Causes to list per incident.")] = 5,
+    before_steps: Annotated[int, typer.Option(help="Steps before an onset that describe the healthy state.")] = 15,
+    after_steps: Annotated[int, typer.Option(help="Steps after an onset that describe the incident.")] = 5,
+) -> None:
+    """Find where incidents start and rank their candidate root causes on the topology."""
+    import pyarrow.parquet as pq
+
+    from netpilot.analytics.rca import incident_onsets, incident_window_causes, require_columns
+    from netpilot.model.io import load_network
+
+    net = load_network(network)
+    if not telemetry.exists():
+        raise InputError.at("no such file", file=telemetry)
+    try:
+        samples = pq.read_table(telemetry)
+    except Exception as exc:
+        raise InputError.at(f"not a readable Parquet file ({exc})", file=telemetry) from None
+    require_columns(samples, str(telemetry))
+    onsets = incident_onsets(samples)
+    incidents = []
+    for onset in onsets:
+        causes = incident_window_causes(net, samples, onset, before_steps=before_steps, after_steps=after_steps,
+                                        top=top)
+        incidents.append({"start": onset.isoformat(), "causes": [c.__dict__ for c in causes]})
+    _write(json_out, {"incidents": incidents})
+    console = stdout()
+    for incident in incidents:
+        best = incident["causes"][0] if incident["causes"] else None
+        console.print(f"{incident['start']}: " + (f"{best['kind']} at {best['target']} (explains "
+                                                   f"{best['score']:.0%})" if best else "no cause explains it"))
+    console.print(f"{len(incidents)} incident(s) -> {json_out}")
