@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from conftest import shared_data_dir
 from netpilot.analytics.detect import StreamingDetector, calibrate, detect, score_series
 from netpilot.analytics.forecast import Forecaster
 from netpilot.analytics.rca import RootCauseLocalizer, Snapshot
@@ -22,7 +23,7 @@ from netpilot.model.sample import bundled_network_path
 from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "telemetry"
+DATA = shared_data_dir() / "telemetry"
 runner = CliRunner()
 
 
