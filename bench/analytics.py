@@ -221,10 +221,10 @@ def _lte_series(site: str, column: str) -> tuple[np.ndarray, int]:
 
 
 def _rolling(y: np.ndarray, origins: range, model: str) -> np.ndarray:
-    from netpilot.analytics.forecast import _forecast_one
+    from netpilot.analytics.forecast import forecast_with
 
     history = 3 * LTE_SEASON
-    return np.array([_forecast_one(model, y[max(0, o - history):o], LTE_HORIZON, LTE_SEASON) for o in origins])
+    return np.array([forecast_with(model, y[max(0, o - history):o], LTE_HORIZON, LTE_SEASON) for o in origins])
 
 
 def _congestion(forecaster, y: np.ndarray, threshold: float, origins: range,
@@ -339,7 +339,7 @@ def rca() -> None:
         for net_name, path in networks.items():
             net = load_network(path)
             localizer = RootCauseLocalizer(net)
-            entities, names = feature_layout(localizer._sim)
+            entities, names = feature_layout(localizer.simulator)
             floor = np.array([NOISE_FLOOR[n] for n in names])
             routers = [n.id for n in net.nodes if n.kind == "router"]
             cells = [n.id for n in net.nodes if n.kind == "cell_site"]

@@ -76,14 +76,15 @@ def _clean(y: np.ndarray, name: str) -> np.ndarray:
     return filled
 
 
-def _forecast_one(model_name: str, y: np.ndarray, horizon: int, season: int) -> np.ndarray:
+def forecast_with(model_name: str, y: np.ndarray, horizon: int, season: int) -> np.ndarray:
+    """One model's point forecast from a clean (gap-free) history."""
     members = COMBINATIONS.get(model_name)
     if members:
-        return np.mean([_forecast_one(m, y, horizon, season) for m in members], axis=0)
+        return np.mean([forecast_with(m, y, horizon, season) for m in members], axis=0)
     if model_name == "seasonal_naive" and len(y) < season:
         return np.repeat(y[-1], horizon)
     if model_name == "mstl" and len(y) < 2 * season + 1:
-        return _forecast_one("ses", y, horizon, season)
+        return forecast_with("ses", y, horizon, season)
     if np.ptp(y[-max(horizon, 2):]) == 0 and np.ptp(y) == 0:
         return np.repeat(y[-1], horizon)  # a constant series: every model agrees, and some fail on it
     model = CANDIDATES[model_name](season, horizon)
@@ -160,7 +161,7 @@ class Forecaster:
                 for member in members:
                     key = (member, o)
                     if key not in cache:
-                        cache[key] = _forecast_one(member, history, h, self.season_length)
+                        cache[key] = forecast_with(member, history, h, self.season_length)
                     parts.append(cache[key])
                 errors[m].append(y[o:o + h] - np.mean(parts, axis=0))
         return {m: np.array(e) for m, e in errors.items()}
@@ -193,7 +194,7 @@ class Forecaster:
         if len(series) != len(self.model_):
             raise InputError(f"fit saw {len(self.model_)} series, predict got {len(series)}")
         names = list(names) if names is not None else [f"#{i}" for i in range(len(series))]
-        mean = np.array([_forecast_one(m, self._history(_clean(y, n)), self.horizon, self.season_length)
+        mean = np.array([forecast_with(m, self._history(_clean(y, n)), self.horizon, self.season_length)
                          for m, y, n in zip(self.model_, series, names, strict=True)]).reshape(len(series), -1)
         lower, upper = {}, {}
         for level in self.levels:

@@ -129,6 +129,11 @@ class RootCauseLocalizer:
         self._sim = Simulator(network, seed=seed, noise=0.0)
         self._base_metric = self._sim.metric.copy()
 
+    @property
+    def simulator(self) -> Simulator:
+        """The noise-free twin the hypotheses are replayed on (its entity order is the snapshots')."""
+        return self._sim
+
     def _twin(self, minute: float, fault: Fault | None = None) -> Snapshot:
         sim = self._sim
         sim.faults = [] if fault is None else [fault]
@@ -238,7 +243,7 @@ def incident_window_causes(network: Network, samples: pa.Table, onset, *, before
         return samples.filter(pc.is_in(samples["timestamp"], pa.array(chosen, samples["timestamp"].type)))
 
     before_samples = window(before_times)
-    sim = localizer._sim
+    sim = localizer.simulator
     before = snapshot_from_samples(sim, before_samples)
     after = snapshot_from_samples(sim, window(after_times))
     # The twin's demand follows the time of week, so place it at the incident's hour of the week.

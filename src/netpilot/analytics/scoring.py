@@ -32,19 +32,6 @@ def point_adjust(predicted: np.ndarray, labels: np.ndarray, delay: int | None = 
     return adjusted
 
 
-def best_f1(scores: np.ndarray, labels: np.ndarray, *, delay: int | None = None, adjust: bool = False,
-            candidates: int = 200) -> float:
-    """F1 at the best threshold (an oracle: for context, never as the headline)."""
-    thresholds = np.unique(np.quantile(scores, np.linspace(0.5, 1.0, candidates)))
-    best = 0.0
-    for t in thresholds:
-        predicted = scores >= t
-        if adjust:
-            predicted = point_adjust(predicted, labels, delay)
-        best = max(best, f1(predicted, labels))
-    return best
-
-
 @dataclass(frozen=True)
 class NabProfile:
     """NAB's cost matrix (weights are positive; false positives and misses subtract)."""
@@ -131,4 +118,4 @@ def nab_normalise(raw: float, null: float, perfect: float) -> float:
     return 100.0 * (raw - null) / (perfect - null)
 
 
-__all__ = ["NAB_PROFILES", "NabFile", "NabProfile", "best_f1", "f1", "nab_normalise", "point_adjust"]
+__all__ = ["NAB_PROFILES", "NabFile", "NabProfile", "f1", "nab_normalise", "point_adjust"]

@@ -148,6 +148,7 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
     try:
         numbers = np.asarray(pc.cast(value, pa.float64()).to_numpy(zero_copy_only=False), dtype=float)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        # A text column with some non-numbers: parse value by value so only the bad rows are dead-lettered.
         numbers = np.array([_to_float(v) for v in value.to_pylist()], dtype=float)
     fail(~np.isfinite(numbers), "value: not a finite number")
     if "unit" in names:
