@@ -13,11 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from conftest import shared_data_dir
+from netpilot.analytics.alarms import AlarmCausality, edge_f1
 from netpilot.analytics.detect import StreamingDetector, calibrate, detect, score_series
 from netpilot.analytics.forecast import Forecaster
 from netpilot.analytics.rca import RootCauseLocalizer, Snapshot
 from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise, point_adjust
 from netpilot.cli import app
+from netpilot.errors import InputError
 from netpilot.model.io import load_network
 from netpilot.model.sample import bundled_network_path
 from netpilot.telemetry.sim.faults import Fault
@@ -176,6 +178,71 @@ def test_forecast_handles_gaps_and_constant_series():
 
 
 # --- root cause ---------------------------------------------------------------------------------------------------
+
+
+def test_pooled_selection_beats_seasonal_naive_on_ran_updates():
+    frame = pd.read_parquet(DATA / "ran_updates_imdea" / "traffic_dataset_daily_v1.parquet").drop_duplicates()
+    frame = frame.sort_values(["UUID", "deltaT"])
+    series = [g["DL"].to_numpy() for _, g in list(frame.groupby("UUID"))[:60]]
+    history = [y[:-7] for y in series]
+    forecaster = Forecaster(7, 7, models=("naive", "seasonal_naive", "window_average", "seasonal_window_average",
+                                          "window_average+seasonal_window_average"),
+                            selection="pooled").fit(history)
+    assert len(set(forecaster.model_)) == 1
+    ours = np.abs(forecaster.predict(history).mean - np.array([y[-7:] for y in series])).mean(axis=1)
+    seasonal = Forecaster(7, 7, models=("seasonal_naive",)).fit(history).predict(history).mean
+    reference = np.abs(seasonal - np.array([y[-7:] for y in series])).mean(axis=1)
+    assert np.exp(np.log(ours / reference).mean()) < 0.95
+    with pytest.raises(InputError, match="selection"):
+        Forecaster(7, 7, selection="best")
+
+
+# --- alarm correlation -------------------------------------------------------------------------------------------
+
+def _synthetic_alarm_log(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Type 0 on a device is followed within a minute by type 1 on a neighbour; type 2 is independent noise."""
+    n_devices = 20
+    adjacency = np.zeros((n_devices, n_devices), dtype=int)
+    for d in range(n_devices - 1):
+        adjacency[d, d + 1] = 1
+    rows = []
+    for t in np.sort(rng.uniform(0, 2e6, 400)):
+        d = int(rng.integers(n_devices - 1))
+        rows += [(0, d, t), (1, d + 1, t + rng.uniform(5, 60))]
+    rows += [(2, int(rng.integers(n_devices)), float(t)) for t in rng.uniform(0, 2e6, 400)]
+    rows += [(1, int(rng.integers(n_devices)), float(t)) for t in rng.uniform(0, 2e6, 100)]
+    types, devices, starts = (np.array(c) for c in zip(*rows, strict=True))
+    return types, devices, starts, adjacency
+
+
+def test_alarm_causality_recovers_cause_and_direction():
+    types, devices, starts, adjacency = _synthetic_alarm_log(np.random.default_rng(3))
+    model = AlarmCausality().fit(types, devices, starts, adjacency=adjacency)
+    assert model.graph_[0, 1] and not model.graph_[1, 0]
+    assert not model.graph_[2].any() and not model.graph_[:, 2].any()
+    assert model.edges()[0][:2] == (0, 1)
+    # Without the topology the effect lands on another device and the link is not seen.
+    assert not AlarmCausality().fit(types, devices, starts).graph_[0, 1]
+
+
+def test_alarm_causality_on_huawei_wireless_set():
+    folder = DATA / "alarms_gcastle" / "18V_55N_Wireless"
+    log = pd.read_csv(folder / "Alarm.csv")
+    truth = np.load(folder / "DAG.npy")
+    model = AlarmCausality().fit(log["alarm_id"], log["device_id"], log["start_timestamp"], n_types=truth.shape[0])
+    assert edge_f1(model.graph_, truth) >= 0.45
+
+
+def test_alarm_causality_rejects_bad_logs():
+    with pytest.raises(InputError, match="same length"):
+        AlarmCausality().fit([0, 1], [0], [0.0, 1.0])
+    with pytest.raises(InputError, match="out of range"):
+        AlarmCausality().fit([0, 5], [0, 0], [0.0, 1.0], n_types=3)
+    with pytest.raises(InputError, match="empty"):
+        AlarmCausality().fit([], [], [])
+    with pytest.raises(InputError, match="outside"):
+        AlarmCausality().fit([0, 1], [0, 4], [0.0, 1.0], adjacency=np.eye(3))
+
 
 @pytest.fixture(scope="module")
 def localizer():

@@ -29,6 +29,11 @@ def _window_average(season: int, horizon: int):
     return WindowAverage(window_size=horizon)
 
 
+def _seasonal_window_average(season: int, horizon: int):
+    from statsforecast.models import SeasonalWindowAverage
+    return SeasonalWindowAverage(season_length=season, window_size=SEASONAL_WINDOWS)
+
+
 def _ses(season: int, horizon: int):
     from statsforecast.models import SimpleExponentialSmoothingOptimized
     return SimpleExponentialSmoothingOptimized()
@@ -49,14 +54,20 @@ def _mstl(season: int, horizon: int):
     return MSTL(season_length=season, trend_forecaster=AutoETS(model="ZZN"))
 
 
+#: Seasons averaged by the seasonal window average (four weeks of a weekly season).
+SEASONAL_WINDOWS = 4
+
 CANDIDATES: dict[str, ModelFactory] = {
-    "naive": _naive, "seasonal_naive": _seasonal_naive, "window_average": _window_average, "ses": _ses,
+    "naive": _naive, "seasonal_naive": _seasonal_naive, "window_average": _window_average,
+    "seasonal_window_average": _seasonal_window_average, "ses": _ses,
     "ets": _ets, "theta": _theta, "mstl": _mstl,
 }
 #: The simple baselines an expert tries first; every candidate set includes them.
 BASELINES = ("naive", "seasonal_naive", "window_average")
 #: A combination is the mean of its members' forecasts (forecast combination is hard to beat on noisy series).
-COMBINATIONS = {"mstl+window_average": ("mstl", "window_average"), "ets+window_average": ("ets", "window_average")}
+COMBINATIONS = {"mstl+window_average": ("mstl", "window_average"), "ets+window_average": ("ets", "window_average"),
+                "window_average+seasonal_window_average": ("window_average", "seasonal_window_average"),
+                "ses+seasonal_window_average": ("ses", "seasonal_window_average")}
 
 
 def _clean(y: np.ndarray, name: str) -> np.ndarray:
@@ -83,6 +94,8 @@ def forecast_with(model_name: str, y: np.ndarray, horizon: int, season: int) -> 
         return np.mean([forecast_with(m, y, horizon, season) for m in members], axis=0)
     if model_name == "seasonal_naive" and len(y) < season:
         return np.repeat(y[-1], horizon)
+    if model_name == "seasonal_window_average" and len(y) < SEASONAL_WINDOWS * season:
+        return forecast_with("window_average", y, horizon, season)
     if model_name == "mstl" and len(y) < 2 * season + 1:
         return forecast_with("ses", y, horizon, season)
     if np.ptp(y[-max(horizon, 2):]) == 0 and np.ptp(y) == 0:
@@ -123,16 +136,22 @@ class Forecaster:
 
     ``season_length`` is in steps (720 for a day of 2-minute samples); ``backtest_windows`` origins, ``horizon``
     steps apart, end at the last observation. ``max_history`` caps the history a model sees (older data adds
-    cost, rarely accuracy)."""
+    cost, rarely accuracy). ``selection="series"`` picks a model per series; ``"pooled"`` picks one model for
+    all series, the one with the smallest geometric-mean backtest MAE: on short noisy series (a few months of
+    daily samples) per-series choice mostly fits the noise of a handful of backtest windows."""
 
     def __init__(self, horizon: int, season_length: int = 1, *, models: Sequence[str] | None = None,
-                 levels: Sequence[int] = (80, 95), backtest_windows: int = 4, max_history: int | None = None) -> None:
+                 levels: Sequence[int] = (80, 95), backtest_windows: int = 4, max_history: int | None = None,
+                 selection: str = "series") -> None:
         self.horizon = int(horizon)
         self.season_length = int(season_length)
         self.models = tuple(models) if models is not None else (*BASELINES, "ses")
         self.levels = tuple(levels)
         self.backtest_windows = int(backtest_windows)
         self.max_history = max_history
+        self.selection = selection
+        if selection not in ("series", "pooled"):
+            raise InputError(f"selection must be 'series' or 'pooled', got {selection!r}")
         unknown = [m for m in self.models if m not in CANDIDATES and m not in COMBINATIONS]
         if unknown:
             raise InputError(f"unknown forecast model(s) {unknown}; known: "
@@ -172,18 +191,21 @@ class Forecaster:
         self.scale_ = np.zeros((len(series), self.horizon))
         self.residuals_: list[np.ndarray] = []
         self.backtest_mae_: list[dict[str, float]] = []
-        for y, name in zip(series, names, strict=True):
-            errors = self.backtest(y, name)
-            mae = {m: float(np.abs(e).mean()) for m, e in errors.items()}
-            best = min(mae, key=mae.get)
+        backtests = [self.backtest(y, name) for y, name in zip(series, names, strict=True)]
+        maes = [{m: float(np.abs(e).mean()) for m, e in errors.items()} for errors in backtests]
+        pooled = None
+        if self.selection == "pooled" and maes:
+            log_mae = {m: float(np.mean([np.log(max(mae[m], 1e-12)) for mae in maes])) for m in self.models}
+            pooled = min(log_mae, key=log_mae.get)
+        for i, (y, name, errors, mae) in enumerate(zip(series, names, backtests, maes, strict=True)):
+            best = pooled or min(mae, key=mae.get)
             e = errors[best]
             # Error scale per step, never shrinking with the horizon; a floor keeps exact fits usable.
             scale = np.maximum.accumulate(np.sqrt((e ** 2).mean(axis=0)))
             floor = max(1e-9, 1e-6 * float(np.abs(_clean(y, name)).mean()))
-            scale = np.maximum(scale, floor)
             self.model_.append(best)
-            self.scale_[len(self.model_) - 1] = scale
-            self.residuals_.append((e / scale).ravel())
+            self.scale_[i] = np.maximum(scale, floor)
+            self.residuals_.append((e / self.scale_[i]).ravel())
             self.backtest_mae_.append(mae)
         return self
 
