@@ -353,7 +353,8 @@ def ranupdates() -> None:
                       "share_better": float((ratio < 1).mean())}
     console.print(table)
     console.print(f"models chosen (pooled, per origin): {chosen['pooled'][::len(series)]}; one pass over "
-                  f"{len(series)} carriers: pooled {seconds['pooled']:.1f} s, per carrier {seconds['per_series']:.1f} s")
+                  f"{len(series)} carriers: pooled {seconds['pooled']:.1f} s, "
+                  f"per carrier {seconds['per_series']:.1f} s")
     out["pooled_models"] = chosen["pooled"][::len(series)]
     out["per_series_models"] = {k: int(v) for k, v in pd.Series(chosen["per_series"]).value_counts().items()}
     results["ranupdates"] = out
