@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["te.py", "telemetry.py", "analytics.py", "ran.py", "change.py"]
+SCRIPTS = ["te.py", "telemetry.py", "analytics.py", "ran.py", "change.py", "autopilot.py"]
 
 if __name__ == "__main__":
     failed = []

@@ -87,10 +87,34 @@ def test_bundled_sample_is_what_the_documented_command_generates(te_data, tmp_pa
     assert len(network.nodes_of_kind("cell_site")) >= 40
 
 
-def test_demo_shows_the_bundled_network():
-    result = run("demo")
-    assert result.exit_code == 0
-    assert "netpilot-sample" in result.stdout and "edge sites" in result.stdout
+def test_demo_serves_the_dashboard_and_stops(tmp_path):
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    netpilot = Path(sys.executable).parent / "netpilot"
+    process = subprocess.Popen([str(netpilot), "demo", "--port", str(port), "--tick-seconds", "0.2",
+                                "--db", str(tmp_path / "demo.db"), "--seconds", "12"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 60
+        page = ""
+        while time.time() < deadline and not page:
+            try:
+                page = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read().decode()
+            except OSError:
+                time.sleep(0.5)
+        assert "<title>netpilot</title>" in page
+        output, _ = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, output
+    assert f"http://127.0.0.1:{port}/" in output and "approver" in output and "token" in output
 
 
 GOOD = """format: netpilot-network/1

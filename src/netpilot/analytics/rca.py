@@ -19,9 +19,10 @@ from netpilot.telemetry.sim.simulator import Simulator, StepResult
 FEATURES = (("link_utilisation", "utilisation", "link"), ("link_loss", "loss", "link"), ("link_up", "up", "link"),
             ("node_up", "up", "node"), ("cell_up", "up", "cell"), ("cell_prb", "prb_utilisation", "cell"),
             ("edge_up", "up", "edge"), ("edge_gpu", "gpu_utilisation", "edge"))
-#: Noise floor per KPI in its own unit, so a tiny change in a quiet KPI is not read as a strong signal.
-NOISE_FLOOR = {"link_utilisation": 0.02, "link_loss": 0.002, "link_up": 0.5, "node_up": 0.5, "cell_up": 0.5,
-               "cell_prb": 0.02, "edge_up": 0.5, "edge_gpu": 0.02}
+#: Noise floor per KPI in its own unit, so a tiny change in a quiet KPI is not read as a strong signal. An
+#: up/down state is nearly noise-free: its flip outweighs the loss that congestion spreads elsewhere.
+NOISE_FLOOR = {"link_utilisation": 0.02, "link_loss": 0.002, "link_up": 0.1, "node_up": 0.1, "cell_up": 0.1,
+               "cell_prb": 0.02, "edge_up": 0.1, "edge_gpu": 0.02}
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,19 @@ class RootCauseLocalizer:
         observed = (after.values - before.values) / sigma
         if not np.any(observed):
             return []
+        # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
+        sim = self._sim
+        base = sim.base_volume
+        n_links = len(sim.link_ids)
+        twin_load = self._twin(minute).values[:n_links].sum()
+        if twin_load > 0:
+            sim.base_volume = base * float(np.clip(before.values[:n_links].sum() / twin_load, 0.25, 4.0))
+        try:
+            return self._rank(observed, sigma, minute, top)
+        finally:
+            sim.base_volume = base
+
+    def _rank(self, observed: np.ndarray, sigma: np.ndarray, minute: float, top: int | None) -> list[Cause]:
         healthy = self._twin(minute).values
         causes = []
         for fault in candidate_faults(self.network, kinds=self.kinds):

@@ -1,5 +1,5 @@
 """Drivers behind one small interface, in the spirit of NAPALM: ``load_candidate``, ``compare``,
-``commit(confirm_seconds)``, ``confirm``, ``rollback``, ``get_state``. Two of them: the twin and FRR.
+``commit(confirm_seconds)``, ``confirm``, ``rollback``, ``get_state``: the twin (and the simulator behind it) and FRR.
 
 FRR 8.4's ospfd is not on the transactional northbound, so commit-confirmed is built here: the running
 configuration of every router is saved to a journal on disk before anything changes, the delta is applied with
@@ -230,3 +230,23 @@ def _config_text(running: str) -> str:
     """``show running-config`` without vtysh's banner, so it can be loaded back."""
     marker = "Current configuration:"
     return running.split(marker, 1)[1].lstrip("\n") if marker in running else running
+
+
+class SimulatorDriver(TwinDriver):
+    """The simulator as the network under control: committing a candidate pushes its IGP metrics into the
+    running simulation, and a rollback pushes the previous ones back."""
+
+    def __init__(self, network: Network, simulator) -> None:
+        super().__init__(network)
+        self.simulator = simulator
+
+    def commit(self, confirm_seconds: float | None = None) -> None:
+        super().commit(confirm_seconds)
+        self._push()
+
+    def rollback(self) -> None:
+        super().rollback()
+        self._push()
+
+    def _push(self) -> None:
+        self.simulator.set_metrics(self.running.arrays().metric)

@@ -131,14 +131,14 @@ def what_if(state: _State, scenarios: list[np.ndarray]) -> tuple[np.ndarray, np.
 
 
 def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
-                  failures: bool = True) -> Report:
+                  failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None) -> Report:
     """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
-    under ``after``'s demands (the twin's current matrix) and the same scaled by ``peak_factor`` (the forecast
-    peak)."""
+    under ``after``'s demands (the twin's current matrix), or ``demand`` = (node-index pairs, Mbit/s) when the
+    caller has a fresher estimate, and the same scaled by ``peak_factor`` (the forecast peak)."""
     started = time.perf_counter()
     checks: list[Check] = []
     arrays_before, arrays_after = before.arrays(), after.arrays()
-    pairs, volume = after.arrays().demand_pairs()
+    pairs, volume = demand if demand is not None else arrays_after.demand_pairs()
 
     # Reachability between every pair of nodes over links that are up.
     broken_before, _ = _unreachable_pairs(arrays_before, arrays_before.up)
@@ -220,6 +220,8 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
         else:
             checks.append(Check("single-failure reachability", True,
                                 f"{len(scenarios_after)} link failures, none cuts off more demand than today"))
+        figures["overloading_failures"] = [[_name(arrays_after, e) for e in scenarios_after[j]]
+                                           for j in sorted(bad_overload, key=lambda j: -mlu_a[j])[:5]]
         if bad_overload:
             i = max(bad_overload, key=lambda j: mlu_a[j])
             checks.append(Check("single-failure utilisation", False,

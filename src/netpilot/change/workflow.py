@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -62,7 +63,9 @@ class ChangeStore:
     """Changes and their audit trail in SQLite (the embedded default)."""
 
     def __init__(self, path: str | Path = ":memory:", policy: Policy | None = None) -> None:
-        self.db = sqlite3.connect(str(path), isolation_level=None)
+        # One connection shared by the loop's thread and the API's; the lock serialises them.
+        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._lock = threading.RLock()
         self.db.execute("PRAGMA journal_mode=WAL")
         self.policy = policy or Policy()
         self.db.executescript("""
@@ -120,24 +123,42 @@ class ChangeStore:
         """Applying, checking, done, rolled back: the driver's steps."""
         self._move(self.get(change_id), state, actor, state, detail or {})
 
+    def annotate(self, change_id: str, actor: str, key: str, value: Any) -> None:
+        """Attach evidence to a change (the alarms, causes and forecast behind it) without changing its state;
+        it goes into the audit log like every transition."""
+        self.get(change_id)
+        with self._transaction():
+            self._audit(change_id, actor, "annotate", {key: value})
+
+    def annotations(self, change_id: str) -> dict[str, Any]:
+        """Everything attached with ``annotate``, the latest value per key."""
+        merged: dict[str, Any] = {}
+        for entry in self.audit(change_id):
+            if entry["action"] == "annotate":
+                merged.update(entry["detail"])
+        return merged
+
     # --- reading ----------------------------------------------------------------------------------------------
 
     def get(self, change_id: str) -> ChangeRecord:
-        row = self.db.execute("SELECT * FROM changes WHERE id = ?", (change_id,)).fetchone()
+        with self._lock:
+            row = self.db.execute("SELECT * FROM changes WHERE id = ?", (change_id,)).fetchone()
         if row is None:
             raise WorkflowError(f"no change {change_id!r}")
         return ChangeRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
                             json.loads(row[6]) if row[6] else None, row[7], row[8], row[9])
 
     def list(self, state: str | None = None) -> list[ChangeRecord]:
-        rows = self.db.execute("SELECT id FROM changes" + (" WHERE state = ?" if state else "") + " ORDER BY created",
-                               (state,) if state else ()).fetchall()
+        with self._lock:
+            rows = self.db.execute("SELECT id FROM changes" + (" WHERE state = ?" if state else "")
+                                   + " ORDER BY created", (state,) if state else ()).fetchall()
         return [self.get(r[0]) for r in rows]
 
     def audit(self, change_id: str | None = None) -> list[dict]:
         sql = "SELECT seq, at, change_id, actor, action, detail, prev_hash, hash FROM audit"
-        rows = self.db.execute(sql + (" WHERE change_id = ?" if change_id else "") + " ORDER BY seq",
-                               (change_id,) if change_id else ()).fetchall()
+        with self._lock:
+            rows = self.db.execute(sql + (" WHERE change_id = ?" if change_id else "") + " ORDER BY seq",
+                                   (change_id,) if change_id else ()).fetchall()
         return [{"seq": r[0], "at": r[1], "change_id": r[2], "actor": r[3], "action": r[4],
                  "detail": json.loads(r[5]), "prev_hash": r[6], "hash": r[7]} for r in rows]
 
@@ -180,21 +201,26 @@ class ChangeStore:
                         "(?, ?, ?, ?, ?, ?, ?)", (at, change_id, actor, action, _canonical(detail), previous, digest))
 
     def _transaction(self):
-        return _Transaction(self.db)
+        return _Transaction(self.db, self._lock)
 
     def close(self) -> None:
         self.db.close()
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
         self.db = db
+        self.lock = lock
 
     def __enter__(self) -> None:
+        self.lock.acquire()
         self.db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind, value, traceback) -> None:
-        self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        try:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        finally:
+            self.lock.release()
 
 
 def _now() -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -44,33 +45,52 @@ def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max
                      time_limit: float | None = 20.0, seed: int = 0, symmetric: bool = True) -> Routing:
     """IGP metrics that make plain ECMP routing's MLU small, by local search (Fortz and Thorup, 2000).
 
-    Starts from the best of ``start``, hop count and inverse capacity. Each round takes the most utilised
-    link and tries heavier metrics on it (enough to push some of its traffic onto another equal-cost path),
-    and lighter metrics on the least utilised links nearby, keeping a change when MLU (then the sum of squared
-    utilisation) improves. ``symmetric`` keeps both directions of a link at the same metric, which is what most
-    operators configure.
+    Starts from the best of ``start``, hop count and inverse capacity; see ``search_metrics`` for the moves.
+    ``symmetric`` keeps both directions of a link at the same metric, which is what most operators configure.
     """
     started = time.perf_counter()
     arrays = problem.arrays
-    rng = np.random.default_rng(seed)
-    partner = _reverse_link(arrays) if symmetric else np.full(arrays.n_links, -1)
     candidates = [hop_metrics(arrays), inverse_capacity_metrics(arrays)]
     if start is not None:
         candidates.insert(0, np.asarray(start, dtype=np.int64))
-    scored = [(_score(ecmp_utilisation(problem, m)), m) for m in candidates]
+    best, evaluations = search_metrics(lambda m: ecmp_utilisation(problem, m), candidates,
+                                       partner=reverse_links(arrays) if symmetric else None,
+                                       max_evaluations=max_evaluations, time_limit=time_limit, seed=seed)
+    return routing_from_metrics(problem, best, method="igp", seconds=time.perf_counter() - started,
+                                info={"evaluations": evaluations})
+
+
+def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list[np.ndarray], *,
+                   partner: np.ndarray | None = None, frozen: np.ndarray | None = None, max_evaluations: int = 400,
+                   time_limit: float | None = 20.0, seed: int = 0) -> tuple[np.ndarray, int]:
+    """Fortz–Thorup local search over IGP metrics for any utilisation model: (best metrics, evaluations).
+
+    Starts from the best of ``candidates``. Each round takes the most utilised link and tries heavier metrics
+    on it (enough to push some of its traffic onto another equal-cost path), and a lighter metric on one of
+    the least utilised links, keeping a change when MLU (then the sum of squared utilisation) improves.
+    ``partner[e]`` (or -1) is the reverse direction kept at the same metric; ``frozen`` links never change."""
+    started = time.perf_counter()
+    n_links = len(candidates[0])
+    rng = np.random.default_rng(seed)
+    partner = np.full(n_links, -1) if partner is None else partner
+    frozen = np.zeros(n_links, dtype=bool) if frozen is None else frozen
+    scored = [(_score(utilisation_of(m)), m) for m in candidates]
     (best_score, best) = min(scored, key=lambda item: item[0])
     best = best.copy()
     evaluations = len(candidates)
     tabu: set[tuple[int, int]] = set()
     stale = 0
     while evaluations < max_evaluations and (time_limit is None or time.perf_counter() - started < time_limit):
-        u = ecmp_utilisation(problem, best)
+        u = np.where(frozen, -np.inf, utilisation_of(best))
         ranked = np.argsort(-u)
-        hot = ranked[min(stale % 5, len(ranked) - 1)] if stale < 25 else rng.integers(arrays.n_links)
+        movable = int((~frozen).sum())
+        if movable == 0:
+            break
+        hot = ranked[min(stale % 5, movable - 1)] if stale < 25 else rng.choice(np.flatnonzero(~frozen))
         trials = []
         for factor in (1.15, 1.4, 2.0, 3.0):
             trials.append((hot, int(min(MAX_METRIC, max(best[hot] + 1, round(best[hot] * factor))))))
-        cool = ranked[-1 - rng.integers(max(1, len(ranked) // 3))]
+        cool = ranked[movable - 1 - rng.integers(max(1, movable // 3))]
         trials.append((cool, int(max(1, best[cool] // 2))))
         improved = False
         for link, value in trials:
@@ -78,9 +98,9 @@ def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max
                 continue
             trial = best.copy()
             trial[link] = value
-            if partner[link] >= 0:
+            if partner[link] >= 0 and not frozen[partner[link]]:
                 trial[partner[link]] = value
-            score = _score(ecmp_utilisation(problem, trial))
+            score = _score(utilisation_of(trial))
             evaluations += 1
             tabu.add((int(link), value))
             if score < best_score:
@@ -89,11 +109,10 @@ def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max
         stale = 0 if improved else stale + 1
         if stale > 60:
             break
-    return routing_from_metrics(problem, best, method="igp", seconds=time.perf_counter() - started,
-                                info={"evaluations": evaluations})
+    return best, evaluations
 
 
-def _reverse_link(arrays: NetworkArrays) -> np.ndarray:
+def reverse_links(arrays: NetworkArrays) -> np.ndarray:
     """Per link, the first link in the opposite direction between the same nodes, or -1."""
     key = arrays.src * arrays.n_nodes + arrays.dst
     reverse_key = arrays.dst * arrays.n_nodes + arrays.src

@@ -53,6 +53,16 @@ class StepResult:
     blackholed: float = 0.0  # Mbit/s of demand with no path
 
 
+@dataclass
+class Expected:
+    """The simulator's noise-free state: demand per pair, which links are up, their capacity and metrics."""
+
+    volume: np.ndarray
+    link_up: np.ndarray
+    capacity: np.ndarray
+    metric: np.ndarray
+
+
 class Simulator:
     """Deterministic for a given ``seed``. Call ``step()`` repeatedly; change routing between steps with
     ``set_metrics`` or ``set_path_splits``; inject faults at any time with ``inject``."""
@@ -249,23 +259,38 @@ class Simulator:
         self._routing_cache[key] = (matrix, covered)
         return matrix, covered
 
-    def step(self) -> StepResult:
-        """Advance one step and report what the network measured during it."""
-        arrays = self.arrays
-        state = self._state()
-        self._record_truth()
+    def _volume(self, state: dict[str, np.ndarray]) -> np.ndarray:
+        """Demand per pair now, without the sampling noise."""
         hour_of_week = (self.now - self.now.replace(hour=0, minute=0, second=0, microsecond=0)).total_seconds() / 3600
         hour_of_week += 24 * self.now.weekday()
         # The network file's demands are the busy-hour matrix (what operators plan for): the peak hour of the
         # weekly profile carries them in full, quieter hours a share.
         level = profile_at(self.profile, hour_of_week) / float(self.profile.max())
+        factor = state["demand_factor"]
+        volume = self.base_volume * level * factor[self.pairs[:, 0]] * factor[self.pairs[:, 1]]
+        node_up = state["node_up"]
+        return np.where(node_up[self.pairs[:, 0]] & node_up[self.pairs[:, 1]], volume, 0.0)
+
+    def expected(self) -> Expected:
+        """What the network carries now under the faults it knows of, without noise: the planner's view."""
+        state = self._state()
+        return Expected(self._volume(state), state["link_up"], np.where(state["link_up"], state["capacity"], 0.0),
+                        state["metric"])
+
+    def link_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray) -> np.ndarray:
+        """Per-link load of ``volume`` (per demand pair) under ``metric``, over the links that are up."""
+        return self._link_loads(volume, metric, link_up)[0]
+
+    def step(self) -> StepResult:
+        """Advance one step and report what the network measured during it."""
+        arrays = self.arrays
+        state = self._state()
+        self._record_truth()
         phi = 0.9
         self._ar = phi * self._ar + np.sqrt(1 - phi * phi) * self.rng.standard_normal(len(self.pairs))
         noise = np.exp(self.noise * self._ar - self.noise ** 2 / 2)
-        factor = state["demand_factor"]
-        volume = self.base_volume * level * noise * factor[self.pairs[:, 0]] * factor[self.pairs[:, 1]]
+        volume = self._volume(state) * noise
         node_up = state["node_up"]
-        volume = np.where(node_up[self.pairs[:, 0]] & node_up[self.pairs[:, 1]], volume, 0.0)
 
         link_up = state["link_up"]
         loads, blackholed = self._link_loads(volume, state["metric"], link_up)

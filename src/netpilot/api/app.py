@@ -1,0 +1,353 @@
+"""The REST API and dashboard server: typed endpoints over a live autopilot, bearer tokens with roles, live
+updates over Server-Sent Events, and Prometheus metrics for netpilot itself."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import BaseModel, Field
+
+from netpilot.autopilot.live import LiveAutopilot
+from netpilot.change.intents import Intent, apply_intents
+from netpilot.change.verify import verify_change
+from netpilot.change.workflow import WorkflowError, twin_diff
+
+Role = Literal["viewer", "operator", "approver"]
+RANK = {"viewer": 0, "operator": 1, "approver": 2}
+WEB = Path(__file__).resolve().parents[1] / "web" / "static"
+
+
+class Principal(BaseModel):
+    """Who holds a token: a name for the audit log and a role."""
+
+    user: str
+    role: Role
+
+
+def make_tokens(users: dict[str, Role]) -> dict[str, Principal]:
+    """Fresh random tokens, one per user."""
+    return {secrets.token_urlsafe(18): Principal(user=u, role=r) for u, r in users.items()}
+
+
+# --- response and request models --------------------------------------------------------------------------------
+
+class NodeOut(BaseModel):
+    id: str
+    kind: str
+    lat: float | None = None
+    lon: float | None = None
+
+
+class LinkOut(BaseModel):
+    index: int
+    id: str
+    source: str
+    target: str
+    capacity_mbps: float
+    metric: int
+
+
+class NetworkOut(BaseModel):
+    name: str
+    nodes: list[NodeOut]
+    links: list[LinkOut]
+
+
+class StateOut(BaseModel):
+    ts: str | None
+    minute: float
+    ticks: int
+    mlu: float
+    utilisation: list[float] = Field(description="Per link, in the network's link order; 0 when down.")
+    link_up: list[bool]
+    metric: list[int]
+    beliefs: list[str]
+    latency_ms: float | None
+    errors: list[str]
+
+
+class SeriesOut(BaseModel):
+    entity: str
+    metric: Literal["utilisation"]
+    timestamps: list[str]
+    values: list[float]
+    forecast: dict[str, Any] | None = None
+
+
+class IncidentOut(BaseModel):
+    id: str
+    detected_at: str
+    minute: float
+    alarms: list[str]
+    causes: list[dict]
+    localised_at: str | None
+
+
+class ChangeOut(BaseModel):
+    id: str
+    state: str
+    proposer: str
+    approver: str | None
+    why: str
+    intents: list[dict]
+    created: str
+    updated: str
+
+
+class ChangeDetail(ChangeOut):
+    diff: list[dict]
+    config_diff: dict[str, str] = Field(description="Per device, the unified diff of its rendered FRR config.")
+    verification: dict | None
+    evidence: dict
+    audit: list[dict]
+    previous_outcomes: list[dict] = Field(description="Predicted vs measured effect of the changes applied "
+                                                      "before this one, for the approver.")
+
+
+class Decision(BaseModel):
+    why: str = Field(default="", max_length=2000)
+
+
+class Proposal(BaseModel):
+    intents: list[Intent] = Field(min_length=1, max_length=100)
+    why: str = Field(min_length=1, max_length=2000)
+
+
+class ProposalOut(BaseModel):
+    id: str
+    state: str
+    verification: dict
+
+
+class Me(BaseModel):
+    user: str
+    role: Role
+
+
+# --- authentication ------------------------------------------------------------------------------------------------
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+def _principal(request: Request,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+               token: Annotated[str | None, Query(description="For EventSource, which cannot send headers.")]
+               = None) -> Principal:
+    value = credentials.credentials if credentials is not None else token
+    if not value:
+        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+    found = request.app.state.tokens.get(value)
+    if found is None:
+        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+    return found
+
+
+def _role(minimum: Role):
+    def check(who: Annotated[Principal, Depends(_principal)]) -> Principal:
+        if RANK[who.role] < RANK[minimum]:
+            raise HTTPException(403, f"{who.user} is a {who.role}; this needs {minimum}")
+        return who
+    return check
+
+
+Viewer = Annotated[Principal, Depends(_role("viewer"))]
+Operator = Annotated[Principal, Depends(_role("operator"))]
+Approver = Annotated[Principal, Depends(_role("approver"))]
+
+
+# --- the app -----------------------------------------------------------------------------------------------------
+
+def create_app(live: LiveAutopilot, tokens: dict[str, Principal]) -> FastAPI:
+    app = FastAPI(title="netpilot", version="0.1", description="The autopilot's network, telemetry, forecasts, "
+                  "incidents and change queue. Send `Authorization: Bearer <token>`; roles: viewer (read), "
+                  "operator (propose), approver (approve, reject, roll back; never their own proposal).")
+    registry = CollectorRegistry()
+    requests = Counter("netpilot_http_requests", "HTTP requests served", ["method", "status"], registry=registry)
+    ticks = Counter("netpilot_ticks", "Telemetry ticks the loop has observed", registry=registry)
+    latency = Histogram("netpilot_decision_latency_seconds", "Sample in to decision out, per tick",
+                        buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry)
+    counted = {"ticks": 0}
+    app.state.tokens = tokens
+
+    @app.middleware("http")
+    async def count_requests(request: Request, call_next):
+        response = await call_next(request)
+        requests.labels(request.method, str(response.status_code)).inc()
+        return response
+
+    store = live.changes
+    pilot = live.autopilot
+    network = live.network
+
+    def change_out(record) -> dict:
+        return {k: getattr(record, k) for k in ChangeOut.model_fields}
+
+    def get_change(change_id: str):
+        try:
+            return store.get(change_id)
+        except WorkflowError as exc:
+            raise HTTPException(404, str(exc)) from None
+
+    def workflow_call(func, *args):
+        try:
+            with live.lock:
+                func(*args)
+        except WorkflowError as exc:
+            raise HTTPException(403 if "two-person" in str(exc) else 409, str(exc)) from None
+
+    @app.get("/api/me", response_model=Me)
+    def me(who: Viewer) -> Me:
+        return Me(user=who.user, role=who.role)
+
+    @app.get("/api/network", response_model=NetworkOut)
+    def get_network(who: Viewer) -> NetworkOut:
+        running = live.autopilot.driver.running
+        return NetworkOut(name=network.name or "network",
+                          nodes=[NodeOut(id=n.id, kind=n.kind, lat=n.location.lat if n.location else None,
+                                         lon=n.location.lon if n.location else None) for n in network.nodes],
+                          links=[LinkOut(index=i, id=lk.id, source=lk.source, target=lk.target,
+                                         capacity_mbps=lk.capacity, metric=running.links[i].metric)
+                                 for i, lk in enumerate(network.links)])
+
+    @app.get("/api/state", response_model=StateOut)
+    def get_state(who: Viewer) -> StateOut:
+        with live.lock:
+            r, tick = live.latest, live.latest_tick
+            metric = live.autopilot.driver.running.arrays().metric.tolist()
+            if r is None:
+                return StateOut(ts=None, minute=0.0, ticks=0, mlu=0.0, utilisation=[], link_up=[], metric=metric,
+                                beliefs=[], latency_ms=None, errors=live.errors[-5:])
+            up = r.link_up
+            return StateOut(ts=r.ts.isoformat(), minute=r.minute, ticks=live.ticks,
+                            mlu=float(r.link_utilisation[up].max(initial=0.0)),
+                            utilisation=[float(u) if ok else 0.0 for u, ok in zip(r.link_utilisation, up)],
+                            link_up=[bool(x) for x in up], metric=metric, beliefs=sorted(pilot.beliefs),
+                            latency_ms=tick.latency_ms if tick else None, errors=live.errors[-5:])
+
+    @app.get("/api/telemetry", response_model=SeriesOut)
+    def get_telemetry(who: Viewer, entity: str = Query(description="link:A->B"),
+                      metric: Literal["utilisation"] = "utilisation") -> SeriesOut:
+        link_id = entity.removeprefix("link:")
+        index = {lk.id: i for i, lk in enumerate(network.links)}
+        if link_id not in index:
+            raise HTTPException(404, f"no link {link_id!r}; entities look like link:A->B")
+        times, values = live.series(index[link_id])
+        return SeriesOut(entity=f"link:{link_id}", metric=metric, timestamps=times, values=values,
+                         forecast=pilot.forecast.get(link_id))
+
+    @app.get("/api/forecasts")
+    def get_forecasts(who: Viewer) -> dict[str, dict]:
+        """Utilisation forecasts of the busiest links: mean, 80 % band, chosen model, P(congested)."""
+        with live.lock:
+            return dict(pilot.forecast)
+
+    @app.get("/api/incidents", response_model=list[IncidentOut])
+    def get_incidents(who: Viewer) -> list[IncidentOut]:
+        with live.lock:
+            return [IncidentOut(**asdict(i)) for i in reversed(pilot.incidents)]
+
+    @app.get("/api/changes", response_model=list[ChangeOut])
+    def list_changes(who: Viewer, state: str | None = None) -> list[ChangeOut]:
+        return [ChangeOut(**change_out(c)) for c in reversed(store.list(state))]
+
+    @app.get("/api/changes/{change_id}", response_model=ChangeDetail)
+    def show_change(change_id: str, who: Viewer) -> ChangeDetail:
+        from netpilot.change.render import config_diff
+
+        record = get_change(change_id)
+        intents = [i for i in record.intents]
+        try:
+            from netpilot.change.intents import IntentList
+            after = apply_intents(live.autopilot.driver.running, list(IntentList.model_validate(intents).root))
+            rendered = config_diff(live.autopilot.driver.running, after) if record.state in (
+                "proposed", "verified", "approved") else {}
+        except Exception:  # the network moved on and the change no longer applies: show the stored diff only
+            rendered = {}
+        outcomes = [pilot._outcome(a) for a in pilot.applied if a.change_id != change_id][-5:]
+        return ChangeDetail(**change_out(record), diff=record.diff, config_diff=rendered,
+                            verification=record.verification, evidence=store.annotations(change_id),
+                            audit=store.audit(change_id), previous_outcomes=outcomes)
+
+    @app.post("/api/changes", response_model=ProposalOut, status_code=201)
+    def propose(body: Proposal, who: Operator) -> ProposalOut:
+        """Propose intents by hand; they are verified on the twin like the autopilot's own."""
+        with live.lock:
+            before = live.autopilot._believed_network()
+            try:
+                after = apply_intents(before, list(body.intents))
+            except Exception as exc:
+                raise HTTPException(422, str(exc)) from None
+            report = verify_change(before, after, max_utilisation=pilot.verify_limit)
+            change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,
+                                      twin_diff(before, after))
+            state = store.record_verification(change_id, report.as_dict())
+        return ProposalOut(id=change_id, state=state, verification=report.as_dict())
+
+    @app.post("/api/changes/{change_id}/approve", response_model=ChangeOut)
+    def approve(change_id: str, who: Approver) -> ChangeOut:
+        get_change(change_id)
+        workflow_call(store.approve, change_id, who.user)
+        return ChangeOut(**change_out(store.get(change_id)))
+
+    @app.post("/api/changes/{change_id}/reject", response_model=ChangeOut)
+    def reject(change_id: str, body: Decision, who: Approver) -> ChangeOut:
+        get_change(change_id)
+        workflow_call(store.reject, change_id, who.user, body.why or "rejected in the dashboard")
+        return ChangeOut(**change_out(store.get(change_id)))
+
+    @app.post("/api/changes/{change_id}/rollback", response_model=ChangeOut)
+    def rollback(change_id: str, who: Approver) -> ChangeOut:
+        """Roll back a change still in its check window (commit-confirmed: not yet confirmed)."""
+        record = get_change(change_id)
+        if record.state != "checking":
+            raise HTTPException(409, f"change {change_id} is {record.state}; only a change being checked can be "
+                                     "rolled back (propose the reverse change otherwise)")
+        with live.lock:
+            live.autopilot.rollback_in_flight(who.user)
+        return ChangeOut(**change_out(store.get(change_id)))
+
+    @app.get("/api/audit")
+    def audit(who: Viewer, limit: int = Query(default=200, ge=1, le=5000)) -> dict:
+        intact, where = store.verify_audit()
+        return {"intact": intact, "detail": where, "entries": store.audit()[-limit:]}
+
+    @app.get("/api/events")
+    async def events(request: Request, who: Viewer) -> StreamingResponse:
+        """Server-Sent Events: one `tick` event per loop tick (MLU, incident and change ids, latency)."""
+        async def stream():
+            seen = live.ticks
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                if live.ticks != seen and live.latest_tick is not None:
+                    seen = live.ticks
+                    yield f"event: tick\ndata: {json.dumps(asdict(live.latest_tick))}\n\n"
+                await asyncio.sleep(0.2)
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+    @app.get("/metrics", response_class=PlainTextResponse)
+    def metrics() -> PlainTextResponse:
+        with live.lock:
+            new = pilot.ticks[counted["ticks"]:]
+            counted["ticks"] = len(pilot.ticks)
+        for t in new:
+            ticks.inc()
+            latency.observe(t.latency_ms / 1000.0)
+        return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(WEB / "index.html")
+
+    app.mount("/static", StaticFiles(directory=WEB), name="static")
+    return app

@@ -1,0 +1,1 @@
+"""The autopilot: the closed loop and the scenarios it is measured on."""

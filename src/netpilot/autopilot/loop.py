@@ -1,0 +1,421 @@
+"""The closed loop: each telemetry tick is scored, incidents are localised on the twin, and congestion (now or
+forecast) becomes a verified change that policy or a person approves before it is applied and checked."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from netpilot.analytics.detect import StreamingDetector
+from netpilot.analytics.forecast import Forecaster
+from netpilot.analytics.rca import NOISE_FLOOR, Cause, RootCauseLocalizer, Snapshot, feature_layout
+from netpilot.change.drivers import Driver
+from netpilot.change.intents import ApplyMetrics, SetLinkState, apply_intents
+from netpilot.change.verify import verify_change
+from netpilot.change.workflow import ChangeStore, twin_diff
+from netpilot.model.network import Network
+from netpilot.optimize.te.igp import MAX_METRIC, reverse_links, search_metrics
+from netpilot.telemetry.sim.faults import Fault
+from netpilot.telemetry.sim.simulator import Simulator, StepResult
+
+#: Fault kinds the planner acts on once localised, and how the twin should believe them.
+ACTIONABLE = ("link_down", "link_degrade", "router_down", "flash_crowd")
+
+
+@dataclass
+class Incident:
+    """Several KPIs jumped at once; ``causes`` holds the ranked root causes once localised."""
+
+    id: str
+    detected_at: str
+    minute: float
+    alarms: list[str]
+    causes: list[dict] = field(default_factory=list)
+    localised_at: str | None = None
+
+
+@dataclass
+class Tick:
+    """What one tick did and how long each stage took (``latency_ms``: sample in, decision out)."""
+
+    ts: str
+    minute: float
+    latency_ms: float
+    mlu: float
+    alarms: int
+    incident: str | None = None
+    change: str | None = None
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Applied:
+    """A change the loop applied: what it predicted and what was measured afterwards (outcome accounting)."""
+
+    change_id: str
+    minute: float
+    metric_before: np.ndarray = field(repr=False)
+    metric_after: np.ndarray = field(repr=False)
+    mlu_before: float
+    predicted_mlu: float
+    measured_mlu: float | None = None
+    state: str = "checking"
+
+
+class Autopilot:
+    """The loop around one network. Feed it ``observe(step_result)`` per telemetry tick.
+
+    ``driver`` is where changes go (the simulator, the twin, FRR); ``changes`` holds the workflow, and its
+    policy decides which changes need a person. ``congestion`` is the utilisation above which the loop
+    re-optimises IGP metrics; ``verify_limit`` is the utilisation verification refuses to create, now or
+    under any single link failure (capacity, by default), checked on the demand estimate raised by
+    ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair. Everything
+    the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted utilisation) into the
+    change's ``why`` and the audit log."""
+
+    def __init__(self, network: Network, changes: ChangeStore, driver: Driver, *, congestion: float = 0.9,
+                 verify_limit: float = 1.0, demand_margin: float = 0.1,
+                 alarm_threshold: float = 10.0, min_alarms: int = 2, localise_after: int = 3,
+                 baseline_steps: int = 15, quiet_steps: int = 10, plan_evaluations: int = 60,
+                 plan_seconds: float = 0.08, verify_failures: bool = True, cooldown_steps: int = 5,
+                 check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
+                 actor: str = "autopilot", keep: int = 720) -> None:
+        self.network = network
+        self.changes = changes
+        self.driver = driver
+        self.congestion = congestion
+        self.verify_limit = verify_limit
+        self.demand_margin = demand_margin
+        self.alarm_threshold = alarm_threshold
+        self.min_alarms = min_alarms
+        self.localise_after = localise_after
+        self.baseline_steps = baseline_steps
+        self.quiet_steps = quiet_steps
+        self.plan_evaluations = plan_evaluations
+        self.plan_seconds = plan_seconds
+        self.verify_failures = verify_failures
+        self.cooldown_steps = cooldown_steps
+        self.check_after = check_after
+        self.forecast_every = forecast_every
+        self.forecast_horizon = forecast_horizon
+        self.actor = actor
+
+        self.localizer = RootCauseLocalizer(network)
+        self.twin = Simulator(network, noise=0.0)  # the planner's view of the network, faults as believed
+        self.arrays = network.arrays()
+        self.partner = reverse_links(self.arrays)
+        entities, names = feature_layout(self.localizer.simulator)
+        self.feature_names = [f"{e}|{n}" for e, n in zip(entities, names, strict=True)]
+        self.noise_floor = np.array([NOISE_FLOOR[n] for n in names])
+        self.detectors = [StreamingDetector(level_alpha=0.05, warmup=10, peak_window=60) for _ in names]
+        self.link_ids = [lk.id for lk in network.links]
+
+        self.snapshots: deque[np.ndarray] = deque(maxlen=keep)
+        self.times: deque[str] = deque(maxlen=keep)
+        self.utilisation: deque[np.ndarray] = deque(maxlen=keep)
+        self.ticks: list[Tick] = []
+        self.incidents: list[Incident] = []
+        self.applied: list[Applied] = []
+        self.beliefs: dict[str, Fault] = {}
+        self.forecast: dict[str, dict] = {}
+        self._open: tuple[Incident, int] | None = None  # incident being localised, its onset tick
+        self._last_onset = -10**9
+        self._last_change_tick = -10**9
+        self._checking: tuple[Applied, int] | None = None
+        self._replan = False
+        self._critical: dict[str, np.ndarray] = {}  # single failures verification refused a plan for
+        self._count = 0
+
+    # --- the loop ---------------------------------------------------------------------------------------------
+
+    def observe(self, result: StepResult) -> Tick:
+        started = time.perf_counter()
+        stages: dict[str, float] = {}
+        n = self._count
+        self._count += 1
+        ts = result.ts.isoformat()
+        values = Snapshot.from_step(result).values
+        self.snapshots.append(values)
+        self.times.append(ts)
+        up = result.link_up
+        self.utilisation.append(np.where(up, result.link_utilisation, 0.0))
+        mlu = float(result.link_utilisation[up].max(initial=0.0))
+        stages["store"] = _ms(started)
+
+        t = time.perf_counter()
+        scores = np.fromiter((d.update(v) for d, v in zip(self.detectors, values.tolist())), dtype=float,
+                             count=len(values))
+        alarmed = np.flatnonzero(scores >= self.alarm_threshold)
+        stages["detect"] = _ms(t)
+        tick = Tick(ts, result.minute, 0.0, mlu, len(alarmed))
+
+        if self._checking is not None and n >= self._checking[1]:
+            self._post_check(result, mlu)
+        self._apply_approved(result)
+
+        if len(alarmed) >= self.min_alarms and n - self._last_onset > self.quiet_steps:
+            incident = Incident(f"I{len(self.incidents) + 1}", ts, result.minute,
+                                [self.feature_names[i] for i in alarmed[np.argsort(-scores[alarmed])][:10]])
+            self.incidents.append(incident)
+            self._open = (incident, n)
+            self._last_onset = n
+            tick.incident = incident.id
+        if self._open is not None and n - self._open[1] >= self.localise_after - 1:
+            t = time.perf_counter()
+            self._localise(*self._open, result)
+            self._open = None
+            stages["localise"] = _ms(t)
+        self._expire_beliefs(result)
+
+        if n % self.forecast_every == 0:
+            t = time.perf_counter()
+            self._forecast()
+            stages["forecast"] = _ms(t)
+
+        forecast_peak = max((f["peak"] for f in self.forecast.values()), default=0.0)
+        congested = mlu > self.congestion or forecast_peak > self.congestion
+        if self._replan:
+            self._supersede(f"superseded: the network changed ({', '.join(sorted(self.beliefs)) or 'faults cleared'})")
+        idle = self._checking is None and not self._waiting_for_person()
+        if (congested or self._replan) and idle and n - self._last_change_tick >= self.cooldown_steps:
+            t = time.perf_counter()
+            tick.change = self._decide(result, mlu, forecast_peak)
+            self._replan = False
+            stages["decide"] = _ms(t)
+        tick.latency_ms = _ms(started)
+        tick.stages_ms = stages
+        self.ticks.append(tick)
+        return tick
+
+    # --- localisation and beliefs -----------------------------------------------------------------------------
+
+    def _localise(self, incident: Incident, onset: int, result: StepResult) -> None:
+        history = np.array(self.snapshots)
+        ahead = self._count - onset  # snapshots from the onset on
+        before = history[-ahead - self.baseline_steps:-ahead]
+        after = history[-ahead:]
+        if len(before) < 3:
+            return
+        noise = np.maximum(np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2), self.noise_floor)
+        causes = self.localizer.rank(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
+                                     minute=result.minute, noise=noise, metrics=self.driver.running.arrays().metric,
+                                     top=10)
+        incident.causes = [asdict(c) for c in causes]
+        incident.localised_at = result.ts.isoformat()
+        if causes and causes[0].kind in ACTIONABLE and causes[0].score >= 0.5:
+            self._believe(causes[0], result.minute)
+
+    def _believe(self, cause: Cause, minute: float) -> None:
+        target: str | list[str] = cause.target.split("--") if "--" in cause.target else cause.target
+        params = {"multiplier": 3.0} if cause.kind == "flash_crowd" else {}
+        params |= {"loss": 0.02, "capacity_factor": 0.5} if cause.kind == "link_degrade" else {}
+        self.beliefs[f"{cause.kind}:{cause.target}"] = Fault(kind=cause.kind, target=target, at_minute=0,
+                                                             **params)
+        self._replan = True
+
+    def _expire_beliefs(self, result: StepResult) -> None:
+        """A believed fault is dropped once its own KPIs look healthy again (a flash crowd after its hour)."""
+        index = self.arrays.index
+        for key, fault in list(self.beliefs.items()):
+            healthy = False
+            if fault.kind in ("link_down", "link_degrade"):
+                links = self.twin._links_of(fault)
+                healthy = bool(result.link_up[links].all()) if fault.kind == "link_down" else \
+                    bool((result.link_loss[links] < 0.005).all())
+            elif fault.kind == "router_down":
+                healthy = bool(result.node_up[index[fault.target]])
+            elif fault.kind == "flash_crowd":
+                healthy = result.minute - fault.at_minute > 60
+            if healthy:
+                del self.beliefs[key]
+                self._replan = True
+
+    # --- forecast ---------------------------------------------------------------------------------------------
+
+    def _forecast(self) -> None:
+        """Utilisation of the busiest links, ``forecast_horizon`` steps ahead, with 80 % intervals."""
+        if len(self.utilisation) < 30:
+            return
+        history = np.array(self.utilisation)[-240:]
+        busiest = np.argsort(-history[-1])[:5]
+        forecaster = Forecaster(self.forecast_horizon, models=("naive", "window_average"), levels=(80,),
+                                backtest_windows=2)
+        series = [history[:, e] for e in busiest]
+        try:
+            result = forecaster.fit(series).predict(series)
+        except Exception:  # too little history for the backtest: no forecast this time
+            return
+        self.forecast = {self.link_ids[e]: {"mean": result.mean[i].tolist(), "lower": result.lower[80][i].tolist(),
+                                            "upper": result.upper[80][i].tolist(), "model": result.model[i],
+                                            "peak": float(result.mean[i].max()),
+                                            "p_congested": float(result.exceedance_probability(self.congestion)[i]
+                                                                 .max())}
+                         for i, e in enumerate(busiest)}
+
+    # --- decide, verify, apply, check --------------------------------------------------------------------------
+
+    def _plan_state(self, result: StepResult):
+        """The twin under the believed faults at this minute, scaled to the measured total load."""
+        twin = self.twin
+        twin.faults = list(self.beliefs.values())
+        twin.minute = result.minute
+        expected = twin.expected()
+        metric = self.driver.running.arrays().metric
+        predicted = twin.link_loads(expected.volume, metric, expected.link_up)
+        measured = float(result.link_load[result.link_up].sum())
+        scale = measured / max(float(predicted[expected.link_up].sum()), 1e-9)
+        volume = expected.volume * float(np.clip(scale, 0.25, 4.0))
+        capacity = np.where(expected.capacity > 0, expected.capacity, np.inf)
+        return volume, expected.link_up, capacity, metric
+
+    def _decide(self, result: StepResult, mlu: float, forecast_peak: float) -> str | None:
+        volume, link_up, capacity, metric = self._plan_state(result)
+
+        # Failures verification refused earlier plans for are planned against too, so the next plan survives them.
+        cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
+
+        def utilisation_of(m: np.ndarray) -> np.ndarray:
+            return np.max([self.twin.link_loads(volume, m, up) / capacity for up in cases], axis=0)
+
+        start = metric.copy()
+        for fault in self.beliefs.values():  # drain degraded links before anything else
+            if fault.kind == "link_degrade":
+                start[self.twin._links_of(fault)] = MAX_METRIC
+        now = float((self.twin.link_loads(volume, metric, link_up) / capacity).max(initial=0.0))
+        best, evaluations = search_metrics(utilisation_of, [start, metric], partner=self.partner,
+                                           frozen=~link_up, max_evaluations=self.plan_evaluations,
+                                           time_limit=self.plan_seconds)
+        planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
+        changed = np.flatnonzero(best != metric)
+        if not len(changed) or planned > now - 0.02:
+            return None
+        intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
+        believed = self._believed_network()
+        after = apply_intents(believed, [intent])
+        report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
+                               demand=(self.twin.pairs, volume * (1.0 + self.demand_margin)),
+                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)))
+        causes = [c for i in self.incidents[-1:] for c in i.causes[:3]]
+        why = (f"MLU {mlu:.2f} now, {forecast_peak:.2f} forecast (limit {self.congestion:g}); re-optimised IGP "
+               f"metrics on {len(changed)} links predict {planned:.2f}"
+               + (f"; believed faults: {', '.join(self.beliefs)}" if self.beliefs else ""))
+        evidence = {"mlu": mlu, "forecast_peak": forecast_peak, "predicted_mlu": planned,
+                    "planned_from_mlu": now, "evaluations": evaluations, "causes": causes,
+                    "incident": self.incidents[-1].id if self.incidents else None,
+                    "outcomes": [self._outcome(a) for a in self.applied[-3:]]}
+        change_id = self.changes.propose([intent.model_dump()], self.actor, why, twin_diff(believed, after))
+        self.changes.annotate(change_id, self.actor, "evidence", evidence)
+        state = self.changes.record_verification(change_id, report.as_dict())
+        index = {name: e for e, name in enumerate(_directed_names(self.arrays))}
+        for failure in report.figures.get("overloading_failures", []):
+            mask = np.zeros(self.arrays.n_links, dtype=bool)
+            mask[[index[name] for name in failure if name in index]] = True
+            mask |= np.isin(np.arange(len(mask)), self.partner[mask][self.partner[mask] >= 0])
+            self._critical["|".join(sorted(failure))] = mask
+        self._last_change_tick = self._count - 1
+        if state == "approved":
+            self._apply(change_id, intent, result, mlu, planned)
+        return change_id
+
+    def _believed_network(self) -> Network:
+        downs = []
+        for fault in self.beliefs.values():
+            if fault.kind == "link_down":
+                a, b = fault.link_ends()
+                downs.append(SetLinkState(intent="set_link_state", source=a, target=b, state="down"))
+            elif fault.kind == "router_down":
+                for lk in self.network.links:
+                    if lk.source == fault.target and self.network.node(lk.target).kind == "router":
+                        downs.append(SetLinkState(intent="set_link_state", source=lk.source, target=lk.target,
+                                                  state="down"))
+        return apply_intents(self.driver.running, downs) if downs else self.driver.running
+
+    def _supersede(self, why: str) -> None:
+        """A proposal still waiting for a person was planned for a network that no longer exists: withdraw it."""
+        for change in self.changes.list("verified"):
+            if change.proposer == self.actor:
+                self.changes.reject(change.id, self.actor, why)
+                self._last_change_tick = -10**9  # re-plan at once
+
+    def _waiting_for_person(self) -> bool:
+        return any(c.proposer == self.actor for c in self.changes.list("verified"))
+
+    def _apply_approved(self, result: StepResult) -> None:
+        """Changes a person approved since the last tick are applied now."""
+        if self._checking is not None:
+            return
+        for change in self.changes.list("approved"):
+            if change.proposer != self.actor:
+                continue
+            intents = [ApplyMetrics.model_validate(i) for i in change.intents if i.get("intent") == "apply_metrics"]
+            evidence = self.changes.annotations(change.id).get("evidence", {})
+            self._apply(change.id, intents[0], result, float(self.utilisation[-1].max(initial=0.0)),
+                        float(evidence.get("predicted_mlu", 0.0)))
+            return
+
+    def _apply(self, change_id: str, intent: ApplyMetrics, result: StepResult, mlu: float, predicted: float) -> None:
+        before = self.driver.running.arrays().metric.copy()
+        self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
+        self.driver.load_candidate(apply_intents(self.driver.running, [intent]))
+        diff = self.driver.compare()
+        self.driver.commit(confirm_seconds=None)  # the post-check on measured telemetry confirms or reverts
+        self.changes.advance(change_id, "checking", self.actor, {"diff": diff, "predicted_mlu": predicted})
+        applied = Applied(change_id, result.minute, before, self.driver.running.arrays().metric.copy(), mlu,
+                          predicted)
+        self.applied.append(applied)
+        self._checking = (applied, self._count + self.check_after - 1)
+        self._last_change_tick = self._count - 1
+
+    def _post_check(self, result: StepResult, mlu: float) -> None:
+        applied, _ = self._checking
+        self._checking = None
+        applied.measured_mlu = mlu
+        # Worse than before and above the limit: the twin was wrong about this change, so it goes back.
+        failed = mlu > self.congestion and mlu > applied.mlu_before + 0.05
+        outcome = self._outcome(applied)
+        if failed:
+            self.driver.rollback()
+            applied.state = "rolled_back"
+            self.changes.advance(applied.change_id, "rolled_back", self.actor,
+                                 {"post_check": f"measured MLU {mlu:.3f} is above the limit and worse than "
+                                                f"{applied.mlu_before:.3f} before", "outcome": outcome})
+        else:
+            self.driver.confirm()
+            applied.state = "done"
+            self.changes.advance(applied.change_id, "done", self.actor,
+                                 {"post_check": f"measured MLU {mlu:.3f} (predicted {applied.predicted_mlu:.3f})",
+                                  "outcome": outcome})
+
+    def rollback_in_flight(self, actor: str) -> str | None:
+        """A person rolls back the change being checked (before the loop confirms it). Returns its id."""
+        if self._checking is None:
+            return None
+        applied, _ = self._checking
+        self._checking = None
+        self.driver.rollback()
+        applied.state = "rolled_back"
+        self.changes.advance(applied.change_id, "rolled_back", actor, {"post_check": "rolled back by hand"})
+        return applied.change_id
+
+    @staticmethod
+    def _outcome(applied: Applied) -> dict:
+        return {"change": applied.change_id, "mlu_before": applied.mlu_before,
+                "predicted_mlu": applied.predicted_mlu, "measured_mlu": applied.measured_mlu}
+
+
+def _directed_names(arrays) -> list[str]:
+    return [f"{arrays.node_ids[a]}->{arrays.node_ids[b]}" for a, b in zip(arrays.src, arrays.dst, strict=True)]
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+def latency_summary(ticks: list[Tick]) -> dict[str, float]:
+    """Decision latency per tick: p50, p99, max (ms)."""
+    latency = np.array([t.latency_ms for t in ticks]) if ticks else np.zeros(1)
+    return {"p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99)),
+            "max": float(latency.max()), "ticks": len(ticks)}

@@ -1,0 +1,174 @@
+"""Scenarios: a network, a traffic profile, timed faults; replayed through the simulator with the autopilot acting
+and again with static shortest-path routing, and scored (detection, root cause, overload, safety, latency)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from netpilot.autopilot.loop import Autopilot, latency_summary
+from netpilot.change.drivers import SimulatorDriver
+from netpilot.change.intents import SetLinkState, apply_intents
+from netpilot.change.verify import verify_change
+from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.errors import InputError
+from netpilot.model.network import Network
+from netpilot.telemetry.sim.faults import Fault, name_faults
+from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+
+#: Seconds after a fault's start within which an incident counts as its detection.
+DETECTION_WINDOW_MINUTES = 15.0
+
+
+class Scenario(BaseModel):
+    """What a scenario file holds. Paths are relative to the file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    network: Path = Field(description="Network file (YAML/JSON, or any format `topo import` reads).")
+    demands: Path | None = Field(default=None, description="Demand matrix replacing the network file's.")
+    hours: float = Field(gt=0, le=24 * 7, description="Length of the run.")
+    step_seconds: float = Field(default=60.0, ge=10, le=3600)
+    seed: int = 0
+    start: datetime = Field(default=DEFAULT_START, description="Simulated start time (UTC); sets the daily load.")
+    congestion: float = Field(default=0.9, gt=0, description="Utilisation above which the autopilot acts.")
+    faults: list[Fault] = Field(default_factory=list)
+
+    @field_validator("start")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """A scenario from YAML or JSON; errors name the file, line and field; paths resolve against the file."""
+    from netpilot.model.io import LineLocator, parse_document, parse_model, read_text
+
+    path = Path(path)
+    text = read_text(path)
+    data = parse_document(text, path)
+    if not isinstance(data, dict):
+        raise InputError.at("a scenario is a mapping with network, hours, faults, ...", file=path, line=1)
+    scenario = parse_model(Scenario, data, file=path, locator=LineLocator(text))
+    updates = {"network": (path.parent / scenario.network).resolve()}
+    if scenario.demands is not None:
+        updates["demands"] = (path.parent / scenario.demands).resolve()
+    for key in ("network", "demands"):
+        if key in updates and not updates[key].exists():
+            raise InputError.at(f"{updates[key]} does not exist", file=path, field=key)
+    return scenario.model_copy(update=updates)
+
+
+def scenario_network(scenario: Scenario) -> Network:
+    from netpilot.model.formats import attach_demands, import_demands, import_network
+
+    network = import_network(scenario.network)
+    if scenario.demands is not None:
+        network = attach_demands(network, import_demands(scenario.demands, network), source=scenario.demands)
+    return network
+
+
+def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy | None = None,
+                 progress: Callable[[int, int], None] | None = None, network: Network | None = None) -> dict:
+    """One replay. With ``autopilot`` the loop acts (changes auto-approved by ``policy``, by default every
+    metric change); without it the network keeps its metrics (static shortest-path routing, reconverging
+    around failures as OSPF does)."""
+    network = network or scenario_network(scenario)
+    sim = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
+                    faults=name_faults(list(scenario.faults)))
+    steps = round(scenario.hours * 3600 / scenario.step_seconds)
+    pilot = None
+    if autopilot:
+        store = ChangeStore(":memory:", policy or Policy(auto_approve=["apply_metrics"]))
+        pilot = Autopilot(network, store, SimulatorDriver(network, sim), congestion=scenario.congestion)
+    overload = blackholed = 0.0
+    for i in range(steps):
+        result = sim.step()
+        overload += result.overload * scenario.step_seconds
+        blackholed += result.blackholed * scenario.step_seconds
+        if pilot is not None:
+            pilot.observe(result)
+        if progress is not None:
+            progress(i + 1, steps)
+    out = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
+           "steps": steps}
+    if pilot is None:
+        return out
+    changes = pilot.changes.list()
+    out |= {
+        "faults": [_score_fault(f, pilot) for f in sim.faults],
+        "changes_proposed": len(changes),
+        "changes_applied": len(pilot.applied),
+        "changes_rolled_back": sum(a.state == "rolled_back" for a in pilot.applied),
+        "changes_refused": sum(c.state == "rejected" for c in changes),
+        "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario),
+        "decision_latency_ms": latency_summary(pilot.ticks),
+        "incidents": [{"id": i.id, "minute": i.minute, "causes": i.causes[:3]} for i in pilot.incidents],
+        "outcomes": [pilot._outcome(a) for a in pilot.applied],
+    }
+    return out
+
+
+def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """The scenario with the autopilot and with static routing, and the overload cut between them."""
+    network = scenario_network(scenario)
+    ours = run_scenario(scenario, network=network,
+                        progress=(lambda i, n: progress("autopilot", i, n)) if progress else None)
+    static = run_scenario(scenario, autopilot=False, network=network,
+                          progress=(lambda i, n: progress("static", i, n)) if progress else None)
+    base = static["overload_traffic_gbit"]
+    cut = 1.0 - ours["overload_traffic_gbit"] / base if base > 0 else None
+    return {"scenario": scenario.name or scenario.network.stem, **{k: v for k, v in ours.items()
+                                                                   if k != "overload_traffic_gbit"},
+            "overload_traffic": {"autopilot_gbit": ours["overload_traffic_gbit"], "baseline_gbit": base,
+                                 "cut": cut}}
+
+
+def _target_name(fault: Fault) -> str:
+    return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
+
+
+def _score_fault(fault: Fault, pilot: Autopilot) -> dict:
+    truth = _target_name(fault)
+    match = next((i for i in pilot.incidents
+                  if fault.at_minute <= i.minute <= fault.at_minute + DETECTION_WINDOW_MINUTES), None)
+    rank = None
+    if match is not None:
+        targets = list(dict.fromkeys(c["target"] for c in match.causes))
+        rank = targets.index(truth) + 1 if truth in targets else None
+    return {"id": fault.id, "kind": fault.kind, "target": truth, "at_minute": fault.at_minute,
+            "detected": match is not None,
+            "seconds_to_detect": (match.minute - fault.at_minute) * 60.0 if match else None,
+            "incident": match.id if match else None, "root_cause_rank": rank}
+
+
+def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario) -> int:
+    """Applied changes that verification refuses when re-checked with hindsight: the true faults of that minute
+    and the true (noise-free) demand, instead of what the loop believed then."""
+    unsafe = 0
+    truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
+                      faults=list(sim.faults), noise=0.0)
+    for applied in pilot.applied:
+        truth.minute = applied.minute
+        expected = truth.expected()
+        downs = [SetLinkState(intent="set_link_state", source=network.links[e].source,
+                              target=network.links[e].target, state="down")
+                 for e in np.flatnonzero(~expected.link_up)]
+        before = apply_intents(_with_metrics(network, applied.metric_before), downs)
+        after = apply_intents(_with_metrics(network, applied.metric_after), downs)
+        report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs,
+                                                                                        expected.volume))
+        unsafe += not report.ok
+    return unsafe
+
+
+def _with_metrics(network: Network, metric: np.ndarray) -> Network:
+    data = network.model_dump(mode="json")
+    for link, value in zip(data["links"], metric.tolist(), strict=True):
+        link["metric"] = int(value)
+    return Network.model_validate(data)

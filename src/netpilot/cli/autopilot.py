@@ -1,0 +1,125 @@
+"""`netpilot scenario run`, `netpilot serve` and `netpilot demo`: the autopilot on a scenario, or live behind the
+API and dashboard."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from netpilot.cli.common import reports_errors, stderr, stdout
+
+scenario_app = typer.Typer(help="Scenarios: timed faults replayed with the autopilot and with static routing.",
+                           no_args_is_help=True)
+
+#: The demo starts two hours before the bundled profile's busy hour, so congestion builds while you watch.
+DEMO_START = datetime(2026, 1, 9, 13, 0, tzinfo=UTC)
+
+
+@scenario_app.command("run")
+@reports_errors
+def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
+        output: Annotated[Optional[Path], typer.Option("--json", help="Write the results here.")] = None) -> None:
+    """Replay the scenario with the autopilot acting and with static shortest-path routing; print and write
+    detection, root-cause rank, overload, changes and decision latency."""
+    from netpilot.autopilot.scenario import compare, load_scenario
+
+    scenario = load_scenario(file)
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=stderr(), transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def report(label: str, done: int, total: int) -> None:
+            if label not in tasks:
+                tasks[label] = progress.add_task(label, total=total)
+            progress.update(tasks[label], completed=done)
+
+        result = compare(scenario, progress=report)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    table = Table(title=f"scenario {result['scenario']}")
+    table.add_column("fault")
+    table.add_column("detected")
+    table.add_column("seconds to detect", justify="right")
+    table.add_column("root-cause rank", justify="right")
+    for f in result["faults"]:
+        table.add_row(f"{f['kind']} {f['target']} @{f['at_minute']:g} min", "yes" if f["detected"] else "NO",
+                      "–" if f["seconds_to_detect"] is None else f"{f['seconds_to_detect']:.0f}",
+                      "–" if f["root_cause_rank"] is None else str(f["root_cause_rank"]))
+    console = stdout()
+    console.print(table)
+    overload = result["overload_traffic"]
+    cut = "n/a (no overload without the autopilot)" if overload["cut"] is None else f"{overload['cut']:.1%}"
+    latency = result["decision_latency_ms"]
+    console.print(f"overload traffic: autopilot {overload['autopilot_gbit']:.1f} Gbit, static routing "
+                  f"{overload['baseline_gbit']:.1f} Gbit (cut {cut}); changes proposed {result['changes_proposed']}, "
+                  f"applied {result['changes_applied']}, refused by verification {result['changes_refused']}, "
+                  f"unsafe applied {result['unsafe_changes_applied']}; decision latency p50 {latency['p50']:.1f} ms, "
+                  f"p99 {latency['p99']:.1f} ms")
+
+
+def serve_live(live, *, host: str, port: int, users: dict[str, str], announce: bool = True) -> None:
+    """Serve the API and dashboard for ``live`` until Ctrl-C, then stop the loop."""
+    import uvicorn
+
+    from netpilot.api.app import create_app, make_tokens
+
+    tokens = make_tokens(users)
+    app = create_app(live, tokens)
+    if announce:
+        console = stdout()
+        console.print(f"[bold]netpilot[/] dashboard: http://{host}:{port}/")
+        for token, who in tokens.items():
+            console.print(f"  {who.role:9s} {who.user:6s} token {token}")
+        approver = next(t for t, w in tokens.items() if w.role == "approver")
+        console.print(f"Open http://{host}:{port}/?token={approver} to approve changes; Ctrl-C stops.")
+    live.start()
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        live.stop()
+
+
+DEMO_USERS = {"alice": "approver", "oscar": "operator", "vera": "viewer"}
+
+
+@reports_errors
+def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
+         tick_seconds: Annotated[float, typer.Option(help="Wall seconds per simulated minute.")] = 1.0,
+         db: Annotated[Path, typer.Option(help="Change database (SQLite).")] = Path("netpilot-demo.db"),
+         seconds: Annotated[Optional[float], typer.Option(help="Stop by itself after this long.")] = None) -> None:
+    """The autopilot live on the bundled network: simulator, a scripted link failure at minute 20, the
+    dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only."""
+    from netpilot.autopilot.live import LiveAutopilot
+    from netpilot.model.io import load_network
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.telemetry.sim.faults import Fault
+
+    if db.exists():
+        db.unlink()  # a fresh demo each time; the database of the last run would refer to a finished simulation
+    network = load_network(bundled_network_path())
+    live = LiveAutopilot(network, faults=[Fault(kind="link_down", target=["BG", "GR"], at_minute=20,
+                                                duration_minutes=120)],
+                         seed=1, tick_seconds=tick_seconds, start=DEMO_START, changes_db=db)
+    stdout().print(f"Bundled network: {len(network.nodes)} nodes, {len(network.links)} links; simulated time "
+                   f"starts {DEMO_START:%a %H:%M} UTC, one minute every {tick_seconds:g} s; BG–GR fails at minute 20.")
+    if seconds is not None:
+        timer = threading.Timer(seconds, lambda: _interrupt())
+        timer.daemon = True
+        timer.start()
+    serve_live(live, host="127.0.0.1", port=port, users=DEMO_USERS)
+
+
+def _interrupt() -> None:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGINT)

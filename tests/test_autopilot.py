@@ -1,0 +1,268 @@
+"""The autopilot: the loop on the simulator, scenario runs, the REST API's roles, and the dashboard in Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from netpilot.api.app import create_app, make_tokens
+from netpilot.autopilot.live import LiveAutopilot
+from netpilot.autopilot.scenario import load_scenario
+from netpilot.cli import app
+from netpilot.cli.autopilot import DEMO_START
+from netpilot.errors import InputError
+from netpilot.model.io import load_network
+from netpilot.model.sample import bundled_network_path
+from netpilot.telemetry.sim.faults import Fault
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ROOT / "examples" / "scenarios"
+USERS = {"alice": "approver", "bob": "approver", "oscar": "operator", "vera": "viewer"}
+
+
+@pytest.fixture(scope="module")
+def network():
+    return load_network(bundled_network_path())
+
+
+def _live(network, **options) -> LiveAutopilot:
+    fault = Fault(kind="link_down", target=["BG", "GR"], at_minute=20, duration_minutes=120)
+    return LiveAutopilot(network, faults=[fault], seed=1, start=DEMO_START, **options)
+
+
+# --- the loop ------------------------------------------------------------------------------------------------
+
+def test_loop_detects_localises_and_waits_for_a_person(network):
+    live = _live(network)
+    for _ in range(30):
+        live.step()
+    pilot = live.autopilot
+    first = next(i for i in pilot.incidents if i.minute >= 20)
+    assert first.minute == 20 and first.causes[0]["target"] == "BG--GR"
+    assert first.causes[0]["kind"] == "link_down"
+    waiting = live.changes.list("verified")
+    for _ in range(40):  # plans refused by verification are re-planned against the failures named
+        if waiting:
+            break
+        live.step()
+        waiting = live.changes.list("verified")
+    assert len(waiting) == 1 and waiting[0].proposer == "autopilot"  # congestion: one proposal, queued
+    assert not live.autopilot.applied  # nothing applied without a person
+    evidence = live.changes.annotations(waiting[0].id)["evidence"]
+    assert evidence["predicted_mlu"] < evidence["mlu"]
+    before = live.latest.link_utilisation[live.latest.link_up].max()
+    live.changes.approve(waiting[0].id, "alice")
+    for _ in range(4):
+        live.step()
+    record = live.changes.get(waiting[0].id)
+    assert record.state == "done"
+    after = live.latest.link_utilisation[live.latest.link_up].max()
+    assert after < before - 0.1
+    outcome = next(e for e in live.changes.audit(record.id) if e["action"] == "done")["detail"]["outcome"]
+    assert outcome["measured_mlu"] < outcome["mlu_before"] and outcome["predicted_mlu"] < outcome["mlu_before"]
+    assert live.changes.verify_audit()[0]
+
+
+def test_scenario_run_cli(tmp_path):
+    scenario = tmp_path / "short.yaml"
+    scenario.write_text(
+        f"network: {bundled_network_path()}\nhours: 1\nseed: 2\nstart: 2026-01-09T13:00:00Z\n"
+        "faults:\n  - {at_minute: 25, kind: link_down, target: [BG, GR], duration_minutes: 30}\n")
+    out = tmp_path / "result.json"
+    result = CliRunner().invoke(app, ["scenario", "run", str(scenario), "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    fault = data["faults"][0]
+    assert fault["detected"] and fault["root_cause_rank"] == 1 and fault["seconds_to_detect"] <= 120
+    assert data["changes_applied"] >= 1 and data["unsafe_changes_applied"] == 0
+    assert data["overload_traffic"]["autopilot_gbit"] < data["overload_traffic"]["baseline_gbit"]
+    assert {"p50", "p99"} <= set(data["decision_latency_ms"])
+
+
+def test_scenario_errors_name_file_and_field(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(f"network: {bundled_network_path()}\nhours: 1\nfaults:\n  - {{at_minute: 5, kind: meteor, "
+                   "target: BG}\n")
+    with pytest.raises(InputError) as error:
+        load_scenario(bad)
+    assert "bad.yaml" in str(error.value) and "kind" in str(error.value)
+    missing = tmp_path / "missing.yaml"
+    missing.write_text("network: nowhere.yaml\nhours: 1\n")
+    with pytest.raises(InputError, match="does not exist"):
+        load_scenario(missing)
+
+
+def test_shipped_scenarios_load():
+    files = sorted(SCENARIOS.glob("*.yaml"))
+    assert len(files) >= 3
+    for file in files:
+        scenario = load_scenario(file)
+        assert scenario.faults and scenario.network.exists()
+
+
+# --- REST API --------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def api(network):
+    live = _live(network)
+    for _ in range(60):
+        live.step()
+        if live.changes.list("verified"):
+            break
+    tokens = make_tokens(USERS)
+    by_user = {p.user: t for t, p in tokens.items()}
+    client = TestClient(create_app(live, tokens))
+    return client, live, {u: {"Authorization": f"Bearer {t}"} for u, t in by_user.items()}
+
+
+def test_api_requires_a_known_token(api):
+    client, _, _ = api
+    assert client.get("/api/state").status_code == 401
+    assert client.get("/api/state", headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+def test_api_roles(api):
+    client, live, h = api
+    assert client.get("/api/network", headers=h["vera"]).status_code == 200
+    change = live.changes.list("verified")[0].id
+    assert client.post(f"/api/changes/{change}/approve", headers=h["vera"]).status_code == 403
+    assert client.post(f"/api/changes/{change}/approve", headers=h["oscar"]).status_code == 403
+    proposal = {"intents": [{"intent": "set_metric", "source": "DE", "target": "AT", "metric": 30}],
+                "why": "test: an operator proposes"}
+    assert client.post("/api/changes", json=proposal, headers=h["vera"]).status_code == 403
+    created = client.post("/api/changes", json=proposal, headers=h["oscar"])
+    assert created.status_code == 201, created.text
+    own = created.json()["id"]
+    # Two-person rule: an approver may not approve their own proposal.
+    mine = client.post("/api/changes", json=proposal | {"why": "alice proposes"}, headers=h["alice"]).json()["id"]
+    if live.changes.get(mine).state == "verified":
+        assert client.post(f"/api/changes/{mine}/approve", headers=h["alice"]).status_code == 403
+        assert client.post(f"/api/changes/{mine}/approve", headers=h["bob"]).status_code == 200
+    detail = client.get(f"/api/changes/{own}", headers=h["vera"]).json()
+    assert detail["verification"]["checks"] and detail["audit"][0]["action"] == "propose"
+    assert client.post(f"/api/changes/{change}/reject", json={"why": "not now"}, headers=h["alice"]).status_code == 200
+    assert client.post(f"/api/changes/{change}/approve", headers=h["bob"]).status_code == 409
+
+
+def test_api_malformed_requests(api):
+    client, _, h = api
+    assert client.post("/api/changes", json={"intents": [{"intent": "reboot"}], "why": "x"},
+                       headers=h["oscar"]).status_code == 422
+    assert client.post("/api/changes", json={"intents": [{"intent": "set_metric", "source": "XX", "target": "AT",
+                                                         "metric": 3}], "why": "x"},
+                       headers=h["oscar"]).status_code == 422
+    assert client.get("/api/changes/nope", headers=h["vera"]).status_code == 404
+    assert client.get("/api/telemetry?entity=link:nope", headers=h["vera"]).status_code == 404
+    assert client.get("/api/audit?limit=0", headers=h["vera"]).status_code == 422
+
+
+def test_api_state_series_metrics(api):
+    client, live, h = api
+    state = client.get("/api/state", headers=h["vera"]).json()
+    assert len(state["utilisation"]) == len(live.network.links) and state["ticks"] == live.ticks
+    link = live.network.links[int(np.argmax(state["utilisation"]))].id
+    series = client.get(f"/api/telemetry?entity=link:{link}", headers=h["vera"]).json()
+    assert len(series["values"]) == live.ticks
+    assert client.get("/api/audit", headers=h["vera"]).json()["intact"]
+    metrics = client.get("/metrics").text
+    assert "netpilot_ticks_total" in metrics and "netpilot_decision_latency_seconds_bucket" in metrics
+
+
+def test_openapi_fuzzing_finds_no_server_error(api):
+    schemathesis = pytest.importorskip("schemathesis")
+    from hypothesis import HealthCheck, settings
+
+    client, _, h = api
+    schema = schemathesis.openapi.from_asgi("/openapi.json", client.app)
+    failures = []
+    for operation in schema.get_all_operations():
+        op = operation.ok()
+        if op.path in ("/api/events",):
+            continue  # an endless stream
+
+        @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+        def check(case):
+            response = case.call(headers=h["alice"])
+            if response.status_code >= 500:
+                failures.append(f"{case.method} {case.formatted_path}: {response.status_code}")
+
+        op.as_strategy()  # fail early on a schema the fuzzer cannot use
+        from hypothesis import given
+        given(case=op.as_strategy())(check)()
+    assert not failures, failures[:5]
+
+
+# --- the dashboard in a real browser ------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs Debian's chromium and chromium-driver "
+                                                            "(.ci/run installs them)")
+def test_dashboard_in_chromium(network, tmp_path):
+    import uvicorn
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    live = _live(network, tick_seconds=0.15)
+    tokens = make_tokens(USERS)
+    approver = next(t for t, p in tokens.items() if p.user == "alice")
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(live, tokens), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    shots = Path(os.environ.get("NETPILOT_SCREENSHOTS", tmp_path))
+    try:
+        deadline = time.time() + 20
+        while not server.started and time.time() < deadline:
+            time.sleep(0.1)
+        live.start()
+        browser.get(f"http://127.0.0.1:{port}/?token={approver}")
+        wait = WebDriverWait(browser, 90)
+        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#topology line")))
+        # The fault appears as an incident with its root cause.
+        wait.until(lambda b: "BG--GR" in b.find_element(By.ID, "incidents").text)
+        wait.until(ec.element_to_be_clickable((By.ID, "approve")))
+        before = float(browser.find_element(By.ID, "mlu").get_attribute("data-value"))
+        browser.save_screenshot(str(shots / "dashboard-pending-change.png"))
+        assert "apply_metrics" not in browser.find_element(By.ID, "diff").text  # the diff is per link
+        assert "->" in browser.find_element(By.ID, "diff").text
+        browser.find_element(By.ID, "approve").click()
+        wait.until(lambda b: b.find_element(By.ID, "change-state").text in ("done", "checking"))
+        wait.until(lambda b: float(b.find_element(By.ID, "mlu").get_attribute("data-value")) < before - 0.1)
+        wait.until(lambda b: b.find_element(By.ID, "change-state").text == "done")
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(shots / "dashboard-after-approval.png"))
+        assert "hash chain intact" in browser.find_element(By.ID, "audit-status").text
+        assert "alice approve" in browser.find_element(By.ID, "audit").text
+    finally:
+        browser.quit()
+        live.stop()
+        server.should_exit = True
+        thread.join(10)
