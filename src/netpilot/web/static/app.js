@@ -199,7 +199,9 @@ async function showChange(id) {
 async function decide(id, action) {
   try {
     await api(`/api/changes/${id}/${action}`, { method: "POST", body: JSON.stringify({ why: "decided in the dashboard" }) });
-  } catch (e) { alert(e.message); }
+  } catch (e) {  // e.g. the autopilot superseded the proposal a moment ago
+    document.getElementById("change-detail").prepend(el("p", { class: "fail", id: "decision-error" }, e.message));
+  }
   await refreshChanges();
 }
 
