@@ -220,8 +220,6 @@ def test_dashboard_in_chromium(network, tmp_path):
     import uvicorn
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
     live = _live(network, tick_seconds=0.15)
@@ -245,25 +243,34 @@ def test_dashboard_in_chromium(network, tmp_path):
         live.start()
         browser.get(f"http://127.0.0.1:{port}/?token={approver}")
         wait = WebDriverWait(browser, 240)  # generous: 2 shared cores, RCA ticks take seconds
-        wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#topology line")))
+
+        # The page re-renders on every tick, so read and click through JavaScript, never via held elements.
+        def text(element_id: str) -> str:
+            return browser.execute_script(f"const e = document.getElementById('{element_id}'); "
+                                          "return e ? e.textContent : '';")
+
+        def mlu() -> float:
+            return float(browser.execute_script("return document.getElementById('mlu').dataset.value || 'nan'"))
+
+        wait.until(lambda b: b.execute_script("return document.querySelectorAll('#topology line').length") > 0)
         # The fault appears as an incident with its root cause.
-        wait.until(lambda b: "BG--GR" in b.find_element(By.ID, "incidents").text)
+        wait.until(lambda b: "BG--GR" in text("incidents"))
         for _attempt in range(3):  # a proposal can be superseded by the loop between render and click
-            wait.until(ec.element_to_be_clickable((By.ID, "approve")))
-            before = float(browser.find_element(By.ID, "mlu").get_attribute("data-value"))
+            wait.until(lambda b: text("approve") == "Approve")
+            before = mlu()
             browser.save_screenshot(str(shots / "dashboard-pending-change.png"))
-            assert "->" in browser.find_element(By.ID, "diff").text  # the diff is per link
-            browser.find_element(By.ID, "approve").click()
-            wait.until(lambda b: b.find_element(By.ID, "change-state").text in ("done", "checking", "rejected"))
-            if browser.find_element(By.ID, "change-state").text != "rejected":
+            assert "->" in text("diff")  # the diff is per link
+            browser.execute_script("const b = document.getElementById('approve'); if (b) b.click();")
+            wait.until(lambda b: text("change-state") in ("done", "checking", "rejected"))
+            if text("change-state") != "rejected":
                 break
-        wait.until(lambda b: b.find_element(By.ID, "change-state").text in ("done", "checking"))
-        wait.until(lambda b: float(b.find_element(By.ID, "mlu").get_attribute("data-value")) < before - 0.1)
-        wait.until(lambda b: b.find_element(By.ID, "change-state").text == "done")
+        wait.until(lambda b: text("change-state") in ("done", "checking"))
+        wait.until(lambda b: mlu() < before - 0.1)
+        wait.until(lambda b: text("change-state") == "done")
         browser.execute_script("window.scrollTo(0, 0)")
         browser.save_screenshot(str(shots / "dashboard-after-approval.png"))
-        assert "hash chain intact" in browser.find_element(By.ID, "audit-status").text
-        assert "alice approve" in browser.find_element(By.ID, "audit").text
+        assert "hash chain intact" in text("audit-status")
+        wait.until(lambda b: "alice approve" in text("audit"))
     finally:
         browser.quit()
         live.stop()

@@ -19,9 +19,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from netpilot.autopilot.live import LiveAutopilot
-from netpilot.change.intents import Intent, apply_intents
+from netpilot.change.intents import Intent, IntentList, apply_intents
+from netpilot.change.render import config_diff
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import WorkflowError, twin_diff
+from netpilot.errors import InputError
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -263,18 +265,16 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal]) -> FastAPI:
 
     @app.get("/api/changes/{change_id}", response_model=ChangeDetail)
     def show_change(change_id: str, who: Viewer) -> ChangeDetail:
-        from netpilot.change.render import config_diff
-
         record = get_change(change_id)
-        intents = [i for i in record.intents]
-        try:
-            from netpilot.change.intents import IntentList
-            after = apply_intents(live.autopilot.driver.running, list(IntentList.model_validate(intents).root))
-            rendered = config_diff(live.autopilot.driver.running, after) if record.state in (
-                "proposed", "verified", "approved") else {}
-        except Exception:  # the network moved on and the change no longer applies: show the stored diff only
-            rendered = {}
-        outcomes = [pilot._outcome(a) for a in pilot.applied if a.change_id != change_id][-5:]
+        rendered: dict[str, str] = {}
+        if record.state in ("proposed", "verified", "approved"):
+            running = live.autopilot.driver.running
+            try:
+                after = apply_intents(running, list(IntentList.model_validate(record.intents).root))
+                rendered = config_diff(running, after)
+            except InputError:  # the network moved on and the change no longer applies: the stored diff stands
+                pass
+        outcomes = [pilot.outcome(a) for a in pilot.applied if a.change_id != change_id][-5:]
         return ChangeDetail(**change_out(record), diff=record.diff, config_diff=rendered,
                             verification=record.verification, evidence=store.annotations(change_id),
                             audit=store.audit(change_id), previous_outcomes=outcomes)
@@ -283,10 +283,10 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal]) -> FastAPI:
     def propose(body: Proposal, who: Operator) -> ProposalOut:
         """Propose intents by hand; they are verified on the twin like the autopilot's own."""
         with live.lock:
-            before = live.autopilot._believed_network()
+            before = live.autopilot.believed_network()
             try:
                 after = apply_intents(before, list(body.intents))
-            except Exception as exc:
+            except InputError as exc:
                 raise HTTPException(422, str(exc)) from None
             report = verify_change(before, after, max_utilisation=pilot.verify_limit)
             change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,

@@ -222,7 +222,7 @@ class Autopilot:
         for key, fault in list(self.beliefs.items()):
             healthy = False
             if fault.kind in ("link_down", "link_degrade"):
-                links = self.twin._links_of(fault)
+                links = self.twin.links_of(fault)
                 healthy = bool(result.link_up[links].all()) if fault.kind == "link_down" else \
                     bool((result.link_loss[links] < 0.005).all())
             elif fault.kind == "router_down":
@@ -283,7 +283,7 @@ class Autopilot:
         start = metric.copy()
         for fault in self.beliefs.values():  # drain degraded links before anything else
             if fault.kind == "link_degrade":
-                start[self.twin._links_of(fault)] = MAX_METRIC
+                start[self.twin.links_of(fault)] = MAX_METRIC
         now = float((self.twin.link_loads(volume, metric, link_up) / capacity).max(initial=0.0))
         best, evaluations = search_metrics(utilisation_of, [start, metric], partner=self.partner,
                                            frozen=~link_up, max_evaluations=self.plan_evaluations,
@@ -293,7 +293,7 @@ class Autopilot:
         if not len(changed) or planned > now - 0.02:
             return None
         intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
-        believed = self._believed_network()
+        believed = self.believed_network()
         after = apply_intents(believed, [intent])
         report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
                                demand=(self.twin.pairs, volume * (1.0 + self.demand_margin)),
@@ -305,7 +305,7 @@ class Autopilot:
         evidence = {"mlu": mlu, "forecast_peak": forecast_peak, "predicted_mlu": planned,
                     "planned_from_mlu": now, "evaluations": evaluations, "causes": causes,
                     "incident": self.incidents[-1].id if self.incidents else None,
-                    "outcomes": [self._outcome(a) for a in self.applied[-3:]]}
+                    "outcomes": [self.outcome(a) for a in self.applied[-3:]]}
         change_id = self.changes.propose([intent.model_dump()], self.actor, why, twin_diff(believed, after))
         self.changes.annotate(change_id, self.actor, "evidence", evidence)
         state = self.changes.record_verification(change_id, report.as_dict())
@@ -320,7 +320,8 @@ class Autopilot:
             self._apply(change_id, intent, result, mlu, planned)
         return change_id
 
-    def _believed_network(self) -> Network:
+    def believed_network(self) -> Network:
+        """The running network with the links the loop believes down (failed links, a failed router's links)."""
         downs = []
         for fault in self.beliefs.values():
             if fault.kind == "link_down":
@@ -375,7 +376,7 @@ class Autopilot:
         applied.measured_mlu = mlu
         # Worse than before and above the limit: the twin was wrong about this change, so it goes back.
         failed = mlu > self.congestion and mlu > applied.mlu_before + 0.05
-        outcome = self._outcome(applied)
+        outcome = self.outcome(applied)
         if failed:
             self.driver.rollback()
             applied.state = "rolled_back"
@@ -401,7 +402,8 @@ class Autopilot:
         return applied.change_id
 
     @staticmethod
-    def _outcome(applied: Applied) -> dict:
+    def outcome(applied: Applied) -> dict:
+        """Predicted beside measured MLU of an applied change (measured is None until its check)."""
         return {"change": applied.change_id, "mlu_before": applied.mlu_before,
                 "predicted_mlu": applied.predicted_mlu, "measured_mlu": applied.measured_mlu}
 

@@ -109,7 +109,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario),
         "decision_latency_ms": latency_summary(pilot.ticks),
         "incidents": [{"id": i.id, "minute": i.minute, "causes": i.causes[:3]} for i in pilot.incidents],
-        "outcomes": [pilot._outcome(a) for a in pilot.applied],
+        "outcomes": [pilot.outcome(a) for a in pilot.applied],
     }
     return out
 

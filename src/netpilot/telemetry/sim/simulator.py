@@ -168,7 +168,7 @@ class Simulator:
             if not fault.active(self.minute):
                 continue
             if fault.kind in ("link_down", "link_degrade", "link_flap", "misconfig"):
-                links = self._links_of(fault)
+                links = self.links_of(fault)
                 if fault.kind == "link_down":
                     link_up[links] = False
                 elif fault.kind == "link_flap":
@@ -195,7 +195,8 @@ class Simulator:
         return {"link_up": link_up, "capacity": capacity, "extra_loss": extra_loss, "node_up": node_up,
                 "demand_factor": demand_factor, "metric": metric}
 
-    def _links_of(self, fault: Fault) -> np.ndarray:
+    def links_of(self, fault: Fault) -> np.ndarray:
+        """The link indices a link fault acts on (both directions unless it is one-way)."""
         a, b = fault.link_ends()
         ia, ib = self.arrays.index[a], self.arrays.index[b]
         src, dst = self.arrays.src, self.arrays.dst
@@ -207,7 +208,7 @@ class Simulator:
         index = self.arrays.index
         if fault.kind in ("link_down", "link_degrade", "link_flap", "misconfig"):
             a, b = fault.link_ends()
-            if a not in index or b not in index or len(self._links_of(fault)) == 0:
+            if a not in index or b not in index or len(self.links_of(fault)) == 0:
                 raise ValueError(f"fault {fault.id}: no link between {a} and {b}")
         elif not isinstance(fault.target, str) or fault.target not in index:
             raise ValueError(f"fault {fault.id}: unknown node {fault.target!r}")

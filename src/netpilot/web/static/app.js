@@ -1,7 +1,8 @@
 // netpilot dashboard: reads the REST API with the bearer token, follows the loop over Server-Sent Events.
 "use strict";
 
-const state = { token: null, me: null, network: null, positions: {}, selectedLink: null, selectedChange: null };
+const state = { token: null, me: null, network: null, positions: {}, selectedLink: null, selectedChange: null,
+                pinned: false };
 
 function token() {
   const fromUrl = new URLSearchParams(location.search).get("token");
@@ -155,13 +156,12 @@ async function refreshChanges() {
   root.replaceChildren(...changes.slice(0, 30).map(c => {
     const item = el("li", { "data-id": c.id, class: c.id === state.selectedChange ? "selected" : "" },
                     el("span", { class: `state ${c.state}` }, c.state), ` ${c.id} by ${c.proposer}: ${c.why.slice(0, 90)}`);
-    item.addEventListener("click", () => { state.selectedChange = c.id; refreshChanges(); });
+    item.addEventListener("click", () => { state.selectedChange = c.id; state.pinned = true; refreshChanges(); });
     return item;
   }));
-  if (!state.selectedChange) {
-    const waiting = changes.find(c => c.state === "verified");
-    if (waiting) state.selectedChange = waiting.id;
-  }
+  // Until the person picks one, follow the change waiting for a decision (the loop may supersede proposals).
+  const waiting = changes.find(c => c.state === "verified");
+  if (!state.pinned && waiting) state.selectedChange = waiting.id;
   if (state.selectedChange) await showChange(state.selectedChange);
 }
 
@@ -197,6 +197,8 @@ async function showChange(id) {
 }
 
 async function decide(id, action) {
+  state.selectedChange = id;
+  state.pinned = true;  // keep showing the change decided on, not the next proposal
   try {
     await api(`/api/changes/${id}/${action}`, { method: "POST", body: JSON.stringify({ why: "decided in the dashboard" }) });
   } catch (e) {  // e.g. the autopilot superseded the proposal a moment ago
