@@ -137,12 +137,39 @@ def test_cli_verify_writes_ok_and_checks(tmp_path):
 from netpilot.change.workflow import ChangeStore, Policy, WorkflowError, twin_diff  # noqa: E402
 
 GOOD = {"ok": True, "checks": []}
+
+
+def _postgres_available() -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def change_db(request, tmp_path):
+    """Where a change store lives: a SQLite file, or a throw-away schema in the real PostgreSQL."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "changes.db")
+        return
+    if not _postgres_available():
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    import uuid
+
+    location = f"postgresql://postgres@127.0.0.1:5432/test?schema=c_{uuid.uuid4().hex[:12]}"
+    yield location
+    store = ChangeStore(location)
+    store._sql.drop()
+    store.close()
 BAD = {"ok": False, "checks": [{"name": "black holes", "ok": False, "detail": "a -> c dropped"}]}
 METRIC = [{"intent": "set_metric", "source": "a", "target": "b", "metric": 20}]
 
 
-def test_two_person_rule_and_the_happy_path(tmp_path):
-    store = ChangeStore(tmp_path / "changes.db")
+def test_two_person_rule_and_the_happy_path(change_db):
+    store = ChangeStore(change_db)
     cid = store.propose(METRIC, "alice", "relieve a-c", [])
     assert store.record_verification(cid, GOOD) == "verified"
     with pytest.raises(WorkflowError, match="two-person rule"):
@@ -150,15 +177,15 @@ def test_two_person_rule_and_the_happy_path(tmp_path):
     store.approve(cid, "bob")
     for state in ("applying", "checking", "done"):
         store.advance(cid, state, "driver")
-    reopened = ChangeStore(tmp_path / "changes.db")
+    reopened = ChangeStore(change_db)
     record = reopened.get(cid)
     assert (record.state, record.approver, record.proposer) == ("done", "bob", "alice")
     assert [e["action"] for e in reopened.audit(cid)] == ["propose", "verify", "approve", "applying", "checking",
                                                            "done"]
 
 
-def test_failed_verification_rejects_and_nothing_skips_a_step():
-    store = ChangeStore()
+def test_failed_verification_rejects_and_nothing_skips_a_step(change_db):
+    store = ChangeStore(change_db)
     cid = store.propose(METRIC, "alice", "x", [])
     with pytest.raises(WorkflowError, match="only a verified change"):
         store.approve(cid, "bob")
@@ -192,15 +219,122 @@ def test_audit_log_is_append_only_and_tamper_evident(tmp_path):
     store.record_verification(cid, GOOD)
     store.approve(cid, "bob")
     assert store.verify_audit() == (True, "every entry follows from the one before")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
-        store.db.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
-    # Someone with the file drops the guard and rewrites who approved.
     raw = sqlite3.connect(path)
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        raw.execute("UPDATE audit SET actor = 'mallory' WHERE seq = 3")
+    raw.rollback()
+    # Someone with the file drops the guard and rewrites who approved.
     raw.execute("DROP TRIGGER audit_no_update")
     raw.execute("UPDATE audit SET detail = replace(detail, 'proposed', 'PROPOSED') WHERE seq = 2")
     raw.commit()
     ok, where = ChangeStore(path).verify_audit()
     assert not ok and "entry 2 was altered" in where
+
+
+def test_postgres_audit_log_is_append_only_and_one_chain_across_stores():
+    if not _postgres_available():
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    import threading
+    import uuid
+
+    import psycopg
+
+    schema = f"c_{uuid.uuid4().hex[:12]}"
+    location = f"postgresql://postgres@127.0.0.1:5432/test?schema={schema}"
+    first, second = ChangeStore(location), ChangeStore(location)
+    try:
+        assert first.backend == "postgresql"
+
+        def work(store, who):
+            for _ in range(8):
+                cid = store.propose(METRIC, who, "concurrent", [])
+                store.record_verification(cid, GOOD)
+
+        threads = [threading.Thread(target=work, args=(store, who)) for store, who in ((first, "a"), (second, "b"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        # Two connections appended at once and the chain is still one chain.
+        assert len(first.audit()) == 32 and first.verify_audit()[0]
+        raw = psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True)
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            raw.execute(f"UPDATE {schema}.audit SET actor = 'mallory' WHERE seq = 3")
+        with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+            raw.execute(f"TRUNCATE {schema}.audit")
+        # A superuser can switch the guard off, but not without breaking the chain.
+        raw.execute(f"ALTER TABLE {schema}.audit DISABLE TRIGGER audit_no_change")
+        raw.execute(f"UPDATE {schema}.audit SET actor = 'mallory' WHERE seq = 3")
+        ok, where = first.verify_audit()
+        assert not ok and "entry 3 was altered" in where
+        raw.close()
+    finally:
+        first._sql.drop()
+        first.close()
+        second.close()
+
+
+def test_unsafe_workflow_steps_are_refused_with_the_reason(change_db):
+    """Deliberately unsafe steps: approving a rejected change, applying one nobody approved, rolling back one
+    never applied, and a rollback without a reason."""
+    from netpilot.change.apply import apply_change, rollback_change
+    from netpilot.change.drivers import TwinDriver
+
+    store = ChangeStore(change_db)
+    net = _square()
+    rejected = store.propose(METRIC, "alice", "x", [])
+    store.record_verification(rejected, GOOD)
+    store.reject(rejected, "bob", "not in the window")
+    with pytest.raises(WorkflowError, match="only a verified change"):
+        store.approve(rejected, "carol")
+    waiting = store.propose(METRIC, "alice", "y", [])
+    store.record_verification(waiting, GOOD)
+    driver = TwinDriver(net)
+    with pytest.raises(WorkflowError, match="only an approved change is applied"):
+        apply_change(store, waiting, driver, net, lambda: (True, "ok"))
+    with pytest.raises(WorkflowError, match="only a change being checked or done"):
+        rollback_change(store, waiting, driver, net, lambda: (True, "ok"), actor="bob", why="oops")
+    store.approve(waiting, "bob")
+    with pytest.raises(WorkflowError, match="needs a reason"):
+        rollback_change(store, waiting, driver, net, lambda: (True, "ok"), actor="bob", why="")
+    assert driver.running is net and store.get(waiting).state == "approved"
+
+
+def test_a_done_change_is_reverted_only_when_the_post_check_agrees(change_db):
+    from netpilot.change.apply import apply_change, rollback_change
+    from netpilot.change.drivers import TwinDriver
+
+    store = ChangeStore(change_db)
+    before = _square()
+    after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="b", metric=20)])
+    cid = store.propose(METRIC, "alice", "relieve a-c", [])
+    store.record_verification(cid, GOOD)
+    store.approve(cid, "bob")
+    driver = TwinDriver(before)
+    assert apply_change(store, cid, driver, after, lambda: (True, "as predicted")) == "done"
+    # The revert's own post-check fails: the routers keep the change, and the audit log says why.
+    assert rollback_change(store, cid, driver, before, lambda: (False, "b lost its route to d"), actor="bob",
+                           why="complaints") == "done"
+    assert driver.running is after and store.annotations(cid)["rollback_failed"]["post_check"].startswith("b lost")
+    assert rollback_change(store, cid, driver, before, lambda: (True, "back as before"), actor="bob",
+                           why="complaints") == "rolled_back"
+    assert driver.running is before and store.get(cid).state == "rolled_back"
+    assert store.audit(cid)[-1]["detail"]["how"] == "revert" and store.verify_audit()[0]
+
+
+def test_a_drain_that_overloads_the_remaining_path_is_refused_naming_the_link():
+    before = _net([("a", "b", 100), ("b", "c", 100), ("a", "d", 50), ("d", "c", 50)], [("a", "c", 90.0)])
+    after = apply_intents(before, [DrainNode(intent="drain_node", node="b")])
+    check = _failed(verify_change(before, after), "utilisation now")
+    assert not check.ok and ("a->d" in check.detail or "d->c" in check.detail) and "1.800" in check.detail
+
+
+def test_a_mixed_change_is_not_auto_approved_by_a_policy_naming_only_part_of_it():
+    store = ChangeStore(policy=Policy(auto_approve=["set_metric"]))
+    mixed = store.propose(METRIC + [{"intent": "drain_node", "node": "b"}], "autopilot", "maintenance", [])
+    assert store.record_verification(mixed, GOOD) == "verified"
+    with pytest.raises(WorkflowError, match="two-person rule"):
+        store.approve(mixed, "autopilot")
 
 
 def test_twin_diff_lists_what_changes():

@@ -188,3 +188,89 @@ def test_cli_apply_on_the_lab(lab, tmp_path):
                                       str(db), "--journal", str(tmp_path / "j.json")])
     assert result.exit_code == 0, result.output
     assert "done" in result.output and _cost_on(lab, "a", "b") == 50
+
+
+def test_cli_rollback_reverts_a_done_change_on_the_routers(lab, tmp_path):
+    from typer.testing import CliRunner
+
+    from netpilot.cli import app
+    from netpilot.model.io import dumps_network
+
+    net = tmp_path / "n.yaml"
+    net.write_text(dumps_network(lab.network))
+    db = tmp_path / "c.db"
+    cid = _approved(ChangeStore(db))
+    common = ["--network", str(net), "--lab", lab.name, "--db", str(db), "--journal", str(tmp_path / "j.json")]
+    assert CliRunner().invoke(app, ["change", "apply", cid, *common]).exit_code == 0
+    assert _cost_on(lab, "a", "b") == 50
+    result = CliRunner().invoke(app, ["change", "rollback", cid, *common, "--by", "bob", "--why", "users complain"])
+    assert result.exit_code == 0, result.output
+    assert "rolled_back" in result.output and _cost_on(lab, "a", "b") == 10
+    store = ChangeStore(db)
+    assert store.get(cid).state == "rolled_back" and store.audit(cid)[-1]["actor"] == "bob"
+    again = CliRunner().invoke(app, ["change", "rollback", cid, *common, "--by", "bob", "--why", "twice"])
+    assert again.exit_code == 2 and "only a change being checked or done" in again.output
+
+
+# --- telemetry from the lab -----------------------------------------------------------------------------------
+
+from netpilot.change.lab_telemetry import LabTelemetry  # noqa: E402
+
+
+def _by(samples, metric):
+    return {s.entity: s.value for s in samples if s.metric == metric}
+
+
+def test_lab_telemetry_measures_link_load_and_ospf_state(lab):
+    telemetry = LabTelemetry(lab)
+    first = telemetry.poll()
+    assert _by(first, "load") == {}  # no interval yet
+    assert set(_by(first, "ospf_adjacencies").values()) == {3.0} or _by(first, "ospf_adjacencies") == {
+        f"node:{r}": float(n) for r, n in lab.expected_adjacencies().items()}
+    assert all(v >= 3 for v in _by(first, "ospf_routes").values())  # the other three loopbacks at least
+    assert set(_by(first, "up").values()) == {1.0}
+    # 20 Mbit/s from a to c for 3 s over the two equal-cost paths via b and d. The kernel hashes a flow onto one
+    # of them (the twin's even split holds over many flows), so one path carries it all; the diagonal is quiet.
+    client = lab.traffic("a", "c", mbps=20, seconds=3)
+    time.sleep(1.0)
+    telemetry.poll()
+    time.sleep(1.5)
+    loads = _by(telemetry.poll(), "load")
+    client.wait(timeout=20)
+    via = "b" if loads["link:a->b"] > loads["link:a->d"] else "d"
+    other = "d" if via == "b" else "b"
+    assert 16 < loads[f"link:a->{via}"] < 24 and 16 < loads[f"link:{via}->c"] < 24, loads
+    assert loads[f"link:a->{other}"] < 1 and loads[f"link:{other}->c"] < 1, loads
+    assert loads["link:a->c"] < 1 and loads["link:c->a"] < 1, loads
+    # A cable taken down shows as down at both ends and OSPF loses the adjacency.
+    iface = next(i.name for i in interfaces(lab.network)["a"] if i.peer == "b")
+    subprocess.run(["ip", "-n", lab.namespace("a"), "link", "set", iface, "down"], check=True)
+    deadline = time.monotonic() + 60
+    while True:
+        after = telemetry.poll()
+        adjacencies = _by(after, "ospf_adjacencies")
+        if adjacencies["node:a"] == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert _by(after, "up")["link:a->b"] == 0 and _by(after, "up")["link:b->a"] == 0
+    assert adjacencies["node:a"] == 2
+
+
+def test_cli_lab_poll_stores_the_lab_telemetry(lab, tmp_path):
+    from typer.testing import CliRunner
+
+    from netpilot.cli import app
+    from netpilot.model.io import dumps_network
+    from netpilot.telemetry.store import DuckDBStore
+
+    net = tmp_path / "n.yaml"
+    net.write_text(dumps_network(lab.network))
+    store = tmp_path / "lab.duckdb"
+    result = CliRunner().invoke(app, ["lab", "poll", "--network", str(net), "--name", lab.name, "--store", str(store),
+                                      "--count", "2", "--interval", "0.5"])
+    assert result.exit_code == 0, result.output
+    stored = DuckDBStore(store)
+    assert {s.metric for s in stored.latest("node:a")} == {"up", "ospf_adjacencies", "ospf_routes"}
+    times, values = stored.query("link:a->b", "load")
+    assert len(times) == 1 and 0 <= values[0] < 1  # the second poll's interval; only OSPF hellos on the wire
+    stored.close()

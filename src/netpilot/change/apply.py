@@ -44,6 +44,41 @@ def apply_change(store: ChangeStore, change_id: str, driver: Driver, candidate: 
     return "rolled_back"
 
 
+def rollback_change(store: ChangeStore, change_id: str, driver: Driver, previous: Network, post_check: PostCheck,
+                    *, actor: str, why: str, confirm_seconds: float = 60.0) -> str:
+    """Revert a change on a person's word. One still in its confirm window is rolled back from the driver's
+    journal. A change that was confirmed (done) is reverted like any change: ``previous`` (the twin as it was
+    before the change) is committed with a confirm timer and kept only when ``post_check`` agrees; otherwise
+    the routers go back to the change's configuration and the change stays done. Returns the final state."""
+    change = store.get(change_id)
+    if not why:
+        raise WorkflowError("a rollback needs a reason")
+    if change.state == "checking":
+        driver.rollback()
+        store.advance(change_id, "rolled_back", actor, {"why": why, "how": "journal"})
+        return "rolled_back"
+    if change.state != "done":
+        raise WorkflowError(f"change {change_id} is {change.state}; only a change being checked or done can be "
+                            "rolled back")
+    driver.load_candidate(previous)
+    diff = driver.compare()
+    try:
+        driver.commit(confirm_seconds=confirm_seconds)
+    except Exception as exc:
+        driver.rollback()
+        store.annotate(change_id, actor, "rollback_failed", {"why": why, "error": f"commit failed: {exc}"})
+        return "done"
+    ok, detail = post_check()
+    if ok:
+        driver.confirm()
+        store.advance(change_id, "rolled_back", actor, {"why": why, "how": "revert", "diff": diff,
+                                                        "post_check": detail})
+        return "rolled_back"
+    driver.rollback()
+    store.annotate(change_id, actor, "rollback_failed", {"why": why, "post_check": detail})
+    return "done"
+
+
 def twin_next_hops(network: Network) -> dict[str, dict[str, set[str]]]:
     """Per router, per other router, the neighbours ECMP forwards to (what OSPF should install)."""
     arrays = network.arrays()

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from netpilot.change.render import _physical_links, interfaces, loopbacks, render_frr
+from netpilot.change.render import cables, interfaces, loopbacks, render_frr
 from netpilot.model.network import Network
 
 FRR_BIN = Path("/usr/lib/frr")
@@ -82,7 +82,7 @@ class Lab:
             # A new namespace does not forward: a router must.
             _run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         kinds = {n.id: n.kind for n in self.network.nodes}
-        for n, (i, _j) in enumerate(_physical_links(self.network)):
+        for n, (i, _j) in enumerate(cables(self.network)):
             link = self.network.links[i]
             if kinds[link.source] != "router" or kinds[link.target] != "router":
                 continue
@@ -140,6 +140,10 @@ class Lab:
         existing = set(_run("ip", "netns", "list", check=False).stdout.split())
         for router in self.routers:
             if self.namespace(router) in existing:
+                # Anything else still running in the namespace (bounded traffic, a vtysh) goes with it.
+                for pid in _run("ip", "netns", "pids", self.namespace(router), check=False).stdout.split():
+                    with contextlib.suppress(ProcessLookupError, ValueError):
+                        os.kill(int(pid), signal.SIGKILL)
                 _run("ip", "netns", "del", self.namespace(router), check=False)
             shutil.rmtree(self.config_dir(router), ignore_errors=True)
             shutil.rmtree(self.run_dir(router), ignore_errors=True)
@@ -207,6 +211,30 @@ class Lab:
                 if not iface.passive and iface.up:
                     graph.add_edge(router, iface.peer)
         return {r: [o for o in nx.node_connected_component(graph, r) if o != r] for r in self.routers}
+
+    def traffic(self, source: str, target: str, *, mbps: float, seconds: float) -> subprocess.Popen:
+        """Bounded UDP traffic from ``source``'s loopback to ``target``'s (iperf3 -t, inside the lab only).
+        Returns the client; the server answers one test and exits. Wait on the client (or kill it) when done."""
+        if shutil.which("iperf3") is None:
+            raise LabError("iperf3 is not installed (apt-get install iperf3)")
+        if not 0 < seconds <= 60 or not 0 < mbps <= 1000:
+            raise LabError("lab traffic is bounded: 0 < seconds <= 60 and 0 < mbps <= 1000")
+        loops = loopbacks(self.network)
+        port = 5201 + self.routers.index(target)
+        subprocess.Popen(["ip", "netns", "exec", self.namespace(target), "iperf3", "-s", "-1", "-B", loops[target],
+                          "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.3)  # the server binds before the client connects
+        return subprocess.Popen(["ip", "netns", "exec", self.namespace(source), "timeout", str(int(seconds) + 10),
+                                 "iperf3", "-c", loops[target], "-B", loops[source], "-p", str(port), "-u", "-b",
+                                 f"{mbps}M", "-t", f"{seconds:g}"], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+
+    def counters(self, router: str) -> dict[str, dict]:
+        """Interface name -> {"tx_bytes", "rx_bytes", "up"} (``ip -s -j link`` inside the router's namespace)."""
+        data = json.loads(_run("ip", "-n", self.namespace(router), "-s", "-j", "link", "show").stdout or "[]")
+        return {entry["ifname"]: {"tx_bytes": entry.get("stats64", {}).get("tx", {}).get("bytes", 0),
+                                  "rx_bytes": entry.get("stats64", {}).get("rx", {}).get("bytes", 0),
+                                  "up": entry.get("operstate") == "UP"} for entry in data}
 
     def ping(self, source: str, target: str, count: int = 1) -> bool:
         """Whether ``source`` reaches ``target``'s loopback (from its own loopback)."""

@@ -24,7 +24,7 @@ class Interface:
     passive: bool         # towards a cell or edge site: announced, no adjacency
 
 
-def _physical_links(network: Network) -> list[tuple[int, int | None]]:
+def cables(network: Network) -> list[tuple[int, int | None]]:
     """Pairs (forward link, reverse link or None) in network order; each pair is one cable."""
     index: dict[tuple[str, str, int], int] = {}
     for i, lk in enumerate(network.links):
@@ -48,7 +48,7 @@ def interfaces(network: Network) -> dict[str, list[Interface]]:
     kinds = {n.id: n.kind for n in network.nodes}
     subnets = LINK_POOL.subnets(new_prefix=31)
     out: dict[str, list[Interface]] = {n.id: [] for n in network.nodes if n.kind == "router"}
-    for n, (i, j) in enumerate(_physical_links(network)):
+    for n, (i, j) in enumerate(cables(network)):
         net = next(subnets)
         a, b = network.links[i], network.links[j] if j is not None else None
         low, high = str(net[0]), str(net[1])

@@ -1,15 +1,17 @@
 """The change workflow as a persisted state machine with a two-person rule and a hash-chained audit log.
 
 proposed -> verified -> approved -> applying -> checking -> done | rolled_back;  any of the first three
--> rejected. A change that fails verification is rejected by the verifier. The approver may not be the
+-> rejected; done -> rolled_back when a person reverts a change that had been confirmed. A change that fails verification is rejected by the verifier. The approver may not be the
 proposer unless the policy auto-approves that kind of intent. Every transition appends an audit entry whose
 hash covers the previous entry's hash, so editing or deleting history breaks the chain where it happened.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 import uuid
@@ -27,7 +29,7 @@ TRANSITIONS = {
     "approved": {"applying", "rejected"},
     "applying": {"checking", "rolled_back"},
     "checking": {"done", "rolled_back"},
-    "done": set(),
+    "done": {"rolled_back"},
     "rolled_back": set(),
     "rejected": set(),
 }
@@ -60,26 +62,20 @@ class ChangeRecord:
 
 
 class ChangeStore:
-    """Changes and their audit trail in SQLite (the embedded default)."""
+    """Changes and their audit trail: SQLite (the embedded default: a file path or ``:memory:``) or PostgreSQL
+    (``postgresql://...``, optionally ``?schema=name``; the tables live in that schema, ``netpilot`` unless
+    named). Several stores may share one PostgreSQL database: audit appends lock the table, so the hash chain
+    stays one chain."""
 
-    def __init__(self, path: str | Path = ":memory:", policy: Policy | None = None) -> None:
+    def __init__(self, location: str | Path = ":memory:", policy: Policy | None = None) -> None:
+        self._sql = _open_backend(str(location))
         # One connection shared by the loop's thread and the API's; the lock serialises them.
-        self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._lock = threading.RLock()
-        self.db.execute("PRAGMA journal_mode=WAL")
         self.policy = policy or Policy()
-        self.db.executescript("""
-            CREATE TABLE IF NOT EXISTS changes (id TEXT PRIMARY KEY, state TEXT NOT NULL, proposer TEXT NOT NULL,
-                why TEXT NOT NULL, intents TEXT NOT NULL, diff TEXT NOT NULL, verification TEXT,
-                approver TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
-                change_id TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
-                prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
-            CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
-                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-            CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
-                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
-        """)
+
+    @property
+    def backend(self) -> str:
+        return self._sql.name
 
     # --- transitions ------------------------------------------------------------------------------------------
 
@@ -89,8 +85,8 @@ class ChangeStore:
         change_id = uuid.uuid4().hex[:12]
         now = _now()
         with self._transaction():
-            self.db.execute("INSERT INTO changes VALUES (?, 'proposed', ?, ?, ?, ?, NULL, NULL, ?, ?)",
-                            (change_id, proposer, why, json.dumps(intents), json.dumps(diff), now, now))
+            self._sql.execute("INSERT INTO changes VALUES (?, 'proposed', ?, ?, ?, ?, NULL, NULL, ?, ?)",
+                              (change_id, proposer, why, json.dumps(intents), json.dumps(diff), now, now))
             self._audit(change_id, proposer, "propose", {"why": why, "intents": intents, "diff": diff})
         return change_id
 
@@ -142,23 +138,22 @@ class ChangeStore:
 
     def get(self, change_id: str) -> ChangeRecord:
         with self._lock:
-            row = self.db.execute("SELECT * FROM changes WHERE id = ?", (change_id,)).fetchone()
-        if row is None:
+            rows = self._sql.execute("SELECT * FROM changes WHERE id = ?", (change_id,))
+        if not rows:
             raise WorkflowError(f"no change {change_id!r}")
-        return ChangeRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
-                            json.loads(row[6]) if row[6] else None, row[7], row[8], row[9])
+        return _record(rows[0])
 
     def list(self, state: str | None = None) -> list[ChangeRecord]:
         with self._lock:
-            rows = self.db.execute("SELECT id FROM changes" + (" WHERE state = ?" if state else "")
-                                   + " ORDER BY created", (state,) if state else ()).fetchall()
-        return [self.get(r[0]) for r in rows]
+            rows = self._sql.execute("SELECT * FROM changes" + (" WHERE state = ?" if state else "")
+                                     + " ORDER BY created", (state,) if state else ())
+        return [_record(row) for row in rows]
 
     def audit(self, change_id: str | None = None) -> list[dict]:
         sql = "SELECT seq, at, change_id, actor, action, detail, prev_hash, hash FROM audit"
         with self._lock:
-            rows = self.db.execute(sql + (" WHERE change_id = ?" if change_id else "") + " ORDER BY seq",
-                                   (change_id,) if change_id else ()).fetchall()
+            rows = self._sql.execute(sql + (" WHERE change_id = ?" if change_id else "") + " ORDER BY seq",
+                                     (change_id,) if change_id else ())
         return [{"seq": r[0], "at": r[1], "change_id": r[2], "actor": r[3], "action": r[4],
                  "detail": json.loads(r[5]), "prev_hash": r[6], "hash": r[7]} for r in rows]
 
@@ -186,41 +181,137 @@ class ChangeStore:
         if state not in TRANSITIONS[change.state]:
             raise WorkflowError(f"change {change.id} is {change.state}; it cannot become {state}")
         with self._transaction():
-            self.db.execute("UPDATE changes SET state = ?, updated = ?, verification = COALESCE(?, verification), "
-                            "approver = COALESCE(?, approver) WHERE id = ?",
-                            (state, _now(), json.dumps(verification) if verification is not None else None,
-                             approver, change.id))
+            self._sql.execute("UPDATE changes SET state = ?, updated = ?, verification = COALESCE(?, verification), "
+                              "approver = COALESCE(?, approver) WHERE id = ?",
+                              (state, _now(), json.dumps(verification) if verification is not None else None,
+                               approver, change.id))
             self._audit(change.id, actor, action, {**detail, "from": change.state, "to": state})
 
     def _audit(self, change_id: str, actor: str, action: str, detail: dict[str, Any]) -> None:
-        row = self.db.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
-        previous = row[0] if row else GENESIS
+        rows = self._sql.execute("SELECT hash FROM audit ORDER BY seq DESC LIMIT 1")
+        previous = rows[0][0] if rows else GENESIS
         at = _now()
         digest = _entry_hash(previous, at, change_id, actor, action, detail)
-        self.db.execute("INSERT INTO audit (at, change_id, actor, action, detail, prev_hash, hash) VALUES "
-                        "(?, ?, ?, ?, ?, ?, ?)", (at, change_id, actor, action, _canonical(detail), previous, digest))
+        self._sql.execute("INSERT INTO audit (at, change_id, actor, action, detail, prev_hash, hash) VALUES "
+                          "(?, ?, ?, ?, ?, ?, ?)", (at, change_id, actor, action, _canonical(detail), previous,
+                                                    digest))
 
+    @contextlib.contextmanager
     def _transaction(self):
-        return _Transaction(self.db, self._lock)
+        with self._lock, self._sql.transaction():
+            yield
+
+    def close(self) -> None:
+        self._sql.close()
+
+
+def _record(row: tuple) -> ChangeRecord:
+    return ChangeRecord(row[0], row[1], row[2], row[3], json.loads(row[4]), json.loads(row[5]),
+                        json.loads(row[6]) if row[6] else None, row[7], row[8], row[9])
+
+
+class _Sqlite:
+    """The embedded default. The audit log's guard is a pair of triggers."""
+
+    name = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript("""
+            CREATE TABLE IF NOT EXISTS changes (id TEXT PRIMARY KEY, state TEXT NOT NULL, proposer TEXT NOT NULL,
+                why TEXT NOT NULL, intents TEXT NOT NULL, diff TEXT NOT NULL, verification TEXT,
+                approver TEXT, created TEXT NOT NULL, updated TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS changes_by_state ON changes (state, created);
+            CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT NOT NULL,
+                change_id TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
+                prev_hash TEXT NOT NULL, hash TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS audit_by_change ON audit (change_id, seq);
+            CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+            CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
+                BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+        """)
+
+    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self.db.execute(sql, params).fetchall()
+
+    @contextlib.contextmanager
+    def transaction(self):
+        # IMMEDIATE takes the write lock up front, so two processes cannot both read the chain's last hash.
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def close(self) -> None:
         self.db.close()
 
 
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection, lock: threading.RLock) -> None:
-        self.db = db
-        self.lock = lock
+class _Postgres:
+    """PostgreSQL (psycopg 3). The audit log's guard is a trigger that refuses UPDATE, DELETE and TRUNCATE."""
 
-    def __enter__(self) -> None:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
+    name = "postgresql"
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __init__(self, dsn: str, schema: str) -> None:
         try:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-        finally:
-            self.lock.release()
+            import psycopg
+        except ImportError as exc:  # pragma: no cover - depends on the installed extras
+            raise RuntimeError("the PostgreSQL change store needs psycopg: pip install 'netpilot[postgres]'") from exc
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+            raise ValueError(f"schema name {schema!r} must be lower-case letters, digits and _")
+        self.schema = schema
+        self.db = psycopg.connect(dsn, autocommit=True)
+        with self.db.transaction():
+            self.db.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            self.db.execute(f"SET search_path TO {schema}")
+            self.db.execute("""
+                CREATE TABLE IF NOT EXISTS changes (id TEXT PRIMARY KEY, state TEXT NOT NULL, proposer TEXT NOT NULL,
+                    why TEXT NOT NULL, intents TEXT NOT NULL, diff TEXT NOT NULL, verification TEXT,
+                    approver TEXT, created TEXT NOT NULL, updated TEXT NOT NULL)""")
+            self.db.execute("CREATE INDEX IF NOT EXISTS changes_by_state ON changes (state, created)")
+            self.db.execute("""
+                CREATE TABLE IF NOT EXISTS audit (seq BIGSERIAL PRIMARY KEY, at TEXT NOT NULL,
+                    change_id TEXT NOT NULL, actor TEXT NOT NULL, action TEXT NOT NULL, detail TEXT NOT NULL,
+                    prev_hash TEXT NOT NULL, hash TEXT NOT NULL)""")
+            self.db.execute("CREATE INDEX IF NOT EXISTS audit_by_change ON audit (change_id, seq)")
+            self.db.execute("""
+                CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS
+                $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$""")
+            self.db.execute("CREATE OR REPLACE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit "
+                            "FOR EACH ROW EXECUTE FUNCTION audit_append_only()")
+            self.db.execute("CREATE OR REPLACE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit "
+                            "FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()")
+
+    def execute(self, sql: str, params: tuple = ()) -> list[tuple]:
+        cursor = self.db.execute(sql.replace("?", "%s"), params)
+        return cursor.fetchall() if cursor.description else []
+
+    @contextlib.contextmanager
+    def transaction(self):
+        with self.db.transaction():
+            # Another process may append too: the lock makes "read the last hash, append" one step.
+            self.db.execute("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+            yield
+
+    def drop(self) -> None:
+        """Remove this store's schema and everything in it (throw-away schemas in tests)."""
+        self.db.execute(f"DROP SCHEMA IF EXISTS {self.schema} CASCADE")
+
+    def close(self) -> None:
+        self.db.close()
+
+
+def _open_backend(location: str) -> _Sqlite | _Postgres:
+    if location.startswith(("postgresql://", "postgres://")):
+        from netpilot.telemetry.store import split_schema
+
+        dsn, schema = split_schema(location, default="netpilot")
+        return _Postgres(dsn, schema)
+    return _Sqlite(location.removeprefix("sqlite://") or ":memory:")
 
 
 def _now() -> str:

@@ -13,7 +13,7 @@ from netpilot.cli.common import reports_errors, stdout
 from netpilot.cli.topo import MatrixOption, UnitOption, load_network
 from netpilot.errors import InputError
 
-app = typer.Typer(help="Safe change: intents, verification on the twin (approval and apply to come).",
+app = typer.Typer(help="Safe change: intents, verification on the twin, approval, apply and rollback.",
                   no_args_is_help=True)
 
 
@@ -57,10 +57,10 @@ def verify(
     stdout().print(table)
 
 
-DbOption = Annotated[Path, typer.Option(help="The change database (SQLite).")]
+DbOption = Annotated[str, typer.Option(help="The change database: a SQLite file, or postgresql://...[?schema=name].")]
 
 
-def _store(db: Path, policy: Path | None = None):
+def _store(db: str, policy: Path | None = None):
     from netpilot.change.workflow import ChangeStore, Policy
 
     chosen = Policy()
@@ -94,7 +94,7 @@ def propose(
     intent: Annotated[Path, typer.Option(help="JSON/YAML list of intents.")],
     by: Annotated[str, typer.Option(help="Who proposes it.")],
     why: Annotated[str, typer.Option(help="The incident, forecast or request behind it.")],
-    db: DbOption = Path("netpilot-changes.db"),
+    db: DbOption = "netpilot-changes.db",
     policy: Annotated[Optional[Path], typer.Option(help="YAML: auto_approve: [intent kinds].")] = None,
     max_utilisation: Annotated[float, typer.Option(help="Highest link utilisation a change may leave.")] = 1.0,
     peak_factor: Annotated[float, typer.Option(help="Forecast peak as a multiple of the demand matrix.")] = 1.0,
@@ -124,7 +124,7 @@ def propose(
 @reports_errors
 @_workflow_errors
 def approve(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="Approver.")],
-            db: DbOption = Path("netpilot-changes.db")) -> None:
+            db: DbOption = "netpilot-changes.db") -> None:
     """Approve a verified change (not your own)."""
     _store(db).approve(change_id, by)
     stdout().print(f"change {change_id}: approved by {by}")
@@ -134,7 +134,7 @@ def approve(change_id: Annotated[str, typer.Argument()], by: Annotated[str, type
 @reports_errors
 @_workflow_errors
 def reject(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="Who rejects it.")],
-           why: Annotated[str, typer.Option(help="Why.")], db: DbOption = Path("netpilot-changes.db")) -> None:
+           why: Annotated[str, typer.Option(help="Why.")], db: DbOption = "netpilot-changes.db") -> None:
     """Reject a change that has not been applied."""
     _store(db).reject(change_id, by, why)
     stdout().print(f"change {change_id}: rejected")
@@ -142,7 +142,7 @@ def reject(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer
 
 @app.command("list")
 @reports_errors
-def list_(db: DbOption = Path("netpilot-changes.db"),
+def list_(db: DbOption = "netpilot-changes.db",
           state: Annotated[Optional[str], typer.Option(help="Only changes in this state.")] = None) -> None:
     """The changes, oldest first."""
     table = Table(title="changes")
@@ -156,7 +156,7 @@ def list_(db: DbOption = Path("netpilot-changes.db"),
 @app.command()
 @reports_errors
 @_workflow_errors
-def show(change_id: Annotated[str, typer.Argument()], db: DbOption = Path("netpilot-changes.db")) -> None:
+def show(change_id: Annotated[str, typer.Argument()], db: DbOption = "netpilot-changes.db") -> None:
     """One change as JSON: intents, diff, verification report and its audit entries."""
     from dataclasses import asdict
 
@@ -168,7 +168,7 @@ def show(change_id: Annotated[str, typer.Argument()], db: DbOption = Path("netpi
 
 @app.command()
 @reports_errors
-def audit(db: DbOption = Path("netpilot-changes.db")) -> None:
+def audit(db: DbOption = "netpilot-changes.db") -> None:
     """Check the audit log's hash chain; exits 1 when it has been tampered with."""
     ok, detail = _store(db).verify_audit()
     stdout().print(("intact: " if ok else "BROKEN: ") + detail)
@@ -241,6 +241,32 @@ def lab_status(network: Annotated[Path, typer.Option(help="The network file the 
     stdout().print(table)
 
 
+@lab_app.command("poll")
+@reports_errors
+def lab_poll(network: Annotated[Path, typer.Option(help="The network file the lab was built from.")],
+             store: Annotated[str, typer.Option(help="Telemetry store: a DuckDB file or postgresql://...")],
+             name: Annotated[str, typer.Option(help="Lab name.")] = "nplab",
+             count: Annotated[int, typer.Option(min=2, help="Polls (the first sets the counters' baseline).")] = 5,
+             interval: Annotated[float, typer.Option(min=0.2, help="Seconds between polls.")] = 1.0) -> None:
+    """Poll the lab's interface counters and OSPF state and store them as telemetry samples."""
+    import time
+
+    from netpilot.change.lab_telemetry import LabTelemetry
+    from netpilot.telemetry.store import open_store, table_of
+
+    telemetry = LabTelemetry(_lab(network, name))
+    target = open_store(store)
+    written = 0
+    try:
+        for i in range(count):
+            if i:
+                time.sleep(interval)
+            written += target.write(table_of(telemetry.poll()))
+    finally:
+        target.close()
+    stdout().print(f"lab {name}: {written} samples stored in {store}")
+
+
 @app.command()
 @reports_errors
 @_workflow_errors
@@ -248,7 +274,7 @@ def apply(
     change_id: Annotated[str, typer.Argument()],
     network: Annotated[Path, typer.Option(help="The network file the change was proposed against.")],
     lab: Annotated[str, typer.Option(help="The FRR lab to apply it to (built with `netpilot lab up`).")] = "nplab",
-    db: DbOption = Path("netpilot-changes.db"),
+    db: DbOption = "netpilot-changes.db",
     journal: Annotated[Path, typer.Option(help="Commit journal, for recovery after a crash.")]
     = Path("netpilot-commit.json"),
     confirm_seconds: Annotated[float, typer.Option(help="Revert unless the post-check confirms within this.")]
@@ -272,4 +298,36 @@ def apply(
     detail = store.audit(change_id)[-1]["detail"]
     stdout().print(f"change {change_id}: {state} ({detail.get('post_check', detail.get('why', ''))})")
     if state != "done":
+        raise typer.Exit(1)
+
+
+@app.command()
+@reports_errors
+@_workflow_errors
+def rollback(
+    change_id: Annotated[str, typer.Argument()],
+    network: Annotated[Path, typer.Option(help="The network file the change was proposed against (what to go "
+                                               "back to).")],
+    by: Annotated[str, typer.Option(help="Who rolls it back.")],
+    why: Annotated[str, typer.Option(help="Why.")],
+    lab: Annotated[str, typer.Option(help="The FRR lab the change was applied to.")] = "nplab",
+    db: DbOption = "netpilot-changes.db",
+    journal: Annotated[Path, typer.Option(help="Commit journal, for recovery after a crash.")]
+    = Path("netpilot-commit.json"),
+    confirm_seconds: Annotated[float, typer.Option(help="Keep the old config only if the post-check confirms "
+                                                        "within this.")] = 120.0,
+) -> None:
+    """Roll back a change: from the journal while it is being checked, or by reverting the routers to the
+    network file's configuration (commit-confirmed, post-checked) once it is done."""
+    from netpilot.change.apply import lab_matches_twin, rollback_change
+    from netpilot.change.drivers import FrrDriver
+
+    the_lab = _lab(network, lab)
+    store = _store(db)
+    driver = FrrDriver(the_lab, journal)
+    state = rollback_change(store, change_id, driver, the_lab.network, lab_matches_twin(the_lab, the_lab.network),
+                            actor=by, why=why, confirm_seconds=confirm_seconds)
+    detail = store.audit(change_id)[-1]["detail"]
+    stdout().print(f"change {change_id}: {state} ({detail.get('post_check', detail.get('why', ''))})")
+    if state != "rolled_back":
         raise typer.Exit(1)

@@ -62,6 +62,8 @@ _CATALOGUE = (
     Metric("latency", EntityKind.LINK, "ms", "propagation plus queueing delay"),
     Metric("up", EntityKind.LINK, "bool", "1 when the link carries traffic"),
     Metric("up", EntityKind.NODE, "bool", "1 when the router forwards"),
+    Metric("ospf_adjacencies", EntityKind.NODE, "count", "OSPF neighbours in state Full"),
+    Metric("ospf_routes", EntityKind.NODE, "count", "OSPF routes installed in the RIB"),
     Metric("prb_utilisation", EntityKind.CELL, "ratio", "share of physical resource blocks in use"),
     Metric("users", EntityKind.CELL, "count", "active users (RNTIs)"),
     Metric("traffic", EntityKind.CELL, "Mbit/s", "downlink plus uplink traffic of the cell"),

@@ -347,14 +347,19 @@ def open_store(url: str | Path) -> Store:
     if text.startswith("duckdb://"):
         text = text[len("duckdb://"):] or ":memory:"
     if text.startswith(("postgresql://", "postgres://")):
-        base, _, query = text.partition("?")
-        schema = "netpilot"
-        rest = []
-        for part in query.split("&") if query else []:
-            key, _, value = part.partition("=")
-            if key == "schema":
-                schema = value
-            else:
-                rest.append(part)
-        return PostgresStore(base + ("?" + "&".join(rest) if rest else ""), schema=schema)
+        dsn, schema = split_schema(text, default="netpilot")
+        return PostgresStore(dsn, schema=schema)
     return DuckDBStore(text)
+
+
+def split_schema(url: str, *, default: str) -> tuple[str, str]:
+    """``postgresql://...?schema=name&...`` -> (the DSN without ``schema``, the schema name or ``default``)."""
+    base, _, query = url.partition("?")
+    schema, rest = default, []
+    for part in query.split("&") if query else []:
+        key, _, value = part.partition("=")
+        if key == "schema":
+            schema = value
+        else:
+            rest.append(part)
+    return base + ("?" + "&".join(rest) if rest else ""), schema
