@@ -331,7 +331,7 @@ def test_a_drain_that_overloads_the_remaining_path_is_refused_naming_the_link():
 
 def test_a_mixed_change_is_not_auto_approved_by_a_policy_naming_only_part_of_it():
     store = ChangeStore(policy=Policy(auto_approve=["set_metric"]))
-    mixed = store.propose(METRIC + [{"intent": "drain_node", "node": "b"}], "autopilot", "maintenance", [])
+    mixed = store.propose([*METRIC, {"intent": "drain_node", "node": "b"}], "autopilot", "maintenance", [])
     assert store.record_verification(mixed, GOOD) == "verified"
     with pytest.raises(WorkflowError, match="two-person rule"):
         store.approve(mixed, "autopilot")

@@ -1,8 +1,9 @@
 """The change workflow as a persisted state machine with a two-person rule and a hash-chained audit log.
 
 proposed -> verified -> approved -> applying -> checking -> done | rolled_back;  any of the first three
--> rejected; done -> rolled_back when a person reverts a change that had been confirmed. A change that fails verification is rejected by the verifier. The approver may not be the
-proposer unless the policy auto-approves that kind of intent. Every transition appends an audit entry whose
+-> rejected; done -> rolled_back when a person reverts a change that had been confirmed. A change that fails
+verification is rejected by the verifier. The approver may not be the proposer unless the policy auto-approves
+that kind of intent. Every transition appends an audit entry whose
 hash covers the previous entry's hash, so editing or deleting history breaks the chain where it happened.
 """
 
