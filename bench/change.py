@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -31,21 +32,25 @@ def section_whatif() -> None:
         pairs, volume = network.arrays().demand_pairs()
         state = _state(network, pairs, volume)
         scenarios = failure_scenarios(state.arrays)
-        started = time.perf_counter()
-        what_if(state, scenarios)
-        seconds = time.perf_counter() - started
+        timings = []
+        for _ in range(5):  # shared 2-core machine: the median of five runs
+            started = time.perf_counter()
+            what_if(state.arrays, state.routing, volume, scenarios)
+            timings.append(time.perf_counter() - started)
+        seconds = statistics.median(timings)
         link = network.links[0]
         after = apply_intents(network, [SetMetric(intent="set_metric", source=link.source, target=link.target,
                                                   metric=min(65535, link.metric * 2))])
         report = verify_change(network, after)
         records.append({"topology": name, "nodes": len(network.nodes), "links": len(network.links),
-                        "scenarios": len(scenarios), "whatif_seconds": seconds,
+                        "scenarios": len(scenarios), "whatif_seconds": seconds, "whatif_runs": timings,
                         "full_verification_seconds": report.seconds})
         rows.append(f"| {name} | {len(network.nodes)} | {len(network.links)} | {len(scenarios)} | {seconds:.2f} | "
                     f"{report.seconds:.2f} | ≤ 1 s (what-if) |")
     results["whatif"] = records
     console.print("\n### Verification with every single link failure (IGP reconvergence, ECMP)\n")
-    console.print("| topology | nodes | links | failure scenarios | what-if s | whole verification s (before and "
+    console.print("| topology | nodes | links | failure scenarios | what-if s (median of 5) | whole verification s "
+                  "(before and "
                   "after) | target |\n|---|---|---|---|---|---|---|")
     for row in rows:
         console.print(row)

@@ -14,8 +14,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
+from netpilot.change.whatif import failure_scenarios, what_if
 from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.routing import EcmpRouting, ecmp_flows
+
+__all__ = ["Check", "Report", "failure_scenarios", "verify_change", "what_if"]
 
 
 @dataclass
@@ -92,44 +95,6 @@ def _unreachable_pairs(arrays: NetworkArrays, up: np.ndarray) -> tuple[int, tupl
     return broken, (arrays.node_ids[inside], arrays.node_ids[outside])
 
 
-def failure_scenarios(arrays: NetworkArrays) -> list[np.ndarray]:
-    """Single failures of a physical link (both directions of each link that is up)."""
-    up = np.flatnonzero(arrays.up)
-    key = np.minimum(arrays.src[up], arrays.dst[up]) * arrays.n_nodes + np.maximum(arrays.src[up], arrays.dst[up])
-    order = np.argsort(key, kind="stable")
-    cuts = np.flatnonzero(np.diff(key[order])) + 1
-    return np.split(up[order], cuts)
-
-
-def what_if(state: _State, scenarios: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per single-failure scenario: (MLU after IGP reconvergence, most loaded link, demand volume cut off).
-
-    Only destinations whose shortest-path DAG used a failed link are recomputed; the rest keep their flows.
-    """
-    arrays, routing = state.arrays, state.routing
-    cap = arrays.capacity
-    mlu = np.zeros(len(scenarios))
-    worst = np.full(len(scenarios), -1, dtype=np.int64)
-    stranded = np.zeros(len(scenarios))
-    target_row = routing.pair_target
-    for i, failed in enumerate(scenarios):
-        up = arrays.up.copy()
-        up[failed] = False
-        affected = np.flatnonzero(routing.on_dag[:, failed].any(axis=1))
-        loads = state.loads.copy()
-        if len(affected):
-            loads -= routing.link_flow[affected].sum(axis=0)
-            chosen = np.isin(target_row, affected)
-            if chosen.any():
-                rerouted = ecmp_flows(arrays, arrays.metric, state.pairs[chosen], state.volume[chosen], up)
-                loads += rerouted.loads
-                stranded[i] = float(state.volume[chosen][rerouted.unreachable].sum())
-        util = np.where(up & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
-        worst[i] = int(np.argmax(util))
-        mlu[i] = float(util[worst[i]])
-    return mlu, worst, stranded
-
-
 def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
                   failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None) -> Report:
     """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
@@ -198,9 +163,9 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
                "mlu_after": float(now_after.utilisation.max(initial=0.0))}
     if failures:
         scenarios_after = failure_scenarios(arrays_after)
-        mlu_a, worst_a, stranded_a = what_if(now_after, scenarios_after)
+        mlu_a, worst_a, stranded_a, _ = what_if(arrays_after, now_after.routing, volume, scenarios_after)
         scenarios_before = failure_scenarios(arrays_before)
-        mlu_b, _, stranded_b = what_if(now_before, scenarios_before)
+        mlu_b, _, stranded_b, _ = what_if(arrays_before, now_before.routing, volume, scenarios_before)
         before_by_link = {}
         for scenario, m, st in zip(scenarios_before, mlu_b, stranded_b):
             before_by_link[_scenario_key(arrays_before, scenario)] = (m, st)

@@ -1,0 +1,76 @@
+"""The incremental single-failure what-if gives the loads that routing everything again gives, ECMP included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netpilot.change.whatif import failure_scenarios, what_if
+from netpilot.model.network import Demand, Link, Network, Router
+from netpilot.model.routing import ecmp_flows
+
+
+def _rerouted(arrays, pairs, volume, failed):
+    """The oracle: route every demand again with the failed links down."""
+    up = arrays.up.copy()
+    up[failed] = False
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume, up)
+    return routing.loads, float(volume[routing.unreachable].sum())
+
+
+def _check(network: Network) -> None:
+    arrays = network.arrays()
+    pairs, volume = arrays.demand_pairs()
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+    scenarios = failure_scenarios(arrays)
+    mlu, worst, stranded, loads = what_if(arrays, routing, volume, scenarios)
+    for k, failed in enumerate(scenarios):
+        expected, cut = _rerouted(arrays, pairs, volume, failed)
+        expected[failed] = 0.0
+        np.testing.assert_allclose(loads[k], expected, rtol=1e-9, atol=1e-7, err_msg=f"scenario {k}")
+        assert stranded[k] == pytest.approx(cut, abs=1e-7)
+        util = np.where(arrays.capacity > 0, expected / arrays.capacity, 0.0)
+        assert mlu[k] == pytest.approx(util.max()) and util[worst[k]] == pytest.approx(util.max())
+
+
+def _random_network(seed: int, nodes: int, extra: int, metrics: tuple[int, ...]) -> Network:
+    rng = np.random.default_rng(seed)
+    names = [f"r{i}" for i in range(nodes)]
+    edges = {(i, int(rng.integers(i))) for i in range(1, nodes)}  # a spanning tree: some failures partition
+    while len(edges) < nodes - 1 + extra:
+        a, b = sorted(rng.choice(nodes, 2, replace=False).tolist())
+        edges.add((b, a))
+    links = []
+    for a, b in sorted(edges):
+        m = int(rng.choice(metrics))
+        cap = float(rng.choice([100, 400, 1000]))
+        links += [Link(source=names[a], target=names[b], capacity=cap, metric=m),
+                  Link(source=names[b], target=names[a], capacity=cap, metric=m)]
+    demands = [Demand(source=names[a], target=names[b], volume=float(rng.uniform(1, 20)))
+               for a in range(nodes) for b in range(nodes) if a != b and rng.random() < 0.5]
+    return Network(name=f"random{seed}", nodes=[Router(id=x) for x in names], links=links, demands=demands)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_matches_rerouting_on_random_networks_with_many_equal_cost_paths(seed):
+    # Metrics from a tiny set make ECMP everywhere; trees and sparse extras make partitions.
+    _check(_random_network(seed, nodes=8 + seed * 2, extra=seed + 2, metrics=(1, 2) if seed % 2 else (10,)))
+
+
+def test_matches_rerouting_with_parallel_links_and_links_already_down():
+    net = _random_network(99, nodes=14, extra=10, metrics=(1, 2, 3))
+    links = list(net.links)
+    first = links[0]
+    links += [first.model_copy(update={"key": 1}), links[1].model_copy(update={"key": 1})]
+    links[4] = links[4].model_copy(update={"state": "down"})
+    links[5] = links[5].model_copy(update={"state": "down"})
+    _check(net.model_copy(update={"links": links}))
+
+
+@pytest.mark.slow
+def test_matches_rerouting_on_a_real_backbone(te_data):
+    from netpilot.model.formats import attach_demands, import_demands, import_network
+
+    folder = te_data / "repetita" / "2016TopologyZooUCL_inverseCapacity"
+    net = import_network(folder / "Geant2012.graph")
+    _check(attach_demands(net, import_demands(folder / "Geant2012.0000.demands", net)))
