@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -31,3 +32,12 @@ def te_data(shared_data: Path) -> Path:
 @pytest.fixture(scope="session")
 def zoo_dir() -> Path:
     return TEST_DATA / "topologyzoo"
+
+
+def postgres_available() -> bool:
+    """Whether the real PostgreSQL the store tests use listens on 127.0.0.1:5432."""
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+            return True
+    except OSError:
+        return False

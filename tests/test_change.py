@@ -134,19 +134,10 @@ def test_cli_verify_writes_ok_and_checks(tmp_path):
 
 # --- workflow and audit -----------------------------------------------------------------------------------
 
+from conftest import postgres_available  # noqa: E402
 from netpilot.change.workflow import ChangeStore, Policy, WorkflowError, twin_diff  # noqa: E402
 
 GOOD = {"ok": True, "checks": []}
-
-
-def _postgres_available() -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -155,7 +146,7 @@ def change_db(request, tmp_path):
     if request.param == "sqlite":
         yield str(tmp_path / "changes.db")
         return
-    if not _postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
     import uuid
 
@@ -232,7 +223,7 @@ def test_audit_log_is_append_only_and_tamper_evident(tmp_path):
 
 
 def test_postgres_audit_log_is_append_only_and_one_chain_across_stores():
-    if not _postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
     import threading
     import uuid

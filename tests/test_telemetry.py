@@ -17,6 +17,7 @@ import pytest
 from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
+from conftest import postgres_available
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import load_network
@@ -190,14 +191,6 @@ def test_fault_file_errors_name_the_line(tmp_path, network):
 
 # --- stores -----------------------------------------------------------------------------------------------
 
-def _postgres_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(params=["duckdb", "postgres"])
 def store(request, tmp_path):
     if request.param == "duckdb":
@@ -205,7 +198,7 @@ def store(request, tmp_path):
         yield s
         s.close()
         return
-    if not _postgres_available():
+    if not postgres_available():
         pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
     s = PostgresStore("postgresql://postgres@127.0.0.1:5432/test", schema=f"t_{uuid.uuid4().hex[:12]}")
     yield s

@@ -120,15 +120,28 @@ class RootCauseLocalizer:
     For each hypothesis the twin predicts the change it would cause (at the same demand, under the current
     routing); the score is the share of the measured change (in noise units) that the prediction explains with
     the best non-negative gain, so a link failure is recognised by the load it pushes onto other links and the
-    reachability it removes, not only by its own counters."""
+    reachability it removes, not only by its own counters.
 
-    def __init__(self, network: Network, *, kinds: tuple[str, ...] | None = None, seed: int = 0) -> None:
+    ``scope`` bounds the hypotheses to the neighbourhood of what changed most: the nodes of the ``scope`` KPIs
+    that moved furthest (in noise units) and their neighbours. A fault shows first at its own place (a link's
+    state, a router's links, a crowd's access links), so the true cause stays in scope, and the twin replays a
+    few dozen hypotheses instead of every one. ``None`` replays them all."""
+
+    def __init__(self, network: Network, *, kinds: tuple[str, ...] | None = None, seed: int = 0,
+                 scope: int | None = 6) -> None:
         self.network = network
         self.kinds = kinds
         self.seed = seed
-
+        self.scope = scope
         self._sim = Simulator(network, seed=seed, noise=0.0)
         self._base_metric = self._sim.metric.copy()
+        self._candidates = candidate_faults(network, kinds=kinds)
+        self._entities, names = feature_layout(self._sim)
+        self._groups = [np.flatnonzero(np.array(names) == name) for name in dict.fromkeys(names)]
+        self._neighbours: dict[str, set[str]] = {n.id: set() for n in network.nodes}
+        for link in network.links:
+            self._neighbours[link.source].add(link.target)
+            self._neighbours[link.target].add(link.source)
 
     @property
     def simulator(self) -> Simulator:
@@ -165,10 +178,35 @@ class RootCauseLocalizer:
         finally:
             sim.base_volume = base
 
+    def hypotheses(self, observed: np.ndarray) -> list[Fault]:
+        """The candidate faults in scope of a measured change (in noise units, snapshot order)."""
+        if self.scope is None:
+            return self._candidates
+        entities = self._entities
+        strength = np.abs(observed)
+        # The strongest changes overall, and the strongest few of each KPI: a state flip (a link or router
+        # down) is the most telling sign of where a fault is, even when the load it moves changes more.
+        strongest = list(np.argsort(-strength, kind="stable")[:self.scope])
+        for group in self._groups:
+            strongest += list(group[np.argsort(-strength[group], kind="stable")[:max(1, self.scope // 3)]])
+        core: set[str] = set()
+        for i in strongest:
+            if strength[i] == 0:
+                continue
+            kind, _, name = entities[i].partition(":")
+            core.update(name.split("#")[0].split("->") if kind == "link" else [name])
+        near = core.union(*(self._neighbours.get(node, set()) for node in core))
+        chosen = []
+        for fault in self._candidates:
+            ends = set(fault.target) if isinstance(fault.target, list) else {fault.target}
+            if ends <= near and ends & core:
+                chosen.append(fault)
+        return chosen
+
     def _rank(self, observed: np.ndarray, sigma: np.ndarray, minute: float, top: int | None) -> list[Cause]:
         healthy = self._twin(minute).values
         causes = []
-        for fault in candidate_faults(self.network, kinds=self.kinds):
+        for fault in self.hypotheses(observed):
             predicted = (self._twin(minute, fault).values - healthy) / sigma
             norm = float(predicted @ predicted)
             if norm == 0.0:

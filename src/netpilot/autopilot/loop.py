@@ -72,7 +72,9 @@ class Autopilot:
     policy decides which changes need a person. ``congestion`` is the utilisation above which the loop
     re-optimises IGP metrics; ``verify_limit`` is the utilisation verification refuses to create, now or
     under any single link failure (capacity, by default), checked on the demand estimate raised by
-    ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair. Everything
+    ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair. A plan that
+    verification would refuse for overloading under named single failures is re-planned against those failures,
+    up to ``plan_attempts`` plans per decision, before one is proposed. Everything
     the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted utilisation) into the
     change's ``why`` and the audit log."""
 
@@ -80,7 +82,8 @@ class Autopilot:
                  verify_limit: float = 1.0, demand_margin: float = 0.1,
                  alarm_threshold: float = 10.0, min_alarms: int = 2, localise_after: int = 3,
                  baseline_steps: int = 15, quiet_steps: int = 10, plan_evaluations: int = 60,
-                 plan_seconds: float = 0.08, verify_failures: bool = True, cooldown_steps: int = 5,
+                 plan_seconds: float = 0.08, plan_attempts: int = 2, verify_failures: bool = True,
+                 cooldown_steps: int = 5,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
                  actor: str = "autopilot", keep: int = 720) -> None:
         self.network = network
@@ -96,6 +99,7 @@ class Autopilot:
         self.quiet_steps = quiet_steps
         self.plan_evaluations = plan_evaluations
         self.plan_seconds = plan_seconds
+        self.plan_attempts = plan_attempts
         self.verify_failures = verify_failures
         self.cooldown_steps = cooldown_steps
         self.check_after = check_after
@@ -274,30 +278,38 @@ class Autopilot:
     def _decide(self, result: StepResult, mlu: float, forecast_peak: float) -> str | None:
         volume, link_up, capacity, metric = self._plan_state(result)
 
-        # Failures verification refused earlier plans for are planned against too, so the next plan survives them.
-        cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
-
-        def utilisation_of(m: np.ndarray) -> np.ndarray:
-            return np.max([self.twin.link_loads(volume, m, up) / capacity for up in cases], axis=0)
-
         start = metric.copy()
         for fault in self.beliefs.values():  # drain degraded links before anything else
             if fault.kind == "link_degrade":
                 start[self.twin.links_of(fault)] = MAX_METRIC
         now = float((self.twin.link_loads(volume, metric, link_up) / capacity).max(initial=0.0))
-        best, evaluations = search_metrics(utilisation_of, [start, metric], partner=self.partner,
-                                           frozen=~link_up, max_evaluations=self.plan_evaluations,
-                                           time_limit=self.plan_seconds)
-        planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
-        changed = np.flatnonzero(best != metric)
-        if not len(changed) or planned > now - 0.02:
-            return None
-        intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
         believed = self.believed_network()
-        after = apply_intents(believed, [intent])
-        report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
-                               demand=(self.twin.pairs, volume * (1.0 + self.demand_margin)),
-                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)))
+        evaluations = 0
+        # Plan, verify the plan (single failures included), and when verification names failures the plan would
+        # overload, plan again against those too: only a plan that survived this, or the last try, is proposed.
+        for _attempt in range(self.plan_attempts):
+            # Failures verification refused plans for are planned against too, so the next plan survives them.
+            cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
+
+            def utilisation_of(m: np.ndarray, cases=cases) -> np.ndarray:
+                return np.max([self.twin.link_loads(volume, m, up) / capacity for up in cases], axis=0)
+
+            best, used = search_metrics(utilisation_of, [start, metric], partner=self.partner, frozen=~link_up,
+                                        max_evaluations=self.plan_evaluations, time_limit=self.plan_seconds)
+            evaluations += used
+            planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
+            changed = np.flatnonzero(best != metric)
+            if not len(changed) or planned > now - 0.02:
+                return None
+            intent = ApplyMetrics(intent="apply_metrics",
+                                  metrics={self.link_ids[e]: int(best[e]) for e in changed})
+            after = apply_intents(believed, [intent])
+            report = verify_change(believed, after, max_utilisation=self.verify_limit,
+                                   failures=self.verify_failures,
+                                   demand=(self.twin.pairs, volume * (1.0 + self.demand_margin)),
+                                   peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)))
+            if report.ok or not self._remember_critical(report):
+                break
         causes = [c for i in self.incidents[-1:] for c in i.causes[:3]]
         why = (f"MLU {mlu:.2f} now, {forecast_peak:.2f} forecast (limit {self.congestion:g}); re-optimised IGP "
                f"metrics on {len(changed)} links predict {planned:.2f}"
@@ -309,16 +321,25 @@ class Autopilot:
         change_id = self.changes.propose([intent.model_dump()], self.actor, why, twin_diff(believed, after))
         self.changes.annotate(change_id, self.actor, "evidence", evidence)
         state = self.changes.record_verification(change_id, report.as_dict())
-        index = {name: e for e, name in enumerate(_directed_names(self.arrays))}
-        for failure in report.figures.get("overloading_failures", []):
-            mask = np.zeros(self.arrays.n_links, dtype=bool)
-            mask[[index[name] for name in failure if name in index]] = True
-            mask |= np.isin(np.arange(len(mask)), self.partner[mask][self.partner[mask] >= 0])
-            self._critical["|".join(sorted(failure))] = mask
         self._last_change_tick = self._count - 1
         if state == "approved":
             self._apply(change_id, intent, result, mlu, planned)
         return change_id
+
+    def _remember_critical(self, report) -> bool:
+        """Keep the single failures a verification found the plan would overload; True when any is new."""
+        index = {name: e for e, name in enumerate(_directed_names(self.arrays))}
+        new = False
+        for failure in report.figures.get("overloading_failures", []):
+            key = "|".join(sorted(failure))
+            if key in self._critical:
+                continue
+            mask = np.zeros(self.arrays.n_links, dtype=bool)
+            mask[[index[name] for name in failure if name in index]] = True
+            mask |= np.isin(np.arange(len(mask)), self.partner[mask][self.partner[mask] >= 0])
+            self._critical[key] = mask
+            new = True
+        return new
 
     def believed_network(self) -> Network:
         """The running network with the links the loop believes down (failed links, a failed router's links)."""

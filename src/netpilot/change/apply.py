@@ -18,6 +18,26 @@ from netpilot.model.routing import ecmp_flows
 PostCheck = Callable[[], tuple[bool, str]]
 
 
+def _commit_confirmed(driver: Driver, candidate: Network, post_check: PostCheck, confirm_seconds: float,
+                      on_committed: Callable[[dict], None] = lambda diff: None) -> tuple[bool, dict]:
+    """Load, commit with a confirm timer, post-check, then confirm or roll back. Returns (kept, what happened:
+    the diff and the post-check's word, or why the commit failed)."""
+    driver.load_candidate(candidate)
+    diff = driver.compare()
+    try:
+        driver.commit(confirm_seconds=confirm_seconds)
+    except Exception as exc:  # a device refused: whatever it was, every router goes back
+        driver.rollback()
+        return False, {"error": f"commit failed: {exc}", "diff": diff}
+    on_committed(diff)
+    ok, detail = post_check()
+    if ok:
+        driver.confirm()
+    else:
+        driver.rollback()
+    return ok, {"diff": diff, "post_check": detail}
+
+
 def apply_change(store: ChangeStore, change_id: str, driver: Driver, candidate: Network, post_check: PostCheck,
                  *, confirm_seconds: float = 60.0, actor: str = "netpilot") -> str:
     """Returns the final state: ``done`` or ``rolled_back``. Only an approved change is applied."""
@@ -25,23 +45,12 @@ def apply_change(store: ChangeStore, change_id: str, driver: Driver, candidate: 
     if change.state != "approved":
         raise WorkflowError(f"change {change_id} is {change.state}; only an approved change is applied")
     store.advance(change_id, "applying", actor, {"confirm_seconds": confirm_seconds})
-    driver.load_candidate(candidate)
-    diff = driver.compare()
-    try:
-        driver.commit(confirm_seconds=confirm_seconds)
-    except Exception as exc:
-        driver.rollback()
-        store.advance(change_id, "rolled_back", actor, {"why": f"commit failed: {exc}", "diff": diff})
-        return "rolled_back"
-    store.advance(change_id, "checking", actor, {"diff": diff})
-    ok, detail = post_check()
-    if ok:
-        driver.confirm()
-        store.advance(change_id, "done", actor, {"post_check": detail})
-        return "done"
-    driver.rollback()
-    store.advance(change_id, "rolled_back", actor, {"post_check": detail})
-    return "rolled_back"
+    kept, detail = _commit_confirmed(driver, candidate, post_check, confirm_seconds,
+                                     lambda diff: store.advance(change_id, "checking", actor, {"diff": diff}))
+    state = "done" if kept else "rolled_back"
+    store.advance(change_id, state, actor, {"post_check": detail["post_check"]} if "post_check" in detail
+                  else {"why": detail["error"], "diff": detail["diff"]})
+    return state
 
 
 def rollback_change(store: ChangeStore, change_id: str, driver: Driver, previous: Network, post_check: PostCheck,
@@ -60,22 +69,12 @@ def rollback_change(store: ChangeStore, change_id: str, driver: Driver, previous
     if change.state != "done":
         raise WorkflowError(f"change {change_id} is {change.state}; only a change being checked or done can be "
                             "rolled back")
-    driver.load_candidate(previous)
-    diff = driver.compare()
-    try:
-        driver.commit(confirm_seconds=confirm_seconds)
-    except Exception as exc:
-        driver.rollback()
-        store.annotate(change_id, actor, "rollback_failed", {"why": why, "error": f"commit failed: {exc}"})
-        return "done"
-    ok, detail = post_check()
-    if ok:
-        driver.confirm()
-        store.advance(change_id, "rolled_back", actor, {"why": why, "how": "revert", "diff": diff,
-                                                        "post_check": detail})
+    kept, detail = _commit_confirmed(driver, previous, post_check, confirm_seconds)
+    if kept:
+        store.advance(change_id, "rolled_back", actor, {"why": why, "how": "revert", **detail})
         return "rolled_back"
-    driver.rollback()
-    store.annotate(change_id, actor, "rollback_failed", {"why": why, "post_check": detail})
+    store.annotate(change_id, actor, "rollback_failed", {"why": why, **{k: v for k, v in detail.items()
+                                                                       if k != "diff"}})
     return "done"
 
 

@@ -9,6 +9,7 @@ made worse. Each failure names the pair, link or scenario.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -176,30 +177,31 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
                 bad_partition.append(i)
             if mlu_a[i] > max_utilisation and mlu_a[i] > m_before + 1e-9:
                 bad_overload.append(i)
-        if bad_partition:
-            i = max(bad_partition, key=lambda j: stranded_a[j])
-            checks.append(Check("single-failure reachability", False,
-                                f"{len(bad_partition)} single failures would cut off demand the network survives "
-                                f"today; worst: {_scenario_name(arrays_after, scenarios_after[i])} strands "
-                                f"{stranded_a[i]:.6g} Mbit/s"))
-        else:
-            checks.append(Check("single-failure reachability", True,
-                                f"{len(scenarios_after)} link failures, none cuts off more demand than today"))
+        worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
+        checks.append(_failure_check(
+            "single-failure reachability", worst_cut,
+            lambda i: (f"{len(bad_partition)} single failures would cut off demand the network survives today; "
+                       f"worst: {_scenario_name(arrays_after, scenarios_after[i])} strands {stranded_a[i]:.6g} "
+                       "Mbit/s"),
+            f"{len(scenarios_after)} link failures, none cuts off more demand than today"))
         figures["overloading_failures"] = [[_name(arrays_after, e) for e in scenarios_after[j]]
                                            for j in sorted(bad_overload, key=lambda j: -mlu_a[j])[:5]]
-        if bad_overload:
-            i = max(bad_overload, key=lambda j: mlu_a[j])
-            checks.append(Check("single-failure utilisation", False,
-                                f"{len(bad_overload)} single failures would overload the network where today's "
-                                f"would not; worst: {_scenario_name(arrays_after, scenarios_after[i])} puts "
-                                f"{_name(arrays_after, worst_a[i])} at {mlu_a[i]:.3f}"))
-        else:
-            checks.append(Check("single-failure utilisation", True,
-                                f"worst single failure MLU {mlu_a.max(initial=0.0):.3f}; none worse than today "
-                                f"above the limit {max_utilisation:g}"))
+        worst_overload = max(bad_overload, key=lambda j: mlu_a[j], default=None)
+        checks.append(_failure_check(
+            "single-failure utilisation", worst_overload,
+            lambda i: (f"{len(bad_overload)} single failures would overload the network where today's would not; "
+                       f"worst: {_scenario_name(arrays_after, scenarios_after[i])} puts "
+                       f"{_name(arrays_after, worst_a[i])} at {mlu_a[i]:.3f}"),
+            f"worst single failure MLU {mlu_a.max(initial=0.0):.3f}; none worse than today above the limit "
+            f"{max_utilisation:g}"))
         figures["worst_failure_mlu_after"] = float(mlu_a.max(initial=0.0))
         figures["failure_scenarios"] = len(scenarios_after)
     return Report(checks, time.perf_counter() - started, figures)
+
+
+def _failure_check(name: str, worst: int | None, failed: Callable[[int], str], passed: str) -> Check:
+    """A what-if check: failed, naming the worst scenario, when there is one; passed otherwise."""
+    return Check(name, False, failed(worst)) if worst is not None else Check(name, True, passed)
 
 
 def _scenario_key(arrays: NetworkArrays, scenario: np.ndarray) -> tuple:
