@@ -274,3 +274,36 @@ def test_cli_lab_poll_stores_the_lab_telemetry(lab, tmp_path):
     times, values = stored.query("link:a->b", "load")
     assert len(times) == 1 and 0 <= values[0] < 1  # the second poll's interval; only OSPF hellos on the wire
     stored.close()
+
+
+def test_the_autopilot_runs_on_lab_telemetry_and_localises_a_cut_cable(lab):
+    """The loop's input is telemetry, wherever it comes from: here the lab's counters and OSPF state."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.telemetry.sim.simulator import Simulator, step_from_samples
+
+    layout = Simulator(lab.network)
+    pilot = Autopilot(lab.network, ChangeStore(), TwinDriver(lab.network), congestion=0.9)
+    telemetry = LabTelemetry(lab)
+    started = time.monotonic()
+
+    def tick():
+        now = datetime.now(UTC)
+        step = step_from_samples(layout, telemetry.poll(now), now, (time.monotonic() - started) / 60)
+        return pilot.observe(step)
+
+    for _ in range(20):
+        tick()
+        time.sleep(0.3)
+    quiet = len(pilot.incidents)
+    iface = next(i.name for i in interfaces(lab.network)["b"] if i.peer == "c")
+    subprocess.run(["ip", "-n", lab.namespace("b"), "link", "set", iface, "down"], check=True)
+    for _ in range(30):
+        tick()
+        if len(pilot.incidents) > quiet and pilot.incidents[-1].causes:
+            break
+        time.sleep(0.3)
+    incident = pilot.incidents[-1]
+    assert len(pilot.incidents) > quiet and incident.causes, [i.alarms for i in pilot.incidents]
+    assert (incident.causes[0]["kind"], incident.causes[0]["target"]) == ("link_down", "b--c"), incident.causes[:3]

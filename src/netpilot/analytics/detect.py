@@ -95,6 +95,12 @@ class StreamingDetector:
             return self._peak(count, score)
         return score
 
+    def rebase(self, value: float) -> None:
+        """The series stepped to a new level for a known reason (a routing change the caller made): carry on
+        from ``value`` without reading the step as an anomaly. The learned spread is kept."""
+        if value == value and value not in (math.inf, -math.inf) and self._count:
+            self._level = self._smooth = value
+
     def _peak(self, count: int, score: float) -> float:
         peaks = self._peaks
         while peaks and peaks[0][0] <= count - self.peak_window:

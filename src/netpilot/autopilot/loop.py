@@ -72,7 +72,8 @@ class Autopilot:
     policy decides which changes need a person. ``congestion`` is the utilisation above which the loop
     re-optimises IGP metrics; ``verify_limit`` is the utilisation verification refuses to create, now or
     under any single link failure (capacity, by default), checked on the demand estimate raised by
-    ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair. A plan that
+    ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair (more when a
+    busy link measures more than the estimate predicts, up to double). A plan that
     verification would refuse for overloading under named single failures is re-planned against those failures,
     up to ``plan_attempts`` plans per decision, before one is proposed. Everything
     the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted utilisation) into the
@@ -115,6 +116,8 @@ class Autopilot:
         self.feature_names = [f"{e}|{n}" for e, n in zip(entities, names, strict=True)]
         self.noise_floor = np.array([NOISE_FLOOR[n] for n in names])
         self.detectors = [StreamingDetector(level_alpha=0.05, warmup=10, peak_window=60) for _ in names]
+        self._load_kpis = [i for i, name in enumerate(names) if not name.endswith("_up")]
+        self._rebase = False  # the next tick follows a routing change the loop made
         self.link_ids = [lk.id for lk in network.links]
 
         self.snapshots: deque[np.ndarray] = deque(maxlen=keep)
@@ -131,6 +134,8 @@ class Autopilot:
         self._checking: tuple[Applied, int] | None = None
         self._replan = False
         self._critical: dict[str, np.ndarray] = {}  # single failures verification refused a plan for
+        self._margin = demand_margin  # the demand margin verification uses now (grows when the estimate is off)
+        self._failed_plans: set[bytes] = set()  # metrics the post-check rolled back, under the current beliefs
         self._count = 0
 
     # --- the loop ---------------------------------------------------------------------------------------------
@@ -150,6 +155,12 @@ class Autopilot:
         stages["store"] = _ms(started)
 
         t = time.perf_counter()
+        if self._rebase:
+            # The routing changed because the loop changed it: loads move for a known reason, so the detectors of
+            # load-driven KPIs start from the new level. State flips are still scored.
+            for i in self._load_kpis:
+                self.detectors[i].rebase(values[i])
+            self._rebase = False
         scores = np.fromiter((d.update(v) for d, v in zip(self.detectors, values.tolist())), dtype=float,
                              count=len(values))
         alarmed = np.flatnonzero(scores >= self.alarm_threshold)
@@ -160,9 +171,18 @@ class Autopilot:
             self._post_check(result, mlu)
         self._apply_approved(result)
 
-        if len(alarmed) >= self.min_alarms and n - self._last_onset > self.quiet_steps:
-            incident = Incident(f"I{len(self.incidents) + 1}", ts, result.minute,
-                                [self.feature_names[i] for i in alarmed[np.argsort(-scores[alarmed])][:10]])
+        # A new incident waits out the quiet period after the last one, unless something changed state (a link
+        # or router went down) that the last incident did not already show: a state flip is never noise, and
+        # a fault must not hide behind the churn of an earlier one or of the loop's own change.
+        recent = set(self.incidents[-1].alarms) if self.incidents else set()
+        flipped = [i for i in alarmed if self.feature_names[i].endswith("_up") and self.feature_names[i] not in recent]
+        # Until a baseline has been seen, a jump cannot be told from the day's ramp, nor localised.
+        settled = n >= self.baseline_steps
+        if settled and len(alarmed) >= self.min_alarms and (n - self._last_onset > self.quiet_steps or flipped):
+            ranked = alarmed[np.argsort(-scores[alarmed])]
+            shown = list(dict.fromkeys([self.feature_names[i] for i in flipped] +
+                                       [self.feature_names[i] for i in ranked]))[:10]
+            incident = Incident(f"I{len(self.incidents) + 1}", ts, result.minute, shown)
             self.incidents.append(incident)
             self._open = (incident, n)
             self._last_onset = n
@@ -219,6 +239,7 @@ class Autopilot:
         self.beliefs[f"{cause.kind}:{cause.target}"] = Fault(kind=cause.kind, target=target, at_minute=0,
                                                              **params)
         self._replan = True
+        self._failed_plans.clear()
 
     def _expire_beliefs(self, result: StepResult) -> None:
         """A believed fault is dropped once its own KPIs look healthy again (a flash crowd after its hour)."""
@@ -236,6 +257,7 @@ class Autopilot:
             if healthy:
                 del self.beliefs[key]
                 self._replan = True
+                self._failed_plans.clear()
 
     # --- forecast ---------------------------------------------------------------------------------------------
 
@@ -273,6 +295,12 @@ class Autopilot:
         scale = measured / max(float(predicted[expected.link_up].sum()), 1e-9)
         volume = expected.volume * float(np.clip(scale, 0.25, 4.0))
         capacity = np.where(expected.capacity > 0, expected.capacity, np.inf)
+        # Where the estimate under-predicts a busy link's measured load, verification must not trust it more
+        # than that: the margin grows to cover the worst under-prediction (a crowd the loop has not localised).
+        estimate = predicted * (volume.sum() / max(expected.volume.sum(), 1e-9))
+        busy = result.link_up & (result.link_utilisation > 0.5) & (estimate > 0)
+        shortfall = float((result.link_load[busy] / estimate[busy]).max(initial=1.0)) - 1.0
+        self._margin = float(np.clip(shortfall, self.demand_margin, 1.0))
         return volume, expected.link_up, capacity, metric
 
     def _decide(self, result: StepResult, mlu: float, forecast_peak: float) -> str | None:
@@ -288,7 +316,8 @@ class Autopilot:
         # Plan, verify the plan (single failures included), and when verification names failures the plan would
         # overload, plan again against those too: only a plan that survived this, or the last try, is proposed.
         for _attempt in range(self.plan_attempts):
-            # Failures verification refused plans for are planned against too, so the next plan survives them.
+            # Failures verification refused plans for are planned against too: the plan minimises the worst
+            # utilisation over now and each of them, so the next plan survives them.
             cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
 
             def utilisation_of(m: np.ndarray, cases=cases) -> np.ndarray:
@@ -299,14 +328,14 @@ class Autopilot:
             evaluations += used
             planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
             changed = np.flatnonzero(best != metric)
-            if not len(changed) or planned > now - 0.02:
-                return None
+            if not len(changed) or planned > now - 0.02 or best.tobytes() in self._failed_plans:
+                return None  # nothing better, or a plan the network already showed to be wrong
             intent = ApplyMetrics(intent="apply_metrics",
                                   metrics={self.link_ids[e]: int(best[e]) for e in changed})
             after = apply_intents(believed, [intent])
             report = verify_change(believed, after, max_utilisation=self.verify_limit,
                                    failures=self.verify_failures,
-                                   demand=(self.twin.pairs, volume * (1.0 + self.demand_margin)),
+                                   demand=(self.twin.pairs, volume * (1.0 + self._margin)),
                                    peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)))
             if report.ok or not self._remember_critical(report):
                 break
@@ -315,6 +344,7 @@ class Autopilot:
                f"metrics on {len(changed)} links predict {planned:.2f}"
                + (f"; believed faults: {', '.join(self.beliefs)}" if self.beliefs else ""))
         evidence = {"mlu": mlu, "forecast_peak": forecast_peak, "predicted_mlu": planned,
+                    "verification_demand_margin": self._margin,
                     "planned_from_mlu": now, "evaluations": evaluations, "causes": causes,
                     "incident": self.incidents[-1].id if self.incidents else None,
                     "outcomes": [self.outcome(a) for a in self.applied[-3:]]}
@@ -342,7 +372,8 @@ class Autopilot:
         return new
 
     def believed_network(self) -> Network:
-        """The running network with the links the loop believes down (failed links, a failed router's links)."""
+        """The running network as the loop believes it is: failed links and a failed router's links down, a
+        degraded link at the capacity it has left."""
         downs = []
         for fault in self.beliefs.values():
             if fault.kind == "link_down":
@@ -353,7 +384,18 @@ class Autopilot:
                     if lk.source == fault.target and self.network.node(lk.target).kind == "router":
                         downs.append(SetLinkState(intent="set_link_state", source=lk.source, target=lk.target,
                                                   state="down"))
-        return apply_intents(self.driver.running, downs) if downs else self.driver.running
+        network = apply_intents(self.driver.running, downs) if downs else self.driver.running
+        degraded = {}
+        for fault in self.beliefs.values():
+            if fault.kind == "link_degrade":
+                for e in self.twin.links_of(fault):
+                    degraded[int(e)] = fault.capacity_factor
+        if not degraded:
+            return network
+        # A degraded link carries only part of its capacity: verification must judge plans against that.
+        links = [lk.model_copy(update={"capacity": lk.capacity * degraded[i]}) if i in degraded else lk
+                 for i, lk in enumerate(network.links)]
+        return network.model_copy(update={"links": links})
 
     def _supersede(self, why: str) -> None:
         """A proposal still waiting for a person was planned for a network that no longer exists: withdraw it."""
@@ -382,6 +424,7 @@ class Autopilot:
         before = self.driver.running.arrays().metric.copy()
         self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
         self.driver.load_candidate(apply_intents(self.driver.running, [intent]))
+        self._rebase = True
         diff = self.driver.compare()
         self.driver.commit(confirm_seconds=None)  # the post-check on measured telemetry confirms or reverts
         self.changes.advance(change_id, "checking", self.actor, {"diff": diff, "predicted_mlu": predicted})
@@ -400,6 +443,15 @@ class Autopilot:
         outcome = self.outcome(applied)
         if failed:
             self.driver.rollback()
+            self._rebase = True
+            self._failed_plans.add(applied.metric_after.tobytes())
+            # The measurement refuted the twin the plan was made on. A believed crowd is an inference about
+            # demand, not an observed state, so it is the first belief to give up.
+            crowds = [key for key, fault in self.beliefs.items() if fault.kind == "flash_crowd"]
+            for key in crowds:
+                del self.beliefs[key]
+            if crowds:
+                self._replan = True
             applied.state = "rolled_back"
             self.changes.advance(applied.change_id, "rolled_back", self.actor,
                                  {"post_check": f"measured MLU {mlu:.3f} is above the limit and worse than "
@@ -418,6 +470,7 @@ class Autopilot:
         applied, _ = self._checking
         self._checking = None
         self.driver.rollback()
+        self._rebase = True
         applied.state = "rolled_back"
         self.changes.advance(applied.change_id, "rolled_back", actor, {"post_check": "rolled back by hand"})
         return applied.change_id

@@ -149,7 +149,8 @@ def _score_fault(fault: Fault, pilot: Autopilot) -> dict:
 
 def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario) -> int:
     """Applied changes that verification refuses when re-checked with hindsight: the true faults of that minute
-    and the true (noise-free) demand, instead of what the loop believed then."""
+    (links down, the capacity a degraded link has left) and the true (noise-free) demand, instead of what the
+    loop believed then."""
     unsafe = 0
     truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
                       faults=list(sim.faults), noise=0.0)
@@ -159,16 +160,19 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
         downs = [SetLinkState(intent="set_link_state", source=network.links[e].source,
                               target=network.links[e].target, state="down")
                  for e in np.flatnonzero(~expected.link_up)]
-        before = apply_intents(_with_metrics(network, applied.metric_before), downs)
-        after = apply_intents(_with_metrics(network, applied.metric_after), downs)
+        capacity = np.where(expected.link_up, expected.capacity, [lk.capacity for lk in network.links])
+        before = apply_intents(_with_metrics(network, applied.metric_before, capacity), downs)
+        after = apply_intents(_with_metrics(network, applied.metric_after, capacity), downs)
         report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs,
                                                                                         expected.volume))
         unsafe += not report.ok
     return unsafe
 
 
-def _with_metrics(network: Network, metric: np.ndarray) -> Network:
+def _with_metrics(network: Network, metric: np.ndarray, capacity: np.ndarray) -> Network:
+    """The network with these metrics and the capacity each link truly had (a degraded link has less)."""
     data = network.model_dump(mode="json")
-    for link, value in zip(data["links"], metric.tolist(), strict=True):
+    for link, value, cap in zip(data["links"], metric.tolist(), capacity.tolist(), strict=True):
         link["metric"] = int(value)
+        link["capacity"] = float(cap)
     return Network.model_validate(data)

@@ -407,3 +407,35 @@ def sample_columns(sim: Simulator, result: StepResult) -> tuple[list[str], list[
     names = entity_names(sim)
     entities, metrics, values = sample_codes(sim, result)
     return [names[i] for i in entities], [METRIC_NAMES[m] for m in metrics], values
+
+
+#: StepResult array -> (sample metric, which entity list, the value when nothing was reported).
+_MEASURED = {"link_load": ("load", "link", 0.0), "link_utilisation": ("utilisation", "link", 0.0),
+             "link_loss": ("loss", "link", 0.0), "link_latency": ("latency", "link", 0.0),
+             "link_up": ("up", "link", 1.0), "node_up": ("up", "node", 1.0),
+             "cell_traffic": ("traffic", "cell", 0.0), "cell_prb": ("prb_utilisation", "cell", 0.0),
+             "cell_users": ("users", "cell", 0.0), "cell_up": ("up", "cell", 1.0),
+             "edge_gpu": ("gpu_utilisation", "edge", 0.0), "edge_ran_share": ("gpu_ran_share", "edge", 0.0),
+             "edge_up": ("up", "edge", 1.0)}
+
+
+def step_from_samples(layout: Simulator, samples, ts: datetime, minute: float) -> StepResult:
+    """Measured samples (a lab's poll, a broker's batch) as one step in ``layout``'s entity order, so whatever
+    consumes simulator steps (the autopilot) runs on real telemetry too. What was not reported reads as healthy
+    and idle: up, no load (the absence of a report is not an outage). Samples of unknown entities are ignored."""
+    lists = {"link": layout.link_ids, "node": layout.node_ids, "cell": layout.cell_ids, "edge": layout.edge_ids}
+    position = {kind: {entity: i for i, entity in enumerate(ids)} for kind, ids in lists.items()}
+    arrays = {name: np.full(len(lists[kind]), default) for name, (_, kind, default) in _MEASURED.items()}
+    field_of = {(metric, kind): name for name, (metric, kind, _) in _MEASURED.items()}
+    for sample in samples:
+        kind = sample.entity.partition(":")[0]
+        name = field_of.get((sample.metric, kind))
+        i = position.get(kind, {}).get(sample.entity)
+        if name is not None and i is not None:
+            arrays[name][i] = sample.value
+    for name in ("link_up", "node_up", "cell_up", "edge_up"):
+        arrays[name] = arrays[name] > 0.5
+    capacity = np.array([link.capacity for link in layout.network.links])
+    load = arrays["link_load"]
+    overload = float(np.maximum(load - capacity, 0.0)[arrays["link_up"]].sum())
+    return StepResult(ts=ts, minute=minute, overload=overload, **arrays)
