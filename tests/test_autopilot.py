@@ -121,7 +121,8 @@ def api(network):
             break
     tokens = make_tokens(USERS)
     by_user = {p.user: t for t, p in tokens.items()}
-    client = TestClient(create_app(live, tokens))
+    # Short scenario runs only: the fuzzer below starts them too.
+    client = TestClient(create_app(live, tokens, max_scenario_hours=0.5))
     return client, live, {u: {"Authorization": f"Bearer {t}"} for u, t in by_user.items()}
 
 
@@ -176,6 +177,41 @@ def test_api_state_series_metrics(api):
     assert client.get("/api/audit", headers=h["vera"]).json()["intact"]
     metrics = client.get("/metrics").text
     assert "netpilot_ticks_total" in metrics and "netpilot_decision_latency_seconds_bucket" in metrics
+
+
+def _finished(client, headers, run_id, seconds=120.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        run = client.get(f"/api/scenarios/{run_id}", headers=headers).json()
+        if run["state"] != "running":
+            return run
+        time.sleep(0.5)
+    raise AssertionError(f"scenario run {run_id} still running after {seconds:g} s")
+
+
+def test_api_runs_a_scenario_in_the_background(api):
+    client, _, h = api
+    for run in client.get("/api/scenarios", headers=h["vera"]).json():  # one at a time: let others finish
+        _finished(client, h["vera"], run["id"])
+    request = {"hours": 0.5, "seed": 5, "start": "2026-01-09T14:00:00Z",
+               "faults": [{"at_minute": 18, "kind": "link_down", "target": ["BG", "GR"], "duration_minutes": 8}]}
+    assert client.post("/api/scenarios", json=request, headers=h["vera"]).status_code == 403
+    assert client.post("/api/scenarios", json=request | {"hours": 3}, headers=h["oscar"]).status_code == 422
+    bad = request | {"faults": [{"at_minute": 4, "kind": "link_down", "target": ["BG", "XX"]}]}
+    refused = client.post("/api/scenarios", json=bad, headers=h["oscar"])
+    assert refused.status_code == 422 and "XX" in refused.text
+    started = client.post("/api/scenarios", json=request, headers=h["oscar"])
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+    if started.json()["state"] == "running":
+        assert client.post("/api/scenarios", json=request, headers=h["oscar"]).status_code == 409
+    run = _finished(client, h["vera"], run_id)
+    assert run["state"] == "done" and run["progress"] == 1.0 and run["requested_by"] == "oscar", run
+    result = run["result"]
+    (fault,) = result["faults"]
+    assert fault["target"] == "BG--GR" and fault["detected"]
+    assert result["overload_traffic"]["baseline_gbit"] >= 0 and result["unsafe_changes_applied"] == 0
+    assert client.get("/api/scenarios/nope", headers=h["vera"]).status_code == 404
 
 
 def test_openapi_fuzzing_finds_no_server_error(api):

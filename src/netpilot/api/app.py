@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import threading
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,11 +21,14 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
 from netpilot.autopilot.live import LiveAutopilot
+from netpilot.autopilot.scenario import Scenario, compare
 from netpilot.change.intents import Intent, IntentList, apply_intents
 from netpilot.change.render import config_diff
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
+from netpilot.telemetry.sim.faults import Fault
+from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -132,6 +137,29 @@ class ProposalOut(BaseModel):
     verification: dict
 
 
+class ScenarioRequest(BaseModel):
+    """A scenario on the network this server runs: how long, which seed and start time, and the faults."""
+
+    hours: float = Field(gt=0, le=24, description="Length of the run (the server may allow less).")
+    step_seconds: float = Field(default=60.0, ge=10, le=3600)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    start: datetime = Field(default=DEFAULT_START, description="Simulated start (UTC); sets the daily load.")
+    congestion: float = Field(default=0.9, gt=0, le=10)
+    faults: list[Fault] = Field(default_factory=list, max_length=50)
+
+
+class ScenarioRunOut(BaseModel):
+    id: str
+    state: Literal["running", "done", "failed"]
+    progress: float = Field(description="Share of the steps replayed so far, both runs together.")
+    requested_by: str
+    request: ScenarioRequest
+    result: dict | None = Field(default=None, description="What `netpilot scenario run` writes: faults detected, "
+                                                          "overload for the autopilot and static routing, changes, "
+                                                          "decision latency.")
+    error: str | None = None
+
+
 class Me(BaseModel):
     user: str
     role: Role
@@ -170,7 +198,9 @@ Approver = Annotated[Principal, Depends(_role("approver"))]
 
 # --- the app -----------------------------------------------------------------------------------------------------
 
-def create_app(live: LiveAutopilot, tokens: dict[str, Principal]) -> FastAPI:
+def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenario_hours: float = 6.0) -> FastAPI:
+    """The API over ``live``. Scenario runs replay on a copy of the live network in a background thread, one at a
+    time, each at most ``max_scenario_hours`` long."""
     app = FastAPI(title="netpilot", version="0.1", description="The autopilot's network, telemetry, forecasts, "
                   "incidents and change queue. Send `Authorization: Bearer <token>`; roles: viewer (read), "
                   "operator (propose), approver (approve, reject, roll back; never their own proposal).")
@@ -316,6 +346,51 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal]) -> FastAPI:
         with live.lock:
             live.autopilot.rollback_in_flight(who.user)
         return ChangeOut(**change_out(store.get(change_id)))
+
+    runs: dict[str, dict] = {}
+
+    def run_out(run: dict) -> ScenarioRunOut:
+        return ScenarioRunOut(**{k: run[k] for k in ScenarioRunOut.model_fields})
+
+    @app.post("/api/scenarios", response_model=ScenarioRunOut, status_code=202)
+    def start_scenario(body: ScenarioRequest, who: Operator) -> ScenarioRunOut:
+        """Replay a scenario on the live network with the autopilot and with static routing, in the background;
+        poll ``GET /api/scenarios/{id}`` for the result."""
+        if body.hours > max_scenario_hours:
+            raise HTTPException(422, f"hours: this server runs scenarios of at most {max_scenario_hours:g} h")
+        if any(r["state"] == "running" for r in runs.values()):
+            raise HTTPException(409, "a scenario run is in progress; one runs at a time")
+        try:
+            Simulator(network, faults=list(body.faults))  # every fault names a link or node of this network
+        except ValueError as exc:
+            raise HTTPException(422, f"faults: {exc}") from None
+        scenario = Scenario(name=f"api-{len(runs) + 1}", network=Path(network.name or "live"), **body.model_dump())
+        run = {"id": secrets.token_hex(6), "state": "running", "progress": 0.0, "requested_by": who.user,
+               "request": body, "result": None, "error": None}
+        runs[run["id"]] = run
+
+        def progress(which: str, i: int, n: int) -> None:
+            run["progress"] = (i + (n if which == "static" else 0)) / (2 * n)
+
+        def work() -> None:
+            try:
+                run["result"] = compare(scenario, progress=progress, network=network)
+                run["state"] = "done"
+            except Exception as exc:  # a failed run reports why instead of vanishing with its thread
+                run["state"], run["error"] = "failed", f"{type(exc).__name__}: {exc}"
+
+        threading.Thread(target=work, name=f"scenario-{run['id']}", daemon=True).start()
+        return run_out(run)
+
+    @app.get("/api/scenarios", response_model=list[ScenarioRunOut])
+    def list_scenarios(who: Viewer) -> list[ScenarioRunOut]:
+        return [run_out(run) for run in runs.values()]
+
+    @app.get("/api/scenarios/{run_id}", response_model=ScenarioRunOut)
+    def show_scenario(run_id: str, who: Viewer) -> ScenarioRunOut:
+        if run_id not in runs:
+            raise HTTPException(404, f"no scenario run {run_id!r}")
+        return run_out(runs[run_id])
 
     @app.get("/api/audit")
     def audit(who: Viewer, limit: int = Query(default=200, ge=1, le=5000)) -> dict:

@@ -114,9 +114,11 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
     return out
 
 
-def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """The scenario with the autopilot and with static routing, and the overload cut between them."""
-    network = scenario_network(scenario)
+def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | None = None,
+            network: Network | None = None) -> dict:
+    """The scenario with the autopilot and with static routing, and the overload cut between them. ``network``
+    replaces the scenario's file (a server runs scenarios on the network it serves)."""
+    network = network or scenario_network(scenario)
     ours = run_scenario(scenario, network=network,
                         progress=(lambda i, n: progress("autopilot", i, n)) if progress else None)
     static = run_scenario(scenario, autopilot=False, network=network,
