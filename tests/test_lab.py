@@ -307,3 +307,14 @@ def test_the_autopilot_runs_on_lab_telemetry_and_localises_a_cut_cable(lab):
     incident = pilot.incidents[-1]
     assert len(pilot.incidents) > quiet and incident.causes, [i.alarms for i in pilot.incidents]
     assert (incident.causes[0]["kind"], incident.causes[0]["target"]) == ("link_down", "b--c"), incident.causes[:3]
+
+
+@LAB
+def test_down_removes_what_a_build_that_died_midway_left_behind():
+    lab = Lab("nptest", _square())
+    lab.down()
+    # A build killed between `ip link add` and moving the ends into namespaces leaves the pair here.
+    subprocess.run(["ip", "link", "add", "nptest0a", "type", "veth", "peer", "name", "nptest0b"], check=True)
+    lab.down()
+    names = subprocess.run(["ip", "-br", "link"], capture_output=True, text=True).stdout
+    assert "nptest0a" not in names and "nptest0b" not in names

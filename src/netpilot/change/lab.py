@@ -147,6 +147,12 @@ class Lab:
                 _run("ip", "netns", "del", self.namespace(router), check=False)
             shutil.rmtree(self.config_dir(router), ignore_errors=True)
             shutil.rmtree(self.run_dir(router), ignore_errors=True)
+        # A build that died between creating a veth pair and moving its ends leaves them in this namespace.
+        leftover = {entry.get("ifname") for entry in json.loads(_run("ip", "-j", "link", "show", check=False).stdout
+                                                                or "[]")}
+        for n in range(len(cables(self.network))):
+            if f"{self.name}{n}a" in leftover:
+                _run("ip", "link", "del", f"{self.name}{n}a", check=False)
 
     # --- looking at it ----------------------------------------------------------------------------------------
 
