@@ -179,6 +179,39 @@ def test_api_state_series_metrics(api):
     assert "netpilot_ticks_total" in metrics and "netpilot_decision_latency_seconds_bucket" in metrics
 
 
+def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):
+    live = _live(network)
+    tokens = make_tokens(USERS)
+    h = {p.user: {"Authorization": f"Bearer {t}"} for t, p in tokens.items()}
+    client = TestClient(create_app(live, tokens))
+    waiting = []
+    for _ in range(80):
+        live.step()
+        waiting = live.changes.list("verified")
+        if waiting:
+            break
+    assert waiting, "no proposal to approve"
+    change = waiting[0].id
+    original = live.autopilot.driver.running.arrays().metric.copy()
+    assert client.post(f"/api/changes/{change}/rollback", headers=h["alice"]).status_code == 409  # not applied
+    assert client.post(f"/api/changes/{change}/approve", headers=h["alice"]).status_code == 200
+    for _ in range(6):
+        live.step()
+        if live.changes.get(change).state == "done":
+            break
+    assert live.changes.get(change).state == "done"
+    assert not np.array_equal(live.autopilot.driver.running.arrays().metric, original)
+    assert client.post(f"/api/changes/{change}/rollback", headers=h["oscar"]).status_code == 403
+    undone = client.post(f"/api/changes/{change}/rollback", json={"why": "users complain"}, headers=h["bob"])
+    assert undone.status_code == 200 and undone.json()["state"] == "rolled_back", undone.text
+    assert np.array_equal(live.autopilot.driver.running.arrays().metric, original)
+    assert np.array_equal(live.simulator.metric, original)  # the network itself runs the old metrics again
+    last = live.changes.audit(change)[-1]
+    assert (last["actor"], last["detail"]["why"], last["detail"]["how"]) == ("bob", "users complain", "revert")
+    assert client.post(f"/api/changes/{change}/rollback", headers=h["bob"]).status_code == 409
+    assert live.changes.verify_audit()[0]
+
+
 def _finished(client, headers, run_id, seconds=120.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

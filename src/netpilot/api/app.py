@@ -337,14 +337,19 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         return ChangeOut(**change_out(store.get(change_id)))
 
     @app.post("/api/changes/{change_id}/rollback", response_model=ChangeOut)
-    def rollback(change_id: str, who: Approver) -> ChangeOut:
-        """Roll back a change still in its check window (commit-confirmed: not yet confirmed)."""
+    def rollback(change_id: str, who: Approver, body: Decision | None = None) -> ChangeOut:
+        """Roll back a change: one still in its check window from the driver's journal, one the loop applied
+        and confirmed by reverting its metrics (commit-confirmed)."""
         record = get_change(change_id)
-        if record.state != "checking":
-            raise HTTPException(409, f"change {change_id} is {record.state}; only a change being checked can be "
-                                     "rolled back (propose the reverse change otherwise)")
-        with live.lock:
-            live.autopilot.rollback_in_flight(who.user)
+        why = (body.why if body else "") or "rolled back in the dashboard"
+        if record.state == "checking":
+            with live.lock:
+                live.autopilot.rollback_in_flight(who.user)
+        elif record.state == "done":
+            workflow_call(live.autopilot.revert, change_id, who.user, why)
+        else:
+            raise HTTPException(409, f"change {change_id} is {record.state}; only a change being checked or done "
+                                     "can be rolled back")
         return ChangeOut(**change_out(store.get(change_id)))
 
     runs: dict[str, dict] = {}

@@ -12,10 +12,11 @@ import numpy as np
 from netpilot.analytics.detect import StreamingDetector
 from netpilot.analytics.forecast import Forecaster
 from netpilot.analytics.rca import NOISE_FLOOR, Cause, RootCauseLocalizer, Snapshot, feature_layout
+from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
 from netpilot.change.intents import ApplyMetrics, SetLinkState, apply_intents
 from netpilot.change.verify import verify_change
-from netpilot.change.workflow import ChangeStore, twin_diff
+from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network
 from netpilot.optimize.te.igp import MAX_METRIC, reverse_links, search_metrics
 from netpilot.telemetry.sim.faults import Fault
@@ -474,6 +475,31 @@ class Autopilot:
         applied.state = "rolled_back"
         self.changes.advance(applied.change_id, "rolled_back", actor, {"post_check": "rolled back by hand"})
         return applied.change_id
+
+    def revert(self, change_id: str, actor: str, why: str) -> str:
+        """A person reverts a change the loop applied and confirmed: its metrics go back through the driver,
+        commit-confirmed, kept once the driver runs exactly the old metrics. The loop will not propose the same
+        plan again under the same beliefs. Returns the change's state."""
+        applied = next((a for a in self.applied if a.change_id == change_id and a.state == "done"), None)
+        if applied is None:
+            raise WorkflowError(f"change {change_id} is not a change this loop applied and confirmed")
+        running = self.driver.running
+        links = [lk.model_copy(update={"metric": int(m)}) for lk, m in zip(running.links, applied.metric_before)]
+        previous = running.model_copy(update={"links": links})
+
+        def runs_old_metrics() -> tuple[bool, str]:
+            same = np.array_equal(self.driver.running.arrays().metric, applied.metric_before)
+            return same, "the network runs the metrics from before the change" if same else \
+                "the driver did not take the old metrics"
+
+        state = rollback_change(self.changes, change_id, self.driver, previous, runs_old_metrics, actor=actor,
+                                why=why, confirm_seconds=None)
+        if state == "rolled_back":
+            applied.state = "rolled_back"
+            self._rebase = True
+            self._failed_plans.add(applied.metric_after.tobytes())
+            self._last_change_tick = self._count - 1  # a cooldown before the next plan
+        return state
 
     @staticmethod
     def outcome(applied: Applied) -> dict:

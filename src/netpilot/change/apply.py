@@ -18,7 +18,7 @@ from netpilot.model.routing import ecmp_flows
 PostCheck = Callable[[], tuple[bool, str]]
 
 
-def _commit_confirmed(driver: Driver, candidate: Network, post_check: PostCheck, confirm_seconds: float,
+def _commit_confirmed(driver: Driver, candidate: Network, post_check: PostCheck, confirm_seconds: float | None,
                       on_committed: Callable[[dict], None] = lambda diff: None) -> tuple[bool, dict]:
     """Load, commit with a confirm timer, post-check, then confirm or roll back. Returns (kept, what happened:
     the diff and the post-check's word, or why the commit failed)."""
@@ -54,7 +54,7 @@ def apply_change(store: ChangeStore, change_id: str, driver: Driver, candidate: 
 
 
 def rollback_change(store: ChangeStore, change_id: str, driver: Driver, previous: Network, post_check: PostCheck,
-                    *, actor: str, why: str, confirm_seconds: float = 60.0) -> str:
+                    *, actor: str, why: str, confirm_seconds: float | None = 60.0) -> str:
     """Revert a change on a person's word. One still in its confirm window is rolled back from the driver's
     journal. A change that was confirmed (done) is reverted like any change: ``previous`` (the twin as it was
     before the change) is committed with a confirm timer and kept only when ``post_check`` agrees; otherwise

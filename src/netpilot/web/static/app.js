@@ -182,7 +182,7 @@ async function showChange(id) {
     reject.addEventListener("click", () => decide(id, "reject"));
     buttons.append(approve, reject);
   }
-  if (c.state === "checking" && state.me.role === "approver") {
+  if ((c.state === "checking" || c.state === "done") && state.me.role === "approver") {
     const back = el("button", { id: "rollback" }, "Roll back");
     back.addEventListener("click", () => decide(id, "rollback"));
     buttons.append(back);
