@@ -212,6 +212,35 @@ def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):
     assert live.changes.verify_audit()[0]
 
 
+def test_a_change_people_proposed_and_approved_is_applied_by_the_loop(network):
+    live = _live(network)
+    tokens = make_tokens(USERS)
+    h = {p.user: {"Authorization": f"Bearer {t}"} for t, p in tokens.items()}
+    client = TestClient(create_app(live, tokens))
+    for _ in range(16):
+        live.step()
+    # A metric on a single-homed access link moves no traffic: verification passes it.
+    metric = {"intents": [{"intent": "set_metric", "source": "DE", "target": "DE-cell1", "metric": 30}],
+              "why": "INC-7: align access metrics"}
+    made = client.post("/api/changes", json=metric, headers=h["oscar"]).json()
+    assert made["state"] == "verified", made
+    # A link shutdown that someone verified and approved (by the store, not the busy-hour twin).
+    shutdown = live.changes.propose([{"intent": "set_link_state", "source": "IE", "target": "UK",
+                                      "state": "down"}], "oscar", "maintenance", [])
+    live.changes.record_verification(shutdown, {"ok": True, "checks": []})
+    for change in (made["id"], shutdown):
+        assert client.post(f"/api/changes/{change}/approve", headers=h["alice"]).status_code == 200
+    for _ in range(6):
+        live.step()
+    assert live.changes.get(made["id"]).state in ("checking", "done")
+    applied = next(a for a in live.autopilot.applied if a.change_id == made["id"])
+    index = {lk.id: i for i, lk in enumerate(network.links)}
+    assert applied.metric_after[index["DE->DE-cell1"]] == 30 and live.simulator.metric[index["DE->DE-cell1"]] == 30
+    # A link shutdown is not something the simulated network takes: it stays approved, and says why.
+    assert live.changes.get(shutdown).state == "approved"
+    assert "IGP metric changes only" in live.changes.annotations(shutdown)["not_applied"]
+
+
 def _finished(client, headers, run_id, seconds=120.0):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from netpilot.analytics.forecast import Forecaster
 from netpilot.analytics.rca import NOISE_FLOOR, Cause, RootCauseLocalizer, Snapshot, feature_layout
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
-from netpilot.change.intents import ApplyMetrics, SetLinkState, apply_intents
+from netpilot.change.intents import ApplyMetrics, IntentList, SetLinkState, apply_intents
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network
@@ -24,6 +24,8 @@ from netpilot.telemetry.sim.simulator import Simulator, StepResult
 
 #: Fault kinds the planner acts on once localised, and how the twin should believe them.
 ACTIONABLE = ("link_down", "link_degrade", "router_down", "flash_crowd")
+#: Intents the simulator (the network under control in the demo and scenarios) can take: IGP metrics.
+METRIC_INTENTS = ("apply_metrics", "set_metric", "drain_node")
 
 
 @dataclass
@@ -137,6 +139,7 @@ class Autopilot:
         self._critical: dict[str, np.ndarray] = {}  # single failures verification refused a plan for
         self._margin = demand_margin  # the demand margin verification uses now (grows when the estimate is off)
         self._failed_plans: set[bytes] = set()  # metrics the post-check rolled back, under the current beliefs
+        self._not_applicable: set[str] = set()  # approved changes this network cannot take
         self._count = 0
 
     # --- the loop ---------------------------------------------------------------------------------------------
@@ -354,7 +357,7 @@ class Autopilot:
         state = self.changes.record_verification(change_id, report.as_dict())
         self._last_change_tick = self._count - 1
         if state == "approved":
-            self._apply(change_id, intent, result, mlu, planned)
+            self._apply(change_id, [intent], result, mlu, planned)
         return change_id
 
     def _remember_critical(self, report) -> bool:
@@ -409,22 +412,30 @@ class Autopilot:
         return any(c.proposer == self.actor for c in self.changes.list("verified"))
 
     def _apply_approved(self, result: StepResult) -> None:
-        """Changes a person approved since the last tick are applied now."""
+        """Changes a person approved since the last tick are applied now: the loop's own, and those people
+        proposed, when the network under control takes them (the simulator takes IGP metrics)."""
         if self._checking is not None:
             return
         for change in self.changes.list("approved"):
-            if change.proposer != self.actor:
+            if change.id in self._not_applicable:
                 continue
-            intents = [ApplyMetrics.model_validate(i) for i in change.intents if i.get("intent") == "apply_metrics"]
+            intents = IntentList.model_validate(change.intents).root
+            if any(i.intent not in METRIC_INTENTS for i in intents):
+                self._not_applicable.add(change.id)
+                self.changes.annotate(change.id, self.actor, "not_applied",
+                                      "this network takes IGP metric changes only (set_metric, drain_node, "
+                                      "apply_metrics); apply it with a device driver")
+                continue
             evidence = self.changes.annotations(change.id).get("evidence", {})
-            self._apply(change.id, intents[0], result, float(self.utilisation[-1].max(initial=0.0)),
-                        float(evidence.get("predicted_mlu", 0.0)))
+            predicted = evidence.get("predicted_mlu", (change.verification or {}).get("figures", {}).get("mlu_after"))
+            self._apply(change.id, intents, result, float(self.utilisation[-1].max(initial=0.0)),
+                        float(predicted or 0.0))
             return
 
-    def _apply(self, change_id: str, intent: ApplyMetrics, result: StepResult, mlu: float, predicted: float) -> None:
+    def _apply(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
         before = self.driver.running.arrays().metric.copy()
         self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
-        self.driver.load_candidate(apply_intents(self.driver.running, [intent]))
+        self.driver.load_candidate(apply_intents(self.driver.running, intents))
         self._rebase = True
         diff = self.driver.compare()
         self.driver.commit(confirm_seconds=None)  # the post-check on measured telemetry confirms or reverts
