@@ -221,6 +221,8 @@ def test_store_writes_are_idempotent_and_queries_read_back(store):
     assert ts[0] == np.datetime64("2026-01-05T00:02:00")
     (latest,) = store.latest("link:A->B", "utilisation")
     assert latest.value == pytest.approx(0.9) and latest.ts == T0 + timedelta(minutes=9)
+    window = store.between(T0 + timedelta(minutes=4), T0 + timedelta(minutes=5))  # one tick of everything
+    assert [(s.ts, s.entity, s.value) for s in window] == [(T0 + timedelta(minutes=4), "link:A->B", 9.0)]
     assert store.retention(T0 + timedelta(minutes=5)) == 5
     assert store.count() == 5
 

@@ -44,6 +44,7 @@ class Store(Protocol):
     def query(self, entity: str, metric: str, start: datetime | None = None,
               end: datetime | None = None) -> tuple[np.ndarray, np.ndarray]: ...
     def latest(self, entity: str | None = None, metric: str | None = None) -> list[Sample]: ...
+    def between(self, start: datetime, end: datetime) -> list[Sample]: ...
     def retention(self, before: datetime) -> int: ...
     def write_events(self, events: list[Event]) -> int: ...
     def events(self, start: datetime | None = None, end: datetime | None = None) -> list[Event]: ...
@@ -132,6 +133,12 @@ class DuckDBStore:
             params.append(_utc(end))
         columns = self.db.execute(sql + " ORDER BY ts", params).fetchnumpy()
         return np.asarray(columns["us"], dtype="int64").astype("datetime64[us]"), np.asarray(columns["value"], float)
+
+    def between(self, start: datetime, end: datetime) -> list[Sample]:
+        """Every sample with ``start <= ts < end`` (one tick of every entity, for the loop)."""
+        rows = self.db.execute("SELECT CAST(ts AS TIMESTAMP), entity, metric, value FROM samples "
+                               "WHERE ts >= ? AND ts < ? ORDER BY ts", [_utc(start), _utc(end)]).fetchall()
+        return [Sample(_utc(ts), e, m, v) for ts, e, m, v in rows]
 
     def latest(self, entity: str | None = None, metric: str | None = None) -> list[Sample]:
         where, params = _filters(entity, metric)
@@ -265,6 +272,14 @@ class PostgresStore:
         self.db.commit()
         ts = np.array([r[0].astimezone(UTC).replace(tzinfo=None) for r in rows], dtype="datetime64[us]")
         return ts, np.array([r[1] for r in rows], dtype=float)
+
+    def between(self, start: datetime, end: datetime) -> list[Sample]:
+        """Every sample with ``start <= ts < end``."""
+        with self.db.cursor() as cur:
+            rows = cur.execute("SELECT ts, entity, metric, value FROM samples WHERE ts >= %s AND ts < %s "
+                               "ORDER BY ts", [_utc(start), _utc(end)]).fetchall()
+        self.db.commit()
+        return [Sample(_utc(ts), e, m, v) for ts, e, m, v in rows]
 
     def latest(self, entity: str | None = None, metric: str | None = None) -> list[Sample]:
         where, params = _filters(entity, metric, "%s")

@@ -439,3 +439,14 @@ def step_from_samples(layout: Simulator, samples, ts: datetime, minute: float) -
     load = arrays["link_load"]
     overload = float(np.maximum(load - capacity, 0.0)[arrays["link_up"]].sum())
     return StepResult(ts=ts, minute=minute, overload=overload, **arrays)
+
+
+def steps_from_store(store, layout: Simulator, start: datetime, step_seconds: float, count: int):
+    """``count`` steps read back from a telemetry store, one window of ``step_seconds`` each from ``start``,
+    whatever filled the store (a file replay, a NATS consumer, the lab's poller): the loop's input when the
+    network is not the simulator."""
+    start = start if start.tzinfo else start.replace(tzinfo=UTC)
+    for i in range(count):
+        ts = start + timedelta(seconds=i * step_seconds)
+        samples = store.between(ts, ts + timedelta(seconds=step_seconds))
+        yield step_from_samples(layout, samples, ts, i * step_seconds / 60.0)
