@@ -34,10 +34,14 @@ def zoo_dir() -> Path:
     return TEST_DATA / "topologyzoo"
 
 
-def postgres_available() -> bool:
-    """Whether the real PostgreSQL the store tests use listens on 127.0.0.1:5432."""
+def listening(port: int) -> bool:
+    """Whether a real service (PostgreSQL 5432, NATS 4222) listens on 127.0.0.1:``port``."""
     try:
-        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
             return True
     except OSError:
         return False
+
+
+def postgres_available() -> bool:
+    return listening(5432)

@@ -15,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from conftest import listening
 from netpilot.api.app import create_app, make_tokens
 from netpilot.autopilot.live import LiveAutopilot
 from netpilot.autopilot.scenario import load_scenario
@@ -378,15 +379,7 @@ def test_dashboard_in_chromium(network, tmp_path):
 
 # --- the loop fed through a real broker ----------------------------------------------------------------------------
 
-def _nats_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _nats_available(), reason="NATS with JetStream is not listening on 127.0.0.1:4222")
+@pytest.mark.skipif(not listening(4222), reason="NATS with JetStream is not listening on 127.0.0.1:4222")
 def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
     """Simulated telemetry goes out through NATS JetStream, is consumed into the store, and the loop reads it
     back tick by tick: the link failure in it is found and localised as from the simulator directly."""

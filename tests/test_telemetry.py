@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import socket
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -17,7 +16,7 @@ import pytest
 from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
-from conftest import postgres_available
+from conftest import listening, postgres_available
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import load_network
@@ -287,15 +286,7 @@ def test_parquet_replay_of_a_simulation_stores_every_sample(tmp_path, network):
     assert again.accepted == report.accepted and store.count() == report.accepted
 
 
-def _nats_available() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 4222), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.mark.skipif(not _nats_available(), reason="NATS is not listening on 127.0.0.1:4222")
+@pytest.mark.skipif(not listening(4222), reason="NATS is not listening on 127.0.0.1:4222")
 def test_nats_consumer_loses_nothing_across_a_restart(network):
     tag = uuid.uuid4().hex[:10]
     subject, stream = f"nptest.{tag}", f"NPTEST_{tag}"

@@ -115,6 +115,7 @@ class ChangeOut(BaseModel):
 class ChangeDetail(ChangeOut):
     diff: list[dict]
     config_diff: dict[str, str] = Field(description="Per device, the unified diff of its rendered FRR config.")
+    config_note: str = Field(default="", description="Why there is no rendered diff, when there is none.")
     verification: dict | None
     evidence: dict
     audit: list[dict]
@@ -296,16 +297,16 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     @app.get("/api/changes/{change_id}", response_model=ChangeDetail)
     def show_change(change_id: str, who: Viewer) -> ChangeDetail:
         record = get_change(change_id)
-        rendered: dict[str, str] = {}
+        rendered, note = {}, "applied already: the stored diff shows what it changed"
         if record.state in ("proposed", "verified", "approved"):
             running = live.autopilot.driver.running
             try:
                 after = apply_intents(running, list(IntentList.model_validate(record.intents).root))
-                rendered = config_diff(running, after)
-            except InputError:  # the network moved on and the change no longer applies: the stored diff stands
-                pass
+                rendered, note = config_diff(running, after), ""
+            except InputError as exc:  # the network moved on since the proposal: the stored diff stands
+                note = f"no longer applies to the running network: {exc}"
         outcomes = [pilot.outcome(a) for a in pilot.applied if a.change_id != change_id][-5:]
-        return ChangeDetail(**change_out(record), diff=record.diff, config_diff=rendered,
+        return ChangeDetail(**change_out(record), diff=record.diff, config_diff=rendered, config_note=note,
                             verification=record.verification, evidence=store.annotations(change_id),
                             audit=store.audit(change_id), previous_outcomes=outcomes)
 

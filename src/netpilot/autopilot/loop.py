@@ -14,7 +14,7 @@ from netpilot.analytics.forecast import Forecaster
 from netpilot.analytics.rca import NOISE_FLOOR, Cause, RootCauseLocalizer, Snapshot, feature_layout
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
-from netpilot.change.intents import ApplyMetrics, IntentList, SetLinkState, apply_intents
+from netpilot.change.intents import ApplyMetrics, IntentList, apply_intents
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network
@@ -376,30 +376,19 @@ class Autopilot:
         return new
 
     def believed_network(self) -> Network:
-        """The running network as the loop believes it is: failed links and a failed router's links down, a
-        degraded link at the capacity it has left."""
-        downs = []
-        for fault in self.beliefs.values():
-            if fault.kind == "link_down":
-                a, b = fault.link_ends()
-                downs.append(SetLinkState(intent="set_link_state", source=a, target=b, state="down"))
-            elif fault.kind == "router_down":
-                for lk in self.network.links:
-                    if lk.source == fault.target and self.network.node(lk.target).kind == "router":
-                        downs.append(SetLinkState(intent="set_link_state", source=lk.source, target=lk.target,
-                                                  state="down"))
-        network = apply_intents(self.driver.running, downs) if downs else self.driver.running
-        degraded = {}
-        for fault in self.beliefs.values():
-            if fault.kind == "link_degrade":
-                for e in self.twin.links_of(fault):
-                    degraded[int(e)] = fault.capacity_factor
-        if not degraded:
-            return network
-        # A degraded link carries only part of its capacity: verification must judge plans against that.
-        links = [lk.model_copy(update={"capacity": lk.capacity * degraded[i]}) if i in degraded else lk
-                 for i, lk in enumerate(network.links)]
-        return network.model_copy(update={"links": links})
+        """The running network as the loop believes it is: the twin's own fault model applied to the believed
+        faults (links down, a failed router's links down, a degraded link at the capacity it has left)."""
+        self.twin.faults = list(self.beliefs.values())
+        expected = self.twin.expected()
+        running = self.driver.running
+        links = list(running.links)
+        changed = False
+        for e, (up, capacity) in enumerate(zip(expected.link_up.tolist(), expected.capacity.tolist())):
+            state = "up" if up else "down"
+            if state != links[e].state or (up and capacity != links[e].capacity):
+                links[e] = links[e].model_copy(update={"state": state, **({"capacity": capacity} if up else {})})
+                changed = True
+        return running.model_copy(update={"links": links}) if changed else running
 
     def _supersede(self, why: str) -> None:
         """A proposal still waiting for a person was planned for a network that no longer exists: withdraw it."""
@@ -494,9 +483,9 @@ class Autopilot:
         applied = next((a for a in self.applied if a.change_id == change_id and a.state == "done"), None)
         if applied is None:
             raise WorkflowError(f"change {change_id} is not a change this loop applied and confirmed")
-        running = self.driver.running
-        links = [lk.model_copy(update={"metric": int(m)}) for lk, m in zip(running.links, applied.metric_before)]
-        previous = running.model_copy(update={"links": links})
+        old = ApplyMetrics(intent="apply_metrics", metrics={name: int(m) for name, m in
+                                                            zip(self.link_ids, applied.metric_before.tolist())})
+        previous = apply_intents(self.driver.running, [old])
 
         def runs_old_metrics() -> tuple[bool, str]:
             same = np.array_equal(self.driver.running.arrays().metric, applied.metric_before)

@@ -114,9 +114,8 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
 
     # S: grow upwards from u; a node joins when every next hop it had is failed or already in S.
     seeds = np.flatnonzero(next_hops[row_t * n + row_u] == failed_here)
-    members = [seeds * n + row_u[seeds]]
-    in_s = np.sort(members[0])
-    frontier = members[0]
+    frontier = seeds * n + row_u[seeds]
+    in_s = np.sort(frontier)
     while len(frontier):
         r = row_of(frontier)
         owner, e = _expand(in_ptr, in_e, row_t[r] * n + frontier % n)
@@ -129,7 +128,6 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
         dead = (scenario_of[e2] == row_s[r2[owner2]]) | _member(in_s, r2[owner2] * n + dst[e2])[0]
         alive = np.bincount(owner2, weights=~dead, minlength=len(candidates))
         frontier = candidates[alive == 0]
-        members.append(frontier)
         in_s = np.sort(np.concatenate([in_s, frontier]))
     s_keys = in_s
     s_rows = row_of(s_keys)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import re
 import sqlite3
 import threading
 import uuid
@@ -262,8 +261,9 @@ class _Postgres:
             import psycopg
         except ImportError as exc:  # pragma: no cover - depends on the installed extras
             raise RuntimeError("the PostgreSQL change store needs psycopg: pip install 'netpilot[postgres]'") from exc
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
-            raise ValueError(f"schema name {schema!r} must be lower-case letters, digits and _")
+        from netpilot.telemetry.store import check_schema_name
+
+        check_schema_name(schema)
         self.schema = schema
         self.db = psycopg.connect(dsn, autocommit=True)
         with self.db.transaction():

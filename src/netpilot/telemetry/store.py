@@ -219,8 +219,7 @@ class PostgresStore:
             import psycopg
         except ImportError as exc:  # pragma: no cover - only without the extra
             raise RuntimeError("the PostgreSQL store needs psycopg: pip install 'netpilot[postgres]'") from exc
-        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
-            raise ValueError(f"schema name {schema!r} must be lower-case letters, digits and _")
+        check_schema_name(schema)
         self.schema = schema
         self.db = psycopg.connect(dsn, autocommit=False)
         with self.db.cursor() as cur:
@@ -365,6 +364,12 @@ def open_store(url: str | Path) -> Store:
         dsn, schema = split_schema(text, default="netpilot")
         return PostgresStore(dsn, schema=schema)
     return DuckDBStore(text)
+
+
+def check_schema_name(schema: str) -> None:
+    """A PostgreSQL schema name netpilot will put in SQL: lower-case letters, digits and _ only."""
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+        raise ValueError(f"schema name {schema!r} must be lower-case letters, digits and _")
 
 
 def split_schema(url: str, *, default: str) -> tuple[str, str]:

@@ -192,7 +192,7 @@ async function showChange(id) {
     el("p", {}, c.why), buttons,
     el("h4", {}, "Diff"), el("pre", { id: "diff" }, diff || "(none)"),
     el("h4", {}, "Verification"), el("ul", { id: "checks" }, ...checks),
-    el("h4", {}, "Rendered FRR config"), el("pre", {}, config || "(applied or no longer applicable)"),
+    el("h4", {}, "Rendered FRR config"), el("pre", {}, config || `(${c.config_note || "no device changes"})`),
     el("h4", {}, "Earlier changes: predicted vs measured"), el("pre", {}, outcomes || "(none yet)"));
 }
 
