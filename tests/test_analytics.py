@@ -268,6 +268,56 @@ def test_rca_ranks_true_cause_first(localizer, fault):
     assert ranked[0].score > ranked[1].score
 
 
+def test_rca_second_fault_ranked_on_top_of_the_first(localizer):
+    """A crowd at DE while BG-GR is already down (and known): replayed over the network the first fault left,
+    the crowd ranks first; the earlier fault is not offered again."""
+    first = Fault(kind="link_down", target=["BG", "GR"], at_minute=0)
+    crowd = Fault(kind="flash_crowd", target="DE", at_minute=30, multiplier=2)
+    sim = Simulator(localizer.network, seed=3, faults=[first, crowd])
+    steps = np.array([Snapshot.from_step(sim.step()).values for _ in range(35)])
+    before, after = steps[15:30], steps[30:35]
+    noise = np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2)
+    ranked = localizer.rank(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)), minute=32,
+                            noise=noise, top=5, known=[first])
+    assert (ranked[0].kind, ranked[0].target) == ("flash_crowd", "DE")
+    assert all(c.target != "BG--GR" or c.kind != "link_down" for c in ranked)
+
+
+def test_replay_matches_stepping_each_fault_set(localizer):
+    """The batched replay (incremental what-if for failures and high metrics) gives exactly what stepping the
+    noise-free twin under each set of faults gives, for every kind of hypothesis."""
+    network = localizer.network
+    known = [Fault(kind="link_down", target=["BG", "GR"], at_minute=0)]
+    sets = [known] + [[*known, f] for f in [
+        Fault(kind="link_down", target=["FR", "CH"], at_minute=0),
+        Fault(kind="link_down", target=["DE", "AT"], at_minute=0),
+        Fault(kind="misconfig", target=["DE", "AT"], at_minute=0),
+        Fault(kind="misconfig", target=["FR", "CH"], at_minute=0),
+        Fault(kind="router_down", target="MK", at_minute=0),
+        Fault(kind="router_down", target="DE", at_minute=0),
+        Fault(kind="flash_crowd", target="UK", at_minute=0, multiplier=3),
+        Fault(kind="link_degrade", target=["DE", "AT"], at_minute=0, loss=0.02, capacity_factor=0.5)]]
+    # A leaf link (a cell's access) cut off: the high metric must not be read as a failure there.
+    leaf = next(lk for lk in network.links if sum(lk.target == other.target or lk.target == other.source
+                                                  for other in network.links) == 2)
+    sets += [[*known, Fault(kind="misconfig", target=[leaf.source, leaf.target], at_minute=0)],
+             [*known, Fault(kind="link_down", target=[leaf.source, leaf.target], at_minute=0)]]
+    sets += [[*known, Fault(kind=kind, target=node.id, at_minute=0)] for kind, node_kind in
+             (("cell_outage", "cell_site"), ("edge_failure", "edge_site"))
+             for node in [n for n in network.nodes if n.kind == node_kind][:2]]
+    twin = Simulator(network, noise=0.0)
+    twin.minute = 600
+    replayed = twin.replay(sets)
+    for faults, got in zip(sets, replayed, strict=True):
+        one = Simulator(network, noise=0.0, faults=faults)
+        one.minute = 600
+        want = one.step()
+        for name in ("link_load", "link_utilisation", "link_loss", "link_up", "node_up", "cell_prb", "edge_gpu"):
+            assert np.allclose(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-9), (faults[-1], name)
+        assert got.blackholed == pytest.approx(want.blackholed, rel=1e-9, abs=1e-6)
+    assert twin.minute == 600  # replay does not advance time
+
+
 # --- CLI ------------------------------------------------------------------------------------------------------------
 
 def _csv(path: Path, rows: list[str]) -> Path:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from conftest import listening
 from netpilot.api.app import create_app, make_tokens
 from netpilot.autopilot.live import LiveAutopilot
-from netpilot.autopilot.scenario import load_scenario
+from netpilot.autopilot.scenario import compare, load_scenario
 from netpilot.cli import app
 from netpilot.cli.autopilot import DEMO_START
 from netpilot.errors import InputError
@@ -42,6 +42,30 @@ def _live(network, **options) -> LiveAutopilot:
 
 
 # --- the loop ------------------------------------------------------------------------------------------------
+
+def test_heavy_stages_that_miss_the_tick_budget_wait_one_tick_and_no_more(network):
+    """With no budget at all, every heavy stage misses its tick. A localisation advances a chunk of hypotheses
+    a tick and ends with the same ranking; the verification baseline and the decision each wait one tick and run
+    on the next; a forecast due on a tick runs on the one after. So the loop still localises the failure and
+    decides, later than it would."""
+    live = _live(network, tick_budget_ms=0.0)
+    ticks = [live.step() for _ in range(60)]
+    pilot = live.autopilot
+    first = next(i for i in pilot.incidents if i.minute >= 20)
+    assert first.causes and first.causes[0]["target"] == "BG--GR" and first.causes[0]["kind"] == "link_down"
+    localising = [t.minute for t in ticks if "localise" in t.stages_ms and first.minute <= t.minute < 31]
+    assert len(localising) >= 2  # spread over ticks
+    assert localising == list(np.arange(localising[0], localising[0] + len(localising)))  # one chunk every tick
+    unbudgeted = _live(network)
+    for _ in range(30):
+        unbudgeted.step()
+    same = next(i for i in unbudgeted.autopilot.incidents if i.minute >= 20)
+    assert [(c["kind"], c["target"]) for c in same.causes[:3]] == [(c["kind"], c["target"]) for c in first.causes[:3]]
+    decided = [t for t in ticks if "decide" in t.stages_ms]
+    assert decided  # a decision that missed its tick ran on the next
+    forecasts = [t.minute for t in ticks if "forecast" in t.stages_ms]
+    assert forecasts and all(m % pilot.forecast_every == 1 for m in forecasts)
+
 
 def test_loop_detects_localises_and_waits_for_a_person(network):
     live = _live(network)
@@ -88,6 +112,22 @@ def test_scenario_run_cli(tmp_path):
     assert data["changes_applied"] >= 1 and data["unsafe_changes_applied"] == 0
     assert data["overload_traffic"]["autopilot_gbit"] < data["overload_traffic"]["baseline_gbit"]
     assert {"p50", "p99"} <= set(data["decision_latency_ms"])
+
+
+def test_scenario_replays_are_deterministic(tmp_path):
+    """A replay does a fixed amount of work per tick, not as much as the wall clock allows, so the same
+    scenario gives the same incidents, causes, changes and overload twice, however long each tick took."""
+    scenario = tmp_path / "twice.yaml"
+    scenario.write_text(
+        f"network: {bundled_network_path()}\nhours: 1\nseed: 5\nstart: 2026-01-09T13:00:00Z\n"
+        "faults:\n  - {at_minute: 25, kind: link_down, target: [BG, GR], duration_minutes: 30}\n")
+    runs = [compare(load_scenario(scenario)) for _ in range(2)]
+    for run in runs:
+        run.pop("decision_latency_ms")
+        for change in run["outcomes"]:
+            change.pop("change")  # ids are random
+    assert runs[0] == runs[1]
+    assert runs[0]["incidents"] and runs[0]["changes_proposed"] >= 1
 
 
 def test_scenario_errors_name_file_and_field(tmp_path):

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, apply_intents, load_intents
-from netpilot.change.verify import verify_change
+from netpilot.change.verify import WhatIfCache, verify_change
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import dumps_network
@@ -89,6 +89,30 @@ def test_a_change_that_makes_failures_overload_is_refused():
     report = verify_change(before, after, max_utilisation=0.5)
     check = _failed(report, "single-failure utilisation")
     assert not check.ok and "link" in check.detail
+
+
+def test_cached_baseline_gives_the_same_report_at_any_demand_level():
+    """The what-if of the network before the change is reused when only the demand's level moves (loads are
+    linear in demand): the reports equal uncached ones, and a new demand shape is not served from the cache."""
+    import numpy as np
+
+    from netpilot.model.io import load_network
+    from netpilot.model.sample import bundled_network_path
+
+    before = load_network(bundled_network_path())
+    link = before.links[0]
+    after = apply_intents(before, [SetMetric(intent="set_metric", source=link.source, target=link.target, metric=500)])
+    pairs, volume = before.arrays().demand_pairs()
+    cache = WhatIfCache()
+    for level, shape in ((1.0, 1.0), (1.7, 1.0), (0.4, 1.0), (1.0, np.linspace(0.5, 1.5, len(volume)))):
+        demand = (pairs, volume * level * shape)
+        cached = verify_change(before, after, demand=demand, cache=cache).as_dict()
+        fresh = verify_change(before, after, demand=demand).as_dict()
+        cached.pop("seconds"), fresh.pop("seconds")
+        assert cached["checks"] == fresh["checks"]
+        worst = "worst_failure_mlu_after"
+        assert cached["figures"][worst] == pytest.approx(fresh["figures"][worst])
+    assert cache.hits == 2  # the two other levels of the first shape
 
 
 def test_draining_a_router_keeps_it_reachable_and_moves_traffic():

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from netpilot.change.whatif import failure_scenarios, what_if
 from netpilot.model.network import Demand, Link, Network, Router
 from netpilot.model.routing import ecmp_flows
+from netpilot.model.whatif import failure_scenarios, what_if
 
 
 def _rerouted(arrays, pairs, volume, failed):

@@ -231,3 +231,9 @@ def forecast(series: Sequence[np.ndarray], horizon: int, season_length: int = 1,
     """Fit and forecast in one call."""
     forecaster = Forecaster(horizon, season_length, **kwargs).fit(series)
     return forecaster.predict(series)
+
+
+def warm_up_forecasting(models: Sequence[str] = ("naive", "window_average")) -> None:
+    """Import and compile ``models`` once (their libraries take over a second the first time), so a caller with
+    a deadline, such as the autopilot's tick, does not pay for it on its first forecast."""
+    forecast([np.linspace(0.0, 1.0, 12)], 2, models=models, levels=(80,), backtest_windows=1)

@@ -4,7 +4,8 @@ twin (rerouted load, lost reachability, silent cells) best matches what was meas
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 import numpy as np
 import pyarrow as pa
@@ -148,35 +149,37 @@ class RootCauseLocalizer:
         """The noise-free twin the hypotheses are replayed on (its entity order is the snapshots')."""
         return self._sim
 
-    def _twin(self, minute: float, fault: Fault | None = None) -> Snapshot:
-        sim = self._sim
-        sim.faults = [] if fault is None else [fault]
-        sim.minute = minute
-        return Snapshot.from_step(sim.step())
-
     def rank(self, before: Snapshot, after: Snapshot, *, minute: float = 0.0,
-             noise: np.ndarray | None = None, metrics: np.ndarray | None = None, top: int | None = None
-             ) -> list[Cause]:
+             noise: np.ndarray | None = None, metrics: np.ndarray | None = None, top: int | None = None,
+             known: list[Fault] | None = None) -> list[Cause]:
         """``minute`` places the twin's demand at the time of ``after``; ``noise`` is each KPI's measured noise
-        (standard deviation), floored per KPI; ``metrics`` is the current IGP metric per link."""
+        (standard deviation), floored per KPI; ``metrics`` is the current IGP metric per link; ``known`` are
+        faults already in place before the change (localised earlier): each hypothesis is replayed on top of
+        them, since a second fault moves load over the network the first one left."""
+        ranking = self.start(before, after, minute=minute, noise=noise, metrics=metrics, known=known)
+        if ranking is None:
+            return []
+        ranking.advance()
+        return ranking.result(top)
+
+    def start(self, before: Snapshot, after: Snapshot, *, minute: float = 0.0, noise: np.ndarray | None = None,
+              metrics: np.ndarray | None = None, known: list[Fault] | None = None) -> Ranking | None:
+        """The same as ``rank``, as a localisation to ``advance`` a part at a time (None: nothing changed)."""
         _, names = feature_layout(self._sim)
-        self._sim.set_metrics(self._base_metric if metrics is None else metrics)
+        metrics = self._base_metric if metrics is None else np.asarray(metrics)
         floor = np.array([NOISE_FLOOR[n] for n in names])
         sigma = floor if noise is None else np.maximum(noise, floor)
         observed = (after.values - before.values) / sigma
         if not np.any(observed):
-            return []
+            return None
         # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
-        sim = self._sim
-        base = sim.base_volume
-        n_links = len(sim.link_ids)
-        twin_load = self._twin(minute).values[:n_links].sum()
+        known = tuple(known or ())
+        ranking = Ranking(self, observed, sigma, minute, metrics, 1.0, known, self.hypotheses(observed))
+        n_links = len(self._sim.link_ids)
+        twin_load = ranking.replay([list(known)])[0][:n_links].sum()
         if twin_load > 0:
-            sim.base_volume = base * float(np.clip(before.values[:n_links].sum() / twin_load, 0.25, 4.0))
-        try:
-            return self._rank(observed, sigma, minute, top)
-        finally:
-            sim.base_volume = base
+            ranking.scale = float(np.clip(before.values[:n_links].sum() / twin_load, 0.25, 4.0))
+        return ranking
 
     def hypotheses(self, observed: np.ndarray) -> list[Fault]:
         """The candidate faults in scope of a measured change (in noise units, snapshot order)."""
@@ -203,19 +206,71 @@ class RootCauseLocalizer:
                 chosen.append(fault)
         return chosen
 
-    def _rank(self, observed: np.ndarray, sigma: np.ndarray, minute: float, top: int | None) -> list[Cause]:
-        healthy = self._twin(minute).values
-        causes = []
-        for fault in self.hypotheses(observed):
-            predicted = (self._twin(minute, fault).values - healthy) / sigma
-            norm = float(predicted @ predicted)
-            if norm == 0.0:
-                continue
-            gain = max(0.0, float(observed @ predicted) / norm)
-            residual = observed - gain * predicted
-            explained = 1.0 - float(residual @ residual) / float(observed @ observed)
-            causes.append(Cause(fault.kind, fault_target(fault), max(0.0, explained)))
-        causes.sort(key=lambda c: -c.score)
+
+@dataclass
+class Ranking:
+    """A localisation under way. ``advance`` replays its hypotheses a chunk at a time until a deadline, so a
+    caller with a budget per tick (the autopilot) can spread one localisation over several ticks; the result is
+    the same as ``RootCauseLocalizer.rank``'s."""
+
+    localizer: RootCauseLocalizer
+    observed: np.ndarray
+    sigma: np.ndarray
+    minute: float
+    metrics: np.ndarray
+    scale: float  # the twin's demand over its own, so it carries the load measured before the change
+    known: tuple[Fault, ...]
+    pending: list[Fault]
+    causes: list[Cause] = field(default_factory=list)
+    replayed: int = 0
+    _per_chunk: float = 0.0  # the longest a chunk took (seconds)
+
+    @property
+    def done(self) -> bool:
+        return not self.pending
+
+    def replay(self, fault_sets: list[list[Fault]]) -> list[np.ndarray]:
+        """The twin's noise-free snapshot under each set of faults, at this localisation's time and metrics."""
+        sim = self.localizer.simulator
+        base = sim.base_volume
+        sim.set_metrics(self.metrics)
+        sim.minute = self.minute
+        sim.base_volume = base * self.scale
+        try:
+            return [Snapshot.from_step(r).values for r in sim.replay(fault_sets)]
+        finally:
+            sim.base_volume = base
+
+    def advance(self, deadline: float | None = None, chunk: int = 16, max_chunks: int | None = None) -> bool:
+        """Replay hypotheses, ``chunk`` at a time, while the next chunk is expected to end before ``deadline`` (a
+        ``time.perf_counter()`` value) and at most ``max_chunks`` of them (None and None: all); one chunk at
+        least. True when every hypothesis has been scored."""
+        done = 0
+        while self.pending:
+            started = time.perf_counter()
+            if done and ((deadline is not None and started + self._per_chunk > deadline) or
+                         (max_chunks is not None and done >= max_chunks)):
+                break
+            done += 1
+            batch, self.pending = self.pending[:chunk], self.pending[chunk:]
+            healthy, *replayed = self.replay([list(self.known)] + [[*self.known, fault] for fault in batch])
+            observed = self.observed
+            for fault, values in zip(batch, replayed, strict=True):
+                predicted = (values - healthy) / self.sigma
+                norm = float(predicted @ predicted)
+                if norm == 0.0:
+                    continue
+                gain = max(0.0, float(observed @ predicted) / norm)
+                residual = observed - gain * predicted
+                explained = 1.0 - float(residual @ residual) / float(observed @ observed)
+                self.causes.append(Cause(fault.kind, fault_target(fault), max(0.0, explained)))
+            self.replayed += len(batch)
+            self._per_chunk = max(self._per_chunk, time.perf_counter() - started)
+        return self.done
+
+    def result(self, top: int | None = None) -> list[Cause]:
+        """The causes scored so far, best first (all of them once ``done``)."""
+        causes = sorted(self.causes, key=lambda c: -c.score)
         return causes[:top] if top else causes
 
 

@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 
 from netpilot.analytics.detect import StreamingDetector
-from netpilot.analytics.forecast import Forecaster
-from netpilot.analytics.rca import NOISE_FLOOR, Cause, RootCauseLocalizer, Snapshot, feature_layout
+from netpilot.analytics.forecast import Forecaster, warm_up_forecasting
+from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout
+from netpilot.analytics.tomography import tomogravity
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
 from netpilot.change.intents import ApplyMetrics, IntentList, apply_intents
-from netpilot.change.verify import verify_change
+from netpilot.change.verify import WhatIfCache, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network
 from netpilot.optimize.te.igp import MAX_METRIC, reverse_links, search_metrics
@@ -77,17 +78,32 @@ class Autopilot:
     under any single link failure (capacity, by default), checked on the demand estimate raised by
     ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair (more when a
     busy link measures more than the estimate predicts, up to double). A plan that
-    verification would refuse for overloading under named single failures is re-planned against those failures,
-    up to ``plan_attempts`` plans per decision, before one is proposed. Everything
-    the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted utilisation) into the
-    change's ``why`` and the audit log."""
+    verification would refuse for overloading under named single failures is not proposed; the next tick plans
+    against those failures too. Everything the loop decides carries its evidence (alarms, ranked causes, the
+    forecast, predicted utilisation) into the change's ``why`` and the audit log.
+
+    Each tick aims to finish within ``tick_budget_ms`` of its sample arriving (the decision latency). A
+    localisation replays its hypotheses a chunk at a time in what each tick leaves, over as many ticks as it
+    needs, and the loop decides once it has finished. The forecast, the verification's baseline (every single
+    failure of the network as it runs) and a decision run when they fit by their measured cost; one that does
+    not fit waits for the next tick's sample and runs then whatever the budget, so none waits more than a tick.
+    The plan search gets what the tick has left after the slowest recent verification, and goes on from its
+    best so far on the next tick (``plan_evaluations`` and ``plan_seconds`` bound one tick's share). When a
+    search stops improving without a plan to propose, the loop does not search again until something it plans
+    on changes: its beliefs, the failures verification named, or the MLU by more than ``replan_mlu``.
+
+    With ``tick_budget_ms=None`` a tick does a fixed amount of work instead, so the same telemetry always gives
+    the same decisions (scenario replays, audits): ``localise_chunks`` chunks of hypotheses, a search of
+    ``plan_routings`` routings on one tick and its verification on the next, and the verification's baseline
+    on a tick of its own."""
 
     def __init__(self, network: Network, changes: ChangeStore, driver: Driver, *, congestion: float = 0.9,
                  verify_limit: float = 1.0, demand_margin: float = 0.1,
                  alarm_threshold: float = 10.0, min_alarms: int = 2, localise_after: int = 3,
                  baseline_steps: int = 15, quiet_steps: int = 10, plan_evaluations: int = 60,
-                 plan_seconds: float = 0.08, plan_attempts: int = 2, verify_failures: bool = True,
-                 cooldown_steps: int = 5,
+                 plan_seconds: float = 0.08, verify_failures: bool = True, cooldown_steps: int = 5,
+                 tick_budget_ms: float | None = 100.0, plan_routings: int = 20, localise_chunks: int = 2,
+                 replan_mlu: float = 0.03, refit_every: int = 15,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
                  actor: str = "autopilot", keep: int = 720) -> None:
         self.network = network
@@ -103,7 +119,11 @@ class Autopilot:
         self.quiet_steps = quiet_steps
         self.plan_evaluations = plan_evaluations
         self.plan_seconds = plan_seconds
-        self.plan_attempts = plan_attempts
+        self.tick_budget_ms = tick_budget_ms
+        self.replan_mlu = replan_mlu
+        self.refit_every = refit_every
+        self.plan_routings = plan_routings
+        self.localise_chunks = localise_chunks
         self.verify_failures = verify_failures
         self.cooldown_steps = cooldown_steps
         self.check_after = check_after
@@ -121,6 +141,7 @@ class Autopilot:
         self.detectors = [StreamingDetector(level_alpha=0.05, warmup=10, peak_window=60) for _ in names]
         self._load_kpis = [i for i, name in enumerate(names) if not name.endswith("_up")]
         self._rebase = False  # the next tick follows a routing change the loop made
+        self._rebase_detectors = False  # the next tick follows a change of beliefs
         self.link_ids = [lk.id for lk in network.links]
 
         self.snapshots: deque[np.ndarray] = deque(maxlen=keep)
@@ -131,7 +152,8 @@ class Autopilot:
         self.applied: list[Applied] = []
         self.beliefs: dict[str, Fault] = {}
         self.forecast: dict[str, dict] = {}
-        self._open: tuple[Incident, int] | None = None  # incident being localised, its onset tick
+        self._open: tuple[Incident, int] | None = None  # incident waiting to be localised, its onset tick
+        self._localising: tuple[Incident, Ranking | None] | None = None  # the localisation under way
         self._last_onset = -10**9
         self._last_change_tick = -10**9
         self._checking: tuple[Applied, int] | None = None
@@ -140,7 +162,22 @@ class Autopilot:
         self._margin = demand_margin  # the demand margin verification uses now (grows when the estimate is off)
         self._failed_plans: set[bytes] = set()  # metrics the post-check rolled back, under the current beliefs
         self._not_applicable: set[str] = set()  # approved changes this network cannot take
+        self._no_plan: tuple | None = None  # what the last decision that found nothing planned on
+        # The best metrics found so far under the current beliefs and named failures, and what they were for:
+        # the search goes on from them on the next tick, so it is spread over ticks, not done again.
+        self._incumbent: tuple[tuple, np.ndarray] | None = None
+        self._candidate: tuple[tuple, np.ndarray] | None = None  # a plan to verify on the next tick
+        self._stale = 0  # evaluations the search has gone without improving
+        # Measured cost of each heavy stage (ms, moving average), to tell whether it fits in what is left of a tick.
+        self._cost = {"forecast": 20.0, "baseline": 40.0}
+        self._verify_ms: deque[float] = deque(maxlen=8)
+        self._deferred: set[str] = set()  # heavy stages that did not fit in the last tick: they run this one
+        self._forecast_due = False
+        self._whatif_cache = WhatIfCache()
+        self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
         self._count = 0
+        self._routing_since = 0  # the first tick measured under the routing running now
+        warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -159,13 +196,20 @@ class Autopilot:
         stages["store"] = _ms(started)
 
         t = time.perf_counter()
-        if self._rebase:
-            # The routing changed because the loop changed it: loads move for a known reason, so the detectors of
-            # load-driven KPIs start from the new level. State flips are still scored.
+        # Load-driven KPIs are scored against what the twin expects now (the day's ramp, the faults the loop
+        # knows of, the routing it runs), so a busy hour coming on is not read as a fault; states are scored
+        # as measured.
+        scored = values.copy()
+        scored[self._load_kpis] -= self._expected_values(result)[self._load_kpis]
+        if self._rebase or self._rebase_detectors:
+            # The routing or the beliefs changed because of the loop: what the twin expects moves for a known
+            # reason, so the detectors of load-driven KPIs start from the new level. State flips are still scored.
             for i in self._load_kpis:
-                self.detectors[i].rebase(values[i])
-            self._rebase = False
-        scores = np.fromiter((d.update(v) for d, v in zip(self.detectors, values.tolist())), dtype=float,
+                self.detectors[i].rebase(scored[i])
+            if self._rebase:
+                self._routing_since = n
+            self._rebase = self._rebase_detectors = False
+        scores = np.fromiter((d.update(v) for d, v in zip(self.detectors, scored.tolist())), dtype=float,
                              count=len(values))
         alarmed = np.flatnonzero(scores >= self.alarm_threshold)
         stages["detect"] = _ms(t)
@@ -182,7 +226,14 @@ class Autopilot:
         flipped = [i for i in alarmed if self.feature_names[i].endswith("_up") and self.feature_names[i] not in recent]
         # Until a baseline has been seen, a jump cannot be told from the day's ramp, nor localised.
         settled = n >= self.baseline_steps
-        if settled and len(alarmed) >= self.min_alarms and (n - self._last_onset > self.quiet_steps or flipped):
+        # Nor must a fault hide behind a small incident just before it (a couple of KPIs over the threshold):
+        # many more KPIs alarming, and other ones, is a new incident; the small one, if not yet localised, is
+        # localised as part of it.
+        fresh = sum(self.feature_names[i] not in recent for i in alarmed)
+        escalated = len(recent) <= self.min_alarms + 1 and fresh >= 3 * max(len(recent), 1) and \
+            n - self._last_onset > 1
+        if settled and len(alarmed) >= self.min_alarms and \
+                (n - self._last_onset > self.quiet_steps or flipped or escalated):
             ranked = alarmed[np.argsort(-scores[alarmed])]
             shown = list(dict.fromkeys([self.feature_names[i] for i in flipped] +
                                        [self.feature_names[i] for i in ranked]))[:10]
@@ -191,46 +242,144 @@ class Autopilot:
             self._open = (incident, n)
             self._last_onset = n
             tick.incident = incident.id
+        deadline = None if self.tick_budget_ms is None else started + self.tick_budget_ms / 1000.0
         if self._open is not None and n - self._open[1] >= self.localise_after - 1:
             t = time.perf_counter()
-            self._localise(*self._open, result)
+            if self._localising is not None:  # a new incident is due: the last one's ranking is finished first
+                self._conclude(*self._localising, result, deadline=None, chunks=None)
+            self._localising = (self._open[0], self._start_localising(*self._open, result.minute))
             self._open = None
             stages["localise"] = _ms(t)
+        if self._localising is not None:
+            # The localisation takes what the tick has left, a chunk of hypotheses at least; the rest waits for
+            # the next tick. The loop decides once it knows what it is deciding about.
+            t = time.perf_counter()
+            self._conclude(*self._localising, result, deadline=deadline,
+                           chunks=self.localise_chunks if deadline is None else None)
+            stages["localise"] = stages.get("localise", 0.0) + _ms(t)
         self._expire_beliefs(result)
 
-        if n % self.forecast_every == 0:
+        self._forecast_due |= n % self.forecast_every == 0
+        if self._forecast_due and self._fits("forecast", deadline):
             t = time.perf_counter()
             self._forecast()
-            stages["forecast"] = _ms(t)
+            self._forecast_due = False
+            stages["forecast"] = self._spent("forecast", t)
 
         forecast_peak = max((f["peak"] for f in self.forecast.values()), default=0.0)
         congested = mlu > self.congestion or forecast_peak > self.congestion
         if self._replan:
             self._supersede(f"superseded: the network changed ({', '.join(sorted(self.beliefs)) or 'faults cleared'})")
-        idle = self._checking is None and not self._waiting_for_person()
-        if (congested or self._replan) and idle and n - self._last_change_tick >= self.cooldown_steps:
+        idle = self._checking is None and self._localising is None and not self._waiting_for_person()
+        if (congested or self._replan) and idle and n - self._last_change_tick >= self.cooldown_steps and \
+                self._worth_planning(mlu):
             t = time.perf_counter()
-            tick.change = self._decide(result, mlu, forecast_peak)
-            self._replan = False
-            stages["decide"] = _ms(t)
+            plan_state = self._plan_state(result)
+            believed = self.believed_network()
+            demand = (self.twin.pairs, plan_state[0] * (1.0 + self._margin))
+            # Verification compares with every single failure of the network as it runs; that baseline holds
+            # while only the demand's level changes, so it is computed once, and the search gets what is left
+            # of the tick (or the next tick).
+            search, decide = None, False
+            ready = self._whatif_cache.has(believed, *demand)
+            if not ready and self._fits("baseline", deadline):
+                self._whatif_cache.baseline(believed, *demand)
+                stages["baseline"] = self._spent("baseline", t)
+                ready = deadline is not None  # with a fixed amount of work per tick, it is this tick's work
+            if ready and deadline is None:
+                decide = True
+            elif ready:
+                search = self._search_budget(deadline)
+                decide = search is not None
+            if decide:
+                t = time.perf_counter()
+                tick.change = self._decide(result, mlu, forecast_peak, search, deadline, plan_state, believed,
+                                           stages)
+                self._replan = False
+                stages["decide"] = _ms(t)
         tick.latency_ms = _ms(started)
         tick.stages_ms = stages
         self.ticks.append(tick)
         return tick
 
+    def _expected_values(self, result: StepResult) -> np.ndarray:
+        """The snapshot the twin expects at this tick: believed faults, running metrics, its demand scaled to
+        the load measured on the links both see up."""
+        twin = self.twin
+        twin.faults = list(self.beliefs.values())
+        twin.minute = result.minute
+        twin.set_metrics(self.driver.running.arrays().metric)
+        first = twin.replay([twin.faults])[0]
+        up = result.link_up & first.link_up
+        scale = float(result.link_load[up].sum()) / max(float(first.link_load[up].sum()), 1e-9)
+        base = twin.base_volume
+        twin.base_volume = base * float(np.clip(scale, 0.25, 4.0))
+        try:
+            return Snapshot.from_step(twin.replay([twin.faults])[0]).values
+        finally:
+            twin.base_volume = base
+
+    # --- the tick's budget ------------------------------------------------------------------------------------
+
+    def _fits(self, stage: str, deadline: float | None) -> bool:
+        """Whether ``stage`` fits in what is left of the tick; one that did not fit last tick runs now anyway."""
+        if deadline is None or stage in self._deferred or time.perf_counter() + self._cost[stage] / 1000.0 <= deadline:
+            self._deferred.discard(stage)
+            return True
+        self._deferred.add(stage)
+        return False
+
+    def _spent(self, stage: str, since: float) -> float:
+        spent = _ms(since)
+        self._cost[stage] = 0.7 * self._cost[stage] + 0.3 * spent
+        return spent
+
+    def _search_budget(self, deadline: float) -> float | None:
+        """Seconds the plan search may take this tick, or None to wait a tick. A plan found with too little of
+        the tick left to verify it is verified on the next tick, on that tick's sample."""
+        left = deadline - time.perf_counter() - 0.01
+        if left < 0.2 * self.plan_seconds and "decide" not in self._deferred:
+            self._deferred.add("decide")
+            return None
+        self._deferred.discard("decide")
+        return float(np.clip(left, 0.2 * self.plan_seconds, self.plan_seconds))
+
+    def _worth_planning(self, mlu: float) -> bool:
+        """False while nothing the last fruitless decision planned on has changed."""
+        if self._no_plan is None or self._replan:
+            return True
+        beliefs, critical, then = self._no_plan
+        if beliefs != sorted(self.beliefs) or critical != len(self._critical) or abs(mlu - then) > self.replan_mlu:
+            self._no_plan = None
+            return True
+        return False
+
     # --- localisation and beliefs -----------------------------------------------------------------------------
 
-    def _localise(self, incident: Incident, onset: int, result: StepResult) -> None:
+    def _start_localising(self, incident: Incident, onset: int, minute: float) -> Ranking | None:
         history = np.array(self.snapshots)
         ahead = self._count - onset  # snapshots from the onset on
-        before = history[-ahead - self.baseline_steps:-ahead]
+        # The healthy state is measured under the routing running now where there is enough of it: loads that
+        # moved because the loop changed the routing are not the incident's doing.
+        settled = onset - self._routing_since
+        steps = min(self.baseline_steps, settled) if settled >= 3 else self.baseline_steps
+        before = history[-ahead - steps:-ahead]
         after = history[-ahead:]
         if len(before) < 3:
-            return
+            return None
         noise = np.maximum(np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2), self.noise_floor)
-        causes = self.localizer.rank(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
-                                     minute=result.minute, noise=noise, metrics=self.driver.running.arrays().metric,
-                                     top=10)
+        return self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
+                                    minute=minute, noise=noise,
+                                    metrics=self.driver.running.arrays().metric, known=list(self.beliefs.values()))
+
+    def _conclude(self, incident: Incident, ranking: Ranking | None, result: StepResult, *,
+                  deadline: float | None, chunks: int | None) -> None:
+        """Advance the localisation until ``deadline`` or by ``chunks``; once every hypothesis is scored, rank and
+        believe."""
+        if ranking is not None and not ranking.advance(deadline, max_chunks=chunks):
+            return
+        self._localising = None
+        causes = ranking.result(10) if ranking is not None else []
         incident.causes = [asdict(c) for c in causes]
         incident.localised_at = result.ts.isoformat()
         if causes and causes[0].kind in ACTIONABLE and causes[0].score >= 0.5:
@@ -240,10 +389,13 @@ class Autopilot:
         target: str | list[str] = cause.target.split("--") if "--" in cause.target else cause.target
         params = {"multiplier": 3.0} if cause.kind == "flash_crowd" else {}
         params |= {"loss": 0.02, "capacity_factor": 0.5} if cause.kind == "link_degrade" else {}
-        self.beliefs[f"{cause.kind}:{cause.target}"] = Fault(kind=cause.kind, target=target, at_minute=0,
+        # Believed from the minute it was localised: a crowd's hour counts from then.
+        self.beliefs[f"{cause.kind}:{cause.target}"] = Fault(kind=cause.kind, target=target, at_minute=minute,
                                                              **params)
         self._replan = True
+        self._rebase_detectors = True
         self._failed_plans.clear()
+        self._critical.clear()  # named for the network as it was believed before
 
     def _expire_beliefs(self, result: StepResult) -> None:
         """A believed fault is dropped once its own KPIs look healthy again (a flash crowd after its hour)."""
@@ -257,11 +409,29 @@ class Autopilot:
             elif fault.kind == "router_down":
                 healthy = bool(result.node_up[index[fault.target]])
             elif fault.kind == "flash_crowd":
-                healthy = result.minute - fault.at_minute > 60
+                healthy = result.minute - fault.at_minute > 60 or not self._crowd_evident(fault, result)
             if healthy:
                 del self.beliefs[key]
                 self._replan = True
+                self._rebase_detectors = True
                 self._failed_plans.clear()
+                self._critical.clear()
+
+    def _crowd_evident(self, crowd: Fault, result: StepResult) -> bool:
+        """Whether the links at the crowd's node still carry clearly more than the twin expects without it
+        (scaled to what the rest of the network measures): a crowd is an inference about demand, kept only while
+        the measurements bear it out (a busy hour's ramp can look like one for a few minutes)."""
+        node = self.arrays.index[crowd.target]
+        touching = (self.arrays.src == node) | (self.arrays.dst == node)
+        self.twin.faults = [f for f in self.beliefs.values() if f.kind != "flash_crowd"]
+        self.twin.minute = result.minute
+        expected = self.twin.expected()
+        predicted = self.twin.link_loads(expected.volume, self.driver.running.arrays().metric, expected.link_up)
+        rest = ~touching & result.link_up & expected.link_up
+        scale = float(result.link_load[rest].sum()) / max(float(predicted[rest].sum()), 1e-9)
+        near = touching & result.link_up
+        ratio = float(result.link_load[near].sum()) / max(scale * float(predicted[near].sum()), 1e-9)
+        return ratio > 1.0 + 0.25 * (crowd.multiplier - 1.0)
 
     # --- forecast ---------------------------------------------------------------------------------------------
 
@@ -288,12 +458,14 @@ class Autopilot:
     # --- decide, verify, apply, check --------------------------------------------------------------------------
 
     def _plan_state(self, result: StepResult):
-        """The twin under the believed faults at this minute, scaled to the measured total load."""
+        """The twin under the believed faults at this minute, its demand per pair corrected to what the measured
+        link loads imply, and scaled to the measured total load."""
         twin = self.twin
         twin.faults = list(self.beliefs.values())
         twin.minute = result.minute
         expected = twin.expected()
         metric = self.driver.running.arrays().metric
+        expected.volume = expected.volume * self._demand_correction(result, expected, metric)
         predicted = twin.link_loads(expected.volume, metric, expected.link_up)
         measured = float(result.link_load[result.link_up].sum())
         scale = measured / max(float(predicted[expected.link_up].sum()), 1e-9)
@@ -307,42 +479,86 @@ class Autopilot:
         self._margin = float(np.clip(shortfall, self.demand_margin, 1.0))
         return volume, expected.link_up, capacity, metric
 
-    def _decide(self, result: StepResult, mlu: float, forecast_peak: float) -> str | None:
-        volume, link_up, capacity, metric = self._plan_state(result)
+    def _demand_correction(self, result: StepResult, expected, metric: np.ndarray) -> np.ndarray:
+        """Per pair, the measured demand over the twin's (tomogravity on the measured link loads), refitted every
+        ``refit_every`` ticks or when the beliefs or the metrics change. Between fits only the level moves, so the
+        verification's baseline stays valid (it scales)."""
+        key = (tuple(sorted(self.beliefs)), metric.tobytes())
+        n = self._count - 1
+        if self._correction is not None and self._correction[0] == key and \
+                n - self._correction[1] < self.refit_every:
+            return self._correction[2]
+        measured = result.link_up & expected.link_up
+        matrix = self.twin.routing_matrix(metric, expected.link_up)[measured]
+        prior = expected.volume * float(result.link_load[measured].sum()) / \
+            max(float((matrix @ expected.volume).sum()), 1e-9)
+        fitted = tomogravity(matrix, result.link_load[measured], prior)
+        correction = np.where(prior > 0, fitted / np.where(prior > 0, prior, 1.0), 1.0)
+        self._correction = (key, n, correction)
+        return correction
+
+    def _decide(self, result: StepResult, mlu: float, forecast_peak: float, search_seconds: float | None,
+                deadline: float | None,
+                plan_state, believed: Network, stages: dict[str, float]) -> str | None:
+        volume, link_up, capacity, metric = plan_state
 
         start = metric.copy()
         for fault in self.beliefs.values():  # drain degraded links before anything else
             if fault.kind == "link_degrade":
                 start[self.twin.links_of(fault)] = MAX_METRIC
         now = float((self.twin.link_loads(volume, metric, link_up) / capacity).max(initial=0.0))
-        believed = self.believed_network()
+        # Failures verification refused earlier plans for are planned against too: the plan minimises the worst
+        # utilisation over now and each of them, so it survives them.
+        cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
+
+        def utilisation_of(m: np.ndarray) -> np.ndarray:
+            return np.max([self.twin.link_loads(volume, m, up) / capacity for up in cases], axis=0)
+
+        planning_for = (tuple(sorted(self.beliefs)), len(self._critical), metric.tobytes())
+        carried = [self._incumbent[1]] if self._incumbent is not None and self._incumbent[0] == planning_for else []
+        candidate, self._candidate = self._candidate, None
         evaluations = 0
-        # Plan, verify the plan (single failures included), and when verification names failures the plan would
-        # overload, plan again against those too: only a plan that survived this, or the last try, is proposed.
-        for _attempt in range(self.plan_attempts):
-            # Failures verification refused plans for are planned against too: the plan minimises the worst
-            # utilisation over now and each of them, so the next plan survives them.
-            cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
-
-            def utilisation_of(m: np.ndarray, cases=cases) -> np.ndarray:
-                return np.max([self.twin.link_loads(volume, m, up) / capacity for up in cases], axis=0)
-
-            best, used = search_metrics(utilisation_of, [start, metric], partner=self.partner, frozen=~link_up,
-                                        max_evaluations=self.plan_evaluations, time_limit=self.plan_seconds)
-            evaluations += used
-            planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
-            changed = np.flatnonzero(best != metric)
-            if not len(changed) or planned > now - 0.02 or best.tobytes() in self._failed_plans:
-                return None  # nothing better, or a plan the network already showed to be wrong
-            intent = ApplyMetrics(intent="apply_metrics",
-                                  metrics={self.link_ids[e]: int(best[e]) for e in changed})
-            after = apply_intents(believed, [intent])
-            report = verify_change(believed, after, max_utilisation=self.verify_limit,
-                                   failures=self.verify_failures,
-                                   demand=(self.twin.pairs, volume * (1.0 + self._margin)),
-                                   peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)))
-            if report.ok or not self._remember_critical(report):
-                break
+        if candidate is not None and candidate[0] == planning_for:
+            best = candidate[1]  # found last tick with no time left to verify it: verified now, on this sample
+        else:
+            t = time.perf_counter()
+            # A fixed amount of work (``plan_routings`` routings) without a budget in time, else what the tick has.
+            evaluations = self.plan_evaluations if search_seconds is not None else \
+                max(3, self.plan_routings // len(cases))
+            best, evaluations = search_metrics(utilisation_of, [start, metric, *carried], partner=self.partner,
+                                               frozen=~link_up, max_evaluations=evaluations,
+                                               time_limit=search_seconds, seed=self._count)
+            stages["decide.search"] = _ms(t)
+        planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
+        changed = np.flatnonzero(best != metric)
+        if not len(changed) or planned > now - 0.02 or best.tobytes() in self._failed_plans or \
+                self._fails_named_failures(best, metric, volume, capacity, cases[1:]):
+            progressed = not carried or not np.array_equal(best, carried[0])
+            self._incumbent = (planning_for, best)
+            # A search spread over ticks gives up once it has gone a whole search's worth of evaluations
+            # without improving.
+            self._stale = 0 if progressed else self._stale + evaluations
+            if self._stale >= self.plan_evaluations or best.tobytes() in self._failed_plans:
+                self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
+                self._stale = 0
+            return None  # nothing better, or a plan the network already showed to be wrong
+        self._incumbent = (planning_for, best)
+        if evaluations and (deadline is None or
+                            time.perf_counter() + (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
+            self._candidate = (planning_for, best)
+            return None
+        intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
+        after = apply_intents(believed, [intent])
+        t = time.perf_counter()
+        report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
+                               demand=(self.twin.pairs, volume * (1.0 + self._margin)),
+                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache)
+        stages["decide.verify"] = _ms(t)
+        self._verify_ms.append(stages["decide.verify"])
+        if not report.ok and self._remember_critical(report):
+            # Overloaded under failures the search did not plan for: the next tick plans against them. The
+            # refused plan is not proposed (a person would only be asked to reject it).
+            return None
         causes = [c for i in self.incidents[-1:] for c in i.causes[:3]]
         why = (f"MLU {mlu:.2f} now, {forecast_peak:.2f} forecast (limit {self.congestion:g}); re-optimised IGP "
                f"metrics on {len(changed)} links predict {planned:.2f}"
@@ -359,6 +575,17 @@ class Autopilot:
         if state == "approved":
             self._apply(change_id, [intent], result, mlu, planned)
         return change_id
+
+    def _fails_named_failures(self, plan: np.ndarray, metric: np.ndarray, volume: np.ndarray,
+                              capacity: np.ndarray, failed: list[np.ndarray]) -> bool:
+        """Whether ``plan`` still overloads, under a failure verification has named, more than today's metrics
+        do and above the limit: verification would refuse it, so it is not worth a person's time."""
+        limit = self.verify_limit / (1.0 + self._margin)
+        for up in failed:
+            after = float((self.twin.link_loads(volume, plan, up) / capacity).max(initial=0.0))
+            if after > limit and after > float((self.twin.link_loads(volume, metric, up) / capacity).max(initial=0.0)):
+                return True
+        return False
 
     def _remember_critical(self, report) -> bool:
         """Keep the single failures a verification found the plan would overload; True when any is new."""
@@ -517,7 +744,12 @@ def _ms(since: float) -> float:
 
 
 def latency_summary(ticks: list[Tick]) -> dict[str, float]:
-    """Decision latency per tick: p50, p99, max (ms)."""
+    """Decision latency per tick: p50, p99, max (ms), and the p99 of each stage over the ticks that ran it."""
     latency = np.array([t.latency_ms for t in ticks]) if ticks else np.zeros(1)
+    stages: dict[str, list[float]] = {}
+    for t in ticks:
+        for name, ms in t.stages_ms.items():
+            stages.setdefault(name, []).append(ms)
     return {"p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99)),
-            "max": float(latency.max()), "ticks": len(ticks)}
+            "max": float(latency.max()), "ticks": len(ticks),
+            "stages_p99": {name: float(np.percentile(ms, 99)) for name, ms in sorted(stages.items())}}

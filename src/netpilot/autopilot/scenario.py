@@ -85,10 +85,15 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
     pilot = None
     if autopilot:
         store = ChangeStore(":memory:", policy or Policy(auto_approve=["apply_metrics"]))
-        pilot = Autopilot(network, store, SimulatorDriver(network, sim), congestion=scenario.congestion)
+        # A replay does a fixed amount of work per tick (no wall-clock budget), so the same scenario gives the
+        # same decisions on any machine and under any load; the latency it measures is that work's.
+        pilot = Autopilot(network, store, SimulatorDriver(network, sim), congestion=scenario.congestion,
+                          tick_budget_ms=None)
     overload = blackholed = 0.0
+    carried: dict[float, np.ndarray] = {}  # the true demand of each minute, for the hindsight check
     for i in range(steps):
         result = sim.step()
+        carried[result.minute] = sim.carried
         overload += result.overload * scenario.step_seconds
         blackholed += result.blackholed * scenario.step_seconds
         if pilot is not None:
@@ -101,12 +106,13 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         return out
     changes = pilot.changes.list()
     out |= {
-        "faults": [_score_fault(f, pilot) for f in sim.faults],
+        "faults": [_score_fault(f, pilot, sim.start) for f in sim.faults],
         "changes_proposed": len(changes),
         "changes_applied": len(pilot.applied),
         "changes_rolled_back": sum(a.state == "rolled_back" for a in pilot.applied),
         "changes_refused": sum(c.state == "rejected" for c in changes),
-        "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario),
+        "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario, carried),
+        "unsafe_at_profile_demand": _unsafe_applied(pilot, sim, network, scenario, None),
         "decision_latency_ms": latency_summary(pilot.ticks),
         "incidents": [{"id": i.id, "minute": i.minute, "causes": i.causes[:3]} for i in pilot.incidents],
         "outcomes": [pilot.outcome(a) for a in pilot.applied],
@@ -135,7 +141,7 @@ def _target_name(fault: Fault) -> str:
     return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
 
 
-def _score_fault(fault: Fault, pilot: Autopilot) -> dict:
+def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
     truth = _target_name(fault)
     match = next((i for i in pilot.incidents
                   if fault.at_minute <= i.minute <= fault.at_minute + DETECTION_WINDOW_MINUTES), None)
@@ -146,13 +152,17 @@ def _score_fault(fault: Fault, pilot: Autopilot) -> dict:
     return {"id": fault.id, "kind": fault.kind, "target": truth, "at_minute": fault.at_minute,
             "detected": match is not None,
             "seconds_to_detect": (match.minute - fault.at_minute) * 60.0 if match else None,
+            "seconds_to_localise": ((datetime.fromisoformat(match.localised_at) - start).total_seconds()
+                                    - fault.at_minute * 60.0) if match and match.localised_at else None,
             "incident": match.id if match else None, "root_cause_rank": rank}
 
 
-def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario) -> int:
+def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario,
+                    carried: dict[float, np.ndarray] | None) -> int:
     """Applied changes that verification refuses when re-checked with hindsight: the true faults of that minute
-    (links down, the capacity a degraded link has left) and the true (noise-free) demand, instead of what the
-    loop believed then."""
+    (links down, the capacity a degraded link has left) and the demand the network truly carried then
+    (``carried``), instead of what the loop believed. With ``carried`` None, the simulator's noise-free profile
+    demand instead (what the demand would have been without its per-pair variation)."""
     unsafe = 0
     truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
                       faults=list(sim.faults), noise=0.0)
@@ -165,8 +175,8 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
         capacity = np.where(expected.link_up, expected.capacity, [lk.capacity for lk in network.links])
         before = apply_intents(_with_metrics(network, applied.metric_before, capacity), downs)
         after = apply_intents(_with_metrics(network, applied.metric_after, capacity), downs)
-        report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs,
-                                                                                        expected.volume))
+        volume = expected.volume if carried is None else carried[applied.minute]
+        report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs, volume))
         unsafe += not report.ok
     return unsafe
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from netpilot.change.whatif import failure_scenarios, what_if
 from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.model.whatif import failure_scenarios, what_if
 
-__all__ = ["Check", "Report", "failure_scenarios", "verify_change", "what_if"]
+__all__ = ["Check", "Report", "WhatIfCache", "failure_scenarios", "verify_change", "what_if"]
 
 
 @dataclass
@@ -67,6 +67,59 @@ class _State:
         return np.where(self.arrays.up & (cap > 0), self.loads / np.where(cap > 0, cap, 1.0), 0.0)
 
 
+class WhatIfCache:
+    """The single-failure results of the network *before* a change, kept while only the level of the demand
+    changes: link loads are linear in demand, so results for a demand proportional to one already seen are
+    that one's, scaled. A caller that verifies many changes to the same network (the autopilot, tick after
+    tick) keeps one and passes it to ``verify_change``."""
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._entries: dict[bytes, tuple[np.ndarray, float, dict]] = {}
+        self.hits = 0
+
+    @staticmethod
+    def _key(arrays: NetworkArrays, pairs: np.ndarray) -> bytes:
+        return b"|".join(np.ascontiguousarray(a).tobytes() for a in (arrays.metric, arrays.up, arrays.capacity,
+                                                                     pairs))
+
+    def get(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray) -> dict | None:
+        """{scenario key: (MLU, stranded)} for ``volume``, or None when not seen at any level."""
+        entry = self._entries.get(self._key(arrays, pairs))
+        total = float(volume.sum())
+        if entry is None or total <= 0:
+            return None
+        shape, seen_total, results = entry
+        if not np.allclose(volume / total, shape, rtol=1e-9, atol=0.0):
+            return None
+        self.hits += 1
+        factor = total / seen_total
+        return {key: (mlu * factor, stranded * factor) for key, (mlu, stranded) in results.items()}
+
+    def baseline(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> dict:
+        """{scenario key: (MLU, stranded)} of ``network`` under ``volume``: from the cache, or computed and kept."""
+        arrays = network.arrays()
+        results = self.get(arrays, pairs, volume)
+        if results is None:
+            routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+            results = _failure_results(arrays, routing, volume)
+            self.put(arrays, pairs, volume, results)
+        return results
+
+    def has(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> bool:
+        entry = self._entries.get(self._key(network.arrays(), pairs))
+        total = float(volume.sum())
+        return entry is not None and total > 0 and np.allclose(volume / total, entry[0], rtol=1e-9, atol=0.0)
+
+    def put(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, results: dict) -> None:
+        total = float(volume.sum())
+        if total <= 0:
+            return
+        if len(self._entries) >= self.size:
+            self._entries.pop(next(iter(self._entries)))
+        self._entries[self._key(arrays, pairs)] = (volume / total, total, results)
+
+
 def _state(network: Network, pairs: np.ndarray, volume: np.ndarray) -> _State:
     arrays = network.arrays()
     routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
@@ -97,10 +150,12 @@ def _unreachable_pairs(arrays: NetworkArrays, up: np.ndarray) -> tuple[int, tupl
 
 
 def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
-                  failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None) -> Report:
+                  failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None,
+                  cache: WhatIfCache | None = None) -> Report:
     """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
     under ``after``'s demands (the twin's current matrix), or ``demand`` = (node-index pairs, Mbit/s) when the
-    caller has a fresher estimate, and the same scaled by ``peak_factor`` (the forecast peak)."""
+    caller has a fresher estimate, and the same scaled by ``peak_factor`` (the forecast peak). ``cache`` keeps
+    the single-failure results of ``before`` between calls (see ``WhatIfCache``)."""
     started = time.perf_counter()
     checks: list[Check] = []
     arrays_before, arrays_after = before.arrays(), after.arrays()
@@ -165,11 +220,11 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     if failures:
         scenarios_after = failure_scenarios(arrays_after)
         mlu_a, worst_a, stranded_a, _ = what_if(arrays_after, now_after.routing, volume, scenarios_after)
-        scenarios_before = failure_scenarios(arrays_before)
-        mlu_b, _, stranded_b, _ = what_if(arrays_before, now_before.routing, volume, scenarios_before)
-        before_by_link = {}
-        for scenario, m, st in zip(scenarios_before, mlu_b, stranded_b):
-            before_by_link[_scenario_key(arrays_before, scenario)] = (m, st)
+        before_by_link = cache.get(arrays_before, pairs, volume) if cache is not None else None
+        if before_by_link is None:
+            before_by_link = _failure_results(arrays_before, now_before.routing, volume)
+            if cache is not None:
+                cache.put(arrays_before, pairs, volume, before_by_link)
         bad_partition, bad_overload = [], []
         for i, scenario in enumerate(scenarios_after):
             m_before, st_before = before_by_link.get(_scenario_key(arrays_after, scenario), (0.0, 0.0))
@@ -197,6 +252,14 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
         figures["worst_failure_mlu_after"] = float(mlu_a.max(initial=0.0))
         figures["failure_scenarios"] = len(scenarios_after)
     return Report(checks, time.perf_counter() - started, figures)
+
+
+def _failure_results(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray) -> dict:
+    """{scenario key: (MLU, demand stranded)} for every single link failure."""
+    scenarios = failure_scenarios(arrays)
+    mlu, _, stranded, _ = what_if(arrays, routing, volume, scenarios)
+    return {_scenario_key(arrays, scenario): (float(m), float(st))
+            for scenario, m, st in zip(scenarios, mlu, stranded, strict=True)}
 
 
 def _failure_check(name: str, worst: int | None, failed: Callable[[int], str], passed: str) -> Check:

@@ -64,8 +64,14 @@ class EcmpRouting:
         return flow
 
     def link_loads(self, volume: np.ndarray) -> np.ndarray:
-        """(L,) load per link for ``volume`` per pair: one sparse product with ``routing_matrix``."""
-        return self.routing_matrix() @ np.asarray(volume, dtype=float)
+        """(L,) load per link for ``volume`` per pair: one sparse product with ``routing_matrix``, built on the
+        second use. A routing asked once (a planner's trial metrics) pushes the volume down its DAGs instead,
+        which costs a third of building the matrix."""
+        volume = np.asarray(volume, dtype=float)
+        if "matrix" not in self._cache and not self._cache.get("asked"):
+            self._cache["asked"] = True
+            return self.carry(volume).sum(axis=0)
+        return self.routing_matrix() @ volume
 
     def routing_matrix(self) -> sp.csr_matrix:
         """(L, P) share of each pair's traffic on each link, built once by walking every pair's ECMP DAG
@@ -123,9 +129,8 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     src, dst = arrays.src, arrays.dst
     on_dag = np.zeros((len(targets), n_links), dtype=bool)
     on_dag[:, links] = np.isfinite(dist[:, src[links]]) & (dist[:, src[links]] == metric[links] + dist[:, dst[links]])
-    next_hops = np.zeros((len(targets), n))
-    rows = np.repeat(np.arange(len(targets)), on_dag.sum(axis=1))
-    np.add.at(next_hops, (rows, src[np.nonzero(on_dag)[1]]), 1.0)
+    rows, dag_links = np.nonzero(on_dag)
+    next_hops = np.bincount(rows * n + src[dag_links], minlength=len(targets) * n).reshape(len(targets), n)
     share = np.where(on_dag, 1.0 / np.maximum(next_hops[:, src], 1.0), 0.0)
     reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
     routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable, pairs,

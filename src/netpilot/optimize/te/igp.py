@@ -94,6 +94,8 @@ def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidate
         trials.append((cool, int(max(1, best[cool] // 2))))
         improved = False
         for link, value in trials:
+            if time_limit is not None and time.perf_counter() - started >= time_limit:
+                break
             if (link, value) in tabu or value == best[link]:
                 continue
             trial = best.copy()

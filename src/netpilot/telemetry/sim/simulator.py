@@ -4,7 +4,9 @@ capacity. Faults change the state; the simulator keeps their ground truth and em
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +15,7 @@ import scipy.sparse as sp
 
 from netpilot.model.network import Network
 from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.model.whatif import what_if
 from netpilot.telemetry.schema import Event, FaultRecord, cell_entity, edge_entity, link_entity, node_entity
 from netpilot.telemetry.sim.faults import Fault, name_faults
 from netpilot.telemetry.sim.profile import bundled_profile, profile_at
@@ -79,6 +82,7 @@ class Simulator:
         self.noise = noise
         self.faults: list[Fault] = []
         self.truth: list[FaultRecord] = []
+        self.carried: np.ndarray | None = None  # the demand per pair the last step carried, noise included
         self.minute = 0.0
         self.metric = arrays.metric.astype(np.int64).copy()
         self._splits: dict[tuple[int, int], list[tuple[np.ndarray, float]]] | None = None
@@ -282,19 +286,105 @@ class Simulator:
         """Per-link load of ``volume`` (per demand pair) under ``metric``, over the links that are up."""
         return self._link_loads(volume, metric, link_up)[0]
 
+    def routing_matrix(self, metric: np.ndarray, link_up: np.ndarray) -> sp.csr_matrix:
+        """(links × pairs) share of each pair's traffic on each link under ``metric`` over the links that are up
+        (shortest-path ECMP; pairs on explicit paths are routed by those instead)."""
+        matrix = self._ecmp(metric, link_up).routing_matrix()
+        if self._splits:
+            split, covered = self._split_matrix(link_up)
+            matrix = (matrix @ sp.diags((~covered).astype(float)) + split).tocsr()
+        return matrix
+
     def step(self) -> StepResult:
         """Advance one step and report what the network measured during it."""
-        arrays = self.arrays
         state = self._state()
         self._record_truth()
         phi = 0.9
         self._ar = phi * self._ar + np.sqrt(1 - phi * phi) * self.rng.standard_normal(len(self.pairs))
         noise = np.exp(self.noise * self._ar - self.noise ** 2 / 2)
         volume = self._volume(state) * noise
-        node_up = state["node_up"]
+        self.carried = volume
+        loads, blackholed = self._link_loads(volume, state["metric"], state["link_up"])
+        result = self._measure(state, volume, loads, blackholed,
+                               self.rng.lognormal(0.0, 0.05, len(self.cells)))
+        result.events = self._events(result)
+        self.minute += self.step_seconds / 60.0
+        return result
 
+    def replay(self, fault_sets: Sequence[Sequence[Fault]]) -> list[StepResult]:
+        """What the network would measure now, without noise, under each set of faults, without advancing time
+        or touching what ``step`` reports (a root-cause localiser compares measurements with these).
+
+        Sets that only take links out of service relative to the first set (a link down, a metric so high no
+        path takes the link) are routed together by the incremental single-failure what-if, exactly; the rest
+        are routed one by one."""
+        saved = self.faults
+        try:
+            states = []
+            for faults in fault_sets:
+                self.faults = list(faults)
+                states.append(self._state())
+        finally:
+            self.faults = saved
+        volumes = [self._volume(state) for state in states]
+        loads: list[tuple[np.ndarray, float] | None] = [None] * len(states)
+        if states and not self._splits:
+            self._replay_failures(states, volumes, loads)
+        results = []
+        for state, volume, routed in zip(states, volumes, loads, strict=True):
+            load, blackholed = routed if routed is not None else \
+                self._link_loads(volume, state["metric"], state["link_up"])
+            results.append(self._measure(state, volume, load, blackholed, np.ones(len(self.cells))))
+        return results
+
+    def _replay_failures(self, states: list[dict], volumes: list[np.ndarray],
+                         loads: list[tuple[np.ndarray, float] | None]) -> None:
+        """Fill ``loads`` for the states that differ from the first by links out of service only."""
+        base, volume = states[0], volumes[0]
+        up, metric = base["link_up"], base["metric"]
+        # A metric above every path's total length takes the link out of shortest paths, as a failure does,
+        # unless nothing else connects its ends (then what_if strands the demand instead: routed one by one).
+        longest = float(metric[up].sum())
+        scenarios: dict[bytes, tuple[np.ndarray, list[tuple[int, bool]]]] = {}  # links out -> (links, sets)
+        for k, state in enumerate(states[1:], start=1):
+            # Same demand only: a node down takes its demand away too (and the what-if is exact for a
+            # failed link, not for every set of links that isolates a node with the cells behind it).
+            if not np.array_equal(volumes[k], volume):
+                continue
+            down = up & ~state["link_up"]
+            raised = (state["metric"] != metric) & state["link_up"]
+            if not np.array_equal(state["link_up"] | down, up) or \
+                    (raised.any() and (state["metric"][raised] <= longest).any()):
+                continue
+            out = np.flatnonzero(down | raised)
+            if len(out):  # a link down and the same link at a high metric route alike: routed once
+                scenarios.setdefault(out.tobytes(), (out, []))[1].append((k, bool(raised.any())))
+        if not scenarios:
+            return
+        arrays = dataclasses.replace(self.arrays, up=up, metric=metric)
+        routing = ecmp_flows(arrays, metric, self.pairs, volume, up)
+        pending = list(scenarios.values())
+        while pending:  # what_if takes disjoint scenarios: batch them greedily
+            batch, rest, taken = [], [], np.zeros(arrays.n_links, dtype=bool)
+            for item in pending:
+                if taken[item[0]].any():
+                    rest.append(item)
+                else:
+                    batch.append(item)
+                    taken[item[0]] = True
+            _, _, stranded, batch_loads = what_if(arrays, routing, volume, [links for links, _ in batch])
+            for (_, sets), load, cut in zip(batch, batch_loads, stranded, strict=True):
+                for k, raised in sets:
+                    if not (raised and cut > 0):
+                        loads[k] = (load, float(cut))
+            pending = rest
+
+    def _measure(self, state: dict[str, np.ndarray], volume: np.ndarray, loads: np.ndarray, blackholed: float,
+                 user_noise: np.ndarray) -> StepResult:
+        """Every KPI the network reports, from the routed loads."""
+        arrays = self.arrays
+        node_up = state["node_up"]
         link_up = state["link_up"]
-        loads, blackholed = self._link_loads(volume, state["metric"], link_up)
         capacity = np.where(link_up, state["capacity"], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             utilisation = np.where(capacity > 0, loads / capacity, 0.0)
@@ -312,7 +402,7 @@ class Simulator:
             cell_traffic = per_node[self.cells]
         cell_up = node_up[self.cells]
         cell_prb = np.clip(cell_traffic / self.cell_capacity, 0.0, 1.0) if len(self.cells) else cell_traffic
-        cell_users = np.round(cell_traffic / MBPS_PER_USER * self.rng.lognormal(0.0, 0.05, len(self.cells)))
+        cell_users = np.round(cell_traffic / MBPS_PER_USER * user_noise)
         edge_up = node_up[self.edges]
         homed_count = self._edge_homed.sum(axis=1)
         mean_prb = np.where(homed_count > 0, self._edge_homed @ cell_prb / np.maximum(homed_count, 1), 0.0)
@@ -321,12 +411,9 @@ class Simulator:
         edge_gpu = np.where(edge_up, edge_gpu, 0.0)
         edge_ran = np.where(edge_up, edge_ran, 0.0)
 
-        result = StepResult(self.now, self.minute, loads, utilisation, loss, latency, link_up, node_up, cell_traffic,
-                            cell_prb, cell_users, cell_up, edge_gpu, edge_ran, edge_up, overload=overload,
-                            blackholed=blackholed)
-        result.events = self._events(result)
-        self.minute += self.step_seconds / 60.0
-        return result
+        return StepResult(self.now, self.minute, loads, utilisation, loss, latency, link_up, node_up, cell_traffic,
+                          cell_prb, cell_users, cell_up, edge_gpu, edge_ran, edge_up, overload=overload,
+                          blackholed=blackholed)
 
     # --- what an operator sees --------------------------------------------------------------------------------
 
