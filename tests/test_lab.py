@@ -231,6 +231,12 @@ def test_lab_telemetry_measures_link_load_and_ospf_state(lab):
     assert set(_by(first, "up").values()) == {1.0}
     # 20 Mbit/s from a to c for 3 s over the two equal-cost paths via b and d. The kernel hashes a flow onto one
     # of them (the twin's even split holds over many flows), so one path carries it all; the diagonal is quiet.
+    # Earlier tests reload the routers' configs: traffic starts once a routes to c via b and d again (bounded).
+    c_loop = f"{loopbacks(lab.network)['c']}/32"
+    peer_of = {iface.name: iface.peer for iface in interfaces(lab.network)["a"]}
+    deadline = time.monotonic() + 30
+    while {peer_of[i] for i in lab.routes("a").get(c_loop, [])} != {"b", "d"} and time.monotonic() < deadline:
+        time.sleep(0.5)
     client = lab.traffic("a", "c", mbps=20, seconds=3)
     time.sleep(1.0)
     telemetry.poll()

@@ -77,7 +77,9 @@ class Autopilot:
     re-optimises IGP metrics; ``verify_limit`` is the utilisation verification refuses to create, now or
     under any single link failure (capacity, by default), checked on the demand estimate raised by
     ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair (more when a
-    busy link measures more than the estimate predicts, up to double). A plan that
+    busy link measures more than the estimate predicts, up to double); and since the estimate can be wrong pair by
+    pair, a single failure that a plan moves and that stays over the limit must come out lower than today's by
+    ``failure_tolerance`` (MLU). A plan that
     verification would refuse for overloading under named single failures is not proposed; the next tick plans
     against those failures too. Everything the loop decides carries its evidence (alarms, ranked causes, the
     forecast, predicted utilisation) into the change's ``why`` and the audit log.
@@ -103,7 +105,7 @@ class Autopilot:
                  baseline_steps: int = 15, quiet_steps: int = 10, plan_evaluations: int = 60,
                  plan_seconds: float = 0.08, verify_failures: bool = True, cooldown_steps: int = 5,
                  tick_budget_ms: float | None = 100.0, plan_routings: int = 20, localise_chunks: int = 2,
-                 replan_mlu: float = 0.03, refit_every: int = 15,
+                 replan_mlu: float = 0.03, refit_every: int = 15, failure_tolerance: float = 0.005,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
                  actor: str = "autopilot", keep: int = 720) -> None:
         self.network = network
@@ -122,6 +124,7 @@ class Autopilot:
         self.tick_budget_ms = tick_budget_ms
         self.replan_mlu = replan_mlu
         self.refit_every = refit_every
+        self.failure_tolerance = failure_tolerance
         self.plan_routings = plan_routings
         self.localise_chunks = localise_chunks
         self.verify_failures = verify_failures
@@ -552,7 +555,8 @@ class Autopilot:
         t = time.perf_counter()
         report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
                                demand=(self.twin.pairs, volume * (1.0 + self._margin)),
-                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache)
+                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache,
+                               failure_tolerance=self.failure_tolerance)
         stages["decide.verify"] = _ms(t)
         self._verify_ms.append(stages["decide.verify"])
         if not report.ok and self._remember_critical(report):

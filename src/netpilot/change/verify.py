@@ -151,11 +151,14 @@ def _unreachable_pairs(arrays: NetworkArrays, up: np.ndarray) -> tuple[int, tupl
 
 def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
                   failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None,
-                  cache: WhatIfCache | None = None) -> Report:
+                  cache: WhatIfCache | None = None, failure_tolerance: float = 0.0) -> Report:
     """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
     under ``after``'s demands (the twin's current matrix), or ``demand`` = (node-index pairs, Mbit/s) when the
     caller has a fresher estimate, and the same scaled by ``peak_factor`` (the forecast peak). ``cache`` keeps
-    the single-failure results of ``before`` between calls (see ``WhatIfCache``)."""
+    the single-failure results of ``before`` between calls (see ``WhatIfCache``). ``failure_tolerance`` is for a
+    caller whose demand is an estimate: a single failure that the change moves and that is over the limit must
+    then come out lower than today's by that much in MLU, since an error in the estimate could turn a small
+    improvement into a small deterioration."""
     started = time.perf_counter()
     checks: list[Check] = []
     arrays_before, arrays_after = before.arrays(), after.arrays()
@@ -230,7 +233,8 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
             m_before, st_before = before_by_link.get(_scenario_key(arrays_after, scenario), (0.0, 0.0))
             if stranded_a[i] > st_before + 1e-9:
                 bad_partition.append(i)
-            if mlu_a[i] > max_utilisation and mlu_a[i] > m_before + 1e-9:
+            moved = abs(mlu_a[i] - m_before) > 1e-9
+            if mlu_a[i] > max_utilisation and moved and mlu_a[i] > m_before - failure_tolerance:
                 bad_overload.append(i)
         worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
         checks.append(_failure_check(
