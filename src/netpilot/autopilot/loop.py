@@ -75,22 +75,23 @@ class Autopilot:
     ``driver`` is where changes go (the simulator, the twin, FRR); ``changes`` holds the workflow, and its
     policy decides which changes need a person. ``congestion`` is the utilisation above which the loop
     re-optimises IGP metrics; ``verify_limit`` is the utilisation verification refuses to create, now or
-    under any single link failure (capacity, by default), checked on the demand estimate raised by
-    ``demand_margin`` because the estimate is scaled from measured totals, not measured per pair (more when a
-    busy link measures more than the estimate predicts, up to double); and since the estimate can be wrong pair by
-    pair, a single failure that a plan moves and that stays over the limit must come out lower than today's by
-    ``failure_tolerance`` (MLU). A plan that
-    verification would refuse for overloading under named single failures is not proposed; the next tick plans
-    against those failures too. Everything the loop decides carries its evidence (alarms, ranked causes, the
-    forecast, predicted utilisation) into the change's ``why`` and the audit log.
+    under any single link failure (capacity, by default). Verification runs on the loop's demand estimate (the
+    twin's profile corrected to the measured link loads by tomogravity every ``refit_every`` ticks) raised by
+    ``demand_margin`` (more when a busy link measures more than the estimate predicts, up to double); and since
+    link counts do not pin down every pair, a single failure that a plan moves and that stays over the limit
+    must come out lower than today's by ``failure_tolerance`` (MLU). A plan that verification would refuse for
+    overloading under named single failures is not proposed; the next tick plans against those failures too.
+    Everything the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted
+    utilisation) into the change's ``why`` and the audit log.
 
     Each tick aims to finish within ``tick_budget_ms`` of its sample arriving (the decision latency). A
     localisation replays its hypotheses a chunk at a time in what each tick leaves, over as many ticks as it
     needs, and the loop decides once it has finished. The forecast, the verification's baseline (every single
     failure of the network as it runs) and a decision run when they fit by their measured cost; one that does
     not fit waits for the next tick's sample and runs then whatever the budget, so none waits more than a tick.
-    The plan search gets what the tick has left after the slowest recent verification, and goes on from its
-    best so far on the next tick (``plan_evaluations`` and ``plan_seconds`` bound one tick's share). When a
+    The plan search gets what the tick has left and goes on from its best so far on the next tick
+    (``plan_evaluations`` and ``plan_seconds`` bound one tick's share); a plan found with too little of the tick
+    left to verify it is verified on the next tick's sample. When a
     search stops improving without a plan to propose, the loop does not search again until something it plans
     on changes: its beliefs, the failures verification named, or the MLU by more than ``replan_mlu``.
 
