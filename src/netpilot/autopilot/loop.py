@@ -565,7 +565,8 @@ class Autopilot:
             # refused plan is not proposed (a person would only be asked to reject it).
             return None
         causes = [c for i in self.incidents[-1:] for c in i.causes[:3]]
-        why = (f"MLU {mlu:.2f} now, {forecast_peak:.2f} forecast (limit {self.congestion:g}); re-optimised IGP "
+        forecast = f"{forecast_peak:.2f} forecast" if self.forecast else "no forecast yet"
+        why = (f"MLU {mlu:.2f} now, {forecast} (limit {self.congestion:g}); re-optimised IGP "
                f"metrics on {len(changed)} links predict {planned:.2f}"
                + (f"; believed faults: {', '.join(self.beliefs)}" if self.beliefs else ""))
         evidence = {"mlu": mlu, "forecast_peak": forecast_peak, "predicted_mlu": planned,
