@@ -222,7 +222,6 @@ class Ranking:
     known: tuple[Fault, ...]
     pending: list[Fault]
     causes: list[Cause] = field(default_factory=list)
-    replayed: int = 0
     _per_chunk: float = 0.0  # the longest a chunk took (seconds)
 
     @property
@@ -232,14 +231,9 @@ class Ranking:
     def replay(self, fault_sets: list[list[Fault]]) -> list[np.ndarray]:
         """The twin's noise-free snapshot under each set of faults, at this localisation's time and metrics."""
         sim = self.localizer.simulator
-        base = sim.base_volume
         sim.set_metrics(self.metrics)
         sim.minute = self.minute
-        sim.base_volume = base * self.scale
-        try:
-            return [Snapshot.from_step(r).values for r in sim.replay(fault_sets)]
-        finally:
-            sim.base_volume = base
+        return [Snapshot.from_step(r).values for r in sim.replay(fault_sets, scale=self.scale)]
 
     def advance(self, deadline: float | None = None, chunk: int = 16, max_chunks: int | None = None) -> bool:
         """Replay hypotheses, ``chunk`` at a time, while the next chunk is expected to end before ``deadline`` (a
@@ -264,7 +258,6 @@ class Ranking:
                 residual = observed - gain * predicted
                 explained = 1.0 - float(residual @ residual) / float(observed @ observed)
                 self.causes.append(Cause(fault.kind, fault_target(fault), max(0.0, explained)))
-            self.replayed += len(batch)
             self._per_chunk = max(self._per_chunk, time.perf_counter() - started)
         return self.done
 

@@ -16,7 +16,7 @@ from netpilot.analytics.tomography import tomogravity
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
 from netpilot.change.intents import ApplyMetrics, IntentList, apply_intents
-from netpilot.change.verify import WhatIfCache, verify_change
+from netpilot.change.verify import WhatIfCache, overloads_failure, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network
 from netpilot.optimize.te.igp import MAX_METRIC, reverse_links, search_metrics
@@ -181,6 +181,7 @@ class Autopilot:
         self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
         self._count = 0
         self._routing_since = 0  # the first tick measured under the routing running now
+        self._metric_of: tuple[Network, np.ndarray] | None = None  # the running network and its metrics
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
 
     # --- the loop ---------------------------------------------------------------------------------------------
@@ -284,18 +285,13 @@ class Autopilot:
             # Verification compares with every single failure of the network as it runs; that baseline holds
             # while only the demand's level changes, so it is computed once, and the search gets what is left
             # of the tick (or the next tick).
-            search, decide = None, False
             ready = self._whatif_cache.has(believed, *demand)
             if not ready and self._fits("baseline", deadline):
                 self._whatif_cache.baseline(believed, *demand)
                 stages["baseline"] = self._spent("baseline", t)
                 ready = deadline is not None  # with a fixed amount of work per tick, it is this tick's work
-            if ready and deadline is None:
-                decide = True
-            elif ready:
-                search = self._search_budget(deadline)
-                decide = search is not None
-            if decide:
+            search = self._search_budget(deadline) if ready and deadline is not None else None
+            if ready and (deadline is None or search is not None):
                 t = time.perf_counter()
                 tick.change = self._decide(result, mlu, forecast_peak, search, deadline, plan_state, believed,
                                            stages)
@@ -312,16 +308,20 @@ class Autopilot:
         twin = self.twin
         twin.faults = list(self.beliefs.values())
         twin.minute = result.minute
-        twin.set_metrics(self.driver.running.arrays().metric)
-        first = twin.replay([twin.faults])[0]
-        up = result.link_up & first.link_up
-        scale = float(result.link_load[up].sum()) / max(float(first.link_load[up].sum()), 1e-9)
-        base = twin.base_volume
-        twin.base_volume = base * float(np.clip(scale, 0.25, 4.0))
-        try:
-            return Snapshot.from_step(twin.replay([twin.faults])[0]).values
-        finally:
-            twin.base_volume = base
+        metric = self._running_metric()
+        twin.set_metrics(metric)
+        expected = twin.expected()
+        predicted = twin.link_loads(expected.volume, metric, expected.link_up)
+        up = result.link_up & expected.link_up
+        scale = float(result.link_load[up].sum()) / max(float(predicted[up].sum()), 1e-9)
+        return Snapshot.from_step(twin.replay([twin.faults], scale=float(np.clip(scale, 0.25, 4.0)))[0]).values
+
+    def _running_metric(self) -> np.ndarray:
+        """The IGP metrics the network runs, read once per running configuration (``arrays()`` is not free)."""
+        running = self.driver.running
+        if self._metric_of is None or self._metric_of[0] is not running:
+            self._metric_of = (running, running.arrays().metric)
+        return self._metric_of[1]
 
     # --- the tick's budget ------------------------------------------------------------------------------------
 
@@ -374,7 +374,7 @@ class Autopilot:
         noise = np.maximum(np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2), self.noise_floor)
         return self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
                                     minute=minute, noise=noise,
-                                    metrics=self.driver.running.arrays().metric, known=list(self.beliefs.values()))
+                                    metrics=self._running_metric(), known=list(self.beliefs.values()))
 
     def _conclude(self, incident: Incident, ranking: Ranking | None, result: StepResult, *,
                   deadline: float | None, chunks: int | None) -> None:
@@ -430,7 +430,7 @@ class Autopilot:
         self.twin.faults = [f for f in self.beliefs.values() if f.kind != "flash_crowd"]
         self.twin.minute = result.minute
         expected = self.twin.expected()
-        predicted = self.twin.link_loads(expected.volume, self.driver.running.arrays().metric, expected.link_up)
+        predicted = self.twin.link_loads(expected.volume, self._running_metric(), expected.link_up)
         rest = ~touching & result.link_up & expected.link_up
         scale = float(result.link_load[rest].sum()) / max(float(predicted[rest].sum()), 1e-9)
         near = touching & result.link_up
@@ -468,7 +468,7 @@ class Autopilot:
         twin.faults = list(self.beliefs.values())
         twin.minute = result.minute
         expected = twin.expected()
-        metric = self.driver.running.arrays().metric
+        metric = self._running_metric()
         expected.volume = expected.volume * self._demand_correction(result, expected, metric)
         predicted = twin.link_loads(expected.volume, metric, expected.link_up)
         measured = float(result.link_load[result.link_up].sum())
@@ -527,10 +527,10 @@ class Autopilot:
         else:
             t = time.perf_counter()
             # A fixed amount of work (``plan_routings`` routings) without a budget in time, else what the tick has.
-            evaluations = self.plan_evaluations if search_seconds is not None else \
+            budget = self.plan_evaluations if search_seconds is not None else \
                 max(3, self.plan_routings // len(cases))
             best, evaluations = search_metrics(utilisation_of, [start, metric, *carried], partner=self.partner,
-                                               frozen=~link_up, max_evaluations=evaluations,
+                                               frozen=~link_up, max_evaluations=budget,
                                                time_limit=search_seconds, seed=self._count)
             stages["decide.search"] = _ms(t)
         planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
@@ -584,14 +584,14 @@ class Autopilot:
 
     def _fails_named_failures(self, plan: np.ndarray, metric: np.ndarray, volume: np.ndarray,
                               capacity: np.ndarray, failed: list[np.ndarray]) -> bool:
-        """Whether ``plan`` still overloads, under a failure verification has named, more than today's metrics
-        do and above the limit: verification would refuse it, so it is not worth a person's time."""
+        """Whether ``plan`` breaks verification's single-failure rule under a failure verification has already
+        named: verification would refuse it, so it is not worth a person's time."""
         limit = self.verify_limit / (1.0 + self._margin)
-        for up in failed:
-            after = float((self.twin.link_loads(volume, plan, up) / capacity).max(initial=0.0))
-            if after > limit and after > float((self.twin.link_loads(volume, metric, up) / capacity).max(initial=0.0)):
-                return True
-        return False
+
+        def mlu(m: np.ndarray, up: np.ndarray) -> float:
+            return float((self.twin.link_loads(volume, m, up) / capacity).max(initial=0.0))
+
+        return any(overloads_failure(mlu(plan, up), mlu(metric, up), limit, self.failure_tolerance) for up in failed)
 
     def _remember_critical(self, report) -> bool:
         """Keep the single failures a verification found the plan would overload; True when any is new."""

@@ -19,7 +19,7 @@ from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.model.whatif import failure_scenarios, what_if
 
-__all__ = ["Check", "Report", "WhatIfCache", "failure_scenarios", "verify_change", "what_if"]
+__all__ = ["Check", "Report", "WhatIfCache", "failure_scenarios", "overloads_failure", "verify_change", "what_if"]
 
 
 @dataclass
@@ -83,18 +83,22 @@ class WhatIfCache:
         return b"|".join(np.ascontiguousarray(a).tobytes() for a in (arrays.metric, arrays.up, arrays.capacity,
                                                                      pairs))
 
-    def get(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray) -> dict | None:
-        """{scenario key: (MLU, stranded)} for ``volume``, or None when not seen at any level."""
+    def _entry(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray) -> tuple | None:
+        """The entry for this network and a demand proportional to ``volume``, if any."""
         entry = self._entries.get(self._key(arrays, pairs))
         total = float(volume.sum())
-        if entry is None or total <= 0:
+        if entry is None or total <= 0 or not np.allclose(volume / total, entry[0], rtol=1e-9, atol=0.0):
             return None
-        shape, seen_total, results = entry
-        if not np.allclose(volume / total, shape, rtol=1e-9, atol=0.0):
+        return entry
+
+    def get(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray) -> dict | None:
+        """{scenario key: (MLU, stranded)} for ``volume``, or None when not seen at any level."""
+        entry = self._entry(arrays, pairs, volume)
+        if entry is None:
             return None
         self.hits += 1
-        factor = total / seen_total
-        return {key: (mlu * factor, stranded * factor) for key, (mlu, stranded) in results.items()}
+        factor = float(volume.sum()) / entry[1]
+        return {key: (mlu * factor, stranded * factor) for key, (mlu, stranded) in entry[2].items()}
 
     def baseline(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> dict:
         """{scenario key: (MLU, stranded)} of ``network`` under ``volume``: from the cache, or computed and kept."""
@@ -107,9 +111,7 @@ class WhatIfCache:
         return results
 
     def has(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> bool:
-        entry = self._entries.get(self._key(network.arrays(), pairs))
-        total = float(volume.sum())
-        return entry is not None and total > 0 and np.allclose(volume / total, entry[0], rtol=1e-9, atol=0.0)
+        return self._entry(network.arrays(), pairs, volume) is not None
 
     def put(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, results: dict) -> None:
         total = float(volume.sum())
@@ -233,8 +235,7 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
             m_before, st_before = before_by_link.get(_scenario_key(arrays_after, scenario), (0.0, 0.0))
             if stranded_a[i] > st_before + 1e-9:
                 bad_partition.append(i)
-            moved = abs(mlu_a[i] - m_before) > 1e-9
-            if mlu_a[i] > max_utilisation and moved and mlu_a[i] > m_before - failure_tolerance:
+            if overloads_failure(mlu_a[i], m_before, max_utilisation, failure_tolerance):
                 bad_overload.append(i)
         worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
         checks.append(_failure_check(
@@ -256,6 +257,12 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
         figures["worst_failure_mlu_after"] = float(mlu_a.max(initial=0.0))
         figures["failure_scenarios"] = len(scenarios_after)
     return Report(checks, time.perf_counter() - started, figures)
+
+
+def overloads_failure(after: float, before: float, limit: float, tolerance: float = 0.0) -> bool:
+    """The single-failure rule: a failure the change moves is refused when it ends over ``limit`` and not lower
+    than today's by ``tolerance``."""
+    return after > limit and abs(after - before) > 1e-9 and after > before - tolerance
 
 
 def _failure_results(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray) -> dict:

@@ -311,9 +311,10 @@ class Simulator:
         self.minute += self.step_seconds / 60.0
         return result
 
-    def replay(self, fault_sets: Sequence[Sequence[Fault]]) -> list[StepResult]:
-        """What the network would measure now, without noise, under each set of faults, without advancing time
-        or touching what ``step`` reports (a root-cause localiser compares measurements with these).
+    def replay(self, fault_sets: Sequence[Sequence[Fault]], *, scale: float = 1.0) -> list[StepResult]:
+        """What the network would measure now, without noise, under each set of faults, with the demand times
+        ``scale``, without advancing time or touching what ``step`` reports (a root-cause localiser compares
+        measurements with these).
 
         Sets that only take links out of service relative to the first set (a link down, a metric so high no
         path takes the link) are routed together by the incremental single-failure what-if, exactly; the rest
@@ -326,7 +327,7 @@ class Simulator:
                 states.append(self._state())
         finally:
             self.faults = saved
-        volumes = [self._volume(state) for state in states]
+        volumes = [self._volume(state) * scale for state in states]
         loads: list[tuple[np.ndarray, float] | None] = [None] * len(states)
         if states and not self._splits:
             self._replay_failures(states, volumes, loads)
