@@ -21,6 +21,7 @@ from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise,
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import load_network
+from netpilot.model.network import PathPolicy
 from netpilot.model.sample import bundled_network_path
 from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator
@@ -283,10 +284,17 @@ def test_rca_second_fault_ranked_on_top_of_the_first(localizer):
     assert all(c.target != "BG--GR" or c.kind != "link_down" for c in ranked)
 
 
-def test_replay_matches_stepping_each_fault_set(localizer):
+@pytest.mark.parametrize("steered", [False, True], ids=["igp", "explicit-paths"])
+def test_replay_matches_stepping_each_fault_set(localizer, steered):
     """The batched replay (incremental what-if for failures and high metrics) gives exactly what stepping the
-    noise-free twin under each set of faults gives, for every kind of hypothesis."""
+    noise-free twin under each set of faults gives, for every kind of hypothesis; with explicit paths too (a
+    failed path's share to the paths left, a pair whose paths all failed to the IGP, a raised metric leaving
+    the explicit paths alone)."""
     network = localizer.network
+    policies = [PathPolicy(source="AT", target="DE", paths=[{"nodes": ["AT", "DE"], "weight": 1},
+                                                            {"nodes": ["AT", "SK", "CZ", "DE"], "weight": 3}]),
+                PathPolicy(source="CH", target="FR", paths=[{"nodes": ["CH", "FR"], "weight": 1}]),
+                PathPolicy(source="GR", target="BG", paths=[{"nodes": ["GR", "BG"], "weight": 1}])] if steered else []
     known = [Fault(kind="link_down", target=["BG", "GR"], at_minute=0)]
     sets = [known] + [[*known, f] for f in [
         Fault(kind="link_down", target=["FR", "CH"], at_minute=0),
@@ -306,10 +314,12 @@ def test_replay_matches_stepping_each_fault_set(localizer):
              (("cell_outage", "cell_site"), ("edge_failure", "edge_site"))
              for node in [n for n in network.nodes if n.kind == node_kind][:2]]
     twin = Simulator(network, noise=0.0)
+    twin.set_policies(policies)
     twin.minute = 600
     replayed = twin.replay(sets)
     for faults, got in zip(sets, replayed, strict=True):
         one = Simulator(network, noise=0.0, faults=faults)
+        one.set_policies(policies)
         one.minute = 600
         want = one.step()
         for name in ("link_load", "link_utilisation", "link_loss", "link_up", "node_up", "cell_prb", "edge_gpu"):

@@ -8,7 +8,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, apply_intents, load_intents
+from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, SetPolicies, apply_intents, load_intents
 from netpilot.change.verify import WhatIfCache, verify_change
 from netpilot.cli import app
 from netpilot.errors import InputError
@@ -408,3 +408,91 @@ def test_config_diff_shows_only_the_routers_that_change():
     assert set(diffs) == {"a", "c", "d"}
     assert "- ip ospf cost 10" in diffs["a"] and "+ ip ospf cost 11" in diffs["a"]
     assert "+ shutdown" in diffs["c"] and "+ shutdown" in diffs["d"]
+
+
+# --- explicit path policies (SR-TE) ---------------------------------------------------------------------------
+
+
+def test_policies_steer_their_pairs_and_verification_follows_them_through_every_failure():
+    """Verification's single-failure loads with policies match the simulator's, failure by failure: a failed
+    path's share goes to the policy's paths left, and a pair whose paths all failed to the IGP."""
+    import numpy as np
+
+    from netpilot.change.verify import _failure_outcomes, _state, failure_scenarios
+    from netpilot.model.io import load_network
+    from netpilot.model.network import PathPolicy
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    network = load_network(bundled_network_path())
+    policies = [PathPolicy(source="AT", target="DE", paths=[{"nodes": ["AT", "DE"], "weight": 1},
+                                                            {"nodes": ["AT", "SK", "CZ", "DE"], "weight": 3}]),
+                PathPolicy(source="GR", target="BG", paths=[{"nodes": ["GR", "BG"], "weight": 1}])]
+    steered = apply_intents(network, [SetPolicies(intent="set_policies", policies=policies)])
+    sim = Simulator(network, noise=0.0)
+    sim.set_policies(steered.policies)
+    volume = sim.expected().volume
+    state = _state(steered, sim.pairs, volume)
+    arrays = state.arrays
+    cap = np.where(arrays.capacity > 0, arrays.capacity, np.inf)
+    assert np.allclose(state.loads, sim.link_loads(volume, arrays.metric, arrays.up))
+    scenarios = failure_scenarios(arrays)
+    mlu, _, _, loads = _failure_outcomes(state, scenarios)
+    hit = 0
+    for scenario, got, got_loads in zip(scenarios, mlu, loads, strict=True):
+        up = arrays.up.copy()
+        up[scenario] = False
+        truth = np.where(up, sim.link_loads(volume, arrays.metric, up), 0.0)
+        assert np.allclose(got_loads, truth, rtol=1e-9, atol=1e-6)
+        assert got == pytest.approx(float((truth / cap)[up].max()), rel=1e-9)
+        hit += bool(set(scenario.tolist()) & {e for paths in state.policies.values() for links, _ in paths
+                                              for e in links.tolist()})
+    assert hit >= 4  # failures on the policies' paths were among them
+    # Without the policies the same failures give other loads: the policies are not ignored.
+    assert not np.allclose(_failure_outcomes(_state(network, sim.pairs, volume), scenarios)[3], loads)
+
+
+def test_set_policies_replaces_removes_and_names_a_bad_path():
+    from netpilot.change.workflow import twin_diff
+    from netpilot.model.network import PathPolicy
+
+    net = _square()
+    one = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "b", "c"], "weight": 1},
+                                                    {"nodes": ["a", "d", "c"], "weight": 1}])
+    after = apply_intents(net, [SetPolicies(intent="set_policies", policies=[one])])
+    assert [(p.source, p.target) for p in after.policies] == [("a", "c")]
+    diff = twin_diff(net, after)
+    assert diff == [{"device": "a", "link": "a->c", "field": "explicit paths", "before": "IGP",
+                     "after": "a-b-c (50%), a-d-c (50%)"}]
+    back = apply_intents(after, [SetPolicies(intent="set_policies", remove=[("a", "c")])])
+    assert back.policies == []
+    loop = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "b", "a", "d", "c"], "weight": 1}])
+    with pytest.raises(InputError, match="twice"):
+        apply_intents(net, [SetPolicies(intent="set_policies", policies=[loop])])
+    missing = PathPolicy(source="b", target="d", paths=[{"nodes": ["b", "d"], "weight": 1}])
+    with pytest.raises(InputError, match=r"no link b->d.*policies\[0\]\.paths\[0\]\.nodes\[1\]"):
+        apply_intents(net, [SetPolicies(intent="set_policies", policies=[missing])])
+
+
+def test_verification_refuses_a_policy_that_overloads_a_link():
+    """30 from a to c pinned onto the thin diagonal (capacity 10): overloaded now, and refused."""
+    from netpilot.model.network import PathPolicy
+
+    net = _square()
+    pinned = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "c"], "weight": 1}])
+    after = apply_intents(net, [SetPolicies(intent="set_policies", policies=[pinned])])
+    report = verify_change(net, after)
+    assert not report.ok
+    assert "a->c" in _failed(report, "utilisation now").detail
+
+
+def test_frr_driver_refuses_explicit_paths_rather_than_dropping_them(tmp_path):
+    from netpilot.change.drivers import DriverError, FrrDriver
+    from netpilot.model.network import PathPolicy
+
+    net = _square()
+    policy = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "b", "c"], "weight": 1}])
+    driver = FrrDriver(lab=None, journal=tmp_path / "journal")
+    with pytest.raises(DriverError, match="explicit path policies"):
+        driver.load_candidate(apply_intents(net, [SetPolicies(intent="set_policies", policies=[policy])]))
+    assert driver.candidate is None

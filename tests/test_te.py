@@ -336,3 +336,78 @@ def test_cli_refuses_unroutable_input_clearly(tmp_path, links, demands, down, me
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+# --- tactical TE: explicit paths on top of the IGP ------------------------------------------------------------
+
+
+def _busy_sample():
+    """The bundled network at its busy hour, demand raised until the IGP overloads it."""
+    from netpilot.model.io import load_network
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    network = load_network(bundled_network_path())
+    sim = Simulator(network, noise=0.0)
+    expected = sim.expected()
+    arrays = network.arrays()
+    capacity = np.where(expected.capacity > 0, expected.capacity, np.inf)
+    volume = expected.volume * 1.3
+    return network, sim, arrays, capacity, volume
+
+
+def test_tactical_paths_relieve_the_hottest_links_with_valid_paths():
+    from netpilot.optimize.te.tactical import plan_tactical
+
+    _, sim, arrays, capacity, volume = _busy_sample()
+    igp = float((sim.link_loads(volume, arrays.metric, arrays.up) / capacity).max())
+    plan = plan_tactical(arrays, sim.pairs, volume, arrays.metric, arrays.up, capacity, max_pairs=20)
+    assert plan is not None and 0 < len(plan.paths) <= 20
+    for (a, b), paths in plan.paths.items():
+        assert sum(share for _, share in paths) == pytest.approx(1.0)
+        for links, share in paths:
+            assert share > 0 and arrays.src[links[0]] == a and arrays.dst[links[-1]] == b
+            assert (arrays.dst[links[:-1]] == arrays.src[links[1:]]).all() and arrays.up[links].all()
+    # The plan's own loads, routed by the simulator, are what the LP promised, and well below the IGP's.
+    sim.set_path_splits({(arrays.node_ids[a], arrays.node_ids[b]):
+                         [([arrays.node_ids[arrays.src[links[0]]]] + [arrays.node_ids[e] for e in arrays.dst[links]],
+                           share) for links, share in paths] for (a, b), paths in plan.paths.items()})
+    steered = float((sim.link_loads(volume, arrays.metric, arrays.up) / capacity).max())
+    assert steered == pytest.approx(plan.mlu, rel=1e-6)
+    assert steered < igp - 0.1
+
+
+def test_tactical_paths_keep_a_bounded_failure_within_its_bound():
+    """Bounding the worst single failure of the unbounded plan at the IGP's own MLU under that failure: the
+    LP keeps it there (in its model, where a failed path's share goes to the IGP)."""
+    from netpilot.model.whatif import failure_scenarios
+    from netpilot.optimize.te.tactical import plan_tactical
+
+    _, sim, arrays, capacity, volume = _busy_sample()
+    free = plan_tactical(arrays, sim.pairs, volume, arrays.metric, arrays.up, capacity, max_pairs=20)
+    on_paths = {int(e) for paths in free.paths.values() for links, _ in paths for e in links}
+    cases = []
+    for scenario in failure_scenarios(arrays):
+        if on_paths & set(scenario.tolist()):
+            up = arrays.up.copy()
+            up[scenario] = False
+            cases.append(up)
+    today = np.array([float((sim.link_loads(volume, arrays.metric, up) / capacity)[up].max()) for up in cases])
+    bounded = plan_tactical(arrays, sim.pairs, volume, arrays.metric, arrays.up, capacity, max_pairs=20,
+                            cases=cases, allowed=today)
+    assert bounded is not None and bounded.excess == pytest.approx(0.0, abs=1e-6)
+    assert bounded.mlu >= free.mlu - 1e-9  # the bounds cost something, or nothing
+
+
+def test_bounded_score_charges_the_excess_over_bounds_and_exempts_unmoved_cases():
+    from netpilot.optimize.te.igp import EXCESS_WEIGHT, bound_excess, bounded_score
+
+    allowed, reference = np.array([1.0, 1.0]), np.array([1.2, 0.5])
+    unmoved = np.array([[0.8, 0.7], [1.2, 0.1], [0.9, 0.2]])  # case 1 stays at its 1.2 today: not its doing
+    assert bound_excess(unmoved, allowed, reference).tolist() == [0.0, 0.0]
+    moved = np.array([[0.7, 0.6], [1.1, 1.15], [0.9, 0.2]])  # case 1 moved and over its bound by 0.15
+    assert bound_excess(moved, allowed, reference) == pytest.approx([0.15, 0.0])
+    score, row = bounded_score(moved, allowed, reference)
+    assert score[0] == pytest.approx(0.7 + EXCESS_WEIGHT * 0.15)
+    assert row.tolist() == moved[1].tolist()  # the search works on the case that breaks its bound
+    assert bounded_score(unmoved, allowed, reference)[1].tolist() == unmoved[0].tolist()

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from netpilot.errors import InputError
-from netpilot.model.network import Network
+from netpilot.model.network import Network, PathPolicy
 from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator, StepResult
 
@@ -151,19 +151,22 @@ class RootCauseLocalizer:
 
     def rank(self, before: Snapshot, after: Snapshot, *, minute: float = 0.0,
              noise: np.ndarray | None = None, metrics: np.ndarray | None = None, top: int | None = None,
-             known: list[Fault] | None = None) -> list[Cause]:
+             known: list[Fault] | None = None, policies: list[PathPolicy] | None = None) -> list[Cause]:
         """``minute`` places the twin's demand at the time of ``after``; ``noise`` is each KPI's measured noise
         (standard deviation), floored per KPI; ``metrics`` is the current IGP metric per link; ``known`` are
         faults already in place before the change (localised earlier): each hypothesis is replayed on top of
-        them, since a second fault moves load over the network the first one left."""
-        ranking = self.start(before, after, minute=minute, noise=noise, metrics=metrics, known=known)
+        them, since a second fault moves load over the network the first one left; ``policies`` are the explicit
+        paths the network runs."""
+        ranking = self.start(before, after, minute=minute, noise=noise, metrics=metrics, known=known,
+                             policies=policies)
         if ranking is None:
             return []
         ranking.advance()
         return ranking.result(top)
 
     def start(self, before: Snapshot, after: Snapshot, *, minute: float = 0.0, noise: np.ndarray | None = None,
-              metrics: np.ndarray | None = None, known: list[Fault] | None = None) -> Ranking | None:
+              metrics: np.ndarray | None = None, known: list[Fault] | None = None,
+              policies: list[PathPolicy] | None = None) -> Ranking | None:
         """The same as ``rank``, as a localisation to ``advance`` a part at a time (None: nothing changed)."""
         _, names = feature_layout(self._sim)
         metrics = self._base_metric if metrics is None else np.asarray(metrics)
@@ -174,7 +177,8 @@ class RootCauseLocalizer:
             return None
         # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
         known = tuple(known or ())
-        ranking = Ranking(self, observed, sigma, minute, metrics, 1.0, known, self.hypotheses(observed))
+        ranking = Ranking(self, observed, sigma, minute, metrics, 1.0, known, self.hypotheses(observed),
+                          policies=tuple(policies or ()))
         n_links = len(self._sim.link_ids)
         twin_load = ranking.replay([list(known)])[0][:n_links].sum()
         if twin_load > 0:
@@ -222,6 +226,7 @@ class Ranking:
     known: tuple[Fault, ...]
     pending: list[Fault]
     causes: list[Cause] = field(default_factory=list)
+    policies: tuple[PathPolicy, ...] = ()
     _per_chunk: float = 0.0  # the longest a chunk took (seconds)
 
     @property
@@ -232,6 +237,7 @@ class Ranking:
         """The twin's noise-free snapshot under each set of faults, at this localisation's time and metrics."""
         sim = self.localizer.simulator
         sim.set_metrics(self.metrics)
+        sim.set_policies(list(self.policies))
         sim.minute = self.minute
         return [Snapshot.from_step(r).values for r in sim.replay(fault_sets, scale=self.scale)]
 

@@ -3,6 +3,7 @@ forecast) becomes a verified change that policy or a person approves before it i
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
@@ -15,18 +16,20 @@ from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocaliz
 from netpilot.analytics.tomography import tomogravity
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
-from netpilot.change.intents import ApplyMetrics, IntentList, apply_intents
-from netpilot.change.verify import WhatIfCache, overloads_failure, verify_change
+from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply_intents
+from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
-from netpilot.model.network import Network
-from netpilot.optimize.te.igp import MAX_METRIC, reverse_links, search_metrics
+from netpilot.model.network import Network, PathPolicy
+from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
+from netpilot.optimize.te.tactical import plan_tactical
 from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator, StepResult
 
 #: Fault kinds the planner acts on once localised, and how the twin should believe them.
 ACTIONABLE = ("link_down", "link_degrade", "router_down", "flash_crowd")
-#: Intents the simulator (the network under control in the demo and scenarios) can take: IGP metrics.
-METRIC_INTENTS = ("apply_metrics", "set_metric", "drain_node")
+#: Intents the simulator (the network under control in the demo and scenarios) can take: IGP metrics and
+#: explicit path policies.
+SIMULATOR_INTENTS = ("apply_metrics", "set_metric", "drain_node", "set_policies")
 
 
 @dataclass
@@ -67,6 +70,8 @@ class Applied:
     predicted_mlu: float
     measured_mlu: float | None = None
     state: str = "checking"
+    policies_before: list[PathPolicy] = field(default_factory=list, repr=False)
+    policies_after: list[PathPolicy] = field(default_factory=list, repr=False)
 
 
 class Autopilot:
@@ -79,8 +84,11 @@ class Autopilot:
     twin's profile corrected to the measured link loads by tomogravity every ``refit_every`` ticks) raised by
     ``demand_margin`` (more when a busy link measures more than the estimate predicts, up to double); and since
     link counts do not pin down every pair, a single failure that a plan moves and that stays over the limit
-    must come out lower than today's by ``failure_tolerance`` (MLU). A plan that verification would refuse for
-    overloading under named single failures is not proposed; the next tick plans against those failures too.
+    must come out lower than today's by ``failure_tolerance`` (MLU) plus ``failure_share`` of today's. A plan
+    that verification would refuse for overloading under named single failures is not proposed; the next tick
+    plans against those failures too. When the metric search goes ``plan_routings`` evaluations without a plan
+    to propose, the loop turns to explicit paths (``explicit_paths``): an LP moves the pairs behind the
+    hottest links onto paths of their own (SR-TE policies), verified the same way.
     Everything the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted
     utilisation) into the change's ``why`` and the audit log.
 
@@ -107,6 +115,8 @@ class Autopilot:
                  plan_seconds: float = 0.08, verify_failures: bool = True, cooldown_steps: int = 5,
                  tick_budget_ms: float | None = 100.0, plan_routings: int = 20, localise_chunks: int = 2,
                  replan_mlu: float = 0.03, refit_every: int = 15, failure_tolerance: float = 0.005,
+                 failure_share: float = 0.01,
+                 explicit_paths: bool = True,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
                  actor: str = "autopilot", keep: int = 720) -> None:
         self.network = network
@@ -126,6 +136,8 @@ class Autopilot:
         self.replan_mlu = replan_mlu
         self.refit_every = refit_every
         self.failure_tolerance = failure_tolerance
+        self.failure_share = failure_share
+        self.explicit_paths = explicit_paths
         self.plan_routings = plan_routings
         self.localise_chunks = localise_chunks
         self.verify_failures = verify_failures
@@ -167,10 +179,12 @@ class Autopilot:
         self._failed_plans: set[bytes] = set()  # metrics the post-check rolled back, under the current beliefs
         self._not_applicable: set[str] = set()  # approved changes this network cannot take
         self._no_plan: tuple | None = None  # what the last decision that found nothing planned on
+        self._paths_for: tuple | None = None  # the beliefs and metrics under which the search found no metrics
         # The best metrics found so far under the current beliefs and named failures, and what they were for:
         # the search goes on from them on the next tick, so it is spread over ticks, not done again.
         self._incumbent: tuple[tuple, np.ndarray] | None = None
         self._candidate: tuple[tuple, np.ndarray] | None = None  # a plan to verify on the next tick
+        self._paths_candidate: tuple | None = None  # the same, for explicit paths
         self._stale = 0  # evaluations the search has gone without improving
         # Measured cost of each heavy stage (ms, moving average), to tell whether it fits in what is left of a tick.
         self._cost = {"forecast": 20.0, "baseline": 40.0}
@@ -183,6 +197,9 @@ class Autopilot:
         self._routing_since = 0  # the first tick measured under the routing running now
         self._metric_of: tuple[Network, np.ndarray] | None = None  # the running network and its metrics
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
+        # What the process holds by now (the libraries' modules and functions, the twin) lives as long as the
+        # loop: out of the collector's way, a full collection no longer stalls a tick (by 100 ms, measured).
+        gc.freeze()
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -248,10 +265,10 @@ class Autopilot:
             self._last_onset = n
             tick.incident = incident.id
         deadline = None if self.tick_budget_ms is None else started + self.tick_budget_ms / 1000.0
-        if self._open is not None and n - self._open[1] >= self.localise_after - 1:
+        # One localisation at a time: a new incident waits for the one under way (its onset is kept, so its
+        # before and after are still measured around it), rather than a tick finishing the other at once.
+        if self._open is not None and n - self._open[1] >= self.localise_after - 1 and self._localising is None:
             t = time.perf_counter()
-            if self._localising is not None:  # a new incident is due: the last one's ranking is finished first
-                self._conclude(*self._localising, result, deadline=None, chunks=None)
             self._localising = (self._open[0], self._start_localising(*self._open, result.minute))
             self._open = None
             stages["localise"] = _ms(t)
@@ -317,10 +334,12 @@ class Autopilot:
         return Snapshot.from_step(twin.replay([twin.faults], scale=float(np.clip(scale, 0.25, 4.0)))[0]).values
 
     def _running_metric(self) -> np.ndarray:
-        """The IGP metrics the network runs, read once per running configuration (``arrays()`` is not free)."""
+        """The IGP metrics the network runs, read once per running configuration (``arrays()`` is not free);
+        its explicit path policies go onto the twin at the same time."""
         running = self.driver.running
         if self._metric_of is None or self._metric_of[0] is not running:
             self._metric_of = (running, running.arrays().metric)
+            self.twin.set_policies(running.policies)
         return self._metric_of[1]
 
     # --- the tick's budget ------------------------------------------------------------------------------------
@@ -374,7 +393,8 @@ class Autopilot:
         noise = np.maximum(np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2), self.noise_floor)
         return self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
                                     minute=minute, noise=noise,
-                                    metrics=self._running_metric(), known=list(self.beliefs.values()))
+                                    metrics=self._running_metric(), known=list(self.beliefs.values()),
+                                    policies=self.driver.running.policies)
 
     def _conclude(self, incident: Incident, ranking: Ranking | None, result: StepResult, *,
                   deadline: float | None, chunks: int | None) -> None:
@@ -485,9 +505,12 @@ class Autopilot:
 
     def _demand_correction(self, result: StepResult, expected, metric: np.ndarray) -> np.ndarray:
         """Per pair, the measured demand over the twin's (tomogravity on the measured link loads), refitted every
-        ``refit_every`` ticks or when the beliefs or the metrics change. Between fits only the level moves, so the
-        verification's baseline stays valid (it scales)."""
-        key = (tuple(sorted(self.beliefs)), metric.tobytes())
+        ``refit_every`` ticks, and when the beliefs, the metrics or the policies change or an incident begins or
+        is localised (the demand may have changed shape). Between fits only the level moves, so the verification's
+        baseline stays valid (it scales)."""
+        localised = sum(i.localised_at is not None for i in self.incidents)
+        key = (tuple(sorted(self.beliefs)), _plan_key(metric, self.driver.running.policies), self._last_onset,
+               localised)
         n = self._count - 1
         if self._correction is not None and self._correction[0] == key and \
                 n - self._correction[1] < self.refit_every:
@@ -511,13 +534,22 @@ class Autopilot:
             if fault.kind == "link_degrade":
                 start[self.twin.links_of(fault)] = MAX_METRIC
         now = float((self.twin.link_loads(volume, metric, link_up) / capacity).max(initial=0.0))
-        # Failures verification refused earlier plans for are planned against too: the plan minimises the worst
-        # utilisation over now and each of them, so it survives them.
+        # Failures verification refused earlier plans for are planned against too, under verification's own
+        # rule: the plan minimises today's MLU among plans that leave each of them within the limit or lower
+        # than it is today by the tolerance (or exactly as it is).
         cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
 
         def utilisation_of(m: np.ndarray) -> np.ndarray:
-            return np.max([self.twin.link_loads(volume, m, up) / capacity for up in cases], axis=0)
+            return np.array([self.twin.link_loads(volume, m, up) / capacity for up in cases])
 
+        # Verification's demand carries the margin; the search's does not, so the limit comes down instead.
+        today = utilisation_of(metric)[1:].max(axis=1, initial=0.0)
+        bounds = (failure_allowance(today, self.verify_limit / (1.0 + self._margin), self.failure_tolerance,
+                                    self.failure_share), today)
+
+        if self.explicit_paths and self._paths_for == (tuple(sorted(self.beliefs)), metric.tobytes()):
+            return self._decide_paths(result, mlu, forecast_peak, plan_state, believed, stages, now, cases, bounds,
+                                      deadline)
         planning_for = (tuple(sorted(self.beliefs)), len(self._critical), metric.tobytes())
         carried = [self._incumbent[1]] if self._incumbent is not None and self._incumbent[0] == planning_for else []
         candidate, self._candidate = self._candidate, None
@@ -531,19 +563,25 @@ class Autopilot:
                 max(3, self.plan_routings // len(cases))
             best, evaluations = search_metrics(utilisation_of, [start, metric, *carried], partner=self.partner,
                                                frozen=~link_up, max_evaluations=budget,
-                                               time_limit=search_seconds, seed=self._count)
+                                               time_limit=search_seconds, seed=self._count, bounds=bounds)
             stages["decide.search"] = _ms(t)
         planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
         changed = np.flatnonzero(best != metric)
-        if not len(changed) or planned > now - 0.02 or best.tobytes() in self._failed_plans or \
-                self._fails_named_failures(best, metric, volume, capacity, cases[1:]):
+        # A plan that still breaks the rule under a failure verification has named would only be refused.
+        failed_before = _plan_key(best, believed.policies) in self._failed_plans
+        if not len(changed) or planned > now - 0.02 or failed_before or \
+                bound_excess(utilisation_of(best), *bounds).any():
             progressed = not carried or not np.array_equal(best, carried[0])
             self._incumbent = (planning_for, best)
             # A search spread over ticks gives up once it has gone a whole search's worth of evaluations
-            # without improving.
+            # without improving; explicit paths for the pairs behind the hot links are the next resort.
             self._stale = 0 if progressed else self._stale + evaluations
-            if self._stale >= self.plan_evaluations or best.tobytes() in self._failed_plans:
-                self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
+            give_up = self.plan_routings if self.explicit_paths else self.plan_evaluations
+            if self._stale >= give_up or failed_before:
+                if self.explicit_paths:
+                    self._paths_for = (tuple(sorted(self.beliefs)), metric.tobytes())
+                else:
+                    self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
                 self._stale = 0
             return None  # nothing better, or a plan the network already showed to be wrong
         self._incumbent = (planning_for, best)
@@ -553,25 +591,79 @@ class Autopilot:
             return None
         intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
         after = apply_intents(believed, [intent])
-        t = time.perf_counter()
-        report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
-                               demand=(self.twin.pairs, volume * (1.0 + self._margin)),
-                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache,
-                               failure_tolerance=self.failure_tolerance)
-        stages["decide.verify"] = _ms(t)
-        self._verify_ms.append(stages["decide.verify"])
+        report = self._verify(believed, after, volume, mlu, forecast_peak, stages)
         if not report.ok and self._remember_critical(report):
             # Overloaded under failures the search did not plan for: the next tick plans against them. The
             # refused plan is not proposed (a person would only be asked to reject it).
             return None
+        return self._propose(intent, believed, after, report, result, mlu, forecast_peak, now, planned,
+                             f"re-optimised IGP metrics on {len(changed)} links", {"evaluations": evaluations})
+
+    def _decide_paths(self, result: StepResult, mlu: float, forecast_peak: float, plan_state, believed: Network,
+                      stages: dict[str, float], now: float, cases: list[np.ndarray], bounds,
+                      deadline: float | None) -> str | None:
+        """Explicit paths for the pairs behind the hottest links (tactical TE), where no IGP metrics the search
+        found would do: one LP, verified like any change (on the next tick's sample when the LP leaves too
+        little of this one); failures verification names are planned against on the next tick. The plan
+        replaces every policy the network runs (the LP routes all other pairs on the IGP)."""
+        volume, link_up, capacity, metric = plan_state
+        planning_for = (tuple(sorted(self.beliefs)), len(self._critical), metric.tobytes())
+        pending, self._paths_candidate = self._paths_candidate, None
+        if pending is not None and pending[0] == planning_for:
+            plan = pending[1]
+        else:
+            t = time.perf_counter()
+            plan = plan_tactical(self.arrays, self.twin.pairs, volume, metric, link_up, capacity, cases=cases[1:],
+                                 allowed=bounds[0])
+            stages["decide.paths"] = _ms(t)
+            if plan is not None and (deadline is None or time.perf_counter() +
+                                     (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
+                self._paths_candidate = (planning_for, plan)
+                return None
+        ids = self.arrays.node_ids
+        policies = [] if plan is None else [
+            PathPolicy(source=ids[a], target=ids[b],
+                       paths=[{"nodes": [ids[self.arrays.src[links[0]]]] + [ids[self.arrays.dst[e]] for e in links],
+                               "weight": round(share, 4)} for links, share in paths])
+            for (a, b), paths in plan.paths.items()]
+        named = {(p.source, p.target) for p in policies}
+        dropped = [(p.source, p.target) for p in believed.policies if (p.source, p.target) not in named]
+        intent = SetPolicies(intent="set_policies", policies=policies, remove=dropped)
+        after = apply_intents(believed, [intent]) if plan is not None else believed
+        if plan is None or plan.mlu > now - 0.02 or _plan_key(metric, after.policies) in self._failed_plans:
+            self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
+            return None
+        report = self._verify(believed, after, volume, mlu, forecast_peak, stages)
+        if not report.ok:
+            if not self._remember_critical(report):
+                self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
+            return None
+        planned = report.figures["mlu_after"] / (1.0 + self._margin)
+        return self._propose(intent, believed, after, report, result, mlu, forecast_peak, now, planned,
+                             f"explicit paths for the {len(policies)} pairs that load the hottest links",
+                             {"policies": len(policies), "lp_mlu": plan.mlu, "lp_excess": plan.excess})
+
+    def _verify(self, believed: Network, after: Network, volume: np.ndarray, mlu: float, forecast_peak: float,
+                stages: dict[str, float]):
+        t = time.perf_counter()
+        report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
+                               demand=(self.twin.pairs, volume * (1.0 + self._margin)),
+                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache,
+                               failure_tolerance=self.failure_tolerance, failure_share=self.failure_share)
+        stages["decide.verify"] = _ms(t)
+        self._verify_ms.append(stages["decide.verify"])
+        return report
+
+    def _propose(self, intent, believed: Network, after: Network, report, result: StepResult, mlu: float,
+                 forecast_peak: float, now: float, planned: float, action: str, extra: dict) -> str:
+        """A verified plan becomes a change with its evidence; policy may approve it, and then it is applied."""
         causes = [c for i in self.incidents[-1:] for c in i.causes[:3]]
         forecast = f"{forecast_peak:.2f} forecast" if self.forecast else "no forecast yet"
-        why = (f"MLU {mlu:.2f} now, {forecast} (limit {self.congestion:g}); re-optimised IGP "
-               f"metrics on {len(changed)} links predict {planned:.2f}"
+        why = (f"MLU {mlu:.2f} now, {forecast} (limit {self.congestion:g}); {action} predict {planned:.2f}"
                + (f"; believed faults: {', '.join(self.beliefs)}" if self.beliefs else ""))
         evidence = {"mlu": mlu, "forecast_peak": forecast_peak, "predicted_mlu": planned,
                     "verification_demand_margin": self._margin,
-                    "planned_from_mlu": now, "evaluations": evaluations, "causes": causes,
+                    "planned_from_mlu": now, **extra, "causes": causes,
                     "incident": self.incidents[-1].id if self.incidents else None,
                     "outcomes": [self.outcome(a) for a in self.applied[-3:]]}
         change_id = self.changes.propose([intent.model_dump()], self.actor, why, twin_diff(believed, after))
@@ -581,17 +673,6 @@ class Autopilot:
         if state == "approved":
             self._apply(change_id, [intent], result, mlu, planned)
         return change_id
-
-    def _fails_named_failures(self, plan: np.ndarray, metric: np.ndarray, volume: np.ndarray,
-                              capacity: np.ndarray, failed: list[np.ndarray]) -> bool:
-        """Whether ``plan`` breaks verification's single-failure rule under a failure verification has already
-        named: verification would refuse it, so it is not worth a person's time."""
-        limit = self.verify_limit / (1.0 + self._margin)
-
-        def mlu(m: np.ndarray, up: np.ndarray) -> float:
-            return float((self.twin.link_loads(volume, m, up) / capacity).max(initial=0.0))
-
-        return any(overloads_failure(mlu(plan, up), mlu(metric, up), limit, self.failure_tolerance) for up in failed)
 
     def _remember_critical(self, report) -> bool:
         """Keep the single failures a verification found the plan would overload; True when any is new."""
@@ -642,11 +723,11 @@ class Autopilot:
             if change.id in self._not_applicable:
                 continue
             intents = IntentList.model_validate(change.intents).root
-            if any(i.intent not in METRIC_INTENTS for i in intents):
+            if any(i.intent not in SIMULATOR_INTENTS for i in intents):
                 self._not_applicable.add(change.id)
                 self.changes.annotate(change.id, self.actor, "not_applied",
-                                      "this network takes IGP metric changes only (set_metric, drain_node, "
-                                      "apply_metrics); apply it with a device driver")
+                                      "this network takes IGP metric and path policy changes only "
+                                      f"({', '.join(SIMULATOR_INTENTS)}); apply it with a device driver")
                 continue
             evidence = self.changes.annotations(change.id).get("evidence", {})
             predicted = evidence.get("predicted_mlu", (change.verification or {}).get("figures", {}).get("mlu_after"))
@@ -656,6 +737,7 @@ class Autopilot:
 
     def _apply(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
         before = self.driver.running.arrays().metric.copy()
+        policies_before = list(self.driver.running.policies)
         self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
         self.driver.load_candidate(apply_intents(self.driver.running, intents))
         self._rebase = True
@@ -663,7 +745,8 @@ class Autopilot:
         self.driver.commit(confirm_seconds=None)  # the post-check on measured telemetry confirms or reverts
         self.changes.advance(change_id, "checking", self.actor, {"diff": diff, "predicted_mlu": predicted})
         applied = Applied(change_id, result.minute, before, self.driver.running.arrays().metric.copy(), mlu,
-                          predicted)
+                          predicted, policies_before=policies_before,
+                          policies_after=list(self.driver.running.policies))
         self.applied.append(applied)
         self._checking = (applied, self._count + self.check_after - 1)
         self._last_change_tick = self._count - 1
@@ -678,7 +761,7 @@ class Autopilot:
         if failed:
             self.driver.rollback()
             self._rebase = True
-            self._failed_plans.add(applied.metric_after.tobytes())
+            self._failed_plans.add(_plan_key(applied.metric_after, applied.policies_after))
             # The measurement refuted the twin the plan was made on. A believed crowd is an inference about
             # demand, not an observed state, so it is the first belief to give up.
             crowds = [key for key, fault in self.beliefs.items() if fault.kind == "flash_crowd"]
@@ -710,27 +793,29 @@ class Autopilot:
         return applied.change_id
 
     def revert(self, change_id: str, actor: str, why: str) -> str:
-        """A person reverts a change the loop applied and confirmed: its metrics go back through the driver,
-        commit-confirmed, kept once the driver runs exactly the old metrics. The loop will not propose the same
-        plan again under the same beliefs. Returns the change's state."""
+        """A person reverts a change the loop applied and confirmed: its metrics and path policies go back
+        through the driver, commit-confirmed, kept once the driver runs exactly the old ones. The loop will not
+        propose the same plan again under the same beliefs. Returns the change's state."""
         applied = next((a for a in self.applied if a.change_id == change_id and a.state == "done"), None)
         if applied is None:
             raise WorkflowError(f"change {change_id} is not a change this loop applied and confirmed")
         old = ApplyMetrics(intent="apply_metrics", metrics={name: int(m) for name, m in
                                                             zip(self.link_ids, applied.metric_before.tolist())})
-        previous = apply_intents(self.driver.running, [old])
+        previous = apply_intents(self.driver.running, [old]).model_copy(update={"policies": applied.policies_before})
 
         def runs_old_metrics() -> tuple[bool, str]:
-            same = np.array_equal(self.driver.running.arrays().metric, applied.metric_before)
-            return same, "the network runs the metrics from before the change" if same else \
-                "the driver did not take the old metrics"
+            running = self.driver.running
+            same = np.array_equal(running.arrays().metric, applied.metric_before) and \
+                running.policies == applied.policies_before
+            return same, "the network runs the metrics and paths from before the change" if same else \
+                "the driver did not take the old metrics and paths"
 
         state = rollback_change(self.changes, change_id, self.driver, previous, runs_old_metrics, actor=actor,
                                 why=why, confirm_seconds=None)
         if state == "rolled_back":
             applied.state = "rolled_back"
             self._rebase = True
-            self._failed_plans.add(applied.metric_after.tobytes())
+            self._failed_plans.add(_plan_key(applied.metric_after, applied.policies_after))
             self._last_change_tick = self._count - 1  # a cooldown before the next plan
         return state
 
@@ -739,6 +824,11 @@ class Autopilot:
         """Predicted beside measured MLU of an applied change (measured is None until its check)."""
         return {"change": applied.change_id, "mlu_before": applied.mlu_before,
                 "predicted_mlu": applied.predicted_mlu, "measured_mlu": applied.measured_mlu}
+
+
+def _plan_key(metric: np.ndarray, policies: list[PathPolicy]) -> bytes:
+    """What a plan runs, to recognise one the network has already refuted."""
+    return metric.tobytes() + "|".join(p.model_dump_json() for p in policies).encode()
 
 
 def _directed_names(arrays) -> list[str]:

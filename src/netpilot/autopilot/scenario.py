@@ -84,7 +84,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
     steps = round(scenario.hours * 3600 / scenario.step_seconds)
     pilot = None
     if autopilot:
-        store = ChangeStore(":memory:", policy or Policy(auto_approve=["apply_metrics"]))
+        store = ChangeStore(":memory:", policy or Policy(auto_approve=["apply_metrics", "set_policies"]))
         # A replay does a fixed amount of work per tick (no wall-clock budget), so the same scenario gives the
         # same decisions on any machine and under any load; the latency it measures is that work's.
         pilot = Autopilot(network, store, SimulatorDriver(network, sim), congestion=scenario.congestion,
@@ -116,6 +116,8 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         "decision_latency_ms": latency_summary(pilot.ticks),
         "incidents": [{"id": i.id, "minute": i.minute, "causes": i.causes[:3]} for i in pilot.incidents],
         "outcomes": [pilot.outcome(a) for a in pilot.applied],
+        "changes": [{"id": c.id, "state": c.state, "intents": sorted({i["intent"] for i in c.intents}),
+                     "why": c.why} for c in changes],
     }
     return out
 
@@ -173,17 +175,20 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                               target=network.links[e].target, state="down")
                  for e in np.flatnonzero(~expected.link_up)]
         capacity = np.where(expected.link_up, expected.capacity, [lk.capacity for lk in network.links])
-        before = apply_intents(_with_metrics(network, applied.metric_before, capacity), downs)
-        after = apply_intents(_with_metrics(network, applied.metric_after, capacity), downs)
+        before = apply_intents(_with_metrics(network, applied.metric_before, capacity, applied.policies_before),
+                               downs)
+        after = apply_intents(_with_metrics(network, applied.metric_after, capacity, applied.policies_after), downs)
         volume = expected.volume if carried is None else carried[applied.minute]
         report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs, volume))
         unsafe += not report.ok
     return unsafe
 
 
-def _with_metrics(network: Network, metric: np.ndarray, capacity: np.ndarray) -> Network:
-    """The network with these metrics and the capacity each link truly had (a degraded link has less)."""
+def _with_metrics(network: Network, metric: np.ndarray, capacity: np.ndarray, policies: list) -> Network:
+    """The network with these metrics and path policies, and the capacity each link truly had (a degraded link
+    has less)."""
     data = network.model_dump(mode="json")
+    data["policies"] = [p.model_dump(mode="json") for p in policies]
     for link, value, cap in zip(data["links"], metric.tolist(), capacity.tolist(), strict=True):
         link["metric"] = int(value)
         link["capacity"] = float(cap)

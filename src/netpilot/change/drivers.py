@@ -119,6 +119,10 @@ class FrrDriver:
         return {router: _config_text(self.lab.vtysh(router, "show running-config")) for router in self.lab.routers}
 
     def load_candidate(self, candidate: Network) -> None:
+        if candidate.policies:
+            # Refused rather than dropped: a change that relies on explicit paths must not half-apply.
+            raise DriverError("the FRR driver renders IGP configuration only; explicit path policies (SR-TE) "
+                              f"for {len(candidate.policies)} pairs cannot be applied through it")
         self.candidate = render_frr(candidate)
 
     def compare(self) -> dict[str, str]:
@@ -233,8 +237,8 @@ def _config_text(running: str) -> str:
 
 
 class SimulatorDriver(TwinDriver):
-    """The simulator as the network under control: committing a candidate pushes its IGP metrics into the
-    running simulation, and a rollback pushes the previous ones back."""
+    """The simulator as the network under control: committing a candidate pushes its IGP metrics and explicit
+    path policies into the running simulation, and a rollback pushes the previous ones back."""
 
     def __init__(self, network: Network, simulator) -> None:
         super().__init__(network)
@@ -250,3 +254,4 @@ class SimulatorDriver(TwinDriver):
 
     def _push(self) -> None:
         self.simulator.set_metrics(self.running.arrays().metric)
+        self.simulator.set_policies(self.running.policies)

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from netpilot.errors import InputError
-from netpilot.model.network import Network
+from netpilot.model.network import Network, PathPolicy
 
 MAX_METRIC = 65535
 
@@ -51,7 +51,17 @@ class ApplyMetrics(_Intent):
     metrics: dict[str, int]
 
 
-Intent = Annotated[Union[SetLinkState, SetMetric, DrainNode, ApplyMetrics], Field(discriminator="intent")]
+class SetPolicies(_Intent):
+    """Explicit paths (SR-TE policies) for the pairs named, replacing their earlier ones; a pair given no paths
+    goes back to the IGP. Other pairs' policies stay."""
+
+    intent: Literal["set_policies"]
+    policies: list[PathPolicy] = Field(default_factory=list)
+    remove: list[tuple[str, str]] = Field(default_factory=list, description="(source, target) pairs back on the IGP.")
+
+
+Intent = Annotated[Union[SetLinkState, SetMetric, DrainNode, ApplyMetrics, SetPolicies],
+                   Field(discriminator="intent")]
 
 
 class IntentList(RootModel[list[Intent]]):
@@ -111,4 +121,16 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
                     raise InputError.at(f"metric {metric} outside 1..{MAX_METRIC}", file=file,
                                         field=f"[{i}].metrics.{link_id}")
                 by_id[link_id]["metric"] = int(metric)
-    return Network.model_validate(data)
+        elif isinstance(intent, SetPolicies):
+            named = {(p.source, p.target) for p in intent.policies} | {tuple(ends) for ends in intent.remove}
+            data["policies"] = [p for p in data.get("policies", []) if (p["source"], p["target"]) not in named] + \
+                [p.model_dump(mode="json") for p in intent.policies]
+    after = Network.model_validate(data)
+    if any(isinstance(intent, SetPolicies) for intent in intents):
+        from netpilot.model.validate import check_policies
+
+        problems = check_policies(after)
+        if problems:
+            raise InputError.at(f"set_policies: {problems[0].message} ({problems[0].field})", file=file,
+                                field=next(f"[{i}]" for i, x in enumerate(intents) if isinstance(x, SetPolicies)))
+    return after

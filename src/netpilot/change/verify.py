@@ -16,10 +16,12 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from netpilot.model.network import Network, NetworkArrays
+from netpilot.model.policies import Compiled, compile_policies, pair_positions, policy_matrix
 from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.model.whatif import failure_scenarios, what_if
 
-__all__ = ["Check", "Report", "WhatIfCache", "failure_scenarios", "overloads_failure", "verify_change", "what_if"]
+__all__ = ["Check", "Report", "WhatIfCache", "failure_allowance", "failure_scenarios", "overloads_failure",
+           "verify_change", "what_if"]
 
 
 @dataclass
@@ -58,8 +60,14 @@ class _State:
     arrays: NetworkArrays
     pairs: np.ndarray
     volume: np.ndarray
-    routing: EcmpRouting
+    routing: EcmpRouting  # the IGP's, carrying the pairs no policy covers
     loads: np.ndarray
+    policies: Compiled | None = None
+    covered: np.ndarray | None = None  # pairs the policies carry (while a path of theirs is up)
+
+    @property
+    def igp_volume(self) -> np.ndarray:
+        return self.volume if self.covered is None else np.where(self.covered, 0.0, self.volume)
 
     @property
     def utilisation(self) -> np.ndarray:
@@ -79,53 +87,104 @@ class WhatIfCache:
         self.hits = 0
 
     @staticmethod
-    def _key(arrays: NetworkArrays, pairs: np.ndarray) -> bytes:
-        return b"|".join(np.ascontiguousarray(a).tobytes() for a in (arrays.metric, arrays.up, arrays.capacity,
-                                                                     pairs))
+    def _key(network: Network, pairs: np.ndarray) -> bytes:
+        arrays = network.arrays()
+        policies = "|".join(p.model_dump_json() for p in network.policies).encode()
+        return b"|".join([*(np.ascontiguousarray(a).tobytes() for a in (arrays.metric, arrays.up, arrays.capacity,
+                                                                         pairs)), policies])
 
-    def _entry(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray) -> tuple | None:
+    def _entry(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> tuple | None:
         """The entry for this network and a demand proportional to ``volume``, if any."""
-        entry = self._entries.get(self._key(arrays, pairs))
+        entry = self._entries.get(self._key(network, pairs))
         total = float(volume.sum())
         if entry is None or total <= 0 or not np.allclose(volume / total, entry[0], rtol=1e-9, atol=0.0):
             return None
         return entry
 
-    def get(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray) -> dict | None:
-        """{scenario key: (MLU, stranded)} for ``volume``, or None when not seen at any level."""
-        entry = self._entry(arrays, pairs, volume)
+    def get(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> dict | None:
+        """{scenario key: (MLU, stranded, link loads)} for ``volume``, or None when not seen at any level."""
+        entry = self._entry(network, pairs, volume)
         if entry is None:
             return None
         self.hits += 1
         factor = float(volume.sum()) / entry[1]
-        return {key: (mlu * factor, stranded * factor) for key, (mlu, stranded) in entry[2].items()}
+        return {key: (mlu * factor, stranded * factor, loads * factor)
+                for key, (mlu, stranded, loads) in entry[2].items()}
 
     def baseline(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> dict:
-        """{scenario key: (MLU, stranded)} of ``network`` under ``volume``: from the cache, or computed and kept."""
-        arrays = network.arrays()
-        results = self.get(arrays, pairs, volume)
+        """{scenario key: (MLU, stranded, link loads)} of ``network`` under ``volume``: from the cache, or computed
+        and kept."""
+        results = self.get(network, pairs, volume)
         if results is None:
-            routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
-            results = _failure_results(arrays, routing, volume)
-            self.put(arrays, pairs, volume, results)
+            results = _failure_results(_state(network, pairs, volume))
+            self.put(network, pairs, volume, results)
         return results
 
     def has(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> bool:
-        return self._entry(network.arrays(), pairs, volume) is not None
+        return self._entry(network, pairs, volume) is not None
 
-    def put(self, arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, results: dict) -> None:
+    def put(self, network: Network, pairs: np.ndarray, volume: np.ndarray, results: dict) -> None:
         total = float(volume.sum())
         if total <= 0:
             return
         if len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)))
-        self._entries[self._key(arrays, pairs)] = (volume / total, total, results)
+        self._entries[self._key(network, pairs)] = (volume / total, total, results)
 
 
 def _state(network: Network, pairs: np.ndarray, volume: np.ndarray) -> _State:
     arrays = network.arrays()
-    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
-    return _State(arrays, pairs, volume, routing, routing.loads)
+    if not network.policies:
+        routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+        return _State(arrays, pairs, volume, routing, routing.loads)
+    compiled = compile_policies(arrays, network.policies)
+    matrix, covered = policy_matrix(compiled, pairs, arrays.up, arrays.n_links)
+    routing = ecmp_flows(arrays, arrays.metric, pairs, np.where(covered, 0.0, volume))
+    return _State(arrays, pairs, volume, routing, routing.loads + matrix @ np.where(covered, volume, 0.0),
+                  compiled, covered)
+
+
+def _failure_outcomes(state: _State, scenarios: list[np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per scenario (links failing together): (MLU, most loaded link, demand cut off, loads) once the IGP
+    reconverges and each policy shares a failed path's traffic among its paths left, or hands the pair to the
+    IGP."""
+    arrays = state.arrays
+    mlu, worst, stranded, loads = what_if(arrays, state.routing, state.igp_volume, scenarios)
+    if state.policies is None:
+        return mlu, worst, stranded, loads
+    # Each covered pair's paths that are up now; a failure changes only the pairs with a path through it.
+    carried: list[tuple[int, list[tuple[np.ndarray, float]]]] = []
+    for paths, p in zip(state.policies.values(), pair_positions(state.pairs, list(state.policies)), strict=True):
+        if p >= 0 and state.covered[p] and state.volume[p] > 0:
+            carried.append((p, [(links, w) for links, w in paths if w > 0 and arrays.up[links].all()]))
+    stranded = stranded.copy()
+    alive = np.repeat(arrays.up[None, :], len(scenarios), axis=0)
+    for i, scenario in enumerate(scenarios):
+        alive[i, scenario] = False
+        # A failure off every policy path leaves the policies' traffic where it is now.
+        loads[i] += state.loads - state.routing.loads
+        handed = []
+        for p, paths in carried:
+            hit = [not alive[i, links].all() for links, _ in paths]
+            if not any(hit):
+                continue
+            total = sum(w for _, w in paths)
+            left = sum(w for (_, w), dead in zip(paths, hit, strict=True) if not dead)
+            for (links, w), dead in zip(paths, hit, strict=True):
+                share = -w / total if dead else (w / left - w / total if left > 0 else -w / total)
+                np.add.at(loads[i], links, share * state.volume[p])
+            if left <= 0:  # every path failed: the IGP takes the pair
+                handed.append(p)
+        if handed:
+            fallback = ecmp_flows(arrays, arrays.metric, state.pairs[handed], state.volume[handed], alive[i])
+            loads[i] += fallback.loads
+            stranded[i] += float(state.volume[handed][fallback.unreachable].sum())
+    cap = arrays.capacity
+    util = np.where(alive & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
+    loads[~alive] = 0.0
+    worst = np.argmax(util, axis=1)
+    return util[np.arange(len(scenarios)), worst], worst, stranded, loads
 
 
 def _name(arrays: NetworkArrays, e: int) -> str:
@@ -153,14 +212,17 @@ def _unreachable_pairs(arrays: NetworkArrays, up: np.ndarray) -> tuple[int, tupl
 
 def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
                   failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None,
-                  cache: WhatIfCache | None = None, failure_tolerance: float = 0.0) -> Report:
+                  cache: WhatIfCache | None = None, failure_tolerance: float = 0.0,
+                  failure_share: float = 0.0) -> Report:
     """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
     under ``after``'s demands (the twin's current matrix), or ``demand`` = (node-index pairs, Mbit/s) when the
     caller has a fresher estimate, and the same scaled by ``peak_factor`` (the forecast peak). ``cache`` keeps
-    the single-failure results of ``before`` between calls (see ``WhatIfCache``). ``failure_tolerance`` is for a
-    caller whose demand is an estimate: a single failure that the change moves and that is over the limit must
-    then come out lower than today's by that much in MLU, since an error in the estimate could turn a small
-    improvement into a small deterioration."""
+    the single-failure results of ``before`` between calls (see ``WhatIfCache``). ``failure_tolerance`` and
+    ``failure_share`` are for a caller whose demand is an estimate: a single failure that the change moves and
+    that is over the limit must then come out lower than today's by that much in MLU plus that share of
+    today's, since an error in the estimate could turn a small improvement into a small deterioration (and the
+    error grows with the load). ``after`` may run explicit path policies: their pairs follow them, a failed
+    path's share goes to the policy's paths left, and a pair whose paths have all failed goes to the IGP."""
     started = time.perf_counter()
     checks: list[Check] = []
     arrays_before, arrays_after = before.arrays(), after.arrays()
@@ -224,18 +286,27 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
                "mlu_after": float(now_after.utilisation.max(initial=0.0))}
     if failures:
         scenarios_after = failure_scenarios(arrays_after)
-        mlu_a, worst_a, stranded_a, _ = what_if(arrays_after, now_after.routing, volume, scenarios_after)
-        before_by_link = cache.get(arrays_before, pairs, volume) if cache is not None else None
+        mlu_a, worst_a, stranded_a, loads_a = _failure_outcomes(now_after, scenarios_after)
+        before_by_link = cache.get(before, pairs, volume) if cache is not None else None
         if before_by_link is None:
-            before_by_link = _failure_results(arrays_before, now_before.routing, volume)
+            before_by_link = _failure_results(now_before)
             if cache is not None:
-                cache.put(arrays_before, pairs, volume, before_by_link)
+                cache.put(before, pairs, volume, before_by_link)
         bad_partition, bad_overload = [], []
+        capacity = np.where(arrays_after.capacity > 0, arrays_after.capacity, np.inf)
         for i, scenario in enumerate(scenarios_after):
-            m_before, st_before = before_by_link.get(_scenario_key(arrays_after, scenario), (0.0, 0.0))
+            m_before, st_before, loads_before = before_by_link.get(_scenario_key(arrays_after, scenario),
+                                                                   (0.0, 0.0, None))
             if stranded_a[i] > st_before + 1e-9:
                 bad_partition.append(i)
-            if overloads_failure(mlu_a[i], m_before, max_utilisation, failure_tolerance):
+            moved = abs(mlu_a[i] - m_before) > 1e-9
+            if not moved and loads_before is not None and (failure_tolerance or failure_share):
+                # With an estimated demand, a failure counts as moved when the change moves load on any link
+                # near its top, not only on the top one: with the true demand, that link may be the top.
+                level = failure_allowance(m_before, max_utilisation, failure_tolerance, failure_share)
+                near = (loads_a[i] / capacity >= level) | (loads_before / capacity >= level)
+                moved = bool((np.abs(loads_a[i] - loads_before)[near] > 1e-6 * (1.0 + loads_before[near])).any())
+            if overloads_failure(mlu_a[i], m_before, max_utilisation, failure_tolerance, failure_share, moved):
                 bad_overload.append(i)
         worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
         checks.append(_failure_check(
@@ -259,18 +330,27 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     return Report(checks, time.perf_counter() - started, figures)
 
 
-def overloads_failure(after: float, before: float, limit: float, tolerance: float = 0.0) -> bool:
-    """The single-failure rule: a failure the change moves is refused when it ends over ``limit`` and not lower
-    than today's by ``tolerance``."""
-    return after > limit and abs(after - before) > 1e-9 and after > before - tolerance
+def overloads_failure(after: float, before: float, limit: float, tolerance: float = 0.0, share: float = 0.0,
+                      moved: bool | None = None) -> bool:
+    """The single-failure rule: a failure the change moves (by default: whose MLU it changes) is refused when it
+    ends over ``limit`` and not lower than today's by ``tolerance`` plus ``share`` of today's, that is over its
+    ``failure_allowance``."""
+    moved = abs(after - before) > 1e-9 if moved is None else moved
+    return moved and after > failure_allowance(before, limit, tolerance, share)
 
 
-def _failure_results(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray) -> dict:
-    """{scenario key: (MLU, demand stranded)} for every single link failure."""
-    scenarios = failure_scenarios(arrays)
-    mlu, _, stranded, _ = what_if(arrays, routing, volume, scenarios)
-    return {_scenario_key(arrays, scenario): (float(m), float(st))
-            for scenario, m, st in zip(scenarios, mlu, stranded, strict=True)}
+def failure_allowance(before, limit: float, tolerance: float = 0.0, share: float = 0.0):
+    """The MLU a single failure may reach after a change that moves it (``before``: its MLU today)."""
+    before = np.asarray(before)
+    return np.maximum(limit, before * (1.0 - share) - tolerance)
+
+
+def _failure_results(state: _State) -> dict:
+    """{scenario key: (MLU, demand stranded, link loads)} for every single link failure."""
+    scenarios = failure_scenarios(state.arrays)
+    mlu, _, stranded, loads = _failure_outcomes(state, scenarios)
+    return {_scenario_key(state.arrays, scenario): (float(m), float(st), row)
+            for scenario, m, st, row in zip(scenarios, mlu, stranded, loads, strict=True)}
 
 
 def _failure_check(name: str, worst: int | None, failed: Callable[[int], str], passed: str) -> Check:

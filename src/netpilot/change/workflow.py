@@ -329,12 +329,23 @@ def _entry_hash(previous: str, at: str, change_id: str, actor: str, action: str,
 
 
 def twin_diff(before, after) -> list[dict]:
-    """Per link, what the change alters in the twin (state, metric): the reviewable form until device configs
-    are rendered."""
+    """Per link, what the change alters in the twin (state, metric), and per pair its explicit paths (on the
+    source router, the policy's headend): the reviewable form until device configs are rendered."""
     changes = []
     for old, new in zip(before.links, after.links):
         for name in ("state", "metric"):
             if getattr(old, name) != getattr(new, name):
                 changes.append({"device": old.source, "link": old.id, "field": name, "before": getattr(old, name),
                                 "after": getattr(new, name)})
+
+    def paths(network) -> dict[str, str]:
+        return {f"{p.source}->{p.target}": ", ".join(
+            f"{'-'.join(path.nodes)} ({path.weight / sum(q.weight for q in p.paths):.0%})" for path in p.paths)
+            for p in network.policies}
+
+    old_paths, new_paths = paths(before), paths(after)
+    for pair in sorted(old_paths.keys() | new_paths.keys()):
+        if old_paths.get(pair) != new_paths.get(pair):
+            changes.append({"device": pair.split("->")[0], "link": pair, "field": "explicit paths",
+                            "before": old_paths.get(pair, "IGP"), "after": new_paths.get(pair, "IGP")})
     return changes

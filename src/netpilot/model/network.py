@@ -108,6 +108,24 @@ class Demand(_Strict):
     volume: float = Field(ge=0, allow_inf_nan=False, description=f"Offered traffic, {CAPACITY_UNIT}.")
 
 
+class WeightedPath(_Strict):
+    """One path of a policy: the nodes it visits, source first, and its share of the pair's traffic."""
+
+    nodes: list[NodeId] = Field(min_length=2, description="Nodes in order, from the policy's source to its target.")
+    weight: float = Field(gt=0, allow_inf_nan=False,
+                          description="Share of the traffic, relative to the policy's other paths.")
+
+
+class PathPolicy(_Strict):
+    """Explicit routing of one demand pair (an SR-TE policy, a tactical tunnel): its traffic is split over the
+    paths by weight. When some paths fail the others share it in the same proportions; when all fail, the IGP
+    carries it."""
+
+    source: NodeId
+    target: NodeId
+    paths: list[WeightedPath] = Field(min_length=1)
+
+
 class Network(_Strict):
     """A network: nodes, directed links and (optionally) one demand matrix, in Mbit/s and milliseconds."""
 
@@ -120,6 +138,8 @@ class Network(_Strict):
     nodes: list[Node] = Field(default_factory=list)
     links: list[Link] = Field(default_factory=list)
     demands: list[Demand] = Field(default_factory=list)
+    policies: list[PathPolicy] = Field(default_factory=list,
+                                       description="Explicit paths for some demand pairs; the rest follow the IGP.")
 
     def node(self, node_id: str) -> Router | CellSite | EdgeSite:
         for node in self.nodes:

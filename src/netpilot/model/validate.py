@@ -45,8 +45,38 @@ def check_network(network: Network, *, file: str | None = None, require_connecte
         if demand.source == demand.target:
             problem(f"demand from {demand.source!r} to itself", f"demands[{i}]")
 
+    problems.extend(check_policies(network, file=file))
+
     if require_connected and not problems and len(network.nodes) > 1:
         problems.extend(_connectivity_problems(network, file))
+    return problems
+
+
+def check_policies(network: Network, *, file: str | None = None) -> list[Problem]:
+    """Problems with the explicit path policies: each path must run from the policy's source to its target
+    over links that exist, visiting no node twice; one policy per pair."""
+    problems: list[Problem] = []
+
+    def problem(message: str, field: str) -> None:
+        problems.append(Problem(message, file=file, field=field))
+
+    links_between = {(lk.source, lk.target) for lk in network.links}
+    policy_seen: dict[tuple[str, str], int] = {}
+    for i, policy in enumerate(network.policies):
+        ends = (policy.source, policy.target)
+        if ends in policy_seen:
+            problem(f"a second policy for {policy.source}->{policy.target} (first at policies[{policy_seen[ends]}])",
+                    f"policies[{i}]")
+        policy_seen.setdefault(ends, i)
+        for j, path in enumerate(policy.paths):
+            where = f"policies[{i}].paths[{j}].nodes"
+            if path.nodes[0] != policy.source or path.nodes[-1] != policy.target:
+                problem(f"the path must run from {policy.source!r} to {policy.target!r}", where)
+            if len(set(path.nodes)) != len(path.nodes):
+                problem("the path visits a node twice (a loop)", where)
+            for k, (a, b) in enumerate(zip(path.nodes, path.nodes[1:])):
+                if (a, b) not in links_between:
+                    problem(f"no link {a}->{b}", f"{where}[{k + 1}]")
     return problems
 
 

@@ -5,7 +5,6 @@ capacity. Faults change the state; the simulator keeps their ground truth and em
 from __future__ import annotations
 
 import dataclasses
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -13,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import scipy.sparse as sp
 
-from netpilot.model.network import Network
+from netpilot.model.network import Network, PathPolicy
+from netpilot.model.policies import compile_policies, policy_matrix
 from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.model.whatif import what_if
 from netpilot.telemetry.schema import Event, FaultRecord, cell_entity, edge_entity, link_entity, node_entity
@@ -141,21 +141,11 @@ class Simulator:
     def set_path_splits(self, splits: dict[tuple[str, str], list[tuple[list[str], float]]] | None) -> None:
         """Explicit routing (SR-TE / weighted ECMP): per (source, target), node paths with fractions. Pairs it
         does not name, and pairs whose paths all fail, follow the IGP. ``None`` returns everything to the IGP."""
-        if splits is None:
-            self._splits = None
-            return
-        idx, arrays = self.arrays.index, self.arrays
-        by_ends = {}
-        for e in range(arrays.n_links):
-            by_ends.setdefault((int(arrays.src[e]), int(arrays.dst[e])), e)
-        converted: dict[tuple[int, int], list[tuple[np.ndarray, float]]] = {}
-        for (a, b), paths in splits.items():
-            entry = []
-            for nodes, fraction in paths:
-                links = np.array([by_ends[(idx[u], idx[v])] for u, v in itertools.pairwise(nodes)], dtype=np.int64)
-                entry.append((links, float(fraction)))
-            converted[(idx[a], idx[b])] = entry
-        self._splits = converted
+        self._splits = None if splits is None else compile_policies(self.arrays, splits)
+
+    def set_policies(self, policies: list[PathPolicy]) -> None:
+        """A network's explicit path policies (SR-TE), as ``set_path_splits`` takes them."""
+        self._splits = compile_policies(self.arrays, policies) if policies else None
 
     # --- the model ------------------------------------------------------------------------------------------
 
@@ -244,23 +234,7 @@ class Simulator:
         cached = self._routing_cache.get(key)
         if cached is not None:
             return cached
-        pair_index = {(int(a), int(b)): i for i, (a, b) in enumerate(self.pairs)}
-        rows, cols, vals = [], [], []
-        covered = np.zeros(len(self.pairs), dtype=bool)
-        for ends, paths in self._splits.items():
-            p = pair_index.get(ends)
-            if p is None:
-                continue
-            alive = [(links, f) for links, f in paths if link_up[links].all() and f > 0]
-            total = sum(f for _, f in alive)
-            if total <= 0:
-                continue  # every path failed: the IGP takes over, as with a fallback LSP
-            covered[p] = True
-            for links, f in alive:
-                rows.extend(links.tolist())
-                cols.extend([p] * len(links))
-                vals.extend([f / total] * len(links))
-        matrix = sp.csr_matrix((vals, (rows, cols)), shape=(self.arrays.n_links, len(self.pairs)))
+        matrix, covered = policy_matrix(self._splits, self.pairs, link_up, self.arrays.n_links)
         self._routing_cache[key] = (matrix, covered)
         return matrix, covered
 
@@ -329,7 +303,7 @@ class Simulator:
             self.faults = saved
         volumes = [self._volume(state) * scale for state in states]
         loads: list[tuple[np.ndarray, float] | None] = [None] * len(states)
-        if states and not self._splits:
+        if states:
             self._replay_failures(states, volumes, loads)
         results = []
         for state, volume, routed in zip(states, volumes, loads, strict=True):
@@ -363,7 +337,15 @@ class Simulator:
         if not scenarios:
             return
         arrays = dataclasses.replace(self.arrays, up=up, metric=metric)
-        routing = ecmp_flows(arrays, metric, self.pairs, volume, up)
+        # Pairs on explicit paths are moved by the what-if only where a failure takes all their paths; the IGP
+        # carries the rest, and a raised metric does not move an explicit path.
+        covered = np.zeros(len(self.pairs), dtype=bool)
+        steered = np.zeros(arrays.n_links)
+        if self._splits:
+            matrix, covered = self._split_matrix(up)
+            steered = matrix @ np.where(covered, volume, 0.0)
+        igp_volume = np.where(covered, 0.0, volume)
+        routing = ecmp_flows(arrays, metric, self.pairs, igp_volume, up)
         pending = list(scenarios.values())
         while pending:  # what_if takes disjoint scenarios: batch them greedily
             batch, rest, taken = [], [], np.zeros(arrays.n_links, dtype=bool)
@@ -373,12 +355,30 @@ class Simulator:
                 else:
                     batch.append(item)
                     taken[item[0]] = True
-            _, _, stranded, batch_loads = what_if(arrays, routing, volume, [links for links, _ in batch])
+            _, _, stranded, batch_loads = what_if(arrays, routing, igp_volume, [links for links, _ in batch])
             for (_, sets), load, cut in zip(batch, batch_loads, stranded, strict=True):
                 for k, raised in sets:
-                    if not (raised and cut > 0):
-                        loads[k] = (load, float(cut))
+                    if raised and cut > 0:
+                        continue
+                    if not covered.any() or raised:
+                        loads[k] = (load + steered, float(cut))
+                    else:
+                        loads[k] = self._steered_after_failure(load, float(cut), volume, metric, covered,
+                                                               states[k]["link_up"])
             pending = rest
+
+    def _steered_after_failure(self, igp_loads: np.ndarray, cut: float, volume: np.ndarray, metric: np.ndarray,
+                               covered: np.ndarray, link_up: np.ndarray) -> tuple[np.ndarray, float]:
+        """The what-if's IGP loads after a failure, with the explicit paths' traffic added: over their paths
+        left, or, for a pair whose paths all failed, over the IGP."""
+        matrix, still = self._split_matrix(link_up)
+        loads = igp_loads + matrix @ np.where(still, volume, 0.0)
+        handed = covered & ~still & (volume > 0)
+        if handed.any():
+            fallback = ecmp_flows(self.arrays, metric, self.pairs[handed], volume[handed], link_up)
+            loads = loads + fallback.loads
+            cut += float(volume[handed][fallback.unreachable].sum())
+        return loads, cut
 
     def _measure(self, state: dict[str, np.ndarray], volume: np.ndarray, loads: np.ndarray, blackholed: float,
                  user_noise: np.ndarray) -> StepResult:
