@@ -25,18 +25,19 @@ results: dict[str, object] = {}
 
 def scenarios() -> None:
     table = Table("scenario", "overload static / autopilot (Gbit)", "cut", "faults detected", "rank 1",
-                  "applied / proposed / refused", "unsafe applied (carried / profile demand)",
+                  "applied (explicit paths) / proposed / refused", "unsafe applied (carried / profile demand)",
                   "latency p50 / p99 / max (ms)",
                   "stage p99 (ms)", "localised after (s)")
     out = {}
     for file in sorted((ROOT / "examples" / "scenarios").glob("*.yaml")):
         r = compare(load_scenario(file))
         o, lat, faults = r["overload_traffic"], r["decision_latency_ms"], r["faults"]
+        paths = sum("set_policies" in c["intents"] for c in r["changes"] if c["state"] == "done")
         table.add_row(r["scenario"], f"{o['baseline_gbit']:.0f} / {o['autopilot_gbit']:.0f}",
                       "n/a" if o["cut"] is None else f"{o['cut']:.1%}",
                       f"{sum(f['detected'] for f in faults)}/{len(faults)}",
                       f"{sum(f['root_cause_rank'] == 1 for f in faults)}/{len(faults)}",
-                      f"{r['changes_applied']} / {r['changes_proposed']} / {r['changes_refused']}",
+                      f"{r['changes_applied']} ({paths}) / {r['changes_proposed']} / {r['changes_refused']}",
                       f"{r['unsafe_changes_applied']} / {r['unsafe_at_profile_demand']}",
                       f"{lat['p50']:.1f} / {lat['p99']:.0f} / {lat['max']:.0f}",
                       ", ".join(f"{k} {v:.0f}" for k, v in lat["stages_p99"].items() if v >= 5),

@@ -126,6 +126,36 @@ def test_explicit_paths_relieve_a_router_failure_the_metrics_cannot():
     assert result["overload_traffic"]["cut"] > 0.5
 
 
+def test_explicit_paths_are_withdrawn_once_the_network_is_calm(network):
+    """Paths a change pinned at the busy hour, in the small hours: the IGP alone keeps the network calm, so the
+    loop proposes handing the pairs back, verification passes it, and the simulated network runs no policy."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.intents import SetPolicies, apply_intents
+    from netpilot.change.workflow import ChangeStore, Policy
+    from netpilot.model.network import PathPolicy
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    pinned = [PathPolicy(source="AT", target="DE", paths=[{"nodes": ["AT", "SK", "CZ", "DE"], "weight": 1}]),
+              PathPolicy(source="GR", target="IT", paths=[{"nodes": ["GR", "AT", "IT"], "weight": 1}])]
+    sim = Simulator(network, seed=2, start=datetime(2026, 1, 9, 2, 0, tzinfo=UTC))
+    driver = SimulatorDriver(network, sim)
+    driver.load_candidate(apply_intents(network, [SetPolicies(intent="set_policies", policies=pinned)]))
+    driver.commit()
+    assert sim.steered_pairs() == 2
+    pilot = Autopilot(network, ChangeStore(":memory:", Policy(auto_approve=["set_policies"])), driver,
+                      tick_budget_ms=None)
+    for _ in range(30):
+        pilot.observe(sim.step())
+    (change,) = pilot.changes.list()
+    assert change.state == "done" and change.intents[0]["intent"] == "set_policies"
+    assert sorted(map(tuple, change.intents[0]["remove"])) == [("AT", "DE"), ("GR", "IT")]
+    assert "withdrawn" in change.why
+    assert driver.running.policies == [] and sim.steered_pairs() == 0
+
+
 def test_scenario_replays_are_deterministic(tmp_path):
     """A replay does a fixed amount of work per tick, not as much as the wall clock allows, so the same
     scenario gives the same incidents, causes, changes and overload twice, however long each tick took."""
@@ -252,7 +282,7 @@ def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):
         """What the loop's driver and the network itself run: metrics and explicit paths."""
         net = live.autopilot.driver.running
         return (net.arrays().metric.tolist(), [p.model_dump() for p in net.policies],
-                live.simulator.metric.tolist(), live.simulator._splits is not None)
+                live.simulator.metric.tolist(), live.simulator.steered_pairs())
 
     original = running()
     assert client.post(f"/api/changes/{change}/rollback", headers=h["alice"]).status_code == 409  # not applied

@@ -20,6 +20,7 @@ from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network, PathPolicy
+from netpilot.model.routing import ecmp_flows
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
 from netpilot.optimize.te.tactical import plan_tactical
 from netpilot.telemetry.sim.faults import Fault
@@ -88,7 +89,8 @@ class Autopilot:
     that verification would refuse for overloading under named single failures is not proposed; the next tick
     plans against those failures too. When the metric search goes ``plan_routings`` evaluations without a plan
     to propose, the loop turns to explicit paths (``explicit_paths``): an LP moves the pairs behind the
-    hottest links onto paths of their own (SR-TE policies), verified the same way.
+    hottest links onto paths of their own (SR-TE policies), verified the same way; once the MLU is
+    ``withdraw_margin`` below ``congestion`` and would stay so on the IGP alone, it proposes withdrawing them.
     Everything the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted
     utilisation) into the change's ``why`` and the audit log.
 
@@ -116,7 +118,7 @@ class Autopilot:
                  tick_budget_ms: float | None = 100.0, plan_routings: int = 20, localise_chunks: int = 2,
                  replan_mlu: float = 0.03, refit_every: int = 15, failure_tolerance: float = 0.005,
                  failure_share: float = 0.01,
-                 explicit_paths: bool = True,
+                 explicit_paths: bool = True, withdraw_margin: float = 0.15,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
                  actor: str = "autopilot", keep: int = 720) -> None:
         self.network = network
@@ -138,6 +140,7 @@ class Autopilot:
         self.failure_tolerance = failure_tolerance
         self.failure_share = failure_share
         self.explicit_paths = explicit_paths
+        self.withdraw_margin = withdraw_margin
         self.plan_routings = plan_routings
         self.localise_chunks = localise_chunks
         self.verify_failures = verify_failures
@@ -293,8 +296,11 @@ class Autopilot:
         if self._replan:
             self._supersede(f"superseded: the network changed ({', '.join(sorted(self.beliefs)) or 'faults cleared'})")
         idle = self._checking is None and self._localising is None and not self._waiting_for_person()
-        if (congested or self._replan) and idle and n - self._last_change_tick >= self.cooldown_steps and \
-                self._worth_planning(mlu):
+        # Explicit paths are a remedy for congestion, not a standing configuration: once the network is calm,
+        # the loop offers to hand their pairs back to the IGP.
+        calm_with_paths = bool(self.driver.running.policies) and mlu <= self.congestion - self.withdraw_margin
+        if (congested or self._replan or calm_with_paths) and idle and \
+                n - self._last_change_tick >= self.cooldown_steps and self._worth_planning(mlu):
             t = time.perf_counter()
             plan_state = self._plan_state(result)
             believed = self.believed_network()
@@ -310,9 +316,12 @@ class Autopilot:
             search = self._search_budget(deadline) if ready and deadline is not None else None
             if ready and (deadline is None or search is not None):
                 t = time.perf_counter()
-                tick.change = self._decide(result, mlu, forecast_peak, search, deadline, plan_state, believed,
-                                           stages)
-                self._replan = False
+                if congested or self._replan:
+                    tick.change = self._decide(result, mlu, forecast_peak, search, deadline, plan_state, believed,
+                                               stages)
+                    self._replan = False
+                else:
+                    tick.change = self._withdraw_paths(result, mlu, forecast_peak, plan_state, believed, stages)
                 stages["decide"] = _ms(t)
         tick.latency_ms = _ms(started)
         tick.stages_ms = stages
@@ -642,6 +651,28 @@ class Autopilot:
         return self._propose(intent, believed, after, report, result, mlu, forecast_peak, now, planned,
                              f"explicit paths for the {len(policies)} pairs that load the hottest links",
                              {"policies": len(policies), "lp_mlu": plan.mlu, "lp_excess": plan.excess})
+
+    def _withdraw_paths(self, result: StepResult, mlu: float, forecast_peak: float, plan_state, believed: Network,
+                        stages: dict[str, float]) -> str | None:
+        """Every explicit path withdrawn, when the IGP alone would keep the network ``withdraw_margin`` below
+        the congestion threshold and verification passes the change; else not tried again until the beliefs
+        or the MLU move."""
+        volume, link_up, capacity, metric = plan_state
+        loads = ecmp_flows(self.arrays, metric, self.twin.pairs, volume, link_up).loads
+        without = float((loads / capacity)[link_up].max(initial=0.0))
+        intent = SetPolicies(intent="set_policies", remove=[(p.source, p.target) for p in believed.policies])
+        after = apply_intents(believed, [intent])
+        if without > self.congestion - self.withdraw_margin or \
+                _plan_key(metric, after.policies) in self._failed_plans:
+            self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
+            return None
+        report = self._verify(believed, after, volume, mlu, forecast_peak, stages)
+        if not report.ok:
+            self._no_plan = (sorted(self.beliefs), len(self._critical), mlu)
+            return None
+        return self._propose(intent, believed, after, report, result, mlu, forecast_peak, mlu, without,
+                             f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries "
+                             "them again)", {"policies_withdrawn": len(believed.policies)})
 
     def _verify(self, believed: Network, after: Network, volume: np.ndarray, mlu: float, forecast_peak: float,
                 stages: dict[str, float]):

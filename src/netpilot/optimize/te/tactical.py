@@ -79,20 +79,21 @@ def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, 
             alive = on_path @ sp.diags((~dead).astype(float))
             igp = matrix[:, chosen[owner]] @ sp.diags(np.where(dead, carried, 0.0))
             load = alive + igp
-        scale = sp.csr_matrix((-cap[finite], (np.arange(len(finite)), np.full(len(finite), f))),
+        # Load on a link at most its capacity times t (now) or times the case's bound plus its excess.
+        limit = sp.csr_matrix((-cap[finite], (np.arange(len(finite)), np.full(len(finite), f))),
                               shape=(len(finite), 1 + n_cases))
-        blocks.append(sp.hstack([sp.csr_matrix(load)[finite], scale]))
+        blocks.append(sp.hstack([sp.csr_matrix(load)[finite], limit]))
         upper.append(-background if f == 0 else allowed[f - 1] * cap[finite] - background)
     link_rows = sp.vstack(blocks)
     sums = sp.hstack([sp.csr_matrix((np.ones(n_paths), (owner, np.arange(n_paths))), shape=(len(chosen), n_paths)),
                       sp.csr_matrix((len(chosen), 1 + n_cases))])
-    matrix = sp.vstack([link_rows, sums]).tocsr()
+    constraints = sp.vstack([link_rows, sums]).tocsr()
     lower = np.concatenate([np.full(link_rows.shape[0], -np.inf), np.ones(len(chosen))])
     upper_all = np.concatenate([*upper, np.ones(len(chosen))])
     hops = np.array([len(links) for links in link_of], dtype=float)
     cost = np.concatenate([1e-4 * hops, [1.0], np.full(n_cases, EXCESS_WEIGHT)])
     n_cols = n_paths + 1 + n_cases
-    result = highs.solve(cost, matrix, lower, upper_all, np.zeros(n_cols), np.full(n_cols, np.inf))
+    result = highs.solve(cost, constraints, lower, upper_all, np.zeros(n_cols), np.full(n_cols, np.inf))
     if not result.optimal:
         return None
     x = np.clip(result.x[:n_paths], 0.0, 1.0)

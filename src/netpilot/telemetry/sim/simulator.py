@@ -147,6 +147,10 @@ class Simulator:
         """A network's explicit path policies (SR-TE), as ``set_path_splits`` takes them."""
         self._splits = compile_policies(self.arrays, policies) if policies else None
 
+    def steered_pairs(self) -> int:
+        """How many demand pairs run on explicit paths."""
+        return len(self._splits or {})
+
     # --- the model ------------------------------------------------------------------------------------------
 
     def _state(self) -> dict[str, np.ndarray]:
