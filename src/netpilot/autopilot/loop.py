@@ -331,23 +331,27 @@ class Autopilot:
     def _expected_values(self, result: StepResult) -> np.ndarray:
         """The snapshot the twin expects at this tick: believed faults, running metrics, its demand scaled to
         the load measured on the links both see up."""
-        twin = self.twin
-        twin.faults = list(self.beliefs.values())
-        twin.minute = result.minute
+        expected, metric = self._twin_at(result.minute)
+        predicted = self.twin.link_loads(expected.volume, metric, expected.link_up)
+        scale = _load_ratio(result, predicted, result.link_up & expected.link_up)
+        replayed = self.twin.replay([self.twin.faults], scale=float(np.clip(scale, 0.25, 4.0)))[0]
+        return Snapshot.from_step(replayed).values
+
+    def _twin_at(self, minute: float, faults: list[Fault] | None = None) -> tuple:
+        """The twin's noise-free state at ``minute`` under ``faults`` (the believed ones by default), running
+        what the network runs: (expected state, running metrics)."""
         metric = self._running_metric()
-        twin.set_metrics(metric)
-        expected = twin.expected()
-        predicted = twin.link_loads(expected.volume, metric, expected.link_up)
-        up = result.link_up & expected.link_up
-        scale = float(result.link_load[up].sum()) / max(float(predicted[up].sum()), 1e-9)
-        return Snapshot.from_step(twin.replay([twin.faults], scale=float(np.clip(scale, 0.25, 4.0)))[0]).values
+        self.twin.faults = list(self.beliefs.values()) if faults is None else faults
+        self.twin.minute = minute
+        return self.twin.expected(), metric
 
     def _running_metric(self) -> np.ndarray:
         """The IGP metrics the network runs, read once per running configuration (``arrays()`` is not free);
-        its explicit path policies go onto the twin at the same time."""
+        the twin takes them and the explicit path policies at the same time."""
         running = self.driver.running
         if self._metric_of is None or self._metric_of[0] is not running:
             self._metric_of = (running, running.arrays().metric)
+            self.twin.set_metrics(self._metric_of[1])
             self.twin.set_policies(running.policies)
         return self._metric_of[1]
 
@@ -456,12 +460,9 @@ class Autopilot:
         the measurements bear it out (a busy hour's ramp can look like one for a few minutes)."""
         node = self.arrays.index[crowd.target]
         touching = (self.arrays.src == node) | (self.arrays.dst == node)
-        self.twin.faults = [f for f in self.beliefs.values() if f.kind != "flash_crowd"]
-        self.twin.minute = result.minute
-        expected = self.twin.expected()
-        predicted = self.twin.link_loads(expected.volume, self._running_metric(), expected.link_up)
-        rest = ~touching & result.link_up & expected.link_up
-        scale = float(result.link_load[rest].sum()) / max(float(predicted[rest].sum()), 1e-9)
+        expected, metric = self._twin_at(result.minute, [f for f in self.beliefs.values() if f.kind != "flash_crowd"])
+        predicted = self.twin.link_loads(expected.volume, metric, expected.link_up)
+        scale = _load_ratio(result, predicted, ~touching & result.link_up & expected.link_up)
         near = touching & result.link_up
         ratio = float(result.link_load[near].sum()) / max(scale * float(predicted[near].sum()), 1e-9)
         return ratio > 1.0 + 0.25 * (crowd.multiplier - 1.0)
@@ -493,13 +494,9 @@ class Autopilot:
     def _plan_state(self, result: StepResult):
         """The twin under the believed faults at this minute, its demand per pair corrected to what the measured
         link loads imply, and scaled to the measured total load."""
-        twin = self.twin
-        twin.faults = list(self.beliefs.values())
-        twin.minute = result.minute
-        expected = twin.expected()
-        metric = self._running_metric()
+        expected, metric = self._twin_at(result.minute)
         expected.volume = expected.volume * self._demand_correction(result, expected, metric)
-        predicted = twin.link_loads(expected.volume, metric, expected.link_up)
+        predicted = self.twin.link_loads(expected.volume, metric, expected.link_up)
         measured = float(result.link_load[result.link_up].sum())
         scale = measured / max(float(predicted[expected.link_up].sum()), 1e-9)
         volume = expected.volume * float(np.clip(scale, 0.25, 4.0))
@@ -723,8 +720,7 @@ class Autopilot:
     def believed_network(self) -> Network:
         """The running network as the loop believes it is: the twin's own fault model applied to the believed
         faults (links down, a failed router's links down, a degraded link at the capacity it has left)."""
-        self.twin.faults = list(self.beliefs.values())
-        expected = self.twin.expected()
+        expected, _ = self._twin_at(self.twin.minute)
         running = self.driver.running
         links = list(running.links)
         changed = False
@@ -860,6 +856,11 @@ class Autopilot:
 def _plan_key(metric: np.ndarray, policies: list[PathPolicy]) -> bytes:
     """What a plan runs, to recognise one the network has already refuted."""
     return metric.tobytes() + "|".join(p.model_dump_json() for p in policies).encode()
+
+
+def _load_ratio(result: StepResult, predicted: np.ndarray, over: np.ndarray) -> float:
+    """The load the network measures over the twin's prediction, summed over the links ``over``."""
+    return float(result.link_load[over].sum()) / max(float(predicted[over].sum()), 1e-9)
 
 
 def _directed_names(arrays) -> list[str]:
