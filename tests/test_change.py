@@ -469,6 +469,9 @@ def test_set_policies_replaces_removes_and_names_a_bad_path():
     loop = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "b", "a", "d", "c"], "weight": 1}])
     with pytest.raises(InputError, match="twice"):
         apply_intents(net, [SetPolicies(intent="set_policies", policies=[loop])])
+    stranger = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "x", "c"], "weight": 1}])
+    with pytest.raises(InputError, match=r"unknown node 'x'.*nodes\[1\]"):
+        apply_intents(net, [SetPolicies(intent="set_policies", policies=[stranger])])
     missing = PathPolicy(source="b", target="d", paths=[{"nodes": ["b", "d"], "weight": 1}])
     with pytest.raises(InputError, match=r"no link b->d.*policies\[0\]\.paths\[0\]\.nodes\[1\]"):
         apply_intents(net, [SetPolicies(intent="set_policies", policies=[missing])])

@@ -60,6 +60,7 @@ def check_policies(network: Network, *, file: str | None = None) -> list[Problem
     def problem(message: str, field: str) -> None:
         problems.append(Problem(message, file=file, field=field))
 
+    nodes = set(network.node_ids())
     links_between = {(lk.source, lk.target) for lk in network.links}
     policy_seen: dict[tuple[str, str], int] = {}
     for i, policy in enumerate(network.policies):
@@ -74,8 +75,11 @@ def check_policies(network: Network, *, file: str | None = None) -> list[Problem
                 problem(f"the path must run from {policy.source!r} to {policy.target!r}", where)
             if len(set(path.nodes)) != len(path.nodes):
                 problem("the path visits a node twice (a loop)", where)
+            for k, node in enumerate(path.nodes):
+                if node not in nodes:
+                    problem(f"unknown node {node!r}", f"{where}[{k}]")
             for k, (a, b) in enumerate(zip(path.nodes, path.nodes[1:])):
-                if (a, b) not in links_between:
+                if a in nodes and b in nodes and (a, b) not in links_between:
                     problem(f"no link {a}->{b}", f"{where}[{k + 1}]")
     return problems
 
