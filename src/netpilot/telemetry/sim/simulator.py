@@ -86,6 +86,7 @@ class Simulator:
         self.minute = 0.0
         self.metric = arrays.metric.astype(np.int64).copy()
         self._splits: dict[tuple[int, int], list[tuple[np.ndarray, float]]] | None = None
+        self._splits_version = 0
         self._routing_cache: dict[bytes, object] = {}
 
         ids = arrays.node_ids
@@ -142,10 +143,12 @@ class Simulator:
         """Explicit routing (SR-TE / weighted ECMP): per (source, target), node paths with fractions. Pairs it
         does not name, and pairs whose paths all fail, follow the IGP. ``None`` returns everything to the IGP."""
         self._splits = None if splits is None else compile_policies(self.arrays, splits)
+        self._splits_version += 1
 
     def set_policies(self, policies: list[PathPolicy]) -> None:
         """A network's explicit path policies (SR-TE), as ``set_path_splits`` takes them."""
         self._splits = compile_policies(self.arrays, policies) if policies else None
+        self._splits_version += 1
 
     def steered_pairs(self) -> int:
         """How many demand pairs run on explicit paths."""
@@ -234,10 +237,13 @@ class Simulator:
         return loads, float(igp_volume[routing.unreachable].sum())
 
     def _split_matrix(self, link_up: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-        key = b"splits" + link_up.tobytes() + str(id(self._splits)).encode()
+        # Keyed by a version, not the dict's id: a freed dict's id can come back with other paths.
+        key = b"splits" + link_up.tobytes() + str(self._splits_version).encode()
         cached = self._routing_cache.get(key)
         if cached is not None:
             return cached
+        if len(self._routing_cache) > 64:
+            self._routing_cache.clear()
         matrix, covered = policy_matrix(self._splits, self.pairs, link_up, self.arrays.n_links)
         self._routing_cache[key] = (matrix, covered)
         return matrix, covered
