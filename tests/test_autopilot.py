@@ -156,6 +156,23 @@ def test_explicit_paths_are_withdrawn_once_the_network_is_calm(network):
     assert driver.running.policies == [] and sim.steered_pairs() == 0
 
 
+def test_the_loop_plans_on_links_measured_down_before_it_believes_why(network):
+    """A link the telemetry reports down is down in the network the loop plans and verifies on, whatever the
+    loop believes about the cause."""
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    sim = Simulator(network, seed=3, faults=[Fault(kind="link_down", target=["BG", "GR"], at_minute=0)])
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None)
+    pilot.observe(sim.step())
+    assert not pilot.beliefs
+    states = {lk.id: lk.state for lk in pilot.believed_network().links}
+    assert states["BG->GR"] == states["GR->BG"] == "down"
+    assert sum(state == "down" for state in states.values()) == 2
+
+
 def test_scenario_replays_are_deterministic(tmp_path):
     """A replay does a fixed amount of work per tick, not as much as the wall clock allows, so the same
     scenario gives the same incidents, causes, changes and overload twice, however long each tick took."""

@@ -20,6 +20,7 @@ from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network, PathPolicy
+from netpilot.model.policies import to_policies
 from netpilot.model.routing import ecmp_flows
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
 from netpilot.optimize.te.tactical import plan_tactical
@@ -198,6 +199,7 @@ class Autopilot:
         self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
         self._count = 0
         self._routing_since = 0  # the first tick measured under the routing running now
+        self._measured_up = np.ones(self.arrays.n_links, dtype=bool)  # links up in the latest sample
         self._metric_of: tuple[Network, np.ndarray] | None = None  # the running network and its metrics
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
         # What the process holds by now (the libraries' modules and functions, the twin) lives as long as the
@@ -216,6 +218,7 @@ class Autopilot:
         self.snapshots.append(values)
         self.times.append(ts)
         up = result.link_up
+        self._measured_up = up
         self.utilisation.append(np.where(up, result.link_utilisation, 0.0))
         mlu = float(result.link_utilisation[up].max(initial=0.0))
         stages["store"] = _ms(started)
@@ -495,6 +498,7 @@ class Autopilot:
         """The twin under the believed faults at this minute, its demand per pair corrected to what the measured
         link loads imply, and scaled to the measured total load."""
         expected, metric = self._twin_at(result.minute)
+        expected.link_up = expected.link_up & result.link_up  # a link measured down is down, believed or not
         expected.volume = expected.volume * self._demand_correction(result, expected, metric)
         predicted = self.twin.link_loads(expected.volume, metric, expected.link_up)
         measured = float(result.link_load[result.link_up].sum())
@@ -539,15 +543,19 @@ class Autopilot:
         for fault in self.beliefs.values():  # drain degraded links before anything else
             if fault.kind == "link_degrade":
                 start[self.twin.links_of(fault)] = MAX_METRIC
-        now = float((self.twin.link_loads(volume, metric, link_up) / capacity).max(initial=0.0))
         # Failures verification refused earlier plans for are planned against too, under verification's own
         # rule: the plan minimises today's MLU among plans that leave each of them within the limit or lower
         # than it is today by the tolerance (or exactly as it is).
         cases = [link_up] + [link_up & ~mask for mask in self._critical.values()]
+        routed: dict[bytes, np.ndarray] = {}  # metrics -> utilisation per case: each plan is routed once
 
         def utilisation_of(m: np.ndarray) -> np.ndarray:
-            return np.array([self.twin.link_loads(volume, m, up) / capacity for up in cases])
+            key = m.tobytes()
+            if key not in routed:
+                routed[key] = np.array([self.twin.link_loads(volume, m, up) / capacity for up in cases])
+            return routed[key]
 
+        now = float(utilisation_of(metric)[0].max(initial=0.0))
         # Verification's demand carries the margin; the search's does not, so the limit comes down instead.
         today = utilisation_of(metric)[1:].max(axis=1, initial=0.0)
         bounds = (failure_allowance(today, self.verify_limit / (1.0 + self._margin), self.failure_tolerance,
@@ -571,7 +579,7 @@ class Autopilot:
                                                frozen=~link_up, max_evaluations=budget,
                                                time_limit=search_seconds, seed=self._count, bounds=bounds)
             stages["decide.search"] = _ms(t)
-        planned = float((self.twin.link_loads(volume, best, link_up) / capacity).max(initial=0.0))
+        planned = float(utilisation_of(best)[0].max(initial=0.0))
         changed = np.flatnonzero(best != metric)
         # A plan that still breaks the rule under a failure verification has named would only be refused.
         failed_before = _plan_key(best, believed.policies) in self._failed_plans
@@ -626,12 +634,9 @@ class Autopilot:
                                      (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
                 self._paths_candidate = (planning_for, plan)
                 return None
-        ids = self.arrays.node_ids
-        policies = [] if plan is None else [
-            PathPolicy(source=ids[a], target=ids[b],
-                       paths=[{"nodes": [ids[self.arrays.src[links[0]]]] + [ids[self.arrays.dst[e]] for e in links],
-                               "weight": round(share, 4)} for links, share in paths])
-            for (a, b), paths in plan.paths.items()]
+        policies = [] if plan is None else to_policies(
+            self.arrays, {ends: [(links, round(share, 4)) for links, share in paths]
+                          for ends, paths in plan.paths.items()})
         named = {(p.source, p.target) for p in policies}
         dropped = [(p.source, p.target) for p in believed.policies if (p.source, p.target) not in named]
         intent = SetPolicies(intent="set_policies", policies=policies, remove=dropped)
@@ -719,12 +724,14 @@ class Autopilot:
 
     def believed_network(self) -> Network:
         """The running network as the loop believes it is: the twin's own fault model applied to the believed
-        faults (links down, a failed router's links down, a degraded link at the capacity it has left)."""
+        faults (links down, a failed router's links down, a degraded link at the capacity it has left), and
+        every link the latest sample measured down."""
         expected, _ = self._twin_at(self.twin.minute)
+        link_up = expected.link_up & self._measured_up  # a link measured down is down, believed or not
         running = self.driver.running
         links = list(running.links)
         changed = False
-        for e, (up, capacity) in enumerate(zip(expected.link_up.tolist(), expected.capacity.tolist())):
+        for e, (up, capacity) in enumerate(zip(link_up.tolist(), expected.capacity.tolist())):
             state = "up" if up else "down"
             if state != links[e].state or (up and capacity != links[e].capacity):
                 links[e] = links[e].model_copy(update={"state": state, **({"capacity": capacity} if up else {})})

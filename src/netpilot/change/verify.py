@@ -16,7 +16,7 @@ import numpy as np
 from scipy.sparse.csgraph import connected_components
 
 from netpilot.model.network import Network, NetworkArrays
-from netpilot.model.policies import Compiled, compile_policies, pair_positions, policy_matrix
+from netpilot.model.policies import Compiled, compile_policies, policy_matrix, steer_after_failures
 from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.model.whatif import failure_scenarios, what_if
 
@@ -147,42 +147,19 @@ def _state(network: Network, pairs: np.ndarray, volume: np.ndarray) -> _State:
 def _failure_outcomes(state: _State, scenarios: list[np.ndarray]
                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per scenario (links failing together): (MLU, most loaded link, demand cut off, loads) once the IGP
-    reconverges and each policy shares a failed path's traffic among its paths left, or hands the pair to the
-    IGP."""
+    reconverges and the policies move their traffic (``steer_after_failures``)."""
     arrays = state.arrays
     mlu, worst, stranded, loads = what_if(arrays, state.routing, state.igp_volume, scenarios)
     if state.policies is None:
         return mlu, worst, stranded, loads
-    # Each covered pair's paths that are up now; a failure changes only the pairs with a path through it.
-    carried: list[tuple[int, list[tuple[np.ndarray, float]]]] = []
-    for paths, p in zip(state.policies.values(), pair_positions(state.pairs, list(state.policies)), strict=True):
-        if p >= 0 and state.covered[p] and state.volume[p] > 0:
-            carried.append((p, [(links, w) for links, w in paths if w > 0 and arrays.up[links].all()]))
-    stranded = stranded.copy()
     alive = np.repeat(arrays.up[None, :], len(scenarios), axis=0)
     for i, scenario in enumerate(scenarios):
         alive[i, scenario] = False
-        # A failure off every policy path leaves the policies' traffic where it is now.
-        loads[i] += state.loads - state.routing.loads
-        handed = []
-        for p, paths in carried:
-            hit = [not alive[i, links].all() for links, _ in paths]
-            if not any(hit):
-                continue
-            total = sum(w for _, w in paths)
-            left = sum(w for (_, w), dead in zip(paths, hit, strict=True) if not dead)
-            for (links, w), dead in zip(paths, hit, strict=True):
-                share = -w / total if dead else (w / left - w / total if left > 0 else -w / total)
-                np.add.at(loads[i], links, share * state.volume[p])
-            if left <= 0:  # every path failed: the IGP takes the pair
-                handed.append(p)
-        if handed:
-            fallback = ecmp_flows(arrays, arrays.metric, state.pairs[handed], state.volume[handed], alive[i])
-            loads[i] += fallback.loads
-            stranded[i] += float(state.volume[handed][fallback.unreachable].sum())
+    stranded = stranded.copy()
+    steer_after_failures(arrays, state.policies, state.pairs, state.volume, alive, loads, stranded)
+    loads[~alive] = 0.0
     cap = arrays.capacity
     util = np.where(alive & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
-    loads[~alive] = 0.0
     worst = np.argmax(util, axis=1)
     return util[np.arange(len(scenarios)), worst], worst, stranded, loads
 

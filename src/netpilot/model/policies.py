@@ -1,4 +1,5 @@
-"""Explicit path policies (SR-TE) as link arrays, and the share of each pair's traffic they put on each link."""
+"""Explicit path policies (SR-TE) as link arrays: the share of each pair's traffic they put on each link, and
+where that traffic goes when links fail."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from netpilot.model.network import NetworkArrays, PathPolicy
+from netpilot.model.routing import ecmp_flows
 
 #: Per (source index, target index): each path as the links it takes, and its weight.
 Compiled = dict[tuple[int, int], list[tuple[np.ndarray, float]]]
@@ -67,3 +69,48 @@ def pair_positions(pairs: np.ndarray, ends: list[tuple[int, int]]) -> np.ndarray
     order = np.argsort(keys, kind="stable")
     at = np.minimum(np.searchsorted(keys[order], wanted), len(keys) - 1)
     return np.where(keys[order][at] == wanted, order[at], -1)
+
+
+def to_policies(arrays: NetworkArrays, paths: Compiled) -> list[PathPolicy]:
+    """The inverse of ``compile_policies``: link paths with weights as a network's policies, by node id."""
+    ids = arrays.node_ids
+    return [PathPolicy(source=ids[a], target=ids[b],
+                       paths=[{"nodes": [ids[arrays.src[links[0]]], *(ids[e] for e in arrays.dst[links])],
+                               "weight": weight} for links, weight in pair_paths])
+            for (a, b), pair_paths in paths.items()]
+
+
+def steer_after_failures(arrays: NetworkArrays, compiled: Compiled, pairs: np.ndarray, volume: np.ndarray,
+                         alive: np.ndarray, loads: np.ndarray, stranded: np.ndarray) -> None:
+    """Add the policies' traffic to ``loads`` (scenarios × links: the IGP's loads after each scenario's failure,
+    pairs on policies left out) where ``alive`` (scenarios × links) says which links each scenario leaves up.
+
+    A pair whose paths are all up carries on as now; a failed path's share goes to the pair's paths left, by
+    weight; a pair whose paths have all failed goes to the IGP (under ``arrays.metric``), and what it cannot
+    reach adds to ``stranded``. The pairs covered are those with a path up over ``arrays.up``."""
+    covered_now = []
+    for paths, p in zip(compiled.values(), pair_positions(pairs, list(compiled)), strict=True):
+        up_now = [(links, w) for links, w in paths if w > 0 and arrays.up[links].all()]
+        if p >= 0 and up_now and volume[p] > 0:
+            covered_now.append((p, up_now))
+    for p, paths in covered_now:  # every scenario starts from the policies' traffic as it is now
+        total = sum(w for _, w in paths)
+        for links, w in paths:
+            loads[:, links] += w / total * volume[p]
+    for i in range(len(alive)):
+        handed = []
+        for p, paths in covered_now:
+            hit = [not alive[i, links].all() for links, _ in paths]
+            if not any(hit):
+                continue
+            total = sum(w for _, w in paths)
+            left = sum(w for (_, w), dead in zip(paths, hit, strict=True) if not dead)
+            for (links, w), dead in zip(paths, hit, strict=True):
+                share = -w / total if dead or left <= 0 else w / left - w / total
+                loads[i, links] += share * volume[p]
+            if left <= 0:
+                handed.append(p)
+        if handed:
+            fallback = ecmp_flows(arrays, arrays.metric, pairs[handed], volume[handed], alive[i])
+            loads[i] += fallback.loads
+            stranded[i] += float(volume[handed][fallback.unreachable].sum())

@@ -37,8 +37,10 @@ def inverse_capacity_metrics(arrays: NetworkArrays, reference: float | None = No
 
 
 def _score(u: np.ndarray) -> tuple[float, float]:
-    """MLU first; then the Fortz–Thorup-like sum of squares of utilisation to break ties toward headroom."""
-    return float(u.max(initial=0.0)), float((u * u).sum())
+    """MLU first; then the Fortz–Thorup-like sum of squares of utilisation to break ties toward headroom.
+    Rounded, so that metrics routing the traffic alike tie whatever order the loads were summed in (a move
+    that changes nothing must not count as an improvement)."""
+    return round(float(u.max(initial=0.0)), 9), round(float((u * u).sum()), 9)
 
 
 def bound_excess(u: np.ndarray, allowed: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -66,7 +68,7 @@ def bounded_score(u: np.ndarray, allowed: np.ndarray, reference: np.ndarray) -> 
     worst = int(np.argmax(excess)) if len(excess) else 0
     row = u[1 + worst] if len(excess) and excess[worst] > 0 else u[0]
     mlu, squares = _score(u[0])
-    return (mlu + EXCESS_WEIGHT * float(excess.sum()), squares), row
+    return (round(mlu + EXCESS_WEIGHT * float(excess.sum()), 9), squares), row
 
 
 def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max_evaluations: int = 400,

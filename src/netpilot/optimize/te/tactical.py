@@ -15,7 +15,7 @@ from netpilot.optimize import highs
 from netpilot.optimize.te.paths import k_shortest_paths
 
 #: Weight of a bounded case's excess against the MLU in the LP's objective: keeping every bound comes first.
-EXCESS_WEIGHT = 10.0
+BOUND_PENALTY = 10.0
 
 
 @dataclass
@@ -91,7 +91,7 @@ def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, 
     lower = np.concatenate([np.full(link_rows.shape[0], -np.inf), np.ones(len(chosen))])
     upper_all = np.concatenate([*upper, np.ones(len(chosen))])
     hops = np.array([len(links) for links in link_of], dtype=float)
-    cost = np.concatenate([1e-4 * hops, [1.0], np.full(n_cases, EXCESS_WEIGHT)])
+    cost = np.concatenate([1e-4 * hops, [1.0], np.full(n_cases, BOUND_PENALTY)])
     n_cols = n_paths + 1 + n_cases
     result = highs.solve(cost, constraints, lower, upper_all, np.zeros(n_cols), np.full(n_cols, np.inf))
     if not result.optimal:

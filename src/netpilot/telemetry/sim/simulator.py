@@ -13,7 +13,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from netpilot.model.network import Network, PathPolicy
-from netpilot.model.policies import compile_policies, policy_matrix
+from netpilot.model.policies import compile_policies, policy_matrix, steer_after_failures
 from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.model.whatif import what_if
 from netpilot.telemetry.schema import Event, FaultRecord, cell_entity, edge_entity, link_entity, node_entity
@@ -347,13 +347,9 @@ class Simulator:
         if not scenarios:
             return
         arrays = dataclasses.replace(self.arrays, up=up, metric=metric)
-        # Pairs on explicit paths are moved by the what-if only where a failure takes all their paths; the IGP
-        # carries the rest, and a raised metric does not move an explicit path.
         covered = np.zeros(len(self.pairs), dtype=bool)
-        steered = np.zeros(arrays.n_links)
         if self._splits:
-            matrix, covered = self._split_matrix(up)
-            steered = matrix @ np.where(covered, volume, 0.0)
+            covered = self._split_matrix(up)[1]
         igp_volume = np.where(covered, 0.0, volume)
         routing = ecmp_flows(arrays, metric, self.pairs, igp_volume, up)
         pending = list(scenarios.values())
@@ -370,25 +366,13 @@ class Simulator:
                 for k, raised in sets:
                     if raised and cut > 0:
                         continue
-                    if not covered.any() or raised:
-                        loads[k] = (load + steered, float(cut))
-                    else:
-                        loads[k] = self._steered_after_failure(load, float(cut), volume, metric, covered,
-                                                               states[k]["link_up"])
+                    routed, lost = load[None, :].copy(), np.array([float(cut)])
+                    if self._splits:
+                        # A raised metric moves IGP traffic only; a link down moves the explicit paths too.
+                        steer_after_failures(arrays, self._splits, self.pairs, volume,
+                                             (up if raised else states[k]["link_up"])[None, :], routed, lost)
+                    loads[k] = (routed[0], float(lost[0]))
             pending = rest
-
-    def _steered_after_failure(self, igp_loads: np.ndarray, cut: float, volume: np.ndarray, metric: np.ndarray,
-                               covered: np.ndarray, link_up: np.ndarray) -> tuple[np.ndarray, float]:
-        """The what-if's IGP loads after a failure, with the explicit paths' traffic added: over their paths
-        left, or, for a pair whose paths all failed, over the IGP."""
-        matrix, still = self._split_matrix(link_up)
-        loads = igp_loads + matrix @ np.where(still, volume, 0.0)
-        handed = covered & ~still & (volume > 0)
-        if handed.any():
-            fallback = ecmp_flows(self.arrays, metric, self.pairs[handed], volume[handed], link_up)
-            loads = loads + fallback.loads
-            cut += float(volume[handed][fallback.unreachable].sum())
-        return loads, cut
 
     def _measure(self, state: dict[str, np.ndarray], volume: np.ndarray, loads: np.ndarray, blackholed: float,
                  user_noise: np.ndarray) -> StepResult:
