@@ -173,6 +173,73 @@ def test_the_loop_plans_on_links_measured_down_before_it_believes_why(network):
     assert sum(state == "down" for state in states.values()) == 2
 
 
+def test_the_twin_keeps_the_telemetry_clock(network):
+    """Telemetry that starts in the afternoon: the twin expects the afternoon's load (a twin on its own clock
+    would expect midnight's, several times lower, which the demand scaling cannot always make up)."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    sim = Simulator(network, seed=1, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC))
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None)
+    for _ in range(3):
+        result = sim.step()
+        pilot.observe(result)
+    expected, _ = pilot._twin_at(result.minute)
+    assert pilot.twin.now == result.ts
+    assert float(expected.volume.sum()) == pytest.approx(float(sim.carried.sum()), rel=0.1)
+
+
+def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
+    """A flash crowd of twice the usual traffic at DE: sized from the measured loads against those before it,
+    within 15 %, whatever size the localiser's hypothesis has; and no crowd where there is none."""
+    from datetime import UTC, datetime
+
+    from netpilot.analytics.rca import Cause
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    crowd = Fault(kind="flash_crowd", target="DE", at_minute=20, duration_minutes=60, multiplier=2.0)
+    sim = Simulator(network, seed=4, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=[crowd])
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
+                      congestion=10.0)  # watch only: no change moves the loads
+    for _ in range(26):
+        result = sim.step()
+        pilot.observe(result)
+    assert any(i.minute >= 20 for i in pilot.incidents)
+    pilot.beliefs.clear()
+    pilot._believe(Cause("flash_crowd", "DE", 0.9), result)
+    assert pilot.beliefs["flash_crowd:DE"].multiplier == pytest.approx(2.0, rel=0.15)
+    pilot._believe(Cause("flash_crowd", "ES", 0.9), result)
+    assert "flash_crowd:ES" not in pilot.beliefs
+
+
+def test_the_loop_plans_on_the_capacity_the_counters_report(network):
+    """A link that lost half its capacity, not (yet) localised: the network the loop plans and verifies on has
+    the capacity that load over utilisation reports; every other link keeps the model's figure exactly."""
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    degrade = Fault(kind="link_degrade", target=["AT", "DE"], at_minute=0, loss=0.0, capacity_factor=0.5)
+    sim = Simulator(network, seed=3, faults=[degrade])
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None)
+    pilot.observe(sim.step())
+    assert not pilot.beliefs
+    believed = {lk.id: lk.capacity for lk in pilot.believed_network().links}
+    nominal = {lk.id: lk.capacity for lk in network.links}
+    assert believed["AT->DE"] == pytest.approx(nominal["AT->DE"] / 2, rel=1e-3)
+    assert believed["DE->AT"] == pytest.approx(nominal["DE->AT"] / 2, rel=1e-3)
+    assert {k: v for k, v in believed.items() if not k.startswith(("AT->DE", "DE->AT"))} == \
+        {k: v for k, v in nominal.items() if not k.startswith(("AT->DE", "DE->AT"))}
+
+
 def test_scenario_replays_are_deterministic(tmp_path):
     """A replay does a fixed amount of work per tick, not as much as the wall clock allows, so the same
     scenario gives the same incidents, causes, changes and overload twice, however long each tick took."""

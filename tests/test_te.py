@@ -427,3 +427,22 @@ def test_metric_search_takes_no_move_that_only_floating_point_noise_calls_better
     start = np.full(12, 10, dtype=np.int64)
     best, evaluations = search_metrics(drifting, [start], max_evaluations=200, time_limit=None)
     assert evaluations > 20 and np.array_equal(best, start)
+
+
+def test_tactical_paths_plan_on_top_of_the_paths_the_network_runs():
+    """A second plan keeps every pair the network already steers (it may re-plan them) and adds the pairs now
+    behind the hottest links, choosing them as the network routes today, explicit paths included; its MLU is no
+    worse than the first plan's, which it could keep."""
+    from netpilot.model.policies import compile_policies, to_policies
+    from netpilot.optimize.te.tactical import plan_tactical
+
+    _, sim, arrays, capacity, volume = _busy_sample()
+    first = plan_tactical(arrays, sim.pairs, volume, arrays.metric, arrays.up, capacity, max_pairs=10)
+    current = compile_policies(arrays, to_policies(arrays, first.paths))
+    second = plan_tactical(arrays, sim.pairs, volume * 1.1, arrays.metric, arrays.up, capacity, max_pairs=10,
+                           current=current)
+    assert set(first.paths) < set(second.paths) and len(second.paths) <= 20
+    assert second.mlu <= first.mlu * 1.1 + 1e-6  # the first plan, kept, at 1.1 times the demand
+    capped = plan_tactical(arrays, sim.pairs, volume, arrays.metric, arrays.up, capacity, max_pairs=10,
+                           max_steered=10, current=current)
+    assert set(capped.paths) == set(first.paths)  # no room for more: the steered pairs are re-planned alone

@@ -7,8 +7,10 @@ import gc
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
 import numpy as np
+import scipy.optimize
 
 from netpilot.analytics.detect import StreamingDetector
 from netpilot.analytics.forecast import Forecaster, warm_up_forecasting
@@ -20,7 +22,7 @@ from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network, PathPolicy
-from netpilot.model.policies import to_policies
+from netpilot.model.policies import compile_policies, to_policies
 from netpilot.model.routing import ecmp_flows
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
 from netpilot.optimize.te.tactical import plan_tactical
@@ -29,6 +31,8 @@ from netpilot.telemetry.sim.simulator import Simulator, StepResult
 
 #: Fault kinds the planner acts on once localised, and how the twin should believe them.
 ACTIONABLE = ("link_down", "link_degrade", "router_down", "flash_crowd")
+#: A flash crowd is believed only when its node's links measure at least this many times its usual traffic.
+MIN_CROWD = 1.2
 #: Intents the simulator (the network under control in the demo and scenarios) can take: IGP metrics and
 #: explicit path policies.
 SIMULATOR_INTENTS = ("apply_metrics", "set_metric", "drain_node", "set_policies")
@@ -119,7 +123,7 @@ class Autopilot:
                  tick_budget_ms: float | None = 100.0, plan_routings: int = 20, localise_chunks: int = 2,
                  replan_mlu: float = 0.03, refit_every: int = 15, failure_tolerance: float = 0.005,
                  failure_share: float = 0.01,
-                 explicit_paths: bool = True, withdraw_margin: float = 0.15,
+                 explicit_paths: bool = True, withdraw_margin: float = 0.15, crowd_margin: float = 0.2,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
                  actor: str = "autopilot", keep: int = 720) -> None:
         self.network = network
@@ -142,6 +146,7 @@ class Autopilot:
         self.failure_share = failure_share
         self.explicit_paths = explicit_paths
         self.withdraw_margin = withdraw_margin
+        self.crowd_margin = crowd_margin
         self.plan_routings = plan_routings
         self.localise_chunks = localise_chunks
         self.verify_failures = verify_failures
@@ -196,10 +201,13 @@ class Autopilot:
         self._deferred: set[str] = set()  # heavy stages that did not fit in the last tick: they run this one
         self._forecast_due = False
         self._whatif_cache = WhatIfCache()
+        self._before_incident: tuple | None = None  # link loads, links up, minute: before the incident localised
+        self._crowd_usual: dict[str, float] = {}  # a believed crowd's node's level before it, in the same terms
         self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
         self._count = 0
         self._routing_since = 0  # the first tick measured under the routing running now
         self._measured_up = np.ones(self.arrays.n_links, dtype=bool)  # links up in the latest sample
+        self._measured_capacity = np.full(self.arrays.n_links, np.nan)  # what it reports they carry at most
         self._metric_of: tuple[Network, np.ndarray] | None = None  # the running network and its metrics
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
         # What the process holds by now (the libraries' modules and functions, the twin) lives as long as the
@@ -213,12 +221,15 @@ class Autopilot:
         stages: dict[str, float] = {}
         n = self._count
         self._count += 1
+        if n == 0:
+            self._align_clocks(result)
         ts = result.ts.isoformat()
         values = Snapshot.from_step(result).values
         self.snapshots.append(values)
         self.times.append(ts)
         up = result.link_up
         self._measured_up = up
+        self._measured_capacity = _measured_capacity(result)
         self.utilisation.append(np.where(up, result.link_utilisation, 0.0))
         mlu = float(result.link_utilisation[up].max(initial=0.0))
         stages["store"] = _ms(started)
@@ -307,7 +318,7 @@ class Autopilot:
             t = time.perf_counter()
             plan_state = self._plan_state(result)
             believed = self.believed_network()
-            demand = (self.twin.pairs, plan_state[0] * (1.0 + self._margin))
+            demand = (self.twin.pairs, self._verification_volume(plan_state[0]))
             # Verification compares with every single failure of the network as it runs; that baseline holds
             # while only the demand's level changes, so it is computed once, and the search gets what is left
             # of the tick (or the next tick).
@@ -330,6 +341,15 @@ class Autopilot:
         tick.stages_ms = stages
         self.ticks.append(tick)
         return tick
+
+    def _align_clocks(self, result: StepResult) -> None:
+        """The twins' minute 0 set to the telemetry's, so a minute is the same time of day to both: the
+        twins' demand follows the day's profile, and a twin hours off the network's clock expects the night's
+        load in the busy hour (a level the demand scaling cannot always make up, and a wrong one where it does
+        not reach)."""
+        start = result.ts - timedelta(minutes=result.minute)
+        self.twin.start = start
+        self.localizer.simulator.start = start
 
     def _expected_values(self, result: StepResult) -> np.ndarray:
         """The snapshot the twin expects at this tick: believed faults, running metrics, its demand scaled to
@@ -407,6 +427,11 @@ class Autopilot:
         if len(before) < 3:
             return None
         noise = np.maximum(np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2), self.noise_floor)
+        # The link loads before the incident, for sizing a crowd against them rather than against the twin's
+        # demand alone (whose error at one node is of the size of a small crowd).
+        utilisation = np.median(np.array(self.utilisation)[-ahead - steps:-ahead], axis=0)
+        capacity = np.where(np.isfinite(self._measured_capacity), self._measured_capacity, self.arrays.capacity)
+        self._before_incident = (utilisation * capacity, utilisation > 0, minute - ahead)
         return self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
                                     minute=minute, noise=noise,
                                     metrics=self._running_metric(), known=list(self.beliefs.values()),
@@ -423,14 +448,24 @@ class Autopilot:
         incident.causes = [asdict(c) for c in causes]
         incident.localised_at = result.ts.isoformat()
         if causes and causes[0].kind in ACTIONABLE and causes[0].score >= 0.5:
-            self._believe(causes[0], result.minute)
+            self._believe(causes[0], result)
 
-    def _believe(self, cause: Cause, minute: float) -> None:
+    def _believe(self, cause: Cause, result: StepResult) -> None:
         target: str | list[str] = cause.target.split("--") if "--" in cause.target else cause.target
-        params = {"multiplier": 3.0} if cause.kind == "flash_crowd" else {}
+        params: dict[str, float] = {}
+        if cause.kind == "flash_crowd":
+            # As large as the links measure it (the localiser's hypothesis is of a fixed size); not at all
+            # where they do not bear it out.
+            now = self._crowd_multiplier(cause.target, result.link_load, result.link_up, result.minute)
+            usual = self._crowd_multiplier(cause.target, *self._before_incident) \
+                if self._before_incident is not None else 1.0
+            params["multiplier"] = now / usual if usual > 0 else now
+            self._crowd_usual[f"{cause.kind}:{cause.target}"] = usual
+            if params["multiplier"] < MIN_CROWD:
+                return
         params |= {"loss": 0.02, "capacity_factor": 0.5} if cause.kind == "link_degrade" else {}
         # Believed from the minute it was localised: a crowd's hour counts from then.
-        self.beliefs[f"{cause.kind}:{cause.target}"] = Fault(kind=cause.kind, target=target, at_minute=minute,
+        self.beliefs[f"{cause.kind}:{cause.target}"] = Fault(kind=cause.kind, target=target, at_minute=result.minute,
                                                              **params)
         self._replan = True
         self._rebase_detectors = True
@@ -458,17 +493,39 @@ class Autopilot:
                 self._critical.clear()
 
     def _crowd_evident(self, crowd: Fault, result: StepResult) -> bool:
-        """Whether the links at the crowd's node still carry clearly more than the twin expects without it
-        (scaled to what the rest of the network measures): a crowd is an inference about demand, kept only while
-        the measurements bear it out (a busy hour's ramp can look like one for a few minutes)."""
-        node = self.arrays.index[crowd.target]
-        touching = (self.arrays.src == node) | (self.arrays.dst == node)
-        expected, metric = self._twin_at(result.minute, [f for f in self.beliefs.values() if f.kind != "flash_crowd"])
-        predicted = self.twin.link_loads(expected.volume, metric, expected.link_up)
-        scale = _load_ratio(result, predicted, ~touching & result.link_up & expected.link_up)
-        near = touching & result.link_up
-        ratio = float(result.link_load[near].sum()) / max(scale * float(predicted[near].sum()), 1e-9)
-        return ratio > 1.0 + 0.25 * (crowd.multiplier - 1.0)
+        """Whether the crowd is still there: at least half the surplus believed (a crowd is an inference about
+        demand, kept only while the measurements bear it out; a busy hour's ramp can look like one for a few
+        minutes)."""
+        usual = self._crowd_usual.get(f"flash_crowd:{crowd.target}", 1.0)
+        now = self._crowd_multiplier(crowd.target, result.link_load, result.link_up, result.minute)
+        return now >= usual * (1.0 + 0.5 * (crowd.multiplier - 1.0))
+
+    def _region(self, target: str) -> np.ndarray:
+        """The nodes a crowd at ``target`` covers, as the twin models one: the node, and a router's cell sites."""
+        index = self.arrays.index[target]
+        region = np.zeros(self.arrays.n_nodes, dtype=bool)
+        region[index] = True
+        if self.network.nodes[index].kind == "router":
+            cells = np.array([n.kind == "cell_site" for n in self.network.nodes])
+            region[self.arrays.dst[(self.arrays.src == index) & cells[self.arrays.dst]]] = True
+        return region
+
+    def _crowd_multiplier(self, target: str, loads: np.ndarray, up: np.ndarray, minute: float) -> float:
+        """How many times its usual traffic the region at ``target`` (a node, and a router's cell sites, as
+        the twin models a crowd) exchanges with the rest, from the measured link loads: loads are linear in
+        demand, so they are fitted as the twin's loads of the pairs with one end in the region times one level,
+        plus the rest's times another, and the multiplier is the ratio of the two levels."""
+        region = self._region(target)
+        expected, metric = self._twin_at(minute, [f for f in self.beliefs.values() if f.kind != "flash_crowd"])
+        up = expected.link_up & up
+        own = region[self.twin.pairs[:, 0]] ^ region[self.twin.pairs[:, 1]]
+        inside = region[self.twin.pairs[:, 0]] & region[self.twin.pairs[:, 1]]
+        basis = np.column_stack([self.twin.link_loads(np.where(own, expected.volume, 0.0), metric, up),
+                                 self.twin.link_loads(np.where(own | inside, 0.0, expected.volume), metric, up)])[up]
+        if not basis[:, 0].any() or not basis[:, 1].any():
+            return 1.0
+        levels, _ = scipy.optimize.nnls(basis, loads[up])
+        return float(np.clip(levels[0] / levels[1], 0.0, 10.0)) if levels[1] > 0 else 1.0
 
     # --- forecast ---------------------------------------------------------------------------------------------
 
@@ -499,6 +556,7 @@ class Autopilot:
         link loads imply, and scaled to the measured total load."""
         expected, metric = self._twin_at(result.minute)
         expected.link_up = expected.link_up & result.link_up  # a link measured down is down, believed or not
+        expected.capacity = self._capacity_of(expected)
         expected.volume = expected.volume * self._demand_correction(result, expected, metric)
         predicted = self.twin.link_loads(expected.volume, metric, expected.link_up)
         measured = float(result.link_load[result.link_up].sum())
@@ -628,7 +686,7 @@ class Autopilot:
         else:
             t = time.perf_counter()
             plan = plan_tactical(self.arrays, self.twin.pairs, volume, metric, link_up, capacity, cases=cases[1:],
-                                 allowed=bounds[0])
+                                 allowed=bounds[0], current=compile_policies(self.arrays, believed.policies))
             stages["decide.paths"] = _ms(t)
             if plan is not None and (deadline is None or time.perf_counter() +
                                      (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
@@ -676,11 +734,23 @@ class Autopilot:
                              f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries "
                              "them again)", {"policies_withdrawn": len(believed.policies)})
 
+    def _verification_volume(self, volume: np.ndarray) -> np.ndarray:
+        """The demand verification checks against: the estimate with the margin, and a believed crowd's pairs
+        with ``crowd_margin`` more (its size is an estimate from a few samples, and where its traffic goes under
+        a failure depends on it)."""
+        volume = volume * (1.0 + self._margin)
+        for fault in self.beliefs.values():
+            if fault.kind == "flash_crowd":
+                region = self._region(fault.target)
+                own = region[self.twin.pairs[:, 0]] | region[self.twin.pairs[:, 1]]
+                volume = np.where(own, volume * (1.0 + self.crowd_margin), volume)
+        return volume
+
     def _verify(self, believed: Network, after: Network, volume: np.ndarray, mlu: float, forecast_peak: float,
                 stages: dict[str, float]):
         t = time.perf_counter()
         report = verify_change(believed, after, max_utilisation=self.verify_limit, failures=self.verify_failures,
-                               demand=(self.twin.pairs, volume * (1.0 + self._margin)),
+                               demand=(self.twin.pairs, self._verification_volume(volume)),
                                peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache,
                                failure_tolerance=self.failure_tolerance, failure_share=self.failure_share)
         stages["decide.verify"] = _ms(t)
@@ -722,12 +792,22 @@ class Autopilot:
             new = True
         return new
 
+    def _capacity_of(self, expected) -> np.ndarray:
+        """Each link's capacity as the latest sample reports it (load over utilisation: a LAG that lost
+        members, a degraded line), else as the twin believes it."""
+        measured = self._measured_capacity
+        # Counters agree with the model to their rounding: the model's figure, so the network stays the same one
+        # from tick to tick (verification's baseline is kept per network).
+        differs = np.isfinite(measured) & (np.abs(measured - expected.capacity) > 0.01 * expected.capacity)
+        return np.where(differs, np.round(measured, 1), expected.capacity)
+
     def believed_network(self) -> Network:
         """The running network as the loop believes it is: the twin's own fault model applied to the believed
         faults (links down, a failed router's links down, a degraded link at the capacity it has left), and
         every link the latest sample measured down."""
         expected, _ = self._twin_at(self.twin.minute)
         link_up = expected.link_up & self._measured_up  # a link measured down is down, believed or not
+        expected.capacity = self._capacity_of(expected)
         running = self.driver.running
         links = list(running.links)
         changed = False
@@ -863,6 +943,14 @@ class Autopilot:
 def _plan_key(metric: np.ndarray, policies: list[PathPolicy]) -> bytes:
     """What a plan runs, to recognise one the network has already refuted."""
     return metric.tobytes() + "|".join(p.model_dump_json() for p in policies).encode()
+
+
+def _measured_capacity(result: StepResult) -> np.ndarray:
+    """Per link, the capacity its counters imply (load over utilisation) where it is up and carries enough to
+    tell; NaN elsewhere."""
+    telling = result.link_up & (result.link_utilisation > 0.01) & (result.link_load > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(telling, result.link_load / result.link_utilisation, np.nan)
 
 
 def _load_ratio(result: StepResult, predicted: np.ndarray, over: np.ndarray) -> float:

@@ -97,20 +97,23 @@ def steer_after_failures(arrays: NetworkArrays, compiled: Compiled, pairs: np.nd
         total = sum(w for _, w in paths)
         for links, w in paths:
             loads[:, links] += w / total * volume[p]
-    for i in range(len(alive)):
-        handed = []
-        for p, paths in covered_now:
-            hit = [not alive[i, links].all() for links, _ in paths]
-            if not any(hit):
-                continue
-            total = sum(w for _, w in paths)
-            left = sum(w for (_, w), dead in zip(paths, hit, strict=True) if not dead)
-            for (links, w), dead in zip(paths, hit, strict=True):
-                share = -w / total if dead or left <= 0 else w / left - w / total
-                loads[i, links] += share * volume[p]
-            if left <= 0:
-                handed.append(p)
-        if handed:
-            fallback = ecmp_flows(arrays, arrays.metric, pairs[handed], volume[handed], alive[i])
-            loads[i] += fallback.loads
-            stranded[i] += float(volume[handed][fallback.unreachable].sum())
+    handed: dict[int, list[int]] = {}  # scenario -> pairs whose every path failed in it
+    for p, paths in covered_now:
+        # Per path, the scenarios that fail it; then each path's change of share, all scenarios at once.
+        dead = np.array([~alive[:, links].all(axis=1) for links, _ in paths])
+        hit = dead.any(axis=0)
+        if not hit.any():
+            continue
+        weights = np.array([w for _, w in paths])
+        total = float(weights.sum())
+        left = weights @ ~dead
+        gone = left <= 0
+        for (links, w), failed in zip(paths, dead, strict=True):
+            share = np.where(failed | gone, -w / total, w / np.where(gone, 1.0, left) - w / total)
+            loads[:, links] += (np.where(hit, share, 0.0) * volume[p])[:, None]
+        for i in np.flatnonzero(hit & gone).tolist():
+            handed.setdefault(i, []).append(p)
+    for i, chosen in handed.items():
+        fallback = ecmp_flows(arrays, arrays.metric, pairs[chosen], volume[chosen], alive[i])
+        loads[i] += fallback.loads
+        stranded[i] += float(volume[chosen][fallback.unreachable].sum())

@@ -10,6 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from netpilot.model.network import NetworkArrays
+from netpilot.model.policies import Compiled, pair_positions
 from netpilot.model.routing import ecmp_flows
 from netpilot.optimize import highs
 from netpilot.optimize.te.paths import k_shortest_paths
@@ -30,35 +31,54 @@ class TacticalPlan:
 
 def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, metric: np.ndarray,
                   up: np.ndarray, capacity: np.ndarray, *, cases: list[np.ndarray] = (),
-                  allowed: np.ndarray | None = None, max_pairs: int = 24, k: int = 3,
-                  hot: float = 0.9) -> TacticalPlan | None:
-    """Explicit paths for up to ``max_pairs`` pairs that minimise the MLU now, with every other pair on the IGP
-    under ``metric``, and each case (links up under a named failure) held within its MLU bound ``allowed[f]``.
+                  allowed: np.ndarray | None = None, current: Compiled | None = None, max_pairs: int = 24,
+                  max_steered: int = 64, k: int = 3, hot: float = 0.9) -> TacticalPlan | None:
+    """Explicit paths for the pairs the network already steers (``current``, as ``compile_policies`` gives
+    them) and up to ``max_pairs`` more, that minimise the MLU now, with every other pair on the IGP under
+    ``metric``, and each case (links up under a named failure) held within its MLU bound ``allowed[f]``.
 
-    The pairs are those with the most traffic on links above ``hot`` of the MLU, now or in a case; each gets
-    up to ``k`` link-disjoint candidate paths. In a case, a path that fails hands its share to the IGP (the LP's
-    model; the network shares it among the policy's paths left, which verification checks exactly). None when
-    no pair crosses a hot link."""
+    The new pairs are those with the most traffic on links above ``hot`` of the MLU, now or in a case, as the
+    network routes today (its explicit paths included), at most ``max_steered`` steered in all; each planned
+    pair gets up to ``k`` link-disjoint candidate paths, and a steered pair its current paths too, so the plan
+    can keep what runs. In a case, a path that fails hands its share to the IGP (the LP's model; the network
+    shares it among the policy's paths left, which verification checks exactly). None when no pair crosses a
+    hot link and none is steered."""
     volume = np.asarray(volume, dtype=float)
     cap = np.where(capacity > 0, capacity, np.inf)
     allowed = np.zeros(0) if allowed is None else np.asarray(allowed, dtype=float)
     masks = [up, *cases]
     routings = [ecmp_flows(arrays, metric, pairs, volume, mask).routing_matrix() for mask in masks]
+    current = {ends: paths for ends, paths in (current or {}).items()}
+    position = pair_positions(pairs, list(current))
+    steered = position[position >= 0]
+    current_paths = {int(q): current[ends] for q, ends in zip(position, current, strict=True) if q >= 0}
 
-    # The pairs behind the hottest links, now and in each case.
+    # The pairs behind the hottest links as the network routes now and in each case, steered ones aside.
     weight = np.zeros(len(pairs))
+    unsteered = volume.copy()
+    unsteered[steered] = 0.0
     for matrix, mask in zip(routings, masks, strict=True):
-        util = np.where(mask, (matrix @ volume) / cap, 0.0)
+        loads = matrix @ unsteered + _steered_loads(matrix, current_paths, volume, mask)
+        util = np.where(mask, loads / cap, 0.0)
         links = np.flatnonzero(util >= hot * util.max(initial=0.0))
-        weight += np.asarray(matrix[links].multiply(volume[None, :]).sum(axis=0)).ravel()
-    chosen = np.argsort(-weight)[:max_pairs]
-    chosen = chosen[weight[chosen] > 0]
+        weight += np.asarray(matrix[links].multiply(unsteered[None, :]).sum(axis=0)).ravel()
+    room = max(0, min(max_pairs, max_steered - len(steered)))
+    fresh = np.argsort(-weight)[:room]
+    fresh = fresh[weight[fresh] > 0]
+    chosen = np.concatenate([steered, fresh]).astype(np.int64)
     if not len(chosen):
         return None
-    paths = k_shortest_paths(dataclasses.replace(arrays, up=up), pairs[chosen], k, weight="metric")
-    n_paths, n_links, n_cases = paths.n_paths, arrays.n_links, len(cases)
-    owner = paths.path_pair
-    link_of = [paths.path_links[paths.path_ptr[q]:paths.path_ptr[q + 1]] for q in range(n_paths)]
+    shortest = k_shortest_paths(dataclasses.replace(arrays, up=up), pairs[chosen], k, weight="metric")
+    link_of, owner = [], []
+    for p, pair in enumerate(chosen.tolist()):
+        mine = [shortest.links_of(q) for q in range(shortest.pair_ptr[p], shortest.pair_ptr[p + 1])]
+        known = {links.tobytes() for links in mine}
+        mine += [links for links, _ in current_paths.get(pair, [])
+                 if links.tobytes() not in known and up[links].all()]
+        link_of += mine
+        owner += [p] * len(mine)
+    owner = np.array(owner, dtype=np.int64)
+    n_paths, n_links, n_cases = len(link_of), arrays.n_links, len(cases)
     rows = np.concatenate(link_of) if n_paths else np.zeros(0, dtype=np.int64)
     cols = np.repeat(np.arange(n_paths), [len(links) for links in link_of])
     carried = volume[chosen][owner]
@@ -104,3 +124,19 @@ def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, 
         total = sum(share for _, share in kept)
         plan[(int(pairs[pair][0]), int(pairs[pair][1]))] = [(links, share / total) for links, share in kept]
     return TacticalPlan(plan, float(result.x[n_paths]), float(result.x[n_paths + 1:].sum()))
+
+
+def _steered_loads(matrix: sp.csr_matrix, current: dict[int, list[tuple[np.ndarray, float]]], volume: np.ndarray,
+                   up: np.ndarray) -> np.ndarray:
+    """Link loads of the steered pairs (pair position -> paths with weights) over the links ``up``, in the LP's
+    model: a failed path's share goes to the pair's IGP route (``matrix``'s column)."""
+    loads = np.zeros(matrix.shape[0])
+    for q, paths in current.items():
+        total = sum(weight for _, weight in paths) or 1.0
+        for links, weight in paths:
+            amount = volume[q] * weight / total
+            if up[links].all():
+                np.add.at(loads, links, amount)
+            else:
+                loads += amount * matrix[:, q].toarray().ravel()
+    return loads

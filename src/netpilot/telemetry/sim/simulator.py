@@ -380,6 +380,9 @@ class Simulator:
         arrays = self.arrays
         node_up = state["node_up"]
         link_up = state["link_up"]
+        # A link that is down carries nothing: what an incremental routing leaves there is round-off (1e-13),
+        # which would otherwise read as total loss on a link of no capacity.
+        loads = np.where(link_up, np.maximum(loads, 0.0), 0.0)
         capacity = np.where(link_up, state["capacity"], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             utilisation = np.where(capacity > 0, loads / capacity, 0.0)
