@@ -92,10 +92,13 @@ class Autopilot:
     link counts do not pin down every pair, a single failure that a plan moves and that stays over the limit
     must come out lower than today's by ``failure_tolerance`` (MLU) plus ``failure_share`` of today's. A plan
     that verification would refuse for overloading under named single failures is not proposed; the next tick
-    plans against those failures too. When the metric search goes ``plan_routings`` evaluations without a plan
+    plans against those failures too. When the metric search goes ``paths_after`` evaluations without a plan
     to propose, the loop turns to explicit paths (``explicit_paths``): an LP moves the pairs behind the
-    hottest links onto paths of their own (SR-TE policies), verified the same way; once the MLU is
-    ``withdraw_margin`` below ``congestion`` and would stay so on the IGP alone, it proposes withdrawing them.
+    hottest links onto paths of their own (SR-TE policies), on top of those the network already runs (at most
+    64 pairs in all), verified the same way; once the MLU is ``withdraw_margin`` below ``congestion`` and would
+    stay so on the IGP alone, it proposes withdrawing them. The twin keeps the telemetry's clock (the day's
+    demand profile), takes each link's capacity as its counters report it (load over utilisation), and sizes a
+    believed flash crowd from the measured loads; a crowd's pairs are verified with ``crowd_margin`` more.
     Everything the loop decides carries its evidence (alarms, ranked causes, the forecast, predicted
     utilisation) into the change's ``why`` and the audit log.
 
@@ -120,7 +123,8 @@ class Autopilot:
                  alarm_threshold: float = 10.0, min_alarms: int = 2, localise_after: int = 3,
                  baseline_steps: int = 15, quiet_steps: int = 10, plan_evaluations: int = 60,
                  plan_seconds: float = 0.08, verify_failures: bool = True, cooldown_steps: int = 5,
-                 tick_budget_ms: float | None = 100.0, plan_routings: int = 20, localise_chunks: int = 2,
+                 tick_budget_ms: float | None = 100.0, plan_routings: int = 20, paths_after: int = 5,
+                 localise_chunks: int = 2,
                  replan_mlu: float = 0.03, refit_every: int = 15, failure_tolerance: float = 0.005,
                  failure_share: float = 0.01,
                  explicit_paths: bool = True, withdraw_margin: float = 0.15, crowd_margin: float = 0.2,
@@ -148,6 +152,7 @@ class Autopilot:
         self.withdraw_margin = withdraw_margin
         self.crowd_margin = crowd_margin
         self.plan_routings = plan_routings
+        self.paths_after = paths_after
         self.localise_chunks = localise_chunks
         self.verify_failures = verify_failures
         self.cooldown_steps = cooldown_steps
@@ -201,6 +206,7 @@ class Autopilot:
         self._deferred: set[str] = set()  # heavy stages that did not fit in the last tick: they run this one
         self._forecast_due = False
         self._whatif_cache = WhatIfCache()
+        self._igp_matrices: dict[bytes, object] = {}  # metrics and links up -> the IGP's routing matrix
         self._before_incident: tuple | None = None  # link loads, links up, minute: before the incident localised
         self._crowd_usual: dict[str, float] = {}  # a believed crowd's node's level before it, in the same terms
         self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
@@ -323,7 +329,8 @@ class Autopilot:
             # while only the demand's level changes, so it is computed once, and the search gets what is left
             # of the tick (or the next tick).
             ready = self._whatif_cache.has(believed, *demand)
-            if not ready and self._fits("baseline", deadline):
+            # With a fixed amount of work per tick, the baseline takes a tick of its own: not one that localised.
+            if not ready and self._fits("baseline", deadline) and (deadline is not None or "localise" not in stages):
                 self._whatif_cache.baseline(believed, *demand)
                 stages["baseline"] = self._spent("baseline", t)
                 ready = deadline is not None  # with a fixed amount of work per tick, it is this tick's work
@@ -646,9 +653,10 @@ class Autopilot:
             progressed = not carried or not np.array_equal(best, carried[0])
             self._incumbent = (planning_for, best)
             # A search spread over ticks gives up once it has gone a whole search's worth of evaluations
-            # without improving; explicit paths for the pairs behind the hot links are the next resort.
+            # without improving, or ``paths_after`` when explicit paths for the pairs behind the hot links are
+            # the next resort (a faster remedy than more of a search that has stalled).
             self._stale = 0 if progressed else self._stale + evaluations
-            give_up = self.plan_routings if self.explicit_paths else self.plan_evaluations
+            give_up = self.paths_after if self.explicit_paths else self.plan_evaluations
             if self._stale >= give_up or failed_before:
                 if self.explicit_paths:
                     self._paths_for = (tuple(sorted(self.beliefs)), metric.tobytes())
@@ -686,7 +694,8 @@ class Autopilot:
         else:
             t = time.perf_counter()
             plan = plan_tactical(self.arrays, self.twin.pairs, volume, metric, link_up, capacity, cases=cases[1:],
-                                 allowed=bounds[0], current=compile_policies(self.arrays, believed.policies))
+                                 allowed=bounds[0], current=compile_policies(self.arrays, believed.policies),
+                                 igp_matrix=lambda up: self._igp_matrix(metric, up))
             stages["decide.paths"] = _ms(t)
             if plan is not None and (deadline is None or time.perf_counter() +
                                      (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
@@ -733,6 +742,17 @@ class Autopilot:
         return self._propose(intent, believed, after, report, result, mlu, forecast_peak, mlu, without,
                              f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries "
                              "them again)", {"policies_withdrawn": len(believed.policies)})
+
+    def _igp_matrix(self, metric: np.ndarray, up: np.ndarray):
+        """The IGP's routing matrix under ``metric`` over the links ``up``, kept: the tactical LP asks for the same
+        failure cases tick after tick."""
+        key = metric.tobytes() + up.tobytes()
+        if key not in self._igp_matrices:
+            if len(self._igp_matrices) >= 64:
+                self._igp_matrices.clear()
+            self._igp_matrices[key] = ecmp_flows(self.arrays, metric, self.twin.pairs, self.twin.base_volume,
+                                                 up).routing_matrix()
+        return self._igp_matrices[key]
 
     def _verification_volume(self, volume: np.ndarray) -> np.ndarray:
         """The demand verification checks against: the estimate with the margin, and a believed crowd's pairs

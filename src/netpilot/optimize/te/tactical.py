@@ -4,6 +4,7 @@ the IGP, planned by one small LP that also bounds named single failures."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,8 @@ class TacticalPlan:
 def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, metric: np.ndarray,
                   up: np.ndarray, capacity: np.ndarray, *, cases: list[np.ndarray] = (),
                   allowed: np.ndarray | None = None, current: Compiled | None = None, max_pairs: int = 24,
-                  max_steered: int = 64, k: int = 3, hot: float = 0.9) -> TacticalPlan | None:
+                  max_steered: int = 64, k: int = 3, hot: float = 0.9,
+                  igp_matrix: Callable[[np.ndarray], sp.csr_matrix] | None = None) -> TacticalPlan | None:
     """Explicit paths for the pairs the network already steers (``current``, as ``compile_policies`` gives
     them) and up to ``max_pairs`` more, that minimise the MLU now, with every other pair on the IGP under
     ``metric``, and each case (links up under a named failure) held within its MLU bound ``allowed[f]``.
@@ -42,12 +44,16 @@ def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, 
     pair gets up to ``k`` link-disjoint candidate paths, and a steered pair its current paths too, so the plan
     can keep what runs. In a case, a path that fails hands its share to the IGP (the LP's model; the network
     shares it among the policy's paths left, which verification checks exactly). None when no pair crosses a
-    hot link and none is steered."""
+    hot link and none is steered. ``igp_matrix(up)`` gives the IGP's (links × pairs) routing matrix under
+    ``metric`` over the links ``up``; a caller that plans tick after tick passes one that keeps them."""
     volume = np.asarray(volume, dtype=float)
     cap = np.where(capacity > 0, capacity, np.inf)
     allowed = np.zeros(0) if allowed is None else np.asarray(allowed, dtype=float)
     masks = [up, *cases]
-    routings = [ecmp_flows(arrays, metric, pairs, volume, mask).routing_matrix() for mask in masks]
+    if igp_matrix is None:
+        def igp_matrix(mask: np.ndarray) -> sp.csr_matrix:
+            return ecmp_flows(arrays, metric, pairs, volume, mask).routing_matrix()
+    routings = [igp_matrix(mask) for mask in masks]
     current = {ends: paths for ends, paths in (current or {}).items()}
     position = pair_positions(pairs, list(current))
     steered = position[position >= 0]
