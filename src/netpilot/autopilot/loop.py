@@ -7,7 +7,7 @@ import gc
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import scipy.optimize
@@ -167,6 +167,7 @@ class Autopilot:
         self.partner = reverse_links(self.arrays)
         entities, names = feature_layout(self.localizer.simulator)
         self.feature_names = [f"{e}|{n}" for e, n in zip(entities, names, strict=True)]
+        self._link_states = np.flatnonzero(np.array(names) == "link_up")  # snapshot positions, in link order
         self.noise_floor = np.array([NOISE_FLOOR[n] for n in names])
         self.detectors = [StreamingDetector(level_alpha=0.05, warmup=10, peak_window=60) for _ in names]
         self._load_kpis = [i for i, name in enumerate(names) if not name.endswith("_up")]
@@ -438,7 +439,10 @@ class Autopilot:
         # demand alone (whose error at one node is of the size of a small crowd).
         utilisation = np.median(np.array(self.utilisation)[-ahead - steps:-ahead], axis=0)
         capacity = np.where(np.isfinite(self._measured_capacity), self._measured_capacity, self.arrays.capacity)
-        self._before_incident = (utilisation * capacity, utilisation > 0, minute - ahead)
+        up = np.median(before[:, self._link_states], axis=0) > 0.5
+        elapsed = (datetime.fromisoformat(self.times[-1]) -
+                   datetime.fromisoformat(self.times[-ahead - steps // 2 - 1])).total_seconds() / 60.0
+        self._before_incident = (utilisation * capacity, up, minute - elapsed)
         return self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
                                     minute=minute, noise=noise,
                                     metrics=self._running_metric(), known=list(self.beliefs.values()),
