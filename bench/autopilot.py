@@ -30,7 +30,7 @@ def scenarios() -> None:
                   "stage p99 (ms)", "localised after (s)")
     out = {}
     for file in sorted((ROOT / "examples" / "scenarios").glob("*.yaml")):
-        r = compare(load_scenario(file))
+        r = compare(load_scenario(file), settle=True)
         o, lat, faults = r["overload_traffic"], r["decision_latency_ms"], r["faults"]
         paths = sum("set_policies" in c["intents"] for c in r["changes"] if c["state"] == "done")
         table.add_row(r["scenario"], f"{o['baseline_gbit']:.0f} / {o['autopilot_gbit']:.0f}",
@@ -62,7 +62,7 @@ def seeds() -> None:
     for file in sorted((ROOT / "examples" / "scenarios").glob("*.yaml")):
         shipped = load_scenario(file)
         for seed in OTHER_SEEDS:
-            r = compare(shipped.model_copy(update={"seed": seed}))
+            r = compare(shipped.model_copy(update={"seed": seed}), settle=True)
             o = r["overload_traffic"]
             paths = sum("set_policies" in c["intents"] for c in r["changes"] if c["state"] == "done")
             table.add_row(r["scenario"], str(seed), f"{o['baseline_gbit']:.0f} / {o['autopilot_gbit']:.0f}",

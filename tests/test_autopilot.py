@@ -240,6 +240,25 @@ def test_the_loop_plans_on_the_capacity_the_counters_report(network):
         {k: v for k, v in nominal.items() if not k.startswith(("AT->DE", "DE->AT"))}
 
 
+def test_the_loop_leaves_the_garbage_collector_to_the_program(network):
+    """Freezing the heap changes the whole process: the program does it (``settle_heap``), not the library."""
+    import gc
+
+    from netpilot.autopilot.loop import Autopilot, settle_heap
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    sim = Simulator(network, seed=1)
+    frozen = gc.get_freeze_count()
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None)
+    assert gc.get_freeze_count() == frozen
+    settle_heap()
+    assert gc.get_freeze_count() > frozen
+    gc.unfreeze()
+    pilot.observe(sim.step())
+
+
 def test_scenario_replays_are_deterministic(tmp_path):
     """A replay does a fixed amount of work per tick, not as much as the wall clock allows, so the same
     scenario gives the same incidents, causes, changes and overload twice, however long each tick took."""

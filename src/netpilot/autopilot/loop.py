@@ -217,9 +217,6 @@ class Autopilot:
         self._measured_capacity = np.full(self.arrays.n_links, np.nan)  # what it reports they carry at most
         self._metric_of: tuple[Network, np.ndarray] | None = None  # the running network and its metrics
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
-        # What the process holds by now (the libraries' modules and functions, the twin) lives as long as the
-        # loop: out of the collector's way, a full collection no longer stalls a tick (by 100 ms, measured).
-        gc.freeze()
 
     # --- the loop ---------------------------------------------------------------------------------------------
 
@@ -962,6 +959,16 @@ class Autopilot:
         """Predicted beside measured MLU of an applied change (measured is None until its check)."""
         return {"change": applied.change_id, "mlu_before": applied.mlu_before,
                 "predicted_mlu": applied.predicted_mlu, "measured_mlu": applied.measured_mlu}
+
+
+def settle_heap() -> None:
+    """For a process that runs the loop, once it is set up: import what the loop's first use would, and move
+    everything alive by then (the libraries' modules and functions, the twins) out of the garbage collector's
+    way, so a full collection no longer stalls a tick (by 100 ms, measured). It changes the whole process, so
+    the program calls it (the CLI, the server, a benchmark), not the library."""
+    warm_up_forecasting()
+    gc.collect()  # what is garbage already is freed, not frozen with the rest
+    gc.freeze()
 
 
 def _plan_key(metric: np.ndarray, policies: list[PathPolicy]) -> bytes:

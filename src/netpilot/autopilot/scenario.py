@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from netpilot.autopilot.loop import Autopilot, latency_summary
+from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.intents import SetLinkState, apply_intents
 from netpilot.change.verify import verify_change
@@ -74,10 +74,12 @@ def scenario_network(scenario: Scenario) -> Network:
 
 
 def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy | None = None,
-                 progress: Callable[[int, int], None] | None = None, network: Network | None = None) -> dict:
+                 progress: Callable[[int, int], None] | None = None, network: Network | None = None,
+                 settle: bool = False) -> dict:
     """One replay. With ``autopilot`` the loop acts (changes auto-approved by ``policy``, by default every
     metric change); without it the network keeps its metrics (static shortest-path routing, reconverging
-    around failures as OSPF does)."""
+    around failures as OSPF does). ``settle`` is for a program that times the loop: the heap is settled
+    (``settle_heap``) once the loop is set up."""
     network = network or scenario_network(scenario)
     sim = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
                     faults=name_faults(list(scenario.faults)))
@@ -89,6 +91,8 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         # same decisions on any machine and under any load; the latency it measures is that work's.
         pilot = Autopilot(network, store, SimulatorDriver(network, sim), congestion=scenario.congestion,
                           tick_budget_ms=None)
+        if settle:
+            settle_heap()
     overload = blackholed = 0.0
     carried: dict[float, np.ndarray] = {}  # the true demand of each minute, for the hindsight check
     for i in range(steps):
@@ -123,11 +127,11 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
 
 
 def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | None = None,
-            network: Network | None = None) -> dict:
+            network: Network | None = None, settle: bool = False) -> dict:
     """The scenario with the autopilot and with static routing, and the overload cut between them. ``network``
     replaces the scenario's file (a server runs scenarios on the network it serves)."""
     network = network or scenario_network(scenario)
-    ours = run_scenario(scenario, network=network,
+    ours = run_scenario(scenario, network=network, settle=settle,
                         progress=(lambda i, n: progress("autopilot", i, n)) if progress else None)
     static = run_scenario(scenario, autopilot=False, network=network,
                           progress=(lambda i, n: progress("static", i, n)) if progress else None)

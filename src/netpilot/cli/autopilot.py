@@ -41,7 +41,7 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
                 tasks[label] = progress.add_task(label, total=total)
             progress.update(tasks[label], completed=done)
 
-        result = compare(scenario, progress=report)
+        result = compare(scenario, progress=report, settle=True)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1, default=str) + "\n")
@@ -71,6 +71,7 @@ def serve_live(live, *, host: str, port: int, users: dict[str, str], announce: b
     import uvicorn
 
     from netpilot.api.app import create_app, make_tokens
+    from netpilot.autopilot.loop import settle_heap
 
     tokens = make_tokens(users)
     app = create_app(live, tokens)
@@ -81,6 +82,7 @@ def serve_live(live, *, host: str, port: int, users: dict[str, str], announce: b
             console.print(f"  {who.role:9s} {who.user:6s} token {token}")
         approver = next(t for t, w in tokens.items() if w.role == "approver")
         console.print(f"Open http://{host}:{port}/?token={approver} to approve changes; Ctrl-C stops.")
+    settle_heap()
     live.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
