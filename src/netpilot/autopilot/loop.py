@@ -52,7 +52,9 @@ class Incident:
 
 @dataclass
 class Tick:
-    """What one tick did and how long each stage took (``latency_ms``: sample in, decision out)."""
+    """What one tick did and how long each stage took: ``latency_ms`` is the decision latency (sample in,
+    verified proposal out), ``total_ms`` the whole tick, applying and checking changes (stage ``act``)
+    included."""
 
     ts: str
     minute: float
@@ -62,6 +64,7 @@ class Tick:
     incident: str | None = None
     change: str | None = None
     stages_ms: dict[str, float] = field(default_factory=dict)
+    total_ms: float = 0.0
 
 
 @dataclass
@@ -212,6 +215,7 @@ class Autopilot:
         self._crowd_usual: dict[str, float] = {}  # a believed crowd's node's level before it, in the same terms
         self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
         self._count = 0
+        self._act_ms = 0.0  # this tick's time spent applying and checking changes
         self._routing_since = 0  # the first tick measured under the routing running now
         self._measured_up = np.ones(self.arrays.n_links, dtype=bool)  # links up in the latest sample
         self._measured_capacity = np.full(self.arrays.n_links, np.nan)  # what it reports they carry at most
@@ -258,9 +262,11 @@ class Autopilot:
         stages["detect"] = _ms(t)
         tick = Tick(ts, result.minute, 0.0, mlu, len(alarmed))
 
+        t = time.perf_counter()  # acting on changes (applying, checking) is not deciding: timed apart
         if self._checking is not None and n >= self._checking[1]:
             self._post_check(result, mlu)
         self._apply_approved(result)
+        self._act_ms = _ms(t)
 
         # A new incident waits out the quiet period after the last one, unless something changed state (a link
         # or router went down) that the last incident did not already show: a state flip is never noise, and
@@ -335,14 +341,18 @@ class Autopilot:
             search = self._search_budget(deadline) if ready and deadline is not None else None
             if ready and (deadline is None or search is not None):
                 t = time.perf_counter()
+                acted_before = self._act_ms
                 if congested or self._replan:
                     tick.change = self._decide(result, mlu, forecast_peak, search, deadline, plan_state, believed,
                                                stages)
                     self._replan = False
                 else:
                     tick.change = self._withdraw_paths(result, mlu, forecast_peak, plan_state, believed, stages)
-                stages["decide"] = _ms(t)
-        tick.latency_ms = _ms(started)
+                stages["decide"] = _ms(t) - (self._act_ms - acted_before)
+        if self._act_ms > 0.0:
+            stages["act"] = self._act_ms
+        tick.total_ms = _ms(started)
+        tick.latency_ms = tick.total_ms - self._act_ms
         tick.stages_ms = stages
         self.ticks.append(tick)
         return tick
@@ -871,6 +881,13 @@ class Autopilot:
             return
 
     def _apply(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
+        started = time.perf_counter()
+        try:
+            self._commit(change_id, intents, result, mlu, predicted)
+        finally:
+            self._act_ms += _ms(started)
+
+    def _commit(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
         before = self.driver.running.arrays().metric.copy()
         policies_before = list(self.driver.running.policies)
         self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
@@ -998,12 +1015,15 @@ def _ms(since: float) -> float:
 
 
 def latency_summary(ticks: list[Tick]) -> dict[str, float]:
-    """Decision latency per tick: p50, p99, max (ms), and the p99 of each stage over the ticks that ran it."""
+    """Decision latency per tick: p50, p99, max (ms); the whole tick's p99 and max (applying and checking
+    changes included); and the p99 of each stage over the ticks that ran it."""
     latency = np.array([t.latency_ms for t in ticks]) if ticks else np.zeros(1)
+    total = np.array([t.total_ms for t in ticks]) if ticks else np.zeros(1)
     stages: dict[str, list[float]] = {}
     for t in ticks:
         for name, ms in t.stages_ms.items():
             stages.setdefault(name, []).append(ms)
     return {"p50": float(np.percentile(latency, 50)), "p99": float(np.percentile(latency, 99)),
-            "max": float(latency.max()), "ticks": len(ticks),
+            "max": float(latency.max()), "ticks": len(ticks), "tick_p99": float(np.percentile(total, 99)),
+            "tick_max": float(total.max()),
             "stages_p99": {name: float(np.percentile(ms, 99)) for name, ms in sorted(stages.items())}}
