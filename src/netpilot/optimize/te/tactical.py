@@ -54,7 +54,7 @@ def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, 
         def igp_matrix(mask: np.ndarray) -> sp.csr_matrix:
             return ecmp_flows(arrays, metric, pairs, volume, mask).routing_matrix()
     routings = [igp_matrix(mask) for mask in masks]
-    current = {ends: paths for ends, paths in (current or {}).items()}
+    current = current or {}
     position = pair_positions(pairs, list(current))
     steered = position[position >= 0]
     current_paths = {int(q): current[ends] for q, ends in zip(position, current, strict=True) if q >= 0}
