@@ -87,23 +87,26 @@ class WhatIfCache:
         self.hits = 0
 
     @staticmethod
-    def _key(network: Network, pairs: np.ndarray) -> bytes:
-        arrays = network.arrays()
+    def _key(network: Network, pairs: np.ndarray, arrays: NetworkArrays | None = None) -> bytes:
+        arrays = arrays or network.arrays()
         policies = "|".join(p.model_dump_json() for p in network.policies).encode()
         return b"|".join([*(np.ascontiguousarray(a).tobytes() for a in (arrays.metric, arrays.up, arrays.capacity,
                                                                          pairs)), policies])
 
-    def _entry(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> tuple | None:
-        """The entry for this network and a demand proportional to ``volume``, if any."""
-        entry = self._entries.get(self._key(network, pairs))
+    def _entry(self, network: Network, pairs: np.ndarray, volume: np.ndarray,
+               arrays: NetworkArrays | None = None) -> tuple | None:
+        """The entry for this network and a demand proportional to ``volume``, if any (``arrays``: the
+        network's, when the caller has them already)."""
+        entry = self._entries.get(self._key(network, pairs, arrays))
         total = float(volume.sum())
         if entry is None or total <= 0 or not np.allclose(volume / total, entry[0], rtol=1e-9, atol=0.0):
             return None
         return entry
 
-    def get(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> dict | None:
+    def get(self, network: Network, pairs: np.ndarray, volume: np.ndarray,
+            arrays: NetworkArrays | None = None) -> dict | None:
         """{scenario key: (MLU, stranded, link loads)} for ``volume``, or None when not seen at any level."""
-        entry = self._entry(network, pairs, volume)
+        entry = self._entry(network, pairs, volume, arrays)
         if entry is None:
             return None
         self.hits += 1
@@ -123,17 +126,18 @@ class WhatIfCache:
     def has(self, network: Network, pairs: np.ndarray, volume: np.ndarray) -> bool:
         return self._entry(network, pairs, volume) is not None
 
-    def put(self, network: Network, pairs: np.ndarray, volume: np.ndarray, results: dict) -> None:
+    def put(self, network: Network, pairs: np.ndarray, volume: np.ndarray, results: dict,
+            arrays: NetworkArrays | None = None) -> None:
         total = float(volume.sum())
         if total <= 0:
             return
         if len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)))
-        self._entries[self._key(network, pairs)] = (volume / total, total, results)
+        self._entries[self._key(network, pairs, arrays)] = (volume / total, total, results)
 
 
-def _state(network: Network, pairs: np.ndarray, volume: np.ndarray) -> _State:
-    arrays = network.arrays()
+def _state(network: Network, pairs: np.ndarray, volume: np.ndarray, arrays: NetworkArrays | None = None) -> _State:
+    arrays = arrays or network.arrays()
     if not network.policies:
         routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
         return _State(arrays, pairs, volume, routing, routing.loads)
@@ -215,8 +219,8 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
         checks.append(Check("reachability", True, "every node pair that could reach each other still can"
                             + (f" ({broken_after} pairs were cut off already)" if broken_after else "")))
 
-    now_before = _state(before, pairs, volume)
-    now_after = _state(after, pairs, volume)
+    now_before = _state(before, pairs, volume, arrays_before)
+    now_after = _state(after, pairs, volume, arrays_after)
     routing = now_after.routing
 
     # Loops: every ECMP next hop must bring traffic strictly closer to its destination, or it could circle.
@@ -264,11 +268,11 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     if failures:
         scenarios_after = failure_scenarios(arrays_after)
         mlu_a, worst_a, stranded_a, loads_a = _failure_outcomes(now_after, scenarios_after)
-        before_by_link = cache.get(before, pairs, volume) if cache is not None else None
+        before_by_link = cache.get(before, pairs, volume, arrays_before) if cache is not None else None
         if before_by_link is None:
             before_by_link = _failure_results(now_before)
             if cache is not None:
-                cache.put(before, pairs, volume, before_by_link)
+                cache.put(before, pairs, volume, before_by_link, arrays_before)
         bad_partition, bad_overload = [], []
         capacity = np.where(arrays_after.capacity > 0, arrays_after.capacity, np.inf)
         for i, scenario in enumerate(scenarios_after):
