@@ -452,6 +452,48 @@ def test_policies_steer_their_pairs_and_verification_follows_them_through_every_
     assert not np.allclose(_failure_outcomes(_state(network, sim.pairs, volume), scenarios)[3], loads)
 
 
+def test_a_policy_change_is_verified_by_routing_only_the_pairs_it_touches_and_gives_the_same_report():
+    """After a change that only moves path policies, every failure's loads are the before state's with the
+    touched pairs routed again: equal to routing every pair again, for a policy added, one re-weighted and one
+    removed (a bridge failure that strands demand included), and the reports agree check by check."""
+    import numpy as np
+
+    from netpilot.change import verify
+    from netpilot.model.io import load_network
+    from netpilot.model.network import PathPolicy
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    network = load_network(bundled_network_path())
+    first = [PathPolicy(source="AT", target="DE", paths=[{"nodes": ["AT", "DE"], "weight": 1},
+                                                         {"nodes": ["AT", "SK", "CZ", "DE"], "weight": 3}]),
+             PathPolicy(source="GR", target="BG", paths=[{"nodes": ["GR", "BG"], "weight": 1}])]
+    before = apply_intents(network, [SetPolicies(intent="set_policies", policies=first)])
+    second = [PathPolicy(source="AT", target="DE", paths=[{"nodes": ["AT", "DE"], "weight": 1},
+                                                          {"nodes": ["AT", "SK", "CZ", "DE"], "weight": 1}]),
+              PathPolicy(source="IT", target="AT", paths=[{"nodes": ["IT", "AT"], "weight": 1}])]
+    after = apply_intents(before, [SetPolicies(intent="set_policies", policies=second, remove=[("GR", "BG")])])
+    sim = Simulator(network, noise=0.0)
+    pairs, volume = sim.pairs, sim.expected().volume * 1.4
+    now_before, now_after = verify._state(before, pairs, volume), verify._state(after, pairs, volume)
+    assert len(verify._pairs_changed(now_before, now_after)) == 3
+    scenarios = verify.failure_scenarios(now_after.arrays)
+    full = verify._failure_outcomes(now_after, scenarios)
+    touched = verify._failure_outcomes_after(now_before, now_after, verify._failure_results(now_before), scenarios)
+    assert np.allclose(touched[3], full[3], rtol=1e-9, atol=1e-6)
+    assert np.allclose(touched[0], full[0], rtol=1e-9, atol=1e-12) and np.array_equal(touched[1], full[1])
+    assert np.allclose(touched[2], full[2], rtol=1e-9, atol=1e-6) and full[2].max() > 0
+    demand = (pairs, volume)
+    fast = verify_change(before, after, demand=demand, cache=verify.WhatIfCache(), failure_share=0.01)
+    original = verify._failure_outcomes_after
+    try:  # the same change with every pair routed again under every failure
+        verify._failure_outcomes_after = lambda b, a, results, s: verify._failure_outcomes(a, s)
+        slow = verify_change(before, after, demand=demand, failure_share=0.01)
+    finally:
+        verify._failure_outcomes_after = original
+    assert [(c.name, c.ok, c.detail) for c in fast.checks] == [(c.name, c.ok, c.detail) for c in slow.checks]
+
+
 def test_set_policies_replaces_removes_and_names_a_bad_path():
     from netpilot.change.workflow import twin_diff
     from netpilot.model.network import PathPolicy

@@ -102,3 +102,25 @@ def test_replayed_link_failures_under_explicit_paths_read_no_loss_on_the_failed_
         down = ~result.link_up
         assert down.sum() == 2
         assert (result.link_load[down] == 0).all() and (result.link_loss[down] == 0).all()
+
+
+def test_the_twins_routing_cache_keeps_what_it_used_last():
+    """A planner asks for the running metrics under each failure it plans against, tick after tick, among many
+    trial metrics asked once: a routing used again stays cached while 64 others come and go, and the oldest
+    unused one leaves."""
+    from netpilot.model.io import load_network
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    network = load_network(bundled_network_path())
+    sim = Simulator(network, noise=0.0)
+    arrays = network.arrays()
+    volume = sim.expected().volume
+    running = sim._ecmp(arrays.metric, arrays.up)
+    first_trial = arrays.metric + 1
+    sim.link_loads(volume, first_trial, arrays.up)
+    for trial in range(2, 80):
+        sim.link_loads(volume, arrays.metric + trial, arrays.up)
+        assert sim._ecmp(arrays.metric, arrays.up) is running  # used every round: kept
+    assert len(sim._routing_cache) <= 65
+    assert first_trial.tobytes() + arrays.up.tobytes() not in sim._routing_cache

@@ -5,6 +5,7 @@ capacity. Faults change the state; the simulator keeps their ground truth and em
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -87,7 +88,7 @@ class Simulator:
         self.metric = arrays.metric.astype(np.int64).copy()
         self._splits: dict[tuple[int, int], list[tuple[np.ndarray, float]]] | None = None
         self._splits_version = 0
-        self._routing_cache: dict[bytes, object] = {}
+        self._routing_cache: OrderedDict[bytes, object] = OrderedDict()
 
         ids = arrays.node_ids
         n = arrays.n_nodes
@@ -214,15 +215,21 @@ class Simulator:
         elif not isinstance(fault.target, str) or fault.target not in index:
             raise ValueError(f"fault {fault.id}: unknown node {fault.target!r}")
 
+    def _cached(self, key: bytes, make):
+        """The routing cache: the 64 routings used last are kept (a planner asks for the running metrics under
+        each failure it plans against tick after tick, among many trial metrics asked once)."""
+        cache = self._routing_cache
+        if key in cache:
+            cache.move_to_end(key)
+            return cache[key]
+        value = cache[key] = make()
+        if len(cache) > 64:
+            cache.popitem(last=False)
+        return value
+
     def _ecmp(self, metric: np.ndarray, link_up: np.ndarray) -> EcmpRouting:
-        key = metric.tobytes() + link_up.tobytes()
-        routing = self._routing_cache.get(key)
-        if routing is None:
-            if len(self._routing_cache) > 64:
-                self._routing_cache.clear()
-            routing = ecmp_flows(self.arrays, metric, self.pairs, self.base_volume, link_up)
-            self._routing_cache[key] = routing
-        return routing
+        return self._cached(metric.tobytes() + link_up.tobytes(),
+                            lambda: ecmp_flows(self.arrays, metric, self.pairs, self.base_volume, link_up))
 
     def _link_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray) -> tuple[np.ndarray, float]:
         """(loads per link, traffic with no path)."""
@@ -239,14 +246,7 @@ class Simulator:
     def _split_matrix(self, link_up: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         # Keyed by a version, not the dict's id: a freed dict's id can come back with other paths.
         key = b"splits" + link_up.tobytes() + str(self._splits_version).encode()
-        cached = self._routing_cache.get(key)
-        if cached is not None:
-            return cached
-        if len(self._routing_cache) > 64:
-            self._routing_cache.clear()
-        matrix, covered = policy_matrix(self._splits, self.pairs, link_up, self.arrays.n_links)
-        self._routing_cache[key] = (matrix, covered)
-        return matrix, covered
+        return self._cached(key, lambda: policy_matrix(self._splits, self.pairs, link_up, self.arrays.n_links))
 
     def _volume(self, state: dict[str, np.ndarray]) -> np.ndarray:
         """Demand per pair now, without the sampling noise."""
