@@ -128,7 +128,7 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
         dead = (scenario_of[e2] == row_s[r2[owner2]]) | _member(in_s, r2[owner2] * n + dst[e2])[0]
         alive = np.bincount(owner2, weights=~dead, minlength=len(candidates))
         frontier = candidates[alive == 0]
-        in_s = np.sort(np.concatenate([in_s, frontier]))
+        in_s = np.sort(np.concatenate([in_s, np.sort(frontier)]), kind="stable")  # two sorted runs: a merge
     s_keys = in_s
     s_rows = row_of(s_keys)
     s_nodes = s_keys % n
@@ -145,11 +145,15 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
     distance = _group_min(owner[exits], exit_offer, len(s_keys))
     exit_best = distance.copy()
     inner_owner, inner_cost, inner_head = owner[head_in_s], metric[e[head_in_s]], head_pos[head_in_s]
+    # Each round relaxes only the edges into nodes whose distance the last round lowered.
+    lowered = np.isfinite(distance)
     for _ in range(n):
-        updated = np.minimum(exit_best, _group_min(inner_owner, inner_cost + distance[inner_head], len(s_keys)))
-        if np.array_equal(updated, distance):
+        edges = lowered[inner_head]
+        if not edges.any():
             break
-        distance = updated
+        offer = _group_min(inner_owner[edges], inner_cost[edges] + distance[inner_head[edges]], len(s_keys))
+        lowered = offer < distance
+        distance = np.where(lowered, offer, distance)
     offers = np.empty(len(e))
     offers[exits] = exit_offer
     offers[head_in_s] = inner_cost + distance[inner_head]
