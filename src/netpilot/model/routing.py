@@ -146,7 +146,10 @@ def lightest_graph(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> s
     order = np.lexsort((w, keys))
     keys, w = keys[order], w[order]
     first = np.concatenate([[True], keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, dtype=bool)
-    return sp.csr_matrix((w[first], (keys[first] // n, keys[first] % n)), shape=(n, n))
+    keys = keys[first]
+    # Sorted by row already: the CSR arrays directly (building from coordinates costs more than the search).
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(keys // n, minlength=n))])
+    return sp.csr_matrix((w[first], keys % n, indptr), shape=(n, n))
 
 
 

@@ -143,7 +143,6 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
     exits = ~head_in_s
     exit_offer = metric[e[exits]] + dist[s_targets[owner[exits]], dst[e[exits]]]
     distance = _group_min(owner[exits], exit_offer, len(s_keys))
-    exit_best = distance.copy()
     inner_owner, inner_cost, inner_head = owner[head_in_s], metric[e[head_in_s]], head_pos[head_in_s]
     # Each round relaxes only the edges into nodes whose distance the last round lowered.
     lowered = np.isfinite(distance)
