@@ -210,7 +210,6 @@ class Autopilot:
         self._deferred: set[str] = set()  # heavy stages that did not fit in the last tick: they run this one
         self._forecast_due = False
         self._whatif_cache = WhatIfCache()
-        self._igp_matrices: dict[bytes, object] = {}  # metrics and links up -> the IGP's routing matrix
         self._before_incident: tuple | None = None  # link loads, links up, minute: before the incident localised
         self._crowd_usual: dict[str, float] = {}  # a believed crowd's node's level before it, in the same terms
         self._correction: tuple[tuple, int, np.ndarray] | None = None  # (for what, fitted at tick, per pair)
@@ -706,7 +705,7 @@ class Autopilot:
             t = time.perf_counter()
             plan = plan_tactical(self.arrays, self.twin.pairs, volume, metric, link_up, capacity, cases=cases[1:],
                                  allowed=bounds[0], current=compile_policies(self.arrays, believed.policies),
-                                 igp_matrix=lambda up: self._igp_matrix(metric, up))
+                                 igp_matrix=lambda up: self.twin.igp_routing_matrix(metric, up))
             stages["decide.paths"] = _ms(t)
             if plan is not None and (deadline is None or time.perf_counter() +
                                      (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
@@ -753,17 +752,6 @@ class Autopilot:
         return self._propose(intent, believed, after, report, result, mlu, forecast_peak, mlu, without,
                              f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries "
                              "them again)", {"policies_withdrawn": len(believed.policies)})
-
-    def _igp_matrix(self, metric: np.ndarray, up: np.ndarray):
-        """The IGP's routing matrix under ``metric`` over the links ``up``, kept: the tactical LP asks for the same
-        failure cases tick after tick."""
-        key = metric.tobytes() + up.tobytes()
-        if key not in self._igp_matrices:
-            if len(self._igp_matrices) >= 64:
-                self._igp_matrices.clear()
-            self._igp_matrices[key] = ecmp_flows(self.arrays, metric, self.twin.pairs, self.twin.base_volume,
-                                                 up).routing_matrix()
-        return self._igp_matrices[key]
 
     def _verification_volume(self, volume: np.ndarray) -> np.ndarray:
         """The demand verification checks against: the estimate with the margin, and a believed crowd's pairs

@@ -128,7 +128,7 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
         dead = (scenario_of[e2] == row_s[r2[owner2]]) | _member(in_s, r2[owner2] * n + dst[e2])[0]
         alive = np.bincount(owner2, weights=~dead, minlength=len(candidates))
         frontier = candidates[alive == 0]
-        in_s = np.sort(np.concatenate([in_s, np.sort(frontier)]), kind="stable")  # two sorted runs: a merge
+        in_s = np.sort(np.concatenate([in_s, frontier]), kind="stable")  # two sorted runs (_unique sorts): a merge
     s_keys = in_s
     s_rows = row_of(s_keys)
     s_nodes = s_keys % n

@@ -279,6 +279,11 @@ class Simulator:
             matrix = (matrix @ sp.diags((~covered).astype(float)) + split).tocsr()
         return matrix
 
+    def igp_routing_matrix(self, metric: np.ndarray, link_up: np.ndarray) -> sp.csr_matrix:
+        """(links × pairs) share of each pair's traffic on each link under ``metric`` over the links that are up,
+        every pair on shortest-path ECMP whatever its explicit paths (what a pair falls back to)."""
+        return self._ecmp(metric, link_up).routing_matrix()
+
     def step(self) -> StepResult:
         """Advance one step and report what the network measured during it."""
         state = self._state()
