@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from conftest import listening
 from netpilot.api.app import create_app, make_tokens
+from netpilot.autopilot.budget import TickBudget
 from netpilot.autopilot.live import LiveAutopilot
 from netpilot.autopilot.scenario import compare, load_scenario
 from netpilot.cli import app
@@ -614,3 +615,35 @@ def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
     incident = next(i for i in pilot.incidents if i.minute >= 22)
     assert incident.minute == 22 and incident.causes[0]["target"] == "BG--GR", incident.causes[:3]
     assert incident.causes[0]["kind"] == "link_down"
+
+
+def test_a_stage_that_does_not_fit_the_tick_waits_one_tick_and_no_more():
+    budget = TickBudget(100.0, plan_seconds=0.08)
+    budget.start(time.perf_counter() - 1.0)  # a tick already a second late: nothing fits
+    assert not budget.fits("baseline")
+    assert budget.search_seconds() is None
+    assert not budget.room_to_verify()
+    budget.start(time.perf_counter() - 1.0)  # the next tick is late too, but what waited runs now
+    assert budget.fits("baseline")
+    assert budget.search_seconds() == pytest.approx(0.2 * 0.08)
+    assert not budget.fits("forecast")  # another stage still waits its turn
+
+    budget.start(time.perf_counter())  # a fresh tick of 100 ms: a 40 ms baseline and a 50 ms verification fit
+    assert budget.fits("forecast") and budget.fits("baseline")
+    assert 0.2 * 0.08 <= budget.search_seconds() <= 0.08
+    assert budget.room_to_verify()
+    budget.verified(120.0)  # once a verification took longer than a whole tick, a plan waits for the next
+    assert not budget.room_to_verify()
+
+    since = time.perf_counter() - 0.5
+    assert budget.spent("baseline", since) >= 500.0  # a slow baseline raises its expected cost ...
+    budget.start(time.perf_counter())
+    assert not budget.fits("baseline")  # ... so it no longer fits a fresh tick
+
+
+def test_with_a_fixed_amount_of_work_every_stage_runs_and_a_plan_is_verified_on_the_next_tick():
+    budget = TickBudget(None, plan_seconds=0.08)
+    assert budget.start(time.perf_counter() - 10.0) is None and budget.fixed_work
+    budget.spent("baseline", time.perf_counter() - 5.0)
+    assert budget.fits("baseline") and budget.fits("forecast")
+    assert not budget.room_to_verify()

@@ -16,6 +16,7 @@ from netpilot.analytics.detect import StreamingDetector
 from netpilot.analytics.forecast import Forecaster, warm_up_forecasting
 from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout
 from netpilot.analytics.tomography import tomogravity
+from netpilot.autopilot.budget import TickBudget
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import Driver
 from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply_intents
@@ -145,8 +146,6 @@ class Autopilot:
         self.baseline_steps = baseline_steps
         self.quiet_steps = quiet_steps
         self.plan_evaluations = plan_evaluations
-        self.plan_seconds = plan_seconds
-        self.tick_budget_ms = tick_budget_ms
         self.replan_mlu = replan_mlu
         self.refit_every = refit_every
         self.failure_tolerance = failure_tolerance
@@ -204,10 +203,7 @@ class Autopilot:
         self._candidate: tuple[tuple, np.ndarray] | None = None  # a plan to verify on the next tick
         self._paths_candidate: tuple | None = None  # the same, for explicit paths
         self._stale = 0  # evaluations the search has gone without improving
-        # Measured cost of each heavy stage (ms, moving average), to tell whether it fits in what is left of a tick.
-        self._cost = {"forecast": 20.0, "baseline": 40.0}
-        self._verify_ms: deque[float] = deque(maxlen=8)
-        self._deferred: set[str] = set()  # heavy stages that did not fit in the last tick: they run this one
+        self.budget = TickBudget(tick_budget_ms, plan_seconds)
         self._forecast_due = False
         self._whatif_cache = WhatIfCache()
         self._before_incident: tuple | None = None  # link loads, links up, minute: before the incident localised
@@ -290,7 +286,7 @@ class Autopilot:
             self._open = (incident, n)
             self._last_onset = n
             tick.incident = incident.id
-        deadline = None if self.tick_budget_ms is None else started + self.tick_budget_ms / 1000.0
+        deadline = self.budget.start(started)
         # One localisation at a time: a new incident waits for the one under way (its onset is kept, so its
         # before and after are still measured around it), rather than a tick finishing the other at once.
         if self._open is not None and n - self._open[1] >= self.localise_after - 1 and self._localising is None:
@@ -308,11 +304,11 @@ class Autopilot:
         self._expire_beliefs(result)
 
         self._forecast_due |= n % self.forecast_every == 0
-        if self._forecast_due and self._fits("forecast", deadline):
+        if self._forecast_due and self.budget.fits("forecast"):
             t = time.perf_counter()
             self._forecast()
             self._forecast_due = False
-            stages["forecast"] = self._spent("forecast", t)
+            stages["forecast"] = self.budget.spent("forecast", t)
 
         forecast_peak = max((f["peak"] for f in self.forecast.values()), default=0.0)
         congested = mlu > self.congestion or forecast_peak > self.congestion
@@ -333,17 +329,16 @@ class Autopilot:
             # of the tick (or the next tick).
             ready = self._whatif_cache.has(believed, *demand)
             # With a fixed amount of work per tick, the baseline takes a tick of its own: not one that localised.
-            if not ready and self._fits("baseline", deadline) and (deadline is not None or "localise" not in stages):
+            if not ready and self.budget.fits("baseline") and (deadline is not None or "localise" not in stages):
                 self._whatif_cache.baseline(believed, *demand)
-                stages["baseline"] = self._spent("baseline", t)
+                stages["baseline"] = self.budget.spent("baseline", t)
                 ready = deadline is not None  # with a fixed amount of work per tick, it is this tick's work
-            search = self._search_budget(deadline) if ready and deadline is not None else None
+            search = self.budget.search_seconds() if ready and deadline is not None else None
             if ready and (deadline is None or search is not None):
                 t = time.perf_counter()
                 acted_before = self._act_ms
                 if congested or self._replan:
-                    tick.change = self._decide(result, mlu, forecast_peak, search, deadline, plan_state, believed,
-                                               stages)
+                    tick.change = self._decide(result, mlu, forecast_peak, search, plan_state, believed, stages)
                     self._replan = False
                 else:
                     tick.change = self._withdraw_paths(result, mlu, forecast_peak, plan_state, believed, stages)
@@ -391,31 +386,6 @@ class Autopilot:
             self.twin.set_metrics(self._metric_of[1])
             self.twin.set_policies(running.policies)
         return self._metric_of[1]
-
-    # --- the tick's budget ------------------------------------------------------------------------------------
-
-    def _fits(self, stage: str, deadline: float | None) -> bool:
-        """Whether ``stage`` fits in what is left of the tick; one that did not fit last tick runs now anyway."""
-        if deadline is None or stage in self._deferred or time.perf_counter() + self._cost[stage] / 1000.0 <= deadline:
-            self._deferred.discard(stage)
-            return True
-        self._deferred.add(stage)
-        return False
-
-    def _spent(self, stage: str, since: float) -> float:
-        spent = _ms(since)
-        self._cost[stage] = 0.7 * self._cost[stage] + 0.3 * spent
-        return spent
-
-    def _search_budget(self, deadline: float) -> float | None:
-        """Seconds the plan search may take this tick, or None to wait a tick. A plan found with too little of
-        the tick left to verify it is verified on the next tick, on that tick's sample."""
-        left = deadline - time.perf_counter() - 0.01
-        if left < 0.2 * self.plan_seconds and "decide" not in self._deferred:
-            self._deferred.add("decide")
-            return None
-        self._deferred.discard("decide")
-        return float(np.clip(left, 0.2 * self.plan_seconds, self.plan_seconds))
 
     def _worth_planning(self, mlu: float) -> bool:
         """False while nothing the last fruitless decision planned on has changed."""
@@ -610,7 +580,6 @@ class Autopilot:
         return correction
 
     def _decide(self, result: StepResult, mlu: float, forecast_peak: float, search_seconds: float | None,
-                deadline: float | None,
                 plan_state, believed: Network, stages: dict[str, float]) -> str | None:
         volume, link_up, capacity, metric = plan_state
 
@@ -637,8 +606,7 @@ class Autopilot:
                                     self.failure_share), today)
 
         if self.explicit_paths and self._paths_for == (tuple(sorted(self.beliefs)), metric.tobytes()):
-            return self._decide_paths(result, mlu, forecast_peak, plan_state, believed, stages, now, cases, bounds,
-                                      deadline)
+            return self._decide_paths(result, mlu, forecast_peak, plan_state, believed, stages, now, cases, bounds)
         planning_for = (tuple(sorted(self.beliefs)), len(self._critical), metric.tobytes())
         carried = [self._incumbent[1]] if self._incumbent is not None and self._incumbent[0] == planning_for else []
         candidate, self._candidate = self._candidate, None
@@ -675,8 +643,7 @@ class Autopilot:
                 self._stale = 0
             return None  # nothing better, or a plan the network already showed to be wrong
         self._incumbent = (planning_for, best)
-        if evaluations and (deadline is None or
-                            time.perf_counter() + (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
+        if evaluations and not self.budget.room_to_verify():
             self._candidate = (planning_for, best)
             return None
         intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
@@ -690,8 +657,7 @@ class Autopilot:
                              f"re-optimised IGP metrics on {len(changed)} links", {"evaluations": evaluations})
 
     def _decide_paths(self, result: StepResult, mlu: float, forecast_peak: float, plan_state, believed: Network,
-                      stages: dict[str, float], now: float, cases: list[np.ndarray], bounds,
-                      deadline: float | None) -> str | None:
+                      stages: dict[str, float], now: float, cases: list[np.ndarray], bounds) -> str | None:
         """Explicit paths for the pairs behind the hottest links (tactical TE), where no IGP metrics the search
         found would do: one LP, verified like any change (on the next tick's sample when the LP leaves too
         little of this one); failures verification names are planned against on the next tick. The plan
@@ -707,8 +673,7 @@ class Autopilot:
                                  allowed=bounds[0], current=compile_policies(self.arrays, believed.policies),
                                  igp_matrix=lambda up: self.twin.igp_routing_matrix(metric, up))
             stages["decide.paths"] = _ms(t)
-            if plan is not None and (deadline is None or time.perf_counter() +
-                                     (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 > deadline):
+            if plan is not None and not self.budget.room_to_verify():
                 self._paths_candidate = (planning_for, plan)
                 return None
         policies = [] if plan is None else to_policies(
@@ -773,7 +738,7 @@ class Autopilot:
                                peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self._whatif_cache,
                                failure_tolerance=self.failure_tolerance, failure_share=self.failure_share)
         stages["decide.verify"] = _ms(t)
-        self._verify_ms.append(stages["decide.verify"])
+        self.budget.verified(stages["decide.verify"])
         return report
 
     def _propose(self, intent, believed: Network, after: Network, report, result: StepResult, mlu: float,
