@@ -24,7 +24,6 @@ from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.network import Network, PathPolicy
 from netpilot.model.policies import compile_policies, to_policies
-from netpilot.model.routing import ecmp_flows
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
 from netpilot.optimize.te.tactical import plan_tactical
 from netpilot.telemetry.sim.faults import Fault
@@ -299,7 +298,7 @@ class Autopilot:
             # the next tick. The loop decides once it knows what it is deciding about.
             t = time.perf_counter()
             self._conclude(*self._localising, result, deadline=deadline,
-                           chunks=self.localise_chunks if deadline is None else None)
+                           chunks=self.localise_chunks if self.budget.fixed_work else None)
             stages["localise"] = stages.get("localise", 0.0) + _ms(t)
         self._expire_beliefs(result)
 
@@ -329,12 +328,12 @@ class Autopilot:
             # of the tick (or the next tick).
             ready = self._whatif_cache.has(believed, *demand)
             # With a fixed amount of work per tick, the baseline takes a tick of its own: not one that localised.
-            if not ready and self.budget.fits("baseline") and (deadline is not None or "localise" not in stages):
+            if not ready and self.budget.fits("baseline") and (not self.budget.fixed_work or "localise" not in stages):
                 self._whatif_cache.baseline(believed, *demand)
                 stages["baseline"] = self.budget.spent("baseline", t)
-                ready = deadline is not None  # with a fixed amount of work per tick, it is this tick's work
-            search = self.budget.search_seconds() if ready and deadline is not None else None
-            if ready and (deadline is None or search is not None):
+                ready = not self.budget.fixed_work  # with a fixed amount of work per tick, it is this tick's work
+            search = None if self.budget.fixed_work or not ready else self.budget.search_seconds()
+            if ready and (self.budget.fixed_work or search is not None):
                 t = time.perf_counter()
                 acted_before = self._act_ms
                 if congested or self._replan:
@@ -702,7 +701,7 @@ class Autopilot:
         the congestion threshold and verification passes the change; else not tried again until the beliefs
         or the MLU move."""
         volume, link_up, capacity, metric = plan_state
-        loads = ecmp_flows(self.arrays, metric, self.twin.pairs, volume, link_up).loads
+        loads = self.twin.igp_routing_matrix(metric, link_up) @ volume  # the twin has this routing already
         without = float((loads / capacity)[link_up].max(initial=0.0))
         intent = SetPolicies(intent="set_policies", remove=[(p.source, p.target) for p in believed.policies])
         after = apply_intents(believed, [intent])

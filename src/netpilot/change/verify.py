@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import connected_components
 from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.policies import Compiled, compile_policies, pair_positions, policy_matrix, steer_after_failures
 from netpilot.model.routing import EcmpRouting, ecmp_flows
-from netpilot.model.whatif import failure_scenarios, what_if
+from netpilot.model.whatif import failure_scenarios, links_left_up, what_if, worst_links
 
 __all__ = ["Check", "Report", "WhatIfCache", "failure_allowance", "failure_scenarios", "overloads_failure",
            "verify_change", "what_if"]
@@ -138,14 +138,19 @@ class WhatIfCache:
 
 def _state(network: Network, pairs: np.ndarray, volume: np.ndarray, arrays: NetworkArrays | None = None) -> _State:
     arrays = arrays or network.arrays()
-    if not network.policies:
+    return _routed(arrays, compile_policies(arrays, network.policies) if network.policies else None, pairs, volume)
+
+
+def _routed(arrays: NetworkArrays, policies: Compiled | None, pairs: np.ndarray, volume: np.ndarray) -> _State:
+    """``volume`` between ``pairs`` over the network ``arrays``, on ``policies`` where they have a path up and on
+    the IGP otherwise."""
+    if policies is None:
         routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
         return _State(arrays, pairs, volume, routing, routing.loads)
-    compiled = compile_policies(arrays, network.policies)
-    matrix, covered = policy_matrix(compiled, pairs, arrays.up, arrays.n_links)
+    matrix, covered = policy_matrix(policies, pairs, arrays.up, arrays.n_links)
     routing = ecmp_flows(arrays, arrays.metric, pairs, np.where(covered, 0.0, volume))
     return _State(arrays, pairs, volume, routing, routing.loads + matrix @ np.where(covered, volume, 0.0),
-                  compiled, covered)
+                  policies, covered)
 
 
 def _failure_outcomes(state: _State, scenarios: list[np.ndarray]
@@ -156,16 +161,11 @@ def _failure_outcomes(state: _State, scenarios: list[np.ndarray]
     mlu, worst, stranded, loads = what_if(arrays, state.routing, state.igp_volume, scenarios)
     if state.policies is None:
         return mlu, worst, stranded, loads
-    alive = np.repeat(arrays.up[None, :], len(scenarios), axis=0)
-    for i, scenario in enumerate(scenarios):
-        alive[i, scenario] = False
+    alive = links_left_up(arrays.up, scenarios)
     stranded = stranded.copy()
     steer_after_failures(arrays, state.policies, state.pairs, state.volume, alive, loads, stranded)
-    loads[~alive] = 0.0
-    cap = arrays.capacity
-    util = np.where(alive & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
-    worst = np.argmax(util, axis=1)
-    return util[np.arange(len(scenarios)), worst], worst, stranded, loads
+    mlu, worst = worst_links(loads, arrays.capacity, alive)
+    return mlu, worst, stranded, loads
 
 
 def _failure_outcomes_after(now_before: _State, now_after: _State, before_results: dict,
@@ -187,18 +187,12 @@ def _failure_outcomes_after(now_before: _State, now_after: _State, before_result
     if len(changed):
         pairs, volume = now_after.pairs[changed], now_after.volume[changed]
         for network_state, sign in ((now_before, -1.0), (now_after, 1.0)):
-            part = _state_of(network_state, pairs, volume)
+            part = _routed(network_state.arrays, network_state.policies, pairs, volume)
             _, _, part_stranded, part_loads = _failure_outcomes(part, scenarios)
             loads += sign * part_loads
             stranded += sign * part_stranded
-    alive = np.repeat(after.up[None, :], len(scenarios), axis=0)
-    for i, scenario in enumerate(scenarios):
-        alive[i, scenario] = False
-    loads[~alive] = 0.0
-    cap = after.capacity
-    util = np.where(alive & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
-    worst = np.argmax(util, axis=1)
-    return util[np.arange(len(scenarios)), worst], worst, np.maximum(stranded, 0.0), loads
+    mlu, worst = worst_links(loads, after.capacity, links_left_up(after.up, scenarios))
+    return mlu, worst, np.maximum(stranded, 0.0), loads
 
 
 def _pairs_changed(now_before: _State, now_after: _State) -> np.ndarray | None:
@@ -215,18 +209,6 @@ def _pairs_changed(now_before: _State, now_after: _State) -> np.ndarray | None:
     ends = [e for e in old.keys() | new.keys() if e not in old or e not in new or not same(old[e], new[e])]
     position = pair_positions(now_after.pairs, ends)
     return np.sort(position[position >= 0])
-
-
-def _state_of(state: _State, pairs: np.ndarray, volume: np.ndarray) -> _State:
-    """``state``'s network (its metrics, links and policies) carrying only ``volume`` between ``pairs``."""
-    arrays = state.arrays
-    if state.policies is None:
-        routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
-        return _State(arrays, pairs, volume, routing, routing.loads)
-    matrix, covered = policy_matrix(state.policies, pairs, arrays.up, arrays.n_links)
-    routing = ecmp_flows(arrays, arrays.metric, pairs, np.where(covered, 0.0, volume))
-    return _State(arrays, pairs, volume, routing, routing.loads + matrix @ np.where(covered, volume, 0.0),
-                  state.policies, covered)
 
 
 def _name(arrays: NetworkArrays, e: int) -> str:

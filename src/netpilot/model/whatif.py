@@ -235,13 +235,25 @@ def _group_min(owner: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def _result(loads: np.ndarray, cap: np.ndarray, up: np.ndarray, scenarios: list[np.ndarray],
-            stranded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def links_left_up(up: np.ndarray, scenarios: list[np.ndarray]) -> np.ndarray:
+    """(scenarios × links): the links that are up once each scenario's links fail."""
     alive = np.repeat(up[None, :], len(scenarios), axis=0)
     for k, links in enumerate(scenarios):
         alive[k, links] = False
+    return alive
+
+
+def worst_links(loads: np.ndarray, cap: np.ndarray, alive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per scenario (a row of ``alive``), its MLU and most loaded link; ``loads`` on links it fails are zeroed."""
     loads[~alive] = 0.0
     util = np.where(alive & (cap > 0), loads / np.where(cap > 0, cap, 1.0), 0.0)
-    worst = np.argmax(util, axis=1) if util.size else np.zeros(len(scenarios), dtype=np.int64)
-    mlu = util[np.arange(len(scenarios)), worst] if util.size else np.zeros(len(scenarios))
+    if not util.size:
+        return np.zeros(len(alive)), np.zeros(len(alive), dtype=np.int64)
+    worst = np.argmax(util, axis=1)
+    return util[np.arange(len(alive)), worst], worst
+
+
+def _result(loads: np.ndarray, cap: np.ndarray, up: np.ndarray, scenarios: list[np.ndarray],
+            stranded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    mlu, worst = worst_links(loads, cap, links_left_up(up, scenarios))
     return mlu, worst, stranded, loads
