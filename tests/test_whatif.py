@@ -5,9 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from netpilot.model import kernels
 from netpilot.model.network import Demand, Link, Network, Router
 from netpilot.model.routing import ecmp_flows
 from netpilot.model.whatif import failure_scenarios, what_if
+
+#: Both implementations: NumPy, and the Numba kernel where the ``fast`` extra is installed (CI installs it).
+IMPLEMENTATIONS = pytest.mark.parametrize("compiled", [
+    pytest.param(False, id="numpy"),
+    pytest.param(True, id="numba", marks=pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed"))])
 
 
 def _rerouted(arrays, pairs, volume, failed):
@@ -18,12 +24,12 @@ def _rerouted(arrays, pairs, volume, failed):
     return routing.loads, float(volume[routing.unreachable].sum())
 
 
-def _check(network: Network) -> None:
+def _check(network: Network, compiled: bool) -> None:
     arrays = network.arrays()
     pairs, volume = arrays.demand_pairs()
     routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
     scenarios = failure_scenarios(arrays)
-    mlu, worst, stranded, loads = what_if(arrays, routing, volume, scenarios)
+    mlu, worst, stranded, loads = what_if(arrays, routing, volume, scenarios, compiled=compiled)
     for k, failed in enumerate(scenarios):
         expected, cut = _rerouted(arrays, pairs, volume, failed)
         expected[failed] = 0.0
@@ -51,20 +57,53 @@ def _random_network(seed: int, nodes: int, extra: int, metrics: tuple[int, ...])
     return Network(name=f"random{seed}", nodes=[Router(id=x) for x in names], links=links, demands=demands)
 
 
+@IMPLEMENTATIONS
 @pytest.mark.parametrize("seed", range(12))
-def test_matches_rerouting_on_random_networks_with_many_equal_cost_paths(seed):
+def test_matches_rerouting_on_random_networks_with_many_equal_cost_paths(seed, compiled):
     # Metrics from a tiny set make ECMP everywhere; trees and sparse extras make partitions.
-    _check(_random_network(seed, nodes=8 + seed * 2, extra=seed + 2, metrics=(1, 2) if seed % 2 else (10,)))
+    _check(_random_network(seed, nodes=8 + seed * 2, extra=seed + 2, metrics=(1, 2) if seed % 2 else (10,)),
+           compiled)
 
 
-def test_matches_rerouting_with_parallel_links_and_links_already_down():
+@IMPLEMENTATIONS
+def test_matches_rerouting_with_parallel_links_and_links_already_down(compiled):
     net = _random_network(99, nodes=14, extra=10, metrics=(1, 2, 3))
     links = list(net.links)
     first = links[0]
     links += [first.model_copy(update={"key": 1}), links[1].model_copy(update={"key": 1})]
     links[4] = links[4].model_copy(update={"state": "down"})
     links[5] = links[5].model_copy(update={"state": "down"})
-    _check(net.model_copy(update={"links": links}))
+    _check(net.model_copy(update={"links": links}), compiled)
+
+
+@IMPLEMENTATIONS
+def test_failures_of_several_links_at_once_match_rerouting(compiled):
+    """Scenarios of several links each (a router's links, a shared duct): the kernel's S grows from several
+    failed links of one destination's DAG at once."""
+    net = _random_network(7, nodes=18, extra=16, metrics=(1, 2))
+    arrays = net.arrays()
+    pairs, volume = arrays.demand_pairs()
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+    singles = failure_scenarios(arrays)
+    scenarios = [np.concatenate(singles[i:i + 3]) for i in range(0, len(singles) - 2, 3)]
+    _, _, stranded, loads = what_if(arrays, routing, volume, scenarios, compiled=compiled)
+    for k, failed in enumerate(scenarios):
+        expected, cut = _rerouted(arrays, pairs, volume, failed)
+        expected[failed] = 0.0
+        np.testing.assert_allclose(loads[k], expected, rtol=1e-9, atol=1e-7, err_msg=f"scenario {k}")
+        assert stranded[k] == pytest.approx(cut, abs=1e-7)
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed")
+@pytest.mark.parametrize("seed", range(6))
+def test_the_compiled_push_down_the_dags_gives_the_numpy_flows(seed):
+    net = _random_network(seed, nodes=10 + seed * 3, extra=seed + 4, metrics=(1, 2) if seed % 2 else (1, 5, 10))
+    arrays = net.arrays()
+    pairs, volume = arrays.demand_pairs()
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+    other = volume * np.random.default_rng(seed).uniform(0.5, 2.0, len(volume))
+    np.testing.assert_allclose(routing.carry(other, compiled=True), routing.carry(other, compiled=False),
+                               rtol=1e-12, atol=1e-9)
 
 
 @pytest.mark.slow
@@ -73,7 +112,10 @@ def test_matches_rerouting_on_a_real_backbone(te_data):
 
     folder = te_data / "repetita" / "2016TopologyZooUCL_inverseCapacity"
     net = import_network(folder / "Geant2012.graph")
-    _check(attach_demands(net, import_demands(folder / "Geant2012.0000.demands", net)))
+    network = attach_demands(net, import_demands(folder / "Geant2012.0000.demands", net))
+    _check(network, compiled=False)
+    if kernels.AVAILABLE:
+        _check(network, compiled=True)
 
 
 def test_replayed_link_failures_under_explicit_paths_read_no_loss_on_the_failed_links():

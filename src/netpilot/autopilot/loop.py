@@ -22,6 +22,7 @@ from netpilot.change.drivers import Driver
 from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply_intents
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
+from netpilot.model.kernels import warm_up as warm_up_kernels
 from netpilot.model.network import Network, PathPolicy
 from netpilot.model.policies import compile_policies, to_policies
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
@@ -931,11 +932,12 @@ class Autopilot:
 
 
 def settle_heap() -> None:
-    """For a process that runs the loop, once it is set up: import what the loop's first use would, and move
-    everything alive by then (the libraries' modules and functions, the twins) out of the garbage collector's
-    way, so a full collection no longer stalls a tick (by 100 ms, measured). It changes the whole process, so
-    the program calls it (the CLI, the server, a benchmark), not the library."""
+    """For a process that runs the loop, once it is set up: import and compile what the loop's first use would,
+    and move everything alive by then (the libraries' modules and functions, the twins) out of the garbage
+    collector's way, so a full collection no longer stalls a tick (by 100 ms, measured). It changes the whole
+    process, so the program calls it (the CLI, the server, a benchmark), not the library."""
     warm_up_forecasting()
+    warm_up_kernels()
     gc.collect()  # what is garbage already is freed, not frozen with the rest
     gc.freeze()
 

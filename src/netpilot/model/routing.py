@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
+from netpilot.model import kernels
 from netpilot.model.network import NetworkArrays
 
 
@@ -34,12 +35,15 @@ class EcmpRouting:
     def loads(self) -> np.ndarray:
         return self.link_flow.sum(axis=0)
 
-    def carry(self, volume: np.ndarray) -> np.ndarray:
+    def carry(self, volume: np.ndarray, *, compiled: bool | None = None) -> np.ndarray:
         """(T, L) traffic per target per link for ``volume`` per pair (same pairs), on these splits.
+        ``compiled``: whether to use the Numba kernel (by default, where Numba is installed).
 
-        Traffic is pushed down every target's DAG at once over the DAG's edges only (not every link), until it
-        settles: at most as many rounds as the longest shortest path has hops.
+        In NumPy, traffic is pushed down every target's DAG at once over the DAG's edges only (not every
+        link), until it settles: at most as many rounds as the longest shortest path has hops.
         """
+        if kernels.AVAILABLE if compiled is None else compiled:
+            return kernels.carry(self, volume)
         n_targets, n = len(self.targets), self.n_nodes
         if "dag" not in self._cache:
             rows, links = np.nonzero(self.on_dag)

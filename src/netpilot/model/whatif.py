@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from netpilot.model import kernels
 from netpilot.model.network import NetworkArrays
-from netpilot.model.routing import EcmpRouting
+from netpilot.model.routing import EcmpRouting, ecmp_flows
 
 
 def failure_scenarios(arrays: NetworkArrays) -> list[np.ndarray]:
@@ -69,25 +70,56 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
     return sorted_keys[pos] == keys, pos
 
 
-def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, scenarios: list[np.ndarray]
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, scenarios: list[np.ndarray], *,
+            compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per scenario (disjoint sets of links that fail together, as ``failure_scenarios`` gives them), after IGP
-    reconvergence: (MLU, most loaded link, demand volume cut off, loads of shape (scenarios, links))."""
-    n, n_links, n_targets = arrays.n_nodes, arrays.n_links, len(routing.targets)
-    src, dst, cap = arrays.src, arrays.dst, arrays.capacity
-    metric = np.asarray(routing.metric, dtype=float)
-    dist = routing.distance
+    reconvergence: (MLU, most loaded link, demand volume cut off, loads of shape (scenarios, links)).
+    ``compiled``: whether to use the Numba kernel (by default, where Numba is installed)."""
+    n_links = arrays.n_links
     scenario_of = np.full(n_links, -1, dtype=np.int64)
     for k, links in enumerate(scenarios):
         if (scenario_of[links] >= 0).any():
             raise ValueError("failure scenarios must not share links")
         scenario_of[links] = k
-    base = routing.loads
-    loads = np.repeat(base[None, :], len(scenarios), axis=0)
+    loads = np.repeat(routing.loads[None, :], len(scenarios), axis=0)
     stranded = np.zeros(len(scenarios))
+    if kernels.AVAILABLE if compiled is None else compiled:
+        # Rows: (scenario, destination) pairs whose DAG used a failed link.
+        dag_t, dag_e = np.nonzero(routing.on_dag)
+        hit = scenario_of[dag_e] >= 0
+        rows = _unique(scenario_of[dag_e[hit]] * len(routing.targets) + dag_t[hit])
+        kernels.reroute(arrays, routing, volume, scenario_of, rows // len(routing.targets),
+                        rows % len(routing.targets), loads, stranded)
+    else:
+        _reroute(arrays, routing, volume, scenario_of, loads, stranded)
+    return _result(loads, arrays.capacity, arrays.up, scenarios, stranded)
+
+
+def _reroute(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, scenario_of: np.ndarray,
+             loads: np.ndarray, stranded: np.ndarray) -> None:
+    """The what-if in NumPy, every (scenario, destination) at once: the moved flows into ``loads``, the demand
+    cut off into ``stranded``. The growth of S below starts from one failed link's tail per destination; a
+    scenario where a destination's DAG loses links of several tails (several physical links failing together)
+    is routed again whole instead."""
+    n, n_links, n_targets = arrays.n_nodes, arrays.n_links, len(routing.targets)
+    src, dst = arrays.src, arrays.dst
+    metric = np.asarray(routing.metric, dtype=float)
+    dist = routing.distance
+
+    dag_t, dag_e = np.nonzero(routing.on_dag)
+    hit = scenario_of[dag_e] >= 0
+    tails = _unique((scenario_of[dag_e[hit]] * n_targets + dag_t[hit]) * n + src[dag_e[hit]]) // n
+    several = _unique(tails[1:][tails[1:] == tails[:-1]] // n_targets)
+    if len(several):
+        scenario_of = scenario_of.copy()
+        for k in several.tolist():
+            failed = np.flatnonzero(scenario_of == k)
+            again = ecmp_flows(arrays, routing.metric, routing.pairs, volume, arrays.up & (scenario_of != k))
+            loads[k] = again.loads
+            stranded[k] = float(np.asarray(volume, dtype=float)[again.unreachable & ~routing.unreachable].sum())
+            scenario_of[failed] = -1
 
     # The DAGs as edge lists, by tail and by head; node throughput and injected volume per destination.
-    dag_t, dag_e = np.nonzero(routing.on_dag)
     tail_key, head_key = dag_t * n + src[dag_e], dag_t * n + dst[dag_e]
     out_ptr, out_e = _csr(tail_key, dag_e, n_targets * n)
     in_ptr, in_e = _csr(head_key, dag_e, n_targets * n)
@@ -104,7 +136,7 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
     row_key = scenario_of[dag_e[hit]] * n_targets + dag_t[hit]
     rows, first, failed_here = np.unique(row_key, return_index=True, return_counts=True)
     if len(rows) == 0:
-        return _result(loads, cap, arrays.up, scenarios, stranded)
+        return
     row_s, row_t = rows // n_targets, rows % n_targets
     row_u = src[dag_e[hit][first]]
     n_rows = len(rows)
@@ -223,7 +255,6 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
     if moved:
         loads += np.bincount(np.concatenate(moved_at), weights=np.concatenate(moved),
                              minlength=loads.size).reshape(loads.shape)
-    return _result(loads, cap, arrays.up, scenarios, stranded)
 
 
 def _group_min(owner: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
