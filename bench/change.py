@@ -1,7 +1,8 @@
-"""Safe-change benchmarks: verification of a change on the twin, with the whole single-failure what-if; and a
-change of explicit paths verified by routing again only the pairs it touches.
+"""Safe-change benchmarks: verification of a change on the twin, with the whole single-failure what-if; a
+change of explicit paths verified by routing again only the pairs it touches; and the routing kernels compiled
+with Numba against their NumPy versions (the ``fast`` extra).
 
-    python bench/change.py [whatif] [policies]
+    python bench/change.py [whatif] [policies] [kernels]
 """
 
 from __future__ import annotations
@@ -112,7 +113,84 @@ def section_policies() -> None:
                   f"{record['touched_pairs_ms']:.1f} | {record['verification_ms']:.1f} |")
 
 
-SECTIONS = {"whatif": section_whatif, "policies": section_policies}
+def section_kernels() -> None:
+    """Each routing kernel, NumPy and compiled alternating in one process (median of nine each), on the
+    autopilot's 124-node network with 24 pairs on explicit paths and on the largest staged backbone."""
+    from netpilot.change.intents import SetPolicies
+    from netpilot.model import kernels
+    from netpilot.model.io import load_network
+    from netpilot.model.policies import to_policies
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.optimize.te.tactical import plan_tactical
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    if not kernels.AVAILABLE:
+        console.print("numba is not installed (pip install netpilot[fast]): nothing to compare")
+        return
+    kernels.warm_up()
+    bundled = load_network(bundled_network_path())
+    sim = Simulator(bundled, noise=0.0)
+    arrays = bundled.arrays()
+    volume = sim.expected().volume * 1.3
+    plan = plan_tactical(arrays, sim.pairs, volume, arrays.metric, arrays.up, arrays.capacity, max_pairs=24)
+    with_paths = apply_intents(bundled, [SetPolicies(intent="set_policies", policies=to_policies(arrays, plan.paths))])
+    folder = REPETITA / "2016RocketFuelUCL"
+    backbone = import_network(folder / "rf1239_real_hard.graph")
+    backbone = attach_demands(backbone, import_demands(folder / "rf1239_real_hard.0000.demands", backbone))
+    records = _time_kernels("bundled, 24 pairs on paths", with_paths, sim.pairs, volume) + \
+        _time_kernels("rf1239 (RocketFuel)", backbone, *backbone.arrays().demand_pairs())
+    results["kernels"] = records
+    console.print("\n### Routing kernels: NumPy against Numba (`fast` extra), alternating in one process\n")
+    console.print("| network | nodes | pairs | work | NumPy ms | Numba ms | NumPy / Numba |\n"
+                  "|---|---|---|---|---|---|---|")
+    for r in records:
+        console.print(f"| {r['network']} | {r['nodes']} | {r['pairs']} | {r['work']} | {r['numpy_ms']:.1f} | "
+                      f"{r['numba_ms']:.1f} | {r['ratio']:.1f}× |")
+
+
+def _time_kernels(name: str, network, pairs, demand) -> list[dict]:
+    from netpilot.model.routing import ecmp_flows
+
+    state = _state(network, pairs, demand)
+    scenarios = failure_scenarios(state.arrays)
+    a = state.arrays
+    work = {
+        "ECMP routing of every pair": lambda compiled: ecmp_flows(a, a.metric, pairs, demand, compiled=compiled),
+        "routing matrix (links × pairs)": lambda compiled: ecmp_flows(
+            a, a.metric, pairs, demand, compiled=compiled).routing_matrix(compiled=compiled),
+        "what-if, every single failure": lambda compiled: what_if(a, state.routing, state.igp_volume, scenarios,
+                                                                  compiled=compiled),
+        "verification baseline (what-if, paths moved, fallbacks)": lambda compiled: _baseline(state, compiled),
+    }
+    records = []
+    for label, job in work.items():
+        timings = {False: [], True: []}
+        for _ in range(9):
+            for compiled in (False, True):
+                started = time.perf_counter()
+                job(compiled)
+                timings[compiled].append(time.perf_counter() - started)
+        numpy_ms, numba_ms = (1000 * statistics.median(timings[c]) for c in (False, True))
+        records.append({"network": name, "nodes": a.n_nodes, "pairs": len(pairs), "work": label,
+                        "numpy_ms": numpy_ms, "numba_ms": numba_ms, "ratio": numpy_ms / numba_ms})
+    return records
+
+
+def _baseline(state, compiled: bool) -> None:
+    """The verification baseline with the kernels on or off (the module's switch, as an uninstalled Numba
+    leaves it)."""
+    from netpilot.change.verify import _failure_results
+    from netpilot.model import kernels
+
+    available = kernels.AVAILABLE
+    kernels.AVAILABLE = compiled
+    try:
+        _failure_results(state)
+    finally:
+        kernels.AVAILABLE = available
+
+
+SECTIONS = {"whatif": section_whatif, "policies": section_policies, "kernels": section_kernels}
 
 if __name__ == "__main__":
     run("change", SECTIONS, sys.argv[1:] or list(SECTIONS), results)

@@ -96,14 +96,34 @@ def test_failures_of_several_links_at_once_match_rerouting(compiled):
 
 @pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed")
 @pytest.mark.parametrize("seed", range(6))
-def test_the_compiled_push_down_the_dags_gives_the_numpy_flows(seed):
+def test_the_compiled_routing_gives_the_numpy_routing(seed):
+    """Distances, DAGs, splits, flows, the routing matrix and the loads of a few pairs over some links, with
+    links down and equal-cost paths everywhere."""
+    from netpilot.model.routing import igp_loads
+
     net = _random_network(seed, nodes=10 + seed * 3, extra=seed + 4, metrics=(1, 2) if seed % 2 else (1, 5, 10))
     arrays = net.arrays()
     pairs, volume = arrays.demand_pairs()
-    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+    up = arrays.up.copy()
+    up[np.random.default_rng(seed).choice(arrays.n_links, 3, replace=False)] = False
+    numpy_routing = ecmp_flows(arrays, arrays.metric, pairs, volume, up, compiled=False)
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume, up, compiled=True)
+    np.testing.assert_array_equal(routing.distance, numpy_routing.distance)
+    np.testing.assert_array_equal(routing.on_dag, numpy_routing.on_dag)
+    np.testing.assert_array_equal(routing.share, numpy_routing.share)
+    np.testing.assert_array_equal(routing.unreachable, numpy_routing.unreachable)
+    np.testing.assert_allclose(routing.link_flow, numpy_routing.link_flow, rtol=1e-12, atol=1e-9)
     other = volume * np.random.default_rng(seed).uniform(0.5, 2.0, len(volume))
     np.testing.assert_allclose(routing.carry(other, compiled=True), routing.carry(other, compiled=False),
                                rtol=1e-12, atol=1e-9)
+    matrix = routing.routing_matrix(compiled=True).toarray()
+    np.testing.assert_allclose(matrix, numpy_routing.routing_matrix(compiled=False).toarray(), atol=1e-12)
+    assert matrix.sum() > 0
+    few = np.arange(0, len(pairs), 5)
+    loads, lost = igp_loads(arrays, arrays.metric, pairs[few], volume[few], up, compiled=True)
+    numpy_loads, numpy_lost = igp_loads(arrays, arrays.metric, pairs[few], volume[few], up, compiled=False)
+    np.testing.assert_allclose(loads, numpy_loads, rtol=1e-12, atol=1e-9)
+    assert lost == pytest.approx(numpy_lost, abs=1e-9)
 
 
 @pytest.mark.slow

@@ -21,8 +21,10 @@ except ImportError:  # the optional extra is not installed: the NumPy versions r
 AVAILABLE = numba is not None
 
 
-def _jit(function):
-    return numba.njit(cache=True, nogil=True)(function) if AVAILABLE else function
+def _jit(function=None, **options):
+    if function is None:
+        return lambda f: _jit(f, **options)
+    return numba.njit(cache=True, nogil=True, **options)(function) if AVAILABLE else function
 
 
 @_jit
@@ -50,12 +52,7 @@ def _push(order, injected, out_ptr, out_links, on_dag, share, dst, targets, flow
 def carry(routing, volume: np.ndarray) -> np.ndarray:
     """``EcmpRouting.carry``: (T, L) traffic per target per link for ``volume`` per pair."""
     n_targets, n = len(routing.targets), routing.n_nodes
-    cache = routing._cache
-    if "order" not in cache:
-        dist = routing.distance
-        farthest_first = np.argsort(-np.where(np.isfinite(dist), dist, -1.0), axis=1, kind="stable")
-        cache["order"] = (farthest_first, *_out_lists(routing.src, n))
-    order, out_ptr, out_links = cache["order"]
+    order, out_ptr, out_links = _orders(routing)
     injected = np.zeros((n_targets, n))
     live = ~routing.unreachable
     np.add.at(injected, (routing.pair_target[live], routing.pairs[live, 0]), np.asarray(volume, dtype=float)[live])
@@ -64,7 +61,17 @@ def carry(routing, volume: np.ndarray) -> np.ndarray:
     return flow
 
 
-def _out_lists(src: np.ndarray, n: int, links: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def _orders(routing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nodes by distance to each target, farthest first; the links out of each node), kept with the routing."""
+    cache = routing._cache
+    if "order" not in cache:  # ecmp_flows leaves it where it ran the compiled Dijkstra
+        dist = routing.distance
+        farthest_first = np.argsort(-np.where(np.isfinite(dist), dist, -1.0), axis=1, kind="stable")
+        cache["order"] = (farthest_first, *out_lists(routing.src, routing.n_nodes))
+    return cache["order"]
+
+
+def out_lists(src: np.ndarray, n: int, links: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(ptr, links): the links leaving node v are links[ptr[v]:ptr[v + 1]] (``links``: these only)."""
     links = np.arange(len(src)) if links is None else links
     order = links[np.argsort(src[links], kind="stable")]
@@ -229,10 +236,10 @@ def reroute(arrays, routing, volume: np.ndarray, scenario_of: np.ndarray, row_s:
     ``whatif.what_if``)."""
     n = arrays.n_nodes
     up = np.flatnonzero(arrays.up)
-    out_ptr, out_links = _out_lists(arrays.src, n, up)
-    in_ptr, in_links = _out_lists(arrays.dst, n, up)
+    out_ptr, out_links = out_lists(arrays.src, n, up)
+    in_ptr, in_links = out_lists(arrays.dst, n, up)
     failing = np.flatnonzero(scenario_of >= 0)
-    failed_ptr, failed_links = _out_lists(scenario_of, int(scenario_of.max(initial=-1)) + 1, failing)
+    failed_ptr, failed_links = out_lists(scenario_of, int(scenario_of.max(initial=-1)) + 1, failing)
     injected = np.zeros((len(routing.targets), n))
     live = ~routing.unreachable
     np.add.at(injected, (routing.pair_target[live], routing.pairs[live, 0]), np.asarray(volume, dtype=float)[live])
@@ -240,6 +247,232 @@ def reroute(arrays, routing, volume: np.ndarray, scenario_of: np.ndarray, row_s:
              failed_ptr, failed_links, arrays.src.astype(np.int64), arrays.dst.astype(np.int64),
              np.asarray(routing.metric, dtype=float), out_ptr, out_links, in_ptr, in_links, routing.distance,
              routing.on_dag, routing.share, routing.link_flow, injected, loads, stranded)
+
+
+@_jit(inline="always")
+def _sift_up(heap, slot, key, i):  # pragma: no cover - compiled
+    """Move the node at heap position ``i`` up to where its key belongs (an indexed binary min-heap:
+    ``slot[v]`` is v's position)."""
+    v = heap[i]
+    while i > 0:
+        parent = (i - 1) >> 1
+        if key[heap[parent]] <= key[v]:
+            break
+        heap[i] = heap[parent]
+        slot[heap[i]] = i
+        i = parent
+    heap[i] = v
+    slot[v] = i
+
+
+@_jit(inline="always")
+def _pop(heap, slot, key, size):  # pragma: no cover - compiled
+    """The node with the least key; the heap then holds ``size - 1``."""
+    top = heap[0]
+    slot[top] = -1
+    size -= 1
+    if size > 0:
+        v = heap[size]
+        i = 0
+        while True:
+            child = 2 * i + 1
+            if child >= size:
+                break
+            if child + 1 < size and key[heap[child + 1]] < key[heap[child]]:
+                child += 1
+            if key[heap[child]] >= key[v]:
+                break
+            heap[i] = heap[child]
+            slot[heap[i]] = i
+            i = child
+        heap[i] = v
+        slot[v] = i
+    return top
+
+
+@_jit
+def _dags(targets, src, dst, metric, usable, out_ptr, out_links, in_ptr, in_links, dist, on_dag, share,
+          order):  # pragma: no cover - compiled
+    """Per destination: Dijkstra towards it over the usable links (an indexed heap), its ECMP DAG (the links
+    on a shortest path) with each link's share of its tail's traffic, and its nodes farthest first."""
+    n = dist.shape[1]
+    heap = np.empty(n, dtype=np.int64)
+    slot = np.full(n, -1, dtype=np.int64)  # -1: not in the heap
+    for t in range(len(targets)):
+        distance = dist[t]
+        distance[:] = np.inf
+        distance[targets[t]] = 0.0
+        heap[0] = targets[t]
+        slot[targets[t]] = 0
+        size = 1
+        reached = 0
+        while size:
+            v = _pop(heap, slot, distance, size)
+            size -= 1
+            reached += 1
+            order[t, n - reached] = v
+            d = distance[v]
+            for j in range(in_ptr[v], in_ptr[v + 1]):
+                e = in_links[j]
+                w = src[e]
+                if usable[e] and d + metric[e] < distance[w]:
+                    if slot[w] < 0:
+                        if np.isfinite(distance[w]):
+                            continue  # settled already (cannot happen with positive metrics)
+                        heap[size] = w
+                        slot[w] = size
+                        size += 1
+                    distance[w] = d + metric[e]
+                    _sift_up(heap, slot, distance, slot[w])
+        k = 0
+        for v in range(n):
+            if np.isfinite(distance[v]):
+                hops = 0
+                for j in range(out_ptr[v], out_ptr[v + 1]):
+                    e = out_links[j]
+                    if usable[e] and distance[v] == metric[e] + distance[dst[e]]:
+                        on_dag[t, e] = True
+                        hops += 1
+                for j in range(out_ptr[v], out_ptr[v + 1]):
+                    e = out_links[j]
+                    if on_dag[t, e]:
+                        share[t, e] = 1.0 / hops
+            else:
+                order[t, k] = v  # cannot reach t: first, where no DAG link leaves them
+                k += 1
+
+
+def ecmp_dags(arrays, metric: np.ndarray, targets: np.ndarray, up: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``routing.ecmp_flows``'s shortest paths: (distance (T, N), on DAG (T, L), share (T, L), nodes by
+    distance to each target farthest first (T, N))."""
+    n, n_links = arrays.n_nodes, arrays.n_links
+    out_ptr, out_links = out_lists(arrays.src, n)
+    in_ptr, in_links = out_lists(arrays.dst, n)
+    dist = np.empty((len(targets), n))
+    on_dag = np.zeros((len(targets), n_links), dtype=np.bool_)
+    share = np.zeros((len(targets), n_links))
+    order = np.empty((len(targets), n), dtype=np.int64)
+    _dags(targets.astype(np.int64), arrays.src.astype(np.int64), arrays.dst.astype(np.int64),
+          np.asarray(metric, dtype=float), np.asarray(up, dtype=np.bool_), out_ptr, out_links, in_ptr, in_links,
+          dist, on_dag, share, order)
+    return dist, on_dag, share, order
+
+
+@_jit
+def _pair_shares(order, position, pair_source, pair_row, targets, out_ptr, out_links, on_dag, share, dst,
+                 entry_link, entry_pair, entry_share):  # pragma: no cover - compiled
+    """Per pair, a unit of traffic from its source down its destination's DAG, farthest node first from the
+    source's place in that order on: the share it puts on each link. Returns the number of entries."""
+    n = order.shape[1]
+    through = np.zeros(n)
+    count = 0
+    for p in range(len(pair_source)):
+        t, v0 = pair_row[p], pair_source[p]
+        target = targets[t]
+        through[v0] = 1.0
+        for k in range(position[t, v0], n):
+            v = order[t, k]
+            amount = through[v]
+            if amount == 0.0:
+                continue
+            through[v] = 0.0
+            if v == target:
+                continue
+            for j in range(out_ptr[v], out_ptr[v + 1]):
+                e = out_links[j]
+                if on_dag[t, e]:
+                    carried = amount * share[t, e]
+                    entry_link[count] = e
+                    entry_pair[count] = p
+                    entry_share[count] = carried
+                    count += 1
+                    through[dst[e]] += carried
+    return count
+
+
+def pair_shares(routing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``EcmpRouting.routing_matrix``'s entries: (link, pair, share of the pair's traffic on the link)."""
+    order, out_ptr, out_links = _orders(routing)
+    position = np.empty_like(order)
+    np.put_along_axis(position, order, np.arange(order.shape[1])[None, :], axis=1)
+    live = np.flatnonzero(~routing.unreachable)
+    dag_size = np.count_nonzero(routing.on_dag, axis=1)
+    size = int(dag_size[routing.pair_target[live]].sum())  # a pair uses each link of its DAG once at most
+    entry_link, entry_pair = np.empty(size, dtype=np.int64), np.empty(size, dtype=np.int64)
+    entry_share = np.empty(size)
+    count = _pair_shares(order, position, routing.pairs[live, 0].astype(np.int64),
+                         routing.pair_target[live].astype(np.int64), routing.targets.astype(np.int64), out_ptr,
+                         out_links, routing.on_dag, routing.share, routing.dst.astype(np.int64), entry_link,
+                         entry_pair, entry_share)
+    return entry_link[:count], live[entry_pair[:count]], entry_share[:count]
+
+
+@_jit
+def _igp_loads(targets, injected, src, dst, metric, usable, out_ptr, out_links, in_ptr, in_links, loads,
+               distance, order):  # pragma: no cover - compiled
+    """Per destination, Dijkstra towards it over the usable links, then its injected traffic down the
+    shortest paths farthest node first, split evenly over equal-cost next hops. Returns the traffic that
+    has no path."""
+    n = len(distance)
+    lost = 0.0
+    heap = [(0.0, 0)]
+    heap.pop()
+    for t in range(len(targets)):
+        target = targets[t]
+        distance[:] = np.inf
+        distance[target] = 0.0
+        heapq.heappush(heap, (0.0, target))
+        reached = 0
+        while len(heap):
+            d, v = heapq.heappop(heap)
+            if d > distance[v]:
+                continue
+            order[reached] = v
+            reached += 1
+            for j in range(in_ptr[v], in_ptr[v + 1]):
+                e = in_links[j]
+                w = src[e]
+                if usable[e] and d + metric[e] < distance[w]:
+                    distance[w] = d + metric[e]
+                    heapq.heappush(heap, (distance[w], w))
+        through = injected[t].copy()
+        for i in range(n):
+            if not np.isfinite(distance[i]):
+                lost += through[i]
+        for k in range(reached - 1, 0, -1):  # order[0] is the destination
+            v = order[k]
+            amount = through[v]
+            if amount == 0.0:
+                continue
+            hops = 0
+            for j in range(out_ptr[v], out_ptr[v + 1]):
+                e = out_links[j]
+                if usable[e] and distance[v] == metric[e] + distance[dst[e]]:
+                    hops += 1
+            for j in range(out_ptr[v], out_ptr[v + 1]):
+                e = out_links[j]
+                if usable[e] and distance[v] == metric[e] + distance[dst[e]]:
+                    loads[e] += amount / hops
+                    through[dst[e]] += amount / hops
+    return lost
+
+
+def igp_loads(arrays, metric: np.ndarray, pairs: np.ndarray, volume: np.ndarray, up: np.ndarray
+              ) -> tuple[np.ndarray, float]:
+    """``routing.igp_loads``: (load per link, traffic with no path) of ``volume`` between ``pairs``."""
+    n = arrays.n_nodes
+    targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
+    injected = np.zeros((len(targets), n))
+    np.add.at(injected, (pair_target, pairs[:, 0]), np.asarray(volume, dtype=float))
+    injected[np.arange(len(targets)), targets] = 0.0
+    out_ptr, out_links = out_lists(arrays.src, n)
+    in_ptr, in_links = out_lists(arrays.dst, n)
+    loads = np.zeros(arrays.n_links)
+    lost = _igp_loads(targets.astype(np.int64), injected, arrays.src.astype(np.int64),
+                      arrays.dst.astype(np.int64), np.asarray(metric, dtype=float), np.asarray(up, dtype=np.bool_),
+                      out_ptr, out_links, in_ptr, in_links, loads, np.empty(n), np.empty(n, dtype=np.int64))
+    return loads, float(lost)
 
 
 def warm_up() -> None:
@@ -259,3 +492,5 @@ def warm_up() -> None:
     pairs, volume = arrays.demand_pairs()
     routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
     what_if(arrays, routing, volume, failure_scenarios(arrays), compiled=True)
+    routing.routing_matrix(compiled=True)
+    igp_loads(arrays, arrays.metric, pairs, volume, arrays.up)

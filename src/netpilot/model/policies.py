@@ -9,7 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from netpilot.model.network import NetworkArrays, PathPolicy
-from netpilot.model.routing import ecmp_flows
+from netpilot.model.routing import igp_loads
 
 #: Per (source index, target index): each path as the links it takes, and its weight.
 Compiled = dict[tuple[int, int], list[tuple[np.ndarray, float]]]
@@ -87,33 +87,41 @@ def steer_after_failures(arrays: NetworkArrays, compiled: Compiled, pairs: np.nd
 
     A pair whose paths are all up carries on as now; a failed path's share goes to the pair's paths left, by
     weight; a pair whose paths have all failed goes to the IGP (under ``arrays.metric``), and what it cannot
-    reach adds to ``stranded``. The pairs covered are those with a path up over ``arrays.up``."""
-    covered_now = []
-    for paths, p in zip(compiled.values(), pair_positions(pairs, list(compiled)), strict=True):
-        up_now = [(links, w) for links, w in paths if w > 0 and arrays.up[links].all()]
-        if p >= 0 and up_now and volume[p] > 0:
-            covered_now.append((p, up_now))
-    for p, paths in covered_now:  # every scenario starts from the policies' traffic as it is now
-        total = sum(w for _, w in paths)
-        for links, w in paths:
-            loads[:, links] += w / total * volume[p]
-    handed: dict[int, list[int]] = {}  # scenario -> pairs whose every path failed in it
-    for p, paths in covered_now:
-        # Per path, the scenarios that fail it; then each path's change of share, all scenarios at once.
-        dead = np.array([~alive[:, links].all(axis=1) for links, _ in paths])
-        hit = dead.any(axis=0)
-        if not hit.any():
-            continue
-        weights = np.array([w for _, w in paths])
-        total = float(weights.sum())
-        left = weights @ ~dead
-        gone = left <= 0
-        for (links, w), failed in zip(paths, dead, strict=True):
-            share = np.where(failed | gone, -w / total, w / np.where(gone, 1.0, left) - w / total)
-            loads[:, links] += (np.where(hit, share, 0.0) * volume[p])[:, None]
-        for i in np.flatnonzero(hit & gone).tolist():
-            handed.setdefault(i, []).append(p)
-    for i, chosen in handed.items():
-        fallback = ecmp_flows(arrays, arrays.metric, pairs[chosen], volume[chosen], alive[i])
-        loads[i] += fallback.loads
-        stranded[i] += float(volume[chosen][fallback.unreachable].sum())
+    reach adds to ``stranded``. The pairs covered are those with a path up over ``arrays.up``. All paths and
+    scenarios at once: a path's links as a row of a (paths × links) matrix."""
+    position = pair_positions(pairs, list(compiled))
+    paths = [(q, links, w) for q, (pair_paths, p) in enumerate(zip(compiled.values(), position, strict=True))
+             if p >= 0 and volume[p] > 0 for links, w in pair_paths if w > 0]
+    if not paths:
+        return
+    owner = np.array([q for q, _, _ in paths])
+    weight = np.array([w for _, _, w in paths])
+    lengths = [len(links) for _, links, _ in paths]
+    on_path = np.zeros((len(paths), arrays.n_links))  # dense: a few hundred paths, faster than sparse here
+    on_path[np.repeat(np.arange(len(paths)), lengths), np.concatenate([links for _, links, _ in paths])] = 1.0
+    up_now = on_path @ ~arrays.up == 0
+    if not up_now.all():
+        owner, weight, on_path = owner[up_now], weight[up_now], on_path[up_now]
+    if not len(owner):
+        return
+    policy, owner = np.unique(owner, return_inverse=True)  # the pairs covered now, and each path's
+    pair_volume = volume[position[policy]]
+    total = np.bincount(owner, weights=weight)
+    # Every scenario starts from the policies' traffic as it is now ...
+    loads += (weight / total[owner] * pair_volume[owner]) @ on_path
+    # ... then, per path, the scenarios that fail it, and each path's change of share.
+    dead = on_path @ ~alive.T > 0  # (paths, scenarios)
+    hit = np.zeros((len(policy), len(alive)), dtype=bool)
+    np.logical_or.at(hit, owner, dead)
+    left = np.zeros((len(policy), len(alive)))
+    np.add.at(left, owner, weight[:, None] * ~dead)
+    gone = left <= 0
+    mine = (weight / total[owner])[:, None]
+    change = np.where(dead | gone[owner], -mine, weight[:, None] / np.where(gone, 1.0, left)[owner] - mine)
+    loads += (np.where(hit[owner], change, 0.0) * pair_volume[owner][:, None]).T @ on_path
+    handed = hit & gone  # (pairs covered, scenarios): every path of the pair failed
+    for i in np.flatnonzero(handed.any(axis=0)).tolist():
+        chosen = position[policy[handed[:, i]]]
+        fallback, lost = igp_loads(arrays, arrays.metric, pairs[chosen], volume[chosen], alive[i])
+        loads[i] += fallback
+        stranded[i] += lost

@@ -77,12 +77,18 @@ class EcmpRouting:
             return self.carry(volume).sum(axis=0)
         return self.routing_matrix() @ volume
 
-    def routing_matrix(self) -> sp.csr_matrix:
+    def routing_matrix(self, *, compiled: bool | None = None) -> sp.csr_matrix:
         """(L, P) share of each pair's traffic on each link, built once by walking every pair's ECMP DAG
-        breadth-first (all pairs at once, merging walkers that meet at a node)."""
+        (compiled: pair by pair; in NumPy: breadth-first, all pairs at once, merging walkers that meet at a
+        node)."""
         if "matrix" in self._cache:
             return self._cache["matrix"]
         n, n_links = self.n_nodes, len(self.src)
+        if kernels.AVAILABLE if compiled is None else compiled:
+            link, pair, share = kernels.pair_shares(self)
+            matrix = sp.csr_matrix((share, (link, pair)), shape=(n_links, len(self.pairs)))
+            self._cache["matrix"] = matrix
+            return matrix
         rows_t, links = np.nonzero(self.on_dag)
         order = np.lexsort((links, self.src[links], rows_t))
         keys = rows_t[order] * n + self.src[links[order]]
@@ -117,15 +123,24 @@ class EcmpRouting:
 
 
 def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, volume: np.ndarray,
-               up: np.ndarray | None = None) -> EcmpRouting:
+               up: np.ndarray | None = None, *, compiled: bool | None = None) -> EcmpRouting:
     """Shortest-path routing with even splits over equal-cost next hops (per node, as routers do) of ``volume``
-    between node-index ``pairs``, all destinations at once. Links that are not ``up`` carry nothing."""
+    between node-index ``pairs``, all destinations at once. Links that are not ``up`` carry nothing.
+    ``compiled``: whether to use the Numba kernels (by default, where Numba is installed)."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
     volume = np.asarray(volume, dtype=float)
     up = arrays.up if up is None else np.asarray(up, dtype=bool)
     metric = np.asarray(metric, dtype=np.int64)
     n, n_links = arrays.n_nodes, arrays.n_links
     targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
+    if kernels.AVAILABLE if compiled is None else compiled:
+        dist, on_dag, share, order = kernels.ecmp_dags(arrays, metric, targets, up)
+        reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
+        routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable,
+                              pairs, pair_target, arrays.src, arrays.dst, n, dist)
+        routing._cache["order"] = (order, *kernels.out_lists(arrays.src, n))
+        object.__setattr__(routing, "link_flow", routing.carry(volume, compiled=True))
+        return routing
     links = np.flatnonzero(up)
     # Distances *to* each target: Dijkstra from the target on the reversed graph (lightest parallel link).
     reverse = lightest_graph(arrays.dst[links], arrays.src[links], metric[links].astype(float), n)
@@ -139,8 +154,19 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
     routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable, pairs,
                           pair_target, src, dst, n, dist)
-    object.__setattr__(routing, "link_flow", routing.carry(volume))
+    object.__setattr__(routing, "link_flow", routing.carry(volume, compiled=False))
     return routing
+
+
+def igp_loads(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, volume: np.ndarray, up: np.ndarray,
+              *, compiled: bool | None = None) -> tuple[np.ndarray, float]:
+    """(load per link, traffic with no path) of ``volume`` between node-index ``pairs`` on shortest-path ECMP
+    over the links ``up``: ``ecmp_flows``'s loads without the routing kept, for a few pairs at a time."""
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if kernels.AVAILABLE if compiled is None else compiled:
+        return kernels.igp_loads(arrays, metric, pairs, volume, up)
+    routing = ecmp_flows(arrays, metric, pairs, volume, up)
+    return routing.loads, float(np.asarray(volume, dtype=float)[routing.unreachable].sum())
 
 
 def lightest_graph(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:
