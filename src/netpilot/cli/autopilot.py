@@ -75,14 +75,16 @@ def serve_live(live, *, host: str, port: int, users: dict[str, str], announce: b
 
     tokens = make_tokens(users)
     app = create_app(live, tokens)
+    console = stdout()
+    # Before the URL is shown: the first run on a machine compiles the routing kernels (seconds).
+    with console.status("Getting the loop ready (the first run compiles its routing kernels)"):
+        settle_heap()
     if announce:
-        console = stdout()
         console.print(f"[bold]netpilot[/] dashboard: http://{host}:{port}/")
         for token, who in tokens.items():
             console.print(f"  {who.role:9s} {who.user:6s} token {token}")
         approver = next(t for t, w in tokens.items() if w.role == "approver")
         console.print(f"Open http://{host}:{port}/?token={approver} to approve changes; Ctrl-C stops.")
-    settle_heap()
     live.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
