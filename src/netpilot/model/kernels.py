@@ -1,10 +1,12 @@
-"""Compiled (Numba) versions of the two routing loops every stage of the autopilot runs: pushing demand down
-the ECMP DAGs of a routing, and the single-failure what-if. Used when Numba is installed (``pip install
-netpilot[fast]``); the NumPy versions in ``routing`` and ``whatif`` give the same loads without it.
+"""Compiled (Numba) versions of the routing loops every stage of the autopilot runs: ECMP routing (distances,
+DAGs, splits), pushing demand down the DAGs, the routing matrix, the single-failure what-if, and the IGP loads
+of a few pairs over some links. Used when Numba is installed (``pip install netpilot[fast]``); the NumPy
+versions in ``routing`` and ``whatif`` give the same results without it.
 
-Both walk one destination at a time in the order of its shortest-path distances, which NumPy can only do in
-rounds over every destination at once: that is where the time went (a what-if of every single failure of the
-124-node bundled network: 63 ms in NumPy; see BENCHMARKS.md for what this gives).
+Each walks one destination (or pair, or failure and destination) at a time in the order of its shortest-path
+distances, which NumPy can only do in rounds over all of them at once: that is where the time went (the
+what-if of every single failure of the 124-node bundled network: 95 ms in NumPy, 24 ms compiled; see
+BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ except ImportError:  # the optional extra is not installed: the NumPy versions r
     numba = None
 
 AVAILABLE = numba is not None
+
+
+def wanted(compiled: bool | None) -> bool:
+    """Whether a caller's ``compiled`` argument asks for the kernels (None: where Numba is installed)."""
+    return AVAILABLE if compiled is None else compiled
 
 
 def _jit(function=None, **options):

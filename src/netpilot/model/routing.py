@@ -42,7 +42,7 @@ class EcmpRouting:
         In NumPy, traffic is pushed down every target's DAG at once over the DAG's edges only (not every
         link), until it settles: at most as many rounds as the longest shortest path has hops.
         """
-        if kernels.AVAILABLE if compiled is None else compiled:
+        if kernels.wanted(compiled):
             return kernels.carry(self, volume)
         n_targets, n = len(self.targets), self.n_nodes
         if "dag" not in self._cache:
@@ -84,7 +84,7 @@ class EcmpRouting:
         if "matrix" in self._cache:
             return self._cache["matrix"]
         n, n_links = self.n_nodes, len(self.src)
-        if kernels.AVAILABLE if compiled is None else compiled:
+        if kernels.wanted(compiled):
             link, pair, share = kernels.pair_shares(self)
             matrix = sp.csr_matrix((share, (link, pair)), shape=(n_links, len(self.pairs)))
             self._cache["matrix"] = matrix
@@ -133,7 +133,7 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     metric = np.asarray(metric, dtype=np.int64)
     n, n_links = arrays.n_nodes, arrays.n_links
     targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
-    if kernels.AVAILABLE if compiled is None else compiled:
+    if kernels.wanted(compiled):
         dist, on_dag, share, order = kernels.ecmp_dags(arrays, metric, targets, up)
         reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
         routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable,
@@ -163,7 +163,7 @@ def igp_loads(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, volu
     """(load per link, traffic with no path) of ``volume`` between node-index ``pairs`` on shortest-path ECMP
     over the links ``up``: ``ecmp_flows``'s loads without the routing kept, for a few pairs at a time."""
     pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    if kernels.AVAILABLE if compiled is None else compiled:
+    if kernels.wanted(compiled):
         return kernels.igp_loads(arrays, metric, pairs, volume, up)
     routing = ecmp_flows(arrays, metric, pairs, volume, up)
     return routing.loads, float(np.asarray(volume, dtype=float)[routing.unreachable].sum())

@@ -83,7 +83,7 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
         scenario_of[links] = k
     loads = np.repeat(routing.loads[None, :], len(scenarios), axis=0)
     stranded = np.zeros(len(scenarios))
-    if kernels.AVAILABLE if compiled is None else compiled:
+    if kernels.wanted(compiled):
         # Rows: (scenario, destination) pairs whose DAG used a failed link.
         dag_t, dag_e = np.nonzero(routing.on_dag)
         hit = scenario_of[dag_e] >= 0
