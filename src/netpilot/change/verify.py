@@ -18,7 +18,7 @@ from scipy.sparse.csgraph import connected_components
 from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.policies import Compiled, compile_policies, pair_positions, policy_matrix, steer_after_failures
 from netpilot.model.routing import EcmpRouting, ecmp_flows
-from netpilot.model.whatif import failure_scenarios, links_left_up, what_if, worst_links
+from netpilot.model.whatif import failure_loads, failure_scenarios, links_left_up, what_if, worst_links
 
 __all__ = ["Check", "Report", "WhatIfCache", "failure_allowance", "failure_scenarios", "overloads_failure",
            "verify_change", "what_if"]
@@ -158,12 +158,10 @@ def _failure_outcomes(state: _State, scenarios: list[np.ndarray]
     """Per scenario (links failing together): (MLU, most loaded link, demand cut off, loads) once the IGP
     reconverges and the policies move their traffic (``steer_after_failures``)."""
     arrays = state.arrays
-    mlu, worst, stranded, loads = what_if(arrays, state.routing, state.igp_volume, scenarios)
-    if state.policies is None:
-        return mlu, worst, stranded, loads
+    loads, stranded = failure_loads(arrays, state.routing, state.igp_volume, scenarios)
     alive = links_left_up(arrays.up, scenarios)
-    stranded = stranded.copy()
-    steer_after_failures(arrays, state.policies, state.pairs, state.volume, alive, loads, stranded)
+    if state.policies is not None:
+        steer_after_failures(arrays, state.policies, state.pairs, state.volume, alive, loads, stranded)
     mlu, worst = worst_links(loads, arrays.capacity, alive)
     return mlu, worst, stranded, loads
 

@@ -1,17 +1,15 @@
 """Compiled (Numba) versions of the routing loops every stage of the autopilot runs: ECMP routing (distances,
-DAGs, splits), pushing demand down the DAGs, the routing matrix, the single-failure what-if, and the IGP loads
-of a few pairs over some links. Used when Numba is installed (``pip install netpilot[fast]``); the NumPy
-versions in ``routing`` and ``whatif`` give the same results without it.
+DAGs, splits), pushing demand down the DAGs, the routing matrix and the single-failure what-if. Used when
+Numba is installed (``pip install netpilot[fast]``); the NumPy versions in ``routing`` and ``whatif`` give the
+same results without it.
 
 Each walks one destination (or pair, or failure and destination) at a time in the order of its shortest-path
 distances, which NumPy can only do in rounds over all of them at once: that is where the time went (the
-what-if of every single failure of the 124-node bundled network: 95 ms in NumPy, 24 ms compiled; see
+what-if of every single failure of the 124-node bundled network is about 4x faster compiled; see
 BENCHMARKS.md).
 """
 
 from __future__ import annotations
-
-import heapq
 
 import numpy as np
 
@@ -70,12 +68,16 @@ def carry(routing, volume: np.ndarray) -> np.ndarray:
 
 def _orders(routing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(nodes by distance to each target, farthest first; the links out of each node), kept with the routing."""
-    cache = routing._cache
-    if "order" not in cache:  # ecmp_flows leaves it where it ran the compiled Dijkstra
+    if "order" not in routing._cache:
         dist = routing.distance
-        farthest_first = np.argsort(-np.where(np.isfinite(dist), dist, -1.0), axis=1, kind="stable")
-        cache["order"] = (farthest_first, *out_lists(routing.src, routing.n_nodes))
-    return cache["order"]
+        keep_order(routing, np.argsort(-np.where(np.isfinite(dist), dist, -1.0), axis=1, kind="stable"))
+    return routing._cache["order"]
+
+
+def keep_order(routing, farthest_first: np.ndarray) -> None:
+    """Keep with ``routing`` its nodes by distance to each target, farthest first (the compiled Dijkstra gives
+    them as it goes)."""
+    routing._cache["order"] = (farthest_first, *out_lists(routing.src, routing.n_nodes))
 
 
 def out_lists(src: np.ndarray, n: int, links: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -102,19 +104,18 @@ def _reroute(row_s, row_t, targets, scenario_of, failed_ptr, failed_links, src, 
     traffic is routed again with s's links down, added to ``loads[s]``. As the NumPy version does, it touches
     only what moves: the nodes whose every shortest path crossed a failed link (S) get new distances; they and
     the nodes with a next hop into S or over a failed link (B) send what they carried over their new next hops
-    instead of their old ones; and the difference flows on down the new DAG, farthest node first (a heap)."""
+    instead of their old ones; and the difference flows on down the new DAG, farthest node first (a heap keyed
+    by minus the distance)."""
     n = dist.shape[1]
     in_s = np.zeros(n, dtype=np.bool_)
     changed = np.zeros(n, dtype=np.bool_)
     settled = np.zeros(n, dtype=np.bool_)
-    queued = np.zeros(n, dtype=np.bool_)
     members = np.empty(n, dtype=np.int64)  # S
     touched = np.empty(n, dtype=np.int64)  # S and B
     renewed = np.empty(n)  # new distance, of S's nodes
     own = np.zeros(n)  # what a node of S or B carried before
     arriving = np.zeros(n)
-    heap = [(0.0, 0)]  # (minus distance, node): empty between rows
-    heap.pop()
+    heap, slot, key = np.empty(n, dtype=np.int64), np.full(n, -1, dtype=np.int64), np.empty(n)  # farthest first
     for r in range(len(row_s)):
         s, t = row_s[r], row_t[r]
         target = targets[t]
@@ -175,66 +176,66 @@ def _reroute(row_s, row_t, targets, scenario_of, failed_ptr, failed_links, src, 
                 if in_s[w] and not settled[w] and scenario_of[e] != s and metric[e] + best < renewed[w]:
                     renewed[w] = metric[e] + best
         # S and B take back what they sent over their old next hops ...
+        size = 0
         for i in range(n_touched):
             c = touched[i]
             carried = 0.0
             for j in range(out_ptr[c], out_ptr[c + 1]):
                 e = out_links[j]
                 if on_dag[t, e]:
-                    f = link_flow[t, e]
-                    carried += f
-                    loads[s, e] -= f
-                    arriving[dst[e]] -= f
-                    if not queued[dst[e]]:
-                        queued[dst[e]] = True
-                        heapq.heappush(heap, (-(renewed[dst[e]] if in_s[dst[e]] else old[dst[e]]), dst[e]))
+                    carried += link_flow[t, e]
+                    size = _send(loads, s, e, dst[e], -link_flow[t, e], arriving, heap, slot, key, size, in_s,
+                                 renewed, old)
             own[c] = carried
-            if not queued[c]:
-                queued[c] = True
-                heapq.heappush(heap, (-(renewed[c] if in_s[c] else old[c]), c))
+            size = _enqueue(c, -_distance(c, in_s, renewed, old), heap, slot, key, size)
             if in_s[c] and not np.isfinite(renewed[c]):
                 stranded[s] += injected[t, c]
         # ... and what each node carries now flows on, over new next hops at S and B, old ones elsewhere.
-        while len(heap):
-            _, v = heapq.heappop(heap)
-            queued[v] = False
+        while size:
+            v = _pop(heap, slot, key, size)
+            size -= 1
             amount = arriving[v]
             arriving[v] = 0.0
             if v == target:
                 continue
             if changed[v]:
                 amount += own[v]
-                here = renewed[v] if in_s[v] else old[v]
+                here = _distance(v, in_s, renewed, old)
                 if not np.isfinite(here) or amount == 0.0:
                     continue
                 hops = 0
                 for j in range(out_ptr[v], out_ptr[v + 1]):
                     e = out_links[j]
-                    w = dst[e]
-                    if scenario_of[e] != s and here == metric[e] + (renewed[w] if in_s[w] else old[w]):
+                    if scenario_of[e] != s and here == metric[e] + _distance(dst[e], in_s, renewed, old):
                         hops += 1
                 for j in range(out_ptr[v], out_ptr[v + 1]):
                     e = out_links[j]
-                    w = dst[e]
-                    if scenario_of[e] != s and here == metric[e] + (renewed[w] if in_s[w] else old[w]):
-                        _send(loads, s, e, w, amount / hops, arriving, queued, heap, renewed, in_s, old)
+                    if scenario_of[e] != s and here == metric[e] + _distance(dst[e], in_s, renewed, old):
+                        size = _send(loads, s, e, dst[e], amount / hops, arriving, heap, slot, key, size, in_s,
+                                     renewed, old)
             elif amount != 0.0:
                 for j in range(out_ptr[v], out_ptr[v + 1]):
                     e = out_links[j]
                     if on_dag[t, e]:
-                        _send(loads, s, e, dst[e], amount * share[t, e], arriving, queued, heap, renewed, in_s, old)
+                        size = _send(loads, s, e, dst[e], amount * share[t, e], arriving, heap, slot, key, size,
+                                     in_s, renewed, old)
         for i in range(n_touched):
             c = touched[i]
             changed[c] = in_s[c] = settled[c] = False
 
 
-@_jit
-def _send(loads, s, e, w, amount, arriving, queued, heap, renewed, in_s, old):  # pragma: no cover - compiled
+@_jit(inline="always")
+def _distance(v, in_s, renewed, old):  # pragma: no cover - compiled
+    """A node's distance after the failure: new in S, as before elsewhere."""
+    return renewed[v] if in_s[v] else old[v]
+
+
+@_jit(inline="always")
+def _send(loads, s, e, w, amount, arriving, heap, slot, key, size, in_s, renewed, old):  # pragma: no cover
+    """``amount`` more over link ``e`` into ``w``, which then has it to pass on; the heap's new size."""
     loads[s, e] += amount
     arriving[w] += amount
-    if not queued[w]:
-        queued[w] = True
-        heapq.heappush(heap, (-(renewed[w] if in_s[w] else old[w]), w))
+    return _enqueue(w, -_distance(w, in_s, renewed, old), heap, slot, key, size)
 
 
 def reroute(arrays, routing, volume: np.ndarray, scenario_of: np.ndarray, row_s: np.ndarray, row_t: np.ndarray,
@@ -270,6 +271,18 @@ def _sift_up(heap, slot, key, i):  # pragma: no cover - compiled
         i = parent
     heap[i] = v
     slot[v] = i
+
+
+@_jit(inline="always")
+def _enqueue(v, priority, heap, slot, key, size):  # pragma: no cover - compiled
+    """Put ``v`` in the heap with ``priority`` (its ``key``) unless it is there already; the heap's new size."""
+    if slot[v] >= 0:
+        return size
+    key[v] = priority
+    heap[size] = v
+    slot[v] = size
+    _sift_up(heap, slot, key, size)
+    return size + 1
 
 
 @_jit(inline="always")
@@ -322,15 +335,12 @@ def _dags(targets, src, dst, metric, usable, out_ptr, out_links, in_ptr, in_link
             for j in range(in_ptr[v], in_ptr[v + 1]):
                 e = in_links[j]
                 w = src[e]
-                if usable[e] and d + metric[e] < distance[w]:
+                if usable[e] and d + metric[e] < distance[w]:  # never true of a node settled already
                     if slot[w] < 0:
-                        if np.isfinite(distance[w]):
-                            continue  # settled already (cannot happen with positive metrics)
-                        heap[size] = w
-                        slot[w] = size
-                        size += 1
-                    distance[w] = d + metric[e]
-                    _sift_up(heap, slot, distance, slot[w])
+                        size = _enqueue(w, d + metric[e], heap, slot, distance, size)
+                    else:
+                        distance[w] = d + metric[e]
+                        _sift_up(heap, slot, distance, slot[w])
         k = 0
         for v in range(n):
             if np.isfinite(distance[v]):
@@ -415,73 +425,6 @@ def pair_shares(routing) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return entry_link[:count], live[entry_pair[:count]], entry_share[:count]
 
 
-@_jit
-def _igp_loads(targets, injected, src, dst, metric, usable, out_ptr, out_links, in_ptr, in_links, loads,
-               distance, order):  # pragma: no cover - compiled
-    """Per destination, Dijkstra towards it over the usable links, then its injected traffic down the
-    shortest paths farthest node first, split evenly over equal-cost next hops. Returns the traffic that
-    has no path."""
-    n = len(distance)
-    lost = 0.0
-    heap = [(0.0, 0)]
-    heap.pop()
-    for t in range(len(targets)):
-        target = targets[t]
-        distance[:] = np.inf
-        distance[target] = 0.0
-        heapq.heappush(heap, (0.0, target))
-        reached = 0
-        while len(heap):
-            d, v = heapq.heappop(heap)
-            if d > distance[v]:
-                continue
-            order[reached] = v
-            reached += 1
-            for j in range(in_ptr[v], in_ptr[v + 1]):
-                e = in_links[j]
-                w = src[e]
-                if usable[e] and d + metric[e] < distance[w]:
-                    distance[w] = d + metric[e]
-                    heapq.heappush(heap, (distance[w], w))
-        through = injected[t].copy()
-        for i in range(n):
-            if not np.isfinite(distance[i]):
-                lost += through[i]
-        for k in range(reached - 1, 0, -1):  # order[0] is the destination
-            v = order[k]
-            amount = through[v]
-            if amount == 0.0:
-                continue
-            hops = 0
-            for j in range(out_ptr[v], out_ptr[v + 1]):
-                e = out_links[j]
-                if usable[e] and distance[v] == metric[e] + distance[dst[e]]:
-                    hops += 1
-            for j in range(out_ptr[v], out_ptr[v + 1]):
-                e = out_links[j]
-                if usable[e] and distance[v] == metric[e] + distance[dst[e]]:
-                    loads[e] += amount / hops
-                    through[dst[e]] += amount / hops
-    return lost
-
-
-def igp_loads(arrays, metric: np.ndarray, pairs: np.ndarray, volume: np.ndarray, up: np.ndarray
-              ) -> tuple[np.ndarray, float]:
-    """``routing.igp_loads``: (load per link, traffic with no path) of ``volume`` between ``pairs``."""
-    n = arrays.n_nodes
-    targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
-    injected = np.zeros((len(targets), n))
-    np.add.at(injected, (pair_target, pairs[:, 0]), np.asarray(volume, dtype=float))
-    injected[np.arange(len(targets)), targets] = 0.0
-    out_ptr, out_links = out_lists(arrays.src, n)
-    in_ptr, in_links = out_lists(arrays.dst, n)
-    loads = np.zeros(arrays.n_links)
-    lost = _igp_loads(targets.astype(np.int64), injected, arrays.src.astype(np.int64),
-                      arrays.dst.astype(np.int64), np.asarray(metric, dtype=float), np.asarray(up, dtype=np.bool_),
-                      out_ptr, out_links, in_ptr, in_links, loads, np.empty(n), np.empty(n, dtype=np.int64))
-    return loads, float(lost)
-
-
 def warm_up() -> None:
     """Compile the kernels now (seconds, the first time on a machine; then read from Numba's cache), so that a
     loop's first tick does not pay for it. A program calls it once it is set up."""
@@ -500,4 +443,3 @@ def warm_up() -> None:
     routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
     what_if(arrays, routing, volume, failure_scenarios(arrays), compiled=True)
     routing.routing_matrix(compiled=True)
-    igp_loads(arrays, arrays.metric, pairs, volume, arrays.up)

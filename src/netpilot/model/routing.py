@@ -133,14 +133,24 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     metric = np.asarray(metric, dtype=np.int64)
     n, n_links = arrays.n_nodes, arrays.n_links
     targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
-    if kernels.wanted(compiled):
+    use_kernels = kernels.wanted(compiled)
+    if use_kernels:
         dist, on_dag, share, order = kernels.ecmp_dags(arrays, metric, targets, up)
-        reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
-        routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable,
-                              pairs, pair_target, arrays.src, arrays.dst, n, dist)
-        routing._cache["order"] = (order, *kernels.out_lists(arrays.src, n))
-        object.__setattr__(routing, "link_flow", routing.carry(volume, compiled=True))
-        return routing
+    else:
+        dist, on_dag, share = _shortest_path_dags(arrays, metric, targets, up)
+    reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
+    routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)),
+                          ~reachable, pairs, pair_target, arrays.src, arrays.dst, n, dist)
+    if use_kernels:
+        kernels.keep_order(routing, order)
+    object.__setattr__(routing, "link_flow", routing.carry(volume, compiled=use_kernels))
+    return routing
+
+
+def _shortest_path_dags(arrays: NetworkArrays, metric: np.ndarray, targets: np.ndarray, up: np.ndarray
+                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In NumPy and SciPy: (distance (T, N), on DAG (T, L), share (T, L)) towards each of ``targets``."""
+    n, n_links = arrays.n_nodes, arrays.n_links
     links = np.flatnonzero(up)
     # Distances *to* each target: Dijkstra from the target on the reversed graph (lightest parallel link).
     reverse = lightest_graph(arrays.dst[links], arrays.src[links], metric[links].astype(float), n)
@@ -151,21 +161,14 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     rows, dag_links = np.nonzero(on_dag)
     next_hops = np.bincount(rows * n + src[dag_links], minlength=len(targets) * n).reshape(len(targets), n)
     share = np.where(on_dag, 1.0 / np.maximum(next_hops[:, src], 1.0), 0.0)
-    reachable = np.isfinite(dist[pair_target, pairs[:, 0]])
-    routing = EcmpRouting(metric, targets, on_dag, share, np.zeros((len(targets), n_links)), ~reachable, pairs,
-                          pair_target, src, dst, n, dist)
-    object.__setattr__(routing, "link_flow", routing.carry(volume, compiled=False))
-    return routing
+    return dist, on_dag, share
 
 
 def igp_loads(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, volume: np.ndarray, up: np.ndarray,
               *, compiled: bool | None = None) -> tuple[np.ndarray, float]:
     """(load per link, traffic with no path) of ``volume`` between node-index ``pairs`` on shortest-path ECMP
-    over the links ``up``: ``ecmp_flows``'s loads without the routing kept, for a few pairs at a time."""
-    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
-    if kernels.wanted(compiled):
-        return kernels.igp_loads(arrays, metric, pairs, volume, up)
-    routing = ecmp_flows(arrays, metric, pairs, volume, up)
+    over the links ``up``."""
+    routing = ecmp_flows(arrays, metric, pairs, volume, up, compiled=compiled)
     return routing.loads, float(np.asarray(volume, dtype=float)[routing.unreachable].sum())
 
 

@@ -1,11 +1,11 @@
 """The single-failure what-if: link loads after the IGP reconverges around each failed link, computed
 incrementally from the routing before the failure, all failures and destinations at once.
 
-For one failure and one destination whose shortest-path DAG used the failed link, only three things change:
-the nodes whose every shortest path crossed the link (S) get new distances and next hops; the nodes outside S
-that had a next hop into S (B) drop it; and the traffic those changes move flows down the new DAG. Writing the
-new flows as the old ones plus that difference keeps the work to the part of each DAG that moves, and is exact
-(ECMP included): it gives the same loads as routing everything again.
+For one failure and one destination whose shortest-path DAG used a failed link, only three things change:
+the nodes whose every shortest path crossed a failed link (S) get new distances and next hops; the nodes
+outside S that had a next hop into S or over a failed link (B) drop it; and the traffic those changes move
+flows down the new DAG. Writing the new flows as the old ones plus that difference keeps the work to the part
+of each DAG that moves, and is exact (ECMP included): it gives the same loads as routing everything again.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 
 from netpilot.model import kernels
 from netpilot.model.network import NetworkArrays
-from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.model.routing import EcmpRouting
 
 
 def failure_scenarios(arrays: NetworkArrays) -> list[np.ndarray]:
@@ -73,10 +73,18 @@ def _member(sorted_keys: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.n
 def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, scenarios: list[np.ndarray], *,
             compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per scenario (disjoint sets of links that fail together, as ``failure_scenarios`` gives them), after IGP
-    reconvergence: (MLU, most loaded link, demand volume cut off, loads of shape (scenarios, links)).
-    ``compiled``: whether to use the Numba kernel (by default, where Numba is installed)."""
-    n_links = arrays.n_links
-    scenario_of = np.full(n_links, -1, dtype=np.int64)
+    reconvergence: (MLU, most loaded link, demand volume cut off, loads of shape (scenarios, links), zero on
+    the links it fails). ``compiled``: whether to use the Numba kernel (by default, where Numba is installed)."""
+    loads, stranded = failure_loads(arrays, routing, volume, scenarios, compiled=compiled)
+    mlu, worst = worst_links(loads, arrays.capacity, links_left_up(arrays.up, scenarios))
+    return mlu, worst, stranded, loads
+
+
+def failure_loads(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, scenarios: list[np.ndarray], *,
+                  compiled: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``what_if``'s (loads, demand cut off) alone, for a caller that adds traffic of its own before it looks
+    for the worst link (the failed links' loads are round-off here, not yet zero)."""
+    scenario_of = np.full(arrays.n_links, -1, dtype=np.int64)
     for k, links in enumerate(scenarios):
         if (scenario_of[links] >= 0).any():
             raise ValueError("failure scenarios must not share links")
@@ -92,32 +100,19 @@ def what_if(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sce
                         rows % len(routing.targets), loads, stranded)
     else:
         _reroute(arrays, routing, volume, scenario_of, loads, stranded)
-    return _result(loads, arrays.capacity, arrays.up, scenarios, stranded)
+    return loads, stranded
 
 
 def _reroute(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, scenario_of: np.ndarray,
              loads: np.ndarray, stranded: np.ndarray) -> None:
     """The what-if in NumPy, every (scenario, destination) at once: the moved flows into ``loads``, the demand
-    cut off into ``stranded``. The growth of S below starts from one failed link's tail per destination; a
-    scenario where a destination's DAG loses links of several tails (several physical links failing together)
-    is routed again whole instead."""
+    cut off into ``stranded``."""
     n, n_links, n_targets = arrays.n_nodes, arrays.n_links, len(routing.targets)
     src, dst = arrays.src, arrays.dst
     metric = np.asarray(routing.metric, dtype=float)
     dist = routing.distance
 
     dag_t, dag_e = np.nonzero(routing.on_dag)
-    hit = scenario_of[dag_e] >= 0
-    tails = _unique((scenario_of[dag_e[hit]] * n_targets + dag_t[hit]) * n + src[dag_e[hit]]) // n
-    several = _unique(tails[1:][tails[1:] == tails[:-1]] // n_targets)
-    if len(several):
-        scenario_of = scenario_of.copy()
-        for k in several.tolist():
-            failed = np.flatnonzero(scenario_of == k)
-            again = ecmp_flows(arrays, routing.metric, routing.pairs, volume, arrays.up & (scenario_of != k))
-            loads[k] = again.loads
-            stranded[k] = float(np.asarray(volume, dtype=float)[again.unreachable & ~routing.unreachable].sum())
-            scenario_of[failed] = -1
 
     # The DAGs as edge lists, by tail and by head; node throughput and injected volume per destination.
     tail_key, head_key = dag_t * n + src[dag_e], dag_t * n + dst[dag_e]
@@ -131,23 +126,23 @@ def _reroute(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sc
     up_links = np.flatnonzero(arrays.up)
     graph_ptr, graph_e = _csr(src[up_links], up_links, n)
 
-    # Rows: (scenario, destination) pairs whose DAG used a failed link; u is that link's tail.
+    # Rows: (scenario, destination) pairs whose DAG used a failed link; their failed links' tails, keyed by
+    # row * n + tail, with how many of each tail's next hops failed.
     hit = scenario_of[dag_e] >= 0
     row_key = scenario_of[dag_e[hit]] * n_targets + dag_t[hit]
-    rows, first, failed_here = np.unique(row_key, return_index=True, return_counts=True)
+    rows = _unique(row_key)
     if len(rows) == 0:
         return
     row_s, row_t = rows // n_targets, rows % n_targets
-    row_u = src[dag_e[hit][first]]
-    n_rows = len(rows)
+    u_keys, failed_here = np.unique(np.searchsorted(rows, row_key) * n + src[dag_e[hit]], return_counts=True)
 
     def row_of(keys):
         return keys // n
 
-    # S: grow upwards from u; a node joins when every next hop it had is failed or already in S.
-    seeds = np.flatnonzero(next_hops[row_t * n + row_u] == failed_here)
-    frontier = seeds * n + row_u[seeds]
-    in_s = np.sort(frontier)
+    # S: grow upwards from the tails; a node joins when every next hop it had is failed or already in S.
+    seed = next_hops[row_t[row_of(u_keys)] * n + u_keys % n] == failed_here
+    frontier = u_keys[seed]
+    in_s = frontier
     while len(frontier):
         r = row_of(frontier)
         owner, e = _expand(in_ptr, in_e, row_t[r] * n + frontier % n)
@@ -193,13 +188,10 @@ def _reroute(arrays: NetworkArrays, routing: EcmpRouting, volume: np.ndarray, sc
     lost = ~np.isfinite(distance)
     np.add.at(stranded, row_s[s_rows[lost]], injected[s_targets[lost] * n + s_nodes[lost]])
 
-    # B: nodes outside S that had a next hop into S or over the failed link; they keep the others.
+    # B: nodes outside S that had a next hop into S or over a failed link; they keep the others.
     owner, e = _expand(in_ptr, in_e, s_targets * n + s_nodes)
     tails = s_rows[owner] * n + src[e]
-    lone = np.ones(n_rows, dtype=bool)
-    lone[seeds] = False  # u itself when it had other next hops
-    lone = np.flatnonzero(lone)
-    b_keys = _unique(np.concatenate([tails, lone * n + row_u[lone]]))
+    b_keys = _unique(np.concatenate([tails, u_keys[~seed]]))  # a tail that had other next hops too
     b_keys = b_keys[~_member(s_keys, b_keys)[0]]
     b_rows = row_of(b_keys)
     owner, e = _expand(out_ptr, out_e, row_t[b_rows] * n + b_keys % n)
@@ -283,8 +275,3 @@ def worst_links(loads: np.ndarray, cap: np.ndarray, alive: np.ndarray) -> tuple[
     worst = np.argmax(util, axis=1)
     return util[np.arange(len(alive)), worst], worst
 
-
-def _result(loads: np.ndarray, cap: np.ndarray, up: np.ndarray, scenarios: list[np.ndarray],
-            stranded: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    mlu, worst = worst_links(loads, cap, links_left_up(up, scenarios))
-    return mlu, worst, stranded, loads
