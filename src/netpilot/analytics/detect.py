@@ -1,5 +1,5 @@
-"""Fault detection on one series at a time: a causal streaming score (one sample in, one score out, no
-look-ahead), batch scoring that runs the same recursion, and thresholds calibrated without test labels."""
+"""Fault detection: a causal streaming score (one sample in, one score out, no look-ahead) of one series or of
+many in lockstep, batch scoring that runs the same recursion, and thresholds calibrated without test labels."""
 
 from __future__ import annotations
 
@@ -115,6 +115,75 @@ class StreamingDetector:
         """The same recursion over a whole series (batch mode gives exactly the streaming scores)."""
         update = self.update
         return np.fromiter((update(float(v)) for v in values), dtype=float)
+
+
+class DetectorBank:
+    """``StreamingDetector`` over many series in lockstep (one sample of each per ``update``), in NumPy: the
+    autopilot scores every KPI of the network each tick, where a Python call per KPI cost more than the rest of
+    a quiet tick. It runs the same recursion with the same floating-point operations, so each series gets
+    exactly the scores its own ``StreamingDetector`` would give (the tests hold them equal). The peak window is
+    a ring of each series' last ``peak_window - 1`` scores instead of a monotonic queue."""
+
+    def __init__(self, n_series: int, level_alpha: float = 0.02, scale_alpha: float = 0.005,
+                 smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0) -> None:
+        self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window)
+        self._count = np.zeros(n_series, dtype=np.int64)
+        self._level = np.full(n_series, np.nan)
+        self._scale = np.zeros(n_series)
+        self._smooth = np.full(n_series, np.nan)
+        self._smooth_scale = np.zeros(n_series)
+        self._recent = np.full((n_series, max(int(peak_window) - 1, 0)), -np.inf)  # scores, by count modulo
+
+    def __len__(self) -> int:
+        return len(self._count)
+
+    def update(self, values: np.ndarray) -> np.ndarray:
+        """One sample of each series in (NaN or infinite: a gap), their scores out."""
+        p = self._params
+        values = np.asarray(values, dtype=float)
+        if values.shape != self._count.shape:
+            raise InputError(f"expected {len(self._count)} values, one per series, got shape {values.shape}")
+        scores = np.zeros(len(values))
+        valid = np.flatnonzero(np.isfinite(values))
+        self._count[valid] += 1
+        first = valid[self._count[valid] == 1]
+        self._level[first] = self._smooth[first] = values[first]
+        i = valid[self._count[valid] > 1]
+        value, count, level, scale = values[i], self._count[i], self._level[i], self._scale[i]
+        smooth_scale = self._smooth_scale[i]
+        residual = value - level
+        smooth = self._smooth[i] + p.smooth_alpha * (value - self._smooth[i])
+        smooth_residual = smooth - level
+        a_scale = np.maximum(p.scale_alpha, 1.0 / count)
+        a_level = np.maximum(p.level_alpha, 1.0 / count)
+        floor = 1e-9 + 1e-9 * np.abs(level)
+        warm = count > p.warmup
+        z = np.abs(residual) / (_MAD_TO_SIGMA * scale + floor)
+        zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * smooth_scale + floor)
+        score = np.where(warm, np.where(z > zs, z, zs), 0.0)
+        bound = np.where(warm, p.clip * _MAD_TO_SIGMA * scale, np.inf)
+        clipped = np.where((-bound <= residual) & (residual <= bound), residual, np.copysign(bound, residual))
+        self._level[i] = level + a_level * clipped
+        self._scale[i] = scale + a_scale * (np.minimum(np.abs(residual), bound) - scale)
+        smooth_bound = np.where(warm, p.clip * _MAD_TO_SIGMA * smooth_scale, np.inf)
+        self._smooth_scale[i] = smooth_scale + a_scale * (np.minimum(np.abs(smooth_residual), smooth_bound)
+                                                          - smooth_scale)
+        self._smooth[i] = smooth
+        if self._recent.shape[1]:  # a peak window of 2 samples or more (of 1, every score counts)
+            # A score counts when it beats every score of the series' last peak_window - 1 samples: the slot
+            # this sample takes holds the oldest of them, so the maximum is read before it is overwritten.
+            slot = count % self._recent.shape[1]
+            beaten = score > self._recent[i].max(axis=1)
+            self._recent[i, slot] = score
+            score = np.where(beaten, score, 0.0)
+        scores[i] = score
+        return scores
+
+    def rebase(self, series: np.ndarray, values: np.ndarray) -> None:
+        """``StreamingDetector.rebase`` for each of ``series`` (indices), to the matching ``values``."""
+        series, values = np.asarray(series, dtype=np.int64), np.asarray(values, dtype=float)
+        keep = np.isfinite(values) & (self._count[series] > 0)
+        self._level[series[keep]] = self._smooth[series[keep]] = values[keep]
 
 
 def score_series(values: np.ndarray, **params) -> np.ndarray:

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import scipy.optimize
 
-from netpilot.analytics.detect import StreamingDetector
+from netpilot.analytics.detect import DetectorBank
 from netpilot.analytics.forecast import Forecaster, warm_up_forecasting
 from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout
 from netpilot.analytics.tomography import tomogravity
@@ -171,8 +171,8 @@ class Autopilot:
         self.feature_names = [f"{e}|{n}" for e, n in zip(entities, names, strict=True)]
         self._link_states = np.flatnonzero(np.array(names) == "link_up")  # snapshot positions, in link order
         self.noise_floor = np.array([NOISE_FLOOR[n] for n in names])
-        self.detectors = [StreamingDetector(level_alpha=0.05, warmup=10, peak_window=60) for _ in names]
-        self._load_kpis = [i for i, name in enumerate(names) if not name.endswith("_up")]
+        self.detectors = DetectorBank(len(names), level_alpha=0.05, warmup=10, peak_window=60)
+        self._load_kpis = np.array([i for i, name in enumerate(names) if not name.endswith("_up")], dtype=np.int64)
         self._rebase = False  # the next tick follows a routing change the loop made
         self._rebase_detectors = False  # the next tick follows a change of beliefs
         self.link_ids = [lk.id for lk in network.links]
@@ -246,13 +246,11 @@ class Autopilot:
         if self._rebase or self._rebase_detectors:
             # The routing or the beliefs changed because of the loop: what the twin expects moves for a known
             # reason, so the detectors of load-driven KPIs start from the new level. State flips are still scored.
-            for i in self._load_kpis:
-                self.detectors[i].rebase(scored[i])
+            self.detectors.rebase(self._load_kpis, scored[self._load_kpis])
             if self._rebase:
                 self._routing_since = n
             self._rebase = self._rebase_detectors = False
-        scores = np.fromiter((d.update(v) for d, v in zip(self.detectors, scored.tolist())), dtype=float,
-                             count=len(values))
+        scores = self.detectors.update(scored)
         alarmed = np.flatnonzero(scores >= self.alarm_threshold)
         stages["detect"] = _ms(t)
         tick = Tick(ts, result.minute, 0.0, mlu, len(alarmed))
