@@ -358,6 +358,36 @@ def test_replay_matches_stepping_each_fault_set(localizer, steered):
     assert twin.minute == 600  # replay does not advance time
 
 
+def test_raised_metrics_replay_as_failures_only_when_no_shortest_path_takes_them(localizer):
+    """A misconfigured metric is replayed as a failure (incrementally) only when the way round the link is
+    shorter than the new metric; here other links are drained at high metrics, so the sum of all metrics is
+    no bound. Either way the replay gives what stepping the twin gives."""
+    network = localizer.network
+    twin = Simulator(network, noise=0.0)
+    metrics = twin.arrays.metric.astype(np.int64).copy()
+    drained = [i for i, lk in enumerate(network.links) if {lk.source, lk.target} in ({"DE", "PL"}, {"IT", "FR"})]
+    metrics[drained] = 60000
+    twin.set_metrics(metrics)
+    twin.minute = 600
+    de_at = np.array([{lk.source, lk.target} == {"DE", "AT"} for lk in network.links])
+    low = int(metrics[de_at].max()) + 1  # raised, but still shorter than the way round
+    faults = [Fault(kind="misconfig", target=["DE", "AT"], at_minute=0, metric=m) for m in (65535, 3000, low)]
+    faults += [Fault(kind="misconfig", target=["DE", "PL"], at_minute=0, metric=65535)]  # drained already
+    replayed = twin.replay([[], *([f] for f in faults)])
+    for fault, got in zip(faults, replayed[1:], strict=True):
+        one = Simulator(network, noise=0.0, faults=[fault])
+        one.set_metrics(metrics)
+        one.minute = 600
+        want = one.step()
+        for name in ("link_load", "link_utilisation", "link_loss"):
+            assert np.allclose(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-9), (fault.metric, name)
+    for metric, around in ((65535, True), (low, False)):
+        raised = np.where(de_at, metric, metrics)
+        assert twin._routes_around(twin.arrays.up, metrics, de_at, de_at, raised) is around
+    de_at_load = [r.link_load[de_at].sum() for r in replayed[1:4]]
+    assert de_at_load[0] < 1e-6 < de_at_load[2]  # the low metric still carries traffic over DE-AT
+
+
 # --- CLI ------------------------------------------------------------------------------------------------------------
 
 def _csv(path: Path, rows: list[str]) -> Path:

@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
 
 from netpilot.model.network import Network, PathPolicy
 from netpilot.model.policies import compile_policies, policy_matrix, steer_after_failures
-from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.model.routing import EcmpRouting, ecmp_flows, lightest_graph
 from netpilot.model.whatif import what_if
 from netpilot.telemetry.schema import Event, FaultRecord, cell_entity, edge_entity, link_entity, node_entity
 from netpilot.telemetry.sim.faults import Fault, name_faults
@@ -332,9 +333,6 @@ class Simulator:
         """Fill ``loads`` for the states that differ from the first by links out of service only."""
         base, volume = states[0], volumes[0]
         up, metric = base["link_up"], base["metric"]
-        # A metric above every path's total length takes the link out of shortest paths, as a failure does,
-        # unless nothing else connects its ends (then what_if strands the demand instead: routed one by one).
-        longest = float(metric[up].sum())
         scenarios: dict[bytes, tuple[np.ndarray, list[tuple[int, bool]]]] = {}  # links out -> (links, sets)
         for k, state in enumerate(states[1:], start=1):
             # Same demand only: a node down takes its demand away too (and the what-if is exact for a
@@ -344,7 +342,7 @@ class Simulator:
             down = up & ~state["link_up"]
             raised = (state["metric"] != metric) & state["link_up"]
             if not np.array_equal(state["link_up"] | down, up) or \
-                    (raised.any() and (state["metric"][raised] <= longest).any()):
+                    (raised.any() and not self._routes_around(up, metric, down | raised, raised, state["metric"])):
                 continue
             out = np.flatnonzero(down | raised)
             if len(out):  # a link down and the same link at a high metric route alike: routed once
@@ -378,6 +376,19 @@ class Simulator:
                                              (up if raised else states[k]["link_up"])[None, :], routed, lost)
                     loads[k] = (routed[0], float(lost[0]))
             pending = rest
+
+    def _routes_around(self, up: np.ndarray, metric: np.ndarray, out: np.ndarray, raised: np.ndarray,
+                       new_metric: np.ndarray) -> bool:
+        """Whether the network routes as if the ``raised`` links had failed: each is longer at its new metric
+        than the way around it without any link ``out`` (then a path over one is never shortest, since that way
+        round is shorter; nor is any node cut off that the raised link connected)."""
+        keep = up & ~out
+        graph = lightest_graph(self.arrays.src[keep], self.arrays.dst[keep], metric[keep].astype(float),
+                               self.arrays.n_nodes)
+        tails, heads, longer = self.arrays.src[raised], self.arrays.dst[raised], new_metric[raised].astype(float)
+        starts, row = np.unique(tails, return_inverse=True)
+        around = dijkstra(graph, indices=starts, limit=float(longer.max()))
+        return bool((longer > around[row, heads]).all())
 
     def _measure(self, state: dict[str, np.ndarray], volume: np.ndarray, loads: np.ndarray, blackholed: float,
                  user_noise: np.ndarray) -> StepResult:
