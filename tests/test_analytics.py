@@ -21,7 +21,7 @@ from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise,
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import load_network
-from netpilot.model.network import PathPolicy
+from netpilot.model.network import Demand, Link, Network, PathPolicy, Router
 from netpilot.model.sample import bundled_network_path
 from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator
@@ -361,7 +361,9 @@ def test_replay_matches_stepping_each_fault_set(localizer, steered):
 def test_raised_metrics_replay_as_failures_only_when_no_shortest_path_takes_them(localizer):
     """A misconfigured metric is replayed as a failure (incrementally) only when the way round the link is
     shorter than the new metric; here other links are drained at high metrics, so the sum of all metrics is
-    no bound. Either way the replay gives what stepping the twin gives."""
+    no bound. On a link that is the only way between its ends (a cell's access), the routing is the one
+    before, unless a one-way failure elsewhere leaves the network asymmetric. Every way, the replay gives what
+    stepping the twin gives."""
     network = localizer.network
     twin = Simulator(network, noise=0.0)
     metrics = twin.arrays.metric.astype(np.int64).copy()
@@ -371,21 +373,42 @@ def test_raised_metrics_replay_as_failures_only_when_no_shortest_path_takes_them
     twin.minute = 600
     de_at = np.array([{lk.source, lk.target} == {"DE", "AT"} for lk in network.links])
     low = int(metrics[de_at].max()) + 1  # raised, but still shorter than the way round
-    faults = [Fault(kind="misconfig", target=["DE", "AT"], at_minute=0, metric=m) for m in (65535, 3000, low)]
-    faults += [Fault(kind="misconfig", target=["DE", "PL"], at_minute=0, metric=65535)]  # drained already
-    replayed = twin.replay([[], *([f] for f in faults)])
-    for fault, got in zip(faults, replayed[1:], strict=True):
-        one = Simulator(network, noise=0.0, faults=[fault])
+    leaf = next(lk for lk in network.links if sum(lk.target in (other.source, other.target)
+                                                  for other in network.links) == 2)
+    one_way = Fault(kind="link_down", target=["FR", "CH"], at_minute=0, one_way=True)
+    sets = [[], *([Fault(kind="misconfig", target=["DE", "AT"], at_minute=0, metric=m)] for m in (65535, 3000, low)),
+            [Fault(kind="misconfig", target=["DE", "PL"], at_minute=0, metric=65535)],  # drained already
+            [Fault(kind="misconfig", target=[leaf.source, leaf.target], at_minute=0)],
+            [one_way], [one_way, Fault(kind="misconfig", target=[leaf.source, leaf.target], at_minute=0)]]
+    replayed = twin.replay(sets[:6]) + twin.replay(sets[6:])
+    for faults, got in zip(sets, replayed, strict=True):
+        one = Simulator(network, noise=0.0, faults=faults)
         one.set_metrics(metrics)
         one.minute = 600
         want = one.step()
         for name in ("link_load", "link_utilisation", "link_loss"):
-            assert np.allclose(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-9), (fault.metric, name)
-    for metric, around in ((65535, True), (low, False)):
-        raised = np.where(de_at, metric, metrics)
-        assert twin._routes_around(twin.arrays.up, metrics, de_at, de_at, raised) is around
+            assert np.allclose(getattr(got, name), getattr(want, name), rtol=1e-9, atol=1e-9), (faults, name)
+    around = twin._ways_round(twin.arrays.up & ~de_at, metrics, de_at)
+    assert (around < 65535).all() and not (around < low).all()
+    access = np.zeros(len(network.links), dtype=bool)
+    access[twin.links_of(sets[5][0])] = True
+    assert access.sum() == 2 and np.isinf(twin._ways_round(twin.arrays.up & ~access, metrics, access)).all()
     de_at_load = [r.link_load[de_at].sum() for r in replayed[1:4]]
     assert de_at_load[0] < 1e-6 < de_at_load[2]  # the low metric still carries traffic over DE-AT
+
+
+def test_raised_metric_on_a_one_way_dead_end_is_routed_again():
+    """Where links run one way only, a link with no way round in either direction can still be avoided (X->T
+    goes direct once A-B costs more): the replay must route it again, not keep the routing before."""
+    links = [Link(source=a, target=b, capacity=100.0, metric=m)
+             for a, b, m in (("X", "A", 1), ("A", "B", 1), ("B", "A", 1), ("B", "T", 1), ("X", "T", 5))]
+    network = Network(name="one-way", nodes=[Router(id=x) for x in "XABT"], links=links,
+                      demands=[Demand(source="X", target="T", volume=10.0)])
+    raised = Fault(kind="misconfig", target=["A", "B"], at_minute=0, metric=10)
+    healthy, got = Simulator(network, noise=0.0).replay([[], [raised]])
+    want = Simulator(network, noise=0.0, faults=[raised]).step()
+    assert np.allclose(got.link_load, want.link_load) and want.link_load[-1] > 0  # X->T direct
+    assert healthy.link_load[-1] == 0.0 and healthy.link_load[1] > 0  # via A->B before
 
 
 # --- CLI ------------------------------------------------------------------------------------------------------------

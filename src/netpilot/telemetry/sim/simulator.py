@@ -341,9 +341,16 @@ class Simulator:
                 continue
             down = up & ~state["link_up"]
             raised = (state["metric"] != metric) & state["link_up"]
-            if not np.array_equal(state["link_up"] | down, up) or \
-                    (raised.any() and not self._routes_around(up, metric, down | raised, raised, state["metric"])):
+            if not np.array_equal(state["link_up"] | down, up):
                 continue
+            if raised.any():
+                around = self._ways_round(up & ~(down | raised), metric, raised)
+                if not (state["metric"][raised] > around).all():
+                    # A shortest path may still take a raised link, unless it is the only way between its ends
+                    # in both directions: then every path either crosses it or not, whatever its metric.
+                    if not down.any() and np.isinf(around).all() and self._symmetric(up & ~raised):
+                        loads[k] = self._link_loads(volumes[k], metric, state["link_up"])
+                    continue
             out = np.flatnonzero(down | raised)
             if len(out):  # a link down and the same link at a high metric route alike: routed once
                 scenarios.setdefault(out.tobytes(), (out, []))[1].append((k, bool(raised.any())))
@@ -377,18 +384,19 @@ class Simulator:
                     loads[k] = (routed[0], float(lost[0]))
             pending = rest
 
-    def _routes_around(self, up: np.ndarray, metric: np.ndarray, out: np.ndarray, raised: np.ndarray,
-                       new_metric: np.ndarray) -> bool:
-        """Whether the network routes as if the ``raised`` links had failed: each is longer at its new metric
-        than the way around it without any link ``out`` (then a path over one is never shortest, since that way
-        round is shorter; nor is any node cut off that the raised link connected)."""
-        keep = up & ~out
-        graph = lightest_graph(self.arrays.src[keep], self.arrays.dst[keep], metric[keep].astype(float),
+    def _ways_round(self, usable: np.ndarray, metric: np.ndarray, raised: np.ndarray) -> np.ndarray:
+        """For each ``raised`` link, the shortest way from its tail to its head over the ``usable`` links (inf:
+        none). A raised link longer than its way round is on no shortest path (that way is shorter), so the
+        network routes as if it had failed; nor is any node cut off that it connected."""
+        graph = lightest_graph(self.arrays.src[usable], self.arrays.dst[usable], metric[usable].astype(float),
                                self.arrays.n_nodes)
-        tails, heads, longer = self.arrays.src[raised], self.arrays.dst[raised], new_metric[raised].astype(float)
-        starts, row = np.unique(tails, return_inverse=True)
-        around = dijkstra(graph, indices=starts, limit=float(longer.max()))
-        return bool((longer > around[row, heads]).all())
+        starts, row = np.unique(self.arrays.src[raised], return_inverse=True)
+        return dijkstra(graph, indices=starts)[row, self.arrays.dst[raised]]
+
+    def _symmetric(self, usable: np.ndarray) -> bool:
+        """Whether every usable link's reverse is usable too."""
+        n, src, dst = self.arrays.n_nodes, self.arrays.src[usable], self.arrays.dst[usable]
+        return bool(np.isin(dst * n + src, src * n + dst).all())
 
     def _measure(self, state: dict[str, np.ndarray], volume: np.ndarray, loads: np.ndarray, blackholed: float,
                  user_noise: np.ndarray) -> StepResult:
