@@ -126,6 +126,7 @@ class DetectorBank:
 
     def __init__(self, n_series: int, level_alpha: float = 0.02, scale_alpha: float = 0.005,
                  smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0) -> None:
+        # A detector of one series holds the parameters, checked as it checks them; its own state is unused.
         self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window)
         self._count = np.zeros(n_series, dtype=np.int64)
         self._level = np.full(n_series, np.nan)
@@ -133,9 +134,6 @@ class DetectorBank:
         self._smooth = np.full(n_series, np.nan)
         self._smooth_scale = np.zeros(n_series)
         self._recent = np.full((n_series, max(int(peak_window) - 1, 0)), -np.inf)  # scores, by count modulo
-
-    def __len__(self) -> int:
-        return len(self._count)
 
     def update(self, values: np.ndarray) -> np.ndarray:
         """One sample of each series in (NaN or infinite: a gap), their scores out."""

@@ -330,7 +330,9 @@ class Simulator:
 
     def _replay_failures(self, states: list[dict], volumes: list[np.ndarray],
                          loads: list[tuple[np.ndarray, float] | None]) -> None:
-        """Fill ``loads`` for the states that differ from the first by links out of service only."""
+        """Fill ``loads`` for the states that differ from the first by links out of service only (down, or
+        raised above the way round them: the what-if, all at once) and for those whose raised links change no
+        path (the first state's routing); the rest are left to be routed one by one."""
         base, volume = states[0], volumes[0]
         up, metric = base["link_up"], base["metric"]
         scenarios: dict[bytes, tuple[np.ndarray, list[tuple[int, bool]]]] = {}  # links out -> (links, sets)
@@ -374,8 +376,6 @@ class Simulator:
             _, _, stranded, batch_loads = what_if(arrays, routing, igp_volume, [links for links, _ in batch])
             for (_, sets), load, cut in zip(batch, batch_loads, stranded, strict=True):
                 for k, raised in sets:
-                    if raised and cut > 0:
-                        continue
                     routed, lost = load[None, :].copy(), np.array([float(cut)])
                     if self._splits:
                         # A raised metric moves IGP traffic only; a link down moves the explicit paths too.
