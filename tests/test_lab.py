@@ -229,7 +229,7 @@ def test_lab_telemetry_measures_link_load_and_ospf_state(lab):
         f"node:{r}": float(n) for r, n in lab.expected_adjacencies().items()}
     assert all(v >= 3 for v in _by(first, "ospf_routes").values())  # the other three loopbacks at least
     assert set(_by(first, "up").values()) == {1.0}
-    # 20 Mbit/s from a to c for 3 s over the two equal-cost paths via b and d. The kernel hashes a flow onto one
+    # 20 Mbit/s from a to c for 6 s over the two equal-cost paths via b and d. The kernel hashes a flow onto one
     # of them (the twin's even split holds over many flows), so one path carries it all; the diagonal is quiet.
     # Earlier tests reload the routers' configs: traffic starts once a routes to c via b and d again (bounded).
     c_loop = f"{loopbacks(lab.network)['c']}/32"
@@ -237,7 +237,9 @@ def test_lab_telemetry_measures_link_load_and_ospf_state(lab):
     deadline = time.monotonic() + 30
     while {peer_of[i] for i in lab.routes("a").get(c_loop, [])} != {"b", "d"} and time.monotonic() < deadline:
         time.sleep(0.5)
-    client = lab.traffic("a", "c", mbps=20, seconds=3)
+    # Both polls read every router (an `ip` and two vtysh calls each, up to a second in all on a slow machine),
+    # so the traffic outlasts the second poll's last reading: each router's interval then sees it throughout.
+    client = lab.traffic("a", "c", mbps=20, seconds=6)
     time.sleep(1.0)
     telemetry.poll()
     time.sleep(1.5)
