@@ -215,12 +215,16 @@ class ChangeStore:
         """The intents to apply for an approved change, taken from its audit chain (keyed, so not editable in
         the database) once the chain shows them proposed, verified and approved under one hash and the row
         agrees; ``WorkflowError`` otherwise."""
-        with self._transaction():
-            _, chain = self._consistent(change_id)
+        chain = self.chain_of(change_id)
         if chain.state != "approved" or not chain.verified_ok or chain.approved_hash != chain.intents_hash:
             raise WorkflowError(f"change {change_id}: its audit trail does not show these intents verified and "
                                 "approved")
         return chain.intents
+
+    def chain_of(self, change_id: str) -> Replayed:
+        """The change as its audit chain has it (HMACs checked, the row agreeing); ``WorkflowError`` otherwise."""
+        with self._lock, self._witness.exclusive(), self._sql.transaction(lock=False):
+            return self._consistent(change_id)[1]
 
     # --- reading ----------------------------------------------------------------------------------------------
 
