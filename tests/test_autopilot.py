@@ -534,7 +534,7 @@ def test_dashboard_in_chromium(network, tmp_path):
         while not server.started and time.time() < deadline:
             time.sleep(0.1)
         live.start()
-        browser.get(f"http://127.0.0.1:{port}/?token={approver}")
+        browser.get(f"http://127.0.0.1:{port}/#token={approver}")
         wait = WebDriverWait(browser, 240)  # generous: 2 shared cores, RCA ticks take seconds
 
         # The page re-renders on every tick, so read and click through JavaScript, never via held elements.
