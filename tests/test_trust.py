@@ -647,3 +647,25 @@ def test_demo_keeps_tokens_off_the_terminal(tmp_path):
     assert path.stat().st_mode & 0o077 == 0
     token = next(iter(tokens))
     assert f"http://127.0.0.1:1/#token={token}" in path.read_text()
+
+
+# --- telemetry: ratios in range, dead letters once ----------------------------------------------------------------
+
+def test_ratio_metrics_out_of_range_are_dead_lettered_and_dead_letters_stored_once(tmp_path):
+    from netpilot.telemetry.ingest import ingest_records, replay_file
+    from netpilot.telemetry.store import DuckDBStore
+
+    store = DuckDBStore()
+    ts = "2026-01-01T00:00:00+00:00"
+    records = [("nats:1", {"timestamp": f"2026-01-01T00:0{i}:00+00:00", "entity": "link:a->b",
+                           "metric": "utilisation", "value": v}) for i, v in enumerate((-5, 1e308, 0.4, 1.3))]
+    records.append(("nats:2", {"timestamp": ts, "entity": "link:a->b", "metric": "loss", "value": 1.5}))
+    report = ingest_records(records, store, None)
+    assert (report.stored, report.dead) == (2, 3)
+    assert all("ratio" in d.reason for d in store.dead_letters())
+    csv = tmp_path / "t.csv"
+    csv.write_text("ts,entity,metric,value\n" + "".join(f"{ts},link:a->b,utilisation,{v}\n" for v in (-5, 1e308)))
+    for _ in range(3):  # replays of the same file
+        replay_file(csv, store, None)
+    ingest_records(records, store, None)
+    assert len(store.dead_letters()) == 3 + 2

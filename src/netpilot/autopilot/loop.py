@@ -829,6 +829,7 @@ class Autopilot:
                                           f"({', '.join(SIMULATOR_INTENTS)}); apply it with a device driver")
                 continue
             if not still_verified(self.changes, change.id, self._reverify(intents, result), self.actor):
+                self._last_change_tick, self._no_plan = -10**9, None  # the network moved on: plan again at once
                 continue
             evidence = self.changes.annotations(change.id).get("evidence", {})
             predicted = evidence.get("predicted_mlu", (change.verification or {}).get("figures", {}).get("mlu_after"))
