@@ -147,6 +147,34 @@ def test_truncating_the_chain_is_detected(tmp_path):
     assert not ok and "witness" in where
 
 
+def test_cutting_off_the_last_entry_is_detected_but_a_crash_before_the_witness_is_not(tmp_path):
+    db, store = _history(tmp_path)
+    witness = store.trust_files.witness
+    anchored = witness.read_text()
+    _approved(store)  # one more change: three entries, each its own transaction
+    assert store.verify_audit()[0]
+    # A writer that died between its commit and the witness: the chain is one entry ahead. Accepted.
+    raw = sqlite3.connect(db)
+    last = raw.execute("SELECT MAX(seq) FROM audit").fetchone()[0]
+    raw.execute("DELETE FROM audit WHERE seq >= ?", (last - 1,))
+    raw.execute("UPDATE changes SET state='proposed', verification=NULL, approver=NULL WHERE id=(SELECT change_id "
+                "FROM audit "
+                "ORDER BY seq DESC LIMIT 1)")
+    raw.commit()
+    witness.write_text(anchored)
+    assert ChangeStore(db).verify_audit()[0]
+    # The last entry cut off while the witness saw it: detected.
+    _approved(ChangeStore(db))  # (opening the store puts the guards back: drop them again)
+    raw.execute("DROP TRIGGER audit_no_delete")
+    last = raw.execute("SELECT MAX(seq) FROM audit").fetchone()[0]
+    raw.execute("DELETE FROM audit WHERE seq = ?", (last,))
+    raw.execute("UPDATE changes SET state='verified', approver=NULL WHERE id=(SELECT change_id FROM audit "
+                "ORDER BY seq DESC LIMIT 1)")
+    raw.commit()
+    ok, where = ChangeStore(db).verify_audit()
+    assert not ok and "witness" in where
+
+
 def _unkeyed(previous, at, change_id, actor, action, detail) -> str:
     return hashlib.sha256("\n".join([previous, at, change_id, actor, action, detail]).encode()).hexdigest()
 

@@ -2,7 +2,7 @@
 
 Whoever can write the database can rewrite an unkeyed hash chain from the start, and can cut its end off
 unseen. Each entry's hash here is an HMAC under a key kept in a file (0600) the database does not hold, and
-the chain's length and head are written to a witness file at every append, so recomputing, forging and
+the chain's length and head are written to a witness file after every append, so recomputing, forging and
 truncating all show up when the audit compares the database with them. Writers on one host take the witness's
 file lock around their transaction, which also keeps the witness in the order the database committed.
 """
@@ -57,16 +57,18 @@ def canonical(value: object) -> str:
 
 @dataclass(frozen=True)
 class Anchor:
-    """The chain as the witness last saw it committed: its length and last hash. ``pending`` is an append
-    being committed when the writer stopped (a crash between the database's commit and the witness's)."""
+    """The chain as the witness last saw it committed: its length and last hash."""
 
     length: int = 0
     head: str = GENESIS
-    pending: tuple[int, str] | None = None
 
-    def accepts(self, length: int, head: str) -> bool:
-        return (length, head) == (self.length, self.head) or (self.pending is not None
-                                                              and (length, head) == tuple(self.pending))
+    def accepts(self, hashes: list[str]) -> bool:
+        """Whether a chain (its entries' hashes in order) is the one anchored: the same length and head, or
+        one entry more whose predecessor is the head (the writer died between the database's commit and the
+        witness's update; each transaction appends one entry)."""
+        if len(hashes) not in (self.length, self.length + 1):
+            return False
+        return (hashes[self.length - 1] if self.length else GENESIS) == self.head
 
 
 class Witness:
@@ -106,21 +108,20 @@ class Witness:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return Anchor()
-        pending = data.get("pending")
-        return Anchor(int(data["length"]), str(data["head"]), (int(pending[0]), str(pending[1])) if pending else None)
+        return Anchor(int(data["length"]), str(data["head"]))
 
     def write(self, anchor: Anchor) -> None:
+        """Replace the anchor atomically (a reader sees the old one or the new one). Not synced to disk: a
+        process that dies leaves the write in the page cache; after a power loss the witness may lag the
+        database, and the audit says so (it fails closed). Syncing would double each transition's cost."""
         if self.path is None:
             self._memory = anchor
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as file:
-            json.dump({"length": anchor.length, "head": anchor.head,
-                       "pending": list(anchor.pending) if anchor.pending else None}, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, self.path)  # atomic: a reader sees the old anchor or the new one
+            json.dump({"length": anchor.length, "head": anchor.head}, file)
+        os.replace(tmp, self.path)
 
 
 @dataclass(frozen=True)

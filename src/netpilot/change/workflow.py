@@ -289,7 +289,7 @@ class ChangeStore:
                 if problem:
                     problems.append(problem)
             previous = r[7]
-        if not anchor.accepts(len(raw), previous):
+        if not anchor.accepts([r[7] for r in raw]):
             problems.append(f"the chain has {len(raw)} entries ending {previous[:12]}, the witness says "
                             f"{anchor.length} ending {anchor.head[:12]}: history was cut off or rewritten")
         by_id = {row.id: row for row in rows}
@@ -378,8 +378,10 @@ class ChangeStore:
 
     @contextlib.contextmanager
     def _transaction(self):
-        """The witness lock, then the database transaction; the witness is written as pending before the
-        commit and as committed after it, so a crash in between leaves an anchor the audit still accepts."""
+        """The witness lock, then the database transaction, then the witness (after the commit, still under
+        its lock, so the witness follows the commits in order). Each transaction appends at most one entry,
+        so a writer that dies between the commit and the witness leaves the chain one entry ahead, which the
+        audit accepts when that entry follows the anchored head."""
         with self._lock, self._witness.exclusive():
             if self._tail is not None:  # nested: the outer transaction appends and anchors
                 yield
@@ -392,8 +394,6 @@ class ChangeStore:
                     end = self._tail
                 finally:
                     self._tail = None
-                if end != start:
-                    self._witness.write(Anchor(start[0], start[1], pending=end))
             if end != start:
                 self._witness.write(Anchor(end[0], end[1]))
 
@@ -403,10 +403,8 @@ class ChangeStore:
         anchor = self._witness.read()
         if head == anchor.head:
             return anchor.length, head
-        if anchor.pending is not None and head == anchor.pending[1]:
-            return anchor.pending[0], head
-        # The witness disagrees (history edited, or a chain from before the witness): count, and let the audit
-        # say so.
+        # A crash after a commit, history edited, or a chain from before the witness: count, and let the audit
+        # judge.
         return int(self._sql.execute("SELECT COUNT(*) FROM audit")[0][0]), head
 
     def close(self) -> None:

@@ -337,9 +337,11 @@ def apply(
     = 120.0,
 ) -> None:
     """Apply an approved change to the lab: commit-confirmed, post-check against the twin, confirm or roll back."""
+    from netpilot.change.actuate import still_verified
     from netpilot.change.apply import apply_change, lab_matches_twin
     from netpilot.change.drivers import FrrDriver
     from netpilot.change.intents import IntentList, apply_intents
+    from netpilot.change.verify import verify_change
 
     the_lab = _lab(network, lab)
     store = _store(db)
@@ -349,6 +351,11 @@ def apply(
     # The intents the audit chain shows verified and approved, not the row (anyone with the file can edit it).
     intents = IntentList.model_validate(store.approved_intents(change_id)).root
     candidate = apply_intents(the_lab.network, intents)
+    # Verified again on the network as it is now: approval was given for the network as it was then.
+    report = verify_change(the_lab.network, candidate)
+    if not still_verified(store, change_id, report.as_dict(), "netpilot"):
+        stdout().print(f"change {change_id}: rejected, it no longer passes verification\n{report.text()}")
+        raise typer.Exit(1)
     state = apply_change(store, change_id, driver, candidate, lab_matches_twin(the_lab, candidate),
                          confirm_seconds=confirm_seconds)
     detail = store.audit(change_id)[-1]["detail"]
