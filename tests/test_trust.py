@@ -647,22 +647,48 @@ def test_proposals_are_verified_outside_the_live_lock(api, network, monkeypatch)
 
 
 def test_one_scenario_at_a_time_even_when_requests_race(network):
+    """Twelve POSTs at once to a real server (its thread pool runs them in parallel): one run starts."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    import uvicorn
+
     live = LiveAutopilot(network, seed=2)
-    tokens = make_tokens(USERS)
-    client = TestClient(create_app(live, tokens, max_scenario_hours=0.5))
-    oscar = {"Authorization": f"Bearer {next(t for t, p in tokens.items() if p.user == 'oscar')}"}
+    tokens = make_tokens({"oscar": "operator"})
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(live, tokens, max_scenario_hours=0.5), host="127.0.0.1",
+                                           port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
     barrier = threading.Barrier(12)
-    codes = []
+    codes: list[int] = []
 
     def start():
+        request = urllib.request.Request(f"http://127.0.0.1:{port}/api/scenarios", data=b'{"hours": 0.5}',
+                                         headers={"Authorization": f"Bearer {next(iter(tokens))}",
+                                                  "Content-Type": "application/json"})
         barrier.wait()
-        codes.append(client.post("/api/scenarios", json={"hours": 0.5}, headers=oscar).status_code)
+        try:
+            codes.append(urllib.request.urlopen(request, timeout=120).status)
+        except urllib.error.HTTPError as exc:
+            codes.append(exc.code)
 
-    threads = [threading.Thread(target=start) for _ in range(12)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
+    try:
+        for _ in range(600):
+            if server.started:
+                break
+            threading.Event().wait(0.1)
+        threads = [threading.Thread(target=start) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(180)
+    finally:
+        server.should_exit = True
+        thread.join(10)
     assert sorted(codes) == [202] + [409] * 11
 
 
