@@ -45,7 +45,10 @@ def test_streaming_equals_batch_and_ignores_gaps():
 
 @pytest.mark.parametrize("params", [{}, {"level_alpha": 0.05, "warmup": 10, "peak_window": 60},
                                     {"warmup": 3, "peak_window": 2}, {"warmup": 3, "peak_window": 5},
-                                    {"warmup": 0, "peak_window": 1, "clip": 1.5}])
+                                    {"warmup": 0, "peak_window": 1, "clip": 1.5},
+                                    {"season": 24, "hold": 4.0, "max_hold": 20},
+                                    {"season": 7, "season_alpha": 0.3, "hold": 3.0, "max_hold": 0, "warmup": 2},
+                                    {"season": 50, "hold": 5.0, "max_hold": 60, "peak_window": 10}])
 def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     """The vectorised bank runs the scalar recursion exactly: same scores to the bit, through gaps (NaN and
     infinities, different per series), rebases, level shifts and spikes."""
@@ -57,6 +60,8 @@ def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     values[:3, 5] = np.nan  # a series that starts late
     values[200:, ::3] += 40  # level shifts
     values[rng.integers(0, steps, 30), rng.integers(0, n_series, 30)] *= 3  # spikes
+    values += 20 * np.sin(np.arange(steps) * 2 * np.pi / 24)[:, None]  # a daily pattern (24 samples)
+    values[300:340, 1::4] *= 0.1  # collapses
     rebase_at = {120: np.arange(0, n_series, 2), 250: np.array([1, 5, 7])}
     bank = DetectorBank(n_series, **params)
     singles = [StreamingDetector(**params) for _ in range(n_series)]
@@ -66,6 +71,7 @@ def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
             bank.rebase(chosen, row[chosen] - 3.0)
             for k in chosen:
                 singles[k].rebase(row[k] - 3.0)
+        assert np.array_equal(bank.expected(), [d.expectation() for d in singles], equal_nan=True), f"step {step}"
         expected = np.array([d.update(float(v)) for d, v in zip(singles, row, strict=True)])
         assert np.array_equal(bank.update(row), expected), f"step {step}"
     assert (expected >= 0).all() and bank.update(values[-1]).shape == (n_series,)
