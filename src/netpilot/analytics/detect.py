@@ -4,6 +4,7 @@ many in lockstep, batch scoring that runs the same recursion, and thresholds cal
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -317,13 +318,22 @@ def infer_season(values: np.ndarray, step_seconds: float) -> int:
     neither lag correlates at least ``MIN_SEASON_CORRELATION`` (or the history is too short)."""
     values = np.asarray(values, dtype=float)
     best, best_r = 0, MIN_SEASON_CORRELATION
+    # Correlate hourly means, not samples: minute-scale noise hides a daily shape from a sample-wise lag.
+    width = max(1, int(3600 // step_seconds)) if step_seconds > 0 else 1
+    usable = len(values) // width * width
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coarse = np.nanmean(values[:usable].reshape(-1, width), axis=1) if usable else values[:0]
     for period in (DAY_SECONDS, WEEK_SECONDS):
         lag = int(round(period / step_seconds)) if step_seconds > 0 else 0
         if lag < 2 or len(values) < SEASON_CYCLES * lag:
             continue
-        a, b = values[lag:], values[:-lag]
+        coarse_lag = lag // width
+        if coarse_lag * width != lag or coarse_lag < 1:
+            continue
+        a, b = coarse[coarse_lag:], coarse[:-coarse_lag]
         both = np.isfinite(a) & np.isfinite(b)
-        if both.sum() < lag:
+        if both.sum() < coarse_lag:
             continue
         a, b = a[both], b[both]
         if a.std() == 0 or b.std() == 0:
