@@ -24,8 +24,14 @@ from rich.progress import track
 from rich.table import Table
 
 from _results import run
-from netpilot.analytics.detect import (DetectorBank, StreamingDetector, calibrate, calibrate_runs, score_series,
-                                       settings_for)
+from netpilot.analytics.detect import (
+    DetectorBank,
+    StreamingDetector,
+    calibrate,
+    calibrate_runs,
+    score_series,
+    settings_for,
+)
 from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise, point_adjust
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -636,8 +642,8 @@ def _sustained_series() -> list[tuple[str, str, np.ndarray, float]]:
 def _inject(values: np.ndarray, family: str, seed: int) -> tuple[np.ndarray, list[tuple[int, int, str]]]:
     """Faults in the second half, one per slot of ``gap`` samples or more, kinds in turn from ``seed``. A fault
     is relative to the series' floor f (for a non-negative counter its first half's 0.5th percentile, else
-    four robust standard deviations under its median: dBm, dB, z-scores): outage -> f, collapse -> f + 15 % of (x - f), shift -> f + 180 % of
-    (x - f), flapping -> outage 2 samples, normal 2, in turn."""
+    four robust standard deviations under its median: dBm, dB, z-scores): outage -> f, collapse -> f + 15 %
+    of (x - f), shift -> f + 180 % of (x - f), flapping -> outage 2 samples, normal 2, in turn."""
     spec = SUSTAINED_FAMILIES[family]
     rng = np.random.default_rng([seed, len(values)])
     n, half = len(values), len(values) // 2

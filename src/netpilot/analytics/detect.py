@@ -44,8 +44,8 @@ class StreamingDetector:
         "_level",
         "_offsets",
         "_peaks",
-        "_seen",
         "_scale",
+        "_seen",
         "_skipped",
         "_smooth",
         "_smooth_scale",
@@ -325,7 +325,7 @@ def infer_season(values: np.ndarray, step_seconds: float) -> int:
         warnings.simplefilter("ignore", RuntimeWarning)
         coarse = np.nanmean(values[:usable].reshape(-1, width), axis=1) if usable else values[:0]
     for period in (DAY_SECONDS, WEEK_SECONDS):
-        lag = int(round(period / step_seconds)) if step_seconds > 0 else 0
+        lag = round(period / step_seconds) if step_seconds > 0 else 0
         if lag < 2 or len(values) < SEASON_CYCLES * lag:
             continue
         coarse_lag = lag // width
@@ -362,13 +362,13 @@ class DetectorSettings:
 
     @property
     def max_hold(self) -> int:
-        return max(10, int(round(self.max_hold_seconds / self.step_seconds)))
+        return max(10, round(self.max_hold_seconds / self.step_seconds))
 
     @property
     def season_bins(self) -> int:
         if not self.season:
             return 0
-        return max(1, min(self.season, int(round(self.season * self.step_seconds / self.bin_seconds))))
+        return max(1, min(self.season, round(self.season * self.step_seconds / self.bin_seconds)))
 
     def kwargs(self) -> dict[str, float | int]:
         bins = self.season_bins
