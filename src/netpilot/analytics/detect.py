@@ -28,7 +28,7 @@ class StreamingDetector:
     Two residuals are scored: the sample's (the point detector), and a short smoothed mean's of the
     deseasonalised value (the shift detector: small level shifts that single samples hide in noise, collapses,
     outages). The score is the larger, in units of each one's own noise standard deviation.
-    With ``hold`` finite, a shift score at or above ``hold`` freezes the level, the offsets and the scales
+    With ``hold`` finite, a score at or above ``hold`` freezes the level, the offsets and the scales
     (the expectation is not taught the fault while it lasts), for at most ``max_hold`` samples in a row; after
     that the shift is taken as the new normal and the level jumps to it.
     With ``peak_window`` > 0 a sample scores only when it beats every score of the last ``peak_window``
@@ -139,7 +139,7 @@ class StreamingDetector:
             z = zs = score = 0.0
         self.last_expected, self.last_point, self.last_shift = expected, z, zs
         self._smooth = smooth
-        if warm and zs >= self.hold:
+        if warm and score >= self.hold:
             if self._held < self.max_hold:
                 self._held += 1
             else:  # held long enough: the shift is the new normal
@@ -258,7 +258,7 @@ class DetectorBank:
         zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * smooth_scale + floor)
         score = np.where(warm, np.where(z > zs, z, zs), 0.0)
         self._smooth[i] = smooth
-        over = warm & (zs >= p.hold)
+        over = warm & (score >= p.hold)
         held = self._held[i]
         accept = over & (held >= p.max_hold)
         self._held[i] = np.where(over & ~accept, held + 1, 0)
@@ -396,7 +396,10 @@ class DetectorSettings:
 
 def settings_for(values: np.ndarray, step_seconds: float, *, train_fraction: float = 0.5,
                  peak_window: int = 0) -> DetectorSettings:
-    """Settings for a series: its season inferred from the first ``train_fraction`` of it."""
+    """Settings for a series: its season inferred from the first ``train_fraction`` of it, counters scored in
+    logs. With ``peak_window`` (one alarm per episode, at its onset: NAB's protocol) the expectation is not held
+    and values are scored as they are: under a hold a drifting series' score keeps growing and every new record
+    is a new alarm, and NAB scored lower both with the hold and with logs (bench/analytics.py nab)."""
     values = np.asarray(values, dtype=float)
     history = values[:max(1, int(len(values) * train_fraction))]
     finite = history[np.isfinite(history)]
@@ -405,9 +408,12 @@ def settings_for(values: np.ndarray, step_seconds: float, *, train_fraction: flo
         # A non-negative counter: its noise grows with it, so it is scored in logs; the offset (a small
         # share of its typical value) keeps zeros finite and quiet values from looking noisy.
         log_offset = LOG_OFFSET_SHARE * float(np.median(finite))
+    if peak_window:
+        log_offset = None
     transformed = history if log_offset is None else np.log(np.maximum(history, 0.0) + log_offset)
     return DetectorSettings(season=infer_season(transformed, step_seconds), step_seconds=float(step_seconds),
-                            peak_window=peak_window, log_offset=log_offset)
+                            peak_window=peak_window, log_offset=log_offset,
+                            hold=math.inf if peak_window else DetectorSettings.hold)
 
 
 @dataclass(frozen=True)
@@ -491,6 +497,26 @@ def calibrate_runs(scores: np.ndarray, *, runs: float, min_threshold: float = 4.
         else:
             lo = mid + 1
     return Threshold(float(above[lo]), "runs")
+
+
+@dataclass(frozen=True)
+class CalibratedScores:
+    """Scores in units of their thresholds' ``min_threshold`` (an alarm at ``min_threshold`` or more): each
+    detector's score divided by its own threshold from the history, the larger taken. A point detector's
+    heavy tail (spikes in the history) then does not raise the bar for a sustained change, nor the reverse."""
+
+    scores: np.ndarray
+    point_threshold: Threshold
+    shift_threshold: Threshold
+
+
+def calibrate_detectors(explained: Explained, cut: int, *, runs: float,
+                        min_threshold: float = 4.0) -> CalibratedScores:
+    """Each detector's threshold from the first ``cut`` samples, half of ``runs`` alarm runs each (no labels)."""
+    point = calibrate_runs(explained.point[:cut], runs=runs / 2, min_threshold=min_threshold)
+    shift = calibrate_runs(explained.shift[:cut], runs=runs / 2, min_threshold=min_threshold)
+    combined = min_threshold * np.maximum(explained.point / point.value, explained.shift / shift.value)
+    return CalibratedScores(combined, point, shift)
 
 
 def detect(values: np.ndarray, *, train_fraction: float = 0.5, labels: np.ndarray | None = None,
