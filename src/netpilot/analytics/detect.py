@@ -499,26 +499,6 @@ def calibrate_runs(scores: np.ndarray, *, runs: float, min_threshold: float = 4.
     return Threshold(float(above[lo]), "runs")
 
 
-@dataclass(frozen=True)
-class CalibratedScores:
-    """Scores in units of their thresholds' ``min_threshold`` (an alarm at ``min_threshold`` or more): each
-    detector's score divided by its own threshold from the history, the larger taken. A point detector's
-    heavy tail (spikes in the history) then does not raise the bar for a sustained change, nor the reverse."""
-
-    scores: np.ndarray
-    point_threshold: Threshold
-    shift_threshold: Threshold
-
-
-def calibrate_detectors(explained: Explained, cut: int, *, runs: float,
-                        min_threshold: float = 4.0) -> CalibratedScores:
-    """Each detector's threshold from the first ``cut`` samples, half of ``runs`` alarm runs each (no labels)."""
-    point = calibrate_runs(explained.point[:cut], runs=runs / 2, min_threshold=min_threshold)
-    shift = calibrate_runs(explained.shift[:cut], runs=runs / 2, min_threshold=min_threshold)
-    combined = min_threshold * np.maximum(explained.point / point.value, explained.shift / shift.value)
-    return CalibratedScores(combined, point, shift)
-
-
 def detect(values: np.ndarray, *, train_fraction: float = 0.5, labels: np.ndarray | None = None,
            **params) -> tuple[np.ndarray, np.ndarray, Threshold]:
     """Scores and alarms for a whole series. The threshold comes from the first ``train_fraction`` of it (and
