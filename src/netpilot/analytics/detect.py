@@ -14,7 +14,6 @@ import numpy as np
 from netpilot.errors import InputError
 
 _MAD_TO_SIGMA = 1.2533  # mean absolute deviation of a normal variable times this is its standard deviation
-_BIN_PRIOR = 30.0  # samples after which a seasonal bin's own spread weighs as much as the series' overall one
 
 
 class StreamingDetector:
@@ -40,9 +39,6 @@ class StreamingDetector:
     sample was compared with and the two detectors' scores (for explaining alarms)."""
 
     __slots__ = (
-        "_bin_scale",
-        "_bin_seen",
-        "_bin_smooth_scale",
         "_count",
         "_held",
         "_level",
@@ -105,10 +101,6 @@ class StreamingDetector:
         self._held = 0  # samples in a row the expectation has been frozen
         self._offsets = [0.0] * self.season_bins
         self._seen = [0] * self.season_bins  # samples each bin has learnt from
-        # Each bin's own spread (night and day differ), learnt after the first season, shrunk to the overall one.
-        self._bin_scale = [0.0] * self.season_bins
-        self._bin_smooth_scale = [0.0] * self.season_bins
-        self._bin_seen = [0] * self.season_bins
         self._peaks: deque[tuple[int, float]] = deque()  # (sample number, score), scores decreasing
         self.last_expected = self.last_point = self.last_shift = math.nan
 
@@ -139,16 +131,9 @@ class StreamingDetector:
         a_level = max(self.level_alpha, 1.0 / count)
         floor = 1e-9 + 1e-9 * abs(level)
         warm = learning and learnt > self.warmup
-        if season:
-            bin_seen = self._bin_seen[phase]
-            weight = bin_seen / (bin_seen + _BIN_PRIOR)
-            point_scale = scale + weight * (self._bin_scale[phase] - scale)
-            shift_scale = self._smooth_scale + weight * (self._bin_smooth_scale[phase] - self._smooth_scale)
-        else:
-            point_scale, shift_scale = scale, self._smooth_scale
         if warm:
-            z = abs(residual) / (_MAD_TO_SIGMA * point_scale + floor)
-            zs = abs(smooth_residual) / (_MAD_TO_SIGMA * shift_scale + floor)
+            z = abs(residual) / (_MAD_TO_SIGMA * scale + floor)
+            zs = abs(smooth_residual) / (_MAD_TO_SIGMA * self._smooth_scale + floor)
             score = z if z > zs else zs
         else:
             z = zs = score = 0.0
@@ -162,20 +147,13 @@ class StreamingDetector:
                 self._level = smooth
             return self._peak(count, score) if self.peak_window else score
         self._held = 0
-        bound = self.clip * _MAD_TO_SIGMA * point_scale if warm else math.inf
+        bound = self.clip * _MAD_TO_SIGMA * scale if warm else math.inf
         clipped = residual if -bound <= residual <= bound else math.copysign(bound, residual)
         self._level = level + a_level * clipped
         if learning:
             self._scale = scale + a_scale * (min(abs(residual), bound) - scale)
-            sbound = self.clip * _MAD_TO_SIGMA * shift_scale if warm else math.inf
+            sbound = self.clip * _MAD_TO_SIGMA * self._smooth_scale if warm else math.inf
             self._smooth_scale += a_scale * (min(abs(smooth_residual), sbound) - self._smooth_scale)
-            if season:
-                bin_seen = self._bin_seen[phase] = bin_seen + 1
-                a_bin = max(self.season_alpha, 1.0 / bin_seen)
-                bin_scale, bin_smooth_scale = self._bin_scale[phase], self._bin_smooth_scale[phase]
-                self._bin_scale[phase] = bin_scale + a_bin * (min(abs(residual), bound) - bin_scale)
-                self._bin_smooth_scale[phase] = bin_smooth_scale + a_bin * (min(abs(smooth_residual), sbound)
-                                                                            - bin_smooth_scale)
         if season:
             seen = self._seen[phase] = self._seen[phase] + 1
             a_season = max(self.season_alpha, 1.0 / seen)
@@ -243,9 +221,6 @@ class DetectorBank:
         self._smooth_scale = np.zeros(n_series)
         self._offsets = np.zeros((n_series, self._params.season_bins))
         self._seen = np.zeros((n_series, self._params.season_bins), dtype=np.int64)
-        self._bin_scale = np.zeros((n_series, self._params.season_bins))
-        self._bin_smooth_scale = np.zeros((n_series, self._params.season_bins))
-        self._bin_seen = np.zeros((n_series, self._params.season_bins), dtype=np.int64)
         self._recent = np.full((n_series, max(int(peak_window) - 1, 0)), -np.inf)  # scores, by count modulo
 
     def update(self, values: np.ndarray) -> np.ndarray:
@@ -279,38 +254,22 @@ class DetectorBank:
         a_level = np.maximum(p.level_alpha, 1.0 / count)
         floor = 1e-9 + 1e-9 * np.abs(level)
         warm = (learnt > p.warmup) & learning
-        if season:
-            bin_seen = self._bin_seen[i, phase]
-            weight = bin_seen / (bin_seen + _BIN_PRIOR)
-            bin_scale, bin_smooth_scale = self._bin_scale[i, phase], self._bin_smooth_scale[i, phase]
-            point_scale = scale + weight * (bin_scale - scale)
-            shift_scale = smooth_scale + weight * (bin_smooth_scale - smooth_scale)
-        else:
-            point_scale, shift_scale = scale, smooth_scale
-        z = np.abs(residual) / (_MAD_TO_SIGMA * point_scale + floor)
-        zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * shift_scale + floor)
+        z = np.abs(residual) / (_MAD_TO_SIGMA * scale + floor)
+        zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * smooth_scale + floor)
         score = np.where(warm, np.where(z > zs, z, zs), 0.0)
         self._smooth[i] = smooth
         over = warm & (score >= p.hold)
         held = self._held[i]
         accept = over & (held >= p.max_hold)
         self._held[i] = np.where(over & ~accept, held + 1, 0)
-        bound = np.where(warm, p.clip * _MAD_TO_SIGMA * point_scale, np.inf)
+        bound = np.where(warm, p.clip * _MAD_TO_SIGMA * scale, np.inf)
         clipped = np.where((-bound <= residual) & (residual <= bound), residual, np.copysign(bound, residual))
         self._level[i] = np.where(over, np.where(accept, smooth, level), level + a_level * clipped)
         if learning:
             self._scale[i] = np.where(over, scale, scale + a_scale * (np.minimum(np.abs(residual), bound) - scale))
-            smooth_bound = np.where(warm, p.clip * _MAD_TO_SIGMA * shift_scale, np.inf)
+            smooth_bound = np.where(warm, p.clip * _MAD_TO_SIGMA * smooth_scale, np.inf)
             self._smooth_scale[i] = np.where(over, smooth_scale, smooth_scale + a_scale * (
                 np.minimum(np.abs(smooth_residual), smooth_bound) - smooth_scale))
-            if season:
-                bin_seen = bin_seen + ~over
-                self._bin_seen[i, phase] = bin_seen
-                a_bin = np.maximum(p.season_alpha, 1.0 / np.maximum(bin_seen, 1))  # (unseen only where held)
-                self._bin_scale[i, phase] = np.where(over, bin_scale, bin_scale + a_bin * (
-                    np.minimum(np.abs(residual), bound) - bin_scale))
-                self._bin_smooth_scale[i, phase] = np.where(over, bin_smooth_scale, bin_smooth_scale + a_bin * (
-                    np.minimum(np.abs(smooth_residual), smooth_bound) - bin_smooth_scale))
         if season:
             seen = self._seen[i, phase] + ~over
             self._seen[i, phase] = seen
