@@ -163,6 +163,8 @@ def test_infer_season_from_sampling_and_autocorrelation():
     assert infer_season(np.log(_daily_traffic(4, 0)), 120.0) == 720
     assert infer_season(np.random.default_rng(0).normal(0, 1, 4 * 720), 120.0) == 0  # no season to find
     assert infer_season(np.log(_daily_traffic(2, 0)), 120.0) == 0  # two days: too short to trust
+    weekdays = np.tile([5.0, 5.2, 4.9, 5.1, 5.0, 2.0, 1.8], 6) + np.random.default_rng(1).normal(0, 0.2, 42)
+    assert infer_season(weekdays, 86_400.0) == 7  # daily samples: a week (a lag of one day is no season)
 
 
 @pytest.mark.parametrize("seed", [1, 2])

@@ -328,9 +328,7 @@ def infer_season(values: np.ndarray, step_seconds: float) -> int:
         lag = round(period / step_seconds) if step_seconds > 0 else 0
         if lag < 2 or len(values) < SEASON_CYCLES * lag:
             continue
-        coarse_lag = lag // width
-        if coarse_lag * width != lag or coarse_lag < 1:
-            continue
+        coarse_lag = max(1, round(lag / width))  # an irregular step's day is not a whole number of hours
         a, b = coarse[coarse_lag:], coarse[:-coarse_lag]
         both = np.isfinite(a) & np.isfinite(b)
         if both.sum() < coarse_lag:
@@ -347,8 +345,8 @@ def infer_season(values: np.ndarray, step_seconds: float) -> int:
 @dataclass(frozen=True)
 class DetectorSettings:
     """The detector's parameters for one series, chosen from its sampling and unlabelled history only (the
-    CLI's and the benchmarks' defaults): the season found in the history, a shift score of ``hold`` or more
-    freezing the expectation for at most ``max_hold_seconds``."""
+    CLI's and the benchmarks' defaults): the season found in the history, a score of ``hold`` or more freezing
+    the expectation for at most ``max_hold_seconds``, counters scored in logs (``log_offset``)."""
 
     season: int = 0
     step_seconds: float = 60.0
