@@ -483,10 +483,12 @@ def calibrate_runs(scores: np.ndarray, *, runs: float, min_threshold: float = 4.
     runs (``alarm_runs``), without labels. Against a share of alarmed samples, one long real episode in the
     history does not push the threshold above every shorter one."""
     scores = np.nan_to_num(np.asarray(scores, dtype=float))
-    allowed = max(1, int(runs))
+    allowed = int(runs)  # a history shorter than one run's worth allows none: the bar is above all of it
     above = np.unique(scores[scores >= min_threshold])
     if not len(above) or alarm_runs(scores >= min_threshold, merge) <= allowed:
         return Threshold(min_threshold, "runs")
+    if allowed == 0:
+        return Threshold(float(np.nextafter(above[-1], np.inf)), "runs")
     lo, hi = 0, len(above) - 1  # runs fall (not strictly) as the threshold rises: bisect the candidates
     while lo < hi:
         mid = (lo + hi) // 2
