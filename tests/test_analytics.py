@@ -197,6 +197,7 @@ def test_calibrate_runs_counts_episodes_not_samples():
     assert alarm_runs(scores >= 5.0) == 4
     assert calibrate_runs(scores, runs=2).value == 7.0
     assert calibrate_runs(scores, runs=10).value == 4.0  # the floor
+    assert calibrate_runs(scores, runs=0.5).value > 9.0  # under one run's worth of history: above all of it
     assert calibrate(scores, alarm_rate=0.01).value == 9.0  # a share of samples lands on the long episode
 
 
