@@ -38,7 +38,10 @@ def network():
 
 
 def _live(network, **options) -> LiveAutopilot:
+    """The demo's run. Unless a test sets ``tick_budget_ms``, a tick does a fixed amount of work (not the wall
+    clock's), so what the loop has done after N ticks never depends on how fast the machine is."""
     fault = Fault(kind="link_down", target=["BG", "GR"], at_minute=20, duration_minutes=120)
+    options.setdefault("tick_budget_ms", None)
     return LiveAutopilot(network, faults=[fault], seed=1, start=DEMO_START, **options)
 
 
@@ -609,7 +612,7 @@ def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
             await nc.jetstream().delete_stream(stream)
             await nc.close()
         asyncio.run(cleanup())
-    pilot = Autopilot(network, ChangeStore(), TwinDriver(network))
+    pilot = Autopilot(network, ChangeStore(), TwinDriver(network), tick_budget_ms=None)  # work per tick, not time
     for step in steps_from_store(store, Simulator(network), DEFAULT_START, 60.0, 30):
         pilot.observe(step)
     incident = next(i for i in pilot.incidents if i.minute >= 22)
@@ -617,27 +620,42 @@ def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
     assert incident.causes[0]["kind"] == "link_down"
 
 
+class _FakeClock:
+    """A clock the test moves by hand: what fits in a tick then never depends on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_stage_that_does_not_fit_the_tick_waits_one_tick_and_no_more():
-    budget = TickBudget(100.0, plan_seconds=0.08)
-    budget.start(time.perf_counter() - 1.0)  # a tick already a second late: nothing fits
+    clock = _FakeClock()
+    budget = TickBudget(100.0, plan_seconds=0.08, clock=clock)
+    budget.start(clock.now - 1.0)  # a tick already a second late: nothing fits
     assert not budget.fits("baseline")
     assert budget.search_seconds() is None
     assert not budget.room_to_verify()
-    budget.start(time.perf_counter() - 1.0)  # the next tick is late too, but what waited runs now
+    budget.start(clock.now - 1.0)  # the next tick is late too, but what waited runs now
     assert budget.fits("baseline")
     assert budget.search_seconds() == pytest.approx(0.2 * 0.08)
     assert not budget.fits("forecast")  # another stage still waits its turn
 
-    budget.start(time.perf_counter())  # a fresh tick of 100 ms: a 40 ms baseline and a 50 ms verification fit
+    budget.start(clock.now)  # a fresh tick of 100 ms: a 40 ms baseline and a 50 ms verification fit
     assert budget.fits("forecast") and budget.fits("baseline")
-    assert 0.2 * 0.08 <= budget.search_seconds() <= 0.08
+    assert budget.search_seconds() == pytest.approx(0.08)
     assert budget.room_to_verify()
+    clock.now += 0.046  # 46 ms into the tick: a 50 ms verification (and 5 ms to spare) no longer fits
+    assert not budget.room_to_verify()
+    budget.start(clock.now)
     budget.verified(120.0)  # once a verification took longer than a whole tick, a plan waits for the next
     assert not budget.room_to_verify()
 
-    since = time.perf_counter() - 0.5
-    assert budget.spent("baseline", since) >= 500.0  # a slow baseline raises its expected cost ...
-    budget.start(time.perf_counter())
+    since = clock.now
+    clock.now += 0.5
+    assert budget.spent("baseline", since) == pytest.approx(500.0)  # a slow baseline raises its expected cost ...
+    budget.start(clock.now)
     assert not budget.fits("baseline")  # ... so it no longer fits a fresh tick
 
 
