@@ -187,7 +187,7 @@ def _principal(request: Request,
 def _role(minimum: Role):
     def check(who: Annotated[Principal, Depends(_principal)]) -> Principal:
         if RANK[who.role] < RANK[minimum]:
-            raise HTTPException(403, f"{who.user} is a {who.role}; this needs {minimum}")
+            raise HTTPException(403, f"{who.user} is {'an' if who.role[0] in 'aeiou' else 'a'} {who.role}; this needs {minimum}")
         return who
     return check
 

@@ -19,8 +19,8 @@ sim_app = typer.Typer(help="The network simulator: telemetry with faults whose g
 app = typer.Typer(help="Telemetry: ingest files or a NATS stream, query the store, export to Prometheus.",
                   no_args_is_help=True)
 
-StoreOption = Annotated[str, typer.Option(help="duckdb:///path.db (or a plain path), or "
-                                                 "postgresql://host/db[?schema=name].")]
+StoreOption = Annotated[str, typer.Option(help="duckdb:///relative/path.db, duckdb:////absolute/path.db (or a "
+                                                 "plain path), or postgresql://host/db[?schema=name].")]
 
 
 def _network(path: Path):
@@ -50,13 +50,17 @@ def sim_run(
     store: Annotated[Optional[str], typer.Option(help="Also write into this store.")] = None,
 ) -> None:
     """Simulate the network and write its telemetry."""
-    from netpilot.telemetry.sim.faults import load_faults
+    from netpilot.model.io import parse_document, read_text
+    from netpilot.telemetry.sim.faults import check_faults, load_faults
     from netpilot.telemetry.sim.run import simulate, write_result
 
     if hours <= 0 or step <= 0:
         raise InputError.at("--hours and --step must be positive", field="--hours")
     net = _network(network)
     schedule = load_faults(faults) if faults else []
+    if faults:
+        listed = isinstance(parse_document(read_text(faults), faults), list)  # a list, or {faults: [...]}
+        check_faults(schedule, net, hours * 60.0, file=faults, field="" if listed else "faults")
     try:
         with Progress(console=stderr(), transient=True) as progress:
             task = progress.add_task("simulating", total=round(hours * 3600 / step))
@@ -145,8 +149,11 @@ def query(
     target = _store(store)
     try:
         ts, values = target.query(entity, metric, start, end)
+        known = len(ts) > 0 or bool(target.latest(entity=entity))
     finally:
         target.close()
+    if not known:  # as the API answers 404: a typo in an entity must not read as a quiet series
+        raise InputError.at(f"the store holds no samples of {entity!r}", field="--entity")
     if as_json:
         print_json({"entity": entity, "metric": metric, "unit": unit,
                     "points": [{"ts": str(t) + "Z", "value": float(v)} for t, v in zip(ts, values)]})
