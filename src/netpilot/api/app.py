@@ -187,7 +187,8 @@ def _principal(request: Request,
 def _role(minimum: Role):
     def check(who: Annotated[Principal, Depends(_principal)]) -> Principal:
         if RANK[who.role] < RANK[minimum]:
-            raise HTTPException(403, f"{who.user} is {'an' if who.role[0] in 'aeiou' else 'a'} {who.role}; this needs {minimum}")
+            article = "an" if who.role[0] in "aeiou" else "a"
+            raise HTTPException(403, f"{who.user} is {article} {who.role}; this needs {minimum}")
         return who
     return check
 

@@ -98,8 +98,8 @@ def propose(
     by: Annotated[str, typer.Option(help="Who proposes it.")],
     why: Annotated[str, typer.Option(help="The incident, forecast or request behind it.")],
     db: DbOption = "netpilot-changes.db",
-    policy: Annotated[Optional[Path], typer.Option(help="YAML policy file, e.g. auto_approve: \\[apply_metrics] (intent kinds that need no "
-                                       "person).")] = None,
+    policy: Annotated[Optional[Path], typer.Option(
+        help="YAML policy file, e.g. auto_approve: \\[apply_metrics] (intent kinds that need no person).")] = None,
     max_utilisation: Annotated[float, typer.Option(help="Highest link utilisation a change may leave.")] = 1.0,
     peak_factor: Annotated[float, typer.Option(help="Forecast peak as a multiple of the demand matrix.")] = 1.0,
 ) -> None:
