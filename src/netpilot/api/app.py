@@ -271,13 +271,15 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
 
     @app.get("/api/telemetry", response_model=SeriesOut)
     def get_telemetry(who: Viewer, entity: str = Query(description="link:A->B"),
-                      metric: Literal["utilisation"] = "utilisation") -> SeriesOut:
+                      metric: Literal["utilisation", "utilization"] = Query(
+                          "utilisation", description="utilisation (utilization, the US spelling, is the same)"),
+                      ) -> SeriesOut:
         link_id = entity.removeprefix("link:")
         index = {lk.id: i for i, lk in enumerate(network.links)}
         if link_id not in index:
             raise HTTPException(404, f"no link {link_id!r}; entities look like link:A->B")
         times, values = live.series(index[link_id])
-        return SeriesOut(entity=f"link:{link_id}", metric=metric, timestamps=times, values=values,
+        return SeriesOut(entity=f"link:{link_id}", metric="utilisation", timestamps=times, values=values,
                          forecast=pilot.forecast.get(link_id))
 
     @app.get("/api/forecasts")

@@ -115,6 +115,16 @@ def detect(
                    f"-> {json_out}")
 
 
+def _canonical_metrics(samples):
+    """The US spelling ``utilization`` read as the catalogue's ``utilisation``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = samples.column_names.index("metric")
+    return samples.set_column(column, "metric", pc.replace_substring(samples["metric"].cast(pa.string()),
+                                                                     "utilization", "utilisation"))
+
+
 def _same_network(samples, net, telemetry: Path, network: Path) -> None:
     """Telemetry of entities the network does not have is telemetry of another network: refused, with examples."""
     import pyarrow.compute as pc
@@ -153,6 +163,7 @@ def rca(
     except Exception as exc:
         raise InputError.at(f"not a readable Parquet file ({exc})", file=telemetry) from None
     require_columns(samples, str(telemetry))
+    samples = _canonical_metrics(samples)
     _same_network(samples, net, telemetry, network)
     onsets = incident_onsets(samples)
     incidents = []

@@ -133,7 +133,7 @@ def _nats_source(source: str) -> tuple[str, str]:
 @reports_errors
 def query(
     entity: Annotated[str, typer.Option(help="Entity id, e.g. link:A->B, cell:C1.")],
-    metric: Annotated[str, typer.Option(help="Metric name, e.g. utilisation.")],
+    metric: Annotated[str, typer.Option(help="Metric name, e.g. utilisation (or utilization).")],
     store: StoreOption = "duckdb:///netpilot.duckdb",
     start: Annotated[Optional[datetime], typer.Option(help="From (UTC).")] = None,
     end: Annotated[Optional[datetime], typer.Option(help="Until (UTC), exclusive.")] = None,
@@ -143,9 +143,10 @@ def query(
     from netpilot.telemetry.schema import metric_of
 
     try:
-        unit = metric_of(entity, metric).unit
+        known_metric = metric_of(entity, metric)
     except ValueError as exc:
         raise InputError.at(str(exc), field="--metric") from None
+    metric, unit = known_metric.name, known_metric.unit
     target = _store(store)
     try:
         ts, values = target.query(entity, metric, start, end)

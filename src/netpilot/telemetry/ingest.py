@@ -126,7 +126,8 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
     fail(np.asarray(ts.is_null().to_numpy(zero_copy_only=False)), "timestamp: missing or unreadable")
 
     entity = table.column("entity").cast(pa.string())
-    metric = table.column("metric").cast(pa.string())
+    # The US spelling (utilization) is stored as the catalogue spells it.
+    metric = pc.replace_substring(table.column("metric").cast(pa.string()), "utilization", "utilisation")
     fail(np.asarray(pc.or_(entity.is_null(), metric.is_null()).to_numpy(zero_copy_only=False)),
          "missing field(s): entity or metric")
     if entities is not None:
