@@ -369,6 +369,25 @@ def test_api_state_series_metrics(api):
     assert client.get("/api/audit", headers=h["vera"]).json()["intact"]
     metrics = client.get("/metrics").text
     assert "netpilot_ticks_total" in metrics and "netpilot_decision_latency_seconds_bucket" in metrics
+    value = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+             if line and not line.startswith("#")}
+    with live.lock:
+        up = live.latest.link_up
+        mlu = float(live.latest.link_utilisation[up].max())
+        states = [c.state for c in live.changes.list()]
+    assert value["netpilot_mlu_ratio"] == pytest.approx(mlu)
+    assert value["netpilot_links_down"] == float((~up).sum()) >= 2  # BG-GR, both ways
+    assert value["netpilot_congestion_threshold_ratio"] == 0.9
+    assert value["netpilot_incidents"] == len(live.autopilot.incidents) >= 1
+    assert value["netpilot_incidents_open"] <= value["netpilot_incidents"]
+    for state in ("verified", "rejected", "done"):
+        assert value[f'netpilot_changes{{state="{state}"}}'] == states.count(state)
+    assert value["netpilot_tick_seconds_count"] == live.ticks and "netpilot_alarms_total" in value
+    # The Grafana dashboard beside the docs reads only metrics /metrics serves.
+    import re
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for p in dashboard["panels"] for t in p["targets"] for name in re.findall(r"netpilot_\w+", t["expr"])}
+    assert used and all(any(key.split("{")[0] == name for key in value) for name in used), used - set(value)
 
 
 def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):

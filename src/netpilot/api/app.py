@@ -7,16 +7,18 @@ import asyncio
 import json
 import secrets
 import threading
+from collections import Counter as Tally
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
@@ -25,6 +27,7 @@ from netpilot.autopilot.scenario import Scenario, compare
 from netpilot.change.intents import Intent, IntentList, apply_intents
 from netpilot.change.render import config_diff
 from netpilot.change.verify import verify_change
+from netpilot.change.workflow import STATES as CHANGE_STATES
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
 from netpilot.telemetry.sim.faults import Fault
@@ -211,6 +214,23 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     ticks = Counter("netpilot_ticks", "Telemetry ticks the loop has observed", registry=registry)
     latency = Histogram("netpilot_decision_latency_seconds", "Sample in to decision out, per tick",
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry)
+    tick_seconds = Histogram("netpilot_tick_seconds", "The whole tick, applying and checking changes included",
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry)
+    alarms_total = Counter("netpilot_alarms", "KPI alarms raised, summed over ticks", registry=registry)
+    # The domain's state, read at each scrape.
+    mlu_gauge = Gauge("netpilot_mlu_ratio", "Maximum utilisation of the links that are up (1 = full)",
+                      registry=registry)
+    congested = Gauge("netpilot_links_congested", "Links above the autopilot's congestion threshold",
+                      registry=registry)
+    threshold = Gauge("netpilot_congestion_threshold_ratio", "Utilisation above which the autopilot acts",
+                      registry=registry)
+    links_down = Gauge("netpilot_links_down", "Links measured down", registry=registry)
+    alarms_now = Gauge("netpilot_alarms_active", "KPI alarms on the latest tick", registry=registry)
+    incidents = Gauge("netpilot_incidents", "Incidents detected since the loop started", registry=registry)
+    incidents_open = Gauge("netpilot_incidents_open", "Incidents detected but not localised yet", registry=registry)
+    believed = Gauge("netpilot_believed_faults", "Faults the twin believes present now (localised causes)",
+                     registry=registry)
+    changes_by_state = Gauge("netpilot_changes", "Changes in the workflow, by state", ["state"], registry=registry)
     counted = {"ticks": 0}
     app.state.tokens = tokens
 
@@ -427,6 +447,24 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         for t in new:
             ticks.inc()
             latency.observe(t.latency_ms / 1000.0)
+            tick_seconds.observe(t.total_ms / 1000.0)
+            alarms_total.inc(t.alarms)
+        with live.lock:
+            latest, tick = live.latest, live.latest_tick
+            if latest is not None:
+                up = np.asarray(latest.link_up, dtype=bool)
+                utilisation = np.asarray(latest.link_utilisation, dtype=float)[up]
+                mlu_gauge.set(float(utilisation.max()) if utilisation.size else 0.0)
+                congested.set(int((utilisation > pilot.congestion).sum()))
+                links_down.set(int((~up).sum()))
+            threshold.set(pilot.congestion)
+            alarms_now.set(tick.alarms if tick is not None else 0)
+            incidents.set(len(pilot.incidents))
+            incidents_open.set(sum(1 for i in pilot.incidents if i.localised_at is None))
+            believed.set(len(pilot.beliefs))
+        counts = Tally(c.state for c in store.list())
+        for state in CHANGE_STATES:
+            changes_by_state.labels(state).set(counts.get(state, 0))
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
