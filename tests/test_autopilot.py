@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -366,7 +367,10 @@ def test_api_state_series_metrics(api):
     link = live.network.links[int(np.argmax(state["utilisation"]))].id
     series = client.get(f"/api/telemetry?entity=link:{link}", headers=h["vera"]).json()
     assert len(series["values"]) == live.ticks
-    assert client.get("/api/audit", headers=h["vera"]).json()["intact"]
+    audit = client.get("/api/audit", headers=h["vera"]).json()
+    assert audit["intact"] and all(e["sim_at"] in live.times for e in audit["entries"])  # one clock: simulated
+    assert state["congestion"] == 0.9
+    assert client.get("/favicon.ico").status_code == 200
     metrics = client.get("/metrics").text
     assert "netpilot_ticks_total" in metrics and "netpilot_decision_latency_seconds_bucket" in metrics
     value = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
@@ -384,7 +388,6 @@ def test_api_state_series_metrics(api):
         assert value[f'netpilot_changes{{state="{state}"}}'] == states.count(state)
     assert value["netpilot_tick_seconds_count"] == live.ticks and "netpilot_alarms_total" in value
     # The Grafana dashboard beside the docs reads only metrics /metrics serves.
-    import re
     dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
     used = {name for p in dashboard["panels"] for t in p["targets"] for name in re.findall(r"netpilot_\w+", t["expr"])}
     assert used and all(any(key.split("{")[0] == name for key in value) for name in used), used - set(value)
@@ -570,9 +573,19 @@ def test_dashboard_in_chromium(network, tmp_path):
         wait.until(lambda b: b.execute_script("return document.querySelectorAll('#topology line').length") > 0)
         # The fault appears as an incident with its root cause.
         wait.until(lambda b: "BG--GR" in text("incidents"))
+        # The failed link is drawn as failed: red and dashed.
+        wait.until(lambda b: b.execute_script("return document.querySelectorAll('#topology line.down').length") > 0)
+        assert browser.execute_script("const l = document.querySelector('#topology line.down'); "
+                                      "return [l.getAttribute('stroke'), l.getAttribute('stroke-dasharray')]") == \
+            ["#d62828", "7 5"]
+        _check_dashboard_layout(browser)
         for _attempt in range(3):  # a proposal can be superseded by the loop between render and click
             wait.until(lambda b: text("approve") == "Approve")
+            # Screenshots only once the page shows data (the page sets this marker), never its empty skeleton.
+            wait.until(lambda b: b.execute_script("return document.body.dataset.loaded") == "true")
             before = mlu()
+            detail = text("change-detail")
+            assert "MLU" in detail and not re.search(r"(MLU|limit) \d\.\d", detail), detail  # one unit: %
             browser.save_screenshot(str(shots / "dashboard-pending-change.png"))
             assert "->" in text("diff")  # the diff is per link
             browser.execute_script("const b = document.getElementById('approve'); if (b) b.click();")
@@ -586,11 +599,38 @@ def test_dashboard_in_chromium(network, tmp_path):
         browser.save_screenshot(str(shots / "dashboard-after-approval.png"))
         assert "hash chain intact" in text("audit-status")
         wait.until(lambda b: "alice approve" in text("audit"))
+        # One clock: the audit log shows simulated times, between the run's start and the header's clock.
+        now = text("clock")[11:16]
+        stamps = browser.execute_script("return [...document.querySelectorAll('#audit li')].map(e => e.textContent"
+                                        ".slice(0, 5))")
+        assert stamps and all("13:00" <= t <= now for t in stamps), (stamps, now)
     finally:
         browser.quit()
         live.stop()
         server.should_exit = True
         thread.join(10)
+
+
+def _check_dashboard_layout(browser) -> None:
+    """Routers without coordinates (BY, MD, UA sit at (0, 0) in the data) are placed apart from the rest and marked;
+    no two router labels overlap; the utilisation chart has axes in %, times and a labelled threshold."""
+    nodes = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#topology circle.router')].map(c => "
+        "[c.dataset.node, [+c.getAttribute('cx'), +c.getAttribute('cy'), c.classList.contains('unplaced')]]))")
+    assert {n for n, (_, _, unplaced) in nodes.items() if unplaced} == {"BY", "MD", "UA"}
+    points = [(x, y) for x, y, _ in nodes.values()]
+    assert all(0 < x < 1000 and 0 < y < 640 for x, y in points)
+    assert min(np.hypot(a[0] - b[0], a[1] - b[1]) for i, a in enumerate(points) for b in points[i + 1:]) >= 20
+    boxes = browser.execute_script(
+        "return [...document.querySelectorAll('#topology text[data-label]')].map(t => { const b = t.getBBox(); "
+        "return [b.x, b.y, b.x + b.width, b.y + b.height]; })")
+    assert len(boxes) == len(nodes)
+    overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if min(a[2], b[2]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[1], b[1]) > 1]
+    assert not overlaps, overlaps
+    ticks = browser.execute_script("return [...document.querySelectorAll('#series .tick')].map(t => t.textContent)")
+    assert "0 %" in ticks and "100 %" in ticks and any(re.fullmatch(r"\d\d:\d\d", t) for t in ticks), ticks
+    assert "90 %" in browser.execute_script("return document.querySelector('#series .threshold-label').textContent")
 
 
 # --- the loop fed through a real broker ----------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class StateOut(BaseModel):
     beliefs: list[str]
     latency_ms: float | None
     errors: list[str]
+    congestion: float = Field(description="Utilisation above which the autopilot acts (1 = full).")
 
 
 class SeriesOut(BaseModel):
@@ -281,13 +282,14 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             metric = live.autopilot.driver.running.arrays().metric.tolist()
             if r is None:
                 return StateOut(ts=None, minute=0.0, ticks=0, mlu=0.0, utilisation=[], link_up=[], metric=metric,
-                                beliefs=[], latency_ms=None, errors=live.errors[-5:])
+                                beliefs=[], latency_ms=None, errors=live.errors[-5:], congestion=pilot.congestion)
             up = r.link_up
             return StateOut(ts=r.ts.isoformat(), minute=r.minute, ticks=live.ticks,
                             mlu=float(r.link_utilisation[up].max(initial=0.0)),
                             utilisation=[float(u) if ok else 0.0 for u, ok in zip(r.link_utilisation, up)],
                             link_up=[bool(x) for x in up], metric=metric, beliefs=sorted(pilot.beliefs),
-                            latency_ms=tick.latency_ms if tick else None, errors=live.errors[-5:])
+                            latency_ms=tick.latency_ms if tick else None, errors=live.errors[-5:],
+                            congestion=pilot.congestion)
 
     @app.get("/api/telemetry", response_model=SeriesOut)
     def get_telemetry(who: Viewer, entity: str = Query(description="link:A->B"),
@@ -424,7 +426,9 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     @app.get("/api/audit")
     def audit(who: Viewer, limit: int = Query(default=200, ge=1, le=5000)) -> dict:
         intact, where = store.verify_audit()
-        return {"intact": intact, "detail": where, "entries": store.audit()[-limit:]}
+        # Each entry also at the simulated time it was written in (sim_at), the clock the rest of the API uses.
+        entries = [e | {"sim_at": live.simulated_time(e["at"])} for e in store.audit()[-limit:]]
+        return {"intact": intact, "detail": where, "entries": entries}
 
     @app.get("/api/events")
     async def events(request: Request, who: Viewer) -> StreamingResponse:
@@ -470,6 +474,10 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(WEB / "index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:  # what browsers ask for before they read the page's icon link
+        return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
