@@ -177,7 +177,8 @@ function layout(network) {
     [...unplaced].filter(id => !pos[id]).forEach((id, i) => { pos[id] = [VIEW.margin + 30 * i, VIEW.height - VIEW.margin]; });
     relax(ids, edges, pos, new Set(withPlace.map(n => n.id)), 60);
   } else {
-    // No geography: a spring layout from a circle.
+    // No geography: a spring layout from a circle (no node is marked: none has a place to miss).
+    unplaced.clear();
     ids.forEach((id, i) => {
       const a = 2 * Math.PI * i / ids.length;
       pos[id] = [VIEW.width / 2 + 250 * Math.cos(a), VIEW.height / 2 + 250 * Math.sin(a)];
