@@ -324,8 +324,6 @@ async function refreshSeries() {
   root.append(axes);
   root.append(svg("line", { x1: box.left, x2: box.right, y1: y(state.congestion), y2: y(state.congestion),
                             class: "threshold" }));
-  root.append(svgText({ x: box.right - 2, y: y(state.congestion) - 4, "text-anchor": "end", class: "threshold-label" },
-                      `congestion threshold ${pct(state.congestion)}`));
   if (f) {
     const upper = f.upper.map((v, i) => `${x(values.length + i)},${y(v)}`);
     const lower = f.lower.map((v, i) => `${x(values.length + i)},${y(v)}`).reverse();
@@ -334,6 +332,8 @@ async function refreshSeries() {
                                   class: "forecast-mean" }));
   }
   root.append(svg("polyline", { points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "), class: "measured" }));
+  root.append(svgText({ x: box.left + 4, y: y(state.congestion) + 12, "text-anchor": "start", class: "threshold-label" },
+                      `congestion threshold ${pct(state.congestion)}`));
   if (values.length) {
     const last = values.length - 1;
     root.append(svg("circle", { cx: x(last), cy: y(values[last]), r: 3, class: "now" }));
