@@ -312,8 +312,12 @@ async function refreshSeries() {
   const stepMs = times.length > 1 ? (Date.parse(times.at(-1)) - Date.parse(times[0])) / (times.length - 1) : 60000;
   const timeAt = i => i < times.length ? times[i] :
     new Date(Date.parse(times.at(-1) || 0) + (i - times.length + 1) * stepMs).toISOString();
-  const every = Math.max(1, Math.ceil(n / 6));
-  for (let i = 0; i < n; i += every) {
+  // Ticks on round times: the smallest of 5, 10, 15, 30 minutes, 1, 2, 4 hours that gives at most 7 labels.
+  const span = n * stepMs / 60000;
+  const interval = [5, 10, 15, 30, 60, 120, 240].find(m => span / m <= 7) || 480;
+  for (let i = 0; i < n; i++) {
+    const t = Date.parse(timeAt(i)) / 60000;
+    if (Number.isNaN(t) || Math.round(t) % interval !== 0) continue;
     axes.append(svg("line", { x1: x(i), x2: x(i), y1: box.bottom, y2: box.bottom + 4, class: "axis" }));
     axes.append(svgText({ x: x(i), y: box.bottom + 16, "text-anchor": "middle", class: "tick" }, hhmm(timeAt(i))));
   }
