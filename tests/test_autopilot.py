@@ -482,6 +482,9 @@ def test_api_runs_a_scenario_in_the_background(api):
     bad = request | {"faults": [{"at_minute": 4, "kind": "link_down", "target": ["BG", "XX"]}]}
     refused = client.post("/api/scenarios", json=bad, headers=h["oscar"])
     assert refused.status_code == 422 and "XX" in refused.text
+    late = request | {"faults": [{"at_minute": 45, "kind": "link_down", "target": ["BG", "GR"]}]}  # a 30-min run
+    refused = client.post("/api/scenarios", json=late, headers=h["oscar"])
+    assert refused.status_code == 422 and "faults[0].at_minute" in refused.text
     started = client.post("/api/scenarios", json=request, headers=h["oscar"])
     assert started.status_code == 202, started.text
     run_id = started.json()["id"]

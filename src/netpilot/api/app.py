@@ -30,8 +30,8 @@ from netpilot.change.verify import verify_change
 from netpilot.change.workflow import STATES as CHANGE_STATES
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
-from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.telemetry.sim.faults import Fault, check_faults
+from netpilot.telemetry.sim.simulator import DEFAULT_START
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -391,10 +391,10 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             raise HTTPException(422, f"hours: this server runs scenarios of at most {max_scenario_hours:g} h")
         if any(r["state"] == "running" for r in runs.values()):
             raise HTTPException(409, "a scenario run is in progress; one runs at a time")
-        try:
-            Simulator(network, faults=list(body.faults))  # every fault names a link or node of this network
-        except ValueError as exc:
-            raise HTTPException(422, f"faults: {exc}") from None
+        try:  # every fault names a link or node of this network and starts within the run
+            check_faults(list(body.faults), network, body.hours * 60.0)
+        except InputError as exc:
+            raise HTTPException(422, str(exc)) from None
         scenario = Scenario(name=f"api-{len(runs) + 1}", network=Path(network.name or "live"), **body.model_dump())
         run = {"id": secrets.token_hex(6), "state": "running", "progress": 0.0, "requested_by": who.user,
                "request": body, "result": None, "error": None}
