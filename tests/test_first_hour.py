@@ -144,7 +144,7 @@ def test_an_up_link_of_zero_capacity_fails_validate(tmp_path):
                                    "{source: AMS, target: FRA, capacity: 0", 1))
     code, output = run("topo", "validate", broken)
     line = next(i for i, row in enumerate(broken.read_text().splitlines(), 1) if "capacity: 0," in row)
-    assert code == 2 and f"{broken}:{line}: links[0].capacity: an up link needs a capacity above 0" in output
+    assert code == 2 and f"{broken}:{line}: links[0].capacity: zero capacity on a link that is up" in output
 
 
 # --- exit codes: 1 when refused ------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -110,11 +111,12 @@ def _same_repetita_topology(path: Path, network: Network) -> None:
     nodes: refused when the network came from a Repetita graph of another name (``Abilene.0000.demands`` is
     Abilene's)."""
     origin = network.origin or ""
-    if not origin.startswith("Repetita ") or not origin.endswith(".graph"):
+    named = re.fullmatch(r"(.+)\.\d+\.demands", path.name)  # Repetita's own naming: Topology.0000.demands
+    if named is None or not origin.startswith("Repetita ") or not origin.endswith(".graph"):
         return
     topology = origin[len("Repetita "):-len(".graph")]
-    if path.name.split(".")[0] != topology:
-        raise InputError.at(f"these are demands of {path.name.split('.')[0]!r}, the network is {topology!r}: "
+    if named.group(1) != topology:
+        raise InputError.at(f"these are demands of {named.group(1)!r}, the network is {topology!r}: "
                             "Repetita demands name nodes by index, so another network's would land on the wrong "
                             "nodes", file=path)
 
