@@ -14,6 +14,8 @@ import numpy as np
 from netpilot.errors import InputError
 
 _MAD_TO_SIGMA = 1.2533  # mean absolute deviation of a normal variable times this is its standard deviation
+# Two samples in a row at ``collapse`` under the expectation score this: the lowest threshold calibration allows.
+COLLAPSE_SCORE = 4.0
 
 
 class StreamingDetector:
@@ -27,7 +29,10 @@ class StreamingDetector:
     until one whole season has been seen, and the scale is learnt only from then on.
     Two residuals are scored: the sample's (the point detector), and a short smoothed mean's of the
     deseasonalised value (the shift detector: small level shifts that single samples hide in noise, collapses,
-    outages). The score is the larger, in units of each one's own noise standard deviation.
+    outages). The score is the larger, in units of each one's own noise standard deviation. With ``collapse``
+    > 0 a third detector scores a fall below the expectation that needs no noise estimate (a sleeping cell on
+    a bursty counter): the smaller of this and the last sample's drop under the expectation, ``collapse``
+    scoring ``COLLAPSE_SCORE`` (on log-scaled counters ``collapse`` = -log(fraction of the expectation)).
     With ``hold`` finite, a score at or above ``hold`` freezes the level, the offsets and the scales
     (the expectation is not taught the fault while it lasts), for at most ``max_hold`` samples in a row; after
     that the shift is taken as the new normal and the level jumps to it.
@@ -36,10 +41,11 @@ class StreamingDetector:
     A missing sample (NaN) scores 0 and leaves the state as it was, but advances the season's phase.
 
     After each ``update``, ``last_expected``, ``last_point`` and ``last_shift`` hold the expectation the
-    sample was compared with and the two detectors' scores (for explaining alarms)."""
+    sample was compared with and the detectors' scores (for explaining alarms)."""
 
     __slots__ = (
         "_count",
+        "_drop",
         "_held",
         "_level",
         "_offsets",
@@ -51,7 +57,9 @@ class StreamingDetector:
         "_smooth_scale",
         "_ticks",
         "clip",
+        "collapse",
         "hold",
+        "last_collapse",
         "last_expected",
         "last_point",
         "last_shift",
@@ -69,14 +77,15 @@ class StreamingDetector:
     def __init__(self, level_alpha: float = 0.02, scale_alpha: float = 0.005, smooth_alpha: float = 0.3,
                  clip: float = 4.0, warmup: int = 30, peak_window: int = 0, season: int = 0,
                  season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
-                 season_bins: int = 0) -> None:
+                 season_bins: int = 0, collapse: float = 0.0) -> None:
         for name, value in (("level_alpha", level_alpha), ("scale_alpha", scale_alpha),
                             ("smooth_alpha", smooth_alpha), ("season_alpha", season_alpha)):
             if not 0.0 < value <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
-        if season < 0 or max_hold < 0 or season_bins < 0:
-            raise InputError(f"season, season_bins and max_hold must be non-negative, got {season}, "
-                             f"{season_bins} and {max_hold}")
+        if season < 0 or max_hold < 0 or season_bins < 0 or collapse < 0:
+            raise InputError(f"season, season_bins, max_hold and collapse must be non-negative, got {season}, "
+                             f"{season_bins}, {max_hold} and {collapse}")
+        self.collapse = float(collapse)
         self.level_alpha = level_alpha
         self.scale_alpha = scale_alpha
         self.smooth_alpha = smooth_alpha
@@ -95,6 +104,7 @@ class StreamingDetector:
         self._scale = 0.0
         self._smooth = math.nan
         self._smooth_scale = 0.0
+        self._drop = 0.0  # the last sample's fall under its expectation (the collapse detector's memory)
         self._count = 0
         self._ticks = 0  # samples seen, gaps included: the season's clock
         self._skipped = 0  # samples seen during the first season (the scale is not learnt from them)
@@ -102,12 +112,12 @@ class StreamingDetector:
         self._offsets = [0.0] * self.season_bins
         self._seen = [0] * self.season_bins  # samples each bin has learnt from
         self._peaks: deque[tuple[int, float]] = deque()  # (sample number, score), scores decreasing
-        self.last_expected = self.last_point = self.last_shift = math.nan
+        self.last_expected = self.last_point = self.last_shift = self.last_collapse = math.nan
 
     def update(self, value: float) -> float:
         ticks = self._ticks = self._ticks + 1
         if value != value or value in (math.inf, -math.inf):  # NaN or infinite: a gap, not a measurement
-            self.last_expected = self.last_point = self.last_shift = math.nan
+            self.last_expected = self.last_point = self.last_shift = self.last_collapse = math.nan
             return 0.0
         season = self.season
         phase = (ticks - 1) % season * self.season_bins // season if season else 0
@@ -115,7 +125,7 @@ class StreamingDetector:
         count = self._count = self._count + 1
         if count == 1:
             self._level = self._smooth = value - offset
-            self.last_expected, self.last_point, self.last_shift = value, 0.0, 0.0
+            self.last_expected, self.last_point, self.last_shift, self.last_collapse = value, 0.0, 0.0, 0.0
             return 0.0
         level, scale = self._level, self._scale
         expected = level + offset
@@ -137,7 +147,15 @@ class StreamingDetector:
             score = z if z > zs else zs
         else:
             z = zs = score = 0.0
-        self.last_expected, self.last_point, self.last_shift = expected, z, zs
+        zc = 0.0
+        if self.collapse:
+            drop = -residual if residual < 0.0 else 0.0
+            if warm:
+                zc = COLLAPSE_SCORE * (drop if drop < self._drop else self._drop) / self.collapse
+                if zc > score:
+                    score = zc
+            self._drop = drop
+        self.last_expected, self.last_point, self.last_shift, self.last_collapse = expected, z, zs, zc
         self._smooth = smooth
         if warm and score >= self.hold:
             if self._held < self.max_hold:
@@ -207,10 +225,10 @@ class DetectorBank:
     def __init__(self, n_series: int, level_alpha: float = 0.02, scale_alpha: float = 0.005,
                  smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0,
                  season: int = 0, season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
-                 season_bins: int = 0) -> None:
+                 season_bins: int = 0, collapse: float = 0.0) -> None:
         # A detector of one series holds the parameters, checked as it checks them; its own state is unused.
         self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window,
-                                         season, season_alpha, hold, max_hold, season_bins)
+                                         season, season_alpha, hold, max_hold, season_bins, collapse)
         self._ticks = 0  # every series gets one sample (or gap) per tick, so the season's clock is shared
         self._count = np.zeros(n_series, dtype=np.int64)
         self._skipped = np.zeros(n_series, dtype=np.int64)
@@ -219,6 +237,7 @@ class DetectorBank:
         self._scale = np.zeros(n_series)
         self._smooth = np.full(n_series, np.nan)
         self._smooth_scale = np.zeros(n_series)
+        self._drop = np.zeros(n_series)
         self._offsets = np.zeros((n_series, self._params.season_bins))
         self._seen = np.zeros((n_series, self._params.season_bins), dtype=np.int64)
         self._recent = np.full((n_series, max(int(peak_window) - 1, 0)), -np.inf)  # scores, by count modulo
@@ -257,6 +276,12 @@ class DetectorBank:
         z = np.abs(residual) / (_MAD_TO_SIGMA * scale + floor)
         zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * smooth_scale + floor)
         score = np.where(warm, np.where(z > zs, z, zs), 0.0)
+        if p.collapse:
+            drop = np.where(residual < 0.0, -residual, 0.0)
+            last_drop = self._drop[i]
+            zc = COLLAPSE_SCORE * np.where(drop < last_drop, drop, last_drop) / p.collapse
+            score = np.where(warm & (zc > score), zc, score)
+            self._drop[i] = drop
         self._smooth[i] = smooth
         over = warm & (score >= p.hold)
         held = self._held[i]
@@ -357,6 +382,8 @@ class DetectorSettings:
     bin_seconds: float = 1800.0  # the seasonal profile's resolution
     peak_window: int = 0
     log_offset: float | None = None  # scored as log(value + log_offset): counters whose noise scales with them
+    # A counter two samples in a row under this share of its expectation is a collapse, however noisy it is.
+    collapse_fraction: float = 0.4
 
     @property
     def max_hold(self) -> int:
@@ -372,7 +399,15 @@ class DetectorSettings:
         bins = self.season_bins
         per_sample = min(1.0, self.season_weight * bins / self.season) if self.season else self.season_weight
         return {"season": self.season, "season_bins": bins, "hold": self.hold, "max_hold": self.max_hold,
-                "level_alpha": self.level_alpha, "season_alpha": per_sample, "peak_window": self.peak_window}
+                "level_alpha": self.level_alpha, "season_alpha": per_sample, "peak_window": self.peak_window,
+                "collapse": self.collapse}
+
+    @property
+    def collapse(self) -> float:
+        """The collapse detector's drop, in the scored units: only counters (scored in logs) have one."""
+        if self.log_offset is None or not 0.0 < self.collapse_fraction < 1.0:
+            return 0.0
+        return -math.log(self.collapse_fraction)
 
     def detector(self) -> StreamingDetector:
         return StreamingDetector(**self.kwargs())
@@ -417,16 +452,20 @@ def settings_for(values: np.ndarray, step_seconds: float, *, train_fraction: flo
 @dataclass(frozen=True)
 class Explained:
     """Per sample: the score, the expectation it was compared with, and each detector's own score (the point
-    detector: this sample's residual; the shift detector: the smoothed deseasonalised residual)."""
+    detector: this sample's residual; the shift detector: the smoothed deseasonalised residual; the collapse
+    detector: two samples in a row under the expectation, as a share of it)."""
 
     scores: np.ndarray
     expected: np.ndarray
     point: np.ndarray
     shift: np.ndarray
+    collapse: np.ndarray
 
     def fired(self, index: int) -> str:
         """Which detector gave sample ``index`` its score."""
-        return "shift" if self.shift[index] > self.point[index] else "point"
+        best = max(("point", self.point[index]), ("shift", self.shift[index]), ("collapse", self.collapse[index]),
+                   key=lambda pair: pair[1])
+        return best[0]
 
 
 def explain_series(values: np.ndarray, detector: StreamingDetector) -> Explained:
@@ -434,10 +473,12 @@ def explain_series(values: np.ndarray, detector: StreamingDetector) -> Explained
     values = np.asarray(values, dtype=float)
     n = len(values)
     scores, expected, point, shift = np.zeros(n), np.full(n, np.nan), np.zeros(n), np.zeros(n)
+    collapse = np.zeros(n)
     for k, v in enumerate(values.tolist()):
         scores[k] = detector.update(v)
         expected[k], point[k], shift[k] = detector.last_expected, detector.last_point, detector.last_shift
-    return Explained(scores, expected, np.nan_to_num(point), np.nan_to_num(shift))
+        collapse[k] = detector.last_collapse
+    return Explained(scores, expected, np.nan_to_num(point), np.nan_to_num(shift), np.nan_to_num(collapse))
 
 
 @dataclass(frozen=True)
@@ -497,6 +538,36 @@ def calibrate_runs(scores: np.ndarray, *, runs: float, min_threshold: float = 4.
         else:
             lo = mid + 1
     return Threshold(float(above[lo]), "runs")
+
+
+SAMPLES_PER_SERIES_DAY = 1440  # a day at one-minute sampling: the alarm budget's unit for faster series
+
+
+def series_days(samples: int, step_seconds: float) -> float:
+    """How many days of an operator's alarm budget ``samples`` samples are worth: the wall time they cover, or
+    for series sampled faster than once a minute (seconds-long session traces) one day per 1,440 samples; a
+    budget of one alarm run per wall-time day would allow a ten-minute trace none at all."""
+    return max(samples * step_seconds / 86_400.0, samples / SAMPLES_PER_SERIES_DAY)
+
+
+def calibrate_days(scores: np.ndarray, *, step_seconds: float, runs_per_day: float = 1.0,
+                   min_threshold: float = 4.0, blocks_per_day: int = 8) -> Threshold:
+    """A threshold from unlabelled history that raises about ``runs_per_day`` alarm runs a series-day
+    (``series_days``): the history is cut into blocks of 1/``blocks_per_day`` series-day, and the threshold is
+    the quantile of the blocks' maxima that ``runs_per_day`` blocks a day exceed. Real incidents in the history
+    fill a few blocks and move that quantile little, where a budget of runs (``calibrate_runs``) lets them spend
+    the whole allowance and lifts the bar over every shorter one. Never below ``min_threshold``."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=float))
+    if not len(scores):
+        return Threshold(min_threshold, "days")
+    day = len(scores) / series_days(len(scores), step_seconds)  # samples in one series-day
+    block = max(1, round(day / blocks_per_day))
+    blocks = len(scores) // block
+    if blocks == 0:
+        return Threshold(max(min_threshold, float(np.nextafter(scores.max(), np.inf))), "days")
+    maxima = scores[:blocks * block].reshape(blocks, block).max(axis=1)
+    share = min(1.0, runs_per_day / blocks_per_day)
+    return Threshold(max(min_threshold, float(np.quantile(maxima, 1.0 - share))), "days")
 
 
 def detect(values: np.ndarray, *, train_fraction: float = 0.5, labels: np.ndarray | None = None,
