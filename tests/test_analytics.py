@@ -63,7 +63,9 @@ def test_streaming_equals_batch_and_ignores_gaps():
                                     {"season": 7, "season_alpha": 0.3, "hold": 3.0, "max_hold": 0, "warmup": 2},
                                     {"season": 50, "hold": 5.0, "max_hold": 60, "peak_window": 10},
                                     {"season": 24, "hold": 4.0, "max_hold": 20, "collapse": 30.0},
-                                    {"collapse": 5.0, "warmup": 3, "peak_window": 5}])
+                                    {"collapse": 5.0, "warmup": 3, "peak_window": 5},
+                                    {"season": 24, "hold": 3.0, "max_hold": 15, "collapse": 20.0, "cusum": 0.5},
+                                    {"cusum": 1.0, "warmup": 5, "peak_window": 8}])
 def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     """The vectorised bank runs the scalar recursion exactly: same scores to the bit, through gaps (NaN and
     infinities, different per series), rebases, level shifts and spikes."""
@@ -217,7 +219,9 @@ def test_calibrate_days_is_not_lifted_by_one_long_real_episode():
     assert calibrate_days(scores, step_seconds=step).value < 6.0
     assert calibrate_runs(scores, runs=6).value == 40.0
     assert calibrate_days(scores, step_seconds=step, min_threshold=8.0).value == 8.0  # the floor
-    assert calibrate_days(scores[:100], step_seconds=step).value > scores[:100].max()  # under one block
+    short = np.r_[scores[:40], 6.5, scores[:40]]  # under one block (90 samples): above all of it
+    assert calibrate_days(short, step_seconds=step).value > 6.5
+    assert calibrate_days(np.arange(30.0), step_seconds=86_400.0).value == 4.0  # daily: each day may alarm
 
 
 def test_series_days_counts_fast_traces_by_samples():
@@ -238,6 +242,17 @@ def test_collapse_detector_needs_no_noise_estimate():
     assert (StreamingDetector().score_many(values) == score_series(values)).all()  # off by default
     with pytest.raises(InputError, match="collapse"):
         StreamingDetector(collapse=-1.0)
+
+
+def test_cusum_accumulates_a_shift_too_small_for_one_sample():
+    rng = np.random.default_rng(6)
+    values = rng.normal(0, 1, 700)
+    values[600:] += 1.5  # a shift of 1.5 standard deviations: no single sample stands out
+    explained = explain_series(values, StreamingDetector(cusum=0.5, hold=4.0, max_hold=50))
+    assert explained.point[600:620].max() < 6.0 <= explained.cusum[600:620].max()
+    assert explained.cusum[100:600].max() < explained.cusum[600:620].max()
+    assert explained.fired(int(600 + np.argmax(explained.cusum[600:620]))) == "cusum"
+    assert StreamingDetector().score_many(values).max() < explained.scores.max()  # off by default
 
 
 # --- scoring -----------------------------------------------------------------------------------------------------
