@@ -47,6 +47,7 @@ class StreamingDetector:
     sample was compared with and the detectors' scores (for explaining alarms)."""
 
     __slots__ = (
+        "_bias",
         "_count",
         "_down",
         "_drop",
@@ -59,7 +60,6 @@ class StreamingDetector:
         "_skipped",
         "_smooth",
         "_smooth_scale",
-        "_bias",
         "_ticks",
         "_up",
         "clip",
