@@ -205,3 +205,47 @@ def write_scenario(scenario: Scenario, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(header + "\n" + yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120))
     return path
+
+
+def scale_demands(network: Network, factor: float) -> Network:
+    return network.model_copy(update={"demands": [d.model_copy(update={"volume": d.volume * factor})
+                                                  for d in network.demands]})
+
+
+def network_optimum(network: Network) -> PeakOptimum:
+    pairs, volume = network.arrays().demand_pairs()
+    return peak_optimum(network, volume, pairs)
+
+
+def sample_at_load(backbone_file: str | Path, backbone_demands: str | Path | None = None, *, load: float = 0.6,
+                   cells_per_router: int = 2, edge_sites: int | None = None, gravity_pairs: int = 20_000,
+                   seed: int = 7) -> Network:
+    """A sample network on any backbone whose whole demand (backbone and cells) has optimal peak MLU ``load``:
+    the backbone's matrix (or a gravity matrix) is first scaled so that the backbone alone is at ``load``, the
+    access layer is sized to that traffic (``build_sized_sample``), and the whole matrix is scaled once more so
+    that the network with its cells is at ``load``."""
+    from netpilot.model.formats import attach_demands, import_demands, import_network
+    from netpilot.model.io import network_from_data
+    from netpilot.model.sample import backbone_name, build_sized_sample, gravity_demands
+
+    if not 0 < load <= 10:
+        raise InputError.at(f"must be in (0, 10], got {load}", field="--load")
+    backbone = import_network(backbone_file)
+    if backbone_demands is not None:
+        backbone = attach_demands(backbone, import_demands(backbone_demands, backbone), source=backbone_demands)
+        matrix = f"its traffic matrix {Path(backbone_demands).name}"
+    else:
+        data = backbone.model_dump(mode="json")
+        data["demands"] = gravity_demands(backbone, pairs=gravity_pairs, seed=seed)
+        backbone = network_from_data(data, file=str(backbone_file))
+        matrix = f"a gravity matrix (its {len(data['demands'])} largest pairs, seed {seed})"
+    first = network_optimum(backbone)
+    backbone = scale_demands(backbone, load / first.mlu)
+    origin = (f"backbone: {backbone.origin or Path(backbone_file).name} ({backbone_name(backbone_file)}) with "
+              f"{matrix}; access layer sized to it by `netpilot topo sample --load {load:g}` (seed {seed})")
+    network = build_sized_sample(backbone, cells_per_router=cells_per_router, edge_sites=edge_sites, seed=seed,
+                                 origin=origin)
+    whole = network_optimum(network)
+    network = scale_demands(network, load / whole.mlu)
+    return network.model_copy(update={"notes": [*network.notes, f"whole matrix scaled so the {whole.method} "
+                                                f"optimum's MLU is {load:g}"]})
