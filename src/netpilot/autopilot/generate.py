@@ -92,7 +92,10 @@ def generate_scenario(network_file: str | Path, *, seed: int = 0, load: float = 
     static_mlu = float(np.max(peak_loads / np.maximum(network.arrays().capacity, 1e-9)))
 
     peak = busy_hour(sim.profile)
-    lead = (0.6 if faults else 0.8) * hours
+    lead = 0.6 * hours
+    if not faults:
+        # The day's ramp alone: shortest paths cross into overload half-way through the run, if they ever do.
+        lead = max(lead, _hours_to_overload(sim.profile, peak, static_mlu) + 0.5 * hours)
     start = DEFAULT_START + timedelta(hours=peak - lead)
     start = start.replace(second=0, microsecond=0)
     drawn = _draw_faults(network, sim, peak_loads, scale, rng, count=faults, kinds=kinds,
@@ -111,6 +114,21 @@ def generate_scenario(network_file: str | Path, *, seed: int = 0, load: float = 
         name=name or f"{network_file.stem}-load{load:g}-seed{seed}", network=where(network_file) or network_file,
         demands=where(draft.demands) if draft.demands else None, hours=hours, step_seconds=step_seconds,
         seed=seed, start=start.astimezone(UTC), demand_scale=round(scale, 9), faults=drawn, generated=info)
+
+
+def _hours_to_overload(profile: np.ndarray, peak: float, static_peak_mlu: float) -> float:
+    """How long before the peak shortest-path routing's MLU (``static_peak_mlu`` times the profile's level)
+    first exceeds 1 on the day's ramp; 0 if it never does."""
+    if static_peak_mlu <= 1.0:
+        return 0.0
+    top = float(profile.max())
+    minutes = np.arange(0, 12 * 60)
+    hours = peak - minutes / 60.0
+    low = np.floor(hours).astype(int) % HOURS_PER_WEEK
+    frac = hours - np.floor(hours)
+    level = ((1 - frac) * profile[low] + frac * profile[(low + 1) % HOURS_PER_WEEK]) / top
+    below = np.flatnonzero(static_peak_mlu * level <= 1.0)
+    return float(minutes[below[0]] / 60.0) if len(below) else 0.0
 
 
 def _draw_faults(network: Network, sim: Simulator, peak_loads: np.ndarray, scale: float,

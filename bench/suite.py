@@ -1,0 +1,317 @@
+"""The scenario suite: the loop on networks it was not tuned on, from Abilene (11 routers) to Kdl (754), at three
+loads and three seeds, with generated faults of every kind and ramp-only days, each scored against static routing
+and the hindsight oracle; the issue's targets per run and over the suite, and plots under docs/.
+
+    python bench/suite.py [--topologies A,B] [--loads 0.6,0.75,0.9] [--seeds 1,2,3] [--hours 3] [--workers 2]
+                          [--ramp-seeds 1] [--out bench/results/suite.json]
+
+Scenarios are independent and run in parallel processes. Networks and scenarios are written under build/suite/
+(regenerated only when missing). Replays are deterministic; only the latency figures move between machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("NETPILOT_SHARED_DATA", ROOT.parent / "shared" / "data")) / "te"
+REPETITA = SHARED / "repetita" / "2016TopologyZooUCL_inverseCapacity"
+WORK = ROOT / "build" / "suite"
+console = Console(width=200, stderr=True)
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A network of the suite: a backbone file, its demands (None: gravity), and whether it gets cells."""
+
+    name: str
+    graph: Path
+    demands: Path | None
+    cells: bool = False
+
+
+def topologies() -> list[Topology]:
+    zoo = ["Abilene", "AttMpls", "Geant2012", "Uninett2010", "Interoute", "Deltacom", "Ion", "GtsCe",
+           "Cogentco"]
+    out = [Topology(name, REPETITA / f"{name}.graph", REPETITA / f"{name}.0000.demands") for name in zoo]
+    rf = SHARED / "repetita" / "2016RocketFuelUCL"
+    out.append(Topology("rf1239", rf / "rf1239_real_hard.graph", rf / "rf1239_real_hard.0000.demands"))
+    out += [Topology("Geant2012+cells", REPETITA / "Geant2012.graph", REPETITA / "Geant2012.0000.demands", True),
+            Topology("Cogentco+cells", REPETITA / "Cogentco.graph", REPETITA / "Cogentco.0000.demands", True),
+            Topology("Kdl+cells", SHARED / "teal" / "topologies" / "Kdl.json", None, True)]
+    return out
+
+
+@dataclass
+class RunMetrics:
+    """One scenario's figures against the issue's targets."""
+
+    scenario: str
+    topology: str
+    nodes: int
+    routers: int
+    cells: int
+    load: float
+    seed: int
+    ramp_only: bool
+    static_gbit: float
+    autopilot_gbit: float
+    oracle_gbit: float
+    share_of_achievable_cut: float | None
+    unsafe_applied: int
+    faults: int
+    faults_detected: int
+    root_cause_first: int
+    helpable_faults: int
+    missed: list[str]
+    false_incidents: int
+    changes_applied: int
+    p50_ms: float
+    p99_ms: float
+    stages_p99_ms: dict[str, float]
+    first_overloaded_minute: float | None
+    first_applied_minute: float | None
+    preemptive: bool | None
+    oracle_seconds: float
+    wall_seconds: float
+
+
+def prepare_network(topology: Topology, load: float) -> Path:
+    """The network file of a topology: imported as is (the scenario scales its demand), or with a sized access
+    layer at ``load``; cached under build/suite/networks."""
+    from netpilot.model.formats import attach_demands, import_demands, import_network
+    from netpilot.model.io import save_network
+
+    folder = WORK / "networks"
+    folder.mkdir(parents=True, exist_ok=True)
+    if not topology.cells:
+        path = folder / f"{topology.name}.yaml"
+        if not path.exists():
+            network = import_network(topology.graph)
+            network = attach_demands(network, import_demands(topology.demands, network), source=topology.demands)
+            save_network(network, path)
+        return path
+    path = folder / f"{topology.name}-load{load:g}.yaml"
+    if not path.exists():
+        from netpilot.autopilot.generate import sample_at_load
+
+        save_network(sample_at_load(topology.graph, topology.demands, load=load), path)
+    return path
+
+
+def prepare_scenario(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> Path:
+    from netpilot.autopilot.generate import generate_scenario, write_scenario
+
+    network = prepare_network(topology, load)
+    folder = WORK / "scenarios"
+    name = f"{topology.name}-load{load:g}-seed{seed}{'-ramp' if ramp_only else ''}-{hours:g}h"
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=0 if ramp_only else 3,
+                                     relative_to=folder, name=name)
+        write_scenario(scenario, path)
+    return path
+
+
+def run_one(path: str, topology: str, load: float, ramp_only: bool) -> RunMetrics:
+    """One scenario, in a worker process: the autopilot, static routing and the oracle."""
+    from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
+
+    started = time.perf_counter()
+    scenario = load_scenario(path)
+    network = scenario_network(scenario)
+    r = compare(scenario, network=network, settle=True)
+    kinds = [n.kind for n in network.nodes]
+    o, lat = r["overload_traffic"], r["decision_latency_ms"]
+    helpable = {f.id: f.helpable for f in scenario.generated.faults} if scenario.generated else {}
+    first_over = r["static_first_overloaded_minute"]
+    applied = r["applied_minutes"]
+    preemptive = None
+    if ramp_only and first_over is not None and first_over > 0:
+        preemptive = bool(applied) and min(applied) < first_over
+    return RunMetrics(
+        scenario=r["scenario"], topology=topology, nodes=len(kinds), routers=kinds.count("router"),
+        cells=kinds.count("cell_site"), load=load, seed=scenario.seed, ramp_only=ramp_only,
+        static_gbit=o["baseline_gbit"], autopilot_gbit=o["autopilot_gbit"], oracle_gbit=o["oracle_gbit"],
+        share_of_achievable_cut=o["share_of_achievable_cut"], unsafe_applied=r["unsafe_changes_applied"],
+        faults=len(r["faults"]), faults_detected=sum(f["detected"] for f in r["faults"]),
+        root_cause_first=sum(f["root_cause_rank"] == 1 for f in r["faults"]),
+        helpable_faults=sum(helpable.get(f["id"], True) for f in r["faults"]),
+        missed=[f"{f['kind']} {f['target']}" for f in r["faults"] if not f["detected"]],
+        false_incidents=r["false_incidents"], changes_applied=r["changes_applied"], p50_ms=lat["p50"],
+        p99_ms=lat["p99"], stages_p99_ms=lat["stages_p99"], first_overloaded_minute=first_over,
+        first_applied_minute=min(applied) if applied else None, preemptive=preemptive,
+        oracle_seconds=r["oracle"]["seconds"], wall_seconds=time.perf_counter() - started)
+
+
+@dataclass
+class SuiteSummary:
+    """The suite against the issue's targets."""
+
+    runs: int
+    fault_runs: int
+    ramp_runs: int
+    share_over_suite: float | None
+    share_min: float | None
+    runs_below_070: int
+    runs_without_share: int
+    unsafe_applied: int
+    faults: int
+    faults_detected: int
+    root_cause_first: int
+    false_incidents_per_run: float
+    preemptive: int
+    ramp_runs_qualifying: int
+
+
+def summarise(runs: list[RunMetrics]) -> SuiteSummary:
+    """Over the suite: the share of the achievable cut is the cut summed over every run over the achievable cut
+    summed (the suite's overload, not a mean of ratios); the per-run minimum over runs with something to cut."""
+    faulted = [r for r in runs if not r.ramp_only]
+    ramps = [r for r in runs if r.ramp_only]
+    achievable = sum(r.static_gbit - r.oracle_gbit for r in runs)
+    cut = sum(r.static_gbit - r.autopilot_gbit for r in runs)
+    shares = [r.share_of_achievable_cut for r in runs if r.share_of_achievable_cut is not None]
+    qualifying = [r for r in ramps if r.preemptive is not None]
+    return SuiteSummary(
+        runs=len(runs), fault_runs=len(faulted), ramp_runs=len(ramps),
+        share_over_suite=cut / achievable if achievable > 0 else None, share_min=min(shares) if shares else None,
+        runs_below_070=sum(s < 0.70 for s in shares), runs_without_share=len(runs) - len(shares),
+        unsafe_applied=sum(r.unsafe_applied for r in runs), faults=sum(r.faults for r in faulted),
+        faults_detected=sum(r.faults_detected for r in faulted),
+        root_cause_first=sum(r.root_cause_first for r in faulted),
+        false_incidents_per_run=float(np.mean([r.false_incidents for r in runs])) if runs else 0.0,
+        preemptive=sum(bool(r.preemptive) for r in qualifying), ramp_runs_qualifying=len(qualifying))
+
+
+def plots(runs: list[RunMetrics], folder: Path) -> list[Path]:
+    """Decision latency p50/p99 against network size; share of the achievable cut per run against size."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    nodes = np.array([r.nodes for r in runs])
+    ax.scatter(nodes, [r.p50_ms for r in runs], s=14, label="p50 per run")
+    ax.scatter(nodes, [r.p99_ms for r in runs], s=14, marker="^", label="p99 per run")
+    ax.axhline(100, color="grey", lw=0.8, ls="--")
+    ax.axhline(500, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("nodes (routers + cells + edge sites)")
+    ax.set_ylabel("decision latency per tick (ms)")
+    ax.set_title("Decision latency against network size (2 shared cores)")
+    ax.legend()
+    fig.tight_layout()
+    out.append(folder / "suite-latency.png")
+    fig.savefig(out[-1], dpi=110)
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    with_share = [r for r in runs if r.share_of_achievable_cut is not None]
+    for ramp, marker, label in ((False, "o", "faults"), (True, "s", "ramp only")):
+        chosen = [r for r in with_share if r.ramp_only == ramp]
+        ax.scatter([r.nodes for r in chosen], [r.share_of_achievable_cut for r in chosen], s=16, marker=marker,
+                   label=label)
+    ax.axhline(0.9, color="grey", lw=0.8, ls="--")
+    ax.axhline(0.7, color="grey", lw=0.8, ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("nodes")
+    ax.set_ylabel("share of the achievable cut")
+    ax.set_title("(static - autopilot) / (static - hindsight oracle), per run")
+    ax.legend()
+    fig.tight_layout()
+    out.append(folder / "suite-share.png")
+    fig.savefig(out[-1], dpi=110)
+    plt.close(fig)
+    return out
+
+
+def table(runs: list[RunMetrics]) -> Table:
+    t = Table("scenario", "nodes", "static / autopilot / oracle (Gbit)", "share", "unsafe", "detected",
+              "rank 1", "false inc.", "applied", "p50 / p99 (ms)", "pre-emptive", "wall (s)")
+    for r in sorted(runs, key=lambda r: (r.nodes, r.scenario)):
+        t.add_row(r.scenario, str(r.nodes), f"{r.static_gbit:.0f} / {r.autopilot_gbit:.0f} / {r.oracle_gbit:.0f}",
+                  "-" if r.share_of_achievable_cut is None else f"{r.share_of_achievable_cut:.2f}",
+                  str(r.unsafe_applied), f"{r.faults_detected}/{r.faults}", f"{r.root_cause_first}/{r.faults}",
+                  str(r.false_incidents), str(r.changes_applied), f"{r.p50_ms:.0f} / {r.p99_ms:.0f}",
+                  "-" if r.preemptive is None else ("yes" if r.preemptive else "no"), f"{r.wall_seconds:.0f}")
+    return t
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--topologies", default="", help="Comma-separated names (default: all).")
+    parser.add_argument("--loads", default="0.6,0.75,0.9")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--ramp-seeds", default="1", help="Seeds of the ramp-only (no fault) scenarios.")
+    parser.add_argument("--hours", type=float, default=3.0)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite.json")
+    parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    args = parser.parse_args(argv)
+    chosen = {t.strip() for t in args.topologies.split(",") if t.strip()}
+    tops = [t for t in topologies() if not chosen or t.name in chosen]
+    if chosen - {t.name for t in tops}:
+        raise SystemExit(f"unknown topologies {sorted(chosen - {t.name for t in tops})}; choose from "
+                         f"{', '.join(t.name for t in topologies())}")
+    loads = [float(x) for x in args.loads.split(",") if x]
+    seeds = [int(x) for x in args.seeds.split(",") if x]
+    ramp_seeds = [int(x) for x in args.ramp_seeds.split(",") if x]
+    jobs = [(t, load, seed, False) for t in tops for load in loads for seed in seeds]
+    jobs += [(t, load, seed, True) for t in tops for load in loads for seed in ramp_seeds]
+    started = time.perf_counter()
+    runs: list[RunMetrics] = []
+    failed: list[dict] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        prep = progress.add_task("networks and scenarios", total=len(jobs))
+        paths = []
+        for t, load, seed, ramp in jobs:
+            paths.append(prepare_scenario(t, load, seed, args.hours, ramp))
+            progress.advance(prep)
+        task = progress.add_task("scenarios", total=len(jobs))
+        with ProcessPoolExecutor(max_workers=args.workers) as pool:
+            futures = {pool.submit(run_one, str(p), t.name, load, ramp): p
+                       for p, (t, load, _, ramp) in zip(paths, jobs, strict=True)}
+            for future in as_completed(futures):
+                try:
+                    run = future.result()
+                    runs.append(run)
+                    share = run.share_of_achievable_cut
+                    progress.console.print(f"{run.scenario}: share {'-' if share is None else f'{share:.2f}'}, "
+                                           f"p99 {run.p99_ms:.0f} ms, {run.wall_seconds:.0f} s")
+                except Exception as exc:  # a run that fails is reported, not allowed to stop the suite
+                    failed.append({"scenario": futures[future].stem, "error": repr(exc)})
+                    progress.console.print(f"[red]{futures[future].stem}: {exc!r}")
+                progress.advance(task)
+    summary = summarise(runs)
+    console.print(table(runs))
+    console.print(summary)
+    figures = plots(runs, args.docs) if runs else []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({
+        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "hours": args.hours, "loads": loads, "seeds": seeds, "ramp_seeds": ramp_seeds, "workers": args.workers,
+        "wall_seconds": time.perf_counter() - started, "summary": asdict(summary),
+        "runs": [asdict(r) for r in sorted(runs, key=lambda r: (r.nodes, r.scenario))], "failed": failed,
+        "plots": [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in figures]},
+        indent=1, default=float) + "\n")
+
+
+if __name__ == "__main__":
+    main()
