@@ -188,9 +188,7 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
     cut = 1.0 - ours["overload_traffic_gbit"] / base if base > 0 else None
     oracle = hindsight_oracle(scenario, network, static_trace, ours_trace,
                               progress=(lambda i, n: progress("oracle", i, n)) if progress else None)
-    achievable = base - oracle.overload_gbit
-    share = ((base - ours["overload_traffic_gbit"]) / achievable
-             if achievable > ACHIEVABLE_FLOOR_SHARE * max(base, 1e-12) and achievable > 0 else None)
+    share = share_of_achievable_cut(base, ours["overload_traffic_gbit"], oracle.overload_gbit)
     overloaded = [i for i, o in enumerate(static_trace.overload) if o > 0]
     return {"scenario": scenario.name or scenario.network.stem, **{k: v for k, v in ours.items()
                                                                    if k != "overload_traffic_gbit"},
@@ -257,6 +255,16 @@ def _with_metrics(network: Network, metric: np.ndarray, capacity: np.ndarray, po
         link["metric"] = int(value)
         link["capacity"] = float(cap)
     return Network.model_validate(data)
+
+
+def share_of_achievable_cut(static: float, autopilot: float, oracle: float) -> float | None:
+    """(static - autopilot) / (static - oracle): the part of what hindsight could have cut that the loop cut
+    (1: as good as the oracle; 0: no better than static routing; below 0: worse). None when the oracle could
+    cut nothing worth speaking of (no overload, or only what no routing avoids: the scenario cannot be helped)."""
+    achievable = static - oracle
+    if achievable <= 0 or achievable <= ACHIEVABLE_FLOOR_SHARE * static:
+        return None
+    return (static - autopilot) / achievable
 
 
 def _false_incidents(pilot: Autopilot, faults: list[Fault]) -> int:
