@@ -84,8 +84,9 @@ class RunMetrics:
     first_overloaded_minute: float | None
     first_applied_minute: float | None
     preemptive: bool | None
-    oracle_seconds: float
+    oracle_ticks_solved: int
     wall_seconds: float
+    cpu_seconds: float  # the worker's CPU time: on a shared machine, what the run cost
 
 
 def prepare_network(topology: Topology, load: float) -> Path:
@@ -129,7 +130,7 @@ def run_one(path: str, topology: str, load: float, ramp_only: bool) -> RunMetric
     """One scenario, in a worker process: the autopilot, static routing and the oracle."""
     from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     scenario = load_scenario(path)
     network = scenario_network(scenario)
     r = compare(scenario, network=network, settle=True)
@@ -153,7 +154,8 @@ def run_one(path: str, topology: str, load: float, ramp_only: bool) -> RunMetric
         false_incidents=r["false_incidents"], changes_applied=r["changes_applied"], p50_ms=lat["p50"],
         p99_ms=lat["p99"], stages_p99_ms=lat["stages_p99"], first_overloaded_minute=first_over,
         first_applied_minute=min(applied) if applied else None, preemptive=preemptive,
-        oracle_seconds=r["oracle"]["seconds"], wall_seconds=time.perf_counter() - started)
+        oracle_ticks_solved=r["oracle"]["ticks_solved"], wall_seconds=time.perf_counter() - started,
+        cpu_seconds=time.process_time() - cpu)
 
 
 @dataclass
@@ -243,13 +245,14 @@ def plots(runs: list[RunMetrics], folder: Path) -> list[Path]:
 
 def table(runs: list[RunMetrics]) -> Table:
     t = Table("scenario", "nodes", "static / autopilot / oracle (Gbit)", "share", "unsafe", "detected",
-              "rank 1", "false inc.", "applied", "p50 / p99 (ms)", "pre-emptive", "wall (s)")
+              "rank 1", "false inc.", "applied", "p50 / p99 (ms)", "pre-emptive", "wall / CPU (s)")
     for r in sorted(runs, key=lambda r: (r.nodes, r.scenario)):
         t.add_row(r.scenario, str(r.nodes), f"{r.static_gbit:.0f} / {r.autopilot_gbit:.0f} / {r.oracle_gbit:.0f}",
                   "-" if r.share_of_achievable_cut is None else f"{r.share_of_achievable_cut:.2f}",
                   str(r.unsafe_applied), f"{r.faults_detected}/{r.faults}", f"{r.root_cause_first}/{r.faults}",
                   str(r.false_incidents), str(r.changes_applied), f"{r.p50_ms:.0f} / {r.p99_ms:.0f}",
-                  "-" if r.preemptive is None else ("yes" if r.preemptive else "no"), f"{r.wall_seconds:.0f}")
+                  "-" if r.preemptive is None else ("yes" if r.preemptive else "no"),
+                  f"{r.wall_seconds:.0f} / {r.cpu_seconds:.0f}")
     return t
 
 
@@ -263,6 +266,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite.json")
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
+    parser.add_argument("--deadline-minutes", type=float, default=None,
+                        help="Stop after this long: runs under way are stopped, the rest listed as not run.")
     args = parser.parse_args(argv)
     chosen = {t.strip() for t in args.topologies.split(",") if t.strip()}
     tops = [t for t in topologies() if not chosen or t.name in chosen]
@@ -272,11 +277,28 @@ def main(argv: list[str] | None = None) -> None:
     loads = [float(x) for x in args.loads.split(",") if x]
     seeds = [int(x) for x in args.seeds.split(",") if x]
     ramp_seeds = [int(x) for x in args.ramp_seeds.split(",") if x]
+    # Breadth first: every network once (the first load and seed, faults then ramp) before any second load or
+    # seed, so that a suite stopped by --deadline-minutes has covered the most networks.
     jobs = [(t, load, seed, False) for t in tops for load in loads for seed in seeds]
     jobs += [(t, load, seed, True) for t in tops for load in loads for seed in ramp_seeds]
+    jobs.sort(key=lambda j: ((ramp_seeds if j[3] else seeds).index(j[2]), loads.index(j[1]), j[3],
+                             tops.index(j[0])))
     started = time.perf_counter()
+    deadline = started + args.deadline_minutes * 60 if args.deadline_minutes else None
     runs: list[RunMetrics] = []
     failed: list[dict] = []
+    not_run: list[str] = []
+
+    def write() -> None:
+        summary = summarise(runs)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps({
+            "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+            "hours": args.hours, "loads": loads, "seeds": seeds, "ramp_seeds": ramp_seeds,
+            "workers": args.workers, "wall_seconds": time.perf_counter() - started, "summary": asdict(summary),
+            "runs": [asdict(r) for r in sorted(runs, key=lambda r: (r.nodes, r.scenario))], "failed": failed,
+            "not_run": not_run}, indent=1, default=float) + "\n")
+
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         prep = progress.add_task("networks and scenarios", total=len(jobs))
@@ -285,10 +307,12 @@ def main(argv: list[str] | None = None) -> None:
             paths.append(prepare_scenario(t, load, seed, args.hours, ramp))
             progress.advance(prep)
         task = progress.add_task("scenarios", total=len(jobs))
-        with ProcessPoolExecutor(max_workers=args.workers) as pool:
-            futures = {pool.submit(run_one, str(p), t.name, load, ramp): p
-                       for p, (t, load, _, ramp) in zip(paths, jobs, strict=True)}
-            for future in as_completed(futures):
+        pool = ProcessPoolExecutor(max_workers=args.workers)
+        futures = {pool.submit(run_one, str(p), t.name, load, ramp): p
+                   for p, (t, load, _, ramp) in zip(paths, jobs, strict=True)}
+        try:
+            for future in as_completed(futures, timeout=None if deadline is None
+                                       else max(1.0, deadline - time.perf_counter())):
                 try:
                     run = future.result()
                     runs.append(run)
@@ -299,18 +323,22 @@ def main(argv: list[str] | None = None) -> None:
                     failed.append({"scenario": futures[future].stem, "error": repr(exc)})
                     progress.console.print(f"[red]{futures[future].stem}: {exc!r}")
                 progress.advance(task)
+                write()
+        except TimeoutError:
+            not_run = sorted(p.stem for f, p in futures.items() if not f.done())
+            progress.console.print(f"[yellow]deadline: {len(not_run)} scenarios not run")
+            # The runs under way are stopped, not waited for: the suite has a wall-clock budget. These are
+            # this pool's own worker processes (the executor offers no other way to stop a running task).
+            for process in list(getattr(pool, "_processes", {}).values()):
+                process.terminate()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+    write()
     summary = summarise(runs)
     console.print(table(runs))
     console.print(summary)
-    figures = plots(runs, args.docs) if runs else []
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
-        "hours": args.hours, "loads": loads, "seeds": seeds, "ramp_seeds": ramp_seeds, "workers": args.workers,
-        "wall_seconds": time.perf_counter() - started, "summary": asdict(summary),
-        "runs": [asdict(r) for r in sorted(runs, key=lambda r: (r.nodes, r.scenario))], "failed": failed,
-        "plots": [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p) for p in figures]},
-        indent=1, default=float) + "\n")
+    if runs:
+        plots(runs, args.docs)
 
 
 if __name__ == "__main__":
