@@ -80,6 +80,8 @@ class RunMetrics:
     changes_applied: int
     p50_ms: float
     p99_ms: float
+    tick_cpu_p50_ms: float  # CPU time of the whole tick (decision and acting): the machine's other tenants excluded
+    tick_cpu_p99_ms: float
     stages_p99_ms: dict[str, float]
     first_overloaded_minute: float | None
     first_applied_minute: float | None
@@ -102,14 +104,19 @@ def prepare_network(topology: Topology, load: float) -> Path:
         if not path.exists():
             network = import_network(topology.graph)
             network = attach_demands(network, import_demands(topology.demands, network), source=topology.demands)
-            save_network(network, path)
+            _atomic(path, lambda tmp: save_network(network, tmp))
         return path
     path = folder / f"{topology.name}-load{load:g}.yaml"
     if not path.exists():
         from netpilot.autopilot.generate import sample_at_load
 
-        save_network(sample_at_load(topology.graph, topology.demands, load=load), path)
+        network = sample_at_load(topology.graph, topology.demands, load=load)
+        _atomic(path, lambda tmp: save_network(network, tmp))
     return path
+
+
+def scenario_name(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> str:
+    return f"{topology.name}-load{load:g}-seed{seed}{'-ramp' if ramp_only else ''}-{hours:g}h"
 
 
 def prepare_scenario(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> Path:
@@ -117,19 +124,28 @@ def prepare_scenario(topology: Topology, load: float, seed: int, hours: float, r
 
     network = prepare_network(topology, load)
     folder = WORK / "scenarios"
-    name = f"{topology.name}-load{load:g}-seed{seed}{'-ramp' if ramp_only else ''}-{hours:g}h"
+    name = scenario_name(topology, load, seed, hours, ramp_only)
     path = folder / f"{name}.yaml"
     if not path.exists():
         scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=0 if ramp_only else 3,
                                      relative_to=folder, name=name)
-        write_scenario(scenario, path)
+        _atomic(path, lambda tmp: write_scenario(scenario, tmp))
     return path
 
 
-def run_one(path: str, topology: str, load: float, ramp_only: bool) -> RunMetrics:
-    """One scenario, in a worker process: the autopilot, static routing and the oracle."""
+def _atomic(path: Path, write) -> None:
+    """Write through a temporary file and rename: two workers preparing the same file never see half of it."""
+    tmp = path.with_name(f".{os.getpid()}-{path.name}")
+    write(tmp)
+    tmp.replace(path)
+
+
+def run_one(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> RunMetrics:
+    """One scenario, in a worker process: generated (network and scenario files made if missing), then the
+    autopilot, static routing and the oracle. Wall and CPU time cover the replays and the oracle only."""
     from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
 
+    path = prepare_scenario(topology, load, seed, hours, ramp_only)
     started, cpu = time.perf_counter(), time.process_time()
     scenario = load_scenario(path)
     network = scenario_network(scenario)
@@ -143,7 +159,7 @@ def run_one(path: str, topology: str, load: float, ramp_only: bool) -> RunMetric
     if ramp_only and first_over is not None and first_over > 0:
         preemptive = bool(applied) and min(applied) < first_over
     return RunMetrics(
-        scenario=r["scenario"], topology=topology, nodes=len(kinds), routers=kinds.count("router"),
+        scenario=r["scenario"], topology=topology.name, nodes=len(kinds), routers=kinds.count("router"),
         cells=kinds.count("cell_site"), load=load, seed=scenario.seed, ramp_only=ramp_only,
         static_gbit=o["baseline_gbit"], autopilot_gbit=o["autopilot_gbit"], oracle_gbit=o["oracle_gbit"],
         share_of_achievable_cut=o["share_of_achievable_cut"], unsafe_applied=r["unsafe_changes_applied"],
@@ -152,7 +168,8 @@ def run_one(path: str, topology: str, load: float, ramp_only: bool) -> RunMetric
         helpable_faults=sum(helpable.get(f["id"], True) for f in r["faults"]),
         missed=[f"{f['kind']} {f['target']}" for f in r["faults"] if not f["detected"]],
         false_incidents=r["false_incidents"], changes_applied=r["changes_applied"], p50_ms=lat["p50"],
-        p99_ms=lat["p99"], stages_p99_ms=lat["stages_p99"], first_overloaded_minute=first_over,
+        p99_ms=lat["p99"], tick_cpu_p50_ms=lat["tick_cpu_p50"], tick_cpu_p99_ms=lat["tick_cpu_p99"],
+        stages_p99_ms=lat["stages_p99"], first_overloaded_minute=first_over,
         first_applied_minute=min(applied) if applied else None, preemptive=preemptive,
         oracle_ticks_solved=r["oracle"]["ticks_solved"], wall_seconds=time.perf_counter() - started,
         cpu_seconds=time.process_time() - cpu)
@@ -245,12 +262,14 @@ def plots(runs: list[RunMetrics], folder: Path) -> list[Path]:
 
 def table(runs: list[RunMetrics]) -> Table:
     t = Table("scenario", "nodes", "static / autopilot / oracle (Gbit)", "share", "unsafe", "detected",
-              "rank 1", "false inc.", "applied", "p50 / p99 (ms)", "pre-emptive", "wall / CPU (s)")
+              "rank 1", "false inc.", "applied", "p50 / p99 (ms)", "CPU p50 / p99 (ms)", "pre-emptive",
+              "wall / CPU (s)")
     for r in sorted(runs, key=lambda r: (r.nodes, r.scenario)):
         t.add_row(r.scenario, str(r.nodes), f"{r.static_gbit:.0f} / {r.autopilot_gbit:.0f} / {r.oracle_gbit:.0f}",
                   "-" if r.share_of_achievable_cut is None else f"{r.share_of_achievable_cut:.2f}",
                   str(r.unsafe_applied), f"{r.faults_detected}/{r.faults}", f"{r.root_cause_first}/{r.faults}",
                   str(r.false_incidents), str(r.changes_applied), f"{r.p50_ms:.0f} / {r.p99_ms:.0f}",
+                  f"{r.tick_cpu_p50_ms:.0f} / {r.tick_cpu_p99_ms:.0f}",
                   "-" if r.preemptive is None else ("yes" if r.preemptive else "no"),
                   f"{r.wall_seconds:.0f} / {r.cpu_seconds:.0f}")
     return t
@@ -301,15 +320,10 @@ def main(argv: list[str] | None = None) -> None:
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
-        prep = progress.add_task("networks and scenarios", total=len(jobs))
-        paths = []
-        for t, load, seed, ramp in jobs:
-            paths.append(prepare_scenario(t, load, seed, args.hours, ramp))
-            progress.advance(prep)
         task = progress.add_task("scenarios", total=len(jobs))
         pool = ProcessPoolExecutor(max_workers=args.workers)
-        futures = {pool.submit(run_one, str(p), t.name, load, ramp): p
-                   for p, (t, load, _, ramp) in zip(paths, jobs, strict=True)}
+        futures = {pool.submit(run_one, t, load, seed, args.hours, ramp): scenario_name(t, load, seed, args.hours, ramp)
+                   for t, load, seed, ramp in jobs}
         try:
             for future in as_completed(futures, timeout=None if deadline is None
                                        else max(1.0, deadline - time.perf_counter())):
@@ -320,12 +334,12 @@ def main(argv: list[str] | None = None) -> None:
                     progress.console.print(f"{run.scenario}: share {'-' if share is None else f'{share:.2f}'}, "
                                            f"p99 {run.p99_ms:.0f} ms, {run.wall_seconds:.0f} s")
                 except Exception as exc:  # a run that fails is reported, not allowed to stop the suite
-                    failed.append({"scenario": futures[future].stem, "error": repr(exc)})
-                    progress.console.print(f"[red]{futures[future].stem}: {exc!r}")
+                    failed.append({"scenario": futures[future], "error": repr(exc)})
+                    progress.console.print(f"[red]{futures[future]}: {exc!r}")
                 progress.advance(task)
                 write()
         except TimeoutError:
-            not_run = sorted(p.stem for f, p in futures.items() if not f.done())
+            not_run = sorted(name for f, name in futures.items() if not f.done())
             progress.console.print(f"[yellow]deadline: {len(not_run)} scenarios not run")
             # The runs under way are stopped, not waited for: the suite has a wall-clock budget. These are
             # this pool's own worker processes (the executor offers no other way to stop a running task).
