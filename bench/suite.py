@@ -288,11 +288,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--deadline-minutes", type=float, default=None,
                         help="Stop after this long: runs under way are stopped, the rest listed as not run.")
     args = parser.parse_args(argv)
-    chosen = {t.strip() for t in args.topologies.split(",") if t.strip()}
-    tops = [t for t in topologies() if not chosen or t.name in chosen]
-    if chosen - {t.name for t in tops}:
-        raise SystemExit(f"unknown topologies {sorted(chosen - {t.name for t in tops})}; choose from "
-                         f"{', '.join(t.name for t in topologies())}")
+    known = {t.name: t for t in topologies()}
+    chosen = [t.strip() for t in args.topologies.split(",") if t.strip()]
+    unknown = [name for name in chosen if name not in known]
+    if unknown:
+        raise SystemExit(f"unknown topologies {unknown}; choose from {', '.join(known)}")
+    tops = [known[name] for name in chosen] if chosen else list(known.values())  # run in the order given
     loads = [float(x) for x in args.loads.split(",") if x]
     seeds = [int(x) for x in args.seeds.split(",") if x]
     ramp_seeds = [int(x) for x in args.ramp_seeds.split(",") if x]
