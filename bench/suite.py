@@ -306,7 +306,28 @@ def markdown(data: dict) -> str:
             f"{', '.join(r.missed) or '-'}"
             + (f"; ramp, first overload min {r.first_overloaded_minute}, first change min "
                f"{r.first_applied_minute}" if r.ramp_only else "") + " |")
+    lines += ["", by_kind(runs)]
     return "\n".join(lines)
+
+
+def by_kind(runs: list[RunMetrics]) -> str:
+    """Faults injected and missed per kind, over the fault runs (kinds read back from the scenario files)."""
+    import yaml
+
+    injected: dict[str, int] = {}
+    missed: dict[str, int] = {}
+    for r in runs:
+        path = WORK / "scenarios" / f"{r.scenario}.yaml"
+        if r.ramp_only or not path.exists():
+            continue
+        for fault in yaml.safe_load(path.read_text())["faults"]:
+            injected[fault["kind"]] = injected.get(fault["kind"], 0) + 1
+        for entry in r.missed:
+            kind = entry.split(" ", 1)[0]
+            missed[kind] = missed.get(kind, 0) + 1
+    rows = ["| fault kind | injected | missed |", "|---|---|---|"]
+    rows += [f"| {kind} | {count} | {missed.get(kind, 0)} |" for kind, count in sorted(injected.items())]
+    return "\n".join(rows)
 
 
 def table(runs: list[RunMetrics]) -> Table:
