@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from netpilot.autopilot.generate import generate_scenario, network_optimum, peak_optimum, write_scenario
+from netpilot.autopilot.generate import (
+    GENERATED_KINDS,
+    generate_scenario,
+    network_optimum,
+    peak_optimum,
+    write_scenario,
+)
 from netpilot.autopilot.scenario import (
     compare,
     load_scenario,
@@ -19,7 +25,6 @@ from netpilot.errors import InputError
 from netpilot.model.formats import attach_demands, import_demands, import_network
 from netpilot.model.io import network_from_data, save_network
 from netpilot.model.sample import bundled_network_path
-from netpilot.telemetry.sim.faults import FAULT_KINDS
 from netpilot.telemetry.sim.simulator import Simulator
 
 runner = CliRunner()
@@ -53,8 +58,8 @@ def test_generated_scenario_scales_the_peak_optimum_to_the_load_and_reads_back(a
 
 
 def test_every_fault_kind_is_drawn_on_a_network_with_cells_and_edge_sites(tmp_path):
-    scenario = generate_scenario(bundled_network_path(), seed=2, faults=len(FAULT_KINDS), hours=3.0)
-    assert sorted(f.kind for f in scenario.faults) == sorted(FAULT_KINDS)
+    scenario = generate_scenario(bundled_network_path(), seed=2, faults=len(GENERATED_KINDS), hours=3.0)
+    assert sorted(f.kind for f in scenario.faults) == sorted(GENERATED_KINDS)
     # Validated against the network: every target exists.
     Simulator(scenario_network(scenario), faults=scenario.faults)
 

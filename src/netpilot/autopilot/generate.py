@@ -16,14 +16,16 @@ from netpilot.autopilot.scenario import GeneratedFault, GenerationInfo, Scenario
 from netpilot.errors import InputError
 from netpilot.model.network import Network
 from netpilot.model.routing import lightest_graph
-from netpilot.telemetry.sim.faults import FAULT_KINDS, Fault
-from netpilot.telemetry.sim.profile import HOURS_PER_WEEK, bundled_profile
+from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
 
 #: Above this many (source, link) flow variables the peak-hour optimum comes from the path LP over k = 4 paths
 #: (an upper bound on the optimum, within a few per cent on these networks) instead of the edge formulation.
 EDGE_LP_LIMIT = 400_000
 LINK_KINDS = ("link_down", "link_degrade", "link_flap", "misconfig")
+#: The kinds generation draws: those with a target of their own (a link or a node) and parameters it sets.
+GENERATED_KINDS = (*LINK_KINDS, "router_down", "cell_outage", "flash_crowd", "edge_failure")
+HOURS_PER_WEEK = 168
 
 
 @dataclass(frozen=True)
@@ -48,14 +50,13 @@ def peak_optimum(network: Network, volume: np.ndarray, pairs: np.ndarray) -> Pea
     return PeakOptimum(solve_lp(problem).mlu, "path LP k=4")
 
 
-def busy_hour(profile: np.ndarray | None = None) -> float:
-    """The hour of the week (Monday 00:00 = 0) at which the traffic profile peaks."""
-    profile = bundled_profile() if profile is None else profile
+def busy_hour(profile: np.ndarray) -> float:
+    """The hour of the week (Monday 00:00 = 0) at which the weekly traffic profile (168 hourly values) peaks."""
     return float(np.argmax(profile[:HOURS_PER_WEEK]))
 
 
 def generate_scenario(network_file: str | Path, *, seed: int = 0, load: float = 0.75, hours: float = 3.0,
-                      faults: int = 3, kinds: tuple[str, ...] = FAULT_KINDS, step_seconds: float = 60.0,
+                      faults: int = 3, kinds: tuple[str, ...] = GENERATED_KINDS, step_seconds: float = 60.0,
                       demands: str | Path | None = None, relative_to: str | Path | None = None,
                       name: str | None = None) -> Scenario:
     """A scenario on ``network_file`` (with ``demands`` replacing its matrix, if given).
@@ -73,10 +74,10 @@ def generate_scenario(network_file: str | Path, *, seed: int = 0, load: float = 
         raise InputError.at(f"must be in (0, 10], got {load}", field="load")
     if faults < 0:
         raise InputError.at(f"must be >= 0, got {faults}", field="faults")
-    unknown = sorted(set(kinds) - set(FAULT_KINDS))
+    unknown = sorted(set(kinds) - set(GENERATED_KINDS))
     if unknown:
-        raise InputError.at(f"unknown fault kinds {', '.join(unknown)}; known: {', '.join(FAULT_KINDS)}",
-                            field="kinds")
+        raise InputError.at(f"cannot generate fault kinds {', '.join(unknown)}; these can be: "
+                            f"{', '.join(GENERATED_KINDS)}", field="kinds")
     network_file = Path(network_file).resolve()
     draft = Scenario(network=network_file, demands=Path(demands).resolve() if demands else None, hours=hours,
                      step_seconds=step_seconds, seed=seed)

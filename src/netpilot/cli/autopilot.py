@@ -84,10 +84,9 @@ def generate(
     """Generate a scenario on any network: faults of every kind at random times in and around the busy hours,
     on targets weighted by the traffic they carry, and the demand scaled to a stated load. Faults that strand
     traffic no routing can carry are kept and named."""
-    from netpilot.autopilot.generate import generate_scenario, write_scenario
-    from netpilot.telemetry.sim.faults import FAULT_KINDS
+    from netpilot.autopilot.generate import GENERATED_KINDS, generate_scenario, write_scenario
 
-    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else FAULT_KINDS
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else GENERATED_KINDS
     scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=faults, kinds=chosen,
                                  demands=demands, relative_to=output.resolve().parent)
     write_scenario(scenario, output)
