@@ -201,7 +201,9 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
                                                                    if k != "overload_traffic_gbit"},
             "overload_traffic": {"autopilot_gbit": ours["overload_traffic_gbit"], "baseline_gbit": base,
                                  "cut": cut, "oracle_gbit": oracle.overload_gbit,
-                                 "share_of_achievable_cut": share},
+                                 "share_of_achievable_cut": share,
+                                 "static_per_tick_mbps": [round(v, 3) for v in static_trace.overload],
+                                 "autopilot_per_tick_mbps": [round(v, 3) for v in ours_trace.overload]},
             "oracle": oracle.model_dump(),
             "static_first_overloaded_minute": (overloaded[0] * scenario.step_seconds / 60.0 if overloaded
                                                else None),
