@@ -357,13 +357,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--docs", type=Path, default=ROOT / "docs")
     parser.add_argument("--deadline-minutes", type=float, default=None,
                         help="Stop after this long: runs under way are stopped, the rest listed as not run.")
-    parser.add_argument("--report", type=Path, default=None,
-                        help="Print BENCHMARKS.md tables and redraw the plots from this results file; run nothing.")
+    parser.add_argument("--report", type=Path, nargs="+", default=None,
+                        help="Print BENCHMARKS.md tables and redraw the plots from these results files (runs of "
+                             "the same scenario counted once, the first file's); run nothing.")
     args = parser.parse_args(argv)
     if args.report is not None:
-        data = json.loads(args.report.read_text())
-        print(markdown(data))
-        plots([RunMetrics(**r) for r in data["runs"]], args.docs)
+        runs: dict[str, RunMetrics] = {}
+        for path in args.report:
+            for r in json.loads(path.read_text())["runs"]:
+                runs.setdefault(r["scenario"], RunMetrics(**r))
+        merged = sorted(runs.values(), key=lambda r: (r.nodes, r.scenario))
+        print(markdown({"runs": [asdict(r) for r in merged], "summary": asdict(summarise(merged))}))
+        plots(merged, args.docs)
         return
     known = {t.name: t for t in topologies()}
     chosen = [t.strip() for t in args.topologies.split(",") if t.strip()]
