@@ -181,13 +181,19 @@ def build_problem(network: Network, *, demands: list[Demand] | None = None, k: i
                   cache_dir: str | Path | None = None) -> TEProblem:
     """The TE instance for ``network`` and its demands (or ``demands``), with ``k`` paths per pair."""
     arrays = network.arrays()
+    check_capacities(network, arrays)
+    pairs, volume = aggregate_demands(network, demands)
+    return problem_from_pairs(arrays, pairs, volume, k=k, weight=weight, cache_dir=cache_dir)
+
+
+def check_capacities(network: Network, arrays: NetworkArrays | None = None) -> None:
+    """Refuse links that are up with zero capacity: no utilisation can be defined on them."""
+    arrays = network.arrays() if arrays is None else arrays
     zero = np.flatnonzero(arrays.up & (arrays.capacity <= 0))
     if len(zero):
         shown = ", ".join(network.links[i].id for i in zero[:5])
         raise InputError.at(f"{len(zero)} links are up with zero capacity ({shown}); set them down or give them "
                             "capacity", field="links")
-    pairs, volume = aggregate_demands(network, demands)
-    return problem_from_pairs(arrays, pairs, volume, k=k, weight=weight, cache_dir=cache_dir)
 
 
 def problem_from_pairs(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, *, k: int = 4,
@@ -251,12 +257,18 @@ class Routing:
     def pair_paths(self) -> list[dict]:
         """Per demand pair: source, target, volume and ``[{"nodes": [...], "fraction": x}]``."""
         p, arrays = self.problem, self.problem.arrays
-        out = []
-        for i, (a, b) in enumerate(p.pairs):
-            entries = []
-            for q in range(p.paths.pair_ptr[i], p.paths.pair_ptr[i + 1]):
-                if self.x[q] > 1e-9:
-                    entries.append({"nodes": p.paths.nodes_of(q, arrays), "fraction": float(self.x[q])})
-            out.append({"source": arrays.node_ids[a], "target": arrays.node_ids[b], "volume": float(p.volume[i]),
-                        "paths": entries})
-        return out
+        ids = np.asarray(arrays.node_ids, dtype=object)
+        ptr, links = p.paths.path_ptr, p.paths.path_links
+        # Node names of every hop's far end, once; a path's node list is its first link's source then these.
+        far_end = ids[arrays.dst[links]]
+        used = np.flatnonzero(self.x > 1e-9)
+        first_link = links[np.minimum(ptr[used], max(len(links) - 1, 0))] if len(links) else used
+        starts = ids[arrays.src[first_link]] if len(links) else np.empty(len(used), dtype=object)
+        entries: list[list[dict]] = [[] for _ in range(p.paths.n_pairs)]
+        owner = p.paths.path_pair[used].tolist()
+        for q, i, start, fraction in zip(used.tolist(), owner, starts.tolist(), self.x[used].tolist()):
+            hops = far_end[ptr[q]:ptr[q + 1]].tolist()
+            entries[i].append({"nodes": [start, *hops] if hops else [], "fraction": fraction})
+        pairs, volume = p.pairs.tolist(), p.volume.tolist()
+        return [{"source": ids[a], "target": ids[b], "volume": v, "paths": e}
+                for (a, b), v, e in zip(pairs, volume, entries)]
