@@ -25,9 +25,16 @@ from netpilot.optimize.te.fast import solve_fast, solve_fast_flow
 from netpilot.optimize.te.grow import solve_growing
 from netpilot.optimize.te.igp import ecmp, hop_metrics, inverse_capacity_metrics, optimise_metrics, routing_from_metrics
 from netpilot.optimize.te.lp import solve_lp, unrestricted_mlu
+from netpilot.optimize.te.paths import PathCache, cache_root, k_shortest_paths
 from netpilot.optimize.te.problem import build_problem
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _private_path_cache(tmp_path, monkeypatch):
+    """The CLI caches path sets; each test gets its own cache, never the user's."""
+    monkeypatch.setenv("NETPILOT_CACHE", str(tmp_path / "cache"))
 REPETITA = "repetita/2016TopologyZooUCL_inverseCapacity"
 
 
@@ -340,6 +347,67 @@ def test_cli_refuses_unroutable_input_clearly(tmp_path, links, demands, down, me
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_path_cache_is_per_topology_and_follows_a_changed_link(tmp_path):
+    ring = [("a", "b", 10.0), ("b", "c", 10.0), ("c", "d", 10.0), ("d", "a", 10.0), ("a", "c", 10.0)]
+    network = _net(ring, [("a", "c", 1.0)])
+    arrays = network.arrays()
+    pairs = np.array([[arrays.index["a"], arrays.index["c"]]])
+    cache = tmp_path / "c"
+    first = k_shortest_paths(arrays, pairs, 3, cache_dir=cache)
+    files = list((cache / "paths").glob("*.npz"))
+    assert len(files) == 1
+    assert first.paths_per_pair.tolist() == [3]  # a-c direct, a-b-c, a-d-c
+    # More pairs on the same topology extend the same file; the first pair's paths come back unchanged.
+    more = np.array([[arrays.index["b"], arrays.index["d"]], *pairs])
+    again = k_shortest_paths(arrays, more, 3, cache_dir=cache)
+    assert list((cache / "paths").glob("*.npz")) == files
+    assert [again.links_of(q).tolist() for q in range(again.pair_ptr[1], again.pair_ptr[2])] == \
+        [first.links_of(q).tolist() for q in range(first.n_paths)]
+    assert PathCache.open(arrays, 3, "hop", cache).base.n_pairs == 2
+    # Take the direct link down: another topology, another file, and no path uses the link that is down.
+    cut = _net(ring, [("a", "c", 1.0)], down={("a", "c")}).arrays()
+    after = k_shortest_paths(cut, pairs, 3, cache_dir=cache)
+    assert len(list((cache / "paths").glob("*.npz"))) == 2
+    assert after.paths_per_pair.tolist() == [2]
+    assert not any(not cut.up[e] for e in after.path_links)
+
+
+def test_cache_location_follows_netpilot_cache_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("NETPILOT_CACHE", str(tmp_path / "np"))
+    assert cache_root() == tmp_path / "np"
+    monkeypatch.setenv("NETPILOT_CACHE", "")
+    assert cache_root() is None
+    monkeypatch.delenv("NETPILOT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "netpilot"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root() == Path.home() / ".cache" / "netpilot"
+
+
+def test_cli_default_grows_paths_until_within_one_percent_of_any_routing_and_caches_them(te_data, tmp_path):
+    base = te_data / REPETITA
+    network = _repetita(te_data, "Abilene")
+    optimum, _ = unrestricted_mlu(build_problem(network, cache_dir=""))
+    args = ["te", "solve", "--network", str(base / "Abilene.graph"), "--demands", str(base / "Abilene.0000.demands"),
+            "--paths", "1"]
+    fixed = tmp_path / "fixed.json"
+    assert runner.invoke(app, [*args, "--no-grow", "--json", str(fixed)]).exit_code == 0
+    assert json.loads(fixed.read_text())["mlu"] > 1.05 * optimum  # one path per pair falls well short
+    answers = []
+    for name in ("first.json", "cached.json"):
+        result = runner.invoke(app, [*args, "--json", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        answers.append(json.loads((tmp_path / name).read_text()))
+    first, cached = answers
+    for doc in answers:
+        assert doc["mlu"] <= 1.01 * optimum + 1e-9
+        assert doc["unrestricted_mlu_lower_bound"] <= optimum * (1 + 1e-6)
+        assert doc["mlu"] <= 1.01 * doc["unrestricted_mlu_lower_bound"]  # certified, not just lucky
+        assert _mlu_from_document(network, doc) == pytest.approx(doc["mlu"], rel=1e-6)
+    assert first["paths_added"] > 0 and first["paths_reused"] == 0
+    assert cached["paths_reused"] >= first["paths_added"] and cached["paths_added"] == 0
 
 
 # --- tactical TE: explicit paths on top of the IGP ------------------------------------------------------------
