@@ -349,6 +349,43 @@ def test_cli_refuses_unroutable_input_clearly(tmp_path, links, demands, down, me
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(("entries", "message"), [
+    ([{"source": "a", "target": "zz", "volume": 1.0}], "unknown node 'zz'"),
+    ([{"source": "a", "target": "a", "volume": 1.0}], "to itself"),
+    ([{"source": "a", "target": "b", "volume": 0.0}], "empty"),
+])
+def test_cli_refuses_bad_demand_files_naming_the_entry(tmp_path, entries, message):
+    path = tmp_path / "n.yaml"
+    save_network(_net([("a", "b", 10.0)], []), path)
+    demands = tmp_path / "d.json"
+    demands.write_text(json.dumps({"demands": entries}))
+    result = runner.invoke(app, ["te", "solve", "--network", str(path), "--demands", str(demands),
+                                 "--json", str(tmp_path / "o.json")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_demand_list_and_matrix_give_the_same_problem(te_data, tmp_path):
+    base = te_data / REPETITA
+    network = _repetita(te_data, "Abilene")
+    arrays = network.arrays()
+    matrix = np.zeros((arrays.n_nodes, arrays.n_nodes))
+    for d in network.demands:
+        matrix[arrays.index[d.source], arrays.index[d.target]] += d.volume
+    np.save(tmp_path / "m.npy", matrix)
+    docs = []
+    for demands in (base / "Abilene.0000.demands", tmp_path / "m.npy"):
+        out = tmp_path / f"{demands.suffix}.json"
+        result = runner.invoke(app, ["te", "solve", "--network", str(base / "Abilene.graph"), "--demands",
+                                     str(demands), "--method", "lp", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        docs.append(json.loads(out.read_text()))
+    assert docs[0]["total_demand"] == pytest.approx(docs[1]["total_demand"])
+    assert docs[0]["mlu"] == pytest.approx(docs[1]["mlu"], rel=1e-9)
+    assert len(docs[0]["paths"]) == len(docs[1]["paths"]) == len(build_problem(network, cache_dir="").pairs)
+
+
 def test_path_cache_is_per_topology_and_follows_a_changed_link(tmp_path):
     ring = [("a", "b", 10.0), ("b", "c", 10.0), ("c", "d", 10.0), ("d", "a", 10.0), ("a", "c", 10.0)]
     network = _net(ring, [("a", "c", 1.0)])
