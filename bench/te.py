@@ -11,6 +11,7 @@ the same machine, which is what a shared, noisy machine allows.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -237,13 +238,14 @@ def section_figret() -> None:
 def section_failures() -> None:
     """Every single failure of Cogentco re-optimised: the whole network warm-started per scenario (the method
     before issue 31, kept here as the baseline) against the restricted re-optimisation on one and two
-    processes, in the same run."""
+    processes, in the same run. ``NETPILOT_BENCH_SHORT=1``: directed links only (the issue's target)."""
     network = dict(repetita_instances())["Cogentco"]
     problem = build_problem(network, k=4)
     routing = solve_fast(problem)
     rows = []
-    for label, groups in (("both directions (fibre cut)", failure_groups(problem.arrays)),
-                          ("each directed link", failure_groups(problem.arrays, bidirectional=False))):
+    modes = (("both directions (fibre cut)", failure_groups(problem.arrays)),
+             ("each directed link", failure_groups(problem.arrays, bidirectional=False)))
+    for label, groups in modes[-1:] if os.environ.get("NETPILOT_BENCH_SHORT") else modes:
         moved = evaluate_failures(routing, groups)
         scenarios = moved.failed
         started = time.perf_counter()
@@ -336,7 +338,6 @@ def section_cli(rounds: int = 3) -> None:
     (fast, growing paths until certified within 1 %) against `--method lp`, each with a cold path cache (first
     call) and a warm one (cached call), alternating, ``rounds`` times; wall time of the process beside the
     solver-only time from the document."""
-    import os
     import subprocess
     import tempfile
 
