@@ -235,8 +235,8 @@ def test_reoptimising_after_failures_never_does_worse_than_rerouting(te_data):
     problem = build_problem(network, cache_dir="")
     routing = solve_fast(problem)
     moved = evaluate_failures(routing)
-    for workers in (1, 2):
-        report, answers = reoptimise_failures(routing, workers=workers)
+    for workers, scope in ((1, "whole"), (2, "whole"), (1, "touched"), (2, "touched")):
+        report, answers = reoptimise_failures(routing, workers=workers, scope=scope)
         assert (report.mlu <= moved.mlu * (1 + 1e-3)).all()
         for failed, answer, mlu in zip(report.failed, answers, report.mlu):
             r = answer.routing()

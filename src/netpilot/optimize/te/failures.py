@@ -130,16 +130,19 @@ class Reoptimised:
 
 
 def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, tolerance: float = 0.01,
-                        hot_margin: float = 0.01, rounds: int = 3, workers: int | None = None,
+                        hot_margin: float = 0.01, rounds: int = 3, scope: str = "whole",
+                        workers: int | None = None,
                         ) -> tuple[FailureReport, list[Reoptimised]]:
-    """For every single failure, the routing re-optimised where the failure touches it.
+    """For every single failure, the routing re-optimised, warm-started from the proportional reroute.
 
-    Only the pairs that lose a path (rerouted in proportion first, as ``evaluate_failures`` does) and the pairs
-    that send traffic over a link within ``hot_margin`` of the worst one move; everything else stays where the
-    base routing put it, as fixed background load. The fast solver starts from the proportional reroute; when
-    its answer makes other links the hottest, their pairs join and it goes again (at most ``rounds`` times). A reroute
-    already within ``tolerance`` of the base routing's bound (less the demand the failure strands) is kept as is.
-    Each answer's ``bound`` holds for re-optimising those pairs, not the whole network.
+    A reroute already within ``tolerance`` of the base routing's bound (its link prices bound every failure
+    too, less the demand the failure strands) is kept as it is: certified, no solve. Otherwise the fast
+    solver runs from the reroute, over the whole network (``scope='whole'``) or only over the pairs that lose a
+    path plus those sending over a link within ``hot_margin`` of the worst one (``scope='touched'``; the rest is
+    fixed background load; when its answer makes other links the hottest, their pairs join and it goes again,
+    at most ``rounds`` times, and its ``bound`` holds for moving those pairs only). Measured on Cogentco the
+    touched scope was no faster — the solver's own active set is already those pairs, and iterations dominate —
+    so the whole network is the default (BENCHMARKS.md, issue 31).
 
     Scenarios are independent: with ``workers`` > 1 (default: the CPUs, when there are enough scenarios to pay
     for starting processes) they run in forked worker processes.
@@ -149,7 +152,9 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
     scenarios = _scenarios(problem, groups)
     if workers is None:
         workers = min(os.cpu_count() or 1, max(1, len(scenarios) // 32))
-    context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds)
+    if scope not in ("whole", "touched"):
+        raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
+    context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
     if workers > 1 and len(scenarios) > 1 and "fork" in multiprocessing.get_all_start_methods():
         chunks = [scenarios[i::workers] for i in range(workers)]
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
@@ -173,17 +178,20 @@ class _ScenarioContext:
     """What every scenario of one base routing shares (computed once, inherited by worker processes)."""
 
     problem: TEProblem
+    base: Routing
     x: np.ndarray
     base_load: np.ndarray
     inv_cap: np.ndarray
     tolerance: float
     hot_margin: float
     rounds: int
+    scope: str
     pair_bound_terms: np.ndarray  # (P,) each pair's share of the base routing's duality bound
     bound_budget: float
 
     @classmethod
-    def of(cls, routing: Routing, tolerance: float, hot_margin: float, rounds: int = 3) -> _ScenarioContext:
+    def of(cls, routing: Routing, tolerance: float, hot_margin: float, rounds: int = 3,
+           scope: str = "whole") -> _ScenarioContext:
         problem = routing.problem
         finite = np.isfinite(problem.capacity)
         inv_cap = np.where(finite, 1.0 / np.where(finite, problem.capacity, 1.0), 0.0)
@@ -192,8 +200,8 @@ class _ScenarioContext:
         price = np.where(finite, np.maximum(routing.info.get("link_price", np.zeros(len(finite))), 0.0), 0.0)
         terms = problem.demand * problem.pair_min(problem.incidence_t @ price)
         budget = float(price[finite] @ problem.capacity[finite])
-        return cls(problem, routing.x, problem.loads(routing.x), inv_cap, tolerance, hot_margin, rounds, terms,
-                   budget)
+        return cls(problem, routing, routing.x, problem.loads(routing.x), inv_cap, tolerance, hot_margin, rounds, scope,
+                   terms, budget)
 
     def _pairs_on(self, links: np.ndarray, x: np.ndarray) -> np.ndarray:
         incidence, paths = self.problem.incidence, self.problem.paths
@@ -234,6 +242,15 @@ class _ScenarioContext:
             # The proportional reroute is already certified: nothing to re-optimise.
             changed = np.flatnonzero(x != self.x)
             return changed, x[changed], float(u.max(initial=0.0)), bound, 0, 0, stranded, int(np.argmax(u))
+        if self.scope == "whole":
+            # As from the base routing itself: its fractions (rerouted the same way), prices and step sizes.
+            answer = solve_fast(problem, start=self.base, failed_links=failed, tolerance=self.tolerance)
+            u = problem.loads(answer.x) * self.inv_cap
+            u[failed] = 0.0
+            changed = np.flatnonzero(answer.x != self.x)
+            moved = len(np.unique(paths.path_pair[changed]))
+            return (changed, answer.x[changed], float(u.max(initial=0.0)), max(bound, answer.bound),
+                    answer.iterations, moved, stranded, int(np.argmax(u)))
         for _ in range(self.rounds):
             u = load * self.inv_cap
             u[failed] = 0.0
