@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import Annotated, Any, Optional
 
 import typer
+import typer.core
 
 from netpilot import __version__
 
@@ -32,6 +33,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+def _flag_type(self, ctx) -> str | None:
+    """A flag takes no value, so its help shows no type (Typer writes ``<bool>`` beside every flag)."""
+    return None if self.is_flag else _option_type(self, ctx)
+
+
+_option_type = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flag_type
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(__version__)
+        raise typer.Exit()
+
+
+def _options(version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
+                                                             help="Print netpilot's version and exit.")] = None,
+             ) -> None:
+    """netpilot: an autopilot for telecom and WAN networks."""
+
+
 def version() -> None:
     """Print netpilot's version."""
     print(__version__)
@@ -40,14 +62,17 @@ def version() -> None:
 def build_app(only: str | None = None) -> typer.Typer:
     """The command tree; with ``only``, just that group or command (and `version`), for a fast start."""
     app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
+                      epilog="Exit codes: 0 done; 1 refused (verification failed, audit chain broken); 2 bad input "
+                             "(the message names the file, line and field); 70 an internal error.",
                       no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app.callback()(_options)
     for name, (module, attribute) in GROUPS.items():
         if only in (None, name):
             app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
     for name, (module, attribute) in COMMANDS.items():
         if only in (None, name):
             app.command(name)(getattr(importlib.import_module(module), attribute))
-    app.command()(version)  # also keeps a one-command tree a group, so the command keeps its name
+    app.command()(version)
     return app
 
 
