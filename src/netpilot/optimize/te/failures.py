@@ -113,7 +113,7 @@ class Reoptimised:
     paths: np.ndarray      # path ids whose fractions changed from the base routing
     fractions: np.ndarray  # their new fractions
     mlu: float
-    bound: float           # lower bound on the best MLU when only the pairs re-optimised may move
+    bound: float           # lower bound on the best MLU under this failure (scope "touched": moving those pairs)
     iterations: int
     moved_pairs: int
 
