@@ -90,12 +90,15 @@ class ChangeStore:
             self._audit(change_id, proposer, "propose", {"why": why, "intents": intents, "diff": diff})
         return change_id
 
-    def record_verification(self, change_id: str, report: dict, verifier: str = "netpilot") -> str:
-        """Store the verification report; a failed one rejects the change. Returns the new state."""
+    def record_verification(self, change_id: str, report: dict, verifier: str = "netpilot", *,
+                            auto_approve: bool = True) -> str:
+        """Store the verification report; a failed one rejects the change. Returns the new state.
+        ``auto_approve=False`` keeps the policy's auto-approval off (the assistant's proposals always wait for a
+        second person)."""
         change = self.get(change_id)
         state = "verified" if report.get("ok") else "rejected"
         self._move(change, state, verifier, "verify", {"report": report}, verification=report)
-        if state == "verified" and self._auto_approvable(change):
+        if state == "verified" and auto_approve and self._auto_approvable(change):
             self._move(self.get(change_id), "approved", "policy", "approve",
                        {"rule": "auto_approve", "kinds": sorted({i["intent"] for i in change.intents})},
                        approver="policy")

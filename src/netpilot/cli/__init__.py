@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from netpilot import __version__
-from netpilot.cli import analytics, autopilot, change, edge, ran, te, telemetry, topo
+from netpilot.cli import analytics, ask, autopilot, change, edge, ran, te, telemetry, topo
 
 app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -22,6 +22,7 @@ app.command("detect")(analytics.detect)
 app.command("rca")(analytics.rca)
 app.add_typer(autopilot.scenario_app, name="scenario")
 app.command("demo")(autopilot.demo)
+app.command("ask")(ask.ask)
 
 
 @app.command()
