@@ -79,7 +79,8 @@ def assistant_router(live) -> APIRouter:
                 helper = assistant()
                 interpretation = helper.interpret(body.text, network)
             except BackendError as exc:
-                raise HTTPException(503, f"the assistant's model is not available: {exc}") from None
+                # 424: a dependency of this request (the model) failed; the server itself is fine.
+                raise HTTPException(424, f"the assistant's model is not available: {exc}") from None
             try:
                 with live.lock:
                     reply = helper.respond(interpretation, who.user, seen, store=live.changes if may_propose

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import re
 from dataclasses import dataclass
 
@@ -83,17 +84,28 @@ def _features(masked: str) -> set[str]:
     return set(words) | {a + " " + b for a, b in itertools.pairwise(words)}
 
 
+def _bank_features() -> list[set[str]]:
+    return [_features(_PLACEHOLDER.sub(lambda m: m.group(1), request)) for request, _ in BANK]
+
+
+_BANK_FEATURES = _bank_features()
+# Rare words say more about what is asked than common ones ("drain" against "the").
+_WEIGHT = {f: math.log((1 + len(BANK)) / (1 + sum(f in feats for feats in _BANK_FEATURES))) + 1.0
+           for feats in _BANK_FEATURES for f in feats}
+
+
 def nearest(masked_request: str, count: int = 4, names: int = 0) -> list[int]:
-    """Indices into BANK of the ``count`` examples nearest the masked request (Jaccard over words and word
-    pairs), preferring those that need no more names than the request has."""
+    """Indices into BANK of the ``count`` examples nearest the masked request (weighted Jaccard over words and
+    word pairs, rarer ones weighing more), preferring those that need no more names than the request has."""
     request = _features(masked_request)
 
-    def score(i: int) -> tuple[float, float]:
+    def score(i: int) -> tuple[bool, float]:
         template = BANK[i][0]
         needed = len(set(_PLACEHOLDER.findall(template)) - {"M"})
-        feats = _features(_PLACEHOLDER.sub(lambda m: m.group(1), template))
-        overlap = len(request & feats) / max(1, len(request | feats))
-        return (needed <= max(names, 0), overlap)
+        feats = _BANK_FEATURES[i]
+        shared = sum(_WEIGHT.get(f, 1.0) for f in request & feats)
+        union = sum(_WEIGHT.get(f, 1.0) for f in request | feats)
+        return (needed <= max(names, 0), shared / max(union, 1e-9))
 
     return sorted(range(len(BANK)), key=score, reverse=True)[:count]
 

@@ -107,11 +107,14 @@ class NameIndex:
                     continue
                 taken[i:i + size] = [True] * size
                 found.append((i, Mention(node, tokens[i][1], tokens[i + size - 1][2], words)))
-        long_aliases = {w: n for w, n in self.aliases if len(w) >= 4 and " " not in w}
+        long_aliases = {w: n for w, n in self.aliases if len(w) >= 5 and " " not in w}
         for i, (word, start, end) in enumerate(tokens):
             if taken[i] or len(word) < 5:
                 continue
-            close = difflib.get_close_matches(word, long_aliases, n=1, cutoff=0.85)
+            # A typo: one edit (two from eight letters on), a swap of neighbours counting as one.
+            allowed = 1 if len(word) < 8 else 2
+            close = [w for w in difflib.get_close_matches(word, long_aliases, n=5, cutoff=0.6)
+                     if typo_distance(word, w) <= allowed]
             if close:
                 taken[i] = True
                 found.append((i, Mention(long_aliases[close[0]], start, end, word)))
@@ -123,6 +126,20 @@ class NameIndex:
 
     def neighbours(self, node: str) -> list[str]:
         return sorted(next(iter(pair - {node})) for pair in self.links if node in pair and len(pair) == 2)
+
+
+def typo_distance(a: str, b: str) -> int:
+    """Edits between ``a`` and ``b``: insertions, deletions, substitutions and swaps of neighbouring letters
+    (optimal string alignment)."""
+    rows = [list(range(len(b) + 1))]
+    for i in range(1, len(a) + 1):
+        row = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            row[j] = min(rows[-1][j] + 1, row[j - 1] + 1, rows[-1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                row[j] = min(row[j], rows[-2][j - 2] + 1)
+        rows.append(row)
+    return rows[-1][-1]
 
 
 def _looks_like_code(text: str, token: tuple[str, int, int]) -> bool:
