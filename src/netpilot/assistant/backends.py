@@ -69,9 +69,24 @@ def _worker(connection, model_path: str, threads: int, context: int) -> None:
 
     options: dict[str, Any] = {"model_path": model_path, "n_ctx": context, "n_threads": threads, "verbose": False,
                                "seed": 0}
-    # On CPUs that report AMX without allowing it, llama.cpp's extra buffer types crash at load time.
+    # On CPUs that report AMX without allowing it, llama.cpp's extra buffer types (AMX, repacked weights) crash
+    # the process or compute garbage (seen here: segfaults on the first answer). Newer llama-cpp-python takes
+    # use_extra_bufts; older ones (0.3.36) have the field in the model parameters only, so the defaults that
+    # Llama starts from are made with it off, in this process alone.
     if "use_extra_bufts" in inspect.signature(llama_cpp.Llama.__init__).parameters:
         options["use_extra_bufts"] = False
+    else:
+        import llama_cpp.llama_cpp as low
+
+        if any(name == "use_extra_bufts" for name, *_ in low.llama_model_params._fields_):
+            defaults = low.llama_model_default_params
+
+            def without_extra_buffers():
+                params = defaults()
+                params.use_extra_bufts = False
+                return params
+
+            low.llama_model_default_params = without_extra_buffers
     llm = llama_cpp.Llama(**options)
     connection.send(("ready", None))
     while True:
@@ -97,7 +112,9 @@ class LocalBackend:
     fails with BackendError and the next request starts a new one."""
 
     model_path: Path | None = None
-    threads: int = 2
+    # One thread: on a shared 2-core machine, two OpenMP threads waiting on each other ran 7x slower (52 s
+    # against 7.5 s for 20 tokens under a load average of 12).
+    threads: int = 1
     context: int = 2048
     max_tokens: int = 160
     timeout_s: float = 120.0
