@@ -286,10 +286,13 @@ def test_the_local_model_answers_within_the_schema(network, local):
 
 def test_a_crash_of_the_sampler_does_not_take_the_caller_down(network, local):
     local.start()
-    os.kill(local._process.pid, signal.SIGKILL)
-    local._process.join(timeout=10)
+    # An answer takes seconds here: the kill lands while the sampler works, as a crash of its own would.
+    killer = threading.Timer(0.2, os.kill, (local._process.pid, signal.SIGKILL))
+    killer.start()
     with pytest.raises(BackendError, match="ended"):
-        local.complete([{"role": "user", "content": "hi"}], {"type": "object"})
+        local.complete([{"role": "user", "content": "Request: drain DE\n" + "Names: DE\n" * 300}],
+                       answer_schema(["DE"], []))
+    killer.join()
     # The next request starts a new process.
     reply = Assistant(local).ask("drain DE", "alice", Observations(network))
     assert reply.kind in ("proposal", "question", "refusal", "explanation")

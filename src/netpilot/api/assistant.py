@@ -12,6 +12,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from netpilot.api.app import Viewer  # app.py includes this router from inside create_app, once it is loaded
 from netpilot.errors import InputError
 
 
@@ -40,7 +41,6 @@ class AssistantReply(BaseModel):
 def assistant_router(live) -> APIRouter:
     """The route over ``live`` (a LiveAutopilot). The backend is the endpoint named by $NETPILOT_LLM_URL /
     $NETPILOT_LLM_MODEL / $NETPILOT_LLM_KEY, or the local model; it is made on first use, one request at a time."""
-    from netpilot.api.app import Viewer
     from netpilot.assistant.backends import BackendError, choose_backend
     from netpilot.assistant.core import Assistant
     from netpilot.assistant.tools import ChangeEntry, Observations
