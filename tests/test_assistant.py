@@ -298,20 +298,24 @@ def test_a_crash_of_the_sampler_does_not_take_the_caller_down(network, local):
     assert reply.kind in ("proposal", "question", "refusal", "explanation")
 
 
-def test_netpilot_ask_on_the_command_line_proposes_in_the_askers_name(tmp_path):
+def test_netpilot_ask_on_the_command_line_proposes_in_the_askers_name(tmp_path, monkeypatch):
     _local_model_or_skip()
     from typer.testing import CliRunner
 
+    from netpilot.change.identity import cli_identity
     from netpilot.cli import app
 
+    monkeypatch.delenv("NETPILOT_TOKEN", raising=False)
     db = tmp_path / "changes.db"
-    result = CliRunner().invoke(app, ["ask", "drain Frankfurt for maintenance", "--by", "oscar", "--db", str(db),
-                                      "--json"])
+    me = cli_identity(tmp_path / "changes.db.tokens.json")
+    result = CliRunner().invoke(app, ["ask", "drain Frankfurt for maintenance", "--db", str(db), "--json"])
     assert result.exit_code == 0, result.output
     reply = json.loads(result.stdout)
     assert reply["kind"] in ("proposal", "question", "refusal", "explanation") and reply["prompt_sha256"]
     for change in ChangeStore(str(db)).list():
-        assert change.proposer == "oscar"
+        assert change.proposer == me and change.approver is None
+    # A name typed on the command line is checked, not trusted; a machine's name is refused.
+    assert CliRunner().invoke(app, ["ask", "drain DE", "--by", "someone-else", "--db", str(db)]).exit_code == 2
     bad = CliRunner().invoke(app, ["ask", "drain DE", "--by", "policy"])
     assert bad.exit_code == 2 and "not a person" in bad.output
 

@@ -19,8 +19,9 @@ def ask(
     request: Annotated[str, typer.Argument(help='What you want, in words: "drain Frankfurt for maintenance".')],
     network: Annotated[Optional[Path], typer.Option(help="Network file: the twin as it is now (default: the "
                                                          "bundled sample network).")] = None,
-    by: Annotated[Optional[str], typer.Option(help="Who asks; they propose the change (default: your login).")]
-    = None,
+    by: Annotated[Optional[str], typer.Option(help="Who you are, checked as for `netpilot change propose`: the "
+                                                  "holder of NETPILOT_TOKEN, else your login; you propose the "
+                                                  "change.")] = None,
     db: Annotated[Optional[str], typer.Option(help="Change database to propose into (SQLite file or "
                                                    "postgresql://...); without it nothing is stored.")] = None,
     llm_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint (default: $NETPILOT_LLM_URL; "
@@ -50,15 +51,17 @@ def ask(
         raise InputError.at(str(exc), field="--llm-model") from None
     store = None
     changes: tuple[ChangeEntry, ...] = ()
+    who = by or getpass.getuser()
     if db is not None:
-        from netpilot.cli.change import _store
+        from netpilot.cli.change import _store, _who
 
+        who = _who(db, by)  # the person at the command line, never a name merely typed on it
         store = _store(db)
         changes = tuple(ChangeEntry(c.id, c.state, c.proposer, c.approver, c.why,
                                     tuple(i["intent"] for i in c.intents), c.created) for c in store.list())
     assistant = Assistant(backend)
     try:
-        reply = assistant.ask(request, by or getpass.getuser(), Observations(twin, changes=changes), store=store,
+        reply = assistant.ask(request, who, Observations(twin, changes=changes), store=store,
                               max_utilisation=max_utilisation)
     finally:
         backend.close()
@@ -70,6 +73,5 @@ def ask(
     for line in reply.diff[:12]:
         out.print(f"  {line['link']} {line['field']}: {line['before']} -> {line['after']}")
     if reply.change_id:
-        out.print(f"change {reply.change_id}: {reply.state} (proposed by {by or getpass.getuser()}; a second person "
-                  "approves it)")
+        out.print(f"change {reply.change_id}: {reply.state} (proposed by {who}; a second person approves it)")
     out.print(f"[dim]{reply.model}, {reply.seconds:.2f} s, prompt {str(reply.prompt_sha256)[:12]}[/]")

@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (received TIMESTAMPTZ NOT NULL, source V
 """
 
 
+def _distinct(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """One letter per (source, reason, record), the first received."""
+    seen: dict[tuple[str, str, str], DeadLetter] = {}
+    for letter in letters:
+        seen.setdefault((letter.source, letter.reason, letter.raw), letter)
+    return list(seen.values())
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -179,9 +187,13 @@ class DuckDBStore:
         return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
 
     def dead_letter(self, letters: list[DeadLetter]) -> int:
+        """Store each letter once: a replay of the same source, reason and record adds nothing."""
+        letters = _distinct(letters)
         if letters:
-            self.db.executemany("INSERT INTO dead_letters VALUES (?, ?, ?, ?)",
-                                [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+            self.db.executemany("INSERT INTO dead_letters SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM "
+                                "dead_letters WHERE source = ? AND reason = ? AND raw = ?)",
+                                [(_utc(d.received), d.source, d.reason, d.raw, d.source, d.reason, d.raw)
+                                 for d in letters])
         return len(letters)
 
     def dead_letters(self) -> list[DeadLetter]:
@@ -329,8 +341,11 @@ class PostgresStore:
         return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
 
     def dead_letter(self, letters: list[DeadLetter]) -> int:
-        return self._many("INSERT INTO dead_letters VALUES (%s, %s, %s, %s)",
-                          [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+        """Store each letter once: a replay of the same source, reason and record adds nothing."""
+        return self._many("INSERT INTO dead_letters SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM "
+                          "dead_letters WHERE source = %s AND reason = %s AND raw = %s)",
+                          [(_utc(d.received), d.source, d.reason, d.raw, d.source, d.reason, d.raw)
+                           for d in _distinct(letters)])
 
     def dead_letters(self) -> list[DeadLetter]:
         with self.db.cursor() as cur:
@@ -356,14 +371,30 @@ class PostgresStore:
 
 def open_store(url: str | Path) -> Store:
     """A store from a location: ``postgresql://...`` (optionally ``?schema=name``), ``duckdb:///path.db``, or a
-    plain path to a DuckDB file."""
+    plain path to a DuckDB file. DuckDB URLs follow SQLAlchemy's convention: three slashes for a path relative to
+    the working directory (``duckdb:///netpilot.duckdb``), four for an absolute one (``duckdb:////var/np.duckdb``),
+    and ``duckdb://`` or ``duckdb:///:memory:`` for a store in memory."""
     text = str(url)
-    if text.startswith("duckdb://"):
-        text = text[len("duckdb://"):] or ":memory:"
+    if text.startswith("duckdb:"):
+        text = duckdb_path(text)
     if text.startswith(("postgresql://", "postgres://")):
         dsn, schema = split_schema(text, default="netpilot")
         return PostgresStore(dsn, schema=schema)
     return DuckDBStore(text)
+
+
+def duckdb_path(url: str) -> str:
+    """The file a ``duckdb://`` URL names (SQLAlchemy's convention), or ``:memory:``."""
+    if not url.startswith("duckdb://"):
+        raise ValueError(f"{url!r}: a DuckDB URL is duckdb:///relative/path or duckdb:////absolute/path")
+    rest = url[len("duckdb://"):]
+    if not rest:
+        return ":memory:"
+    host, slash, path = rest.partition("/")
+    if host or not slash:
+        raise ValueError(f"{url!r}: a DuckDB URL has no host (duckdb:///relative/path or "
+                         "duckdb:////absolute/path)")
+    return path or ":memory:"
 
 
 def check_schema_name(schema: str) -> None:
