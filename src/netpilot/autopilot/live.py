@@ -3,14 +3,17 @@ API and dashboard read (latest utilisation, series, incidents, forecasts)."""
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from netpilot.autopilot.loop import Autopilot, Tick
+from netpilot.change.actuate import reconcile
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.model.network import Network
@@ -35,12 +38,17 @@ class LiveAutopilot:
         self.changes = ChangeStore(changes_db, policy or Policy())
         self.autopilot = Autopilot(network, self.changes, SimulatorDriver(network, self.simulator),
                                    congestion=congestion, keep=keep, **autopilot_options)
+        # Changes a crash left half applied end confirmed or rolled back before the loop acts again.
+        self.recovered = reconcile(self.changes, self.autopilot.driver, self.autopilot.actor)
         self.lock = threading.RLock()
         self.latest: StepResult | None = None
         self.latest_tick: Tick | None = None
         self.ticks = 0
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)
         self.times: deque[str] = deque(maxlen=keep)
+        # When each tick began on the wall clock (ISO, UTC), beside its simulated time: the audit log is written
+        # in wall time, and the dashboard shows one clock, the simulated one.
+        self.wall_times: deque[str] = deque(maxlen=keep)
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,13 +56,22 @@ class LiveAutopilot:
     def step(self) -> Tick:
         """One tick: the network moves a step and the loop observes it."""
         with self.lock:
+            began = datetime.now(UTC).isoformat(timespec="microseconds")
             result = self.simulator.step()
             tick = self.autopilot.observe(result)
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
             self.times.append(result.ts.isoformat())
+            self.wall_times.append(began)
             self.ticks += 1
             return tick
+
+    def simulated_time(self, wall: str) -> str | None:
+        """The simulated time of the tick under way (or last begun) at ``wall`` (ISO, UTC, as the audit log writes
+        it); None before the ticks kept."""
+        with self.lock:
+            i = bisect.bisect_right(list(self.wall_times), wall) - 1
+            return self.times[i] if i >= 0 else None
 
     def start(self) -> None:
         if self._thread is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -17,8 +18,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from netpilot.errors import InputError
-from netpilot.telemetry.schema import CATALOGUE, DeadLetter, Sample, check_record, entity_kind, parse_timestamp
+from netpilot.errors import InputError, read_utf8
+from netpilot.telemetry.schema import (
+    CATALOGUE,
+    DeadLetter,
+    Sample,
+    check_record,
+    entity_kind,
+    parse_timestamp,
+    ratio_ceiling,
+)
 from netpilot.telemetry.store import SAMPLE_SCHEMA, Store, table_of
 
 DEFAULT_SUBJECT = "netpilot.telemetry"
@@ -125,7 +134,8 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
     fail(np.asarray(ts.is_null().to_numpy(zero_copy_only=False)), "timestamp: missing or unreadable")
 
     entity = table.column("entity").cast(pa.string())
-    metric = table.column("metric").cast(pa.string())
+    # The US spelling (utilization) is stored as the catalogue spells it.
+    metric = pc.replace_substring(table.column("metric").cast(pa.string()), "utilization", "utilisation")
     fail(np.asarray(pc.or_(entity.is_null(), metric.is_null()).to_numpy(zero_copy_only=False)),
          "missing field(s): entity or metric")
     if entities is not None:
@@ -151,6 +161,10 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
         # A text column with some non-numbers: parse value by value so only the bad rows are dead-lettered.
         numbers = np.array([_to_float(v) for v in value.to_pylist()], dtype=float)
     fail(~np.isfinite(numbers), "value: not a finite number")
+    metric_names = [k.partition("|")[2] for k in uniques]
+    ceiling = np.array([ratio_ceiling(m) if units[k] == "ratio" else np.inf for k, m in zip(uniques, metric_names)],
+                       dtype=float)[index]
+    fail(((numbers < 0.0) & np.isfinite(ceiling)) | (numbers > ceiling), "value: a ratio out of its range")
     if "unit" in names:
         given = np.array(table.column("unit").cast(pa.string()).to_pylist(), dtype=object)
         expected = np.array([units[k] for k in uniques], dtype=object)[index]
@@ -194,7 +208,7 @@ def _to_float(value: Any) -> float:
 
 
 def read_csv_records(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, newline="") as handle:
+    with io.StringIO(read_utf8(path), newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
             return
@@ -211,15 +225,20 @@ def replay_file(path: str | Path, store: Store, entities: set[str] | None, *, ba
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path)
         offset = 0
-        for record_batch in parquet.iter_batches(batch_size=batch):
-            table = pa.Table.from_batches([record_batch])
-            good, dead = check_table(table, entities, str(path), first_row=offset + 1)
-            stored = store.write(good)
-            store.dead_letter(dead)
-            report.add(IngestReport(good.num_rows, len(dead), Counter(_reason_key(d.reason) for d in dead), stored))
-            offset += table.num_rows
+        try:
+            parquet = pq.ParquetFile(path)
+            for record_batch in parquet.iter_batches(batch_size=batch):
+                table = pa.Table.from_batches([record_batch])
+                good, dead = check_table(table, entities, str(path), first_row=offset + 1)
+                stored = store.write(good)
+                store.dead_letter(dead)
+                report.add(IngestReport(good.num_rows, len(dead), Counter(_reason_key(d.reason) for d in dead),
+                                        stored))
+                offset += table.num_rows
+        except (pa.ArrowException, OSError) as exc:  # corrupt or truncated: what came before it is stored
+            raise InputError.at(f"not a readable Parquet file after row {offset} ({exc}); the rows before it "
+                                "are stored", file=path) from None
         return report
     if path.suffix.lower() != ".csv":
         raise InputError.at("telemetry files are .csv or .parquet", file=path)
