@@ -244,6 +244,19 @@ def test_collapse_detector_needs_no_noise_estimate():
         StreamingDetector(collapse=-1.0)
 
 
+def test_no_collapse_detector_where_the_daily_shape_is_unknown():
+    """Three days of cell traffic, the first half (1.5 days) too short to look for a daily season: every
+    night's trough would fall under 40 % of a flat expectation, so the collapse detector is off and the nights
+    raise no alarm; with eight days (a season found) it is on."""
+    short = _daily_traffic(3, 4)
+    settings = settings_for(short, 120.0)
+    assert settings.season == 0 and settings.log_offset is not None and settings.collapse == 0.0
+    scores = settings.score(short)
+    threshold = calibrate_days(scores[:len(short) // 2], step_seconds=120.0).value
+    assert alarm_runs(scores[len(short) // 2:] >= threshold) <= 1
+    assert settings_for(_daily_traffic(8, 4), 120.0).collapse > 0.0
+
+
 def test_cusum_accumulates_a_shift_too_small_for_one_sample():
     rng = np.random.default_rng(6)
     values = rng.normal(0, 1, 700)

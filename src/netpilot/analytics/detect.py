@@ -496,9 +496,14 @@ def settings_for(values: np.ndarray, step_seconds: float, *, train_fraction: flo
     if peak_window:
         log_offset = None
     transformed = history if log_offset is None else np.log(np.maximum(history, 0.0) + log_offset)
-    return DetectorSettings(season=infer_season(transformed, step_seconds), step_seconds=float(step_seconds),
+    season = infer_season(transformed, step_seconds)
+    # A fall under a share of the expectation is a collapse only where the expectation knows the daily shape:
+    # with no season found in a history too short to look for one, every night's trough would be a collapse.
+    looked = len(history) * step_seconds >= SEASON_CYCLES * DAY_SECONDS
+    return DetectorSettings(season=season, step_seconds=float(step_seconds),
                             peak_window=peak_window, log_offset=log_offset,
-                            hold=math.inf if peak_window else DetectorSettings.hold)
+                            hold=math.inf if peak_window else DetectorSettings.hold,
+                            collapse_fraction=DetectorSettings.collapse_fraction if season or looked else 0.0)
 
 
 @dataclass(frozen=True)
