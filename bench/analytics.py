@@ -448,8 +448,8 @@ def rca() -> None:
     import tempfile
 
     from netpilot.analytics.rca import NOISE_FLOOR, RootCauseLocalizer, Snapshot, feature_layout
+    from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
-    from netpilot.telemetry.sim.faults import Fault
     from netpilot.telemetry.sim.simulator import Simulator
 
     out: dict[str, dict] = {}

@@ -27,8 +27,8 @@ from netpilot.change.render import config_diff
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
-from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.model.faults import Fault
+from netpilot.model.twin import DEFAULT_START, Twin
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -319,7 +319,7 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
                 after = apply_intents(before, list(body.intents))
             except InputError as exc:
                 raise HTTPException(422, str(exc)) from None
-            report = verify_change(before, after, max_utilisation=pilot.verify_limit)
+            report = verify_change(before, after, pilot.settings.verification.exact())
             change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,
                                       twin_diff(before, after))
             state = store.record_verification(change_id, report.as_dict())
@@ -367,7 +367,7 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         if any(r["state"] == "running" for r in runs.values()):
             raise HTTPException(409, "a scenario run is in progress; one runs at a time")
         try:
-            Simulator(network, faults=list(body.faults))  # every fault names a link or node of this network
+            Twin(network, faults=list(body.faults))  # every fault names a link or node of this network
         except ValueError as exc:
             raise HTTPException(422, f"faults: {exc}") from None
         scenario = Scenario(name=f"api-{len(runs) + 1}", network=Path(network.name or "live"), **body.model_dump())

@@ -13,9 +13,11 @@ import numpy as np
 from netpilot.autopilot.loop import Autopilot, Tick
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.model.faults import Fault, name_faults
+from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network
-from netpilot.telemetry.sim.faults import Fault, name_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator, StepResult
+from netpilot.model.twin import DEFAULT_START
+from netpilot.telemetry.sim.simulator import Simulator
 
 
 class LiveAutopilot:
@@ -36,7 +38,7 @@ class LiveAutopilot:
         self.autopilot = Autopilot(network, self.changes, SimulatorDriver(network, self.simulator),
                                    congestion=congestion, keep=keep, **autopilot_options)
         self.lock = threading.RLock()
-        self.latest: StepResult | None = None
+        self.latest: KpiFrame | None = None
         self.latest_tick: Tick | None = None
         self.ticks = 0
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)

@@ -6,19 +6,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
-from netpilot.change.intents import SetLinkState, apply_intents
+from netpilot.change.intents import Intent, SetLinkState, apply_intents
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault, name_faults
 from netpilot.model.network import Network
-from netpilot.telemetry.sim.faults import Fault, name_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.model.twin import DEFAULT_START, Twin
+from netpilot.telemetry.sim.simulator import Simulator
 
 #: Seconds after a fault's start within which an incident counts as its detection.
 DETECTION_WINDOW_MINUTES = 15.0
@@ -97,6 +99,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
     carried: dict[float, np.ndarray] = {}  # the true demand of each minute, for the hindsight check
     for i in range(steps):
         result = sim.step()
+        assert sim.carried is not None  # set by every step
         carried[result.minute] = sim.carried
         overload += result.overload * scenario.step_seconds
         blackholed += result.blackholed * scenario.step_seconds
@@ -104,7 +107,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
             pilot.observe(result)
         if progress is not None:
             progress(i + 1, steps)
-    out = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
+    out: dict[str, Any] = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
            "steps": steps}
     if pilot is None:
         return out
@@ -143,12 +146,8 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
                                  "cut": cut}}
 
 
-def _target_name(fault: Fault) -> str:
-    return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
-
-
 def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
-    truth = _target_name(fault)
+    truth = fault.behaviour.target(fault).name
     match = next((i for i in pilot.incidents
                   if fault.at_minute <= i.minute <= fault.at_minute + DETECTION_WINDOW_MINUTES), None)
     rank = None
@@ -170,12 +169,11 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
     (``carried``), instead of what the loop believed. With ``carried`` None, the simulator's noise-free profile
     demand instead (what the demand would have been without its per-pair variation)."""
     unsafe = 0
-    truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
-                      faults=list(sim.faults), noise=0.0)
+    truth = Twin(network, seed=scenario.seed, start=scenario.start, faults=list(sim.faults))
     for applied in pilot.applied:
         truth.minute = applied.minute
         expected = truth.expected()
-        downs = [SetLinkState(intent="set_link_state", source=network.links[e].source,
+        downs: list[Intent] = [SetLinkState(intent="set_link_state", source=network.links[e].source,
                               target=network.links[e].target, state="down")
                  for e in np.flatnonzero(~expected.link_up)]
         capacity = np.where(expected.link_up, expected.capacity, [lk.capacity for lk in network.links])
@@ -183,7 +181,7 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                                downs)
         after = apply_intents(_with_metrics(network, applied.metric_after, capacity, applied.policies_after), downs)
         volume = expected.volume if carried is None else carried[applied.minute]
-        report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs, volume))
+        report = verify_change(before, after, pilot.settings.verification.exact(), demand=(truth.pairs, volume))
         unsafe += not report.ok
     return unsafe
 

@@ -103,9 +103,9 @@ def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     """The autopilot live on the bundled network: simulator, a scripted link failure at minute 20, the
     dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only."""
     from netpilot.autopilot.live import LiveAutopilot
+    from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
-    from netpilot.telemetry.sim.faults import Fault
 
     if db.exists():
         db.unlink()  # a fresh demo each time; the database of the last run would refer to a finished simulation

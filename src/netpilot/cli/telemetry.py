@@ -50,7 +50,7 @@ def sim_run(
     store: Annotated[Optional[str], typer.Option(help="Also write into this store.")] = None,
 ) -> None:
     """Simulate the network and write its telemetry."""
-    from netpilot.telemetry.sim.faults import load_faults
+    from netpilot.model.faults import load_faults
     from netpilot.telemetry.sim.run import simulate, write_result
 
     if hours <= 0 or step <= 0:
