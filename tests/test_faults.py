@@ -89,3 +89,30 @@ def test_the_localiser_offers_and_finds_a_shared_risk_group_cut(network, ducted)
     # Either link alone explains only part of it.
     assert all(c.kind != "link_down" or c.score < ranked[0].score - 0.1 for c in ranked[1:])
     assert ranked[0].fault is not None and ranked[0].fault.behaviour.actionable
+
+
+def test_the_loop_believes_a_shared_risk_group_cut_and_lets_it_go(ducted):
+    """The whole chain on the new kind: the loop localises the cut, believes it (its twin routes around both
+    links), and drops the belief once the links measure up again."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+
+    cut = Fault(kind="srlg_cut", target=[["CH", "FR"], ["CH", "DE"]], at_minute=20, duration_minutes=15)
+    sim = Simulator(ducted, seed=2, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=[cut])
+    pilot = Autopilot(ducted, ChangeStore(":memory:"), SimulatorDriver(ducted, sim), tick_budget_ms=None,
+                      congestion=10.0)  # watch only
+    believed_at = None
+    for _ in range(40):
+        frame = sim.step()
+        pilot.observe(frame)
+        if believed_at is None and "srlg_cut:CH--DE+CH--FR" in pilot.beliefs:
+            believed_at = frame.minute
+            down = {lk.id for lk in pilot.believed_network().links if lk.state == "down"}
+            assert down == {"CH->FR", "FR->CH", "CH->DE", "DE->CH"}
+    assert believed_at is not None and 20 <= believed_at < 35
+    (incident,) = [i for i in pilot.incidents if 20 <= i.minute < 35]
+    assert incident.causes[0]["kind"] == "srlg_cut"
+    assert not pilot.beliefs  # the links came back at minute 35
