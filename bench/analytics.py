@@ -462,7 +462,7 @@ def rca() -> None:
             net = load_network(path)
             localizer = RootCauseLocalizer(net)
             unscoped = RootCauseLocalizer(net, scope=None)
-            entities, names = feature_layout(localizer.simulator)
+            entities, names = feature_layout(localizer.twin)
             floor = np.array([NOISE_FLOOR[n] for n in names])
             routers = [n.id for n in net.nodes if n.kind == "router"]
             cells = [n.id for n in net.nodes if n.kind == "cell_site"]

@@ -100,5 +100,15 @@ class Simulator(Twin):
                                               self.start + timedelta(minutes=fault.at_minute), end, params))
 
 
-# The frame codec moved to the twin's model (netpilot.model.frame); the FRR lab's test still reads it from here.
-from netpilot.model.frame import step_from_samples  # noqa: E402,F401
+# Compatibility only: the frame type and its codec moved to netpilot.model.frame (StepResult is KpiFrame); the
+# FRR lab's test and code written against the old names still read them from here.
+from netpilot.model.frame import (  # noqa: E402,F401
+    METRIC_NAMES,
+    entity_names,
+    sample_codes,
+    sample_columns,
+    step_from_samples,
+    steps_from_store,
+)
+
+StepResult = KpiFrame
