@@ -35,7 +35,7 @@ from netpilot.change.workflow import ChangeStore
 from netpilot.model.frame import KpiFrame
 from netpilot.model.kernels import warm_up as warm_up_kernels
 from netpilot.model.network import Network
-from netpilot.model.twin import Twin
+from netpilot.model.twin import Expected, Twin
 
 __all__ = ["Applied", "Autopilot", "Incident", "Tick", "latency_summary", "settle_heap"]
 
@@ -118,7 +118,7 @@ class Autopilot:
         """The running network as the loop believes it is (see ``Estimate.believed_network``)."""
         return self.estimate.believed_network(self.beliefs)
 
-    def expected(self, minute: float) -> Any:
+    def expected(self, minute: float) -> Expected:
         """The twin's noise-free state at ``minute`` under the believed faults, running what the network runs."""
         return self.estimate.twin_at(minute, list(self.beliefs.values()))[0]
 
