@@ -6,7 +6,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,9 +29,9 @@ class LiveAutopilot:
     ``changes_db`` is the SQLite workflow file (``:memory:`` for a throwaway run)."""
 
     def __init__(self, network: Network, *, faults: list[Fault] | None = None, seed: int = 0,
-                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start=DEFAULT_START,
+                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start: datetime = DEFAULT_START,
                  policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
-                 keep: int = 720, **autopilot_options) -> None:
+                 keep: int = 720, **autopilot_options: Any) -> None:
         self.network = network
         self.tick_seconds = tick_seconds
         self.simulator = Simulator(network, seed=seed, step_seconds=step_seconds, start=start,
