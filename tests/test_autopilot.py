@@ -657,3 +657,23 @@ def test_with_a_fixed_amount_of_work_every_stage_runs_and_a_plan_is_verified_on_
     budget.spent("baseline", time.perf_counter() - 5.0)
     assert budget.fits("baseline") and budget.fits("forecast")
     assert not budget.room_to_verify()
+
+
+def test_settings_are_frozen_and_take_the_flat_option_names():
+    """One settings object per part; the flat names callers pass land in the right part, an unknown one is
+    refused by name, and verification's settings are the ones the API and the hindsight check use exactly."""
+    import dataclasses
+
+    from netpilot.autopilot.settings import AutopilotSettings
+
+    settings = AutopilotSettings().with_options(congestion=0.8, verify_limit=0.95, forecast_every=3,
+                                                tick_budget_ms=None, check_after=4)
+    assert settings.planning.congestion == 0.8 and settings.verification.max_utilisation == 0.95
+    assert settings.forecast.every == 3 and settings.tick_budget_ms is None and settings.actuator.check_after == 4
+    assert settings.verification.failure_share == 0.01  # the loop's tolerance for an estimated demand
+    exact = settings.verification.exact()
+    assert (exact.max_utilisation, exact.failure_tolerance, exact.failure_share) == (0.95, 0.0, 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.planning.congestion = 0.5  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unknown autopilot option 'congestoin'"):
+        AutopilotSettings().with_options(congestoin=0.8)

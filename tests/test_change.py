@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, SetPolicies, apply_intents, load_intents
-from netpilot.change.verify import VerificationSettings, WhatIfCache, verify_change
+from netpilot.change.verify import CheckKind, VerificationFigures, VerificationSettings, WhatIfCache, verify_change
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import dumps_network
@@ -89,6 +89,15 @@ def test_a_change_that_makes_failures_overload_is_refused():
     report = verify_change(before, after, VerificationSettings(max_utilisation=0.5))
     check = _failed(report, "single-failure utilisation")
     assert not check.ok and "link" in check.detail
+    # The report's figures are typed: the failures it names are the ones the check counted, worst first, and
+    # they read back from the stored report as they were.
+    assert report.check(CheckKind.FAILURE_UTILISATION) is check
+    assert report.figures.failure_scenarios == 4 and report.figures.overloading_failures
+    assert all(len(failure) == 2 for failure in report.figures.overloading_failures)  # a link, both ways
+    assert VerificationFigures.from_dict(report.as_dict()["figures"]) == report.figures
+    without = verify_change(before, after, VerificationSettings(max_utilisation=0.5, failures=False))
+    assert without.check(CheckKind.FAILURE_UTILISATION) is None and without.figures.failure_scenarios is None
+    assert "failure_scenarios" not in without.as_dict()["figures"]
 
 
 def test_cached_baseline_gives_the_same_report_at_any_demand_level():
