@@ -3,10 +3,11 @@ API and dashboard read (latest utilisation, series, incidents, forecasts)."""
 
 from __future__ import annotations
 
+import bisect
 import threading
 import time
 from collections import deque
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ class LiveAutopilot:
         self.ticks = 0
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)
         self.times: deque[str] = deque(maxlen=keep)
+        # When each tick began on the wall clock (ISO, UTC), beside its simulated time: the audit log is written
+        # in wall time, and the dashboard shows one clock, the simulated one.
+        self.wall_times: deque[str] = deque(maxlen=keep)
         self.errors: list[str] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -52,13 +56,22 @@ class LiveAutopilot:
     def step(self) -> Tick:
         """One tick: the network moves a step and the loop observes it."""
         with self.lock:
+            began = datetime.now(UTC).isoformat(timespec="microseconds")
             result = self.simulator.step()
             tick = self.autopilot.observe(result)
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
             self.times.append(result.ts.isoformat())
+            self.wall_times.append(began)
             self.ticks += 1
             return tick
+
+    def simulated_time(self, wall: str) -> str | None:
+        """The simulated time of the tick under way (or last begun) at ``wall`` (ISO, UTC, as the audit log writes
+        it); None before the ticks kept."""
+        with self.lock:
+            i = bisect.bisect_right(list(self.wall_times), wall) - 1
+            return self.times[i] if i >= 0 else None
 
     def start(self) -> None:
         if self._thread is not None:

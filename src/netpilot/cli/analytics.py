@@ -115,6 +115,30 @@ def detect(
                    f"-> {json_out}")
 
 
+def _canonical_metrics(samples):
+    """The US spelling ``utilization`` read as the catalogue's ``utilisation``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = samples.column_names.index("metric")
+    return samples.set_column(column, "metric", pc.replace_substring(samples["metric"].cast(pa.string()),
+                                                                     "utilization", "utilisation"))
+
+
+def _same_network(samples, net, telemetry: Path, network: Path) -> None:
+    """Telemetry of entities the network does not have is telemetry of another network: refused, with examples."""
+    import pyarrow.compute as pc
+
+    from netpilot.telemetry.schema import known_entities
+
+    seen = set(pc.unique(samples["entity"]).to_pylist())
+    unknown = sorted(seen - known_entities(net))
+    if unknown:
+        raise InputError.at(f"{len(unknown)} of its {len(seen)} entities are not in {network} (e.g. "
+                            f"{', '.join(unknown[:3])}): telemetry of another network?", file=telemetry,
+                            field="entity")
+
+
 @reports_errors
 def rca(
     telemetry: Annotated[Path, typer.Option(help="Telemetry Parquet (timestamp, entity, metric, value), e.g. from "
@@ -139,6 +163,8 @@ def rca(
     except Exception as exc:
         raise InputError.at(f"not a readable Parquet file ({exc})", file=telemetry) from None
     require_columns(samples, str(telemetry))
+    samples = _canonical_metrics(samples)
+    _same_network(samples, net, telemetry, network)
     onsets = incident_onsets(samples)
     incidents = []
     for onset in onsets:

@@ -82,7 +82,7 @@ class Twin:
                                     ).reshape(len(self.edges), len(self.cells)).astype(float)
         self._edge_traffic_base = np.maximum(self._edge_touching @ self.base_volume, 1e-9)
         for fault in faults or []:
-            fault.behaviour.check(fault, arrays)
+            self.check(fault)
             self.faults.append(fault)
 
     @property
@@ -119,8 +119,11 @@ class Twin:
     # --- the model ------------------------------------------------------------------------------------------
 
     def check(self, fault: Fault) -> None:
-        """ValueError unless the fault's target is in this network."""
-        fault.behaviour.check(fault, self.arrays)
+        """ValueError, naming the fault, unless its target is in this network."""
+        try:
+            fault.behaviour.check(fault, self.arrays)
+        except ValueError as exc:
+            raise ValueError(f"fault {fault.id}: {exc}") from None
 
     def state(self, faults: Sequence[Fault] | None = None) -> TwinState:
         """The network at ``minute`` under ``faults`` (the twin's own by default), those active then applied in

@@ -28,9 +28,25 @@ from netpilot.model.network import Network
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
 
-__all__ = ["REGISTRY", "Fault", "FaultFile", "FaultKind", "FaultTarget", "LinkFaultKind", "LinkGroupTarget",
-           "LinkTarget", "NodeFaultKind", "NodeTarget", "TwinState", "candidate_faults", "fault_kinds",
-           "links_between", "load_faults", "name_faults"]
+__all__ = [
+    "REGISTRY",
+    "Fault",
+    "FaultFile",
+    "FaultKind",
+    "FaultTarget",
+    "LinkFaultKind",
+    "LinkGroupTarget",
+    "LinkTarget",
+    "NodeFaultKind",
+    "NodeTarget",
+    "TwinState",
+    "candidate_faults",
+    "check_faults",
+    "fault_kinds",
+    "links_between",
+    "load_faults",
+    "name_faults",
+]
 
 
 def fault_kinds() -> tuple[str, ...]:
@@ -76,6 +92,48 @@ def load_faults(path: str | Path) -> list[Fault]:
     else:
         faults = list(parse_model(RootModel[list[Fault]], data, file=path, locator=locator).root)
     return name_faults(faults)
+
+
+def check_faults(faults: list[Fault], network: Network, minutes: float, *, file: str | Path | None = None,
+                 field: str = "faults") -> None:
+    """Every fault must have the target its kind takes, act on nodes and links the network has, and start within
+    the run (``minutes`` long): an InputError names each that does not, with its line in ``file`` when there is
+    one."""
+    from netpilot.errors import InputError, Problem
+    from netpilot.model.io import LineLocator, read_text
+
+    locator = LineLocator(read_text(file)) if file is not None and Path(file).exists() else None
+    nodes = {n.id for n in network.nodes}
+    arrays = network.arrays()
+    problems = []
+
+    def problem(i: int, key: str, message: str) -> None:
+        path = (field, i, key) if field else (i, key)
+        line, shown = locator.locate(path) if locator else (None, f"{field}[{i}].{key}" if field else f"[{i}].{key}")
+        problems.append(Problem(message, file=str(file) if file is not None else None, line=line, field=shown))
+
+    for i, fault in enumerate(faults):
+        kind = fault.behaviour
+        try:
+            target = kind.target(fault)
+        except ValueError as exc:
+            problem(i, "target", str(exc))
+        else:
+            ends = [target.node] if isinstance(target, NodeTarget) else \
+                [end for link in (target.links if isinstance(target, LinkGroupTarget) else (target,))
+                 for end in (link.a, link.b)]
+            missing = [node for node in ends if node not in nodes]
+            if missing:
+                problem(i, "target", f"no node {missing[0]!r} in the network")
+            else:
+                try:
+                    kind.check(fault, arrays)
+                except ValueError as exc:
+                    problem(i, "target", str(exc))
+        if fault.at_minute >= minutes:
+            problem(i, "at_minute", f"minute {fault.at_minute:g} is not within the run ({minutes:g} minutes)")
+    if problems:
+        raise InputError(problems)
 
 
 def name_faults(faults: list[Fault]) -> list[Fault]:

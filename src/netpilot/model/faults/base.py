@@ -168,14 +168,14 @@ class FaultKind:
     def target(self, fault: Fault) -> FaultTarget:
         """The fault's typed target; ValueError when the target has the wrong shape for this kind."""
         if not isinstance(fault.target, str):
-            raise ValueError(f"{fault.kind} needs a node id as target, got {fault.target!r}")
+            raise ValueError(f"{fault.kind} needs one node id, got {fault.target!r}")
         return NodeTarget(fault.target)
 
     def check(self, fault: Fault, arrays: NetworkArrays) -> None:
         """ValueError unless the fault's target is in the network."""
         target = self.target(fault)
         if isinstance(target, NodeTarget) and target.node not in arrays.index:
-            raise ValueError(f"fault {fault.id}: unknown node {target.node!r}")
+            raise ValueError(f"no node {target.node!r} in the network")
 
     def links(self, fault: Fault, arrays: NetworkArrays) -> np.ndarray:
         """The link indices the fault acts on (none for a fault at a node)."""
@@ -239,7 +239,7 @@ class LinkFaultKind(FaultKind):
         target = self.target(fault)
         if target.a not in arrays.index or target.b not in arrays.index or \
                 len(self.links(fault, arrays)) == 0:
-            raise ValueError(f"fault {fault.id}: no link between {target.a} and {target.b}")
+            raise ValueError(f"no link between {target.a} and {target.b}")
 
     def links(self, fault: Fault, arrays: NetworkArrays) -> np.ndarray:
         target = self.target(fault)

@@ -31,7 +31,7 @@ class SrlgCut(FaultKind):
         for link in self.target(fault).links:
             if link.a not in arrays.index or link.b not in arrays.index or \
                     len(links_between(arrays, link.a, link.b)) == 0:
-                raise ValueError(f"fault {fault.id}: no link between {link.a} and {link.b}")
+                raise ValueError(f"no link between {link.a} and {link.b}")
 
     def links(self, fault: Fault, arrays: NetworkArrays) -> np.ndarray:
         groups = [links_between(arrays, link.a, link.b) for link in self.target(fault).links]
