@@ -94,6 +94,11 @@ class Autopilot:
         return self.estimate.twin
 
     @property
+    def congestion(self) -> float:
+        """The utilisation above which the loop acts."""
+        return self.settings.planning.congestion
+
+    @property
     def forecast(self) -> dict[str, dict[str, Any]]:
         return self.forecaster.links
 
