@@ -20,7 +20,7 @@ from netpilot.change.verify import verify_change
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault, name_faults
-from netpilot.model.network import Network
+from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.twin import DEFAULT_START, Twin
 from netpilot.telemetry.sim.simulator import Simulator
 
@@ -320,7 +320,7 @@ def hindsight_oracle(scenario: Scenario, network: Network, static: RunTrace, our
                         per_tick_mbps=[round(float(v), 6) for v in per_tick], ticks_solved=len(both), k=k)
 
 
-def min_overload(arrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray, capacity: np.ndarray,
+def min_overload(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray, capacity: np.ndarray,
                  realised: list[np.ndarray], *, k: int = 4, cache: dict | None = None) -> float:
     """The least total overload (Mbit/s above capacity, summed over links that are up) of routing ``volume``
     between ``pairs``: an LP whose routings are splits over ``k`` link-disjoint shortest paths per pair over the
