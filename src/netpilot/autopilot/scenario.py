@@ -320,8 +320,8 @@ def hindsight_oracle(scenario: Scenario, network: Network, static: RunTrace, our
                         per_tick_mbps=[round(float(v), 6) for v in per_tick], ticks_solved=len(both), k=k)
 
 
-def min_overload(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray, capacity: np.ndarray,
-                 realised: list[np.ndarray], *, k: int = 4, cache: dict | None = None) -> float:
+def min_overload(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray,
+                 capacity: np.ndarray, realised: list[np.ndarray], *, k: int = 4, cache: dict | None = None) -> float:
     """The least total overload (Mbit/s above capacity, summed over links that are up) of routing ``volume``
     between ``pairs``: an LP whose routings are splits over ``k`` link-disjoint shortest paths per pair over the
     links that are up, mixed with the measured link loads ``realised`` (each a whole routing of the same demand,
