@@ -480,8 +480,8 @@ def rca() -> None:
     import tempfile
 
     from netpilot.analytics.rca import NOISE_FLOOR, RootCauseLocalizer, Snapshot, feature_layout
+    from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
-    from netpilot.telemetry.sim.faults import Fault
     from netpilot.telemetry.sim.simulator import Simulator
 
     out: dict[str, dict] = {}
@@ -494,7 +494,7 @@ def rca() -> None:
             net = load_network(path)
             localizer = RootCauseLocalizer(net)
             unscoped = RootCauseLocalizer(net, scope=None)
-            entities, names = feature_layout(localizer.simulator)
+            entities, names = feature_layout(localizer.twin)
             floor = np.array([NOISE_FLOOR[n] for n in names])
             routers = [n.id for n in net.nodes if n.kind == "router"]
             cells = [n.id for n in net.nodes if n.kind == "cell_site"]

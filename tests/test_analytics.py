@@ -33,10 +33,10 @@ from netpilot.analytics.rca import RootCauseLocalizer, Snapshot
 from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise, point_adjust
 from netpilot.cli import app
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault
 from netpilot.model.io import load_network
 from netpilot.model.network import Demand, Link, Network, PathPolicy, Router
 from netpilot.model.sample import bundled_network_path
-from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator
 
 DATA = shared_data_dir() / "telemetry"

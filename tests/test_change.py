@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, SetPolicies, apply_intents, load_intents
-from netpilot.change.verify import WhatIfCache, verify_change
+from netpilot.change.verify import CheckKind, VerificationFigures, VerificationSettings, WhatIfCache, verify_change
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import dumps_network
@@ -77,7 +77,7 @@ def test_overload_only_at_the_forecast_peak_is_refused():
     # Two equal-cost routes share 80 (0.4 each); pushing it all over a-b-c is fine now (0.8), not at 1.5x.
     before = _net([("a", "b", 100), ("b", "c", 100), ("a", "c", 100, 20)], [("a", "c", 80.0)])
     after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="c", metric=100)])
-    report = verify_change(before, after, peak_factor=1.5, max_utilisation=1.0)
+    report = verify_change(before, after, VerificationSettings(max_utilisation=1.0), peak_factor=1.5)
     assert _failed(report, "utilisation now").ok
     assert not _failed(report, "utilisation at forecast peak").ok
 
@@ -86,9 +86,18 @@ def test_a_change_that_makes_failures_overload_is_refused():
     before = _net([("a", "b", 100), ("b", "c", 100), ("a", "c", 100), ("a", "d", 100), ("d", "c", 100)],
                   [("a", "c", 60.0)])
     after = apply_intents(before, [SetLinkState(intent="set_link_state", source="a", target="d", state="down")])
-    report = verify_change(before, after, max_utilisation=0.5)
+    report = verify_change(before, after, VerificationSettings(max_utilisation=0.5))
     check = _failed(report, "single-failure utilisation")
     assert not check.ok and "link" in check.detail
+    # The report's figures are typed: the failures it names are the ones the check counted, worst first, and
+    # they read back from the stored report as they were.
+    assert report.check(CheckKind.FAILURE_UTILISATION) is check
+    assert report.figures.failure_scenarios == 4 and report.figures.overloading_failures
+    assert all(len(failure) == 2 for failure in report.figures.overloading_failures)  # a link, both ways
+    assert VerificationFigures.from_dict(report.as_dict()["figures"]) == report.figures
+    without = verify_change(before, after, VerificationSettings(max_utilisation=0.5, failures=False))
+    assert without.check(CheckKind.FAILURE_UTILISATION) is None and without.figures.failure_scenarios is None
+    assert "failure_scenarios" not in without.as_dict()["figures"]
 
 
 def test_cached_baseline_gives_the_same_report_at_any_demand_level():
@@ -153,7 +162,8 @@ def test_cli_verify_writes_ok_and_checks(tmp_path):
     assert doc["ok"] is False
     assert {c["name"] for c in doc["checks"]} >= {"reachability", "forwarding loops", "black holes",
                                                   "utilisation now", "single-failure reachability"}
-    assert all(set(c) == {"name", "ok", "detail"} for c in doc["checks"])
+    assert all(set(c) == {"name", "kind", "ok", "detail"} for c in doc["checks"])
+    assert all(c["kind"] == c["name"] for c in doc["checks"])  # no peak check: the label is the kind
 
 
 # --- workflow and audit -----------------------------------------------------------------------------------
@@ -491,11 +501,12 @@ def test_a_policy_change_is_verified_by_routing_only_the_pairs_it_touches_and_gi
     assert np.allclose(touched[0], full[0], rtol=1e-9, atol=1e-12) and np.array_equal(touched[1], full[1])
     assert np.allclose(touched[2], full[2], rtol=1e-9, atol=1e-6) and full[2].max() > 0
     demand = (pairs, volume)
-    fast = verify_change(before, after, demand=demand, cache=verify.WhatIfCache(), failure_share=0.01)
+    fast = verify_change(before, after, VerificationSettings(failure_share=0.01), demand=demand,
+                         cache=verify.WhatIfCache())
     original = verify._failure_outcomes_after
     try:  # the same change with every pair routed again under every failure
         verify._failure_outcomes_after = lambda b, a, results, s: verify._failure_outcomes(a, s)
-        slow = verify_change(before, after, demand=demand, failure_share=0.01)
+        slow = verify_change(before, after, VerificationSettings(failure_share=0.01), demand=demand)
     finally:
         verify._failure_outcomes_after = original
     assert [(c.name, c.ok, c.detail) for c in fast.checks] == [(c.name, c.ok, c.detail) for c in slow.checks]

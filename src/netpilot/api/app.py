@@ -36,8 +36,8 @@ from netpilot.change.verify import verify_change
 from netpilot.change.workflow import STATES as CHANGE_STATES
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
-from netpilot.telemetry.sim.faults import Fault, check_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START
+from netpilot.model.faults import Fault, check_faults
+from netpilot.model.twin import DEFAULT_START
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -413,12 +413,12 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             recent.append(now)
         with live.lock:  # a snapshot of the network as the loop believes it; verification runs without the lock
             before = live.autopilot.believed_network()
-            limit = pilot.verify_limit
+            settings = pilot.settings.verification.exact()
         try:
             after = apply_intents(before, list(body.intents))
         except InputError as exc:
             raise HTTPException(422, _printable(str(exc))) from None
-        report = verify_change(before, after, max_utilisation=limit)
+        report = verify_change(before, after, settings)
         change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,
                                   twin_diff(before, after))
         state = store.record_verification(change_id, report.as_dict())

@@ -14,10 +14,10 @@ from scipy.sparse.csgraph import connected_components
 
 from netpilot.autopilot.scenario import GeneratedFault, GenerationInfo, Scenario, scenario_network
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault
 from netpilot.model.network import Network
 from netpilot.model.routing import lightest_graph
-from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.model.twin import DEFAULT_START, Twin
 
 #: Above this many (source, link) flow variables the peak-hour optimum comes from the path LP over k = 4 paths
 #: (an upper bound on the optimum, within a few per cent on these networks) instead of the edge formulation.
@@ -84,7 +84,7 @@ def generate_scenario(network_file: str | Path, *, seed: int = 0, load: float = 
     network = scenario_network(draft)
     rng = np.random.default_rng([seed, 25])
 
-    sim = Simulator(network, seed=seed, step_seconds=step_seconds)
+    sim = Twin(network, seed=seed)  # the scenario's demand without its noise
     if not len(sim.pairs):
         raise InputError.at("the network has no demands to scale", file=network_file, field="demands")
     optimum = peak_optimum(network, sim.base_volume, sim.pairs)
@@ -132,7 +132,7 @@ def _hours_to_overload(profile: np.ndarray, peak: float, static_peak_mlu: float)
     return float(minutes[below[0]] / 60.0) if len(below) else 0.0
 
 
-def _draw_faults(network: Network, sim: Simulator, peak_loads: np.ndarray, scale: float,
+def _draw_faults(network: Network, sim: Twin, peak_loads: np.ndarray, scale: float,
                  rng: np.random.Generator, *, count: int, kinds: tuple[str, ...], minutes: float) -> list[Fault]:
     arrays = network.arrays()
     kind_of = np.array([n.kind for n in network.nodes])
@@ -181,21 +181,18 @@ def _draw_faults(network: Network, sim: Simulator, peak_loads: np.ndarray, scale
     return out
 
 
-def _stranded_share(network: Network, sim: Simulator, fault: Fault, scale: float) -> float:
+def _stranded_share(network: Network, sim: Twin, fault: Fault, scale: float) -> float:
     """The share of the peak demand that this fault alone leaves with no path at all (its own node's demand when
     a node fails, or traffic across a cut): what no routing can carry."""
-    probe = Simulator(network, seed=0, step_seconds=sim.step_seconds, faults=[
-        fault.model_copy(update={"at_minute": 0.0, "duration_minutes": None})], noise=0.0)
-    state = probe.expected()
+    probe = Twin(network, seed=0, faults=[fault.model_copy(update={"at_minute": 0.0, "duration_minutes": None})])
+    state = probe.state()
     volume = sim.base_volume * scale
     total = float(volume.sum())
     arrays = probe.arrays
     up = state.link_up
     graph = lightest_graph(arrays.src[up], arrays.dst[up], np.ones(int(up.sum())), arrays.n_nodes)
     _, label = connected_components(graph, directed=True, connection="strong")
-    node_up = np.ones(arrays.n_nodes, dtype=bool)
-    if fault.kind in ("router_down", "cell_outage", "edge_failure"):
-        node_up[arrays.index[fault.target]] = False
+    node_up = state.node_up  # a node the fault takes down takes its demand with it
     alive = node_up[sim.pairs[:, 0]] & node_up[sim.pairs[:, 1]]
     joined = label[sim.pairs[:, 0]] == label[sim.pairs[:, 1]]
     lost = float(volume[~(alive & joined)].sum())

@@ -9,6 +9,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -16,9 +17,11 @@ from netpilot.autopilot.loop import Autopilot, Tick
 from netpilot.change.actuate import reconcile
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.model.faults import Fault, name_faults
+from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network
-from netpilot.telemetry.sim.faults import Fault, name_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator, StepResult
+from netpilot.model.twin import DEFAULT_START
+from netpilot.telemetry.sim.simulator import Simulator
 
 
 class LiveAutopilot:
@@ -28,9 +31,9 @@ class LiveAutopilot:
     ``changes_db`` is the SQLite workflow file (``:memory:`` for a throwaway run)."""
 
     def __init__(self, network: Network, *, faults: list[Fault] | None = None, seed: int = 0,
-                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start=DEFAULT_START,
+                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start: datetime = DEFAULT_START,
                  policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
-                 keep: int = 720, **autopilot_options) -> None:
+                 keep: int = 720, **autopilot_options: Any) -> None:
         self.network = network
         self.tick_seconds = tick_seconds
         self.simulator = Simulator(network, seed=seed, step_seconds=step_seconds, start=start,
@@ -41,7 +44,7 @@ class LiveAutopilot:
         # Changes a crash left half applied end confirmed or rolled back before the loop acts again.
         self.recovered = reconcile(self.changes, self.autopilot.driver, self.autopilot.actor)
         self.lock = threading.RLock()
-        self.latest: StepResult | None = None
+        self.latest: KpiFrame | None = None
         self.latest_tick: Tick | None = None
         self.ticks = 0
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)

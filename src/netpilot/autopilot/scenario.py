@@ -8,19 +8,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
-from netpilot.change.intents import SetLinkState, apply_intents
+from netpilot.change.intents import Intent, SetLinkState, apply_intents
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.errors import InputError
-from netpilot.model.network import Network
-from netpilot.telemetry.sim.faults import Fault, name_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.model.faults import Fault, name_faults
+from netpilot.model.network import Network, NetworkArrays
+from netpilot.model.twin import DEFAULT_START, Twin
+from netpilot.telemetry.sim.simulator import Simulator
 
 #: Below this share of the static overload, what the oracle could cut is round-off: no share is given.
 ACHIEVABLE_FLOOR_SHARE = 1e-3
@@ -141,6 +143,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
     tick_cpu_ms: list[float] = []
     for i in range(steps):
         result = sim.step()
+        assert sim.carried is not None  # set by every step
         carried[result.minute] = sim.carried
         overload += result.overload * scenario.step_seconds
         if trace is not None:
@@ -155,7 +158,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
             tick_cpu_ms.append((time.process_time() - cpu) * 1000.0)
         if progress is not None:
             progress(i + 1, steps)
-    out = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
+    out: dict[str, Any] = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
            "steps": steps}
     if pilot is None:
         return out
@@ -210,12 +213,8 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
             "generated": scenario.generated.model_dump() if scenario.generated else None}
 
 
-def _target_name(fault: Fault) -> str:
-    return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
-
-
 def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
-    truth = _target_name(fault)
+    truth = fault.behaviour.target(fault).name
     match = next((i for i in pilot.incidents
                   if fault.at_minute <= i.minute <= fault.at_minute + DETECTION_WINDOW_MINUTES), None)
     rank = None
@@ -237,12 +236,11 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
     (``carried``), instead of what the loop believed. With ``carried`` None, the simulator's noise-free profile
     demand instead (what the demand would have been without its per-pair variation)."""
     unsafe = 0
-    truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
-                      faults=list(sim.faults), noise=0.0)
+    truth = Twin(network, seed=scenario.seed, start=scenario.start, faults=list(sim.faults))
     for applied in pilot.applied:
         truth.minute = applied.minute
         expected = truth.expected()
-        downs = [SetLinkState(intent="set_link_state", source=network.links[e].source,
+        downs: list[Intent] = [SetLinkState(intent="set_link_state", source=network.links[e].source,
                               target=network.links[e].target, state="down")
                  for e in np.flatnonzero(~expected.link_up)]
         capacity = np.where(expected.link_up, expected.capacity, [lk.capacity for lk in network.links])
@@ -250,7 +248,7 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                                downs)
         after = apply_intents(_with_metrics(network, applied.metric_after, capacity, applied.policies_after), downs)
         volume = expected.volume if carried is None else carried[applied.minute]
-        report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs, volume))
+        report = verify_change(before, after, pilot.settings.verification.exact(), demand=(truth.pairs, volume))
         unsafe += not report.ok
     return unsafe
 
@@ -322,8 +320,8 @@ def hindsight_oracle(scenario: Scenario, network: Network, static: RunTrace, our
                         per_tick_mbps=[round(float(v), 6) for v in per_tick], ticks_solved=len(both), k=k)
 
 
-def min_overload(arrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray, capacity: np.ndarray,
-                 realised: list[np.ndarray], *, k: int = 4, cache: dict | None = None) -> float:
+def min_overload(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray,
+                 capacity: np.ndarray, realised: list[np.ndarray], *, k: int = 4, cache: dict | None = None) -> float:
     """The least total overload (Mbit/s above capacity, summed over links that are up) of routing ``volume``
     between ``pairs``: an LP whose routings are splits over ``k`` link-disjoint shortest paths per pair over the
     links that are up, mixed with the measured link loads ``realised`` (each a whole routing of the same demand,

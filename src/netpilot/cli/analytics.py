@@ -202,7 +202,7 @@ def rca(
     for onset in onsets:
         causes = incident_window_causes(net, samples, onset, before_steps=before_steps, after_steps=after_steps,
                                         top=top)
-        incidents.append({"start": onset.isoformat(), "causes": [c.__dict__ for c in causes]})
+        incidents.append({"start": onset.isoformat(), "causes": [c.as_dict() for c in causes]})
     _write(json_out, {"incidents": incidents})
     console = stdout()
     for incident in incidents:

@@ -30,7 +30,7 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
     """Replay the scenario with the autopilot acting and with static shortest-path routing; print and write
     detection, root-cause rank, overload, changes and decision latency."""
     from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
-    from netpilot.telemetry.sim.faults import check_faults
+    from netpilot.model.faults import check_faults
 
     scenario = load_scenario(file)
     network = scenario_network(scenario)
@@ -161,9 +161,9 @@ def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     """The autopilot live on the bundled network: simulator, a scripted link failure at minute 20, the
     dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only."""
     from netpilot.autopilot.live import LiveAutopilot
+    from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
-    from netpilot.telemetry.sim.faults import Fault
 
     _fresh_demo_db(db)
     network = load_network(bundled_network_path())
