@@ -18,7 +18,7 @@ from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocaliz
 from netpilot.analytics.tomography import tomogravity
 from netpilot.autopilot.budget import TickBudget
 from netpilot.change.apply import rollback_change
-from netpilot.change.drivers import Driver
+from netpilot.change.drivers import NetworkDriver
 from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply_intents
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
@@ -34,9 +34,6 @@ from netpilot.telemetry.sim.simulator import Simulator, StepResult
 ACTIONABLE = ("link_down", "link_degrade", "router_down", "flash_crowd")
 #: A flash crowd is believed only when its node's links measure at least this many times its usual traffic.
 MIN_CROWD = 1.2
-#: Intents the simulator (the network under control in the demo and scenarios) can take: IGP metrics and
-#: explicit path policies.
-SIMULATOR_INTENTS = ("apply_metrics", "set_metric", "drain_node", "set_policies")
 
 
 @dataclass
@@ -122,7 +119,7 @@ class Autopilot:
     ``plan_routings`` routings on one tick and its verification on the next, and the verification's baseline
     on a tick of its own."""
 
-    def __init__(self, network: Network, changes: ChangeStore, driver: Driver, *, congestion: float = 0.9,
+    def __init__(self, network: Network, changes: ChangeStore, driver: NetworkDriver, *, congestion: float = 0.9,
                  verify_limit: float = 1.0, demand_margin: float = 0.1,
                  alarm_threshold: float = 10.0, min_alarms: int = 2, localise_after: int = 3,
                  baseline_steps: int = 15, quiet_steps: int = 10, plan_evaluations: int = 60,
@@ -133,7 +130,7 @@ class Autopilot:
                  failure_share: float = 0.01,
                  explicit_paths: bool = True, withdraw_margin: float = 0.15, crowd_margin: float = 0.2,
                  check_after: int = 2, forecast_every: int = 5, forecast_horizon: int = 15,
-                 actor: str = "autopilot", keep: int = 720) -> None:
+                 actor: str = "autopilot", keep: int = 720, commit_confirm: float | None = None) -> None:
         self.network = network
         self.changes = changes
         self.driver = driver
@@ -150,7 +147,9 @@ class Autopilot:
         self.refit_every = refit_every
         self.failure_tolerance = failure_tolerance
         self.failure_share = failure_share
-        self.explicit_paths = explicit_paths
+        # Explicit paths are planned only for a network that takes them.
+        self.explicit_paths = explicit_paths and driver.capabilities().accepts("set_policies")
+        self.commit_confirm = commit_confirm
         self.withdraw_margin = withdraw_margin
         self.crowd_margin = crowd_margin
         self.plan_routings = plan_routings
@@ -315,7 +314,7 @@ class Autopilot:
         idle = self._checking is None and self._localising is None and not self._waiting_for_person()
         # Explicit paths are a remedy for congestion, not a standing configuration: once the network is calm,
         # the loop offers to hand their pairs back to the IGP.
-        calm_with_paths = bool(self.driver.running.policies) and mlu <= self.congestion - self.withdraw_margin
+        calm_with_paths = bool(self.driver.running().policies) and mlu <= self.congestion - self.withdraw_margin
         if (congested or self._replan or calm_with_paths) and idle and \
                 n - self._last_change_tick >= self.cooldown_steps and self._worth_planning(mlu):
             t = time.perf_counter()
@@ -378,7 +377,7 @@ class Autopilot:
     def _running_metric(self) -> np.ndarray:
         """The IGP metrics the network runs, read once per running configuration (``arrays()`` is not free);
         the twin takes them and the explicit path policies at the same time."""
-        running = self.driver.running
+        running = self.driver.running()
         if self._metric_of is None or self._metric_of[0] is not running:
             self._metric_of = (running, running.arrays().metric)
             self.twin.set_metrics(self._metric_of[1])
@@ -420,7 +419,7 @@ class Autopilot:
         return self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
                                     minute=minute, noise=noise,
                                     metrics=self._running_metric(), known=list(self.beliefs.values()),
-                                    policies=self.driver.running.policies)
+                                    policies=self.driver.running().policies)
 
     def _conclude(self, incident: Incident, ranking: Ranking | None, result: StepResult, *,
                   deadline: float | None, chunks: int | None) -> None:
@@ -562,7 +561,7 @@ class Autopilot:
         is localised (the demand may have changed shape). Between fits only the level moves, so the verification's
         baseline stays valid (it scales)."""
         localised = sum(i.localised_at is not None for i in self.incidents)
-        key = (tuple(sorted(self.beliefs)), _plan_key(metric, self.driver.running.policies), self._last_onset,
+        key = (tuple(sorted(self.beliefs)), _plan_key(metric, self.driver.running().policies), self._last_onset,
                localised)
         n = self._count - 1
         if self._correction is not None and self._correction[0] == key and \
@@ -790,7 +789,7 @@ class Autopilot:
         expected, _ = self._twin_at(self.twin.minute)
         link_up = expected.link_up & self._measured_up  # a link measured down is down, believed or not
         expected.capacity = self._capacity_of(expected)
-        running = self.driver.running
+        running = self.driver.running()
         links = list(running.links)
         changed = False
         for e, (up, capacity) in enumerate(zip(link_up.tolist(), expected.capacity.tolist())):
@@ -819,11 +818,11 @@ class Autopilot:
             if change.id in self._not_applicable:
                 continue
             intents = IntentList.model_validate(change.intents).root
-            if any(i.intent not in SIMULATOR_INTENTS for i in intents):
+            refusal = self.driver.capabilities().refusal(i.intent for i in intents)
+            if refusal is not None:
                 self._not_applicable.add(change.id)
                 self.changes.annotate(change.id, self.actor, "not_applied",
-                                      "this network takes IGP metric and path policy changes only "
-                                      f"({', '.join(SIMULATOR_INTENTS)}); apply it with a device driver")
+                                      f"the network under control does not take it ({refusal})")
                 continue
             evidence = self.changes.annotations(change.id).get("evidence", {})
             predicted = evidence.get("predicted_mlu", (change.verification or {}).get("figures", {}).get("mlu_after"))
@@ -839,17 +838,19 @@ class Autopilot:
             self._act_ms += _ms(started)
 
     def _commit(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
-        before = self.driver.running.arrays().metric.copy()
-        policies_before = list(self.driver.running.policies)
+        before = self.driver.running().arrays().metric.copy()
+        policies_before = list(self.driver.running().policies)
         self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
-        self.driver.load_candidate(apply_intents(self.driver.running, intents))
+        self.driver.load_candidate(apply_intents(self.driver.running(), intents))
         self._rebase = True
         diff = self.driver.compare()
-        self.driver.commit(confirm_seconds=None)  # the post-check on measured telemetry confirms or reverts
-        self.changes.advance(change_id, "checking", self.actor, {"diff": diff, "predicted_mlu": predicted})
-        applied = Applied(change_id, result.minute, before, self.driver.running.arrays().metric.copy(), mlu,
+        # The post-check on measured telemetry confirms or reverts; ``commit_confirm`` reverts by itself if the
+        # loop is gone before then.
+        self.driver.commit(confirm=self.commit_confirm)
+        self.changes.advance(change_id, "checking", self.actor, {"diff": diff.as_dict(), "predicted_mlu": predicted})
+        applied = Applied(change_id, result.minute, before, self.driver.running().arrays().metric.copy(), mlu,
                           predicted, policies_before=policies_before,
-                          policies_after=list(self.driver.running.policies))
+                          policies_after=list(self.driver.running().policies))
         self.applied.append(applied)
         self._checking = (applied, self._count + self.check_after - 1)
         self._last_change_tick = self._count - 1
@@ -860,8 +861,10 @@ class Autopilot:
         applied.measured_mlu = mlu
         # Worse than before and above the limit: the twin was wrong about this change, so it goes back.
         failed = mlu > self.congestion and mlu > applied.mlu_before + 0.05
+        # And the devices must forward as the twin of what was committed predicts.
+        forwarding = self.driver.check()
         outcome = self.outcome(applied)
-        if failed:
+        if failed or not forwarding.ok:
             self.driver.rollback()
             self._rebase = True
             self._failed_plans.add(_plan_key(applied.metric_after, applied.policies_after))
@@ -875,13 +878,15 @@ class Autopilot:
             applied.state = "rolled_back"
             self.changes.advance(applied.change_id, "rolled_back", self.actor,
                                  {"post_check": f"measured MLU {mlu:.3f} is above the limit and worse than "
-                                                f"{applied.mlu_before:.3f} before", "outcome": outcome})
+                                                f"{applied.mlu_before:.3f} before" if failed else
+                                  f"the devices do not forward as the twin predicted: {forwarding.detail}",
+                                  "outcome": outcome})
         else:
             self.driver.confirm()
             applied.state = "done"
             self.changes.advance(applied.change_id, "done", self.actor,
-                                 {"post_check": f"measured MLU {mlu:.3f} (predicted {applied.predicted_mlu:.3f})",
-                                  "outcome": outcome})
+                                 {"post_check": f"measured MLU {mlu:.3f} (predicted {applied.predicted_mlu:.3f}); "
+                                                f"{forwarding.detail}", "outcome": outcome})
 
     def rollback_in_flight(self, actor: str) -> str | None:
         """A person rolls back the change being checked (before the loop confirms it). Returns its id."""
@@ -904,10 +909,10 @@ class Autopilot:
             raise WorkflowError(f"change {change_id} is not a change this loop applied and confirmed")
         old = ApplyMetrics(intent="apply_metrics", metrics={name: int(m) for name, m in
                                                             zip(self.link_ids, applied.metric_before.tolist())})
-        previous = apply_intents(self.driver.running, [old]).model_copy(update={"policies": applied.policies_before})
+        previous = apply_intents(self.driver.running(), [old]).model_copy(update={"policies": applied.policies_before})
 
         def runs_old_metrics() -> tuple[bool, str]:
-            running = self.driver.running
+            running = self.driver.running()
             same = np.array_equal(running.arrays().metric, applied.metric_before) and \
                 running.policies == applied.policies_before
             return same, "the network runs the metrics and paths from before the change" if same else \

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from netpilot.change.render import cables, interfaces, loopbacks, render_frr
+from netpilot.change.drivers.frr.render import cables, interfaces, loopbacks, render_frr
 from netpilot.model.network import Network
 
 FRR_BIN = Path("/usr/lib/frr")
@@ -81,6 +81,10 @@ class Lab:
             _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
             # A new namespace does not forward: a router must.
             _run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            # A policy's next hop over a cable that is down is skipped (as the twin shares it among the others),
+            # and flows spread over next hops by ports too (as the twin's even split holds over many flows).
+            _run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
+                 "net.ipv4.fib_multipath_hash_policy=1")
         kinds = {n.id: n.kind for n in self.network.nodes}
         for n, (i, _j) in enumerate(cables(self.network)):
             link = self.network.links[i]
