@@ -1,40 +1,36 @@
-"""A live autopilot: the simulator ticking in a background thread with the loop acting on it, and the state the
-API and dashboard read (latest utilisation, series, incidents, forecasts)."""
+"""A live autopilot: the loop ticking in a background thread over a network that runs in real time (the simulator,
+or an FRR lab polled for its counters and OSPF state), and the state the API and dashboard read (latest
+utilisation, series, incidents, forecasts)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections import deque
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 from netpilot.autopilot.loop import Autopilot, Tick
-from netpilot.change.drivers import SimulatorDriver
+from netpilot.change.drivers import NetworkDriver, SimulatorDriver
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.model.network import Network
 from netpilot.telemetry.sim.faults import Fault, name_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator, StepResult
+from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator, StepResult, step_from_samples
 
 
-class LiveAutopilot:
-    """Runs ``Autopilot`` over a ``Simulator`` at ``tick_seconds`` of wall time per simulated step.
+class LiveLoop:
+    """``Autopilot`` over a network that moves in real time: each tick takes the network's next telemetry step
+    (``next_step``, from a subclass) and the loop observes it, at most once every ``tick_seconds``."""
 
-    ``policy`` decides which changes skip the person (none by default: the dashboard's approver decides).
-    ``changes_db`` is the SQLite workflow file (``:memory:`` for a throwaway run)."""
-
-    def __init__(self, network: Network, *, faults: list[Fault] | None = None, seed: int = 0,
-                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start=DEFAULT_START,
-                 policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
-                 keep: int = 720, **autopilot_options) -> None:
+    def __init__(self, network: Network, driver: NetworkDriver, *, tick_seconds: float, policy: Policy | None,
+                 changes_db: str | Path, congestion: float, keep: int, **autopilot_options) -> None:
         self.network = network
         self.tick_seconds = tick_seconds
-        self.simulator = Simulator(network, seed=seed, step_seconds=step_seconds, start=start,
-                                   faults=name_faults(list(faults or [])))
         self.changes = ChangeStore(changes_db, policy or Policy())
-        self.autopilot = Autopilot(network, self.changes, SimulatorDriver(network, self.simulator),
-                                   congestion=congestion, keep=keep, **autopilot_options)
+        self.autopilot = Autopilot(network, self.changes, driver, congestion=congestion, keep=keep,
+                                   **autopilot_options)
         self.lock = threading.RLock()
         self.latest: StepResult | None = None
         self.latest_tick: Tick | None = None
@@ -45,10 +41,13 @@ class LiveAutopilot:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    def next_step(self) -> StepResult:
+        raise NotImplementedError
+
     def step(self) -> Tick:
-        """One tick: the network moves a step and the loop observes it."""
+        """One tick: the network's next telemetry and the loop observing it."""
         with self.lock:
-            result = self.simulator.step()
+            result = self.next_step()
             tick = self.autopilot.observe(result)
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
@@ -83,3 +82,53 @@ class LiveAutopilot:
     def series(self, link_index: int) -> tuple[list[str], list[float]]:
         with self.lock:
             return list(self.times), [float(u[link_index]) for u in self.load_history]
+
+
+class LiveAutopilot(LiveLoop):
+    """Runs ``Autopilot`` over a ``Simulator`` at ``tick_seconds`` of wall time per simulated step.
+
+    ``policy`` decides which changes skip the person (none by default: the dashboard's approver decides).
+    ``changes_db`` is the SQLite workflow file (``:memory:`` for a throwaway run)."""
+
+    def __init__(self, network: Network, *, faults: list[Fault] | None = None, seed: int = 0,
+                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start=DEFAULT_START,
+                 policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
+                 keep: int = 720, **autopilot_options) -> None:
+        self.simulator = Simulator(network, seed=seed, step_seconds=step_seconds, start=start,
+                                   faults=name_faults(list(faults or [])))
+        super().__init__(network, SimulatorDriver(network, self.simulator), tick_seconds=tick_seconds,
+                         policy=policy, changes_db=changes_db, congestion=congestion, keep=keep,
+                         **autopilot_options)
+
+    def next_step(self) -> StepResult:
+        return self.simulator.step()
+
+
+class LabAutopilot(LiveLoop):
+    """Runs ``Autopilot`` on an FRR lab built from ``network`` (``netpilot lab up``): each tick polls the
+    routers' interface counters, daemons and OSPF state, and the loop's changes go to the routers through the
+    FRR driver, commit-confirmed (``commit_confirm`` seconds, confirmed by the loop's post-check: the measured
+    MLU, and every router forwarding as the twin of the change predicts). A change a crash left unconfirmed in
+    ``journal`` is rolled back when the loop starts (``recovered`` says what was found)."""
+
+    def __init__(self, network: Network, lab: str, *, journal: str | Path, tick_seconds: float = 1.0,
+                 policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
+                 keep: int = 720, commit_confirm: float = 120.0, **autopilot_options) -> None:
+        from netpilot.change.drivers import FrrDriver
+        from netpilot.change.drivers.frr.lab import Lab
+        from netpilot.change.drivers.frr.telemetry import LabTelemetry
+
+        the_lab = Lab(lab, network)
+        driver = FrrDriver(the_lab, journal)
+        self.recovered = driver.recover()
+        self.telemetry = LabTelemetry(the_lab)
+        self._layout = Simulator(network, noise=0.0)  # the entity order the loop reads a step in
+        self._started = time.monotonic()
+        super().__init__(network, driver, tick_seconds=tick_seconds, policy=policy, changes_db=changes_db,
+                         congestion=congestion, keep=keep, commit_confirm=commit_confirm, **autopilot_options)
+        self.lab = the_lab
+
+    def next_step(self) -> StepResult:
+        now = datetime.now(UTC)
+        return step_from_samples(self._layout, self.telemetry.poll(now), now,
+                                 (time.monotonic() - self._started) / 60.0)

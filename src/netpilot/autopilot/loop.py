@@ -84,8 +84,10 @@ class Applied:
 class Autopilot:
     """The loop around one network. Feed it ``observe(step_result)`` per telemetry tick.
 
-    ``driver`` is where changes go (the simulator, the twin, FRR); ``changes`` holds the workflow, and its
-    policy decides which changes need a person. ``congestion`` is the utilisation above which the loop
+    ``driver`` is where changes go (the simulator, the twin, FRR); the loop plans and applies only the intent
+    kinds its ``capabilities()`` take, commits with a ``commit_confirm`` window (None: no timer), and keeps a
+    change once the measured MLU and the driver's forwarding ``check()`` agree with it. ``changes`` holds the
+    workflow, and its policy decides which changes need a person. ``congestion`` is the utilisation above which the loop
     re-optimises IGP metrics; ``verify_limit`` is the utilisation verification refuses to create, now or
     under any single link failure (capacity, by default). Verification runs on the loop's demand estimate (the
     twin's profile corrected to the measured link loads by tomogravity every ``refit_every`` ticks) raised by

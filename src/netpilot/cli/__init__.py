@@ -22,6 +22,7 @@ app.command("detect")(analytics.detect)
 app.command("rca")(analytics.rca)
 app.add_typer(autopilot.scenario_app, name="scenario")
 app.command("demo")(autopilot.demo)
+app.command("autopilot")(autopilot.autopilot)
 
 
 @app.command()

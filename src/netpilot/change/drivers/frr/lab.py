@@ -227,10 +227,11 @@ class Lab:
         Returns the client; the server answers one test and exits. Wait on the client (or kill it) when done."""
         if shutil.which("iperf3") is None:
             raise LabError("iperf3 is not installed (apt-get install iperf3)")
-        if not 0 < seconds <= 60 or not 0 < mbps <= 1000:
-            raise LabError("lab traffic is bounded: 0 < seconds <= 60 and 0 < mbps <= 1000")
+        if not 0 < seconds <= 180 or not 0 < mbps <= 1000:
+            raise LabError("lab traffic is bounded: 0 < seconds <= 180 and 0 < mbps <= 1000")
         loops = loopbacks(self.network)
-        port = 5201 + self.routers.index(target)
+        # A port per pair, so several flows may run at once (one to each target from each source).
+        port = 5201 + self.routers.index(source) * MAX_ROUTERS + self.routers.index(target)
         subprocess.Popen(["ip", "netns", "exec", self.namespace(target), "iperf3", "-s", "-1", "-B", loops[target],
                           "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)  # the server binds before the client connects
