@@ -146,8 +146,8 @@ def installed(namespace: str) -> dict[int, tuple[list[tuple[str, str]], dict[str
             destination = route["dst"] if "/" in route["dst"] else f"{route['dst']}/32"
             hops = route.get("nexthops") or [{"gateway": route.get("gateway"), "dev": route.get("dev"),
                                                "weight": 1}]
-            routes[destination] = sorted((h.get("gateway", ""), h.get("dev", ""), int(h.get("weight", 1)))
-                                         for h in hops)
+            routes[destination] = _hops((h.get("gateway", ""), h.get("dev", ""), int(h.get("weight", 1)))
+                                        for h in hops)
     return {table: (sorted(rules), routes) for table, (rules, routes) in out.items()}
 
 
@@ -174,7 +174,7 @@ def install(namespace: str, tables: list[PairTable]) -> None:
 def expected(tables: list[PairTable]) -> dict[int, tuple[list[tuple[str, str]], dict[str, list[tuple[str, str, int]]]]]:
     """What :func:`installed` reads back once ``tables`` are installed."""
     return {t.table: (sorted((s, d) for s in t.sources for d in t.destinations),
-                      {d: sorted((h.via, h.dev, h.weight) for h in t.hops) for d in t.destinations})
+                      {d: _hops((h.via, h.dev, h.weight) for h in t.hops) for d in t.destinations})
             for t in tables}
 
 
@@ -207,6 +207,12 @@ def read_policies(network: Network, per_router: dict[str, dict]) -> list[PathPol
                                        paths=[WeightedPath(nodes=nodes, weight=round(share, 6))
                                               for nodes, share in paths]))
     return policies
+
+
+def _hops(hops) -> list[tuple[str, str, int]]:
+    """Next hops in a canonical order; a lone next hop's weight means nothing (the kernel does not keep it)."""
+    out = sorted(hops)
+    return [(via, dev, 1) for via, dev, _w in out] if len(out) == 1 else out
 
 
 def _walk(split: dict[str, list[tuple[str, float]]], target: str, node: str, nodes: list[str], share: float,
