@@ -123,10 +123,13 @@ def test_explicit_paths_revert_by_themselves_unless_confirmed_and_metrics_go_wit
     assert driver.reverted.wait(40)
     assert _cost_on(lab, "c", "d") == 10 and paths.installed(lab.namespace("a")) == {}
     assert driver.running().policies == [] and driver.check().ok
-    # A path over a cable the lab does not have is refused before anything is staged.
-    with pytest.raises(DriverError, match="no cable b-d"):
+    # Paths that cross each other both ways (a->c on one, c->a on the other) would loop hop by hop: refused
+    # before anything is staged.
+    with pytest.raises(DriverError, match="form a loop"):
         driver.load_candidate([SetPolicies(intent="set_policies", policies=[
-            PathPolicy(source="b", target="d", paths=[{"nodes": ["b", "d"], "weight": 1}])])])
+            PathPolicy(source="b", target="d", paths=[{"nodes": ["b", "a", "c", "d"], "weight": 1},
+                                                      {"nodes": ["b", "c", "a", "d"], "weight": 1}])])])
+    assert driver.candidate is None
 
 
 # --- the autopilot live on a lab --------------------------------------------------------------------------------
@@ -153,7 +156,7 @@ def test_the_autopilot_drives_the_lab_a_cut_cable_to_a_change_on_the_routers(rin
                         policy=Policy(auto_approve=["apply_metrics", "set_metric", "set_policies"]),
                         commit_confirm=120, tick_budget_ms=None)
     assert live.recovered.startswith("no journal")
-    clients = [lab.traffic(s, t, mbps=v, seconds=150) for s, t, v in RING_DEMANDS]
+    clients = [lab.stream(s, t, mbps=v, seconds=150) for s, t, v in RING_DEMANDS]
     try:
         time.sleep(1.0)
         for _ in range(30):  # a healthy baseline, then the cut
@@ -177,6 +180,8 @@ def test_the_autopilot_drives_the_lab_a_cut_cable_to_a_change_on_the_routers(rin
         assert change.state == "done", live.changes.audit(done.change_id)[-1]
         post_check = live.changes.audit(done.change_id)[-1]["detail"]["post_check"]
         assert "every router forwards to every loopback as the twin predicted" in post_check
+        outcome = live.changes.audit(done.change_id)[-1]["detail"]["outcome"]
+        assert outcome["mlu_before"] > 1.0 and outcome["measured_mlu"] < 0.9, outcome  # measured on the routers
         # The change is on the routers: every metric it set is the cost configured on the router.
         for intent in IntentList.model_validate(change.intents).root:
             for link_id, metric in getattr(intent, "metrics", {}).items():

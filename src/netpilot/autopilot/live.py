@@ -4,6 +4,7 @@ utilisation, series, incidents, forecasts)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
@@ -108,12 +109,13 @@ class LabAutopilot(LiveLoop):
     """Runs ``Autopilot`` on an FRR lab built from ``network`` (``netpilot lab up``): each tick polls the
     routers' interface counters, daemons and OSPF state, and the loop's changes go to the routers through the
     FRR driver, commit-confirmed (``commit_confirm`` seconds, confirmed by the loop's post-check: the measured
-    MLU, and every router forwarding as the twin of the change predicts). A change a crash left unconfirmed in
-    ``journal`` is rolled back when the loop starts (``recovered`` says what was found)."""
+    MLU ``check_seconds`` on, and every router forwarding as the twin of the change predicts). A change a crash
+    left unconfirmed in ``journal`` is rolled back when the loop starts (``recovered`` says what was found)."""
 
     def __init__(self, network: Network, lab: str, *, journal: str | Path, tick_seconds: float = 1.0,
                  policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
-                 keep: int = 720, commit_confirm: float = 120.0, **autopilot_options) -> None:
+                 keep: int = 720, commit_confirm: float = 120.0, check_seconds: float = 10.0,
+                 **autopilot_options) -> None:
         from netpilot.change.drivers import FrrDriver
         from netpilot.change.drivers.frr.lab import Lab
         from netpilot.change.drivers.frr.telemetry import LabTelemetry
@@ -124,6 +126,9 @@ class LabAutopilot(LiveLoop):
         self.telemetry = LabTelemetry(the_lab)
         self._layout = Simulator(network, noise=0.0)  # the entity order the loop reads a step in
         self._started = time.monotonic()
+        # The post-check measures the change once OSPF has moved the traffic: an LSA is re-originated at most
+        # every 5 s (frr-reload removes a cost before setting the new one: two originations), then SPF runs.
+        autopilot_options.setdefault("check_after", max(2, math.ceil(check_seconds / tick_seconds)))
         super().__init__(network, driver, tick_seconds=tick_seconds, policy=policy, changes_db=changes_db,
                          congestion=congestion, keep=keep, commit_confirm=commit_confirm, **autopilot_options)
         self.lab = the_lab

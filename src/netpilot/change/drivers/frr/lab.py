@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -240,6 +241,18 @@ class Lab:
                                  f"{mbps}M", "-t", f"{seconds:g}"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
 
+    def stream(self, source: str, target: str, *, mbps: float, seconds: float) -> subprocess.Popen:
+        """Bounded UDP packets from ``source``'s loopback to ``target``'s at ``mbps``, that go on through a
+        reroute (iperf3 stops at the first unreachable destination, which a cut cable makes for the moment OSPF
+        takes to converge). Nothing listens: the target's kernel drops them. Returns the sender (it exits by
+        itself after ``seconds``; wait on it or kill it)."""
+        if not 0 < seconds <= 180 or not 0 < mbps <= 1000:
+            raise LabError("lab traffic is bounded: 0 < seconds <= 180 and 0 < mbps <= 1000")
+        loops = loopbacks(self.network)
+        return subprocess.Popen(["ip", "netns", "exec", self.namespace(source), "timeout", str(int(seconds) + 5),
+                                 sys.executable, "-c", _SENDER, loops[source], loops[target], str(mbps),
+                                 str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def counters(self, router: str) -> dict[str, dict]:
         """Interface name -> {"tx_bytes", "rx_bytes", "up"} (``ip -s -j link`` inside the router's namespace)."""
         data = json.loads(_run("ip", "-n", self.namespace(router), "-s", "-j", "link", "show").stdout or "[]")
@@ -253,6 +266,27 @@ class Lab:
         result = _run("ip", "netns", "exec", self.namespace(source), "ping", "-c", str(count), "-W", "1", "-I",
                       loops[source], loops[target], check=False)
         return result.returncode == 0
+
+
+#: The sender behind ``Lab.stream``: 1000-byte datagrams, paced; a send that fails (no route yet) is skipped.
+_SENDER = """
+import socket, sys, time
+source, target, mbps, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((source, 0))
+payload, gap = bytes(1000), 8000 / (mbps * 1e6)
+start = time.monotonic()
+sent = 0
+while time.monotonic() - start < seconds:
+    try:
+        sock.sendto(payload, (target, 9))
+    except OSError:
+        pass
+    sent += 1
+    ahead = start + sent * gap - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
+"""
 
 
 def _alive(pid: int) -> bool:
