@@ -200,3 +200,53 @@ def test_the_autopilot_drives_the_lab_a_cut_cable_to_a_change_on_the_routers(rin
         for client in clients:
             client.kill()
             client.wait(timeout=10)
+
+
+def test_the_cli_and_the_api_on_a_live_lab_a_persons_explicit_path_reaches_the_routers(square, tmp_path):
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from netpilot.api.app import create_app, make_tokens
+    from netpilot.autopilot.live import LabAutopilot
+    from netpilot.cli import app
+    from netpilot.model.io import dumps_network
+
+    lab = square
+    net = tmp_path / "n.yaml"
+    net.write_text(dumps_network(lab.network))
+    result = CliRunner().invoke(app, ["autopilot", "--lab", lab.name, "--network", str(net), "--db",
+                                      str(tmp_path / "cli.db"), "--journal", str(tmp_path / "cli.json"),
+                                      "--seconds", "4"])
+    assert result.exit_code == 0, result.output
+    assert "4 routers; journal: no journal" in result.output and "0 incidents" in result.output
+
+    live = LabAutopilot(lab.network, lab.name, journal=tmp_path / "j.json", changes_db=tmp_path / "c.db",
+                        tick_budget_ms=None)
+    tokens = make_tokens({"oscar": "operator", "alice": "approver"})
+    headers = {who.user: {"Authorization": f"Bearer {token}"} for token, who in tokens.items()}
+    client = TestClient(create_app(live, tokens))
+    try:
+        for _ in range(3):
+            live.step()
+        state = client.get("/api/state", headers=headers["oscar"]).json()
+        assert state["ticks"] == 3 and all(state["link_up"]) and state["metric"][0] == 10
+        detour = {"source": "a", "target": "b", "paths": [{"nodes": ["a", "d", "c", "b"], "weight": 1}]}
+        proposed = client.post("/api/changes", headers=headers["oscar"],
+                               json={"intents": [{"intent": "set_policies", "policies": [detour]}],
+                                     "why": "take a->b the long way round"})
+        assert proposed.status_code == 201 and proposed.json()["state"] == "verified", proposed.json()
+        change_id = proposed.json()["id"]
+        assert client.post(f"/api/changes/{change_id}/approve", headers=headers["alice"]).status_code == 200
+        deadline = time.monotonic() + 90
+        while live.changes.get(change_id).state not in ("done", "rolled_back") and time.monotonic() < deadline:
+            live.step()
+            time.sleep(0.2)
+        assert live.changes.get(change_id).state == "done", live.changes.audit(change_id)[-1]
+        post_check = live.changes.audit(change_id)[-1]["detail"]["post_check"]
+        assert "runs the policy tables of 1 explicit-path pairs" in post_check
+        assert [p.model_dump(mode="json") for p in live.autopilot.driver.running().policies] == [detour]
+        assert {r for r in lab.routers if paths.installed(lab.namespace(r))} == {"a", "d", "c"}
+        changes = client.get("/api/changes", headers=headers["oscar"]).json()
+        assert [c["state"] for c in changes] == ["done"]
+    finally:
+        live.autopilot.driver.close()
