@@ -153,3 +153,31 @@ def test_paths_policy_routing_cannot_carry_are_named():
         {"nodes": ["b", "a", "d"], "weight": 1}, {"nodes": ["b", "c", "a", "b", "d"], "weight": 1}])]})
     problems = paths.policy_problems(bad)
     assert any("form a loop" in p for p in problems) and any("no cable b-d" in p for p in problems)
+
+
+class FailsToCommit(TwinDriver):
+    """A device that refuses the commit after taking part of it (a router's reload failed)."""
+
+    def commit(self, confirm: float | None = None) -> None:
+        super().commit(confirm)
+        raise DriverError("r1: frr-reload failed")
+
+
+def test_a_commit_the_devices_refuse_is_rolled_back_and_recorded_not_left_applying():
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    net = _square()
+    store = ChangeStore()
+    driver = FailsToCommit(net)
+    pilot = Autopilot(net, store, driver)
+    cid = store.propose([{"intent": "set_metric", "source": "a", "target": "b", "metric": 50}], "alice", "t", [])
+    store.record_verification(cid, {"ok": True, "checks": []})
+    store.approve(cid, "bob")
+    sim = Simulator(net, seed=1)
+    for _ in range(3):
+        pilot.observe(sim.step())
+    assert store.get(cid).state == "rolled_back"
+    assert store.audit(cid)[-1]["detail"]["why"] == "the driver refused it: r1: frr-reload failed"
+    assert driver.running() is net and pilot.applied == []

@@ -18,7 +18,7 @@ from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocaliz
 from netpilot.analytics.tomography import tomogravity
 from netpilot.autopilot.budget import TickBudget
 from netpilot.change.apply import rollback_change
-from netpilot.change.drivers import NetworkDriver
+from netpilot.change.drivers import DriverError, NetworkDriver
 from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply_intents
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
@@ -843,12 +843,21 @@ class Autopilot:
         before = self.driver.running().arrays().metric.copy()
         policies_before = list(self.driver.running().policies)
         self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
-        self.driver.load_candidate(apply_intents(self.driver.running(), intents))
+        committing = False
+        try:
+            self.driver.load_candidate(apply_intents(self.driver.running(), intents))
+            diff = self.driver.compare()
+            # The post-check on measured telemetry confirms or reverts; ``commit_confirm`` reverts by itself if
+            # the loop is gone before then.
+            committing = True
+            self.driver.commit(confirm=self.commit_confirm)
+        except DriverError as exc:  # the devices refused it: whatever reached them goes back
+            if committing:
+                self.driver.rollback()
+            self._not_applicable.add(change_id)
+            self.changes.advance(change_id, "rolled_back", self.actor, {"why": f"the driver refused it: {exc}"})
+            return
         self._rebase = True
-        diff = self.driver.compare()
-        # The post-check on measured telemetry confirms or reverts; ``commit_confirm`` reverts by itself if the
-        # loop is gone before then.
-        self.driver.commit(confirm=self.commit_confirm)
         self.changes.advance(change_id, "checking", self.actor, {"diff": diff.as_dict(), "predicted_mlu": predicted})
         applied = Applied(change_id, result.minute, before, self.driver.running().arrays().metric.copy(), mlu,
                           predicted, policies_before=policies_before,

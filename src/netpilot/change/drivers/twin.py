@@ -1,5 +1,6 @@
 """The mock drivers: the twin alone (``twin://``) and the running simulator (``sim://``), whose devices are the
-twin, so they take every intent kind and their forwarding is the twin's by construction."""
+twin, so their forwarding is the twin's by construction. The twin takes every intent kind; the simulator every
+kind but link states (its links fail by injected faults)."""
 
 from __future__ import annotations
 
@@ -79,6 +80,12 @@ class SimulatorDriver(TwinDriver):
         if simulator is None:
             raise DriverError("sim:// drives a running simulator: pass simulator=")
         return cls(network, simulator)
+
+    def capabilities(self) -> Capabilities:
+        # A simulated link goes down by a fault the scenario injects, not by configuration.
+        return Capabilities(frozenset(INTENT_KINDS) - {"set_link_state"},
+                            {"set_link_state": "the simulator takes IGP metric and path policy changes only; "
+                                              "apply it with a device driver"})
 
     def _committed(self) -> None:
         self.simulator.set_metrics(self._running.arrays().metric)
