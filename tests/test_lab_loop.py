@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from netpilot.change.drivers import DriverError, FrrDriver
+from netpilot.change.drivers import DriverError, FrrDriver, open_driver
 from netpilot.change.drivers.frr import paths
 from netpilot.change.drivers.frr.lab import Lab, available
 from netpilot.change.drivers.frr.render import interfaces
@@ -69,7 +69,8 @@ def _cost_on(lab: Lab, router: str, peer: str) -> int:
 
 def test_an_explicit_path_carries_the_pairs_traffic_on_the_routers(square, tmp_path):
     lab = square
-    driver = FrrDriver(lab, tmp_path / "journal.json", settle=30)
+    driver = open_driver(f"frr-lab://{lab.name}", lab.network, journal=tmp_path / "journal.json", settle=30)
+    assert isinstance(driver, FrrDriver) and driver.lab.name == lab.name
     assert driver.capabilities().accepts("set_policies")
     assert driver.running().policies == [] and driver.check().ok
     # a->b is one hop by OSPF; the policy sends it the long way round, through d and c.

@@ -55,13 +55,13 @@ class FrrDriver(NetworkDriver):
     @classmethod
     def from_url(cls, url: str, network: Network, **options: object) -> FrrDriver:
         """``frr-lab://NAME``: the lab NAME built from ``network`` (``netpilot lab up``); ``journal=`` in options
-        (default ``netpilot-NAME-commit.json``)."""
+        (default ``netpilot-NAME-commit.json``), ``settle=`` seconds for :meth:`check`."""
         why = available()
         if why:
             raise DriverError(why)
         name = urlparse(url).netloc or urlparse(url).path.strip("/")
         journal = options.get("journal") or Path(f"netpilot-{name}-commit.json")
-        return cls(Lab(name, network), Path(str(journal)))
+        return cls(Lab(name, network), Path(str(journal)), settle=float(str(options.get("settle", 45.0))))
 
     # --- state ------------------------------------------------------------------------------------------------
 
