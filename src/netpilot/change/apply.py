@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from netpilot.change.drivers import NetworkDriver
+from netpilot.change.drivers import Driver
 from netpilot.change.drivers.frr.lab import Lab
 from netpilot.change.drivers.frr.render import interfaces, loopbacks
 from netpilot.change.workflow import ChangeStore, WorkflowError
@@ -18,7 +18,7 @@ from netpilot.model.routing import ecmp_flows
 PostCheck = Callable[[], tuple[bool, str]]
 
 
-def _commit_confirmed(driver: NetworkDriver, candidate: Network, post_check: PostCheck, confirm_seconds: float | None,
+def _commit_confirmed(driver: Driver, candidate: Network, post_check: PostCheck, confirm_seconds: float | None,
                       on_committed: Callable[[dict], None] = lambda diff: None) -> tuple[bool, dict]:
     """Load, commit with a confirm timer, post-check, then confirm or roll back. Returns (kept, what happened:
     the diff and the post-check's word, or why the commit failed)."""
@@ -38,7 +38,7 @@ def _commit_confirmed(driver: NetworkDriver, candidate: Network, post_check: Pos
     return ok, {"diff": diff, "post_check": detail}
 
 
-def apply_change(store: ChangeStore, change_id: str, driver: NetworkDriver, candidate: Network, post_check: PostCheck,
+def apply_change(store: ChangeStore, change_id: str, driver: Driver, candidate: Network, post_check: PostCheck,
                  *, confirm_seconds: float = 60.0, actor: str = "netpilot") -> str:
     """Returns the final state: ``done`` or ``rolled_back``. Only an approved change is applied."""
     change = store.get(change_id)
@@ -53,7 +53,7 @@ def apply_change(store: ChangeStore, change_id: str, driver: NetworkDriver, cand
     return state
 
 
-def rollback_change(store: ChangeStore, change_id: str, driver: NetworkDriver, previous: Network, post_check: PostCheck,
+def rollback_change(store: ChangeStore, change_id: str, driver: Driver, previous: Network, post_check: PostCheck,
                     *, actor: str, why: str, confirm_seconds: float | None = 60.0) -> str:
     """Revert a change on a person's word. One still in its confirm window is rolled back from the driver's
     journal. A change that was confirmed (done) is reverted like any change: ``previous`` (the twin as it was
