@@ -14,7 +14,18 @@ from typer.testing import CliRunner
 
 from conftest import shared_data_dir
 from netpilot.analytics.alarms import AlarmCausality, edge_f1
-from netpilot.analytics.detect import DetectorBank, StreamingDetector, calibrate, detect, score_series
+from netpilot.analytics.detect import (
+    DetectorBank,
+    StreamingDetector,
+    alarm_runs,
+    calibrate,
+    calibrate_runs,
+    detect,
+    explain_series,
+    infer_season,
+    score_series,
+    settings_for,
+)
 from netpilot.analytics.forecast import Forecaster
 from netpilot.analytics.rca import RootCauseLocalizer, Snapshot
 from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise, point_adjust
@@ -45,7 +56,10 @@ def test_streaming_equals_batch_and_ignores_gaps():
 
 @pytest.mark.parametrize("params", [{}, {"level_alpha": 0.05, "warmup": 10, "peak_window": 60},
                                     {"warmup": 3, "peak_window": 2}, {"warmup": 3, "peak_window": 5},
-                                    {"warmup": 0, "peak_window": 1, "clip": 1.5}])
+                                    {"warmup": 0, "peak_window": 1, "clip": 1.5},
+                                    {"season": 24, "hold": 4.0, "max_hold": 20},
+                                    {"season": 7, "season_alpha": 0.3, "hold": 3.0, "max_hold": 0, "warmup": 2},
+                                    {"season": 50, "hold": 5.0, "max_hold": 60, "peak_window": 10}])
 def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     """The vectorised bank runs the scalar recursion exactly: same scores to the bit, through gaps (NaN and
     infinities, different per series), rebases, level shifts and spikes."""
@@ -57,6 +71,8 @@ def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     values[:3, 5] = np.nan  # a series that starts late
     values[200:, ::3] += 40  # level shifts
     values[rng.integers(0, steps, 30), rng.integers(0, n_series, 30)] *= 3  # spikes
+    values += 20 * np.sin(np.arange(steps) * 2 * np.pi / 24)[:, None]  # a daily pattern (24 samples)
+    values[300:340, 1::4] *= 0.1  # collapses
     rebase_at = {120: np.arange(0, n_series, 2), 250: np.array([1, 5, 7])}
     bank = DetectorBank(n_series, **params)
     singles = [StreamingDetector(**params) for _ in range(n_series)]
@@ -66,6 +82,7 @@ def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
             bank.rebase(chosen, row[chosen] - 3.0)
             for k in chosen:
                 singles[k].rebase(row[k] - 3.0)
+        assert np.array_equal(bank.expected(), [d.expectation() for d in singles], equal_nan=True), f"step {step}"
         expected = np.array([d.update(float(v)) for d, v in zip(singles, row, strict=True)])
         assert np.array_equal(bank.update(row), expected), f"step {step}"
     assert (expected >= 0).all() and bank.update(values[-1]).shape == (n_series,)
@@ -132,6 +149,56 @@ def test_calibrate_without_labels_respects_rate_and_floor():
     assert calibrate(scores, alarm_rate=0.01).value >= 3.0
     assert calibrate(scores, alarm_rate=0.01, min_threshold=0.0).value == pytest.approx(
         np.quantile(scores, 0.99))
+
+
+def _daily_traffic(days: int, seed: int) -> np.ndarray:
+    """Cell-like traffic: 2-minute samples, a daily shape (busy days, quiet nights), multiplicative noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(days * 720)
+    shape = 1.0 + 0.8 * np.sin(2 * np.pi * t / 720) + 0.3 * np.sin(4 * np.pi * t / 720 + 1)
+    return 100.0 * np.maximum(shape, 0.2) * rng.lognormal(0.0, 0.15, len(t))
+
+
+def test_infer_season_from_sampling_and_autocorrelation():
+    assert infer_season(np.log(_daily_traffic(4, 0)), 120.0) == 720
+    assert infer_season(np.random.default_rng(0).normal(0, 1, 4 * 720), 120.0) == 0  # no season to find
+    assert infer_season(np.log(_daily_traffic(2, 0)), 120.0) == 0  # two days: too short to trust
+    weekdays = np.tile([5.0, 5.2, 4.9, 5.1, 5.0, 2.0, 1.8], 6) + np.random.default_rng(1).normal(0, 0.2, 42)
+    assert infer_season(weekdays, 86_400.0) == 7  # daily samples: a week (a lag of one day is no season)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_sustained_collapse_alarms_and_is_not_absorbed(seed):
+    """A collapse to 15 % for 80 minutes on day 6 of cell-like traffic: alarmed within 7 samples under a
+    threshold set from the clean first half without labels, and the expectation during it stays at the normal
+    level (the hold), where the detector as it was learns the collapse as normal and goes quiet."""
+    values = _daily_traffic(8, seed)
+    start, end = 6 * 720 + 300, 6 * 720 + 340
+    normal = values[start:end].copy()
+    values[start:end] *= 0.15
+    settings = settings_for(values, 120.0)
+    assert settings.season == 720 and settings.log_offset is not None
+    explained = explain_series(settings.transform(values), settings.detector())
+    half = len(values) // 2
+    threshold = calibrate_runs(explained.scores[:half], runs=half * 120 / 86_400)
+    assert explained.scores[start:start + 8].max() >= threshold.value
+    assert explained.fired(int(start + np.argmax(explained.scores[start:start + 8]))) in ("point", "shift")
+    expected = settings.untransform(explained.expected[start:end])
+    assert np.median(expected / normal) > 0.6  # still expects the normal traffic, not the collapse
+    assert alarm_runs(explained.scores[half:] >= threshold.value) <= 4  # the fault and at most a few others
+    plain = score_series(values)
+    assert plain[end - 10:end].max() < explained.scores[end - 10:end].max()
+
+
+def test_calibrate_runs_counts_episodes_not_samples():
+    scores = np.zeros(1000)
+    scores[100:300] = 9.0  # one long real episode
+    scores[[500, 700, 900]] = [5.0, 6.0, 7.0]
+    assert alarm_runs(scores >= 5.0) == 4
+    assert calibrate_runs(scores, runs=2).value == 7.0
+    assert calibrate_runs(scores, runs=10).value == 4.0  # the floor
+    assert calibrate_runs(scores, runs=0.5).value > 9.0  # under one run's worth of history: above all of it
+    assert calibrate(scores, alarm_rate=0.01).value == 9.0  # a share of samples lands on the long episode
 
 
 # --- scoring -----------------------------------------------------------------------------------------------------
@@ -451,6 +518,23 @@ def test_cli_detect_bad_input_names_line(tmp_path):
     result = runner.invoke(app, ["detect", "--input", str(stamp), "--json", str(tmp_path / "o.json")])
     assert result.exit_code == 2 and "stamp.csv:2" in result.output
     assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_detect_explain_names_detector_and_expectation(tmp_path):
+    values = _daily_traffic(6, 3)
+    values[5 * 720 + 200:5 * 720 + 240] = 0.0  # an outage
+    rows = ["timestamp,value"] + [f"{1_500_000_000 + 120 * i},{v:.3f}" for i, v in enumerate(values)]
+    path = _csv(tmp_path / "cell.csv", rows)
+    result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "o.json"), "--explain"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert data["season_samples"] == 720
+    alarms = [k for k, p in enumerate(data["points"]) if p["alarm"]]
+    onset = 5 * 720 + 200
+    assert any(onset <= k <= onset + 7 for k in alarms)
+    first = data["points"][next(k for k in alarms if k >= onset)]
+    assert first["detector"] in ("point", "shift") and first["expected"] > 20  # traffic was expected, not 0
+    assert "detector, score" in result.output and "expected" in result.output
 
 
 def test_cli_forecast(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import threading
@@ -38,7 +39,10 @@ def network():
 
 
 def _live(network, **options) -> LiveAutopilot:
+    """The demo's run. Unless a test sets ``tick_budget_ms``, a tick does a fixed amount of work (not the wall
+    clock's), so what the loop has done after N ticks never depends on how fast the machine is."""
     fault = Fault(kind="link_down", target=["BG", "GR"], at_minute=20, duration_minutes=120)
+    options.setdefault("tick_budget_ms", None)
     return LiveAutopilot(network, faults=[fault], seed=1, start=DEMO_START, **options)
 
 
@@ -363,9 +367,30 @@ def test_api_state_series_metrics(api):
     link = live.network.links[int(np.argmax(state["utilisation"]))].id
     series = client.get(f"/api/telemetry?entity=link:{link}", headers=h["vera"]).json()
     assert len(series["values"]) == live.ticks
-    assert client.get("/api/audit", headers=h["vera"]).json()["intact"]
+    audit = client.get("/api/audit", headers=h["vera"]).json()
+    assert audit["intact"] and all(e["sim_at"] in live.times for e in audit["entries"])  # one clock: simulated
+    assert state["congestion"] == 0.9
+    assert client.get("/favicon.ico").status_code == 200
     metrics = client.get("/metrics").text
     assert "netpilot_ticks_total" in metrics and "netpilot_decision_latency_seconds_bucket" in metrics
+    value = {line.split(" ")[0]: float(line.split(" ")[1]) for line in metrics.splitlines()
+             if line and not line.startswith("#")}
+    with live.lock:
+        up = live.latest.link_up
+        mlu = float(live.latest.link_utilisation[up].max())
+        states = [c.state for c in live.changes.list()]
+    assert value["netpilot_mlu_ratio"] == pytest.approx(mlu)
+    assert value["netpilot_links_down"] == float((~up).sum()) >= 2  # BG-GR, both ways
+    assert value["netpilot_congestion_threshold_ratio"] == 0.9
+    assert value["netpilot_incidents"] == len(live.autopilot.incidents) >= 1
+    assert value["netpilot_incidents_open"] <= value["netpilot_incidents"]
+    for state in ("verified", "rejected", "done"):
+        assert value[f'netpilot_changes{{state="{state}"}}'] == states.count(state)
+    assert value["netpilot_tick_seconds_count"] == live.ticks and "netpilot_alarms_total" in value
+    # The Grafana dashboard beside the docs reads only metrics /metrics serves.
+    dashboard = json.loads((ROOT / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for p in dashboard["panels"] for t in p["targets"] for name in re.findall(r"netpilot_\w+", t["expr"])}
+    assert used and all(any(key.split("{")[0] == name for key in value) for name in used), used - set(value)
 
 
 def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):
@@ -436,7 +461,7 @@ def test_a_change_people_proposed_and_approved_is_applied_by_the_loop(network):
     assert "IGP metric and path policy changes only" in live.changes.annotations(shutdown)["not_applied"]
 
 
-def _finished(client, headers, run_id, seconds=120.0):
+def _finished(client, headers, run_id, seconds=600.0):  # a guard against a hang, not a speed target
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         run = client.get(f"/api/scenarios/{run_id}", headers=headers).json()
@@ -457,6 +482,9 @@ def test_api_runs_a_scenario_in_the_background(api):
     bad = request | {"faults": [{"at_minute": 4, "kind": "link_down", "target": ["BG", "XX"]}]}
     refused = client.post("/api/scenarios", json=bad, headers=h["oscar"])
     assert refused.status_code == 422 and "XX" in refused.text
+    late = request | {"faults": [{"at_minute": 45, "kind": "link_down", "target": ["BG", "GR"]}]}  # a 30-min run
+    refused = client.post("/api/scenarios", json=late, headers=h["oscar"])
+    assert refused.status_code == 422 and "faults[0].at_minute" in refused.text
     started = client.post("/api/scenarios", json=request, headers=h["oscar"])
     assert started.status_code == 202, started.text
     run_id = started.json()["id"]
@@ -548,9 +576,19 @@ def test_dashboard_in_chromium(network, tmp_path):
         wait.until(lambda b: b.execute_script("return document.querySelectorAll('#topology line').length") > 0)
         # The fault appears as an incident with its root cause.
         wait.until(lambda b: "BG--GR" in text("incidents"))
+        # The failed link is drawn as failed: red and dashed.
+        wait.until(lambda b: b.execute_script("return document.querySelectorAll('#topology line.down').length") > 0)
+        assert browser.execute_script("const l = document.querySelector('#topology line.down'); "
+                                      "return [l.getAttribute('stroke'), l.getAttribute('stroke-dasharray')]") == \
+            ["#d62828", "7 5"]
+        _check_dashboard_layout(browser)
         for _attempt in range(3):  # a proposal can be superseded by the loop between render and click
             wait.until(lambda b: text("approve") == "Approve")
+            # Screenshots only once the page shows data (the page sets this marker), never its empty skeleton.
+            wait.until(lambda b: b.execute_script("return document.body.dataset.loaded") == "true")
             before = mlu()
+            detail = text("change-detail")
+            assert "MLU" in detail and not re.search(r"(MLU|limit) \d\.\d", detail), detail  # one unit: %
             browser.save_screenshot(str(shots / "dashboard-pending-change.png"))
             assert "->" in text("diff")  # the diff is per link
             browser.execute_script("const b = document.getElementById('approve'); if (b) b.click();")
@@ -564,11 +602,38 @@ def test_dashboard_in_chromium(network, tmp_path):
         browser.save_screenshot(str(shots / "dashboard-after-approval.png"))
         assert "hash chain intact" in text("audit-status")
         wait.until(lambda b: "alice approve" in text("audit"))
+        # One clock: the audit log shows simulated times, between the run's start and the header's clock.
+        now = text("clock")[11:16]
+        stamps = browser.execute_script("return [...document.querySelectorAll('#audit li')].map(e => e.textContent"
+                                        ".slice(0, 5))")
+        assert stamps and all("13:00" <= t <= now for t in stamps), (stamps, now)
     finally:
         browser.quit()
         live.stop()
         server.should_exit = True
         thread.join(10)
+
+
+def _check_dashboard_layout(browser) -> None:
+    """Routers without coordinates (BY, MD, UA sit at (0, 0) in the data) are placed apart from the rest and marked;
+    no two router labels overlap; the utilisation chart has axes in %, times and a labelled threshold."""
+    nodes = browser.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('#topology circle.router')].map(c => "
+        "[c.dataset.node, [+c.getAttribute('cx'), +c.getAttribute('cy'), c.classList.contains('unplaced')]]))")
+    assert {n for n, (_, _, unplaced) in nodes.items() if unplaced} == {"BY", "MD", "UA"}
+    points = [(x, y) for x, y, _ in nodes.values()]
+    assert all(0 < x < 1000 and 0 < y < 640 for x, y in points)
+    assert min(np.hypot(a[0] - b[0], a[1] - b[1]) for i, a in enumerate(points) for b in points[i + 1:]) >= 20
+    boxes = browser.execute_script(
+        "return [...document.querySelectorAll('#topology text[data-label]')].map(t => { const b = t.getBBox(); "
+        "return [b.x, b.y, b.x + b.width, b.y + b.height]; })")
+    assert len(boxes) == len(nodes)
+    overlaps = [(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+                if min(a[2], b[2]) - max(a[0], b[0]) > 1 and min(a[3], b[3]) - max(a[1], b[1]) > 1]
+    assert not overlaps, overlaps
+    ticks = browser.execute_script("return [...document.querySelectorAll('#series .tick')].map(t => t.textContent)")
+    assert "0 %" in ticks and "100 %" in ticks and any(re.fullmatch(r"\d\d:\d\d", t) for t in ticks), ticks
+    assert "90 %" in browser.execute_script("return document.querySelector('#series .threshold-label').textContent")
 
 
 # --- the loop fed through a real broker ----------------------------------------------------------------------------
@@ -609,7 +674,7 @@ def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
             await nc.jetstream().delete_stream(stream)
             await nc.close()
         asyncio.run(cleanup())
-    pilot = Autopilot(network, ChangeStore(), TwinDriver(network))
+    pilot = Autopilot(network, ChangeStore(), TwinDriver(network), tick_budget_ms=None)  # work per tick, not time
     for step in steps_from_store(store, Simulator(network), DEFAULT_START, 60.0, 30):
         pilot.observe(step)
     incident = next(i for i in pilot.incidents if i.minute >= 22)
@@ -617,27 +682,42 @@ def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
     assert incident.causes[0]["kind"] == "link_down"
 
 
+class _FakeClock:
+    """A clock the test moves by hand: what fits in a tick then never depends on how fast the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_stage_that_does_not_fit_the_tick_waits_one_tick_and_no_more():
-    budget = TickBudget(100.0, plan_seconds=0.08)
-    budget.start(time.perf_counter() - 1.0)  # a tick already a second late: nothing fits
+    clock = _FakeClock()
+    budget = TickBudget(100.0, plan_seconds=0.08, clock=clock)
+    budget.start(clock.now - 1.0)  # a tick already a second late: nothing fits
     assert not budget.fits("baseline")
     assert budget.search_seconds() is None
     assert not budget.room_to_verify()
-    budget.start(time.perf_counter() - 1.0)  # the next tick is late too, but what waited runs now
+    budget.start(clock.now - 1.0)  # the next tick is late too, but what waited runs now
     assert budget.fits("baseline")
     assert budget.search_seconds() == pytest.approx(0.2 * 0.08)
     assert not budget.fits("forecast")  # another stage still waits its turn
 
-    budget.start(time.perf_counter())  # a fresh tick of 100 ms: a 40 ms baseline and a 50 ms verification fit
+    budget.start(clock.now)  # a fresh tick of 100 ms: a 40 ms baseline and a 50 ms verification fit
     assert budget.fits("forecast") and budget.fits("baseline")
-    assert 0.2 * 0.08 <= budget.search_seconds() <= 0.08
+    assert budget.search_seconds() == pytest.approx(0.08)
     assert budget.room_to_verify()
+    clock.now += 0.046  # 46 ms into the tick: a 50 ms verification (and 5 ms to spare) no longer fits
+    assert not budget.room_to_verify()
+    budget.start(clock.now)
     budget.verified(120.0)  # once a verification took longer than a whole tick, a plan waits for the next
     assert not budget.room_to_verify()
 
-    since = time.perf_counter() - 0.5
-    assert budget.spent("baseline", since) >= 500.0  # a slow baseline raises its expected cost ...
-    budget.start(time.perf_counter())
+    since = clock.now
+    clock.now += 0.5
+    assert budget.spent("baseline", since) == pytest.approx(500.0)  # a slow baseline raises its expected cost ...
+    budget.start(clock.now)
     assert not budget.fits("baseline")  # ... so it no longer fits a fresh tick
 
 

@@ -148,7 +148,7 @@ def test_cli_verify_writes_ok_and_checks(tmp_path):
     out = tmp_path / "v.json"
     result = runner.invoke(app, ["change", "verify", "--network", str(net), "--intent", str(intent), "--json",
                                  str(out)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 1, result.output  # REFUSED: a script can gate on it
     doc = json.loads(out.read_text())
     assert doc["ok"] is False
     assert {c["name"] for c in doc["checks"]} >= {"reachability", "forwarding loops", "black holes",

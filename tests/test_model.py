@@ -27,6 +27,7 @@ from netpilot.model.sample import bundled_network_path
 ids = st.text(alphabet=st.characters(whitelist_categories=("L", "N"), whitelist_characters="-_.:/"),
               min_size=1, max_size=12)
 finite = st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False)
+capacities = st.floats(min_value=1e-6, max_value=1e9, allow_nan=False)  # an up link carries something
 names = st.none() | st.text(max_size=20)
 locations = st.none() | st.builds(Location, lat=st.floats(-90, 90), lon=st.floats(-180, 180))
 
@@ -54,13 +55,13 @@ def networks(draw):
 
     for a, b in zip(node_ids, node_ids[1:] + node_ids[:1]):
         for s, t in ((a, b), (b, a)):
-            links.append(Link(source=s, target=t, capacity=draw(finite), latency_ms=draw(finite),
+            links.append(Link(source=s, target=t, capacity=draw(capacities), latency_ms=draw(finite),
                               metric=draw(st.integers(1, 65535)), state=draw(st.sampled_from(["up", "down"])),
                               key=next_key(s, t)))
     for _ in range(draw(st.integers(0, 3))):
         s, t = draw(st.sampled_from(node_ids)), draw(st.sampled_from(node_ids))
         if s != t:
-            links.append(Link(source=s, target=t, capacity=draw(finite), key=next_key(s, t)))
+            links.append(Link(source=s, target=t, capacity=draw(capacities), key=next_key(s, t)))
     demands = [Demand(source=s, target=t, volume=draw(finite))
                for s, t in draw(st.lists(st.tuples(st.sampled_from(node_ids), st.sampled_from(node_ids)), max_size=6))
                if s != t]

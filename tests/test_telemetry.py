@@ -354,7 +354,7 @@ def test_cli_simulates_with_faults_ingests_and_queries(tmp_path):
     events = pq.read_table(tmp_path / "run.events.parquet").to_pylist()
     assert any(e["kind"] == "link_down" and e["entity"] == "link:DE->AT" for e in events)
     db = tmp_path / "t.duckdb"
-    result = runner.invoke(app, ["telemetry", "ingest", str(out), "--store", f"duckdb://{db}", "--network",
+    result = runner.invoke(app, ["telemetry", "ingest", str(out), "--store", f"duckdb:///{db}", "--network",
                                  str(bundled_network_path()), "--json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

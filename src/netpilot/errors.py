@@ -36,3 +36,14 @@ class InputError(ValueError):
     def at(cls, message: str, file: str | Path | None = None, line: int | None = None,
            field: str | None = None) -> InputError:
         return cls([Problem(message, str(file) if file is not None else None, line, field)])
+
+
+def read_utf8(path: str | Path) -> str:
+    """A text file's content; one that is not UTF-8 is an InputError naming the line of the first bad byte."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise InputError.at(f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); save the file "
+                            "as UTF-8", file=path, line=line) from None

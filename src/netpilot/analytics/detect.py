@@ -4,6 +4,7 @@ many in lockstep, batch scoring that runs the same recursion, and thresholds cal
 from __future__ import annotations
 
 import math
+import warnings
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -16,43 +17,77 @@ _MAD_TO_SIGMA = 1.2533  # mean absolute deviation of a normal variable times thi
 
 
 class StreamingDetector:
-    """Robust residual score against an adaptive level.
+    """Robust residual score against an expectation: an adaptive level plus, when ``season`` > 0, a seasonal
+    profile (one offset per phase of the season, e.g. 720 two-minute phases of a day).
 
     The level is an exponentially weighted mean whose updates are clipped at ``clip`` scales, so an anomaly
     moves it slowly and keeps scoring while it lasts; the scale is the same kind of mean of absolute residuals.
-    Two residuals are scored: the sample's, and a short smoothed mean's (which catches small level shifts
-    that single samples hide in noise). The score is the larger, in units of the noise's standard deviation.
+    Each phase's offset is a running mean of what the level left unexplained at that phase (the first visits
+    averaged equally, then weighted by ``season_alpha``), updated with the same clipped residual; scores are 0
+    until one whole season has been seen, and the scale is learnt only from then on.
+    Two residuals are scored: the sample's (the point detector), and a short smoothed mean's of the
+    deseasonalised value (the shift detector: small level shifts that single samples hide in noise, collapses,
+    outages). The score is the larger, in units of each one's own noise standard deviation.
+    With ``hold`` finite, a score at or above ``hold`` freezes the level, the offsets and the scales
+    (the expectation is not taught the fault while it lasts), for at most ``max_hold`` samples in a row; after
+    that the shift is taken as the new normal and the level jumps to it.
     With ``peak_window`` > 0 a sample scores only when it beats every score of the last ``peak_window``
     samples (0 otherwise), so one episode raises one alarm at its onset instead of an alarm per sample.
-    A missing sample (NaN) scores 0 and leaves the state as it was."""
+    A missing sample (NaN) scores 0 and leaves the state as it was, but advances the season's phase.
+
+    After each ``update``, ``last_expected``, ``last_point`` and ``last_shift`` hold the expectation the
+    sample was compared with and the two detectors' scores (for explaining alarms)."""
 
     __slots__ = (
         "_count",
+        "_held",
         "_level",
+        "_offsets",
         "_peaks",
         "_scale",
+        "_seen",
+        "_skipped",
         "_smooth",
         "_smooth_scale",
+        "_ticks",
         "clip",
+        "hold",
+        "last_expected",
+        "last_point",
+        "last_shift",
         "level_alpha",
+        "max_hold",
         "peak_window",
         "scale_alpha",
+        "season",
+        "season_alpha",
+        "season_bins",
         "smooth_alpha",
         "warmup",
     )
 
     def __init__(self, level_alpha: float = 0.02, scale_alpha: float = 0.005, smooth_alpha: float = 0.3,
-                 clip: float = 4.0, warmup: int = 30, peak_window: int = 0) -> None:
+                 clip: float = 4.0, warmup: int = 30, peak_window: int = 0, season: int = 0,
+                 season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
+                 season_bins: int = 0) -> None:
         for name, value in (("level_alpha", level_alpha), ("scale_alpha", scale_alpha),
-                            ("smooth_alpha", smooth_alpha)):
+                            ("smooth_alpha", smooth_alpha), ("season_alpha", season_alpha)):
             if not 0.0 < value <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
+        if season < 0 or max_hold < 0 or season_bins < 0:
+            raise InputError(f"season, season_bins and max_hold must be non-negative, got {season}, "
+                             f"{season_bins} and {max_hold}")
         self.level_alpha = level_alpha
         self.scale_alpha = scale_alpha
         self.smooth_alpha = smooth_alpha
         self.clip = clip
         self.warmup = warmup
         self.peak_window = int(peak_window)
+        self.season = int(season)
+        self.season_alpha = season_alpha
+        self.season_bins = int(season_bins) if 0 < season_bins < season else int(season)
+        self.hold = float(hold)
+        self.max_hold = int(max_hold)
         self.reset()
 
     def reset(self) -> None:
@@ -61,45 +96,89 @@ class StreamingDetector:
         self._smooth = math.nan
         self._smooth_scale = 0.0
         self._count = 0
+        self._ticks = 0  # samples seen, gaps included: the season's clock
+        self._skipped = 0  # samples seen during the first season (the scale is not learnt from them)
+        self._held = 0  # samples in a row the expectation has been frozen
+        self._offsets = [0.0] * self.season_bins
+        self._seen = [0] * self.season_bins  # samples each bin has learnt from
         self._peaks: deque[tuple[int, float]] = deque()  # (sample number, score), scores decreasing
+        self.last_expected = self.last_point = self.last_shift = math.nan
 
     def update(self, value: float) -> float:
+        ticks = self._ticks = self._ticks + 1
         if value != value or value in (math.inf, -math.inf):  # NaN or infinite: a gap, not a measurement
+            self.last_expected = self.last_point = self.last_shift = math.nan
             return 0.0
+        season = self.season
+        phase = (ticks - 1) % season * self.season_bins // season if season else 0
+        offset = self._offsets[phase] if season else 0.0
         count = self._count = self._count + 1
         if count == 1:
-            self._level = self._smooth = value
+            self._level = self._smooth = value - offset
+            self.last_expected, self.last_point, self.last_shift = value, 0.0, 0.0
             return 0.0
         level, scale = self._level, self._scale
-        residual = value - level
-        smooth = self._smooth + self.smooth_alpha * (value - self._smooth)
+        expected = level + offset
+        residual = value - expected
+        smooth = self._smooth + self.smooth_alpha * (value - offset - self._smooth)
         smooth_residual = smooth - level
+        learning = ticks > season
+        if not learning:
+            self._skipped += 1
+        learnt = count - self._skipped
         # Warm-up uses faster averaging so the first estimates are not dominated by the first sample.
-        a_scale = max(self.scale_alpha, 1.0 / count)
+        a_scale = max(self.scale_alpha, 1.0 / learnt)
         a_level = max(self.level_alpha, 1.0 / count)
         floor = 1e-9 + 1e-9 * abs(level)
-        if count <= self.warmup:
-            score = 0.0
-        else:
+        warm = learning and learnt > self.warmup
+        if warm:
             z = abs(residual) / (_MAD_TO_SIGMA * scale + floor)
             zs = abs(smooth_residual) / (_MAD_TO_SIGMA * self._smooth_scale + floor)
             score = z if z > zs else zs
-        bound = self.clip * _MAD_TO_SIGMA * scale if count > self.warmup else math.inf
+        else:
+            z = zs = score = 0.0
+        self.last_expected, self.last_point, self.last_shift = expected, z, zs
+        self._smooth = smooth
+        if warm and score >= self.hold:
+            if self._held < self.max_hold:
+                self._held += 1
+            else:  # held long enough: the shift is the new normal
+                self._held = 0
+                self._level = smooth
+            return self._peak(count, score) if self.peak_window else score
+        self._held = 0
+        bound = self.clip * _MAD_TO_SIGMA * scale if warm else math.inf
         clipped = residual if -bound <= residual <= bound else math.copysign(bound, residual)
         self._level = level + a_level * clipped
-        self._scale = scale + a_scale * (min(abs(residual), bound) - scale)
-        sbound = self.clip * _MAD_TO_SIGMA * self._smooth_scale if count > self.warmup else math.inf
-        self._smooth_scale += a_scale * (min(abs(smooth_residual), sbound) - self._smooth_scale)
-        self._smooth = smooth
+        if learning:
+            self._scale = scale + a_scale * (min(abs(residual), bound) - scale)
+            sbound = self.clip * _MAD_TO_SIGMA * self._smooth_scale if warm else math.inf
+            self._smooth_scale += a_scale * (min(abs(smooth_residual), sbound) - self._smooth_scale)
+        if season:
+            seen = self._seen[phase] = self._seen[phase] + 1
+            a_season = max(self.season_alpha, 1.0 / seen)
+            self._offsets[phase] = offset + a_season * clipped
         if self.peak_window:
             return self._peak(count, score)
         return score
 
     def rebase(self, value: float) -> None:
         """The series stepped to a new level for a known reason (a routing change the caller made): carry on
-        from ``value`` without reading the step as an anomaly. The learned spread is kept."""
+        from ``value`` (at the last sample's phase) without reading the step as an anomaly. The learned spread
+        and the seasonal profile are kept."""
         if value == value and value not in (math.inf, -math.inf) and self._count:
-            self._level = self._smooth = value
+            offset = self._offsets[self._phase(self._ticks - 1)] if self.season else 0.0
+            self._level = self._smooth = value - offset
+            self._held = 0
+
+    def expectation(self) -> float:
+        """What the next sample is expected to be (NaN before the first sample)."""
+        offset = self._offsets[self._phase(self._ticks)] if self.season else 0.0
+        return self._level + offset
+
+    def _phase(self, tick: int) -> int:
+        """The seasonal bin of the sample after ``tick`` samples (the offsets are one per bin)."""
+        return tick % self.season * self.season_bins // self.season
 
     def _peak(self, count: int, score: float) -> float:
         peaks = self._peaks
@@ -122,17 +201,26 @@ class DetectorBank:
     autopilot scores every KPI of the network each tick, where a Python call per KPI cost more than the rest of
     a quiet tick. It runs the same recursion with the same floating-point operations, so each series gets
     exactly the scores its own ``StreamingDetector`` would give (the tests hold them equal). The peak window is
-    a ring of each series' last ``peak_window - 1`` scores instead of a monotonic queue."""
+    a ring of each series' last ``peak_window - 1`` scores instead of a monotonic queue. ``expected()`` gives
+    each series' expectation for the next tick (level plus seasonal offset), for KPIs no other model predicts."""
 
     def __init__(self, n_series: int, level_alpha: float = 0.02, scale_alpha: float = 0.005,
-                 smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0) -> None:
+                 smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0,
+                 season: int = 0, season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
+                 season_bins: int = 0) -> None:
         # A detector of one series holds the parameters, checked as it checks them; its own state is unused.
-        self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window)
+        self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window,
+                                         season, season_alpha, hold, max_hold, season_bins)
+        self._ticks = 0  # every series gets one sample (or gap) per tick, so the season's clock is shared
         self._count = np.zeros(n_series, dtype=np.int64)
+        self._skipped = np.zeros(n_series, dtype=np.int64)
+        self._held = np.zeros(n_series, dtype=np.int64)
         self._level = np.full(n_series, np.nan)
         self._scale = np.zeros(n_series)
         self._smooth = np.full(n_series, np.nan)
         self._smooth_scale = np.zeros(n_series)
+        self._offsets = np.zeros((n_series, self._params.season_bins))
+        self._seen = np.zeros((n_series, self._params.season_bins), dtype=np.int64)
         self._recent = np.full((n_series, max(int(peak_window) - 1, 0)), -np.inf)  # scores, by count modulo
 
     def update(self, values: np.ndarray) -> np.ndarray:
@@ -141,32 +229,52 @@ class DetectorBank:
         values = np.asarray(values, dtype=float)
         if values.shape != self._count.shape:
             raise InputError(f"expected {len(self._count)} values, one per series, got shape {values.shape}")
+        ticks = self._ticks = self._ticks + 1
+        season = p.season
+        phase = p._phase(ticks - 1) if season else 0
         scores = np.zeros(len(values))
         valid = np.flatnonzero(np.isfinite(values))
         self._count[valid] += 1
         first = valid[self._count[valid] == 1]
-        self._level[first] = self._smooth[first] = values[first]
+        first_offset = self._offsets[first, phase] if season else 0.0
+        self._level[first] = self._smooth[first] = values[first] - first_offset
         i = valid[self._count[valid] > 1]
         value, count, level, scale = values[i], self._count[i], self._level[i], self._scale[i]
+        offset = self._offsets[i, phase] if season else 0.0
         smooth_scale = self._smooth_scale[i]
-        residual = value - level
-        smooth = self._smooth[i] + p.smooth_alpha * (value - self._smooth[i])
+        expected = level + offset
+        residual = value - expected
+        smooth = self._smooth[i] + p.smooth_alpha * (value - offset - self._smooth[i])
         smooth_residual = smooth - level
-        a_scale = np.maximum(p.scale_alpha, 1.0 / count)
+        learning = ticks > season
+        if not learning:
+            self._skipped[i] += 1
+        learnt = count - self._skipped[i]
+        a_scale = np.maximum(p.scale_alpha, 1.0 / learnt)
         a_level = np.maximum(p.level_alpha, 1.0 / count)
         floor = 1e-9 + 1e-9 * np.abs(level)
-        warm = count > p.warmup
+        warm = (learnt > p.warmup) & learning
         z = np.abs(residual) / (_MAD_TO_SIGMA * scale + floor)
         zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * smooth_scale + floor)
         score = np.where(warm, np.where(z > zs, z, zs), 0.0)
+        self._smooth[i] = smooth
+        over = warm & (score >= p.hold)
+        held = self._held[i]
+        accept = over & (held >= p.max_hold)
+        self._held[i] = np.where(over & ~accept, held + 1, 0)
         bound = np.where(warm, p.clip * _MAD_TO_SIGMA * scale, np.inf)
         clipped = np.where((-bound <= residual) & (residual <= bound), residual, np.copysign(bound, residual))
-        self._level[i] = level + a_level * clipped
-        self._scale[i] = scale + a_scale * (np.minimum(np.abs(residual), bound) - scale)
-        smooth_bound = np.where(warm, p.clip * _MAD_TO_SIGMA * smooth_scale, np.inf)
-        self._smooth_scale[i] = smooth_scale + a_scale * (np.minimum(np.abs(smooth_residual), smooth_bound)
-                                                          - smooth_scale)
-        self._smooth[i] = smooth
+        self._level[i] = np.where(over, np.where(accept, smooth, level), level + a_level * clipped)
+        if learning:
+            self._scale[i] = np.where(over, scale, scale + a_scale * (np.minimum(np.abs(residual), bound) - scale))
+            smooth_bound = np.where(warm, p.clip * _MAD_TO_SIGMA * smooth_scale, np.inf)
+            self._smooth_scale[i] = np.where(over, smooth_scale, smooth_scale + a_scale * (
+                np.minimum(np.abs(smooth_residual), smooth_bound) - smooth_scale))
+        if season:
+            seen = self._seen[i, phase] + ~over
+            self._seen[i, phase] = seen
+            a_season = np.maximum(p.season_alpha, 1.0 / np.maximum(seen, 1))  # (unseen only where held)
+            self._offsets[i, phase] = np.where(over, offset, offset + a_season * clipped)
         if self._recent.shape[1]:  # a peak window of 2 samples or more (of 1, every score counts)
             # A score counts when it beats every score of the series' last peak_window - 1 samples: the slot
             # this sample takes holds the oldest of them, so the maximum is read before it is overwritten.
@@ -177,15 +285,159 @@ class DetectorBank:
         scores[i] = score
         return scores
 
+    def expected(self) -> np.ndarray:
+        """Each series' expectation for the next tick: its level plus its seasonal offset at the next phase
+        (NaN for a series with no sample yet)."""
+        season = self._params.season
+        return self._level + self._offsets[:, self._params._phase(self._ticks)] if season else self._level.copy()
+
     def rebase(self, series: np.ndarray, values: np.ndarray) -> None:
         """``StreamingDetector.rebase`` for each of ``series`` (indices), to the matching ``values``."""
         series, values = np.asarray(series, dtype=np.int64), np.asarray(values, dtype=float)
-        keep = np.isfinite(values) & (self._count[series] > 0)
-        self._level[series[keep]] = self._smooth[series[keep]] = values[keep]
+        keep = series[np.isfinite(values) & (self._count[series] > 0)]
+        values = values[np.isfinite(values) & (self._count[series] > 0)]
+        season = self._params.season
+        offset = self._offsets[keep, self._params._phase(self._ticks - 1)] if season else 0.0
+        self._level[keep] = self._smooth[keep] = values - offset
+        self._held[keep] = 0
 
 
 def score_series(values: np.ndarray, **params) -> np.ndarray:
     return StreamingDetector(**params).score_many(values)
+
+
+DAY_SECONDS, WEEK_SECONDS = 86_400.0, 604_800.0
+MIN_SEASON_CORRELATION = 0.3  # a season whose lag correlates less than this is not worth its memory
+SEASON_CYCLES = 3  # a season is only looked for in a history holding at least this many of it
+LOG_OFFSET_SHARE = 0.05
+
+
+def infer_season(values: np.ndarray, step_seconds: float) -> int:
+    """The season, in samples, from the sampling step and the history's autocorrelation (no labels): a day,
+    or a week where the history holds ``SEASON_CYCLES`` weeks and correlates better at a week; 0 when
+    neither lag correlates at least ``MIN_SEASON_CORRELATION`` (or the history is too short)."""
+    values = np.asarray(values, dtype=float)
+    best, best_r = 0, MIN_SEASON_CORRELATION
+    # Correlate hourly means, not samples: minute-scale noise hides a daily shape from a sample-wise lag.
+    width = max(1, int(3600 // step_seconds)) if step_seconds > 0 else 1
+    usable = len(values) // width * width
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coarse = np.nanmean(values[:usable].reshape(-1, width), axis=1) if usable else values[:0]
+    for period in (DAY_SECONDS, WEEK_SECONDS):
+        lag = round(period / step_seconds) if step_seconds > 0 else 0
+        if lag < 2 or len(values) < SEASON_CYCLES * lag:
+            continue
+        coarse_lag = max(1, round(lag / width))  # an irregular step's day is not a whole number of hours
+        a, b = coarse[coarse_lag:], coarse[:-coarse_lag]
+        both = np.isfinite(a) & np.isfinite(b)
+        if both.sum() < coarse_lag:
+            continue
+        a, b = a[both], b[both]
+        if a.std() == 0 or b.std() == 0:
+            continue
+        r = float(np.corrcoef(a, b)[0, 1])
+        if r > best_r:
+            best, best_r = lag, r
+    return best
+
+
+@dataclass(frozen=True)
+class DetectorSettings:
+    """The detector's parameters for one series, chosen from its sampling and unlabelled history only (the
+    CLI's and the benchmarks' defaults): the season found in the history, a score of ``hold`` or more freezing
+    the expectation for at most ``max_hold_seconds``, counters scored in logs (``log_offset``)."""
+
+    season: int = 0
+    step_seconds: float = 60.0
+    hold: float = 4.0
+    max_hold_seconds: float = 6 * 3600.0
+    level_alpha: float = 0.02
+    season_weight: float = 0.1  # how much one season's samples move a seasonal offset
+    bin_seconds: float = 1800.0  # the seasonal profile's resolution
+    peak_window: int = 0
+    log_offset: float | None = None  # scored as log(value + log_offset): counters whose noise scales with them
+
+    @property
+    def max_hold(self) -> int:
+        return max(10, round(self.max_hold_seconds / self.step_seconds))
+
+    @property
+    def season_bins(self) -> int:
+        if not self.season:
+            return 0
+        return max(1, min(self.season, round(self.season * self.step_seconds / self.bin_seconds)))
+
+    def kwargs(self) -> dict[str, float | int]:
+        bins = self.season_bins
+        per_sample = min(1.0, self.season_weight * bins / self.season) if self.season else self.season_weight
+        return {"season": self.season, "season_bins": bins, "hold": self.hold, "max_hold": self.max_hold,
+                "level_alpha": self.level_alpha, "season_alpha": per_sample, "peak_window": self.peak_window}
+
+    def detector(self) -> StreamingDetector:
+        return StreamingDetector(**self.kwargs())
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        if self.log_offset is None:
+            return values
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.log(np.maximum(values, 0.0) + self.log_offset)
+
+    def untransform(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        return values if self.log_offset is None else np.exp(values) - self.log_offset
+
+    def score(self, values: np.ndarray) -> np.ndarray:
+        return self.detector().score_many(self.transform(values))
+
+
+def settings_for(values: np.ndarray, step_seconds: float, *, train_fraction: float = 0.5,
+                 peak_window: int = 0) -> DetectorSettings:
+    """Settings for a series: its season inferred from the first ``train_fraction`` of it, counters scored in
+    logs. With ``peak_window`` (one alarm per episode, at its onset: NAB's protocol) the expectation is not held
+    and values are scored as they are: under a hold a drifting series' score keeps growing and every new record
+    is a new alarm, and NAB scored lower both with the hold and with logs (bench/analytics.py nab)."""
+    values = np.asarray(values, dtype=float)
+    history = values[:max(1, int(len(values) * train_fraction))]
+    finite = history[np.isfinite(history)]
+    log_offset = None
+    if len(finite) and finite.min() >= 0 and np.median(finite) > 0:
+        # A non-negative counter: its noise grows with it, so it is scored in logs; the offset (a small
+        # share of its typical value) keeps zeros finite and quiet values from looking noisy.
+        log_offset = LOG_OFFSET_SHARE * float(np.median(finite))
+    if peak_window:
+        log_offset = None
+    transformed = history if log_offset is None else np.log(np.maximum(history, 0.0) + log_offset)
+    return DetectorSettings(season=infer_season(transformed, step_seconds), step_seconds=float(step_seconds),
+                            peak_window=peak_window, log_offset=log_offset,
+                            hold=math.inf if peak_window else DetectorSettings.hold)
+
+
+@dataclass(frozen=True)
+class Explained:
+    """Per sample: the score, the expectation it was compared with, and each detector's own score (the point
+    detector: this sample's residual; the shift detector: the smoothed deseasonalised residual)."""
+
+    scores: np.ndarray
+    expected: np.ndarray
+    point: np.ndarray
+    shift: np.ndarray
+
+    def fired(self, index: int) -> str:
+        """Which detector gave sample ``index`` its score."""
+        return "shift" if self.shift[index] > self.point[index] else "point"
+
+
+def explain_series(values: np.ndarray, detector: StreamingDetector) -> Explained:
+    """``score_many`` that also records what each sample was expected to be and which detector scored it."""
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    scores, expected, point, shift = np.zeros(n), np.full(n, np.nan), np.zeros(n), np.zeros(n)
+    for k, v in enumerate(values.tolist()):
+        scores[k] = detector.update(v)
+        expected[k], point[k], shift[k] = detector.last_expected, detector.last_point, detector.last_shift
+    return Explained(scores, expected, np.nan_to_num(point), np.nan_to_num(shift))
 
 
 @dataclass(frozen=True)
@@ -218,6 +470,33 @@ def calibrate(scores: np.ndarray, labels: np.ndarray | None = None, *, alarm_rat
             return Threshold(float(s_sorted[best]), "labels", float(f1[best]))
     value = float(np.quantile(scores, 1.0 - alarm_rate)) if len(scores) else min_threshold
     return Threshold(max(value, min_threshold), "rate")
+
+
+def alarm_runs(alarms: np.ndarray, merge: int = 7) -> int:
+    """Alarm episodes an operator would see: alarmed samples fewer than ``merge`` samples apart are one run."""
+    at = np.flatnonzero(alarms)
+    return int(len(at) > 0) + int((np.diff(at) >= merge).sum())
+
+
+def calibrate_runs(scores: np.ndarray, *, runs: float, min_threshold: float = 4.0, merge: int = 7) -> Threshold:
+    """The lowest threshold (never below ``min_threshold``) at which the history raises at most ``runs`` alarm
+    runs (``alarm_runs``), without labels. Against a share of alarmed samples, one long real episode in the
+    history does not push the threshold above every shorter one."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=float))
+    allowed = int(runs)  # a history shorter than one run's worth allows none: the bar is above all of it
+    above = np.unique(scores[scores >= min_threshold])
+    if not len(above) or alarm_runs(scores >= min_threshold, merge) <= allowed:
+        return Threshold(min_threshold, "runs")
+    if allowed == 0:
+        return Threshold(float(np.nextafter(above[-1], np.inf)), "runs")
+    lo, hi = 0, len(above) - 1  # runs fall (not strictly) as the threshold rises: bisect the candidates
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if alarm_runs(scores >= above[mid], merge) <= allowed:
+            hi = mid
+        else:
+            lo = mid + 1
+    return Threshold(float(above[lo]), "runs")
 
 
 def detect(values: np.ndarray, *, train_fraction: float = 0.5, labels: np.ndarray | None = None,

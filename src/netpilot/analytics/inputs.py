@@ -4,6 +4,7 @@ errors that name the file, line and column."""
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import math
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from netpilot.errors import InputError
+from netpilot.errors import InputError, read_utf8
 from netpilot.telemetry.schema import parse_timestamp
 
 
@@ -49,7 +50,7 @@ def read_series(path: str | Path) -> list[Series]:
 
 
 def _read_csv(path: Path) -> Series:
-    with open(path, newline="", encoding="utf-8") as handle:
+    with io.StringIO(read_utf8(path), newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

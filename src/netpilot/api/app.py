@@ -7,16 +7,18 @@ import asyncio
 import json
 import secrets
 import threading
+from collections import Counter as Tally
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, Field
 
@@ -25,10 +27,11 @@ from netpilot.autopilot.scenario import Scenario, compare
 from netpilot.change.drivers.frr.render import config_diff
 from netpilot.change.intents import Intent, IntentList, apply_intents
 from netpilot.change.verify import verify_change
+from netpilot.change.workflow import STATES as CHANGE_STATES
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
-from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.telemetry.sim.faults import Fault, check_faults
+from netpilot.telemetry.sim.simulator import DEFAULT_START
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -82,6 +85,7 @@ class StateOut(BaseModel):
     beliefs: list[str]
     latency_ms: float | None
     errors: list[str]
+    congestion: float = Field(description="Utilisation above which the autopilot acts (1 = full).")
 
 
 class SeriesOut(BaseModel):
@@ -187,7 +191,8 @@ def _principal(request: Request,
 def _role(minimum: Role):
     def check(who: Annotated[Principal, Depends(_principal)]) -> Principal:
         if RANK[who.role] < RANK[minimum]:
-            raise HTTPException(403, f"{who.user} is a {who.role}; this needs {minimum}")
+            article = "an" if who.role[0] in "aeiou" else "a"
+            raise HTTPException(403, f"{who.user} is {article} {who.role}; this needs {minimum}")
         return who
     return check
 
@@ -210,6 +215,23 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     ticks = Counter("netpilot_ticks", "Telemetry ticks the loop has observed", registry=registry)
     latency = Histogram("netpilot_decision_latency_seconds", "Sample in to decision out, per tick",
                         buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry)
+    tick_seconds = Histogram("netpilot_tick_seconds", "The whole tick, applying and checking changes included",
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5), registry=registry)
+    alarms_total = Counter("netpilot_alarms", "KPI alarms raised, summed over ticks", registry=registry)
+    # The domain's state, read at each scrape.
+    mlu_gauge = Gauge("netpilot_mlu_ratio", "Maximum utilisation of the links that are up (1 = full)",
+                      registry=registry)
+    congested = Gauge("netpilot_links_congested", "Links above the autopilot's congestion threshold",
+                      registry=registry)
+    threshold = Gauge("netpilot_congestion_threshold_ratio", "Utilisation above which the autopilot acts",
+                      registry=registry)
+    links_down = Gauge("netpilot_links_down", "Links measured down", registry=registry)
+    alarms_now = Gauge("netpilot_alarms_active", "KPI alarms on the latest tick", registry=registry)
+    incidents = Gauge("netpilot_incidents", "Incidents detected since the loop started", registry=registry)
+    incidents_open = Gauge("netpilot_incidents_open", "Incidents detected but not localised yet", registry=registry)
+    believed = Gauge("netpilot_believed_faults", "Faults the twin believes present now (localised causes)",
+                     registry=registry)
+    changes_by_state = Gauge("netpilot_changes", "Changes in the workflow, by state", ["state"], registry=registry)
     counted = {"ticks": 0}
     app.state.tokens = tokens
 
@@ -260,23 +282,26 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             metric = live.autopilot.driver.running().arrays().metric.tolist()
             if r is None:
                 return StateOut(ts=None, minute=0.0, ticks=0, mlu=0.0, utilisation=[], link_up=[], metric=metric,
-                                beliefs=[], latency_ms=None, errors=live.errors[-5:])
+                                beliefs=[], latency_ms=None, errors=live.errors[-5:], congestion=pilot.congestion)
             up = r.link_up
             return StateOut(ts=r.ts.isoformat(), minute=r.minute, ticks=live.ticks,
                             mlu=float(r.link_utilisation[up].max(initial=0.0)),
                             utilisation=[float(u) if ok else 0.0 for u, ok in zip(r.link_utilisation, up)],
                             link_up=[bool(x) for x in up], metric=metric, beliefs=sorted(pilot.beliefs),
-                            latency_ms=tick.latency_ms if tick else None, errors=live.errors[-5:])
+                            latency_ms=tick.latency_ms if tick else None, errors=live.errors[-5:],
+                            congestion=pilot.congestion)
 
     @app.get("/api/telemetry", response_model=SeriesOut)
     def get_telemetry(who: Viewer, entity: str = Query(description="link:A->B"),
-                      metric: Literal["utilisation"] = "utilisation") -> SeriesOut:
+                      metric: Literal["utilisation", "utilization"] = Query(
+                          "utilisation", description="utilisation (utilization, the US spelling, is the same)"),
+                      ) -> SeriesOut:
         link_id = entity.removeprefix("link:")
         index = {lk.id: i for i, lk in enumerate(network.links)}
         if link_id not in index:
             raise HTTPException(404, f"no link {link_id!r}; entities look like link:A->B")
         times, values = live.series(index[link_id])
-        return SeriesOut(entity=f"link:{link_id}", metric=metric, timestamps=times, values=values,
+        return SeriesOut(entity=f"link:{link_id}", metric="utilisation", timestamps=times, values=values,
                          forecast=pilot.forecast.get(link_id))
 
     @app.get("/api/forecasts")
@@ -366,10 +391,10 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             raise HTTPException(422, f"hours: this server runs scenarios of at most {max_scenario_hours:g} h")
         if any(r["state"] == "running" for r in runs.values()):
             raise HTTPException(409, "a scenario run is in progress; one runs at a time")
-        try:
-            Simulator(network, faults=list(body.faults))  # every fault names a link or node of this network
-        except ValueError as exc:
-            raise HTTPException(422, f"faults: {exc}") from None
+        try:  # every fault names a link or node of this network and starts within the run
+            check_faults(list(body.faults), network, body.hours * 60.0)
+        except InputError as exc:
+            raise HTTPException(422, str(exc)) from None
         scenario = Scenario(name=f"api-{len(runs) + 1}", network=Path(network.name or "live"), **body.model_dump())
         run = {"id": secrets.token_hex(6), "state": "running", "progress": 0.0, "requested_by": who.user,
                "request": body, "result": None, "error": None}
@@ -401,7 +426,9 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     @app.get("/api/audit")
     def audit(who: Viewer, limit: int = Query(default=200, ge=1, le=5000)) -> dict:
         intact, where = store.verify_audit()
-        return {"intact": intact, "detail": where, "entries": store.audit()[-limit:]}
+        # Each entry also at the simulated time it was written in (sim_at), the clock the rest of the API uses.
+        entries = [e | {"sim_at": live.simulated_time(e["at"])} for e in store.audit()[-limit:]]
+        return {"intact": intact, "detail": where, "entries": entries}
 
     @app.get("/api/events")
     async def events(request: Request, who: Viewer) -> StreamingResponse:
@@ -424,11 +451,33 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         for t in new:
             ticks.inc()
             latency.observe(t.latency_ms / 1000.0)
+            tick_seconds.observe(t.total_ms / 1000.0)
+            alarms_total.inc(t.alarms)
+        with live.lock:
+            latest, tick = live.latest, live.latest_tick
+            if latest is not None:
+                up = np.asarray(latest.link_up, dtype=bool)
+                utilisation = np.asarray(latest.link_utilisation, dtype=float)[up]
+                mlu_gauge.set(float(utilisation.max()) if utilisation.size else 0.0)
+                congested.set(int((utilisation > pilot.congestion).sum()))
+                links_down.set(int((~up).sum()))
+            threshold.set(pilot.congestion)
+            alarms_now.set(tick.alarms if tick is not None else 0)
+            incidents.set(len(pilot.incidents))
+            incidents_open.set(sum(1 for i in pilot.incidents if i.localised_at is None))
+            believed.set(len(pilot.beliefs))
+        counts = Tally(c.state for c in store.list())
+        for state in CHANGE_STATES:
+            changes_by_state.labels(state).set(counts.get(state, 0))
         return PlainTextResponse(generate_latest(registry).decode(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(WEB / "index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> FileResponse:  # what browsers ask for before they read the page's icon link
+        return FileResponse(WEB / "favicon.svg", media_type="image/svg+xml")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 
@@ -16,10 +17,13 @@ class TickBudget:
     measured cost (a moving average) fits in what is left, and one that did not fit runs on the next tick whatever
     the budget, so none waits more than a tick. The plan search gets what is left, between ``0.2 * plan_seconds``
     and ``plan_seconds``. With ``ms=None`` every stage runs when asked (a fixed amount of work per tick, chosen
-    by the caller), so the same telemetry gives the same decisions on any machine."""
+    by the caller), so the same telemetry gives the same decisions on any machine. ``clock`` reads the time in
+    seconds (``time.perf_counter``; a test passes its own, so what fits never depends on the machine's speed)."""
 
-    def __init__(self, ms: float | None, plan_seconds: float) -> None:
+    def __init__(self, ms: float | None, plan_seconds: float,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.ms = ms
+        self.clock = clock
         self.plan_seconds = plan_seconds
         self.deadline: float | None = None
         # Measured cost of each heavy stage (ms), to tell whether it fits in what is left of a tick.
@@ -39,7 +43,7 @@ class TickBudget:
     def fits(self, stage: str) -> bool:
         """Whether ``stage`` fits in what is left of the tick; one that did not fit last tick runs now anyway."""
         if self.deadline is None or stage in self._deferred or \
-                time.perf_counter() + self._cost[stage] / 1000.0 <= self.deadline:
+                self.clock() + self._cost[stage] / 1000.0 <= self.deadline:
             self._deferred.discard(stage)
             return True
         self._deferred.add(stage)
@@ -47,14 +51,14 @@ class TickBudget:
 
     def spent(self, stage: str, since: float) -> float:
         """Milliseconds ``stage`` took since ``since``, kept in its measured cost."""
-        spent = (time.perf_counter() - since) * 1000.0
+        spent = (self.clock() - since) * 1000.0
         self._cost[stage] = 0.7 * self._cost[stage] + 0.3 * spent
         return spent
 
     def search_seconds(self) -> float | None:
         """Seconds the plan search may take this tick, or None to wait a tick (too little left, and it did not
         wait last tick). Only with a deadline."""
-        left = self.deadline - time.perf_counter() - 0.01
+        left = self.deadline - self.clock() - 0.01
         if left < 0.2 * self.plan_seconds and "decide" not in self._deferred:
             self._deferred.add("decide")
             return None
@@ -69,4 +73,4 @@ class TickBudget:
         """Whether a plan found now can be verified before the deadline (the slowest of the last verifications,
         and 5 ms to spare); with a fixed amount of work, never: the next tick verifies it, on its own sample."""
         return self.deadline is not None and \
-            time.perf_counter() + (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 <= self.deadline
+            self.clock() + (max(self._verify_ms, default=50.0) + 5.0) / 1000.0 <= self.deadline

@@ -4,6 +4,7 @@ utilisation, series, incidents, forecasts)."""
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -39,6 +40,9 @@ class LiveLoop:
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)
         self.times: deque[str] = deque(maxlen=keep)
         self.errors: list[str] = []
+        # When each tick began on the wall clock (ISO, UTC), beside its simulated time: the audit log is written
+        # in wall time, and the dashboard shows one clock, the simulated one.
+        self.wall_times: deque[str] = deque(maxlen=keep)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -48,11 +52,13 @@ class LiveLoop:
     def step(self) -> Tick:
         """One tick: the network's next telemetry and the loop observing it."""
         with self.lock:
+            began = datetime.now(UTC).isoformat(timespec="microseconds")
             result = self.next_step()
             tick = self.autopilot.observe(result)
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
             self.times.append(result.ts.isoformat())
+            self.wall_times.append(began)
             self.ticks += 1
             return tick
 
@@ -79,6 +85,13 @@ class LiveLoop:
                 if len(self.errors) > 100:
                     del self.errors[:50]
             self._stop.wait(max(0.0, self.tick_seconds - (time.perf_counter() - began)))
+
+    def simulated_time(self, wall: str) -> str | None:
+        """The simulated time of the tick under way (or last begun) at ``wall`` (ISO, UTC, as the audit log writes
+        it); None before the ticks kept."""
+        with self.lock:
+            i = bisect.bisect_right(list(self.wall_times), wall) - 1
+            return self.times[i] if i >= 0 else None
 
     def series(self, link_index: int) -> tuple[list[str], list[float]]:
         with self.lock:

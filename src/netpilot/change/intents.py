@@ -87,14 +87,19 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
     data = network.model_dump(mode="json")
     links = data["links"]
     nodes = {n["id"] for n in data["nodes"]}
+    where = _intent_locator(file)
+
+    def refuse(message: str, i: int, *keys: str) -> InputError:
+        line, shown = where(i, *keys)
+        return InputError.at(message, file=file, line=line, field=shown)
 
     def find(i: int, source: str, target: str) -> list[dict]:
-        for end in (source, target):
+        for key, end in (("source", source), ("target", target)):
             if end not in nodes:
-                raise InputError.at(f"no node {end!r} in the network", file=file, field=f"[{i}]")
+                raise refuse(f"no node {end!r} in the network", i, key)
         found = [lk for lk in links if lk["source"] == source and lk["target"] == target]
         if not found:
-            raise InputError.at(f"no link {source}->{target} in the network", file=file, field=f"[{i}]")
+            raise refuse(f"no link {source}->{target} in the network", i)
         return found
 
     for i, intent in enumerate(intents):
@@ -106,7 +111,7 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
                 lk["metric"] = intent.metric
         elif isinstance(intent, DrainNode):
             if intent.node not in nodes:
-                raise InputError.at(f"no node {intent.node!r} in the network", file=file, field=f"[{i}].node")
+                raise refuse(f"no node {intent.node!r} in the network", i, "node")
             for lk in links:
                 if intent.node in (lk["source"], lk["target"]):
                     lk["metric"] = MAX_METRIC
@@ -115,11 +120,9 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
                      for lk in links}
             for link_id, metric in intent.metrics.items():
                 if link_id not in by_id:
-                    raise InputError.at(f"no link {link_id!r} in the network", file=file,
-                                        field=f"[{i}].metrics.{link_id}")
+                    raise refuse(f"no link {link_id!r} in the network", i, "metrics", link_id)
                 if not 1 <= int(metric) <= MAX_METRIC:
-                    raise InputError.at(f"metric {metric} outside 1..{MAX_METRIC}", file=file,
-                                        field=f"[{i}].metrics.{link_id}")
+                    raise refuse(f"metric {metric} outside 1..{MAX_METRIC}", i, "metrics", link_id)
                 by_id[link_id]["metric"] = int(metric)
         elif isinstance(intent, SetPolicies):
             named = {(p.source, p.target) for p in intent.policies} | {tuple(ends) for ends in intent.remove}
@@ -131,6 +134,34 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
 
         problems = check_policies(after)
         if problems:
-            raise InputError.at(f"set_policies: {problems[0].message} ({problems[0].field})", file=file,
-                                field=next(f"[{i}]" for i, x in enumerate(intents) if isinstance(x, SetPolicies)))
+            raise refuse(f"set_policies: {problems[0].message} ({problems[0].field})",
+                         next(i for i, x in enumerate(intents) if isinstance(x, SetPolicies)), "policies")
     return after
+
+
+def _intent_locator(file: str | Path | None):
+    """``where(i, *keys)`` -> (line, field such as ``intents[2].source``) of the i-th intent of ``file``; the line
+    is None when there is no file to read it from."""
+    from netpilot.model.io import LineLocator, format_field_path, parse_document, read_text
+
+    prefix: tuple = ()
+    locator = None
+    if file is not None and Path(file).exists():
+        try:
+            text = read_text(file)
+            data = parse_document(text, file)
+        except InputError:
+            data = None
+        else:
+            locator = LineLocator(text)
+        if isinstance(data, dict):
+            prefix = ("intents",) if "intents" in data else None
+
+    def where(i: int, *keys: str) -> tuple[int | None, str]:
+        path = keys if prefix is None else (*prefix, i, *keys)  # a file of one intent has no index
+        if locator is None:
+            return None, format_field_path(list(path)) or f"[{i}]"
+        line, shown = locator.locate(path)
+        return line, shown or format_field_path(list(path))
+
+    return where

@@ -83,36 +83,90 @@ def detect(
     input_file: InputOption,
     json_out: JsonOption,
     train_fraction: Annotated[float, typer.Option(help="Share of the series (from its start) that sets the "
-                                                       "threshold.")] = 0.5,
-    alarm_rate: Annotated[float, typer.Option(help="Target share of alarms on that part.")] = 0.002,
+                                                       "threshold and in which the season is looked for.")] = 0.5,
+    runs_per_day: Annotated[float, typer.Option(help="Alarm runs a day the threshold allows on that part "
+                                                     "(alarms under 7 samples apart are one run).")] = 1.0,
+    alarm_rate: Annotated[float | None, typer.Option(help="Instead of --runs-per-day: a share of alarmed samples "
+                                                          "on that part.")] = None,
     min_score: Annotated[float, typer.Option(help="Never alarm below this score (noise standard deviations).")]
     = 4.0,
+    explain: Annotated[bool, typer.Option("--explain", help="For each alarm, say which detector fired (point: "
+                                                            "this sample; shift: a sustained change) and what "
+                                                            "was expected.")] = False,
 ) -> None:
-    """Score every sample causally (no look-ahead) and raise alarms above a threshold set from the series' start.
-    A label column, when present, is never read."""
-    from netpilot.analytics.detect import calibrate, score_series
+    """Score every sample causally (no look-ahead) against an expectation that knows the series' daily or weekly
+    season (found in its first part by autocorrelation), with a point and a sustained-shift detector, and raise
+    alarms above a threshold set from the series' start. A label column, when present, is never read."""
+    from netpilot.analytics.detect import calibrate, calibrate_runs, explain_series, settings_for
     from netpilot.analytics.inputs import read_series
 
     if not 0 < train_fraction <= 1:
         raise InputError.at("must be in (0, 1]", field="--train-fraction")
-    if not 0 < alarm_rate < 1:
+    if alarm_rate is not None and not 0 < alarm_rate < 1:
         raise InputError.at("must be in (0, 1)", field="--alarm-rate")
+    if runs_per_day <= 0:
+        raise InputError.at("must be positive", field="--runs-per-day")
     series = read_series(input_file)
     results = []
     for s in series:
-        scores = score_series(s.values)
+        step = s.step_seconds()
+        settings = settings_for(s.values, step, train_fraction=train_fraction)
+        explained = explain_series(settings.transform(s.values), settings.detector())
+        scores = explained.scores
         cut = max(1, int(len(scores) * train_fraction))
-        threshold = calibrate(scores[:cut], alarm_rate=alarm_rate, min_threshold=min_score)
-        points = [{"timestamp": t.isoformat(), "score": float(sc), "alarm": bool(sc >= threshold.value)}
-                  for t, sc in zip(s.timestamps, scores, strict=True)]
+        if alarm_rate is None:
+            threshold = calibrate_runs(scores[:cut], runs=runs_per_day * cut * step / 86_400.0,
+                                       min_threshold=min_score)
+        else:
+            threshold = calibrate(scores[:cut], alarm_rate=alarm_rate, min_threshold=min_score)
+        expected = settings.untransform(explained.expected)
+        points = []
+        for k, (t, sc) in enumerate(zip(s.timestamps, scores, strict=True)):
+            point = {"timestamp": t.isoformat(), "score": float(sc), "alarm": bool(sc >= threshold.value)}
+            if explain and point["alarm"]:
+                point |= {"detector": explained.fired(k), "expected": _finite([expected[k]])[0]}
+            points.append(point)
         results.append({"series": s.name, "entity": s.entity, "metric": s.metric, "threshold": threshold.value,
+                        "season_samples": settings.season, "log_scale": settings.log_offset is not None,
                         "points": points})
-    data = ({"threshold": results[0]["threshold"], "points": results[0]["points"]}
+    data = ({k: results[0][k] for k in ("threshold", "season_samples", "log_scale", "points")}
             if input_file.suffix.lower() != ".parquet" else {"series": results})
     _write(json_out, data)
+    console = stdout()
+    if explain:
+        for r in results:
+            for p in r["points"]:
+                if p["alarm"]:
+                    expected_text = "nothing" if p["expected"] is None else f"{p['expected']:.6g}"
+                    console.print(f"{r['series']} {p['timestamp']}: {p['detector']} detector, score "
+                                  f"{p['score']:.1f} (threshold {r['threshold']:.1f}), expected {expected_text}")
     alarms = sum(p["alarm"] for r in results for p in r["points"])
-    stdout().print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
-                   f"-> {json_out}")
+    console.print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
+                  f"-> {json_out}")
+
+
+def _canonical_metrics(samples):
+    """The US spelling ``utilization`` read as the catalogue's ``utilisation``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    column = samples.column_names.index("metric")
+    return samples.set_column(column, "metric", pc.replace_substring(samples["metric"].cast(pa.string()),
+                                                                     "utilization", "utilisation"))
+
+
+def _same_network(samples, net, telemetry: Path, network: Path) -> None:
+    """Telemetry of entities the network does not have is telemetry of another network: refused, with examples."""
+    import pyarrow.compute as pc
+
+    from netpilot.telemetry.schema import known_entities
+
+    seen = set(pc.unique(samples["entity"]).to_pylist())
+    unknown = sorted(seen - known_entities(net))
+    if unknown:
+        raise InputError.at(f"{len(unknown)} of its {len(seen)} entities are not in {network} (e.g. "
+                            f"{', '.join(unknown[:3])}): telemetry of another network?", file=telemetry,
+                            field="entity")
 
 
 @reports_errors
@@ -139,6 +193,8 @@ def rca(
     except Exception as exc:
         raise InputError.at(f"not a readable Parquet file ({exc})", file=telemetry) from None
     require_columns(samples, str(telemetry))
+    samples = _canonical_metrics(samples)
+    _same_network(samples, net, telemetry, network)
     onsets = incident_onsets(samples)
     incidents = []
     for onset in onsets:

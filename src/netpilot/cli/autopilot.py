@@ -28,9 +28,12 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
         output: Annotated[Optional[Path], typer.Option("--json", help="Write the results here.")] = None) -> None:
     """Replay the scenario with the autopilot acting and with static shortest-path routing; print and write
     detection, root-cause rank, overload, changes and decision latency."""
-    from netpilot.autopilot.scenario import compare, load_scenario
+    from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
+    from netpilot.telemetry.sim.faults import check_faults
 
     scenario = load_scenario(file)
+    network = scenario_network(scenario)
+    check_faults(scenario.faults, network, scenario.hours * 60.0, file=file)
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} steps"),
                TimeRemainingColumn())
     with Progress(*columns, console=stderr(), transient=True) as progress:
@@ -41,7 +44,7 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
                 tasks[label] = progress.add_task(label, total=total)
             progress.update(tasks[label], completed=done)
 
-        result = compare(scenario, progress=report, settle=True)
+        result = compare(scenario, progress=report, settle=True, network=network)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
         output.write_text(json.dumps(result, indent=1, default=str) + "\n")

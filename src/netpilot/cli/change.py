@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from netpilot.cli.common import reports_errors, stdout
+from netpilot.cli.common import EXIT_REFUSED, reports_errors, stdout
 from netpilot.cli.topo import MatrixOption, UnitOption, load_network
 from netpilot.errors import InputError
 
@@ -22,7 +22,7 @@ app = typer.Typer(help="Safe change: intents, verification on the twin, approval
 def verify(
     network: Annotated[Path, typer.Option(help="Network file: the twin as it is now.")],
     intent: Annotated[Path, typer.Option(help="JSON/YAML list of intents (set_link_state, set_metric, "
-                                              "drain_node, apply_metrics).")],
+                                              "drain_node, apply_metrics, set_policies; examples/intents.yaml).")],
     output: Annotated[Optional[Path], typer.Option("--json", help="Write the report as JSON here.")] = None,
     demands: Annotated[Optional[Path], typer.Option(help="Demand matrix; default: the network file's own.")] = None,
     matrix: MatrixOption = "0",
@@ -31,7 +31,8 @@ def verify(
     peak_factor: Annotated[float, typer.Option(help="Forecast peak as a multiple of the demand matrix.")] = 1.0,
     failures: Annotated[bool, typer.Option(help="Also check every single link failure (what-if).")] = True,
 ) -> None:
-    """Verify intents on the twin: prints each check and writes {"ok": bool, "checks": [...]}."""
+    """Verify intents on the twin: prints each check and writes {"ok": bool, "checks": [...]}. Exits 0 when the
+    change passes, 1 when verification refuses it, 2 on bad input."""
     from netpilot.change.intents import apply_intents, load_intents
     from netpilot.change.verify import verify_change
 
@@ -55,6 +56,8 @@ def verify(
     for check in report.checks:
         table.add_row(check.name, "[green]ok[/]" if check.ok else "[red]FAIL[/]", check.detail)
     stdout().print(table)
+    if not report.ok:
+        raise typer.Exit(EXIT_REFUSED)
 
 
 DbOption = Annotated[str, typer.Option(help="The change database: a SQLite file, or postgresql://...[?schema=name].")]
@@ -91,15 +94,17 @@ def _workflow_errors(func):
 @_workflow_errors
 def propose(
     network: Annotated[Path, typer.Option(help="Network file: the twin as it is now.")],
-    intent: Annotated[Path, typer.Option(help="JSON/YAML list of intents.")],
+    intent: Annotated[Path, typer.Option(help="JSON/YAML list of intents (examples/intents.yaml).")],
     by: Annotated[str, typer.Option(help="Who proposes it.")],
     why: Annotated[str, typer.Option(help="The incident, forecast or request behind it.")],
     db: DbOption = "netpilot-changes.db",
-    policy: Annotated[Optional[Path], typer.Option(help="YAML: auto_approve: [intent kinds].")] = None,
+    policy: Annotated[Optional[Path], typer.Option(
+        help="YAML policy file, e.g. auto_approve: \\[apply_metrics] (intent kinds that need no person).")] = None,
     max_utilisation: Annotated[float, typer.Option(help="Highest link utilisation a change may leave.")] = 1.0,
     peak_factor: Annotated[float, typer.Option(help="Forecast peak as a multiple of the demand matrix.")] = 1.0,
 ) -> None:
-    """Propose a change: it is verified at once, then waits for approval (or is rejected)."""
+    """Propose a change: it is verified at once, then waits for approval (or is rejected). Exits 0 when it is
+    verified (or approved by policy), 1 when verification rejects it, 2 on bad input."""
     from netpilot.change.intents import apply_intents, load_intents
     from netpilot.change.verify import verify_change
     from netpilot.change.workflow import twin_diff
@@ -118,6 +123,8 @@ def propose(
     state = store.record_verification(change_id, report.as_dict())
     stdout().print(f"change {change_id}: {state}")
     stdout().print(report.text())
+    if state == "rejected":
+        raise typer.Exit(EXIT_REFUSED)
 
 
 @app.command()

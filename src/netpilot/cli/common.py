@@ -16,6 +16,8 @@ from netpilot.errors import InputError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+#: Exit code for a well-formed request the system refused (verification failed, audit chain broken).
+EXIT_REFUSED = 1
 #: Exit code for input the user can fix (bad file, bad option value).
 EXIT_INPUT = 2
 #: Exit code for a failure of netpilot itself.

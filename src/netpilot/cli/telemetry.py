@@ -19,8 +19,8 @@ sim_app = typer.Typer(help="The network simulator: telemetry with faults whose g
 app = typer.Typer(help="Telemetry: ingest files or a NATS stream, query the store, export to Prometheus.",
                   no_args_is_help=True)
 
-StoreOption = Annotated[str, typer.Option(help="duckdb:///path.db (or a plain path), or "
-                                                 "postgresql://host/db[?schema=name].")]
+StoreOption = Annotated[str, typer.Option(help="duckdb:///relative/path.db, duckdb:////absolute/path.db (or a "
+                                                 "plain path), or postgresql://host/db[?schema=name].")]
 
 
 def _network(path: Path):
@@ -50,13 +50,17 @@ def sim_run(
     store: Annotated[Optional[str], typer.Option(help="Also write into this store.")] = None,
 ) -> None:
     """Simulate the network and write its telemetry."""
-    from netpilot.telemetry.sim.faults import load_faults
+    from netpilot.model.io import parse_document, read_text
+    from netpilot.telemetry.sim.faults import check_faults, load_faults
     from netpilot.telemetry.sim.run import simulate, write_result
 
     if hours <= 0 or step <= 0:
         raise InputError.at("--hours and --step must be positive", field="--hours")
     net = _network(network)
     schedule = load_faults(faults) if faults else []
+    if faults:
+        listed = isinstance(parse_document(read_text(faults), faults), list)  # a list, or {faults: [...]}
+        check_faults(schedule, net, hours * 60.0, file=faults, field="" if listed else "faults")
     try:
         with Progress(console=stderr(), transient=True) as progress:
             task = progress.add_task("simulating", total=round(hours * 3600 / step))
@@ -129,7 +133,7 @@ def _nats_source(source: str) -> tuple[str, str]:
 @reports_errors
 def query(
     entity: Annotated[str, typer.Option(help="Entity id, e.g. link:A->B, cell:C1.")],
-    metric: Annotated[str, typer.Option(help="Metric name, e.g. utilisation.")],
+    metric: Annotated[str, typer.Option(help="Metric name, e.g. utilisation (or utilization).")],
     store: StoreOption = "duckdb:///netpilot.duckdb",
     start: Annotated[Optional[datetime], typer.Option(help="From (UTC).")] = None,
     end: Annotated[Optional[datetime], typer.Option(help="Until (UTC), exclusive.")] = None,
@@ -139,14 +143,18 @@ def query(
     from netpilot.telemetry.schema import metric_of
 
     try:
-        unit = metric_of(entity, metric).unit
+        known_metric = metric_of(entity, metric)
     except ValueError as exc:
         raise InputError.at(str(exc), field="--metric") from None
+    metric, unit = known_metric.name, known_metric.unit
     target = _store(store)
     try:
         ts, values = target.query(entity, metric, start, end)
+        known = len(ts) > 0 or bool(target.latest(entity=entity))
     finally:
         target.close()
+    if not known:  # as the API answers 404: a typo in an entity must not read as a quiet series
+        raise InputError.at(f"the store holds no samples of {entity!r}", field="--entity")
     if as_json:
         print_json({"entity": entity, "metric": metric, "unit": unit,
                     "points": [{"ts": str(t) + "Z", "value": float(v)} for t, v in zip(ts, values)]})

@@ -31,6 +31,10 @@ def check_network(network: Network, *, file: str | None = None, require_connecte
                 problem(f"link refers to unknown node {getattr(link, end)!r}", f"links[{i}].{end}")
         if link.source == link.target:
             problem(f"link from {link.source!r} to itself", f"links[{i}]")
+        if link.capacity <= 0 and link.state == "up":  # routing would send traffic onto it at infinite utilisation
+            problem("zero capacity on a link that is up: traffic routed over it has nowhere to go (give its "
+                    "capacity, or state: down for a link that carries nothing)",
+                    f"links[{i}].capacity")
         key = (link.source, link.target, link.key)
         if key in link_seen:
             problem(f"duplicate link {link.id} (first at links[{link_seen[key]}]); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -17,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from netpilot.errors import InputError
+from netpilot.errors import InputError, read_utf8
 from netpilot.telemetry.schema import CATALOGUE, DeadLetter, Sample, check_record, entity_kind, parse_timestamp
 from netpilot.telemetry.store import SAMPLE_SCHEMA, Store, table_of
 
@@ -125,7 +126,8 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
     fail(np.asarray(ts.is_null().to_numpy(zero_copy_only=False)), "timestamp: missing or unreadable")
 
     entity = table.column("entity").cast(pa.string())
-    metric = table.column("metric").cast(pa.string())
+    # The US spelling (utilization) is stored as the catalogue spells it.
+    metric = pc.replace_substring(table.column("metric").cast(pa.string()), "utilization", "utilisation")
     fail(np.asarray(pc.or_(entity.is_null(), metric.is_null()).to_numpy(zero_copy_only=False)),
          "missing field(s): entity or metric")
     if entities is not None:
@@ -194,7 +196,7 @@ def _to_float(value: Any) -> float:
 
 
 def read_csv_records(path: Path) -> Iterator[tuple[str, dict]]:
-    with open(path, newline="") as handle:
+    with io.StringIO(read_utf8(path), newline="") as handle:
         reader = csv.DictReader(handle)
         if reader.fieldnames is None:
             return
@@ -211,15 +213,20 @@ def replay_file(path: str | Path, store: Store, entities: set[str] | None, *, ba
     if path.suffix.lower() == ".parquet":
         import pyarrow.parquet as pq
 
-        parquet = pq.ParquetFile(path)
         offset = 0
-        for record_batch in parquet.iter_batches(batch_size=batch):
-            table = pa.Table.from_batches([record_batch])
-            good, dead = check_table(table, entities, str(path), first_row=offset + 1)
-            stored = store.write(good)
-            store.dead_letter(dead)
-            report.add(IngestReport(good.num_rows, len(dead), Counter(_reason_key(d.reason) for d in dead), stored))
-            offset += table.num_rows
+        try:
+            parquet = pq.ParquetFile(path)
+            for record_batch in parquet.iter_batches(batch_size=batch):
+                table = pa.Table.from_batches([record_batch])
+                good, dead = check_table(table, entities, str(path), first_row=offset + 1)
+                stored = store.write(good)
+                store.dead_letter(dead)
+                report.add(IngestReport(good.num_rows, len(dead), Counter(_reason_key(d.reason) for d in dead),
+                                        stored))
+                offset += table.num_rows
+        except (pa.ArrowException, OSError) as exc:  # corrupt or truncated: what came before it is stored
+            raise InputError.at(f"not a readable Parquet file after row {offset} ({exc}); the rows before it "
+                                "are stored", file=path) from None
         return report
     if path.suffix.lower() != ".csv":
         raise InputError.at("telemetry files are .csv or .parquet", file=path)

@@ -76,10 +76,15 @@ _CATALOGUE = (
 CATALOGUE: dict[tuple[EntityKind, str], Metric] = {(m.kind, m.name): m for m in _CATALOGUE}
 
 
+def canonical_metric(name: str) -> str:
+    """A metric's name as the catalogue spells it: the US ``utilization`` is accepted for ``utilisation``."""
+    return name.replace("utilization", "utilisation")
+
+
 def metric_of(entity: str, metric: str) -> Metric:
     kind = entity_kind(entity)
     try:
-        return CATALOGUE[(kind, metric)]
+        return CATALOGUE[(kind, canonical_metric(metric))]
     except KeyError:
         known = sorted(name for k, name in CATALOGUE if k is kind)
         raise ValueError(f"metric {metric!r} is not defined for {kind.value} entities; known: "

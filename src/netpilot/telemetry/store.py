@@ -356,14 +356,30 @@ class PostgresStore:
 
 def open_store(url: str | Path) -> Store:
     """A store from a location: ``postgresql://...`` (optionally ``?schema=name``), ``duckdb:///path.db``, or a
-    plain path to a DuckDB file."""
+    plain path to a DuckDB file. DuckDB URLs follow SQLAlchemy's convention: three slashes for a path relative to
+    the working directory (``duckdb:///netpilot.duckdb``), four for an absolute one (``duckdb:////var/np.duckdb``),
+    and ``duckdb://`` or ``duckdb:///:memory:`` for a store in memory."""
     text = str(url)
-    if text.startswith("duckdb://"):
-        text = text[len("duckdb://"):] or ":memory:"
+    if text.startswith("duckdb:"):
+        text = duckdb_path(text)
     if text.startswith(("postgresql://", "postgres://")):
         dsn, schema = split_schema(text, default="netpilot")
         return PostgresStore(dsn, schema=schema)
     return DuckDBStore(text)
+
+
+def duckdb_path(url: str) -> str:
+    """The file a ``duckdb://`` URL names (SQLAlchemy's convention), or ``:memory:``."""
+    if not url.startswith("duckdb://"):
+        raise ValueError(f"{url!r}: a DuckDB URL is duckdb:///relative/path or duckdb:////absolute/path")
+    rest = url[len("duckdb://"):]
+    if not rest:
+        return ":memory:"
+    host, slash, path = rest.partition("/")
+    if host or not slash:
+        raise ValueError(f"{url!r}: a DuckDB URL has no host (duckdb:///relative/path or "
+                         "duckdb:////absolute/path)")
+    return path or ":memory:"
 
 
 def check_schema_name(schema: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,7 @@ def import_demands(path: str | Path, network: Network, *, unit: str = "Mbit/s") 
     name = path.name.lower()
     node_ids = network.node_ids()
     if name.endswith(".demands"):
+        _same_repetita_topology(path, network)
         return read_repetita_demands(path, node_ids)
     if name.endswith((".tar.gz", ".tgz", ".tar")):
         return read_sndlib_series(path)
@@ -102,6 +104,21 @@ def import_demands(path: str | Path, network: Network, *, unit: str = "Mbit/s") 
         return _demand_document(path)
     raise InputError.at("unknown demand format; expected .demands, .xml, .tar.gz, .npz, .hist, .pkl, .npy, "
                         ".yaml or .json", file=path)
+
+
+def _same_repetita_topology(path: Path, network: Network) -> None:
+    """Repetita names nodes by index, so demands of another topology would be remapped silently onto this one's
+    nodes: refused when the network came from a Repetita graph of another name (``Abilene.0000.demands`` is
+    Abilene's)."""
+    origin = network.origin or ""
+    named = re.fullmatch(r"(.+)\.\d+\.demands", path.name)  # Repetita's own naming: Topology.0000.demands
+    if named is None or not origin.startswith("Repetita ") or not origin.endswith(".graph"):
+        return
+    topology = origin[len("Repetita "):-len(".graph")]
+    if named.group(1) != topology:
+        raise InputError.at(f"these are demands of {named.group(1)!r}, the network is {topology!r}: "
+                            "Repetita demands name nodes by index, so another network's would land on the wrong "
+                            "nodes", file=path)
 
 
 def _demand_document(path: Path) -> list[Demand]:

@@ -7,6 +7,8 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from netpilot.model.network import Network
+
 FAULT_KINDS = ("link_down", "link_degrade", "link_flap", "router_down", "cell_outage", "flash_crowd",
                "edge_failure", "misconfig")
 
@@ -64,3 +66,41 @@ def name_faults(faults: list[Fault]) -> list[Fault]:
     """Give every fault without an id one that says what and when (``F3-link_down@90``)."""
     return [f if f.id else f.model_copy(update={"id": f"F{i + 1}-{f.kind}@{f.at_minute:g}"})
             for i, f in enumerate(faults)]
+
+
+def check_faults(faults: list[Fault], network: Network, minutes: float, *, file: str | Path | None = None,
+                 field: str = "faults") -> None:
+    """Every fault must act on something the network has and start within the run (``minutes`` long): an
+    InputError names each that does not, with its line in ``file`` when there is one."""
+    from netpilot.errors import InputError, Problem
+    from netpilot.model.io import LineLocator, read_text
+
+    locator = LineLocator(read_text(file)) if file is not None and Path(file).exists() else None
+    nodes = {n.id for n in network.nodes}
+    links = {(lk.source, lk.target) for lk in network.links}
+    problems = []
+
+    def problem(i: int, key: str, message: str) -> None:
+        path = (field, i, key) if field else (i, key)
+        line, shown = locator.locate(path) if locator else (None, f"{field}[{i}].{key}" if field else f"[{i}].{key}")
+        problems.append(Problem(message, file=str(file) if file is not None else None, line=line, field=shown))
+
+    for i, fault in enumerate(faults):
+        if fault.kind in ("link_down", "link_degrade", "link_flap", "misconfig"):
+            if not isinstance(fault.target, list) or len(fault.target) != 2:
+                problem(i, "target", f"{fault.kind} needs target [A, B], got {fault.target!r}")
+            else:
+                a, b = fault.target
+                missing = [n for n in (a, b) if n not in nodes]
+                if missing:
+                    problem(i, "target", f"no node {missing[0]!r} in the network")
+                elif (a, b) not in links and (fault.one_way or (b, a) not in links):
+                    problem(i, "target", f"no link between {a} and {b}")
+        elif not isinstance(fault.target, str):
+            problem(i, "target", f"{fault.kind} needs one node id, got {fault.target!r}")
+        elif fault.target not in nodes:
+            problem(i, "target", f"no node {fault.target!r} in the network")
+        if fault.at_minute >= minutes:
+            problem(i, "at_minute", f"minute {fault.at_minute:g} is not within the run ({minutes:g} minutes)")
+    if problems:
+        raise InputError(problems)

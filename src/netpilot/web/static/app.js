@@ -1,8 +1,13 @@
 // netpilot dashboard: reads the REST API with the bearer token, follows the loop over Server-Sent Events.
+// One clock (the simulated one, UTC) and one unit for utilisation (%) everywhere on the page.
 "use strict";
 
-const state = { token: null, me: null, network: null, positions: {}, selectedLink: null, selectedChange: null,
-                pinned: false };
+const state = { token: null, me: null, network: null, positions: {}, unplaced: new Set(), labels: {},
+                selectedLink: null, selectedChange: null, pinned: false, congestion: 0.9 };
+
+// A root cause that explains less than this share of the measured change is shown as weak.
+const WEAK_CAUSE = 0.3;
+const VIEW = { width: 1000, height: 640, margin: 40 };
 
 function token() {
   const fromUrl = new URLSearchParams(location.search).get("token");
@@ -22,16 +27,40 @@ async function api(path, options = {}) {
 }
 
 function el(tag, attrs = {}, ...children) {
-  const node = document.createElementNS(tag === "svg" || attrs.svg ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
+  const node = document.createElementNS(attrs.svg ? "http://www.w3.org/2000/svg" : "http://www.w3.org/1999/xhtml", tag);
   for (const [k, v] of Object.entries(attrs)) if (k !== "svg") node.setAttribute(k, v);
   for (const c of children) node.append(c);
   return node;
 }
-const svg = (tag, attrs) => el(tag, { ...attrs, svg: true });
+const svg = (tag, attrs, ...children) => el(tag, { ...attrs, svg: true }, ...children);
+const svgText = (attrs, text) => { const t = svg("text", attrs); t.textContent = text; return t; };
+
+// --- formatting: one clock, one unit --------------------------------------------------------------------------
+
+const pct = v => `${(100 * v).toFixed(0)} %`;
+// Simulated time, as the API gives it (ISO, UTC): "13:30" or "2026-01-09 13:30".
+const hhmm = iso => iso ? iso.slice(11, 16) : "–";
+const dayTime = iso => iso ? `${iso.slice(0, 10)} ${iso.slice(11, 16)}` : "–";
+
+// The loop and verification write utilisation as a ratio ("MLU 0.94 (limit 0.9)"); the page shows percent.
+function percentify(text) {
+  return String(text)
+    .replace(/\b(MLU|limit|predicts?|predicted|peak|measured)((?: of| at| now)?) (\d+(?:\.\d+)?)\b(?!\s*%|\s*Mbit)/g,
+             (_, word, link, value) => `${word}${link} ${pct(Number(value))}`)
+    .replace(/\b(\d+\.\d+)(?= (?:before|forecast)\b)/g, value => pct(Number(value)));
+}
+
+// Cut at a word boundary, never mid-word.
+function clip(text, length) {
+  if (text.length <= length) return text;
+  const cut = text.slice(0, length);
+  const space = cut.lastIndexOf(" ");
+  return `${space > length / 2 ? cut.slice(0, space) : cut} …`;
+}
 
 function colour(u, up) {
-  if (!up) return "#999";
-  if (u > 0.9) return "#d62828";
+  if (!up) return "#d62828";
+  if (u > state.congestion) return "#b3001b";
   if (u > 0.5) return "#e0a800";
   return "#2e9e4f";
 }
@@ -42,37 +71,170 @@ function showLogin(message) {
   document.getElementById("login-error").textContent = message || "";
 }
 
-// --- topology ------------------------------------------------------------------------------------------------
+// --- topology layout ------------------------------------------------------------------------------------------
+
+// Importers write (0, 0) for a PoP whose position the source does not give: no backbone sits at "null island".
+const located = n => n.lat !== null && n.lon !== null && !(n.lat === 0 && n.lon === 0);
+
+function mercator(n) {
+  const lat = Math.max(-85, Math.min(85, n.lat)) * Math.PI / 180;
+  return [n.lon * Math.PI / 180, -Math.log(Math.tan(Math.PI / 4 + lat / 2))];
+}
+
+// Scale points into the view, keeping their aspect ratio.
+function fit(points) {
+  const xs = Object.values(points).map(p => p[0]), ys = Object.values(points).map(p => p[1]);
+  const [x0, x1, y0, y1] = [Math.min(...xs), Math.max(...xs), Math.min(...ys), Math.max(...ys)];
+  const w = VIEW.width - 2 * VIEW.margin, h = VIEW.height - 2 * VIEW.margin;
+  const scale = Math.min(w / Math.max(1e-9, x1 - x0), h / Math.max(1e-9, y1 - y0));
+  const dx = VIEW.margin + (w - scale * (x1 - x0)) / 2, dy = VIEW.margin + (h - scale * (y1 - y0)) / 2;
+  const out = {};
+  for (const [id, [x, y]] of Object.entries(points)) out[id] = [dx + scale * (x - x0), dy + scale * (y - y0)];
+  return out;
+}
+
+// Spring layout (Fruchterman–Reingold) of the nodes not in `fixed`, deterministic: a fixed number of rounds.
+function relax(ids, edges, pos, fixed, rounds) {
+  const k = Math.sqrt(VIEW.width * VIEW.height / Math.max(1, ids.length)) * 0.6;
+  for (let round = 0; round < rounds; round++) {
+    const heat = 40 * (1 - round / rounds) + 1;
+    const move = Object.fromEntries(ids.map(id => [id, [0, 0]]));
+    for (let i = 0; i < ids.length; i++) {
+      for (let j = i + 1; j < ids.length; j++) {
+        const [a, b] = [pos[ids[i]], pos[ids[j]]];
+        let dx = a[0] - b[0], dy = a[1] - b[1];
+        const d = Math.max(1, Math.hypot(dx, dy)), f = k * k / d;
+        dx /= d; dy /= d;
+        move[ids[i]][0] += dx * f; move[ids[i]][1] += dy * f;
+        move[ids[j]][0] -= dx * f; move[ids[j]][1] -= dy * f;
+      }
+    }
+    for (const [s, t] of edges) {
+      const [a, b] = [pos[s], pos[t]];
+      let dx = a[0] - b[0], dy = a[1] - b[1];
+      const d = Math.max(1, Math.hypot(dx, dy)), f = d * d / k;
+      dx /= d; dy /= d;
+      move[s][0] -= dx * f; move[s][1] -= dy * f;
+      move[t][0] += dx * f; move[t][1] += dy * f;
+    }
+    for (const id of ids) {
+      if (fixed.has(id)) continue;
+      const [mx, my] = move[id], len = Math.max(1e-9, Math.hypot(mx, my)), step = Math.min(len, heat);
+      pos[id] = [Math.max(VIEW.margin, Math.min(VIEW.width - VIEW.margin, pos[id][0] + mx / len * step)),
+                 Math.max(VIEW.margin, Math.min(VIEW.height - VIEW.margin, pos[id][1] + my / len * step))];
+    }
+  }
+}
+
+// Push routers apart until none is closer than `gap`, so a dense centre stays readable; each moves little.
+function spread(ids, pos, gap) {
+  for (let round = 0; round < 80; round++) {
+    let moved = false;
+    for (let i = 0; i < ids.length; i++) {
+      for (let j = i + 1; j < ids.length; j++) {
+        const a = pos[ids[i]], b = pos[ids[j]];
+        let dx = b[0] - a[0], dy = b[1] - a[1];
+        let d = Math.hypot(dx, dy);
+        if (d >= gap) continue;
+        if (d < 1e-6) { dx = 1; dy = 0.5; d = Math.hypot(dx, dy); }  // same spot: part them sideways
+        const push = (gap - d) / 2;
+        a[0] -= dx / d * push; a[1] -= dy / d * push;
+        b[0] += dx / d * push; b[1] += dy / d * push;
+        moved = true;
+      }
+    }
+    if (!moved) break;
+  }
+  for (const id of ids) {
+    pos[id][0] = Math.max(VIEW.margin / 2, Math.min(VIEW.width - VIEW.margin / 2, pos[id][0]));
+    pos[id][1] = Math.max(VIEW.margin / 2, Math.min(VIEW.height - VIEW.margin / 2, pos[id][1]));
+  }
+}
 
 function layout(network) {
-  const placed = network.nodes.filter(n => n.lat !== null && n.kind === "router");
-  const lats = placed.map(n => n.lat), lons = placed.map(n => n.lon);
-  const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
-  const pos = {};
-  for (const n of placed) {
-    pos[n.id] = [40 + 920 * (n.lon - minLon) / Math.max(1e-9, maxLon - minLon),
-                 600 - 560 * (n.lat - minLat) / Math.max(1e-9, maxLat - minLat)];
+  const routers = network.nodes.filter(n => n.kind === "router");
+  const ids = routers.map(n => n.id), isRouter = new Set(ids);
+  const edges = [], seen = new Set();
+  for (const l of network.links) {
+    const key = [l.source, l.target].sort().join("|");
+    if (isRouter.has(l.source) && isRouter.has(l.target) && !seen.has(key)) { edges.push([l.source, l.target]); seen.add(key); }
   }
-  // Nodes without a position (cells, edge sites) circle their router.
+  const withPlace = routers.filter(located);
+  let pos = {};
+  const unplaced = new Set(ids.filter(id => !withPlace.some(n => n.id === id)));
+  if (withPlace.length >= 2) {
+    // Geographic: Web Mercator, fitted to the view; routers without a position settle among their neighbours.
+    pos = fit(Object.fromEntries(withPlace.map(n => [n.id, mercator(n)])));
+    const neighbours = id => edges.filter(e => e.includes(id)).map(e => e[0] === id ? e[1] : e[0]);
+    for (let pass = 0; pass < 3; pass++) {
+      for (const id of unplaced) {
+        if (pos[id]) continue;
+        const near = neighbours(id).filter(m => pos[m]);
+        if (near.length) pos[id] = [near.reduce((s, m) => s + pos[m][0], 0) / near.length + 25,
+                                    near.reduce((s, m) => s + pos[m][1], 0) / near.length + 25];
+      }
+    }
+    [...unplaced].filter(id => !pos[id]).forEach((id, i) => { pos[id] = [VIEW.margin + 30 * i, VIEW.height - VIEW.margin]; });
+    relax(ids, edges, pos, new Set(withPlace.map(n => n.id)), 60);
+  } else {
+    // No geography: a spring layout from a circle (no node is marked: none has a place to miss).
+    unplaced.clear();
+    ids.forEach((id, i) => {
+      const a = 2 * Math.PI * i / ids.length;
+      pos[id] = [VIEW.width / 2 + 250 * Math.cos(a), VIEW.height / 2 + 250 * Math.sin(a)];
+    });
+    relax(ids, edges, pos, new Set(), 300);
+    pos = fit(pos);
+  }
+  spread(ids, pos, 30);
+  // Cells and edge sites circle their router.
   const attached = {};
   for (const l of network.links) {
-    if (pos[l.source] && !pos[l.target]) (attached[l.source] ||= new Set()).add(l.target);
+    if (pos[l.source] && !isRouter.has(l.target)) (attached[l.source] ||= new Set()).add(l.target);
   }
   for (const [router, set] of Object.entries(attached)) {
-    const list = [...set].filter(id => !pos[id]);
-    list.forEach((id, i) => {
-      const a = 2 * Math.PI * i / list.length;
-      pos[id] = [pos[router][0] + 16 * Math.cos(a), pos[router][1] + 16 * Math.sin(a)];
+    [...set].forEach((id, i, list) => {
+      const a = 2 * Math.PI * i / list.length + 0.4;
+      pos[id] = [pos[router][0] + 13 * Math.cos(a), pos[router][1] + 13 * Math.sin(a)];
     });
   }
-  network.nodes.forEach((n, i) => { pos[n.id] ||= [20 + (i * 37) % 960, 620]; });
-  return pos;
+  network.nodes.forEach((n, i) => { pos[n.id] ||= [VIEW.margin + (i * 37) % (VIEW.width - 2 * VIEW.margin), VIEW.height - 12]; });
+  return { pos, unplaced };
+}
+
+// Labels: per router the first of eight spots around it that overlaps no label or router placed so far.
+function placeLabels(network, pos) {
+  const boxes = [], labels = {};
+  const routers = network.nodes.filter(n => n.kind === "router");
+  for (const n of routers) { const [x, y] = pos[n.id]; boxes.push([x - 6, y - 6, x + 6, y + 6]); }
+  const degree = {};
+  for (const l of network.links) degree[l.source] = (degree[l.source] || 0) + 1;
+  const overlap = (a, b) => Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0])) *
+                            Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  for (const n of [...routers].sort((a, b) => (degree[b.id] || 0) - (degree[a.id] || 0))) {
+    const [x, y] = pos[n.id], w = 7 * n.id.length + 4, h = 13;
+    const spots = [[8, -4, "start"], [8, 14, "start"], [-8, -4, "end"], [-8, 14, "end"],
+                   [0, -9, "middle"], [0, 20, "middle"], [12, 5, "start"], [-12, 5, "end"]];
+    let best = null;
+    for (const [dx, dy, anchor] of spots) {
+      const left = anchor === "start" ? x + dx : anchor === "end" ? x + dx - w : x + dx - w / 2;
+      const box = [left, y + dy - h + 2, left + w, y + dy + 2];
+      const outside = box[0] < 0 || box[2] > VIEW.width || box[1] < 0 || box[3] > VIEW.height ? 1e6 : 0;
+      const cost = outside + boxes.reduce((s, b) => s + overlap(box, b), 0);
+      if (best === null || cost < best.cost) best = { cost, x: x + dx, y: y + dy, anchor, box };
+      if (cost === 0) break;
+    }
+    boxes.push(best.box);
+    labels[n.id] = best;
+  }
+  return labels;
 }
 
 function drawTopology() {
   const root = document.getElementById("topology");
   root.replaceChildren();
   const seen = new Set();
+  const linkLayer = svg("g", { class: "links" }), nodeLayer = svg("g", { class: "nodes" });
   for (const l of state.network.links) {
     const key = [l.source, l.target].sort().join("|");
     const [a, b] = [state.positions[l.source], state.positions[l.target]];
@@ -80,34 +242,47 @@ function drawTopology() {
                                "data-link": l.index, "data-pair": key });
     line.append(svg("title", {}));
     line.addEventListener("click", () => { state.selectedLink = l.index; refreshSeries(); });
-    if (!seen.has(key)) root.append(line); else line.dataset.hidden = "1";
+    if (!seen.has(key)) linkLayer.append(line);
     seen.add(key);
   }
   for (const n of state.network.nodes) {
     const [x, y] = state.positions[n.id];
-    root.append(svg("circle", { cx: x, cy: y, r: n.kind === "router" ? 6 : 2.5, class: n.kind }));
-    if (n.kind === "router") { const t = svg("text", { x: x + 7, y: y - 5 }); t.textContent = n.id; root.append(t); }
+    const unknown = state.unplaced.has(n.id);
+    const dot = svg("circle", { cx: x, cy: y, r: n.kind === "router" ? 5.5 : 2.5,
+                                class: `${n.kind}${unknown ? " unplaced" : ""}`, "data-node": n.id });
+    dot.append(svgText({}, unknown ? `${n.id} (no coordinates: placed among its neighbours)` : n.id));
+    nodeLayer.append(dot);
   }
+  for (const [id, label] of Object.entries(state.labels)) {
+    const [x, y] = state.positions[id];
+    nodeLayer.append(svgText({ x: label.x, y: label.y, "text-anchor": label.anchor, class: "halo" }, id));
+    nodeLayer.append(svgText({ x: label.x, y: label.y, "text-anchor": label.anchor, "data-label": id,
+                               "data-x": x, "data-y": y }, id));
+  }
+  root.append(linkLayer, nodeLayer);
 }
 
 function paintTopology(s) {
-  // Per node pair, the busier direction colours the line.
+  // Per node pair, a direction that is down, else the busier one, colours the line.
   const worst = {};
   state.network.links.forEach((l, i) => {
     const key = [l.source, l.target].sort().join("|");
     const u = s.utilisation[i] ?? 0, up = s.link_up[i] ?? true;
-    if (!(key in worst) || u > worst[key].u || !up) worst[key] = { u, up, id: l.id };
+    const known = worst[key];
+    if (!known || (!up && known.up) || (up === known.up && u > known.u)) worst[key] = { u, up, id: l.id };
   });
   for (const line of document.querySelectorAll("#topology line")) {
     const w = worst[line.dataset.pair];
     if (!w) continue;
     line.setAttribute("stroke", colour(w.u, w.up));
-    line.setAttribute("stroke-width", 2 + 4 * Math.min(1.2, w.u));
-    line.firstChild.textContent = `${w.id}: ${(100 * w.u).toFixed(0)} %${w.up ? "" : " (down)"}`;
+    line.setAttribute("stroke-width", w.up ? 2 + 4 * Math.min(1.2, w.u) : 2.5);
+    line.classList.toggle("down", !w.up);
+    if (w.up) line.removeAttribute("stroke-dasharray"); else line.setAttribute("stroke-dasharray", "7 5");
+    line.firstChild.textContent = w.up ? `${w.id}: ${pct(w.u)}` : `${w.id}: down`;
   }
 }
 
-// --- series with forecast band -------------------------------------------------------------------------------
+// --- utilisation chart: axes, values, times, the congestion threshold -------------------------------------------
 
 async function refreshSeries() {
   if (state.selectedLink === null) return;
@@ -116,26 +291,62 @@ async function refreshSeries() {
   document.getElementById("series-name").textContent = link.id;
   const root = document.getElementById("series");
   root.replaceChildren();
-  const values = data.values.slice(-120);
+  const keep = 120;
+  const values = data.values.slice(-keep), times = data.timestamps.slice(-keep);
   const f = data.forecast;
   const future = f ? f.mean.length : 0;
-  const n = values.length + future;
-  const all = values.concat(f ? f.upper : []).concat([1.0]);
-  const top = Math.max(...all) * 1.05;
-  const x = i => 30 + 560 * i / Math.max(1, n - 1), y = v => 200 - 185 * v / top;
-  root.append(svg("line", { x1: 30, x2: 590, y1: y(0.9), y2: y(0.9), stroke: "#d62828", "stroke-dasharray": "4 3" }));
+  const n = Math.max(2, values.length + future);
+  const top = Math.max(1.0, ...values, ...(f ? f.upper : [])) * 1.05;
+  const box = { left: 48, right: 585, top: 12, bottom: 200 };
+  const x = i => box.left + (box.right - box.left) * i / (n - 1);
+  const y = v => box.bottom - (box.bottom - box.top) * Math.max(0, v) / top;
+  // Axes and grid: utilisation in %, simulated time (UTC).
+  const axes = svg("g", { class: "axes" });
+  const step = top > 2 ? 0.5 : 0.25;
+  for (let v = 0; v <= top + 1e-9; v += step) {
+    axes.append(svg("line", { x1: box.left, x2: box.right, y1: y(v), y2: y(v), class: "grid" }));
+    axes.append(svgText({ x: box.left - 6, y: y(v) + 4, "text-anchor": "end", class: "tick" }, pct(v)));
+  }
+  axes.append(svg("line", { x1: box.left, x2: box.left, y1: box.top, y2: box.bottom, class: "axis" }));
+  axes.append(svg("line", { x1: box.left, x2: box.right, y1: box.bottom, y2: box.bottom, class: "axis" }));
+  const stepMs = times.length > 1 ? (Date.parse(times.at(-1)) - Date.parse(times[0])) / (times.length - 1) : 60000;
+  const timeAt = i => i < times.length ? times[i] :
+    new Date(Date.parse(times.at(-1) || 0) + (i - times.length + 1) * stepMs).toISOString();
+  // Ticks on round times: the smallest of 5, 10, 15, 30 minutes, 1, 2, 4 hours that gives at most 7 labels.
+  const span = n * stepMs / 60000;
+  const interval = [5, 10, 15, 30, 60, 120, 240].find(m => span / m <= 7) || 480;
+  for (let i = 0; i < n; i++) {
+    const t = Date.parse(timeAt(i)) / 60000;
+    if (Number.isNaN(t) || Math.round(t) % interval !== 0) continue;
+    axes.append(svg("line", { x1: x(i), x2: x(i), y1: box.bottom, y2: box.bottom + 4, class: "axis" }));
+    axes.append(svgText({ x: x(i), y: box.bottom + 16, "text-anchor": "middle", class: "tick" }, hhmm(timeAt(i))));
+  }
+  axes.append(svgText({ x: 12, y: (box.top + box.bottom) / 2, class: "axis-label",
+                        transform: `rotate(-90 12 ${(box.top + box.bottom) / 2})`, "text-anchor": "middle" }, "utilisation"));
+  axes.append(svgText({ x: (box.left + box.right) / 2, y: 236, class: "axis-label", "text-anchor": "middle" },
+                      "simulated time (UTC)"));
+  root.append(axes);
+  root.append(svg("line", { x1: box.left, x2: box.right, y1: y(state.congestion), y2: y(state.congestion),
+                            class: "threshold" }));
   if (f) {
     const upper = f.upper.map((v, i) => `${x(values.length + i)},${y(v)}`);
-    const lower = f.lower.map((v, i) => `${x(values.length + i)},${y(Math.max(0, v))}`).reverse();
-    root.append(svg("polygon", { points: upper.concat(lower).join(" "), fill: "#7b3fe455", class: "forecast-band" }));
+    const lower = f.lower.map((v, i) => `${x(values.length + i)},${y(v)}`).reverse();
+    root.append(svg("polygon", { points: upper.concat(lower).join(" "), class: "forecast-band" }));
     root.append(svg("polyline", { points: f.mean.map((v, i) => `${x(values.length + i)},${y(v)}`).join(" "),
-                                  fill: "none", stroke: "#7b3fe4", "stroke-dasharray": "3 2" }));
+                                  class: "forecast-mean" }));
   }
-  root.append(svg("polyline", { points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "), fill: "none",
-                                stroke: "#1d2330", "stroke-width": 1.5, class: "measured" }));
-  const label = svg("text", { x: 32, y: 12 });
-  label.textContent = `now ${(100 * (values.at(-1) ?? 0)).toFixed(0)} %` + (f ? `, forecast peak ${(100 * f.peak).toFixed(0)} % (${f.model})` : "");
-  root.append(label);
+  root.append(svg("polyline", { points: values.map((v, i) => `${x(i)},${y(v)}`).join(" "), class: "measured" }));
+  root.append(svgText({ x: box.left + 4, y: y(state.congestion) + 12, "text-anchor": "start", class: "threshold-label" },
+                      `congestion threshold ${pct(state.congestion)}`));
+  if (values.length) {
+    const last = values.length - 1;
+    root.append(svg("circle", { cx: x(last), cy: y(values[last]), r: 3, class: "now" }));
+    root.append(svgText({ x: x(last) - 4, y: y(values[last]) - 7, "text-anchor": "end", class: "value" },
+                        pct(values[last])));
+  }
+  document.getElementById("series-summary").textContent = values.length ?
+    `${hhmm(times.at(-1))}: ${pct(values.at(-1))}` +
+    (f ? `; forecast peak ${pct(f.peak)} in the next ${future} min (${f.model})` : "; no forecast yet") : "no samples yet";
 }
 
 // --- incidents, changes, audit --------------------------------------------------------------------------------
@@ -144,9 +355,15 @@ async function refreshIncidents() {
   const incidents = await api("/api/incidents");
   const root = document.getElementById("incidents");
   root.replaceChildren(...incidents.slice(0, 20).map(i => {
-    const causes = i.causes.slice(0, 3).map((c, k) => `${k + 1}. ${c.kind} ${c.target} (${c.score.toFixed(2)})`).join("; ");
+    const causes = i.causes.slice(0, 3).map((c, k) => {
+      const weak = c.score < WEAK_CAUSE;
+      return el("span", { class: weak ? "cause weak" : "cause", title: weak ?
+                 `explains only ${pct(c.score)} of the measured change: a weak candidate` : "" },
+                `${k + 1}. ${c.kind} ${c.target} (explains ${pct(c.score)}${weak ? ", weak" : ""})`);
+    });
+    const list = causes.length ? causes.flatMap((c, k) => k ? ["; ", c] : [c]) : ["localising…"];
     return el("li", { class: "incident", "data-id": i.id },
-              el("b", {}, `${i.id} `), `${i.detected_at.slice(11, 16)} — `, causes || "localising…");
+              el("b", {}, `${i.id} `), `${hhmm(i.detected_at)} — `, ...list);
   }));
 }
 
@@ -154,8 +371,8 @@ async function refreshChanges() {
   const changes = await api("/api/changes");
   const root = document.getElementById("changes");
   root.replaceChildren(...changes.slice(0, 30).map(c => {
-    const item = el("li", { "data-id": c.id, class: c.id === state.selectedChange ? "selected" : "" },
-                    el("span", { class: `state ${c.state}` }, c.state), ` ${c.id} by ${c.proposer}: ${c.why.slice(0, 90)}`);
+    const item = el("li", { "data-id": c.id, class: c.id === state.selectedChange ? "selected" : "", title: percentify(c.why) },
+                    el("span", { class: `state ${c.state}` }, c.state), ` ${c.id} by ${c.proposer}: ${clip(percentify(c.why), 110)}`);
     item.addEventListener("click", () => { state.selectedChange = c.id; state.pinned = true; refreshChanges(); });
     return item;
   }));
@@ -165,15 +382,24 @@ async function refreshChanges() {
   if (state.selectedChange) await showChange(state.selectedChange);
 }
 
+// A check that passes although its MLU is above the limit (no worse than before the change) is not a plain tick.
+function checkItem(k) {
+  const m = /MLU (\d+(?:\.\d+)?).*?limit (\d+(?:\.\d+)?)/.exec(k.detail);
+  const above = m && Number(m[1]) > Number(m[2]);
+  const kind = !k.ok ? "fail" : above ? "warn" : "ok";
+  const mark = { ok: "✓", warn: "!", fail: "✗" }[kind];
+  return el("li", { class: kind, title: kind === "warn" ? "passes: no worse than before the change, but above the limit" : "" },
+            `${mark} ${k.name}: ${percentify(k.detail)}`);
+}
+
 async function showChange(id) {
   const c = await api(`/api/changes/${id}`);
   const root = document.getElementById("change-detail");
-  const checks = (c.verification?.checks || []).map(k =>
-    el("li", { class: k.ok ? "ok" : "fail" }, `${k.ok ? "✓" : "✗"} ${k.name}: ${k.detail}`));
+  const checks = (c.verification?.checks || []).map(checkItem);
   const diff = c.diff.map(d => `${d.link}: ${d.field} ${d.before} → ${d.after}`).join("\n");
   const config = Object.entries(c.config_diff).map(([dev, text]) => `# ${dev}\n${text}`).join("\n");
   const outcomes = c.previous_outcomes.map(o =>
-    `${o.change}: MLU ${o.mlu_before.toFixed(2)} → predicted ${o.predicted_mlu.toFixed(2)}, measured ${o.measured_mlu === null ? "pending" : o.measured_mlu.toFixed(2)}`).join("\n");
+    `${o.change}: MLU ${pct(o.mlu_before)} → predicted ${pct(o.predicted_mlu)}, measured ${o.measured_mlu === null ? "pending" : pct(o.measured_mlu)}`).join("\n");
   const buttons = el("p", {});
   if (c.state === "verified" && state.me.role === "approver") {
     const approve = el("button", { id: "approve", class: "approve" }, "Approve");
@@ -189,7 +415,7 @@ async function showChange(id) {
   }
   root.replaceChildren(
     el("h3", {}, `Change ${c.id} `, el("span", { class: `state ${c.state}`, id: "change-state" }, c.state)),
-    el("p", {}, c.why), buttons,
+    el("p", {}, percentify(c.why)), buttons,
     el("h4", {}, "Diff"), el("pre", { id: "diff" }, diff || "(none)"),
     el("h4", {}, "Verification"), el("ul", { id: "checks" }, ...checks),
     el("h4", {}, "Rendered FRR config"), el("pre", {}, config || `(${c.config_note || "no device changes"})`),
@@ -211,25 +437,34 @@ async function refreshAudit() {
   const audit = await api("/api/audit?limit=40");
   document.getElementById("audit-status").textContent = audit.intact ? "hash chain intact" : `BROKEN: ${audit.detail}`;
   document.getElementById("audit").replaceChildren(...audit.entries.reverse().map(e =>
-    el("li", {}, `${e.at.slice(11, 19)} ${e.actor} ${e.action} ${e.change_id}`)));
+    el("li", { title: `written ${e.at} (wall clock)` },
+       `${e.sim_at ? hhmm(e.sim_at) : "before " + hhmm(state.firstTime)} ${e.actor} ${e.action} ${e.change_id}`)));
 }
 
 async function refreshState() {
   const s = await api("/api/state");
-  document.getElementById("mlu").textContent = `${(100 * s.mlu).toFixed(0)} %`;
-  document.getElementById("mlu").dataset.value = s.mlu;
-  document.getElementById("clock").textContent = s.ts ? s.ts.slice(0, 16).replace("T", " ") : "–";
+  state.congestion = s.congestion;
+  state.firstTime ||= s.ts;
+  const mlu = document.getElementById("mlu");
+  mlu.textContent = pct(s.mlu);
+  mlu.dataset.value = s.mlu;
+  mlu.className = s.mlu > s.congestion ? "hot" : "";
+  document.getElementById("threshold").textContent = pct(s.congestion);
+  document.getElementById("clock").textContent = s.ts ? `${dayTime(s.ts)} UTC` : "–";
   document.getElementById("latency").textContent = s.latency_ms === null ? "–" : s.latency_ms.toFixed(1);
   if (s.utilisation.length) {
     paintTopology(s);
     if (state.selectedLink === null) state.selectedLink = s.utilisation.indexOf(Math.max(...s.utilisation));
   }
+  return s;
 }
 
 async function refreshAll() {
   try {
-    await refreshState();
+    const s = await refreshState();
     await Promise.all([refreshSeries(), refreshIncidents(), refreshChanges(), refreshAudit()]);
+    // A marker for screenshots and tests: the page shows data, not its empty skeleton.
+    if (s.ts && document.querySelector("#series .measured")) document.body.dataset.loaded = "true";
   } catch (e) { console.error(e); }
 }
 
@@ -241,7 +476,10 @@ async function start() {
   document.getElementById("login").hidden = true;
   document.getElementById("app").hidden = false;
   state.network = await api("/api/network");
-  state.positions = layout(state.network);
+  const placed = layout(state.network);
+  state.positions = placed.pos;
+  state.unplaced = placed.unplaced;
+  state.labels = placeLabels(state.network, state.positions);
   drawTopology();
   await refreshAll();
   let busy = false;
@@ -254,7 +492,8 @@ async function start() {
   });
 }
 
-document.getElementById("login-button").addEventListener("click", () => {
+document.getElementById("login-form").addEventListener("submit", event => {
+  event.preventDefault();
   localStorage.setItem("netpilot-token", document.getElementById("token-input").value.trim());
   start();
 });
