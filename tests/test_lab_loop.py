@@ -156,7 +156,7 @@ def test_the_autopilot_drives_the_lab_a_cut_cable_to_a_change_on_the_routers(rin
     live = LabAutopilot(lab.network, lab.name, journal=tmp_path / "journal.json", changes_db=tmp_path / "c.db",
                         policy=Policy(auto_approve=["apply_metrics", "set_metric", "set_policies"]),
                         commit_confirm=120, tick_budget_ms=None)
-    assert live.recovered.startswith("no journal")
+    assert live.journal_recovered.startswith("no journal") and live.recovered == []
     clients = [lab.stream(s, t, mbps=v, seconds=150) for s, t, v in RING_DEMANDS]
     try:
         time.sleep(1.0)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from netpilot.autopilot.loop import Autopilot, Tick
+from netpilot.change.actuate import reconcile
 from netpilot.change.drivers import NetworkDriver, SimulatorDriver
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.model.network import Network
@@ -33,6 +34,8 @@ class LiveLoop:
         self.changes = ChangeStore(changes_db, policy or Policy())
         self.autopilot = Autopilot(network, self.changes, driver, congestion=congestion, keep=keep,
                                    **autopilot_options)
+        # Changes a crash left half applied end confirmed or rolled back before the loop acts again.
+        self.recovered = reconcile(self.changes, self.autopilot.driver, self.autopilot.actor)
         self.lock = threading.RLock()
         self.latest: StepResult | None = None
         self.latest_tick: Tick | None = None
@@ -123,7 +126,8 @@ class LabAutopilot(LiveLoop):
     routers' interface counters, daemons and OSPF state, and the loop's changes go to the routers through the
     FRR driver, commit-confirmed (``commit_confirm`` seconds, confirmed by the loop's post-check: the measured
     MLU ``check_seconds`` on, and every router forwarding as the twin of the change predicts). A change a crash
-    left unconfirmed in ``journal`` is rolled back when the loop starts (``recovered`` says what was found)."""
+    left unconfirmed in ``journal`` is rolled back when the loop starts (``journal_recovered`` says what was
+    found; ``recovered``, what start-up made of changes the workflow left applying or checking)."""
 
     def __init__(self, network: Network, lab: str, *, journal: str | Path, tick_seconds: float = 1.0,
                  policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
@@ -135,7 +139,7 @@ class LabAutopilot(LiveLoop):
 
         the_lab = Lab(lab, network)
         driver = FrrDriver(the_lab, journal)
-        self.recovered = driver.recover()
+        self.journal_recovered = driver.recover()
         self.telemetry = LabTelemetry(the_lab)
         self._layout = Simulator(network, noise=0.0)  # the entity order the loop reads a step in
         self._started = time.monotonic()

@@ -17,11 +17,13 @@ from netpilot.analytics.forecast import Forecaster, warm_up_forecasting
 from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout
 from netpilot.analytics.tomography import tomogravity
 from netpilot.autopilot.budget import TickBudget
+from netpilot.change.actuate import approved_intents, begin_apply, still_verified
 from netpilot.change.apply import rollback_change
 from netpilot.change.drivers import DriverError, NetworkDriver
-from netpilot.change.intents import ApplyMetrics, IntentList, SetPolicies, apply_intents
+from netpilot.change.intents import ApplyMetrics, SetPolicies, apply_intents
 from netpilot.change.verify import WhatIfCache, failure_allowance, verify_change
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
+from netpilot.errors import InputError
 from netpilot.model.kernels import warm_up as warm_up_kernels
 from netpilot.model.network import Network, PathPolicy
 from netpilot.model.policies import compile_policies, to_policies
@@ -819,18 +821,33 @@ class Autopilot:
         for change in self.changes.list("approved"):
             if change.id in self._not_applicable:
                 continue
-            intents = IntentList.model_validate(change.intents).root
-            refusal = self.driver.capabilities().refusal(i.intent for i in intents)
-            if refusal is not None:
+            intents = approved_intents(self.changes, change.id, self.actor)  # from the audit chain, not the row
+            refusal = None if intents is None else self.driver.capabilities().refusal(i.intent for i in intents)
+            if intents is None or refusal is not None:
                 self._not_applicable.add(change.id)
-                self.changes.annotate(change.id, self.actor, "not_applied",
-                                      f"the network under control does not take it ({refusal})")
+                if refusal is not None:
+                    self.changes.annotate(change.id, self.actor, "not_applied",
+                                          f"the network under control does not take it ({refusal})")
+                continue
+            if not still_verified(self.changes, change.id, self._reverify(intents, result), self.actor):
+                self._last_change_tick, self._no_plan = -10**9, None  # the network moved on: plan again at once
                 continue
             evidence = self.changes.annotations(change.id).get("evidence", {})
             predicted = evidence.get("predicted_mlu", (change.verification or {}).get("figures", {}).get("mlu_after"))
             self._apply(change.id, intents, result, float(self.utilisation[-1].max(initial=0.0)),
                         float(predicted or 0.0))
             return
+
+    def _reverify(self, intents: list, result: StepResult) -> dict:
+        """An approved change verified again, on the network and the demand as they are now."""
+        believed = self.believed_network()
+        try:
+            after = apply_intents(believed, intents)
+        except InputError as exc:
+            return {"ok": False, "checks": [{"name": "applies", "ok": False, "detail": str(exc)}]}
+        forecast_peak = max((f["peak"] for f in self.forecast.values()), default=0.0)
+        return self._verify(believed, after, self._plan_state(result)[0], float(self.utilisation[-1].max(initial=0.0)),
+                            forecast_peak, {}).as_dict()
 
     def _apply(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
         started = time.perf_counter()
@@ -842,7 +859,7 @@ class Autopilot:
     def _commit(self, change_id: str, intents: list, result: StepResult, mlu: float, predicted: float) -> None:
         before = self.driver.running().arrays().metric.copy()
         policies_before = list(self.driver.running().policies)
-        self.changes.advance(change_id, "applying", self.actor, {"confirm": f"after {self.check_after} ticks"})
+        begin_apply(self.changes, change_id, self.driver, self.actor, {"confirm": f"after {self.check_after} ticks"})
         committing = False
         try:
             self.driver.load_candidate(apply_intents(self.driver.running(), intents))
@@ -899,9 +916,10 @@ class Autopilot:
                                  {"post_check": f"measured MLU {mlu:.3f} (predicted {applied.predicted_mlu:.3f}); "
                                                 f"{forwarding.detail}", "outcome": outcome})
 
-    def rollback_in_flight(self, actor: str) -> str | None:
-        """A person rolls back the change being checked (before the loop confirms it). Returns its id."""
-        if self._checking is None:
+    def rollback_in_flight(self, actor: str, change_id: str | None = None) -> str | None:
+        """A person rolls back the change being checked (before the loop confirms it), when it is
+        ``change_id`` (if given). Returns its id, None when there is nothing to roll back."""
+        if self._checking is None or (change_id is not None and self._checking[0].change_id != change_id):
             return None
         applied, _ = self._checking
         self._checking = None

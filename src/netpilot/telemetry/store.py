@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (received TIMESTAMPTZ NOT NULL, source V
 """
 
 
+def _distinct(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """One letter per (source, reason, record), the first received."""
+    seen: dict[tuple[str, str, str], DeadLetter] = {}
+    for letter in letters:
+        seen.setdefault((letter.source, letter.reason, letter.raw), letter)
+    return list(seen.values())
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -179,9 +187,13 @@ class DuckDBStore:
         return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
 
     def dead_letter(self, letters: list[DeadLetter]) -> int:
+        """Store each letter once: a replay of the same source, reason and record adds nothing."""
+        letters = _distinct(letters)
         if letters:
-            self.db.executemany("INSERT INTO dead_letters VALUES (?, ?, ?, ?)",
-                                [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+            self.db.executemany("INSERT INTO dead_letters SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM "
+                                "dead_letters WHERE source = ? AND reason = ? AND raw = ?)",
+                                [(_utc(d.received), d.source, d.reason, d.raw, d.source, d.reason, d.raw)
+                                 for d in letters])
         return len(letters)
 
     def dead_letters(self) -> list[DeadLetter]:
@@ -329,8 +341,11 @@ class PostgresStore:
         return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
 
     def dead_letter(self, letters: list[DeadLetter]) -> int:
-        return self._many("INSERT INTO dead_letters VALUES (%s, %s, %s, %s)",
-                          [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+        """Store each letter once: a replay of the same source, reason and record adds nothing."""
+        return self._many("INSERT INTO dead_letters SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM "
+                          "dead_letters WHERE source = %s AND reason = %s AND raw = %s)",
+                          [(_utc(d.received), d.source, d.reason, d.raw, d.source, d.reason, d.raw)
+                           for d in _distinct(letters)])
 
     def dead_letters(self) -> list[DeadLetter]:
         with self.db.cursor() as cur:
