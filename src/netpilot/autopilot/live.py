@@ -138,7 +138,7 @@ class LabAutopilot(LiveLoop):
         from netpilot.change.drivers.frr.telemetry import LabTelemetry
 
         the_lab = Lab(lab, network)
-        driver = FrrDriver(the_lab, journal)
+        driver = FrrDriver(the_lab, journal, await_routes=True)
         self.journal_recovered = driver.recover()
         self.telemetry = LabTelemetry(the_lab)
         self._layout = Simulator(network, noise=0.0)  # the entity order the loop reads a step in

@@ -38,12 +38,14 @@ _BOOKKEEPING = ("hostname", "no hostname", "ipv6 forwarding", "no ipv6 forwardin
 
 class FrrDriver(NetworkDriver):
     """Real FRR routers of a lab. ``journal`` is the file that makes an apply recoverable after a crash;
-    ``settle`` bounds how long :meth:`check` waits for OSPF to converge on what was committed."""
+    ``settle`` bounds how long :meth:`check` (and :meth:`commit`, with ``await_routes``) waits for OSPF to converge
+    on what was committed."""
 
     schemes = ("frr-lab",)
 
-    def __init__(self, lab: Lab, journal: str | Path, *, settle: float = 45.0) -> None:
+    def __init__(self, lab: Lab, journal: str | Path, *, settle: float = 45.0, await_routes: bool = False) -> None:
         super().__init__()
+        self.await_routes = await_routes
         self.lab = lab
         self.journal = Path(journal)
         self.settle = settle
@@ -183,7 +185,8 @@ class FrrDriver(NetworkDriver):
 
     def commit(self, confirm: float | None = None) -> None:
         """Save every router's running config and policy tables to the journal, apply the candidate, arm the
-        revert timer."""
+        revert timer; with ``await_routes``, wait (up to ``settle``) until the routers forward as its twin
+        predicts."""
         if self.candidate is None or self._candidate_network is None:
             raise DriverError("no candidate loaded")
         with self._lock:
@@ -204,6 +207,13 @@ class FrrDriver(NetworkDriver):
             self._running, self.candidate, self._candidate_network = self._candidate_network, None, None
             self.reverted.clear()
             self._timer.arm(confirm, self._expire)
+        if self.await_routes:
+            # Returns once OSPF has moved the routes (within ``settle``): a measurement after the commit then sees
+            # the change, not the seconds ospfd takes to re-originate its LSAs (at most one per 5 s).
+            deadline = time.monotonic() + self.settle
+            while not self.reverted.is_set() and not self._compare_forwarding().ok and \
+                    time.monotonic() < deadline:
+                time.sleep(0.5)
 
     def confirm(self) -> None:
         with self._lock:
