@@ -305,6 +305,9 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         except WorkflowError as exc:
             raise HTTPException(403 if "two-person" in str(exc) else 409, str(exc)) from None
 
+    from netpilot.api.assistant import assistant_router
+    app.include_router(assistant_router(live))
+
     @app.get("/api/me", response_model=Me)
     def me(who: Viewer) -> Me:
         return Me(user=who.user, role=who.role, expires=who.expires)

@@ -147,9 +147,11 @@ class ChangeStore:
                                                          "intents_hash": digest(intents)})
         return change_id
 
-    def record_verification(self, change_id: str, report: dict, verifier: str = "netpilot") -> str:
+    def record_verification(self, change_id: str, report: dict, verifier: str = "netpilot", *,
+                            auto_approve: bool = True) -> str:
         """Store the verification report of the proposal's intents (bound to them by hash); a failed one
-        rejects the change. Returns the new state."""
+        rejects the change. Returns the new state. ``auto_approve=False`` keeps the policy's auto-approval off
+        (the assistant's proposals always wait for a second person)."""
         report = _plain(report)
         state = "verified" if report.get("ok") else "rejected"
 
@@ -160,7 +162,7 @@ class ChangeStore:
 
         self._move(change_id, state, verifier, "verify", {"report": report}, verification=report,
                    guard=only_proposed)
-        if state == "verified" and self._auto_approvable(self.get(change_id)):
+        if state == "verified" and auto_approve and self._auto_approvable(self.get(change_id)):
             kinds = sorted({i["intent"] for i in self.get(change_id).intents})
             self._move(change_id, "approved", "policy", "approve", {"rule": "auto_approve", "kinds": kinds},
                        approver="policy", guard=self._binding)

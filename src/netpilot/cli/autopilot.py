@@ -70,6 +70,42 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
                   f"p99 {latency['p99']:.1f} ms")
 
 
+@scenario_app.command("generate")
+@reports_errors
+def generate(
+    network: Annotated[Path, typer.Argument(help="Network file (YAML/JSON, or any format `topo import` reads).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Scenario YAML to write.")],
+    seed: Annotated[int, typer.Option(help="Draws the faults, their times and targets, and the demand noise.")] = 0,
+    load: Annotated[float, typer.Option(help="The LP optimum's MLU at the peak hour that the demand is scaled "
+                                             "to (0.75: good routing carries everything, shortest paths may not).")
+                    ] = 0.75,
+    hours: Annotated[float, typer.Option(help="Length of the run.")] = 3.0,
+    faults: Annotated[int, typer.Option(help="How many faults (0: the day's ramp alone).")] = 3,
+    kinds: Annotated[Optional[str], typer.Option(help="Comma-separated fault kinds to draw from (default: all "
+                                                      "the network has targets for).")] = None,
+    demands: Annotated[Optional[Path], typer.Option(help="Demand matrix replacing the network file's.")] = None,
+) -> None:
+    """Generate a scenario on any network: faults of every kind at random times in and around the busy hours,
+    on targets weighted by the traffic they carry, and the demand scaled to a stated load. Faults that strand
+    traffic no routing can carry are kept and named."""
+    from netpilot.autopilot.generate import GENERATED_KINDS, generate_scenario, write_scenario
+
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else GENERATED_KINDS
+    scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=faults, kinds=chosen,
+                                 demands=demands, relative_to=output.resolve().parent)
+    write_scenario(scenario, output)
+    info = scenario.generated
+    console = stdout()
+    console.print(f"wrote {output}: {len(scenario.faults)} faults over {hours:g} h from "
+                  f"{scenario.start:%a %H:%M} UTC; demand x{scenario.demand_scale:.4g} so the {info.lp_method} "
+                  f"optimum's peak MLU is {load:g} (shortest paths: {info.static_peak_mlu:.3g})")
+    for fault, found in zip(scenario.faults, info.faults, strict=True):
+        target = "--".join(fault.target) if isinstance(fault.target, list) else fault.target
+        stranded = "" if found.helpable else f"  [strands {found.strands_share:.1%} of the demand: no routing " \
+                                              "can carry it]"
+        console.print(f"  {fault.id}: {fault.kind} {target} for {fault.duration_minutes:g} min{stranded}")
+
+
 def write_token_file(path: Path, tokens: dict, url: str) -> None:
     """The tokens, once, in a file only this user can read (0600): one line per user with the dashboard URL
     that signs them in (the token in the URL's fragment, which the browser never sends to the server)."""
