@@ -158,7 +158,7 @@ def test_explicit_paths_are_withdrawn_once_the_network_is_calm(network):
     assert change.state == "done" and change.intents[0]["intent"] == "set_policies"
     assert sorted(map(tuple, change.intents[0]["remove"])) == [("AT", "DE"), ("GR", "IT")]
     assert "withdrawn" in change.why
-    assert driver.running.policies == [] and sim.steered_pairs() == 0
+    assert driver.running().policies == [] and sim.steered_pairs() == 0
 
 
 def test_the_loop_plans_on_links_measured_down_before_it_believes_why(network):
@@ -411,7 +411,7 @@ def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):
 
     def running() -> tuple:
         """What the loop's driver and the network itself run: metrics and explicit paths."""
-        net = live.autopilot.driver.running
+        net = live.autopilot.driver.running()
         return (net.arrays().metric.tolist(), [p.model_dump() for p in net.policies],
                 live.simulator.metric.tolist(), live.simulator.steered_pairs())
 

@@ -322,7 +322,7 @@ def test_unsafe_workflow_steps_are_refused_with_the_reason(change_db):
     store.approve(waiting, "bob")
     with pytest.raises(WorkflowError, match="needs a reason"):
         rollback_change(store, waiting, driver, net, lambda: (True, "ok"), actor="bob", why="")
-    assert driver.running is net and store.get(waiting).state == "approved"
+    assert driver.running() is net and store.get(waiting).state == "approved"
 
 
 def test_a_done_change_is_reverted_only_when_the_post_check_agrees(change_db):
@@ -340,10 +340,10 @@ def test_a_done_change_is_reverted_only_when_the_post_check_agrees(change_db):
     # The revert's own post-check fails: the routers keep the change, and the audit log says why.
     assert rollback_change(store, cid, driver, before, lambda: (False, "b lost its route to d"), actor="bob",
                            why="complaints") == "done"
-    assert driver.running is after and store.annotations(cid)["rollback_failed"]["post_check"].startswith("b lost")
+    assert driver.running() is after and store.annotations(cid)["rollback_failed"]["post_check"].startswith("b lost")
     assert rollback_change(store, cid, driver, before, lambda: (True, "back as before"), actor="bob",
                            why="complaints") == "rolled_back"
-    assert driver.running is before and store.get(cid).state == "rolled_back"
+    assert driver.running() is before and store.get(cid).state == "rolled_back"
     assert store.audit(cid)[-1]["detail"]["how"] == "revert" and store.verify_audit()[0]
 
 
@@ -398,7 +398,7 @@ def test_cli_propose_approve_and_audit(tmp_path):
 
 # --- rendering --------------------------------------------------------------------------------------------
 
-from netpilot.change.render import config_diff, render_frr, render_json  # noqa: E402
+from netpilot.change.drivers.frr.render import config_diff, render_frr, render_json  # noqa: E402
 
 
 def test_frr_rendering_is_deterministic_and_consistent():
@@ -547,15 +547,3 @@ def test_verification_refuses_a_policy_that_overloads_a_link():
     report = verify_change(net, after)
     assert not report.ok
     assert "a->c" in _failed(report, "utilisation now").detail
-
-
-def test_frr_driver_refuses_explicit_paths_rather_than_dropping_them(tmp_path):
-    from netpilot.change.drivers import DriverError, FrrDriver
-    from netpilot.model.network import PathPolicy
-
-    net = _square()
-    policy = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "b", "c"], "weight": 1}])
-    driver = FrrDriver(lab=None, journal=tmp_path / "journal")
-    with pytest.raises(DriverError, match="explicit path policies"):
-        driver.load_candidate(apply_intents(net, [SetPolicies(intent="set_policies", policies=[policy])]))
-    assert driver.candidate is None

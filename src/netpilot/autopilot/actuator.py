@@ -15,16 +15,13 @@ from netpilot.autopilot.records import Applied, Records
 from netpilot.autopilot.settings import ActuatorSettings
 from netpilot.change.actuate import approved_intents, begin_apply, still_verified
 from netpilot.change.apply import commit_candidate, rollback_change, settle
-from netpilot.change.drivers import Driver
+from netpilot.change.drivers import DriverError, NetworkDriver
 from netpilot.change.intents import ApplyMetrics, Intent, apply_intents
 from netpilot.change.verify import Report, VerificationFigures
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network
 
-#: Intents the simulator (the network under control in the demo and scenarios) can take: IGP metrics and
-#: explicit path policies.
-SIMULATOR_INTENTS = ("apply_metrics", "set_metric", "drain_node", "set_policies")
 #: How much worse than before (MLU) a change may measure above the limit before its post-check rolls it back.
 WORSE_BY = 0.05
 
@@ -35,7 +32,7 @@ class Actuator:
     ``routing_changed`` is set whenever the routing the network runs changes; ``refuted`` collects the plans
     the network's measurements refuted (rolled back), for the planners to avoid."""
 
-    def __init__(self, changes: ChangeStore, driver: Driver, settings: ActuatorSettings, records: Records,
+    def __init__(self, changes: ChangeStore, driver: NetworkDriver, settings: ActuatorSettings, records: Records,
                  congestion: float) -> None:
         self.changes = changes
         self.driver = driver
@@ -52,7 +49,7 @@ class Actuator:
 
     @property
     def running(self) -> Network:
-        return self.driver.running  # type: ignore[attr-defined, no-any-return]
+        return self.driver.running()
 
     # --- the workflow -----------------------------------------------------------------------------------------
 
@@ -81,7 +78,7 @@ class Actuator:
     def apply_approved(self, frame: KpiFrame, mlu: float,
                        reverify: Callable[[list[Intent]], dict[str, Any]]) -> bool:
         """Changes a person approved since the last tick are applied now: the loop's own, and those people
-        proposed, when the network under control takes them (the simulator takes IGP metrics). The intents are
+        proposed, when the network under control takes them (the driver's ``capabilities()``). The intents are
         those the change's audit chain shows approved, and ``reverify`` verifies them again on the network as it
         is now; a change that fails is rejected. True when one was (the network moved on: plan again at once)."""
         if self.checking is not None:
@@ -91,12 +88,12 @@ class Actuator:
             if change.id in self._not_applicable:
                 continue
             intents = approved_intents(self.changes, change.id, actor)  # from the audit chain, not the row
-            if intents is None or any(i.intent not in SIMULATOR_INTENTS for i in intents):
+            refusal = None if intents is None else self.driver.capabilities().refusal(i.intent for i in intents)
+            if intents is None or refusal is not None:
                 self._not_applicable.add(change.id)
-                if intents is not None:
+                if refusal is not None:
                     self.changes.annotate(change.id, actor, "not_applied",
-                                          "this network takes IGP metric and path policy changes only "
-                                          f"({', '.join(SIMULATOR_INTENTS)}); apply it with a device driver")
+                                          f"the network under control does not take it ({refusal})")
                 continue
             if not still_verified(self.changes, change.id, reverify(intents), actor):
                 self.last_change_tick, moved_on = -10**9, True  # the network moved on: plan again at once
@@ -112,8 +109,9 @@ class Actuator:
     # --- commit-confirmed -------------------------------------------------------------------------------------
 
     def apply(self, change_id: str, intents: list[Intent], frame: KpiFrame, mlu: float, predicted: float) -> None:
-        """Commit the change without a confirm timer: the post-check, ``check_after`` ticks on, confirms or rolls
-        it back on measured telemetry."""
+        """Commit the change with the driver's confirm window (``commit_confirm``; None: no timer): the
+        post-check, ``check_after`` ticks on, confirms or rolls it back on measured telemetry and the devices'
+        forwarding; the window reverts it by itself if the loop is gone before then."""
         started = time.perf_counter()
         try:
             self._commit(change_id, intents, frame, mlu, predicted)
@@ -126,9 +124,16 @@ class Actuator:
         policies_before = list(running.policies)
         begin_apply(self.changes, change_id, self.driver, actor,
                     {"confirm": f"after {self.settings.check_after} ticks"})
-        diff, refused = commit_candidate(self.driver, apply_intents(running, intents), None)
+        try:
+            diff, refused = commit_candidate(self.driver, apply_intents(running, intents),
+                                             self.settings.commit_confirm)
+        except DriverError as exc:  # refused before anything was committed (a driver cannot express it)
+            self._not_applicable.add(change_id)
+            self.changes.advance(change_id, "rolled_back", actor, {"why": f"the driver refused it: {exc}"})
+            return
         self.routing_changed = True
         if refused is not None:
+            self._not_applicable.add(change_id)
             self.changes.advance(change_id, "rolled_back", actor, {"why": refused, "diff": diff})
             return
         self.changes.advance(change_id, "checking", actor, {"diff": diff, "predicted_mlu": predicted})
@@ -150,20 +155,24 @@ class Actuator:
         self.checking = None
         applied.measured_mlu = mlu
         failed = mlu > self.congestion and mlu > applied.mlu_before + WORSE_BY
+        # And the devices must forward as the twin of what was committed predicts.
+        forwarding = self.driver.check()
         outcome = applied.outcome()
-        settle(self.driver, not failed)
-        if failed:
+        settle(self.driver, not failed and forwarding.ok)
+        if failed or not forwarding.ok:
             self.routing_changed = True
             self.refuted.append(plan_key(applied.metric_after, applied.policies_after))
             applied.state = "rolled_back"
             self.changes.advance(applied.change_id, "rolled_back", self.settings.actor,
                                  {"post_check": f"measured MLU {mlu:.3f} is above the limit and worse than "
-                                                f"{applied.mlu_before:.3f} before", "outcome": outcome})
+                                                f"{applied.mlu_before:.3f} before" if failed else
+                                  f"the devices do not forward as the twin predicted: {forwarding.detail}",
+                                  "outcome": outcome})
         else:
             applied.state = "done"
             self.changes.advance(applied.change_id, "done", self.settings.actor,
-                                 {"post_check": f"measured MLU {mlu:.3f} (predicted {applied.predicted_mlu:.3f})",
-                                  "outcome": outcome})
+                                 {"post_check": f"measured MLU {mlu:.3f} (predicted {applied.predicted_mlu:.3f}); "
+                                                f"{forwarding.detail}", "outcome": outcome})
         return applied
 
     # --- a person's word --------------------------------------------------------------------------------------

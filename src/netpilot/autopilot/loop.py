@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from netpilot.autopilot.planners import (
 from netpilot.autopilot.records import Applied, Incident, Records, Tick, latency_summary
 from netpilot.autopilot.settings import AutopilotSettings
 from netpilot.autopilot.watch import Watch
-from netpilot.change.drivers import Driver
+from netpilot.change.drivers import NetworkDriver
 from netpilot.change.intents import Intent, apply_intents
 from netpilot.change.workflow import ChangeStore
 from netpilot.errors import InputError
@@ -64,16 +65,20 @@ class Autopilot:
     whatever the budget. With ``tick_budget_ms=None`` a tick does a fixed amount of work instead, so the same
     telemetry always gives the same decisions (scenario replays, audits)."""
 
-    def __init__(self, network: Network, changes: ChangeStore, driver: Driver,
+    def __init__(self, network: Network, changes: ChangeStore, driver: NetworkDriver,
                  settings: AutopilotSettings | None = None, **options: Any) -> None:
-        self.settings = settings = (settings or AutopilotSettings()).with_options(**options)
+        settings = (settings or AutopilotSettings()).with_options(**options)
+        if settings.planning.explicit_paths and not driver.capabilities().accepts("set_policies"):
+            # Explicit paths are planned only for a network that takes them.
+            settings = replace(settings, planning=replace(settings.planning, explicit_paths=False))
+        self.settings = settings
         self.network = network
         self.changes = changes
         self.driver = driver
         self.link_ids = [lk.id for lk in network.links]
         self.records = Records(settings.keep)
         self.budget = TickBudget(settings.tick_budget_ms, settings.planning.plan_seconds)
-        self.estimate = Estimate(network, settings.estimate, lambda: _running(driver))
+        self.estimate = Estimate(network, settings.estimate, driver.running)
         self.beliefs = Beliefs(self.estimate)
         self.watch = Watch(network, settings.detection, self.records)
         self.forecaster = LinkForecast(settings.forecast, self.link_ids, settings.planning.congestion)
@@ -206,7 +211,7 @@ class Autopilot:
             t = time.perf_counter()
             before = watch.start_localising(self._count, frame.minute, self.estimate.measured_capacity,
                                             self.estimate.arrays.capacity, self.estimate.running_metric(),
-                                            list(self.beliefs.values()), _running(self.driver).policies)
+                                            list(self.beliefs.values()), self.driver.running().policies)
             if before is not None:
                 self.beliefs.before_incident = before
             stages["localise"] = _ms(t)
@@ -230,7 +235,7 @@ class Autopilot:
             not self.actuator.waiting_for_person()
         # Explicit paths are a remedy for congestion, not a standing configuration: once the network is calm,
         # the loop offers to hand their pairs back to the IGP.
-        calm_with_paths = bool(_running(self.driver).policies) and \
+        calm_with_paths = bool(self.driver.running().policies) and \
             mlu <= planning.congestion - planning.withdraw_margin
         cooled = n - self.actuator.last_change_tick >= planning.cooldown_steps
         if not ((congested or self._replan or calm_with_paths) and idle and cooled and
@@ -333,11 +338,6 @@ def settle_heap() -> None:
     warm_up_kernels()
     gc.collect()  # what is garbage already is freed, not frozen with the rest
     gc.freeze()
-
-
-def _running(driver: Driver) -> Network:
-    """The configuration the network runs, as the driver holds it."""
-    return driver.running  # type: ignore[attr-defined, no-any-return]
 
 
 def _ms(since: float) -> float:

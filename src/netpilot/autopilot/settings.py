@@ -59,10 +59,12 @@ class PlanningSettings:
 @dataclass(frozen=True)
 class ActuatorSettings:
     """``check_after``: ticks after a commit before the post-check confirms or rolls it back; ``actor``: who
-    the loop is in the audit log."""
+    the loop is in the audit log; ``commit_confirm``: the driver's confirm window in seconds (None: no timer,
+    the post-check alone confirms or rolls back)."""
 
     check_after: int = 2
     actor: str = "autopilot"
+    commit_confirm: float | None = None
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 
 from netpilot.change.drivers import Driver
-from netpilot.change.lab import Lab
-from netpilot.change.render import interfaces, loopbacks
+from netpilot.change.drivers.frr.lab import Lab
+from netpilot.change.drivers.frr.render import interfaces, loopbacks
 from netpilot.change.workflow import ChangeStore, WorkflowError
 from netpilot.model.network import Network
 from netpilot.model.routing import ecmp_flows
@@ -24,9 +24,9 @@ def commit_candidate(driver: Driver, candidate: Network, confirm_seconds: float 
     timer, the caller confirms or rolls back). Returns (the diff, None), or (the diff, why) when a device refused
     the commit, after which every router has gone back."""
     driver.load_candidate(candidate)
-    diff = driver.compare()
+    diff = driver.compare().as_dict()
     try:
-        driver.commit(confirm_seconds=confirm_seconds)
+        driver.commit(confirm=confirm_seconds)
     except Exception as exc:  # a device refused: whatever it was, every router goes back
         driver.rollback()
         return diff, f"commit failed: {exc}"

@@ -210,3 +210,68 @@ def _interrupt() -> None:
     import signal
 
     os.kill(os.getpid(), signal.SIGINT)
+
+
+@reports_errors
+def autopilot(
+    lab: Annotated[str, typer.Option(help="The FRR lab to drive (built with `netpilot lab up`).")],
+    network: Annotated[Path, typer.Option(help="The network file the lab was built from.")],
+    db: Annotated[Path, typer.Option(help="Change database (SQLite).")] = Path("netpilot-lab-changes.db"),
+    journal: Annotated[Path, typer.Option(help="Commit journal, for recovery after a crash.")]
+    = Path("netpilot-lab-commit.json"),
+    auto_approve: Annotated[Optional[list[str]], typer.Option(
+        help="Intent kinds applied without a person (e.g. apply_metrics); others wait for approval.")] = None,
+    tick_seconds: Annotated[float, typer.Option(min=0.2, help="Seconds between polls of the lab.")] = 1.0,
+    commit_confirm: Annotated[float, typer.Option(min=5.0, help="A change reverts by itself unless the loop's "
+                                                                "post-check confirms it within this.")] = 120.0,
+    seconds: Annotated[Optional[float], typer.Option(help="Stop by itself after this long.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Also serve the API and dashboard on 127.0.0.1:PORT.")]
+    = None,
+) -> None:
+    """The autopilot on a live FRR lab: polls its counters and OSPF state, localises failures, proposes and
+    verifies changes, applies approved ones to the routers commit-confirmed and post-checks them against the
+    twin. Prints incidents and changes as they happen."""
+    import time
+
+    from netpilot.autopilot.live import LabAutopilot
+    from netpilot.change.drivers.frr.lab import available
+    from netpilot.change.workflow import Policy
+    from netpilot.errors import InputError
+    from netpilot.model.io import load_network
+
+    why = available()
+    if why:
+        raise InputError.at(why)
+    live = LabAutopilot(load_network(network), lab, journal=journal, tick_seconds=tick_seconds,
+                        policy=Policy(auto_approve=list(auto_approve or [])), changes_db=db,
+                        commit_confirm=commit_confirm, tick_budget_ms=None)
+    console = stdout()
+    console.print(f"lab {lab}: {len(live.lab.routers)} routers; journal: {live.journal_recovered}")
+    if port is not None:
+        if seconds is not None:
+            timer = threading.Timer(seconds, lambda: _interrupt())
+            timer.daemon = True
+            timer.start()
+        serve_live(live, host="127.0.0.1", port=port, users=DEMO_USERS)
+        return
+    deadline = None if seconds is None else time.monotonic() + seconds
+    seen_incidents, seen_audit = 0, 0
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            began = time.monotonic()
+            tick = live.step()
+            pilot = live.autopilot
+            for incident in pilot.incidents[seen_incidents:]:
+                console.print(f"{tick.ts} incident {incident.id}: {', '.join(incident.alarms[:4])}")
+            seen_incidents = len(pilot.incidents)
+            audit = live.changes.audit()
+            for entry in audit[seen_audit:]:
+                console.print(f"{entry['at']} change {entry['change_id']}: {entry['action']} by {entry['actor']}")
+            seen_audit = len(audit)
+            time.sleep(max(0.0, tick_seconds - (time.monotonic() - began)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.autopilot.driver.close()
+    console.print(f"{live.ticks} ticks, {len(live.autopilot.incidents)} incidents, "
+                  f"{sum(a.state == 'done' for a in live.autopilot.applied)} changes applied and kept")

@@ -145,7 +145,7 @@ def propose(
     intents = load_intents(intent)
     after = apply_intents(before, intents, file=intent)
     store = _store(db, policy)
-    from netpilot.change.render import config_diff
+    from netpilot.change.drivers.frr.render import config_diff
 
     diff = twin_diff(before, after) + [{"device": device, "config_diff": text}
                                        for device, text in config_diff(before, after).items()]
@@ -245,7 +245,7 @@ lab_app = typer.Typer(help="An FRR lab from the twin: a namespace per router, re
 
 
 def _lab(network: Path, name: str):
-    from netpilot.change.lab import Lab, LabError, available
+    from netpilot.change.drivers.frr.lab import Lab, LabError, available
     from netpilot.model.io import load_network as load
 
     why = available()
@@ -263,7 +263,7 @@ def lab_up(network: Annotated[Path, typer.Option(help="Network file (its routers
            name: Annotated[str, typer.Option(help="Lab name: namespaces are NAME-router.")] = "nplab",
            timeout: Annotated[float, typer.Option(help="Seconds to wait for OSPF to converge.")] = 90.0) -> None:
     """Build the lab and wait until OSPF has converged."""
-    from netpilot.change.lab import LabError
+    from netpilot.change.drivers.frr.lab import LabError
 
     lab = _lab(network, name)
     try:
@@ -315,7 +315,7 @@ def lab_poll(network: Annotated[Path, typer.Option(help="The network file the la
     """Poll the lab's interface counters and OSPF state and store them as telemetry samples."""
     import time
 
-    from netpilot.change.lab_telemetry import LabTelemetry
+    from netpilot.change.drivers.frr.telemetry import LabTelemetry
     from netpilot.telemetry.store import open_store, table_of
 
     telemetry = LabTelemetry(_lab(network, name))

@@ -31,13 +31,19 @@ def edge_entity(site: str) -> str:
 
 
 class EntityLayout(Protocol):
-    """What orders a frame's arrays: the network and its entity ids per group (a ``FrameLayout``, a twin)."""
+    """What orders a frame's arrays: the network and its entity ids per group (a ``FrameLayout``, a twin).
+    Read-only, so that a frozen ``FrameLayout`` and a twin's attributes both meet it."""
 
-    network: Network
-    link_ids: list[str]
-    node_ids: list[str]
-    cell_ids: list[str]
-    edge_ids: list[str]
+    @property
+    def network(self) -> Network: ...
+    @property
+    def link_ids(self) -> list[str]: ...
+    @property
+    def node_ids(self) -> list[str]: ...
+    @property
+    def cell_ids(self) -> list[str]: ...
+    @property
+    def edge_ids(self) -> list[str]: ...
 
 
 @dataclass(frozen=True)
