@@ -99,10 +99,10 @@ def test_the_loop_plans_no_explicit_paths_for_a_driver_that_takes_none_and_appli
     from netpilot.change.workflow import ChangeStore
 
     net = _square()
-    assert Autopilot(net, ChangeStore(), TwinDriver(net)).explicit_paths
+    assert Autopilot(net, ChangeStore(), TwinDriver(net)).settings.planning.explicit_paths
     store = ChangeStore()
     pilot = Autopilot(net, store, IgpOnly(net))
-    assert not pilot.explicit_paths
+    assert not pilot.settings.planning.explicit_paths
     # A person's approved change with explicit paths is not applied to this network, and says why.
     cid = store.propose([{"intent": "set_policies", "policies": [
         {"source": "a", "target": "c", "paths": [{"nodes": ["a", "b", "c"], "weight": 1}]}]}], "alice", "t", [])
@@ -179,5 +179,5 @@ def test_a_commit_the_devices_refuse_is_rolled_back_and_recorded_not_left_applyi
     for _ in range(3):
         pilot.observe(sim.step())
     assert store.get(cid).state == "rolled_back"
-    assert store.audit(cid)[-1]["detail"]["why"] == "the driver refused it: r1: frr-reload failed"
+    assert "r1: frr-reload failed" in store.audit(cid)[-1]["detail"]["why"]
     assert driver.running() is net and pilot.applied == []

@@ -101,7 +101,7 @@ class Actuator:
             evidence = self.changes.annotations(change.id).get("evidence", {})
             predicted = evidence["predicted_mlu"] if "predicted_mlu" in evidence else \
                 (VerificationFigures.from_dict(change.verification["figures"]).mlu_after
-                 if change.verification else None)
+                 if change.verification and "figures" in change.verification else None)
             self.apply(change.id, intents, frame, mlu, float(predicted or 0.0))
             return moved_on
         return moved_on
