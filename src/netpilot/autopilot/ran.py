@@ -31,7 +31,8 @@ from netpilot.optimize.ran.slicing import allocate_fast
 class RanSettings:
     """``slice_margin``: headroom on slice reservations over the forecast; ``rate_margin``, ``ran_margin``:
     headroom on inference requests and on the RAN's GPU need; ``replace_on``: the relative move of inference
-    demand that re-places; ``ran_step``: GPUs of RAN need moved at a site that re-places; ``group_ms``: cells
+    demand that re-places; ``ran_step``: GPUs of RAN need moved at a site that re-places; ``unserved_share``: the
+    share of requests unserved that re-places; ``group_ms``: cells
     with the same home site and access latency within this are placed as one (the placement then takes
     their worst latency)."""
 
@@ -43,6 +44,7 @@ class RanSettings:
     ran_step: float = 0.5
     max_utilisation: float = 0.8
     group_ms: float = 0.25
+    unserved_share: float = 0.01
     actor: str = "autopilot"
 
 
@@ -110,8 +112,9 @@ class SlicingPlanner:
 class PlacementPlanner:
     """Inference placement (``optimize.ran.placement.place_fast``) when the RAN's GPU need at a site moves by
     ``ran_step``, a service's forecast requests move by ``replace_on`` from what was planned for, a site's health
-    changes, or requests went unserved. Cells with the same home site and a like access latency are placed as
-    one demand (their worst latency), which keeps the problem to a few hundred demands for thousands of cells."""
+    changes, or more than ``unserved_share`` of the requests went unserved. Cells with the same home site and a
+    like access latency are placed as one demand (their worst latency), which keeps the problem to a few hundred
+    demands for thousands of cells."""
 
     def __init__(self, topology: RanTopology, settings: RanSettings) -> None:
         self.topology = topology
@@ -134,7 +137,8 @@ class PlacementPlanner:
         per_service = context.rate_forecast.sum(axis=0)
         return bool((np.abs(context.ran_need - need) > self.settings.ran_step).any() or
                     (np.abs(per_service - rate) > self.settings.replace_on * np.maximum(rate, 1e-9)).any() or
-                    (frame.site_up != up).any() or frame.unserved.sum() > 1e-6)
+                    (frame.site_up != up).any() or
+                    frame.unserved.sum() > self.settings.unserved_share * frame.cell_rate.sum())
 
     def plan(self, context: RanContext) -> Plan | None:
         topo, settings = self.topology, self.settings

@@ -94,7 +94,7 @@ def run_ran_scenario(name: str, network: Network, topology: RanTopology, events:
     static_sim = AiRanSimulator(topology, seed=seed, events=events, trace=trace, start_hour=start_hour)
     static = static_config(topology, loop_sim)
     driver = SimulatedRanDriver(topology, static.copy())
-    driver.reserved = topology.ran_gpus(topology.prbs.astype(float))
+    driver.reserved = np.minimum(topology.ran_gpus(topology.prbs.astype(float)), topology.gpus)
     changes = ChangeStore(":memory:", Policy(auto_approve=["set_slices", "place_inference"]))
     loop = RanLoop(topology, network, driver, changes, settings)
     loop_score, static_score = _Scorer(topology, 60.0 * loop_sim.step_minutes), \
@@ -109,7 +109,7 @@ def run_ran_scenario(name: str, network: Network, topology: RanTopology, events:
         # RAN's actual need above its reservation while AI holds the rest).
         running = driver.running
         over_prbs = (running.slice_shares.sum(axis=1) > 1.0 + 1e-6).any()
-        over_gpus = (running.gpus_on + driver.reserved > topology.gpus + 1e-6).any()
+        over_gpus = (running.gpus_on > np.floor(np.maximum(topology.gpus - driver.reserved, 0.0) + 1e-9)).any()
         squeezed = ((frame.ran_gpus > driver.reserved + 1e-6) &
                     (running.gpus_on > np.floor(topology.gpus - frame.ran_gpus + 1e-9))).any() and applied > 0
         unsafe += int(over_prbs or over_gpus or squeezed)

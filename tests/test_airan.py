@@ -1,0 +1,165 @@
+"""AI-RAN in the loop: the simulator's telemetry, the RAN intents' verification and driver, both planners in the
+loop against the static split and placement."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from netpilot.autopilot.ran import RanLoop
+from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios, static_config
+from netpilot.change.drivers import DriverError
+from netpilot.change.intents import IntentList, PlaceInference, SetSlices
+from netpilot.change.ran import (
+    RanIndex,
+    RanPlacementTarget,
+    SimulatedRanDriver,
+    placement_intent,
+    slices_intent,
+    verify_placement,
+    verify_slices,
+)
+from netpilot.change.verify import CheckKind
+from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.telemetry.sim.airan import AiRanSimulator, RanEvent, generate, read_llm_trace
+
+
+@pytest.fixture(scope="module")
+def trace():
+    return read_llm_trace()
+
+
+@pytest.fixture(scope="module")
+def small(trace):
+    return generate(120, 6, seed=3, trace=trace)
+
+
+def test_trace_and_telemetry_shapes(small, trace):
+    _network, topo = small
+    assert trace.conv.mean() == pytest.approx(1.0) and len(trace.conv) > 50
+    assert 0.05 < trace.gpu_seconds < 1.0
+    sim = AiRanSimulator(topo, seed=1, trace=trace)
+    config = static_config(topo, sim)
+    frame, truth = sim.step(config)
+    c, s, k = len(topo.cells), len(topo.slices), len(topo.sites)
+    assert frame.prb_demand.shape == frame.prb_grant.shape == (c, s)
+    assert (frame.prb_grant <= frame.prb_demand + 1e-9).all()
+    assert frame.ran_gpus.shape == frame.ai_gpus.shape == (k,)
+    assert frame.request_rate.shape == frame.queue.shape == frame.response_ms.shape == (len(topo.services), k)
+    # Requests arriving at sites plus those unserved account for everything the cells sent.
+    assert frame.request_rate.sum() <= frame.cell_rate.sum() + 1e-6
+    assert frame.request_rate.sum() + frame.unserved.sum() >= frame.cell_rate.sum() - 1e-6
+    assert (truth.slo_met <= truth.offered - truth.unserved + 1e-6).all()
+
+
+def test_events_hit_what_they_name(small, trace):
+    _, topo = small
+    events = [RanEvent(kind="cell_down", start_minute=0, end_minute=5, cells=[topo.cells[0]]),
+              RanEvent(kind="site_down", start_minute=0, end_minute=5, sites=[topo.sites[1]]),
+              RanEvent(kind="flash_crowd", start_minute=0, end_minute=5, service="llm-chat", factor=5.0)]
+    calm = AiRanSimulator(topo, seed=2, trace=trace)
+    hit = AiRanSimulator(topo, seed=2, trace=trace, events=events)
+    demand, rate, cell_up, site_up = hit.demand_now()
+    _demand0, rate0, _, _ = calm.demand_now()
+    assert not cell_up[0] and demand[0].sum() == 0 and rate[0].sum() == 0
+    assert not site_up[1] and site_up.sum() == len(topo.sites) - 1
+    assert rate[1:, 2] == pytest.approx(5.0 * rate0[1:, 2])
+    with pytest.raises(Exception, match="no edge site"):
+        AiRanSimulator(topo, trace=trace, events=[RanEvent(kind="site_down", start_minute=0, end_minute=1,
+                                                           sites=["nowhere"])])
+
+
+def test_slice_verification_refuses_broken_splits(small):
+    _, topo = small
+    forecast = np.full((len(topo.cells), 3), 10.0)
+    config = static_config(topo, AiRanSimulator(topo, seed=0))
+    over = config.copy()
+    over.slice_shares[0] = [0.6, 0.3, 0.3]
+    report = verify_slices(topo, over, forecast, 0.2)
+    assert not report.ok and report.check(CheckKind.GPU_CAPACITY).ok is False
+    starved = config.copy()
+    starved.slice_shares[0] = [0.98, 0.01, 0.01]  # URLLC below min(its guarantee, forecast + margin)
+    assert not verify_slices(topo, starved, forecast, 0.2).check(CheckKind.SLICE_GUARANTEES).ok
+    assert verify_slices(topo, config, forecast, 0.2).ok
+
+
+def test_placement_verification_holds_the_ran_reservation(small, trace):
+    _, topo = small
+    sim = AiRanSimulator(topo, seed=0, trace=trace)
+    config = static_config(topo, sim)
+    _, rate, _, up = sim.demand_now()
+    need = topo.ran_gpus(topo.prbs.astype(float))
+    target = RanPlacementTarget(rate, need, up)
+    reserved = need.copy()
+    assert verify_placement(topo, config, config, reserved, target).check(CheckKind.RAN_RESERVATION).ok
+    squeezed = reserved.copy()
+    squeezed[0] = need[0] - 1.0
+    report = verify_placement(topo, config, config, squeezed, target)
+    assert not report.ok and not report.check(CheckKind.RAN_RESERVATION).ok
+    # GPUs beyond what the RAN leaves are refused.
+    greedy = config.copy()
+    greedy.gpus_on[:] = topo.gpus
+    assert not verify_placement(topo, config, greedy, reserved, target).check(CheckKind.GPU_CAPACITY).ok
+    # A route past its SLO is refused: every vision request sent to the farthest site.
+    far = config.copy()
+    far.loaded[:] = True
+    far.share[:] = 0.0
+    far.share[np.arange(len(topo.cells)), 0, np.argmax(topo.latency_ms, axis=1)] = 1.0
+    assert not verify_placement(topo, config, far, reserved, target).check(CheckKind.INFERENCE_SLO).ok
+
+
+def test_intents_round_trip_through_the_driver(small, trace):
+    _, topo = small
+    config = static_config(topo, AiRanSimulator(topo, seed=0, trace=trace))
+    driver = SimulatedRanDriver(topo, config.copy())
+    assert driver.capabilities() == {"set_slices", "place_inference"}
+    intent = slices_intent(topo, np.array([0, 5]), np.array([[0.5, 0.3, 0.2], [0.6, 0.2, 0.2]]))
+    parsed = IntentList.model_validate([intent.model_dump(mode="json")]).root[0]
+    assert isinstance(parsed, SetSlices)
+    driver.load_candidate(parsed)
+    driver.commit()
+    assert driver.running.slice_shares[5] == pytest.approx([0.6, 0.2, 0.2])
+    driver.rollback()
+    assert driver.running.slice_shares[5] == pytest.approx(config.slice_shares[5])
+    reserved = np.full(len(topo.sites), 2.0)
+    placed = placement_intent(topo, config, reserved)
+    assert isinstance(IntentList.model_validate([placed.model_dump(mode="json")]).root[0], PlaceInference)
+    after, got = RanIndex(topo).apply(config, placed)
+    assert got == pytest.approx(reserved)
+    assert after.share == pytest.approx(config.share, abs=1e-6)
+    assert (after.loaded == config.loaded).all() and (after.gpus_on == config.gpus_on).all()
+    with pytest.raises(DriverError, match="no cell"):
+        driver.load_candidate(SetSlices(intent="set_slices", slices=["eMBB"], cells=["nope"], shares=[[1.0]]))
+
+
+def test_loop_changes_go_through_the_workflow(small, trace):
+    network, topo = small
+    sim = AiRanSimulator(topo, seed=4, trace=trace)
+    config = static_config(topo, sim)
+    driver = SimulatedRanDriver(topo, config.copy())
+    driver.reserved = topo.ran_gpus(topo.prbs.astype(float))
+    # Without a policy, a person approves: nothing is applied.
+    waiting = RanLoop(topo, network, driver, ChangeStore(":memory:"))
+    tick = waiting.observe(sim.step(driver.running)[0])
+    assert tick.proposed and not tick.applied
+    assert {c.state for c in waiting.changes.list()} == {"verified"}
+    changes = ChangeStore(":memory:", Policy(auto_approve=["set_slices", "place_inference"]))
+    loop = RanLoop(topo, network, driver, changes)
+    for _ in range(3):
+        loop.observe(sim.step(driver.running)[0])
+    states = {c.state for c in changes.list()}
+    assert states <= {"done", "rolled_back", "checking"} and "done" in states
+    kinds = {c.intents[0]["intent"] for c in changes.list()}
+    assert kinds == {"set_slices", "place_inference"}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scenarios_beat_static(trace, seed):
+    network, topo = generate(200, 8, seed=seed, trace=trace)
+    for name, events in shipped_scenarios(topo, 20).items():
+        report = run_ran_scenario(name, network, topo, events, ticks=20, seed=seed, trace=trace)
+        assert report.unsafe == 0, name
+        assert report.loop.sla_all >= report.static.sla_all, name
+        assert report.loop.slo_all > report.static.slo_all, name
+        assert report.loop.unserved_requests < report.static.unserved_requests, name
+        assert report.changes_applied > 0, name
