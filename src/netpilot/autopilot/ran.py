@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from netpilot.autopilot.planners import Plan
+from netpilot.autopilot.planners import Plan, Planner
 from netpilot.change.ran import (
     RanPlacementTarget,
     SimulatedRanDriver,
@@ -195,7 +195,7 @@ class RanLoop:
         self.changes = changes
         self.settings = settings = settings or RanSettings()
         self.forecast = RanForecast()
-        self.slicing = SlicingPlanner(topology, settings)
+        self.slicing: Planner[RanContext] = SlicingPlanner(topology, settings)
         self.placement = PlacementPlanner(topology, settings)
         self.checking: list[tuple[str, str, dict[str, Any]]] = []  # (change id, kind, what it promised)
         self.ticks: list[RanTick] = []

@@ -96,7 +96,8 @@ def generate(n_cells: int, n_sites: int, *, seed: int = 0, area_km: float = 60.0
     at random in a square of ``area_km``; routers meshed to their 3 nearest peers and the nearest one placed
     before them; cells at random, each on a fibre to its nearest router (1 ms access + fibre), its RAN processed
     on that router's edge site. The latency from each cell to each site is the twin's lowest-latency path
-    (0.5 ms per hop). A site's cells all at full load take half its GPUs for RAN processing."""
+    (0.5 ms per hop). Each site has GPUs in proportion to the PRBs of the cells homed on it (``gpus`` for the
+    mean, 2 at least); its cells all at full load take about half of them for RAN processing."""
     if n_cells < 1 or n_sites < 1:
         raise ValueError("an AI-RAN needs at least one cell and one edge site")
     rng = np.random.default_rng(seed)
@@ -110,10 +111,15 @@ def generate(n_cells: int, n_sites: int, *, seed: int = 0, area_km: float = 60.0
     routers = [f"agg-{k}" for k in range(n_sites)]
     sites = [f"edge-{k}" for k in range(n_sites)]
     cells = [f"cell-{c}" for c in range(n_cells)]
+    prbs = np.where(rng.random(n_cells) < 0.3, 106, 273)  # 40 MHz and 100 MHz NR carriers
+    cell_km = np.linalg.norm(cell_xy[:, None] - site_xy[None], axis=2)
+    home = np.argmin(cell_km, axis=1)
+    per_site = np.bincount(home, weights=prbs, minlength=n_sites)
+    # Sites are sized to the cells they serve: ``gpus`` for a site with the mean number of PRBs, 2 at least.
+    site_gpus = np.maximum(2, np.ceil(gpus * per_site / max(float(per_site.mean()), 1.0))).astype(int)
     for k in range(n_sites):
         nodes += [Router(id=routers[k], location=where(site_xy[k])),
-                  EdgeSite(id=sites[k], location=where(site_xy[k]), gpus=gpus, gpu_memory_gb=80)]
-    prbs = np.where(rng.random(n_cells) < 0.3, 106, 273)  # 40 MHz and 100 MHz NR carriers
+                  EdgeSite(id=sites[k], location=where(site_xy[k]), gpus=int(site_gpus[k]), gpu_memory_gb=80)]
     for c in range(n_cells):
         nodes.append(CellSite(id=cells[c], location=where(cell_xy[c]), prbs=int(prbs[c]),
                               slices=["eMBB", "URLLC", "mMTC"]))
@@ -133,8 +139,6 @@ def generate(n_cells: int, n_sites: int, *, seed: int = 0, area_km: float = 60.0
             if (min(j, k), max(j, k)) not in meshed:
                 meshed.add((min(j, k), max(j, k)))
                 both(routers[k], routers[j], fibre_latency_ms(1.4 * km[k, j]), 100_000)
-    cell_km = np.linalg.norm(cell_xy[:, None] - site_xy[None], axis=2)
-    home = np.argmin(cell_km, axis=1)
     for c in range(n_cells):
         both(cells[c], routers[home[c]], ACCESS_MS + fibre_latency_ms(1.4 * cell_km[c, home[c]]), 10_000)
     network = Network(name=f"airan-{n_cells}c-{n_sites}s-seed{seed}", origin="netpilot AI-RAN generator",
@@ -142,10 +146,9 @@ def generate(n_cells: int, n_sites: int, *, seed: int = 0, area_km: float = 60.0
     arrays = network.arrays()
     latency = latency_matrix(arrays, [arrays.index[c] for c in cells], [arrays.index[s] for s in sites],
                              per_hop_ms=PER_HOP_MS)
-    per_site = np.bincount(home, weights=prbs, minlength=n_sites)
     gpu_per_prb = 0.5 * gpus / max(float(per_site.mean()), 1.0)
     services = services_for(trace) if trace is not None else SERVICES
-    topology = RanTopology(cells, sites, prbs.astype(float), home, np.full(n_sites, float(gpus)),
+    topology = RanTopology(cells, sites, prbs.astype(float), home, site_gpus.astype(float),
                            np.full(n_sites, 80.0), latency, gpu_per_prb, services=services)
     return network, topology
 
