@@ -1,7 +1,7 @@
 """AI-RAN benchmarks: RAN slicing on the real LTE Barcelona cells (figures go to BENCHMARKS.md).
 
     python bench/ran.py            # every section
-    python bench/ran.py slicing    # sections: loop, slicing, speed, placement, replacement
+    python bench/ran.py slicing    # sections: slicing, speed, placement, replacement, loop, loop_mip
 
 Protocol (slicing). Each of the three CTTC eNodeBs (ElBorn, LesCorts, PobleSec; train and test files joined, 2-min
 intervals) gives its measured downlink PRB use ``rb_down``. A cell of 100 PRBs carries that load scaled so its
@@ -285,8 +285,9 @@ def section_loop() -> None:
     records, decide = [], []
     console.print(f"\n### AI-RAN in the loop: 2,000 cells, 40 edge sites, {ticks} one-minute ticks per scenario\n")
     console.print("| scenario | SLA met loop / static | SLO met loop / static | unserved requests loop / static | "
-                  "GPUs powered loop / static | decide ms p50 / p99 | changes applied | rolled back | unsafe |")
-    console.print("|---|---|---|---|---|---|---|---|---|")
+                  "GPUs powered loop / static | decide ms p50 / p99 | changes applied | rolled back | unsafe | "
+                  "reservation misses |")
+    console.print("|---|---|---|---|---|---|---|---|---|---|")
     for name, events in shipped_scenarios(topology, ticks).items():
         report = run_ran_scenario(name, network, topology, events, ticks=ticks, trace=trace)
         decide += report.decide_ms[1:]
@@ -294,15 +295,17 @@ def section_loop() -> None:
         loop, static = report.loop, report.static
         records.append({"scenario": name, "loop": loop.__dict__, "static": static.__dict__, "decide_ms_p50": p50,
                         "decide_ms_p99": p99, "applied": report.changes_applied,
-                        "rolled_back": report.rolled_back, "unsafe": report.unsafe})
+                        "rolled_back": report.rolled_back, "unsafe": report.unsafe,
+                        "reservation_misses": report.reservation_misses})
         console.print(f"| {name} | **{100 * loop.sla_all:.2f} %** / {100 * static.sla_all:.2f} % | "
                       f"**{100 * loop.slo_all:.2f} %** / {100 * static.slo_all:.2f} % | "
                       f"{loop.unserved_requests:,.0f} / {static.unserved_requests:,.0f} | "
                       f"{loop.gpus_powered:.1f} / {static.gpus_powered:.1f} | {p50:.1f} / {p99:.1f} | "
-                      f"{report.changes_applied} | {report.rolled_back} | {report.unsafe} |")
+                      f"{report.changes_applied} | {report.rolled_back} | {report.unsafe} | "
+                      f"{report.reservation_misses} |")
         console.print("|  per slice (loop) | " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in loop.sla_met.items()) +
                       " | per service (loop) | " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in loop.slo_met.items())
-                      + " | | | | |")
+                      + " | | | | | |")
     p50, p99 = np.percentile(decide, [50, 99])
     results["loop"] = {"cells": 2000, "sites": 40, "ticks": ticks, "scenarios": records,
                        "decide_ms_p50": p50, "decide_ms_p99": p99}
@@ -310,8 +313,53 @@ def section_loop() -> None:
                   f"p50 **{p50:.1f} ms**, p99 **{p99:.1f} ms** (target ≤ 100 ms p99).")
 
 
+def section_loop_mip() -> None:
+    """The placement the loop solves at 2,000 cells and 40 sites (its 40 cell groups, a tick's forecast with the
+    margin, the RAN's forecast need reserved), by place_fast and by the MIP (HiGHS, to within 0.05 GPU), for
+    several seeds and loads."""
+    from netpilot.autopilot.ran import PlacementPlanner, RanSettings
+    from netpilot.optimize.ran.placement import PlacementProblem, place_fast, place_mip
+    from netpilot.telemetry.sim.airan import AiRanSimulator, generate, read_llm_trace
+
+    trace = read_llm_trace(EDGE / "azure_llm_2023")
+    rows, records = [], []
+    for seed, load in ((0, 1.0), (1, 1.0), (2, 1.5)):
+        _, topo = generate(2000, 40, seed=seed, trace=trace)
+        sim = AiRanSimulator(topo, seed=seed, trace=trace, ai_load=load)
+        demand, rate, cell_up, _ = sim.demand_now()
+        settings = RanSettings()
+        planner = PlacementPlanner(topo, settings)
+        need = topo.ran_gpus(np.minimum(demand, topo.prbs[:, None]), cell_up) * (1 + settings.ran_margin)
+        group_rate = np.zeros((planner.group_latency.shape[0], rate.shape[1]))
+        np.add.at(group_rate, planner.group, rate * (1 + settings.rate_margin))
+        problem = PlacementProblem([str(g) for g in range(len(group_rate))], topo.sites, list(topo.services),
+                                   group_rate, planner.group_latency, topo.gpus, topo.gpu_memory_gb,
+                                   np.minimum(need / topo.gpus, 1.0))
+        place_fast(problem)  # warm
+        fast = place_fast(problem)
+        mip = place_mip(problem, time_limit=300)
+        ratio = fast.objective(problem) / mip.objective(problem)
+        records.append({"seed": seed, "load": load, "fast_objective": fast.objective(problem),
+                        "mip_objective": mip.objective(problem), "fast_gpus": float(fast.gpus_on.sum()),
+                        "mip_gpus": float(mip.gpus_on.sum()), "fast_seconds": fast.seconds,
+                        "mip_seconds": mip.seconds, "mip_status": mip.info["status"],
+                        "fast_violations": len(fast.violations(problem))})
+        rows.append(f"| {seed} | {load:g} | {float((group_rate * problem.gpu_seconds).sum()):.1f} | "
+                    f"{mip.gpus_on.sum():g} / {fast.gpus_on.sum():g} | "
+                    f"{float(mip.unserved(problem).sum()):.2f} / {float(fast.unserved(problem).sum()):.2f} | "
+                    f"**{ratio:.4f}** | {mip.seconds:.2f} ({mip.info['status']}) | {1000 * fast.seconds:.1f} | "
+                    f"**{mip.seconds / fast.seconds:.0f}×** | {len(fast.violations(problem))} |")
+    results["loop_mip"] = records
+    console.print("\n### The loop's placement against the MIP (2,000 cells in 40 groups, 40 sites)\n")
+    console.print("| seed | AI load × | GPU-s/s asked | GPUs on MIP / fast | unserved req/s MIP / fast | "
+                  "fast / MIP objective | MIP s | fast ms | MIP s / fast s | fast violations |")
+    console.print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        console.print(row)
+
+
 SECTIONS = {"slicing": section_slicing, "speed": section_speed, "placement": section_placement,
-            "replacement": section_replacement, "loop": section_loop}
+            "replacement": section_replacement, "loop": section_loop, "loop_mip": section_loop_mip}
 
 
 def main(argv: list[str]) -> None:

@@ -206,10 +206,11 @@ class RanLoop:
         self.forecast.update(frame)
         started = time.perf_counter()
         prb, rate = self.forecast.forecast()
-        # The RAN's need: every PRB the forecast asks for, within the cell, processed at its home site.
+        # The RAN's need: every PRB the forecast asks for, within the cell, processed at its home site; a cell
+        # that is down keeps its full PRBs reserved (it comes back at once, and its load with it).
         topo = self.topology
-        need = topo.ran_gpus(np.minimum(prb, topo.prbs[:, None] * 1.0), frame.cell_up) * \
-            (1.0 + self.settings.ran_margin)
+        scheduled = np.where(frame.cell_up, np.minimum(prb.sum(axis=1), topo.prbs), topo.prbs)
+        need = topo.ran_gpus(scheduled) * (1.0 + self.settings.ran_margin)
         context = RanContext(frame, self.network, self.driver.running, self.driver.reserved, prb, rate, need,
                              tick.stages_ms)
         plans = []

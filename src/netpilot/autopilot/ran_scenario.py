@@ -41,6 +41,7 @@ class RanScenarioReport:
     changes_applied: int = 0
     rolled_back: int = 0
     unsafe: int = 0
+    reservation_misses: int = 0
 
 
 class _Scorer:
@@ -99,26 +100,28 @@ def run_ran_scenario(name: str, network: Network, topology: RanTopology, events:
     loop = RanLoop(topology, network, driver, changes, settings)
     loop_score, static_score = _Scorer(topology, 60.0 * loop_sim.step_minutes), \
         _Scorer(topology, 60.0 * loop_sim.step_minutes)
-    decide, applied, rolled, unsafe = [], 0, 0, 0
+    decide, applied, rolled, unsafe, misses = [], 0, 0, 0, 0
     for _ in range(ticks):
         frame, truth = loop_sim.step(driver.running)
         loop_score.add(truth)
         _, static_truth = static_sim.step(static)
         static_score.add(static_truth)
-        # Unsafe: what runs breaks a hard limit on actual telemetry (PRBs over a cell, GPUs over a site, the
-        # RAN's actual need above its reservation while AI holds the rest).
+        # Unsafe: what runs breaks a hard limit on actual telemetry (PRBs over a cell, GPUs powered beyond what
+        # the RAN's reservation leaves). A reservation miss: the RAN's actual need went past its reservation
+        # where AI held the GPUs (the RAN takes them first; AI loses them): a forecast error, counted apart.
         running = driver.running
         over_prbs = (running.slice_shares.sum(axis=1) > 1.0 + 1e-6).any()
         over_gpus = (running.gpus_on > np.floor(np.maximum(topology.gpus - driver.reserved, 0.0) + 1e-9)).any()
-        squeezed = ((frame.ran_gpus > driver.reserved + 1e-6) &
-                    (running.gpus_on > np.floor(topology.gpus - frame.ran_gpus + 1e-9))).any() and applied > 0
-        unsafe += int(over_prbs or over_gpus or squeezed)
+        unsafe += int(over_prbs or over_gpus)
+        misses += int(((frame.ran_gpus > driver.reserved + 1e-6) &
+                       (running.gpus_on > np.floor(topology.gpus - frame.ran_gpus + 1e-9))).any())
         tick = loop.observe(frame)
         decide.append(tick.decide_ms)
         applied += len(tick.applied)
         rolled += len(tick.rolled_back)
     changes.close()
-    return RanScenarioReport(name, ticks, loop_score.score(), static_score.score(), decide, applied, rolled, unsafe)
+    return RanScenarioReport(name, ticks, loop_score.score(), static_score.score(), decide, applied, rolled, unsafe,
+                             misses)
 
 
 def shipped_scenarios(topology: RanTopology, minutes: int = 60) -> dict[str, list[RanEvent]]:

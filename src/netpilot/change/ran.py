@@ -31,23 +31,30 @@ class RanPlacementTarget:
 
 def slices_intent(topology: RanTopology, cells: np.ndarray, shares: np.ndarray, why: str | None = None
                   ) -> SetSlices:
-    return SetSlices(intent="set_slices", slices=[s.name for s in topology.slices],
-                     cells=[topology.cells[i] for i in cells],
-                     # Rounded down: the shares sent never add up past the cell's PRBs.
-                     shares=(np.floor(shares * 1e6) / 1e6).tolist(), why=why)
+    # Built from the planner's own arrays and the topology's names, so pydantic's validation is skipped (it
+    # costs more than the planning at thousands of cells); the driver checks every name it is given.
+    return SetSlices.model_construct(intent="set_slices", slices=[s.name for s in topology.slices],
+                                     cells=[topology.cells[i] for i in cells],
+                                     # Rounded down: the shares sent never add up past the cell's PRBs.
+                                     shares=(np.floor(shares * 1e6) / 1e6).tolist(), why=why)
 
 
 def placement_intent(topology: RanTopology, config: RanConfig, reserved: np.ndarray, why: str | None = None
                      ) -> PlaceInference:
     sites, cells = topology.sites, topology.cells
-    routes: dict[str, dict[str, dict[str, float]]] = {}
-    for s, service in enumerate(topology.services):
-        c_idx, k_idx = np.nonzero(config.share[:, s, :] > 1e-9)
-        per_cell: dict[str, dict[str, float]] = {}
-        for c, k in zip(c_idx.tolist(), k_idx.tolist(), strict=True):
-            per_cell.setdefault(cells[c], {})[sites[k]] = round(float(config.share[c, s, k]), 6)
-        routes[service.name] = per_cell
-    return PlaceInference(
+    c_idx, s_idx, k_idx = np.nonzero(config.share > 1e-9)
+    values = np.round(config.share[c_idx, s_idx, k_idx], 6).tolist()
+    routes: dict[str, dict[str, dict[str, float]]] = {svc.name: {} for svc in topology.services}
+    names = [svc.name for svc in topology.services]
+    for c, s, k, value in zip(c_idx.tolist(), s_idx.tolist(), k_idx.tolist(), values, strict=True):
+        per_cell = routes[names[s]]
+        cell = cells[c]
+        if cell in per_cell:
+            per_cell[cell][sites[k]] = value
+        else:
+            per_cell[cell] = {sites[k]: value}
+    # As for slices_intent: typed, built from the planner's arrays, names checked by the driver.
+    return PlaceInference.model_construct(
         intent="place_inference", ran_reserved={sites[k]: round(float(r), 4) for k, r in enumerate(reserved)},
         gpus_on={sites[k]: int(g) for k, g in enumerate(config.gpus_on)},
         loaded={svc.name: [sites[k] for k in np.flatnonzero(config.loaded[s])]
