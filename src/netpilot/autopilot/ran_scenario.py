@@ -67,7 +67,7 @@ class _Scorer:
         feasible = max(self.feasible, 1)
         return RanScore({s.name: float(self.met[i] / feasible) for i, s in enumerate(topo.slices)},
                         {s.name: float(self.slo[i] / max(self.offered[i], 1e-9)) for i, s in enumerate(topo.services)},
-                        float(self.unserved.sum()), float(self.offered.sum()), self.gpus / max(self.ticks, 1),
+                        max(float(self.unserved.sum()), 0.0), float(self.offered.sum()), self.gpus / max(self.ticks, 1),
                         float(self.met.sum() / (feasible * len(topo.slices))),
                         float(self.slo.sum() / max(self.offered.sum(), 1e-9)))
 
