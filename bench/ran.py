@@ -296,7 +296,8 @@ def section_loop() -> None:
         records.append({"scenario": name, "loop": loop.__dict__, "static": static.__dict__, "decide_ms_p50": p50,
                         "decide_ms_p99": p99, "applied": report.changes_applied,
                         "rolled_back": report.rolled_back, "unsafe": report.unsafe,
-                        "reservation_misses": report.reservation_misses})
+                        "reservation_misses": report.reservation_misses,
+                        "placement_ticks": report.placement_ticks})
         console.print(f"| {name} | **{100 * loop.sla_all:.2f} %** / {100 * static.sla_all:.2f} % | "
                       f"**{100 * loop.slo_all:.2f} %** / {100 * static.slo_all:.2f} % | "
                       f"{loop.unserved_requests:,.0f} / {static.unserved_requests:,.0f} | "
@@ -305,7 +306,7 @@ def section_loop() -> None:
                       f"{report.reservation_misses} |")
         console.print("|  per slice (loop) | " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in loop.sla_met.items()) +
                       " | per service (loop) | " + ", ".join(f"{k} {100 * v:.2f} %" for k, v in loop.slo_met.items())
-                      + " | | | | | |")
+                      + f" | placement ran on {report.placement_ticks} ticks | | | | |")
     p50, p99 = np.percentile(decide, [50, 99])
     results["loop"] = {"cells": 2000, "sites": 40, "ticks": ticks, "scenarios": records,
                        "decide_ms_p50": p50, "decide_ms_p99": p99}

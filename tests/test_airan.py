@@ -163,3 +163,23 @@ def test_scenarios_beat_static(trace, seed):
         assert report.loop.slo_all > report.static.slo_all, name
         assert report.loop.unserved_requests < report.static.unserved_requests, name
         assert report.changes_applied > 0, name
+
+
+def test_cli_ran_loop(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from netpilot.cli import app
+
+    out = tmp_path / "loop.json"
+    result = CliRunner().invoke(app, ["ran", "loop", "--cells", "60", "--sites", "4", "--minutes", "8",
+                                      "--scenario", "flash-crowd", "--json", str(out)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(out.read_text())
+    (report,) = document["scenarios"]
+    assert report["name"] == "flash-crowd" and report["ticks"] == 8 and len(report["decide_ms"]) == 8
+    assert report["loop"]["slo_all"] >= report["static"]["slo_all"]
+    bad = CliRunner().invoke(app, ["ran", "loop", "--scenario", "nope", "--json", str(out), "--cells", "10",
+                                   "--sites", "2"])
+    assert bad.exit_code == 2 and "no scenario 'nope'" in bad.output

@@ -42,6 +42,7 @@ class RanScenarioReport:
     rolled_back: int = 0
     unsafe: int = 0
     reservation_misses: int = 0
+    placement_ticks: int = 0  # ticks the placement planner ran (slicing runs every tick)
 
 
 class _Scorer:
@@ -100,7 +101,7 @@ def run_ran_scenario(name: str, network: Network, topology: RanTopology, events:
     loop = RanLoop(topology, network, driver, changes, settings)
     loop_score, static_score = _Scorer(topology, 60.0 * loop_sim.step_minutes), \
         _Scorer(topology, 60.0 * loop_sim.step_minutes)
-    decide, applied, rolled, unsafe, misses = [], 0, 0, 0, 0
+    decide, applied, rolled, unsafe, misses, placements = [], 0, 0, 0, 0, 0
     for _ in range(ticks):
         frame, truth = loop_sim.step(driver.running)
         loop_score.add(truth)
@@ -117,11 +118,12 @@ def run_ran_scenario(name: str, network: Network, topology: RanTopology, events:
                        (running.gpus_on > np.floor(topology.gpus - frame.ran_gpus + 1e-9))).any())
         tick = loop.observe(frame)
         decide.append(tick.decide_ms)
+        placements += int("ran.placement" in tick.stages_ms)
         applied += len(tick.applied)
         rolled += len(tick.rolled_back)
     changes.close()
     return RanScenarioReport(name, ticks, loop_score.score(), static_score.score(), decide, applied, rolled, unsafe,
-                             misses)
+                             misses, placements)
 
 
 def shipped_scenarios(topology: RanTopology, minutes: int = 60) -> dict[str, list[RanEvent]]:
