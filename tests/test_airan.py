@@ -117,10 +117,16 @@ def test_intents_round_trip_through_the_driver(small, trace):
     parsed = IntentList.model_validate([intent.model_dump(mode="json")]).root[0]
     assert isinstance(parsed, SetSlices)
     driver.load_candidate(parsed)
-    driver.commit()
+    assert driver.commit() == "set_slices" and driver.pending("set_slices")
     assert driver.running.slice_shares[5] == pytest.approx([0.6, 0.2, 0.2])
-    driver.rollback()
+    # A placement committed meanwhile stays when the split rolls back.
+    driver.load_candidate(placement_intent(topo, config, np.full(len(topo.sites), 1.0)))
+    driver.commit()
+    driver.rollback("set_slices")
     assert driver.running.slice_shares[5] == pytest.approx(config.slice_shares[5])
+    assert driver.reserved == pytest.approx(1.0) and driver.pending("place_inference")
+    with pytest.raises(DriverError, match="no set_slices commit"):
+        driver.rollback("set_slices")
     reserved = np.full(len(topo.sites), 2.0)
     placed = placement_intent(topo, config, reserved)
     assert isinstance(IntentList.model_validate([placed.model_dump(mode="json")]).root[0], PlaceInference)
@@ -183,3 +189,30 @@ def test_cli_ran_loop(tmp_path):
     bad = CliRunner().invoke(app, ["ran", "loop", "--scenario", "nope", "--json", str(out), "--cells", "10",
                                    "--sites", "2"])
     assert bad.exit_code == 2 and "no scenario 'nope'" in bad.output
+
+
+def test_a_person_approves_and_a_failed_post_check_rolls_back(small, trace):
+    network, topo = small
+    sim = AiRanSimulator(topo, seed=5, trace=trace)
+    config = static_config(topo, sim)
+    driver = SimulatedRanDriver(topo, config.copy())
+    driver.reserved = np.minimum(topo.ran_gpus(topo.prbs.astype(float)), topo.gpus)
+    changes = ChangeStore(":memory:")
+    loop = RanLoop(topo, network, driver, changes)
+    loop.observe(sim.step(driver.running)[0])
+    waiting = dict(loop.waiting)
+    assert set(waiting) == {"set_slices", "place_inference"} and driver.running.gpus_on == pytest.approx(config.gpus_on)
+    placement_id = waiting["place_inference"][0]
+    changes.approve(placement_id, "alice")
+    # The next tick's telemetry: an LLM flash crowd everywhere that the placement never planned for.
+    crowd = AiRanSimulator(topo, seed=5, trace=trace, events=[
+        RanEvent(kind="flash_crowd", start_minute=0, end_minute=60, factor=30.0)])
+    crowd.minute = sim.minute
+    tick = loop.observe(sim.step(driver.running)[0])
+    assert placement_id in tick.applied and changes.get(placement_id).state == "checking"
+    placed = driver.running.gpus_on.copy()
+    tick = loop.observe(crowd.step(driver.running)[0])
+    assert placement_id in tick.rolled_back and changes.get(placement_id).state == "rolled_back"
+    assert driver.running.gpus_on == pytest.approx(config.gpus_on) and not np.array_equal(placed, config.gpus_on)
+    # The slice split a person never approved was superseded by newer ones, never applied.
+    assert changes.get(waiting["set_slices"][0]).state == "rejected"

@@ -197,12 +197,14 @@ class RanLoop:
         self.forecast = RanForecast()
         self.slicing: Planner[RanContext] = SlicingPlanner(topology, settings)
         self.placement = PlacementPlanner(topology, settings)
-        self.checking: list[tuple[str, str, dict[str, Any]]] = []  # (change id, kind, what it promised)
+        self.checking: list[tuple[str, str, dict[str, Any]]] = []  # (change id, intent kind, what it promised)
+        self.waiting: dict[str, tuple[str, Plan]] = {}  # intent kind -> (change id, plan) a person may approve
         self.ticks: list[RanTick] = []
 
     def observe(self, frame: RanFrame) -> RanTick:
         tick = RanTick(frame.minute, 0.0, {})
         self._post_check(frame, tick)
+        self._apply_approved(frame, tick)
         self.forecast.update(frame)
         started = time.perf_counter()
         prb, rate = self.forecast.forecast()
@@ -218,36 +220,53 @@ class RanLoop:
         plan = self.slicing.plan(context)
         tick.stages_ms["ran.slicing"] = (time.perf_counter() - t) * 1000.0
         if plan is not None:
-            plans.append(("slicing", plan))
+            plans.append(plan)
         if self.placement.wanted(context):
             t = time.perf_counter()
             plan = self.placement.plan(context)
             tick.stages_ms["ran.placement"] = (time.perf_counter() - t) * 1000.0
             if plan is not None:
-                plans.append(("placement", plan))
+                plans.append(plan)
             else:
                 tick.refused += 1
         tick.decide_ms = (time.perf_counter() - started) * 1000.0
-        for kind, plan in plans:
-            self._act(kind, plan, frame, tick)
+        for plan in plans:
+            self._act(plan, frame, tick)
         self.ticks.append(tick)
         return tick
 
-    def _act(self, kind: str, plan: Plan, frame: RanFrame, tick: RanTick) -> None:
-        """Propose, verify (its report), and when policy approves, commit through the driver."""
+    def _act(self, plan: Plan, frame: RanFrame, tick: RanTick) -> None:
+        """Propose, record verification; when policy approves, commit through the driver; else it waits for a
+        person, superseding the proposal of its kind still waiting (a newer plan replaces it)."""
         intent = plan.intent
+        earlier = self.waiting.pop(intent.intent, None)
+        if earlier is not None and self.changes.get(earlier[0]).state == "verified":
+            self.changes.reject(earlier[0], self.settings.actor, "superseded by a newer plan")
         change_id = self.changes.propose([intent.model_dump(mode="json")], self.settings.actor, plan.action, [])
         tick.proposed.append(change_id)
         if self.changes.record_verification(change_id, plan.report.as_dict()) != "approved":
-            return  # waits for a person
+            self.waiting[intent.intent] = (change_id, plan)
+            return
+        self._commit(change_id, plan, frame, tick)
+
+    def _apply_approved(self, frame: RanFrame, tick: RanTick) -> None:
+        """Commit what a person approved since the last tick (the newest plan of its kind)."""
+        for kind, (change_id, plan) in list(self.waiting.items()):
+            state = self.changes.get(change_id).state
+            if state == "approved":
+                del self.waiting[kind]
+                self._commit(change_id, plan, frame, tick)
+            elif state != "verified":
+                del self.waiting[kind]
+
+    def _commit(self, change_id: str, plan: Plan, frame: RanFrame, tick: RanTick) -> None:
+        intent = plan.intent
         self.changes.advance(change_id, "applying", self.settings.actor, {})
         self.driver.load_candidate(intent)
-        if self.driver.pending:  # one commit awaiting its check at a time: confirm the earlier one first
-            self.driver.confirm()
         self.driver.commit()
         self.changes.advance(change_id, "checking", self.settings.actor, {})
         promise = {"unserved": plan.planned, "before_unserved": float(frame.unserved.sum())}
-        self.checking.append((change_id, kind, promise))
+        self.checking.append((change_id, intent.intent, promise))
         tick.applied.append(change_id)
 
     def _post_check(self, frame: RanFrame, tick: RanTick) -> None:
@@ -257,7 +276,7 @@ class RanLoop:
         checking, self.checking = self.checking, []
         failed = False
         for change_id, kind, promise in checking:
-            if kind == "placement":
+            if kind == "place_inference":
                 offered = max(float(frame.cell_rate.sum()), 1e-9)
                 unserved = float(frame.unserved.sum())
                 failed = unserved > max(promise["unserved"], promise["before_unserved"]) + 0.05 * offered
@@ -271,11 +290,10 @@ class RanLoop:
                     (self.driver.running.slice_shares * topo.prbs[:, None] < need - 1e-6)
                 failed = bool(starved.any() and starved.mean() > 0.01)
                 detail = f"{int(starved.sum())} cell-slices below their guarantee"
-            if failed and self.driver.pending:
-                self.driver.rollback()
+            if failed and self.driver.pending(kind):
+                self.driver.rollback(kind)
                 self.changes.advance(change_id, "rolled_back", self.settings.actor, {"post_check": detail})
                 tick.rolled_back.append(change_id)
             else:
+                self.driver.confirm(kind)
                 self.changes.advance(change_id, "done", self.settings.actor, {"post_check": detail})
-        if self.driver.pending:
-            self.driver.confirm()

@@ -209,14 +209,16 @@ def verify_placement(topology: RanTopology, before: RanConfig, after: RanConfig,
 
 class SimulatedRanDriver:
     """The simulator's RAN and edge as a device taking ``set_slices`` and ``place_inference``: a candidate is
-    loaded, committed (the previous configuration kept until ``confirm``) and rolled back on request."""
+    loaded, committed (what it replaced kept until ``confirm``) and rolled back on request. The two kinds touch
+    different parts (the slice split; the placement and the RAN's reservation), so each kind has its own commit
+    awaiting confirmation and rolls back alone."""
 
     def __init__(self, topology: RanTopology, running: RanConfig) -> None:
         self.index = RanIndex(topology)
         self.running = running
         self.reserved = np.zeros(len(topology.sites))
-        self._candidate: tuple[RanConfig, np.ndarray | None] | None = None
-        self._previous: tuple[RanConfig, np.ndarray] | None = None
+        self._candidate: tuple[str, RanConfig, np.ndarray | None] | None = None
+        self._previous: dict[str, tuple[RanConfig, np.ndarray]] = {}
 
     def capabilities(self) -> frozenset[str]:
         return RAN_CAPABILITIES
@@ -224,29 +226,36 @@ class SimulatedRanDriver:
     def load_candidate(self, intent: SetSlices | PlaceInference) -> None:
         if intent.intent not in RAN_CAPABILITIES:
             raise DriverError(f"the RAN driver does not take {intent.intent!r}")
-        self._candidate = self.index.apply(self.running, intent)
+        self._candidate = (intent.intent, *self.index.apply(self.running, intent))
 
-    def commit(self) -> None:
+    def commit(self) -> str:
+        """Run the candidate; returns its kind (what ``confirm`` and ``rollback`` name)."""
         if self._candidate is None:
             raise DriverError("no candidate loaded")
-        if self._previous is not None:
-            raise DriverError("a commit awaits confirmation")
-        config, reserved = self._candidate
-        self._previous = (self.running, self.reserved)
+        kind, config, reserved = self._candidate
+        if kind in self._previous:
+            raise DriverError(f"a {kind} commit awaits confirmation")
+        self._previous[kind] = (self.running, self.reserved)
         self.running = config
         if reserved is not None:
             self.reserved = reserved
         self._candidate = None
+        return kind
 
-    def confirm(self) -> None:
-        self._previous = None
+    def confirm(self, kind: str) -> None:
+        self._previous.pop(kind, None)
 
-    def rollback(self) -> None:
-        if self._previous is None:
-            raise DriverError("nothing to roll back")
-        self.running, self.reserved = self._previous
-        self._previous = None
+    def rollback(self, kind: str) -> None:
+        if kind not in self._previous:
+            raise DriverError(f"no {kind} commit to roll back")
+        before, reserved = self._previous.pop(kind)
+        after = self.running.copy()
+        if kind == "set_slices":
+            after.slice_shares = before.slice_shares.copy()
+        else:
+            after.share, after.loaded, after.gpus_on = before.share.copy(), before.loaded.copy(), before.gpus_on.copy()
+            self.reserved = reserved
+        self.running = after
 
-    @property
-    def pending(self) -> bool:
-        return self._previous is not None
+    def pending(self, kind: str) -> bool:
+        return kind in self._previous
