@@ -25,8 +25,8 @@ from netpilot.telemetry.sim.airan import AiRanSimulator, RanEvent, generate, rea
 
 
 @pytest.fixture(scope="module")
-def trace():
-    return read_llm_trace()
+def trace(shared_data):
+    return read_llm_trace(shared_data / "edge" / "azure_llm_2023")
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +69,10 @@ def test_events_hit_what_they_name(small, trace):
                                                            sites=["nowhere"])])
 
 
-def test_slice_verification_refuses_broken_splits(small):
+def test_slice_verification_refuses_broken_splits(small, trace):
     _, topo = small
     forecast = np.full((len(topo.cells), 3), 10.0)
-    config = static_config(topo, AiRanSimulator(topo, seed=0))
+    config = static_config(topo, AiRanSimulator(topo, seed=0, trace=trace))
     over = config.copy()
     over.slice_shares[0] = [0.6, 0.3, 0.3]
     report = verify_slices(topo, over, forecast, 0.2)
@@ -171,7 +171,7 @@ def test_scenarios_beat_static(trace, seed):
         assert report.changes_applied > 0, name
 
 
-def test_cli_ran_loop(tmp_path):
+def test_cli_ran_loop(tmp_path, shared_data):
     import json
 
     from typer.testing import CliRunner
@@ -179,15 +179,16 @@ def test_cli_ran_loop(tmp_path):
     from netpilot.cli import app
 
     out = tmp_path / "loop.json"
+    env = {"NETPILOT_SHARED_DATA": str(shared_data)}
     result = CliRunner().invoke(app, ["ran", "loop", "--cells", "60", "--sites", "4", "--minutes", "8",
-                                      "--scenario", "flash-crowd", "--json", str(out)])
+                                      "--scenario", "flash-crowd", "--json", str(out)], env=env)
     assert result.exit_code == 0, result.output
     document = json.loads(out.read_text())
     (report,) = document["scenarios"]
     assert report["name"] == "flash-crowd" and report["ticks"] == 8 and len(report["decide_ms"]) == 8
     assert report["loop"]["slo_all"] >= report["static"]["slo_all"]
     bad = CliRunner().invoke(app, ["ran", "loop", "--scenario", "nope", "--json", str(out), "--cells", "10",
-                                   "--sites", "2"])
+                                   "--sites", "2"], env=env)
     assert bad.exit_code == 2 and "no scenario 'nope'" in bad.output
 
 

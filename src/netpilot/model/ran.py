@@ -4,7 +4,7 @@ telemetry."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -96,7 +96,6 @@ class RanFrame:
     unserved: np.ndarray       # (S,) requests/s no site served
     slo_met: np.ndarray        # (S,) requests/s served within the SLO (round trip plus response)
     gpus_powered: float = 0.0
-    extra: dict = field(default_factory=dict)
 
 
 def serve(topology: RanTopology, config: RanConfig, rate: np.ndarray, ai_gpus_available: np.ndarray,
