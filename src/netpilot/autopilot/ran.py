@@ -112,14 +112,16 @@ class SlicingPlanner:
 class PlacementPlanner:
     """Inference placement (``optimize.ran.placement.place_fast``) when the RAN's GPU need at a site moves by
     ``ran_step``, a service's forecast requests move by ``replace_on`` from what was planned for, a site's health
-    changes, or more than ``unserved_share`` of the requests went unserved. Cells with the same home site and a
-    like access latency are placed as one demand (their worst latency), which keeps the problem to a few hundred
-    demands for thousands of cells."""
+    changes, or more requests went unserved than it expected by ``unserved_share`` of them. Cells with the same
+    home site and a like access latency are placed as one demand (their worst latency), which keeps the problem to
+    a few hundred demands for thousands of cells."""
 
     def __init__(self, topology: RanTopology, settings: RanSettings) -> None:
         self.topology = topology
         self.settings = settings
-        self.planned_for: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (need, rate per service, up)
+        # What the last placement planned for: the RAN's need, requests per service, sites up, requests/s it
+        # expected to leave unserved (none can serve them: re-placing would not help).
+        self.planned_for: tuple[np.ndarray, np.ndarray, np.ndarray, float] | None = None
         access = topology.latency_ms[np.arange(len(topology.cells)), topology.home]
         bucket = np.floor((access - access.min()) / settings.group_ms).astype(np.int64)
         keys = topology.home * (int(bucket.max()) + 1) + bucket
@@ -132,13 +134,13 @@ class PlacementPlanner:
     def wanted(self, context: RanContext) -> bool:
         if self.planned_for is None:
             return True
-        need, rate, up = self.planned_for
+        need, rate, up, unserved = self.planned_for
         frame = context.frame
         per_service = context.rate_forecast.sum(axis=0)
         return bool((np.abs(context.ran_need - need) > self.settings.ran_step).any() or
                     (np.abs(per_service - rate) > self.settings.replace_on * np.maximum(rate, 1e-9)).any() or
                     (frame.site_up != up).any() or
-                    frame.unserved.sum() > self.settings.unserved_share * frame.cell_rate.sum())
+                    frame.unserved.sum() > unserved + self.settings.unserved_share * frame.cell_rate.sum())
 
     def plan(self, context: RanContext) -> Plan | None:
         topo, settings = self.topology, self.settings
@@ -161,7 +163,8 @@ class PlacementPlanner:
                           placement.gpus_on.copy())
         target = RanPlacementTarget(rate, reserved, frame.site_up, settings.max_utilisation)
         report = verify_placement(topo, context.running, after, reserved, target)
-        self.planned_for = (context.ran_need, context.rate_forecast.sum(axis=0), frame.site_up.copy())
+        expected = float(placement.unserved(problem).sum()) / (1.0 + settings.rate_margin)
+        self.planned_for = (context.ran_need, context.rate_forecast.sum(axis=0), frame.site_up.copy(), expected)
         if not report.ok:
             return None
         intent = placement_intent(topo, after, reserved, why="RAN need, inference demand or site health moved")
