@@ -217,3 +217,24 @@ def test_a_person_approves_and_a_failed_post_check_rolls_back(small, trace):
     assert driver.running.gpus_on == pytest.approx(config.gpus_on) and not np.array_equal(placed, config.gpus_on)
     # The slice split a person never approved was superseded by newer ones, never applied.
     assert changes.get(waiting["set_slices"][0]).state == "rejected"
+
+
+def test_site_failure_what_if_counts_only_spare_within_reach():
+    from netpilot.change.ran import served_under_site_failure
+    from netpilot.model.ran import RanConfig, RanTopology, Service, Slice
+
+    service = Service("llm", 10.0, 0.1, 600.0)  # response at the 80 % cap: 500 ms; round trip must be <= 100 ms
+    # Two cells, each next to its own site; cell 1 is 30 ms from site 0 (reachable), cell 0 is 80 ms from site 1.
+    latency = np.array([[1.0, 80.0], [30.0, 1.0]])
+    topo = RanTopology(["c0", "c1"], ["s0", "s1"], np.array([100.0, 100.0]), np.array([0, 1]),
+                       np.array([4.0, 4.0]), np.array([80.0, 80.0]), latency, 0.0,
+                       slices=(Slice("eMBB", 1.0, 0.5),), services=(service,))
+    rate = np.array([[20.0], [20.0]])  # 2 GPU-s/s per cell
+    share = np.zeros((2, 1, 2))
+    share[0, 0, 0] = share[1, 0, 1] = 1.0
+    config = RanConfig(np.ones((2, 1)), share, np.ones((1, 2), dtype=bool), np.array([4.0, 4.0]))
+    target = RanPlacementTarget(rate, np.zeros(2), np.array([True, True]))
+    served = served_under_site_failure(topo, config, target, np.zeros(2))
+    # Site 0 failing: cell 0 reaches no other site within its SLO: its 2 GPU-s/s are lost.
+    # Site 1 failing: cell 1 reaches site 0, whose spare (0.8 * 4 - 2 = 1.2) takes 1.2 of its 2.
+    assert served == pytest.approx([2.0, 2.0 + 1.2])
