@@ -238,3 +238,13 @@ def test_site_failure_what_if_counts_only_spare_within_reach():
     # Site 0 failing: cell 0 reaches no other site within its SLO: its 2 GPU-s/s are lost.
     # Site 1 failing: cell 1 reaches site 0, whose spare (0.8 * 4 - 2 = 1.2) takes 1.2 of its 2.
     assert served == pytest.approx([2.0, 2.0 + 1.2])
+
+
+def test_ran_intents_are_refused_by_the_network_twin(small):
+    from netpilot.change.intents import apply_intents
+    from netpilot.errors import InputError
+
+    network, topo = small
+    intent = slices_intent(topo, np.array([0]), np.array([[0.5, 0.3, 0.2]]))
+    with pytest.raises(InputError, match="set_slices changes the RAN"):
+        apply_intents(network, [intent])

@@ -125,6 +125,10 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
         return found
 
     for i, intent in enumerate(intents):
+        if isinstance(intent, SetSlices | PlaceInference):
+            # The RAN's configuration is not in the network model: its driver (change/ran.py) takes these.
+            raise refuse(f"{intent.intent} changes the RAN, not the network: the RAN driver applies it", i,
+                         "intent")
         if isinstance(intent, SetLinkState):
             for lk in find(i, intent.source, intent.target) + find(i, intent.target, intent.source):
                 lk["state"] = intent.state
