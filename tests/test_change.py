@@ -375,14 +375,21 @@ def test_cli_propose_approve_and_audit(tmp_path):
     intent = tmp_path / "i.yaml"
     intent.write_text("- {intent: set_metric, source: a, target: b, metric: 11}\n")
     db = tmp_path / "c.db"
-    result = runner.invoke(app, ["change", "propose", "--network", str(net), "--intent", str(intent), "--by",
-                                 "alice", "--why", "test", "--db", str(db)])
+    # Who is who comes from tokens in the book beside the database, not from a name typed on the line.
+    for user in ("alice", "bob"):
+        assert runner.invoke(app, ["change", "token", "--user", user, "--out", str(tmp_path / user),
+                                   "--db", str(db)]).exit_code == 0
+    as_ = {u: {"NETPILOT_TOKEN": (tmp_path / u).read_text().strip()} for u in ("alice", "bob")}
+    result = runner.invoke(app, ["change", "propose", "--network", str(net), "--intent", str(intent),
+                                 "--why", "test", "--db", str(db)], env=as_["alice"])
     assert result.exit_code == 0, result.output
     change_id = result.output.split()[1].rstrip(":")
     assert "verified" in result.output
-    result = runner.invoke(app, ["change", "approve", change_id, "--by", "alice", "--db", str(db)])
+    result = runner.invoke(app, ["change", "approve", change_id, "--db", str(db)], env=as_["alice"])
     assert result.exit_code == 2 and "two-person rule" in result.output
-    result = runner.invoke(app, ["change", "approve", change_id, "--by", "bob", "--db", str(db)])
+    result = runner.invoke(app, ["change", "approve", change_id, "--by", "bob", "--db", str(db)], env=as_["alice"])
+    assert result.exit_code == 2 and "is not you" in result.output  # alice cannot say she is bob
+    result = runner.invoke(app, ["change", "approve", change_id, "--db", str(db)], env=as_["bob"])
     assert result.exit_code == 0, result.output
     shown = json.loads(runner.invoke(app, ["change", "show", change_id, "--db", str(db)]).output)
     assert shown["state"] == "approved" and shown["diff"][0]["after"] == 11

@@ -115,6 +115,13 @@ def test_demo_serves_the_dashboard_and_stops(tmp_path):
         process.kill()
     assert process.returncode == 0, output
     assert f"http://127.0.0.1:{port}/" in output and "approver" in output and "token" in output
+    # The tokens are in a file only this user can read, as sign-in URLs with the token in the fragment, and
+    # never on the terminal.
+    tokens = tmp_path / "demo.db.tokens"
+    assert tokens.stat().st_mode & 0o077 == 0
+    lines = tokens.read_text().splitlines()
+    assert len(lines) == 3 and all(f"http://127.0.0.1:{port}/#token=" in line for line in lines)
+    assert not any(line.split("#token=")[1] in output for line in lines)
 
 
 GOOD = """format: netpilot-network/1

@@ -156,11 +156,11 @@ def test_verify_and_propose_exit_1_when_refused(tmp_path):
     code, output = run("change", "verify", "--network", network, "--intent", refused)
     assert code == 1 and "REFUSED" in output
     db = tmp_path / "c.db"
-    code, output = run("change", "propose", "--network", network, "--intent", refused, "--by", "oscar", "--why",
-                       "test", "--db", db)
+    # The proposer is the person running the command (the OS user here): no --by.
+    code, output = run("change", "propose", "--network", network, "--intent", refused, "--why", "test", "--db", db)
     assert code == 1 and re.search(r"change \S+: rejected", output)
-    code, output = run("change", "propose", "--network", network, "--intent", EXAMPLES / "intents.yaml", "--by",
-                       "oscar", "--why", "test", "--db", db)
+    code, output = run("change", "propose", "--network", network, "--intent", EXAMPLES / "intents.yaml", "--why",
+                       "test", "--db", db)
     assert code == 0 and re.search(r"change \S+: verified", output)
 
 

@@ -203,12 +203,17 @@ def test_cli_rollback_reverts_a_done_change_on_the_routers(lab, tmp_path):
     common = ["--network", str(net), "--lab", lab.name, "--db", str(db), "--journal", str(tmp_path / "j.json")]
     assert CliRunner().invoke(app, ["change", "apply", cid, *common]).exit_code == 0
     assert _cost_on(lab, "a", "b") == 50
-    result = CliRunner().invoke(app, ["change", "rollback", cid, *common, "--by", "bob", "--why", "users complain"])
+    from datetime import timedelta
+
+    from netpilot.change.identity import TokenBook
+
+    bob = {"NETPILOT_TOKEN": TokenBook(tmp_path / "c.db.tokens.json").issue("bob", "person", timedelta(hours=1))}
+    result = CliRunner().invoke(app, ["change", "rollback", cid, *common, "--why", "users complain"], env=bob)
     assert result.exit_code == 0, result.output
     assert "rolled_back" in result.output and _cost_on(lab, "a", "b") == 10
     store = ChangeStore(db)
     assert store.get(cid).state == "rolled_back" and store.audit(cid)[-1]["actor"] == "bob"
-    again = CliRunner().invoke(app, ["change", "rollback", cid, *common, "--by", "bob", "--why", "twice"])
+    again = CliRunner().invoke(app, ["change", "rollback", cid, *common, "--why", "twice"], env=bob)
     assert again.exit_code == 2 and "only a change being checked or done" in again.output
 
 

@@ -25,9 +25,16 @@ from netpilot.optimize.te.fast import solve_fast, solve_fast_flow
 from netpilot.optimize.te.grow import solve_growing
 from netpilot.optimize.te.igp import ecmp, hop_metrics, inverse_capacity_metrics, optimise_metrics, routing_from_metrics
 from netpilot.optimize.te.lp import solve_lp, unrestricted_mlu
+from netpilot.optimize.te.paths import PathCache, cache_root, k_shortest_paths
 from netpilot.optimize.te.problem import build_problem
 
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _private_path_cache(tmp_path, monkeypatch):
+    """The CLI caches path sets; each test gets its own cache, never the user's."""
+    monkeypatch.setenv("NETPILOT_CACHE", str(tmp_path / "cache"))
 REPETITA = "repetita/2016TopologyZooUCL_inverseCapacity"
 
 
@@ -228,11 +235,15 @@ def test_reoptimising_after_failures_never_does_worse_than_rerouting(te_data):
     problem = build_problem(network, cache_dir="")
     routing = solve_fast(problem)
     moved = evaluate_failures(routing)
-    report, routings = reoptimise_failures(routing)
-    assert (report.mlu <= moved.mlu * (1 + 1e-3)).all()
-    for failed, r in zip(report.failed, routings):
-        assert r.problem.utilisation(r.x)[failed].max() == 0.0
-        assert np.allclose(problem.pair_sum(r.x)[problem.pair_sum(r.x) > 0], 1.0)
+    for workers, scope in ((1, "whole"), (2, "whole"), (1, "touched"), (2, "touched")):
+        report, answers = reoptimise_failures(routing, workers=workers, scope=scope)
+        assert (report.mlu <= moved.mlu * (1 + 1e-3)).all()
+        for failed, answer, mlu in zip(report.failed, answers, report.mlu):
+            r = answer.routing()
+            assert r.problem.utilisation(r.x)[failed].max() == 0.0
+            assert np.allclose(problem.pair_sum(r.x)[problem.pair_sum(r.x) > 0], 1.0)
+            assert r.mlu == pytest.approx(mlu, rel=1e-9)  # the report's MLU is the whole network's
+            assert answer.bound <= mlu * (1 + 1e-9)
 
 
 def test_robust_lp_guarantee_holds_under_every_single_failure():
@@ -336,6 +347,104 @@ def test_cli_refuses_unroutable_input_clearly(tmp_path, links, demands, down, me
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(("entries", "message"), [
+    ([{"source": "a", "target": "zz", "volume": 1.0}], "unknown node 'zz'"),
+    ([{"source": "a", "target": "a", "volume": 1.0}], "to itself"),
+    ([{"source": "a", "target": "b", "volume": 0.0}], "empty"),
+])
+def test_cli_refuses_bad_demand_files_naming_the_entry(tmp_path, entries, message):
+    path = tmp_path / "n.yaml"
+    save_network(_net([("a", "b", 10.0)], []), path)
+    demands = tmp_path / "d.json"
+    demands.write_text(json.dumps({"demands": entries}))
+    result = runner.invoke(app, ["te", "solve", "--network", str(path), "--demands", str(demands),
+                                 "--json", str(tmp_path / "o.json")])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "o.json").exists()
+
+
+def test_cli_demand_list_and_matrix_give_the_same_problem(te_data, tmp_path):
+    base = te_data / REPETITA
+    network = _repetita(te_data, "Abilene")
+    arrays = network.arrays()
+    matrix = np.zeros((arrays.n_nodes, arrays.n_nodes))
+    for d in network.demands:
+        matrix[arrays.index[d.source], arrays.index[d.target]] += d.volume
+    np.save(tmp_path / "m.npy", matrix)
+    docs = []
+    for demands in (base / "Abilene.0000.demands", tmp_path / "m.npy"):
+        out = tmp_path / f"{demands.suffix}.json"
+        result = runner.invoke(app, ["te", "solve", "--network", str(base / "Abilene.graph"), "--demands",
+                                     str(demands), "--method", "lp", "--json", str(out)])
+        assert result.exit_code == 0, result.output
+        docs.append(json.loads(out.read_text()))
+    assert docs[0]["total_demand"] == pytest.approx(docs[1]["total_demand"])
+    assert docs[0]["mlu"] == pytest.approx(docs[1]["mlu"], rel=1e-9)
+    assert len(docs[0]["paths"]) == len(docs[1]["paths"]) == len(build_problem(network, cache_dir="").pairs)
+
+
+def test_path_cache_is_per_topology_and_follows_a_changed_link(tmp_path):
+    ring = [("a", "b", 10.0), ("b", "c", 10.0), ("c", "d", 10.0), ("d", "a", 10.0), ("a", "c", 10.0)]
+    network = _net(ring, [("a", "c", 1.0)])
+    arrays = network.arrays()
+    pairs = np.array([[arrays.index["a"], arrays.index["c"]]])
+    cache = tmp_path / "c"
+    first = k_shortest_paths(arrays, pairs, 3, cache_dir=cache)
+    files = list((cache / "paths").glob("*.npz"))
+    assert len(files) == 1
+    assert first.paths_per_pair.tolist() == [3]  # a-c direct, a-b-c, a-d-c
+    # More pairs on the same topology extend the same file; the first pair's paths come back unchanged.
+    more = np.array([[arrays.index["b"], arrays.index["d"]], *pairs])
+    again = k_shortest_paths(arrays, more, 3, cache_dir=cache)
+    assert list((cache / "paths").glob("*.npz")) == files
+    assert [again.links_of(q).tolist() for q in range(again.pair_ptr[1], again.pair_ptr[2])] == \
+        [first.links_of(q).tolist() for q in range(first.n_paths)]
+    assert PathCache.open(arrays, 3, "hop", cache).base.n_pairs == 2
+    # Take the direct link down: another topology, another file, and no path uses the link that is down.
+    cut = _net(ring, [("a", "c", 1.0)], down={("a", "c")}).arrays()
+    after = k_shortest_paths(cut, pairs, 3, cache_dir=cache)
+    assert len(list((cache / "paths").glob("*.npz"))) == 2
+    assert after.paths_per_pair.tolist() == [2]
+    assert not any(not cut.up[e] for e in after.path_links)
+
+
+def test_cache_location_follows_netpilot_cache_then_xdg(monkeypatch, tmp_path):
+    monkeypatch.setenv("NETPILOT_CACHE", str(tmp_path / "np"))
+    assert cache_root() == tmp_path / "np"
+    monkeypatch.setenv("NETPILOT_CACHE", "")
+    assert cache_root() is None
+    monkeypatch.delenv("NETPILOT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_root() == tmp_path / "xdg" / "netpilot"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    assert cache_root() == Path.home() / ".cache" / "netpilot"
+
+
+def test_cli_default_grows_paths_until_within_one_percent_of_any_routing_and_caches_them(te_data, tmp_path):
+    base = te_data / REPETITA
+    network = _repetita(te_data, "Abilene")
+    optimum, _ = unrestricted_mlu(build_problem(network, cache_dir=""))
+    args = ["te", "solve", "--network", str(base / "Abilene.graph"), "--demands", str(base / "Abilene.0000.demands"),
+            "--paths", "1"]
+    fixed = tmp_path / "fixed.json"
+    assert runner.invoke(app, [*args, "--no-grow", "--json", str(fixed)]).exit_code == 0
+    assert json.loads(fixed.read_text())["mlu"] > 1.05 * optimum  # one path per pair falls well short
+    answers = []
+    for name in ("first.json", "cached.json"):
+        result = runner.invoke(app, [*args, "--json", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        answers.append(json.loads((tmp_path / name).read_text()))
+    first, cached = answers
+    for doc in answers:
+        assert doc["mlu"] <= 1.01 * optimum + 1e-9
+        assert doc["unrestricted_mlu_lower_bound"] <= optimum * (1 + 1e-6)
+        assert doc["mlu"] <= 1.01 * doc["unrestricted_mlu_lower_bound"]  # certified, not just lucky
+        assert _mlu_from_document(network, doc) == pytest.approx(doc["mlu"], rel=1e-6)
+    assert first["paths_added"] > 0 and first["paths_reused"] == 0
+    assert cached["paths_reused"] >= first["paths_added"] and cached["paths_added"] == 0
 
 
 # --- tactical TE: explicit paths on top of the IGP ------------------------------------------------------------

@@ -242,6 +242,85 @@ def test_duplicate_rows_inside_one_batch_keep_the_last(store):
     assert store.query("cell:C", "users")[1].tolist() == [2.0]
 
 
+def _postgres_schema() -> tuple[str, str]:
+    if not postgres_available():
+        pytest.skip("PostgreSQL is not listening on 127.0.0.1:5432")
+    return "postgresql://postgres@127.0.0.1:5432/test", f"t_{uuid.uuid4().hex[:12]}"
+
+
+def test_postgres_upsert_by_integer_ids_stores_a_replay_of_a_large_batch_once():
+    dsn, schema = _postgres_schema()
+    store = PostgresStore(dsn, schema=schema)
+    try:
+        n = 5_000
+        entities = [f"link:{i % 97}->{(i * 7) % 89}" for i in range(n)]
+        metrics = ["utilisation" if i % 3 else "drops" for i in range(n)]
+        ts = [T0 + timedelta(minutes=i // 50) for i in range(n)]
+        values = np.arange(n, dtype=float)
+        keys = set(zip(ts, entities, metrics, strict=True))
+        first = store.write(samples_table(ts, entities, metrics, values))
+        assert first == len(keys) == store.count()
+        # A replay, shuffled and with new values for a few keys: nothing new is stored, the corrections land.
+        order = np.random.default_rng(3).permutation(n)
+        replay = values.copy()
+        replay[:10] += 1000.0
+        assert store.write(samples_table([ts[i] for i in order], [entities[i] for i in order],
+                                         [metrics[i] for i in order], replay[order])) == 0
+        assert store.count() == len(keys)
+        last = {}
+        for i in range(n):
+            last[(ts[i], entities[i], metrics[i])] = replay[i]
+        (stamp, entity, metric), expected = next(iter(last.items()))
+        _, got = store.query(entity, metric, stamp, stamp + timedelta(seconds=1))
+        assert got.tolist() == [expected]
+        # A second connection resolves names to the same ids (nothing cached per connection is assumed).
+        other = PostgresStore(dsn, schema=schema)
+        try:
+            assert other.write(samples_table(ts[:100], entities[:100], metrics[:100], replay[:100])) == 0
+            assert other.count() == len(keys)
+        finally:
+            other.close()
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_postgres_store_of_the_text_keyed_layout_is_migrated_without_losing_a_sample():
+    import psycopg
+
+    dsn, schema = _postgres_schema()
+    raw = psycopg.connect(dsn, autocommit=True)
+    try:
+        raw.execute(f"CREATE SCHEMA {schema}")
+        raw.execute(f"""CREATE TABLE {schema}.samples (ts TIMESTAMPTZ NOT NULL, entity TEXT NOT NULL,
+            metric TEXT NOT NULL, value DOUBLE PRECISION NOT NULL, PRIMARY KEY (ts, entity, metric))""")
+        raw.execute(f"CREATE TABLE {schema}.events (ts TIMESTAMPTZ NOT NULL, entity TEXT NOT NULL, kind TEXT "
+                    "NOT NULL, severity TEXT NOT NULL, text TEXT NOT NULL)")
+        rows = [(T0 + timedelta(minutes=i), f"cell:{i % 4}", "users" if i % 2 else "prb", float(i))
+                for i in range(40)]
+        with raw.cursor() as cur:
+            cur.executemany(f"INSERT INTO {schema}.samples VALUES (%s, %s, %s, %s)", rows)
+        raw.execute(f"INSERT INTO {schema}.events VALUES (%s, 'cell:0', 'alarm', 'minor', 'kept')", [T0])
+        store = PostgresStore(dsn, schema=schema)
+        try:
+            assert store.count() == 40
+            for stamp, entity, metric, value in rows[::7]:
+                assert store.query(entity, metric, stamp, stamp + timedelta(seconds=1))[1].tolist() == [value]
+            assert [e.text for e in store.events()] == ["kept"]
+            assert store.write(_table(rows)) == 0 and store.count() == 40  # the old rows are the same keys
+            assert store.write(_table([(T0, "cell:9", "users", 1.0)])) == 1
+            (kind,) = raw.execute("SELECT relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                  "WHERE n.nspname = %s AND relname = 'samples'", [schema]).fetchone()
+            assert kind == "v"  # the old table is gone, a view with its columns reads the new one
+            assert raw.execute(f"SELECT count(*) FROM {schema}.samples").fetchone()[0] == 41
+        finally:
+            store.drop()
+            store.close()
+    finally:
+        raw.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        raw.close()
+
+
 # --- ingestion --------------------------------------------------------------------------------------------
 
 def _csv(path, rows):

@@ -1,29 +1,35 @@
-"""The REST API and dashboard server: typed endpoints over a live autopilot, bearer tokens with roles, live
-updates over Server-Sent Events, and Prometheus metrics for netpilot itself."""
+"""The REST API and dashboard server: typed endpoints over a live autopilot, bearer tokens with roles (kept
+hashed, with an expiry, from the Authorization header only), bounded requests, live updates over Server-Sent
+Events (with a short-lived ticket), and Prometheus metrics for netpilot itself."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import secrets
 import threading
+import time
 from collections import Counter as Tally
+from collections import defaultdict, deque
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from fastapi.responses import FileResponse, PlainTextResponse, StreamingResponse
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from netpilot.autopilot.live import LiveAutopilot
 from netpilot.autopilot.scenario import Scenario, compare
+from netpilot.change.identity import normalise, token_hash
 from netpilot.change.intents import Intent, IntentList, apply_intents
 from netpilot.change.render import config_diff
 from netpilot.change.verify import verify_change
@@ -38,16 +44,26 @@ RANK = {"viewer": 0, "operator": 1, "approver": 2}
 WEB = Path(__file__).resolve().parents[1] / "web" / "static"
 
 
+#: Largest request body accepted (413 above): a proposal of 100 intents fits many times over.
+MAX_BODY_BYTES = 256 * 1024
+TOKEN_TTL = timedelta(hours=12)
+TICKET_TTL = timedelta(seconds=60)
+
+
 class Principal(BaseModel):
-    """Who holds a token: a name for the audit log and a role."""
+    """Who holds a token: a name for the audit log (normalised), a role, and when the token stops working."""
 
     user: str
     role: Role
+    expires: datetime | None = None
 
 
-def make_tokens(users: dict[str, Role]) -> dict[str, Principal]:
-    """Fresh random tokens, one per user."""
-    return {secrets.token_urlsafe(18): Principal(user=u, role=r) for u, r in users.items()}
+def make_tokens(users: dict[str, Role], ttl: timedelta = TOKEN_TTL) -> dict[str, Principal]:
+    """Fresh random tokens, one per user, each valid for ``ttl``. The caller hands them out; ``create_app``
+    keeps only their hashes."""
+    expires = datetime.now(UTC) + ttl
+    return {secrets.token_urlsafe(24): Principal(user=normalise(u), role=r, expires=expires)
+            for u, r in users.items()}
 
 
 # --- response and request models --------------------------------------------------------------------------------
@@ -127,11 +143,17 @@ class ChangeDetail(ChangeOut):
                                                       "before this one, for the approver.")
 
 
-class Decision(BaseModel):
+class _Request(BaseModel):
+    """Request bodies: unknown fields refused, NaN and infinities refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Decision(_Request):
     why: str = Field(default="", max_length=2000)
 
 
-class Proposal(BaseModel):
+class Proposal(_Request):
     intents: list[Intent] = Field(min_length=1, max_length=100)
     why: str = Field(min_length=1, max_length=2000)
 
@@ -142,7 +164,7 @@ class ProposalOut(BaseModel):
     verification: dict
 
 
-class ScenarioRequest(BaseModel):
+class ScenarioRequest(_Request):
     """A scenario on the network this server runs: how long, which seed and start time, and the faults."""
 
     hours: float = Field(gt=0, le=24, description="Length of the run (the server may allow less).")
@@ -168,6 +190,12 @@ class ScenarioRunOut(BaseModel):
 class Me(BaseModel):
     user: str
     role: Role
+    expires: datetime | None = None
+
+
+class Ticket(BaseModel):
+    ticket: str = Field(description="Pass as `?ticket=` to `GET /api/events` (EventSource cannot send headers).")
+    expires: datetime
 
 
 # --- authentication ------------------------------------------------------------------------------------------------
@@ -175,17 +203,22 @@ class Me(BaseModel):
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _principal(request: Request,
-               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-               token: Annotated[str | None, Query(description="For EventSource, which cannot send headers.")]
-               = None) -> Principal:
-    value = credentials.credentials if credentials is not None else token
+def _holder(book: dict[str, Principal], value: str | None, what: str) -> Principal:
     if not value:
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
-    found = request.app.state.tokens.get(value)
+        raise HTTPException(401, f"missing {what}", headers={"WWW-Authenticate": "Bearer"})
+    found = book.get(token_hash(value))
     if found is None:
-        raise HTTPException(401, "unknown token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, f"unknown {what}", headers={"WWW-Authenticate": "Bearer"})
+    if found.expires is not None and found.expires <= datetime.now(UTC):
+        raise HTTPException(401, f"expired {what}", headers={"WWW-Authenticate": "Bearer"})
     return found
+
+
+def _principal(request: Request,
+               credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Principal:
+    # The header only: a token in a URL ends up in logs, history and Referer headers.
+    return _holder(request.app.state.tokens, credentials.credentials if credentials is not None else None,
+                   "bearer token")
 
 
 def _role(minimum: Role):
@@ -204,9 +237,11 @@ Approver = Annotated[Principal, Depends(_role("approver"))]
 
 # --- the app -----------------------------------------------------------------------------------------------------
 
-def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenario_hours: float = 6.0) -> FastAPI:
+def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenario_hours: float = 6.0,
+               proposals_per_minute: int = 20) -> FastAPI:
     """The API over ``live``. Scenario runs replay on a copy of the live network in a background thread, one at a
-    time, each at most ``max_scenario_hours`` long."""
+    time, each at most ``max_scenario_hours`` long. Each user may propose ``proposals_per_minute`` changes a
+    minute (429 above)."""
     app = FastAPI(title="netpilot", version="0.1", description="The autopilot's network, telemetry, forecasts, "
                   "incidents and change queue. Send `Authorization: Bearer <token>`; roles: viewer (read), "
                   "operator (propose), approver (approve, reject, roll back; never their own proposal).")
@@ -233,7 +268,16 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
                      registry=registry)
     changes_by_state = Gauge("netpilot_changes", "Changes in the workflow, by state", ["state"], registry=registry)
     counted = {"ticks": 0}
-    app.state.tokens = tokens
+    app.state.tokens = {token_hash(t): p for t, p in tokens.items()}  # kept hashed
+    app.state.tickets = {}
+    app.add_middleware(_BoundedJson, limit=MAX_BODY_BYTES)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # The offending input is not echoed: it may be NaN or a lone surrogate, which JSON cannot carry.
+        errors = [{"loc": list(e.get("loc", ())), "msg": _printable(str(e.get("msg", ""))),
+                   "type": e.get("type", "")} for e in exc.errors()]
+        return JSONResponse({"detail": errors}, status_code=422)
 
     @app.middleware("http")
     async def count_requests(request: Request, call_next):
@@ -261,9 +305,23 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         except WorkflowError as exc:
             raise HTTPException(403 if "two-person" in str(exc) else 409, str(exc)) from None
 
+    from netpilot.api.assistant import assistant_router
+    app.include_router(assistant_router(live))
+
     @app.get("/api/me", response_model=Me)
     def me(who: Viewer) -> Me:
-        return Me(user=who.user, role=who.role)
+        return Me(user=who.user, role=who.role, expires=who.expires)
+
+    @app.post("/api/events/ticket", response_model=Ticket)
+    def events_ticket(who: Viewer) -> Ticket:
+        """A ticket for the event stream, valid for a minute (kept hashed like tokens)."""
+        now = datetime.now(UTC)
+        for key in [k for k, p in app.state.tickets.items() if p.expires <= now]:
+            del app.state.tickets[key]
+        ticket = secrets.token_urlsafe(24)
+        expires = min(now + TICKET_TTL, who.expires or now + TICKET_TTL)
+        app.state.tickets[token_hash(ticket)] = Principal(user=who.user, role=who.role, expires=expires)
+        return Ticket(ticket=ticket, expires=expires)
 
     @app.get("/api/network", response_model=NetworkOut)
     def get_network(who: Viewer) -> NetworkOut:
@@ -316,8 +374,10 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             return [IncidentOut(**asdict(i)) for i in reversed(pilot.incidents)]
 
     @app.get("/api/changes", response_model=list[ChangeOut])
-    def list_changes(who: Viewer, state: str | None = None) -> list[ChangeOut]:
-        return [ChangeOut(**change_out(c)) for c in reversed(store.list(state))]
+    def list_changes(who: Viewer, state: Literal[CHANGE_STATES] | None = None,  # type: ignore[valid-type]
+                     limit: int = Query(default=50, ge=1, le=500, description="Newest first, this many."),
+                     offset: int = Query(default=0, ge=0, le=10**9)) -> list[ChangeOut]:
+        return [ChangeOut(**change_out(c)) for c in store.list(state, limit=limit, offset=offset, newest_first=True)]
 
     @app.get("/api/changes/{change_id}", response_model=ChangeDetail)
     def show_change(change_id: str, who: Viewer) -> ChangeDetail:
@@ -335,19 +395,33 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
                             verification=record.verification, evidence=store.annotations(change_id),
                             audit=store.audit(change_id), previous_outcomes=outcomes)
 
-    @app.post("/api/changes", response_model=ProposalOut, status_code=201)
+    proposals: dict[str, deque[float]] = defaultdict(deque)
+    proposals_lock = threading.Lock()
+
+    @app.post("/api/changes", response_model=ProposalOut, status_code=201,
+              responses={429: {"description": "Too many proposals from this user in the last minute."}})
     def propose(body: Proposal, who: Operator) -> ProposalOut:
         """Propose intents by hand; they are verified on the twin like the autopilot's own."""
-        with live.lock:
+        with proposals_lock:
+            recent = proposals[who.user]
+            now = time.monotonic()
+            while recent and recent[0] < now - 60.0:
+                recent.popleft()
+            if len(recent) >= proposals_per_minute:
+                raise HTTPException(429, f"{who.user} proposed {len(recent)} changes in the last minute; "
+                                         f"at most {proposals_per_minute}", headers={"Retry-After": "60"})
+            recent.append(now)
+        with live.lock:  # a snapshot of the network as the loop believes it; verification runs without the lock
             before = live.autopilot.believed_network()
-            try:
-                after = apply_intents(before, list(body.intents))
-            except InputError as exc:
-                raise HTTPException(422, str(exc)) from None
-            report = verify_change(before, after, pilot.settings.verification.exact())
-            change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,
-                                      twin_diff(before, after))
-            state = store.record_verification(change_id, report.as_dict())
+            settings = pilot.settings.verification.exact()
+        try:
+            after = apply_intents(before, list(body.intents))
+        except InputError as exc:
+            raise HTTPException(422, _printable(str(exc))) from None
+        report = verify_change(before, after, settings)
+        change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,
+                                  twin_diff(before, after))
+        state = store.record_verification(change_id, report.as_dict())
         return ProposalOut(id=change_id, state=state, verification=report.as_dict())
 
     @app.post("/api/changes/{change_id}/approve", response_model=ChangeOut)
@@ -370,7 +444,9 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         why = (body.why if body else "") or "rolled back in the dashboard"
         if record.state == "checking":
             with live.lock:
-                live.autopilot.rollback_in_flight(who.user)
+                undone = live.autopilot.rollback_in_flight(who.user, change_id)
+            if undone is None:
+                raise HTTPException(409, f"change {change_id} is not the change being checked; nothing to roll back")
         elif record.state == "done":
             workflow_call(live.autopilot.revert, change_id, who.user, why)
         else:
@@ -379,6 +455,7 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         return ChangeOut(**change_out(store.get(change_id)))
 
     runs: dict[str, dict] = {}
+    runs_lock = threading.Lock()  # "is one running?" and "start one" as one step
 
     def run_out(run: dict) -> ScenarioRunOut:
         return ScenarioRunOut(**{k: run[k] for k in ScenarioRunOut.model_fields})
@@ -389,16 +466,18 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         poll ``GET /api/scenarios/{id}`` for the result."""
         if body.hours > max_scenario_hours:
             raise HTTPException(422, f"hours: this server runs scenarios of at most {max_scenario_hours:g} h")
-        if any(r["state"] == "running" for r in runs.values()):
-            raise HTTPException(409, "a scenario run is in progress; one runs at a time")
         try:  # every fault names a link or node of this network and starts within the run
             check_faults(list(body.faults), network, body.hours * 60.0)
         except InputError as exc:
-            raise HTTPException(422, str(exc)) from None
-        scenario = Scenario(name=f"api-{len(runs) + 1}", network=Path(network.name or "live"), **body.model_dump())
-        run = {"id": secrets.token_hex(6), "state": "running", "progress": 0.0, "requested_by": who.user,
-               "request": body, "result": None, "error": None}
-        runs[run["id"]] = run
+            raise HTTPException(422, _printable(str(exc))) from None
+        with runs_lock:
+            if any(r["state"] == "running" for r in runs.values()):
+                raise HTTPException(409, "a scenario run is in progress; one runs at a time")
+            scenario = Scenario(name=f"api-{len(runs) + 1}", network=Path(network.name or "live"),
+                                **body.model_dump())
+            run = {"id": secrets.token_hex(6), "state": "running", "progress": 0.0, "requested_by": who.user,
+                   "request": body, "result": None, "error": None}
+            runs[run["id"]] = run
 
         def progress(which: str, i: int, n: int) -> None:
             run["progress"] = (i + (n if which == "static" else 0)) / (2 * n)
@@ -431,8 +510,10 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         return {"intact": intact, "detail": where, "entries": entries}
 
     @app.get("/api/events")
-    async def events(request: Request, who: Viewer) -> StreamingResponse:
+    async def events(request: Request, ticket: Annotated[str | None, Query(
+            max_length=100, description="From `POST /api/events/ticket`.")] = None) -> StreamingResponse:
         """Server-Sent Events: one `tick` event per loop tick (MLU, incident and change ids, latency)."""
+        _holder(app.state.tickets, ticket, "event ticket")
         async def stream():
             seen = live.ticks
             yield "retry: 2000\n\n"
@@ -481,3 +562,100 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
+
+
+def _printable(text: str) -> str:
+    """Text JSON can carry: a lone surrogate (from a ``\\udXXX`` escape) becomes U+FFFD."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _sound_json(value: object) -> str | None:
+    """Why a parsed JSON body cannot be taken (a lone surrogate in a string or a key), or None."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                return "invalid Unicode (a lone surrogate) in a string"
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
+class _Unsound(ValueError):
+    """A number JSON does not allow (NaN, Infinity) or one too large for a float."""
+
+
+def _refuse_constant(name: str) -> float:
+    raise _Unsound(f"{name} is not a number JSON allows")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise _Unsound(f"{text[:40]} is out of range for a number")
+    return number
+
+
+class _BoundedJson:
+    """ASGI middleware: a request body over ``limit`` bytes is answered 413 before it is read further; a JSON
+    body with NaN, an infinity (or a number that overflows to one) or invalid Unicode is answered 422, so no
+    endpoint ever sees one."""
+
+    def __init__(self, app, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
+            await _answer(send, 413, f"the request body is larger than {self.limit} bytes")
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _answer(send, 413, f"the request body is larger than {self.limit} bytes")
+                return
+        if body:
+            try:
+                parsed = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite)
+                problem = _sound_json(parsed)
+            except UnicodeDecodeError:
+                problem = "the body is not UTF-8"
+            except _Unsound as exc:
+                problem = str(exc)
+            except ValueError:  # not JSON at all: the endpoint's own validation answers
+                problem = None
+            if problem:
+                await _answer(send, 422, problem)
+                return
+        delivered = False
+
+        async def replay():
+            nonlocal delivered
+            if delivered:
+                return await receive()
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _answer(send, status: int, detail: str) -> None:
+    payload = json.dumps({"detail": detail}).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+    await send({"type": "http.response.body", "body": payload})

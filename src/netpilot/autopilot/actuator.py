@@ -5,6 +5,7 @@ some ticks later), and a person's rollback or revert."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -12,9 +13,10 @@ import numpy as np
 from netpilot.autopilot.estimate import plan_key
 from netpilot.autopilot.records import Applied, Records
 from netpilot.autopilot.settings import ActuatorSettings
+from netpilot.change.actuate import approved_intents, begin_apply, still_verified
 from netpilot.change.apply import commit_candidate, rollback_change, settle
 from netpilot.change.drivers import Driver
-from netpilot.change.intents import ApplyMetrics, Intent, IntentList, apply_intents
+from netpilot.change.intents import ApplyMetrics, Intent, apply_intents
 from netpilot.change.verify import Report, VerificationFigures
 from netpilot.change.workflow import ChangeStore, WorkflowError, twin_diff
 from netpilot.model.frame import KpiFrame
@@ -76,27 +78,36 @@ class Actuator:
     def waiting_for_person(self) -> bool:
         return any(c.proposer == self.settings.actor for c in self.changes.list("verified"))
 
-    def apply_approved(self, frame: KpiFrame, mlu: float) -> None:
+    def apply_approved(self, frame: KpiFrame, mlu: float,
+                       reverify: Callable[[list[Intent]], dict[str, Any]]) -> bool:
         """Changes a person approved since the last tick are applied now: the loop's own, and those people
-        proposed, when the network under control takes them (the simulator takes IGP metrics)."""
+        proposed, when the network under control takes them (the simulator takes IGP metrics). The intents are
+        those the change's audit chain shows approved, and ``reverify`` verifies them again on the network as it
+        is now; a change that fails is rejected. True when one was (the network moved on: plan again at once)."""
         if self.checking is not None:
-            return
+            return False
+        actor, moved_on = self.settings.actor, False
         for change in self.changes.list("approved"):
             if change.id in self._not_applicable:
                 continue
-            intents = IntentList.model_validate(change.intents).root
-            if any(i.intent not in SIMULATOR_INTENTS for i in intents):
+            intents = approved_intents(self.changes, change.id, actor)  # from the audit chain, not the row
+            if intents is None or any(i.intent not in SIMULATOR_INTENTS for i in intents):
                 self._not_applicable.add(change.id)
-                self.changes.annotate(change.id, self.settings.actor, "not_applied",
-                                      "this network takes IGP metric and path policy changes only "
-                                      f"({', '.join(SIMULATOR_INTENTS)}); apply it with a device driver")
+                if intents is not None:
+                    self.changes.annotate(change.id, actor, "not_applied",
+                                          "this network takes IGP metric and path policy changes only "
+                                          f"({', '.join(SIMULATOR_INTENTS)}); apply it with a device driver")
+                continue
+            if not still_verified(self.changes, change.id, reverify(intents), actor):
+                self.last_change_tick, moved_on = -10**9, True  # the network moved on: plan again at once
                 continue
             evidence = self.changes.annotations(change.id).get("evidence", {})
             predicted = evidence["predicted_mlu"] if "predicted_mlu" in evidence else \
                 (VerificationFigures.from_dict(change.verification["figures"]).mlu_after
                  if change.verification else None)
             self.apply(change.id, intents, frame, mlu, float(predicted or 0.0))
-            return
+            return moved_on
+        return moved_on
 
     # --- commit-confirmed -------------------------------------------------------------------------------------
 
@@ -113,7 +124,8 @@ class Actuator:
         actor, running = self.settings.actor, self.running
         before = running.arrays().metric.copy()
         policies_before = list(running.policies)
-        self.changes.advance(change_id, "applying", actor, {"confirm": f"after {self.settings.check_after} ticks"})
+        begin_apply(self.changes, change_id, self.driver, actor,
+                    {"confirm": f"after {self.settings.check_after} ticks"})
         diff, refused = commit_candidate(self.driver, apply_intents(running, intents), None)
         self.routing_changed = True
         if refused is not None:
@@ -156,9 +168,10 @@ class Actuator:
 
     # --- a person's word --------------------------------------------------------------------------------------
 
-    def rollback_in_flight(self, actor: str) -> str | None:
-        """A person rolls back the change being checked (before the loop confirms it). Returns its id."""
-        if self.checking is None:
+    def rollback_in_flight(self, actor: str, change_id: str | None = None) -> str | None:
+        """A person rolls back the change being checked (before the loop confirms it), when it is
+        ``change_id`` (if given). Returns its id, None when there is nothing to roll back."""
+        if self.checking is None or (change_id is not None and self.checking[0].change_id != change_id):
             return None
         applied, _ = self.checking
         self.checking = None

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from netpilot.autopilot.loop import Autopilot, Tick
+from netpilot.change.actuate import reconcile
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.model.faults import Fault, name_faults
@@ -40,6 +41,8 @@ class LiveAutopilot:
         self.changes = ChangeStore(changes_db, policy or Policy())
         self.autopilot = Autopilot(network, self.changes, SimulatorDriver(network, self.simulator),
                                    congestion=congestion, keep=keep, **autopilot_options)
+        # Changes a crash left half applied end confirmed or rolled back before the loop acts again.
+        self.recovered = reconcile(self.changes, self.autopilot.driver, self.autopilot.actor)
         self.lock = threading.RLock()
         self.latest: KpiFrame | None = None
         self.latest_tick: Tick | None = None

@@ -31,7 +31,9 @@ from netpilot.autopilot.records import Applied, Incident, Records, Tick, latency
 from netpilot.autopilot.settings import AutopilotSettings
 from netpilot.autopilot.watch import Watch
 from netpilot.change.drivers import Driver
+from netpilot.change.intents import Intent, apply_intents
 from netpilot.change.workflow import ChangeStore
+from netpilot.errors import InputError
 from netpilot.model.frame import KpiFrame
 from netpilot.model.kernels import warm_up as warm_up_kernels
 from netpilot.model.network import Network
@@ -92,6 +94,11 @@ class Autopilot:
     def twin(self) -> Twin:
         """The planner's twin (its clock is the telemetry's)."""
         return self.estimate.twin
+
+    @property
+    def actor(self) -> str:
+        """Who the loop is in the audit log."""
+        return self.settings.actuator.actor
 
     @property
     def congestion(self) -> float:
@@ -160,7 +167,9 @@ class Autopilot:
             self._take_refuted()
             if checked.state == "rolled_back" and self.beliefs.give_up_inferred():
                 self._replan = True
-        self.actuator.apply_approved(frame, float(self.records.utilisation[-1].max(initial=0.0)))
+        if self.actuator.apply_approved(frame, float(self.records.utilisation[-1].max(initial=0.0)),
+                                        lambda intents: self._reverify(intents, frame, n)):
+            self.memory.no_plan = None
         self.actuator.act_ms = _ms(t)
 
         incident = self.watch.open_incident(frame, scores, alarmed, n)
@@ -277,6 +286,19 @@ class Autopilot:
         return self.actuator.propose(plan.intent, why, evidence, context.believed, plan.after, plan.report,
                                      context.frame, mlu, plan.planned)
 
+    def _reverify(self, intents: list[Intent], frame: KpiFrame, n: int) -> dict[str, Any]:
+        """An approved change verified again, on the network and the demand as they are now."""
+        believed = self.believed_network()
+        try:
+            after = apply_intents(believed, intents)
+        except InputError as exc:
+            return {"ok": False, "checks": [{"name": "applies", "ok": False, "detail": str(exc)}]}
+        state = self.estimate.plan_state(frame, self.beliefs, (self.beliefs.key(), self.watch.last_onset,
+                                                               self.records.localised()), n)
+        mlu = float(self.records.utilisation[-1].max(initial=0.0))
+        return self.verifier.verify_on(believed, after, state.volume, self.beliefs, mlu, self.forecaster.peak(),
+                                       {}).as_dict()
+
     def _beliefs_changed(self) -> None:
         self._replan = True
         self.watch.beliefs_changed = True
@@ -288,9 +310,10 @@ class Autopilot:
 
     # --- a person's word --------------------------------------------------------------------------------------
 
-    def rollback_in_flight(self, actor: str) -> str | None:
-        """A person rolls back the change being checked (before the loop confirms it). Returns its id."""
-        return self.actuator.rollback_in_flight(actor)
+    def rollback_in_flight(self, actor: str, change_id: str | None = None) -> str | None:
+        """A person rolls back the change being checked (before the loop confirms it), when it is
+        ``change_id`` (if given). Returns its id, None when there is nothing to roll back."""
+        return self.actuator.rollback_in_flight(actor, change_id)
 
     def revert(self, change_id: str, actor: str, why: str) -> str:
         """A person reverts a change the loop applied and confirmed (commit-confirmed, kept once the driver runs

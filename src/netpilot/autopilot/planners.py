@@ -189,13 +189,18 @@ class Verifier:
         return self.estimate.twin.pairs, self.estimate.verification_volume(volume, beliefs)
 
     def verify(self, context: PlanContext, after: Network) -> Report:
+        return self.verify_on(context.believed, after, context.state.volume, context.beliefs, context.mlu,
+                              context.forecast_peak, context.stages)
+
+    def verify_on(self, believed: Network, after: Network, volume: np.ndarray, beliefs: Mapping[str, Fault],
+                  mlu: float, forecast_peak: float, stages: dict[str, float]) -> Report:
+        """The change from ``believed`` to ``after`` verified on the demand ``volume`` (the estimate's, before
+        the margin), at the forecast peak; its time goes into ``stages``."""
         t = time.perf_counter()
-        report = verify_change(context.believed, after, self.settings,
-                               demand=self.demand(context.state.volume, context.beliefs),
-                               peak_factor=max(1.0, context.forecast_peak / max(context.mlu, 1e-9)),
-                               cache=self.cache)
-        context.stages["decide.verify"] = _ms(t)
-        self.budget.verified(context.stages["decide.verify"])
+        report = verify_change(believed, after, self.settings, demand=self.demand(volume, beliefs),
+                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self.cache)
+        stages["decide.verify"] = _ms(t)
+        self.budget.verified(stages["decide.verify"])
         return report
 
 

@@ -14,7 +14,8 @@ MAX_METRIC = 65535
 
 
 class _Intent(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Every text field bounded (a why of megabytes would be stored, hashed and served on every dashboard fetch).
+    model_config = ConfigDict(extra="forbid", str_max_length=2000, allow_inf_nan=False)
     why: str | None = Field(default=None, description="The incident, forecast or request behind it.")
 
 

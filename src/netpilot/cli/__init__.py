@@ -2,13 +2,36 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+import importlib
+import sys
+from typing import Annotated, Any, Optional
 
 import typer
 import typer.core
 
 from netpilot import __version__
-from netpilot.cli import analytics, autopilot, change, edge, ran, te, telemetry, topo
+
+#: Sub-command groups: name -> (module, Typer attribute). Imported only when named, so that `netpilot te solve`
+#: pays for the TE stack alone (start-up is most of a small command's wall time).
+GROUPS: dict[str, tuple[str, str]] = {
+    "topo": ("netpilot.cli.topo", "app"),
+    "te": ("netpilot.cli.te", "app"),
+    "sim": ("netpilot.cli.telemetry", "sim_app"),
+    "telemetry": ("netpilot.cli.telemetry", "app"),
+    "ran": ("netpilot.cli.ran", "app"),
+    "edge": ("netpilot.cli.edge", "app"),
+    "change": ("netpilot.cli.change", "app"),
+    "lab": ("netpilot.cli.change", "lab_app"),
+    "scenario": ("netpilot.cli.autopilot", "scenario_app"),
+}
+#: Top-level commands: name -> (module, function).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "forecast": ("netpilot.cli.analytics", "forecast"),
+    "detect": ("netpilot.cli.analytics", "detect"),
+    "rca": ("netpilot.cli.analytics", "rca"),
+    "demo": ("netpilot.cli.autopilot", "demo"),
+    "ask": ("netpilot.cli.ask", "ask"),
+}
 
 
 def _flag_type(self, ctx) -> str | None:
@@ -26,38 +49,43 @@ def _print_version(value: bool) -> None:
         raise typer.Exit()
 
 
-app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
-                  epilog="Exit codes: 0 done; 1 refused (verification failed, audit chain broken); 2 bad input "
-                         "(the message names the file, line and field); 70 an internal error.",
-                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
-
-
-@app.callback()
 def _options(version: Annotated[Optional[bool], typer.Option("--version", callback=_print_version, is_eager=True,
                                                              help="Print netpilot's version and exit.")] = None,
              ) -> None:
     """netpilot: an autopilot for telecom and WAN networks."""
 
-app.add_typer(topo.app, name="topo")
-app.add_typer(te.app, name="te")
-app.add_typer(telemetry.sim_app, name="sim")
-app.add_typer(telemetry.app, name="telemetry")
-app.add_typer(ran.app, name="ran")
-app.add_typer(edge.app, name="edge")
-app.add_typer(change.app, name="change")
-app.add_typer(change.lab_app, name="lab")
-app.command("forecast")(analytics.forecast)
-app.command("detect")(analytics.detect)
-app.command("rca")(analytics.rca)
-app.add_typer(autopilot.scenario_app, name="scenario")
-app.command("demo")(autopilot.demo)
 
-
-@app.command()
 def version() -> None:
     """Print netpilot's version."""
     print(__version__)
 
 
+def build_app(only: str | None = None) -> typer.Typer:
+    """The command tree; with ``only``, just that group or command (and `version`), for a fast start."""
+    app = typer.Typer(name="netpilot", help="netpilot: an autopilot for telecom and WAN networks.",
+                      epilog="Exit codes: 0 done; 1 refused (verification failed, audit chain broken); 2 bad input "
+                             "(the message names the file, line and field); 70 an internal error.",
+                      no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+    app.callback()(_options)
+    for name, (module, attribute) in GROUPS.items():
+        if only in (None, name):
+            app.add_typer(getattr(importlib.import_module(module), attribute), name=name)
+    for name, (module, attribute) in COMMANDS.items():
+        if only in (None, name):
+            app.command(name)(getattr(importlib.import_module(module), attribute))
+    app.command()(version)
+    return app
+
+
+def __getattr__(name: str) -> Any:
+    # `from netpilot.cli import app` (tests, embedding) gets the whole tree, built on first use.
+    if name == "app":
+        app = build_app()
+        globals()["app"] = app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def main() -> None:
-    app()
+    named = sys.argv[1] if len(sys.argv) > 1 else None
+    build_app(named if named in GROUPS or named in COMMANDS else None)()

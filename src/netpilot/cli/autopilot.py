@@ -3,6 +3,7 @@ API and dashboard."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from datetime import UTC, datetime
@@ -69,8 +70,60 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
                   f"p99 {latency['p99']:.1f} ms")
 
 
-def serve_live(live, *, host: str, port: int, users: dict[str, str], announce: bool = True) -> None:
-    """Serve the API and dashboard for ``live`` until Ctrl-C, then stop the loop."""
+@scenario_app.command("generate")
+@reports_errors
+def generate(
+    network: Annotated[Path, typer.Argument(help="Network file (YAML/JSON, or any format `topo import` reads).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Scenario YAML to write.")],
+    seed: Annotated[int, typer.Option(help="Draws the faults, their times and targets, and the demand noise.")] = 0,
+    load: Annotated[float, typer.Option(help="The LP optimum's MLU at the peak hour that the demand is scaled "
+                                             "to (0.75: good routing carries everything, shortest paths may not).")
+                    ] = 0.75,
+    hours: Annotated[float, typer.Option(help="Length of the run.")] = 3.0,
+    faults: Annotated[int, typer.Option(help="How many faults (0: the day's ramp alone).")] = 3,
+    kinds: Annotated[Optional[str], typer.Option(help="Comma-separated fault kinds to draw from (default: all "
+                                                      "the network has targets for).")] = None,
+    demands: Annotated[Optional[Path], typer.Option(help="Demand matrix replacing the network file's.")] = None,
+) -> None:
+    """Generate a scenario on any network: faults of every kind at random times in and around the busy hours,
+    on targets weighted by the traffic they carry, and the demand scaled to a stated load. Faults that strand
+    traffic no routing can carry are kept and named."""
+    from netpilot.autopilot.generate import GENERATED_KINDS, generate_scenario, write_scenario
+
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else GENERATED_KINDS
+    scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=faults, kinds=chosen,
+                                 demands=demands, relative_to=output.resolve().parent)
+    write_scenario(scenario, output)
+    info = scenario.generated
+    console = stdout()
+    console.print(f"wrote {output}: {len(scenario.faults)} faults over {hours:g} h from "
+                  f"{scenario.start:%a %H:%M} UTC; demand x{scenario.demand_scale:.4g} so the {info.lp_method} "
+                  f"optimum's peak MLU is {load:g} (shortest paths: {info.static_peak_mlu:.3g})")
+    for fault, found in zip(scenario.faults, info.faults, strict=True):
+        target = "--".join(fault.target) if isinstance(fault.target, list) else fault.target
+        stranded = "" if found.helpable else f"  [strands {found.strands_share:.1%} of the demand: no routing " \
+                                              "can carry it]"
+        console.print(f"  {fault.id}: {fault.kind} {target} for {fault.duration_minutes:g} min{stranded}")
+
+
+def write_token_file(path: Path, tokens: dict, url: str) -> None:
+    """The tokens, once, in a file only this user can read (0600): one line per user with the dashboard URL
+    that signs them in (the token in the URL's fragment, which the browser never sends to the server)."""
+    import os
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.unlink(missing_ok=True)  # a fresh file, so its mode is ours whatever the old one had
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as file:
+        for token, who in tokens.items():
+            expires = f"{who.expires:%Y-%m-%d %H:%M} UTC" if who.expires else "never"
+            file.write(f"{who.role} {who.user} (until {expires}): {url}#token={token}\n")
+
+
+def serve_live(live, *, host: str, port: int, users: dict[str, str], token_file: Path,
+               announce: bool = True) -> None:
+    """Serve the API and dashboard for ``live`` until Ctrl-C, then stop the loop. The users' tokens go to
+    ``token_file`` (0600), never to the terminal, which may be logged or shared."""
     import uvicorn
 
     from netpilot.api.app import create_app, make_tokens
@@ -82,12 +135,14 @@ def serve_live(live, *, host: str, port: int, users: dict[str, str], announce: b
     # Before the URL is shown: the first run on a machine compiles the routing kernels (seconds).
     with console.status("Getting the loop ready (the first run compiles its routing kernels)"):
         settle_heap()
+    url = f"http://{host}:{port}/"
+    write_token_file(token_file, tokens, url)
     if announce:
-        console.print(f"[bold]netpilot[/] dashboard: http://{host}:{port}/")
+        console.print(f"[bold]netpilot[/] dashboard: {url}")
         for token, who in tokens.items():
-            console.print(f"  {who.role:9s} {who.user:6s} token {token}")
-        approver = next(t for t, w in tokens.items() if w.role == "approver")
-        console.print(f"Open http://{host}:{port}/?token={approver} to approve changes; Ctrl-C stops.")
+            console.print(f"  {who.role:9s} {who.user:6s} token {token[:4]}… (in full in {token_file})")
+        console.print(f"Open the approver's line of {token_file} (readable by you only) in a browser to approve "
+                      "changes; Ctrl-C stops.")
     live.start()
     try:
         uvicorn.run(app, host=host, port=port, log_level="warning")
@@ -110,19 +165,44 @@ def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
 
-    if db.exists():
-        db.unlink()  # a fresh demo each time; the database of the last run would refer to a finished simulation
+    _fresh_demo_db(db)
     network = load_network(bundled_network_path())
     live = LiveAutopilot(network, faults=[Fault(kind="link_down", target=["BG", "GR"], at_minute=20,
                                                 duration_minutes=120)],
                          seed=1, tick_seconds=tick_seconds, start=DEMO_START, changes_db=db)
     stdout().print(f"Bundled network: {len(network.nodes)} nodes, {len(network.links)} links; simulated time "
                    f"starts {DEMO_START:%a %H:%M} UTC, one minute every {tick_seconds:g} s; BG–GR fails at minute 20.")
+    live.changes.mark_owner(DEMO_OWNER)
     if seconds is not None:
         timer = threading.Timer(seconds, lambda: _interrupt())
         timer.daemon = True
         timer.start()
-    serve_live(live, host="127.0.0.1", port=port, users=DEMO_USERS)
+    serve_live(live, host="127.0.0.1", port=port, users=DEMO_USERS, token_file=db.with_name(db.name + ".tokens"))
+
+
+DEMO_OWNER = "netpilot demo"
+
+
+def _fresh_demo_db(db: Path) -> None:
+    """A fresh demo each time (the last run's database refers to a finished simulation), but only a database
+    an earlier demo created is deleted, with its key and witness; any other file is refused (exit 2)."""
+    import sqlite3
+
+    from netpilot.errors import InputError
+
+    if not db.exists():
+        return
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+            owner = conn.execute("SELECT value FROM meta WHERE key = 'created_by'").fetchone()
+    except sqlite3.Error:
+        owner = None
+    if owner is None or owner[0] != DEMO_OWNER:
+        raise InputError.at("exists and was not created by netpilot demo; the demo deletes only its own "
+                            "database: choose another --db", file=db)
+    for path in (db, *(db.with_name(db.name + suffix) for suffix in
+                       ("-wal", "-shm", ".key", ".witness", ".witness.lock", ".tokens"))):
+        path.unlink(missing_ok=True)
 
 
 def _interrupt() -> None:

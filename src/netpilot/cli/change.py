@@ -75,6 +75,36 @@ def _store(db: str, policy: Path | None = None):
     return ChangeStore(db, chosen)
 
 
+ByOption = Annotated[Optional[str], typer.Option(
+    help="Who you are, checked, not trusted: it must name the holder of NETPILOT_TOKEN (looked up in the token "
+         "book) or, without a token, the operating-system user you run as.")]
+
+
+def _token_book(db: str) -> Path:
+    """``NETPILOT_TOKEN_BOOK``, else beside an SQLite database, else in ``~/.local/state/netpilot``."""
+    import os
+
+    if os.environ.get("NETPILOT_TOKEN_BOOK"):
+        return Path(os.environ["NETPILOT_TOKEN_BOOK"])
+    if db.startswith(("postgresql://", "postgres://")):
+        return Path.home() / ".local" / "state" / "netpilot" / "tokens.json"
+    return Path(db.removeprefix("sqlite://") + ".tokens.json")
+
+
+def _who(db: str, by: str | None) -> str:
+    """The person at the command line (never a name typed on it), normalised; ``--by`` must agree."""
+    from netpilot.change.identity import IdentityError, cli_identity, normalise
+
+    try:
+        me = cli_identity(_token_book(db))
+        if by is not None and normalise(by) != me:
+            raise InputError.at(f"--by {by!r} is not you: you are {me!r} (the holder of NETPILOT_TOKEN, else the "
+                                "operating-system user)", field="--by")
+    except IdentityError as exc:
+        raise InputError.at(str(exc), field="identity") from None
+    return me
+
+
 def _workflow_errors(func):
     import functools
 
@@ -95,8 +125,8 @@ def _workflow_errors(func):
 def propose(
     network: Annotated[Path, typer.Option(help="Network file: the twin as it is now.")],
     intent: Annotated[Path, typer.Option(help="JSON/YAML list of intents (examples/intents.yaml).")],
-    by: Annotated[str, typer.Option(help="Who proposes it.")],
     why: Annotated[str, typer.Option(help="The incident, forecast or request behind it.")],
+    by: ByOption = None,
     db: DbOption = "netpilot-changes.db",
     policy: Annotated[Optional[Path], typer.Option(
         help="YAML policy file, e.g. auto_approve: \\[apply_metrics] (intent kinds that need no person).")] = None,
@@ -110,6 +140,7 @@ def propose(
     from netpilot.change.workflow import twin_diff
     from netpilot.model.io import load_network as load
 
+    by = _who(db, by)
     before = load(network)
     intents = load_intents(intent)
     after = apply_intents(before, intents, file=intent)
@@ -131,9 +162,10 @@ def propose(
 @app.command()
 @reports_errors
 @_workflow_errors
-def approve(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="Approver.")],
+def approve(change_id: Annotated[str, typer.Argument()], by: ByOption = None,
             db: DbOption = "netpilot-changes.db") -> None:
     """Approve a verified change (not your own)."""
+    by = _who(db, by)
     _store(db).approve(change_id, by)
     stdout().print(f"change {change_id}: approved by {by}")
 
@@ -141,11 +173,35 @@ def approve(change_id: Annotated[str, typer.Argument()], by: Annotated[str, type
 @app.command()
 @reports_errors
 @_workflow_errors
-def reject(change_id: Annotated[str, typer.Argument()], by: Annotated[str, typer.Option(help="Who rejects it.")],
-           why: Annotated[str, typer.Option(help="Why.")], db: DbOption = "netpilot-changes.db") -> None:
+def reject(change_id: Annotated[str, typer.Argument()], why: Annotated[str, typer.Option(help="Why.")],
+           by: ByOption = None, db: DbOption = "netpilot-changes.db") -> None:
     """Reject a change that has not been applied."""
-    _store(db).reject(change_id, by, why)
+    _store(db).reject(change_id, _who(db, by), why)
     stdout().print(f"change {change_id}: rejected")
+
+
+@app.command("token")
+@reports_errors
+def token(user: Annotated[str, typer.Option(help="Whose token.")],
+          out: Annotated[Path, typer.Option(help="Where to write it (mode 0600); it is never printed.")],
+          hours: Annotated[float, typer.Option(help="How long it works.", min=0.01, max=24 * 366)] = 12.0,
+          db: DbOption = "netpilot-changes.db") -> None:
+    """Issue a command-line identity: a token for USER, kept hashed in the token book, written once to OUT for
+    that person to use as NETPILOT_TOKEN. Whoever can write the book decides who is who."""
+    import os
+    from datetime import timedelta
+
+    from netpilot.change.identity import IdentityError, TokenBook
+
+    book = _token_book(db)
+    try:
+        issued = TokenBook(book).issue(user, "person", timedelta(hours=hours))
+    except IdentityError as exc:
+        raise InputError.at(str(exc), field="--user") from None
+    out.unlink(missing_ok=True)
+    with os.fdopen(os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as file:
+        file.write(issued + "\n")
+    stdout().print(f"token for {user.strip()} written to {out} (0600), valid {hours:g} h; book {book}")
 
 
 @app.command("list")
@@ -289,18 +345,25 @@ def apply(
     = 120.0,
 ) -> None:
     """Apply an approved change to the lab: commit-confirmed, post-check against the twin, confirm or roll back."""
+    from netpilot.change.actuate import still_verified
     from netpilot.change.apply import apply_change, lab_matches_twin
     from netpilot.change.drivers import FrrDriver
     from netpilot.change.intents import IntentList, apply_intents
+    from netpilot.change.verify import verify_change
 
     the_lab = _lab(network, lab)
     store = _store(db)
     driver = FrrDriver(the_lab, journal)
     recovered = driver.recover()
     stdout().print(f"journal: {recovered}")
-    change = store.get(change_id)
-    intents = IntentList.model_validate(change.intents).root
+    # The intents the audit chain shows verified and approved, not the row (anyone with the file can edit it).
+    intents = IntentList.model_validate(store.approved_intents(change_id)).root
     candidate = apply_intents(the_lab.network, intents)
+    # Verified again on the network as it is now: approval was given for the network as it was then.
+    report = verify_change(the_lab.network, candidate)
+    if not still_verified(store, change_id, report.as_dict(), "netpilot"):
+        stdout().print(f"change {change_id}: rejected, it no longer passes verification\n{report.text()}")
+        raise typer.Exit(1)
     state = apply_change(store, change_id, driver, candidate, lab_matches_twin(the_lab, candidate),
                          confirm_seconds=confirm_seconds)
     detail = store.audit(change_id)[-1]["detail"]
@@ -316,8 +379,8 @@ def rollback(
     change_id: Annotated[str, typer.Argument()],
     network: Annotated[Path, typer.Option(help="The network file the change was proposed against (what to go "
                                                "back to).")],
-    by: Annotated[str, typer.Option(help="Who rolls it back.")],
     why: Annotated[str, typer.Option(help="Why.")],
+    by: ByOption = None,
     lab: Annotated[str, typer.Option(help="The FRR lab the change was applied to.")] = "nplab",
     db: DbOption = "netpilot-changes.db",
     journal: Annotated[Path, typer.Option(help="Commit journal, for recovery after a crash.")]
@@ -330,6 +393,7 @@ def rollback(
     from netpilot.change.apply import lab_matches_twin, rollback_change
     from netpilot.change.drivers import FrrDriver
 
+    by = _who(db, by)
     the_lab = _lab(network, lab)
     store = _store(db)
     driver = FrrDriver(the_lab, journal)

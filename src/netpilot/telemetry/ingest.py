@@ -19,7 +19,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from netpilot.errors import InputError, read_utf8
-from netpilot.telemetry.schema import CATALOGUE, DeadLetter, Sample, check_record, entity_kind, parse_timestamp
+from netpilot.telemetry.schema import (
+    CATALOGUE,
+    DeadLetter,
+    Sample,
+    check_record,
+    entity_kind,
+    parse_timestamp,
+    ratio_ceiling,
+)
 from netpilot.telemetry.store import SAMPLE_SCHEMA, Store, table_of
 
 DEFAULT_SUBJECT = "netpilot.telemetry"
@@ -153,6 +161,10 @@ def check_table(table: pa.Table, entities: set[str] | None, source: str,
         # A text column with some non-numbers: parse value by value so only the bad rows are dead-lettered.
         numbers = np.array([_to_float(v) for v in value.to_pylist()], dtype=float)
     fail(~np.isfinite(numbers), "value: not a finite number")
+    metric_names = [k.partition("|")[2] for k in uniques]
+    ceiling = np.array([ratio_ceiling(m) if units[k] == "ratio" else np.inf for k, m in zip(uniques, metric_names)],
+                       dtype=float)[index]
+    fail(((numbers < 0.0) & np.isfinite(ceiling)) | (numbers > ceiling), "value: a ratio out of its range")
     if "unit" in names:
         given = np.array(table.column("unit").cast(pa.string()).to_pylist(), dtype=object)
         expected = np.array([units[k] for k in uniques], dtype=object)[index]

@@ -161,6 +161,12 @@ def parse_timestamp(value: Any) -> datetime:
     return ts.astimezone(UTC)
 
 
+def ratio_ceiling(metric: str) -> float:
+    """The largest value a ratio metric can take: a share is at most 1; utilisation (offered load over
+    capacity) can pass 1 under overload, but not by a hundredfold."""
+    return 100.0 if metric == "utilisation" else 1.0
+
+
 def check_record(record: Any, entities: set[str] | None) -> Sample:
     """The sample a raw record (dict with timestamp, entity, metric, value and optional unit) stands for.
 
@@ -193,6 +199,8 @@ def check_record(record: Any, entities: set[str] | None) -> Sample:
         raise ValueError(f"value: {value!r} is not a number") from None
     if not math.isfinite(number):
         raise ValueError(f"value: {value!r} is not finite")
+    if metric.unit == "ratio" and not 0.0 <= number <= ratio_ceiling(metric.name):
+        raise ValueError(f"value: {metric.name} is a ratio in [0, {ratio_ceiling(metric.name):g}], got {number:g}")
     unit = record.get("unit")
     if unit not in (None, "") and unit != metric.unit:
         raise ValueError(f"unit: {metric.name} of a {metric.kind.value} is in {metric.unit}, got {unit!r}")

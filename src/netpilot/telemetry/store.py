@@ -68,6 +68,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (received TIMESTAMPTZ NOT NULL, source V
 """
 
 
+def _distinct(letters: list[DeadLetter]) -> list[DeadLetter]:
+    """One letter per (source, reason, record), the first received."""
+    seen: dict[tuple[str, str, str], DeadLetter] = {}
+    for letter in letters:
+        seen.setdefault((letter.source, letter.reason, letter.raw), letter)
+    return list(seen.values())
+
+
 def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
@@ -179,9 +187,13 @@ class DuckDBStore:
         return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
 
     def dead_letter(self, letters: list[DeadLetter]) -> int:
+        """Store each letter once: a replay of the same source, reason and record adds nothing."""
+        letters = _distinct(letters)
         if letters:
-            self.db.executemany("INSERT INTO dead_letters VALUES (?, ?, ?, ?)",
-                                [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+            self.db.executemany("INSERT INTO dead_letters SELECT ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM "
+                                "dead_letters WHERE source = ? AND reason = ? AND raw = ?)",
+                                [(_utc(d.received), d.source, d.reason, d.raw, d.source, d.reason, d.raw)
+                                 for d in letters])
         return len(letters)
 
     def dead_letters(self) -> list[DeadLetter]:
@@ -208,10 +220,32 @@ def _filters(entity: str | None, metric: str | None, placeholder: str = "?") -> 
     return ("WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-class PostgresStore:
-    """PostgreSQL (psycopg 3): bulk writes by COPY into a temporary table, then one upsert.
+_PG_TABLES = """
+CREATE TABLE IF NOT EXISTS events (ts TIMESTAMPTZ NOT NULL, entity TEXT NOT NULL, kind TEXT NOT NULL,
+    severity TEXT NOT NULL, text TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS faults (fault_id TEXT PRIMARY KEY, kind TEXT NOT NULL, target TEXT NOT NULL,
+    start_ts TIMESTAMPTZ NOT NULL, end_ts TIMESTAMPTZ, params TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS dead_letters (received TIMESTAMPTZ NOT NULL, source TEXT NOT NULL,
+    reason TEXT NOT NULL, raw TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entities (id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS metrics (id INTEGER GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS points (ts TIMESTAMPTZ NOT NULL, entity_id INTEGER NOT NULL, metric_id INTEGER NOT NULL,
+    value DOUBLE PRECISION NOT NULL, PRIMARY KEY (ts, entity_id, metric_id));
+CREATE OR REPLACE VIEW samples AS SELECT p.ts, e.name AS entity, m.name AS metric, p.value
+    FROM points p JOIN entities e ON e.id = p.entity_id JOIN metrics m ON m.id = p.metric_id;
+"""
 
-    ``schema`` keeps netpilot's tables apart (tests use a throw-away schema per run).
+
+class PostgresStore:
+    """PostgreSQL (psycopg 3): samples keyed by ``(ts, entity_id, metric_id)`` with small name tables, written
+    by COPY of integer rows into a temporary table, then one upsert.
+
+    The key used to be ``(ts, entity, metric)`` over text, and the upsert into that B-tree was the cost of
+    ingestion (142,000 samples/s); integer ids make it a third of the width and compare without collation.
+    A store made by that schema is migrated when opened (one transaction: names into the id tables, every
+    row copied, the counts compared, the old table dropped only if they agree). ``samples`` remains as a view
+    with the old columns for anyone reading with SQL. ``schema`` keeps netpilot's tables apart (tests use a
+    throw-away schema per run).
     """
 
     def __init__(self, dsn: str = "postgresql://postgres@127.0.0.1:5432/postgres", schema: str = "netpilot") -> None:
@@ -222,11 +256,61 @@ class PostgresStore:
         check_schema_name(schema)
         self.schema = schema
         self.db = psycopg.connect(dsn, autocommit=False)
+        self._ids: dict[str, dict[str, int]] = {"entities": {}, "metrics": {}}
         with self.db.cursor() as cur:
             cur.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
             cur.execute(f"SET search_path TO {schema}")
-            cur.execute(_TABLES.replace("VARCHAR", "TEXT"))
+            # Serialise schema set-up and migration between stores opening at once.
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [f"netpilot-store:{schema}"])
+            old = self._text_keyed_samples(cur)
+            if old:
+                cur.execute("ALTER TABLE samples RENAME TO samples_text_keyed")
+            cur.execute(_PG_TABLES)
+            if old:
+                self._migrate(cur)
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (us BIGINT, entity_id INTEGER, "
+                        "metric_id INTEGER, value DOUBLE PRECISION) ON COMMIT DELETE ROWS")
         self.db.commit()
+
+    @staticmethod
+    def _text_keyed_samples(cur) -> bool:
+        """Whether this schema holds a ``samples`` table of the first layout (text entity and metric)."""
+        (kind,) = cur.execute("""SELECT c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = current_schema() AND c.relname = 'samples'""").fetchone() or (None,)
+        return kind == "r"
+
+    @staticmethod
+    def _migrate(cur) -> None:
+        cur.execute("INSERT INTO entities (name) SELECT DISTINCT entity FROM samples_text_keyed "
+                    "ON CONFLICT (name) DO NOTHING")
+        cur.execute("INSERT INTO metrics (name) SELECT DISTINCT metric FROM samples_text_keyed "
+                    "ON CONFLICT (name) DO NOTHING")
+        cur.execute("""INSERT INTO points (ts, entity_id, metric_id, value)
+            SELECT s.ts, e.id, m.id, s.value FROM samples_text_keyed s
+            JOIN entities e ON e.name = s.entity JOIN metrics m ON m.name = s.metric
+            ON CONFLICT (ts, entity_id, metric_id) DO UPDATE SET value = EXCLUDED.value""")
+        (before,) = cur.execute("SELECT count(*) FROM samples_text_keyed").fetchone()
+        (after,) = cur.execute("SELECT count(*) FROM points").fetchone()
+        if after < before:
+            raise RuntimeError(f"migrating the samples table to integer keys copied {after} of {before} rows; "
+                               "nothing was changed (the transaction is rolled back)")
+        cur.execute("DROP TABLE samples_text_keyed")
+
+    def _name_ids(self, cur, table: str, names: list[str]) -> np.ndarray:
+        """Ids of ``names`` in ``entities`` or ``metrics``, adding the new ones (cached per connection)."""
+        known = self._ids[table]
+        new = [name for name in names if name not in known]
+        if new:
+            cur.execute(f"INSERT INTO {table} (name) SELECT unnest(%s::text[]) ON CONFLICT (name) DO NOTHING",
+                        [new])
+            for name, ident in cur.execute(f"SELECT name, id FROM {table} WHERE name = ANY(%s)", [new]):
+                known[name] = ident
+        return np.fromiter((known[name] for name in names), dtype=np.int64, count=len(names))
+
+    def _codes(self, cur, table: str, column: pa.ChunkedArray) -> np.ndarray:
+        encoded = column.combine_chunks().dictionary_encode()
+        ids = self._name_ids(cur, table, encoded.dictionary.to_pylist())
+        return ids[encoded.indices.to_numpy(zero_copy_only=False)]
 
     def write(self, samples: pa.Table) -> int:
         if samples.num_rows == 0:
@@ -235,22 +319,37 @@ class PostgresStore:
 
         import pyarrow.csv as pacsv
 
-        # Arrow writes the CSV in C++; COPY reads it in C: no Python loop per row.
-        buffer = io.BytesIO()
-        pacsv.write_csv(samples.cast(SAMPLE_SCHEMA), buffer,
-                        pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+        samples = samples.cast(SAMPLE_SCHEMA)
         with self.db.cursor() as cur:
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (ts TIMESTAMPTZ, entity TEXT, metric TEXT, "
-                        "value DOUBLE PRECISION) ON COMMIT DELETE ROWS")
-            with cur.copy("COPY incoming (ts, entity, metric, value) FROM STDIN WITH (FORMAT csv)") as copy:
+            entity = self._codes(cur, "entities", samples.column("entity"))
+            metric = self._codes(cur, "metrics", samples.column("metric"))
+            ts = samples.column("ts").combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+            value = samples.column("value").to_numpy()
+            # Within a batch the last write of a key wins: keep each key's last row (a stable sort by key, then
+            # the last of each run), so the upsert needs no DISTINCT ON.
+            order = np.lexsort((metric, entity, ts))
+            key_ts, key_e, key_m = ts[order], entity[order], metric[order]
+            last = np.ones(len(order), dtype=bool)
+            last[:-1] = (key_ts[1:] != key_ts[:-1]) | (key_e[1:] != key_e[:-1]) | (key_m[1:] != key_m[:-1])
+            keep = order[last]
+            rows = pa.table({"ts": pa.array(key_ts[last], pa.int64()),
+                             "entity_id": pa.array(entity[keep], pa.int32()),
+                             "metric_id": pa.array(metric[keep], pa.int32()),
+                             "value": pa.array(value[keep], pa.float64())})
+            # Arrow writes the CSV in C++; COPY reads it in C: no Python loop per row. Times travel as integer
+            # microseconds (formatting and parsing timestamps was a third of the cost) and the rows are already
+            # in key order, so the upsert walks the index from left to right.
+            buffer = io.BytesIO()
+            pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
+            with cur.copy("COPY incoming (us, entity_id, metric_id, value) FROM STDIN WITH (FORMAT csv)") as copy:
                 copy.write(buffer.getvalue())
-            # Rows of a freshly filled temporary table sit in insertion order, so the highest ctid is the last
-            # write of a key; xmax = 0 marks a row that was inserted rather than updated.
+            # xmax = 0 marks a row that was inserted rather than updated; a replay of the same value writes
+            # nothing (no new row version, no WAL).
             (new,) = cur.execute("""WITH upserted AS (
-                INSERT INTO samples (ts, entity, metric, value)
-                SELECT DISTINCT ON (ts, entity, metric) ts, entity, metric, value FROM incoming
-                ORDER BY ts, entity, metric, ctid DESC
-                ON CONFLICT (ts, entity, metric) DO UPDATE SET value = EXCLUDED.value
+                INSERT INTO points (ts, entity_id, metric_id, value)
+                SELECT timestamptz 'epoch' + us * interval '1 microsecond', entity_id, metric_id, value FROM incoming
+                ON CONFLICT (ts, entity_id, metric_id) DO UPDATE SET value = EXCLUDED.value
+                WHERE points.value IS DISTINCT FROM EXCLUDED.value
                 RETURNING (xmax = 0) AS inserted)
                 SELECT count(*) FILTER (WHERE inserted) FROM upserted""").fetchone()
         self.db.commit()
@@ -290,7 +389,7 @@ class PostgresStore:
 
     def retention(self, before: datetime) -> int:
         with self.db.cursor() as cur:
-            cur.execute("DELETE FROM samples WHERE ts < %s", [_utc(before)])
+            cur.execute("DELETE FROM points WHERE ts < %s", [_utc(before)])
             count = cur.rowcount
             cur.execute("DELETE FROM events WHERE ts < %s", [_utc(before)])
         self.db.commit()
@@ -329,8 +428,11 @@ class PostgresStore:
         return [FaultRecord(r[0], r[1], r[2], _utc(r[3]), _utc(r[4]), json.loads(r[5])) for r in rows]
 
     def dead_letter(self, letters: list[DeadLetter]) -> int:
-        return self._many("INSERT INTO dead_letters VALUES (%s, %s, %s, %s)",
-                          [(_utc(d.received), d.source, d.reason, d.raw) for d in letters])
+        """Store each letter once: a replay of the same source, reason and record adds nothing."""
+        return self._many("INSERT INTO dead_letters SELECT %s, %s, %s, %s WHERE NOT EXISTS (SELECT 1 FROM "
+                          "dead_letters WHERE source = %s AND reason = %s AND raw = %s)",
+                          [(_utc(d.received), d.source, d.reason, d.raw, d.source, d.reason, d.raw)
+                           for d in _distinct(letters)])
 
     def dead_letters(self) -> list[DeadLetter]:
         with self.db.cursor() as cur:
@@ -340,7 +442,7 @@ class PostgresStore:
 
     def count(self) -> int:
         with self.db.cursor() as cur:
-            (n,) = cur.execute("SELECT count(*) FROM samples").fetchone()
+            (n,) = cur.execute("SELECT count(*) FROM points").fetchone()
         self.db.commit()
         return int(n)
 

@@ -3,7 +3,10 @@ routing that stays below a utilisation bound under every single failure (FFC-sty
 
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,17 +104,213 @@ def evaluate_failures(routing: Routing, groups: np.ndarray | None = None) -> Fai
     return FailureReport(scenarios, mlu, worst, stranded, time.perf_counter() - started)
 
 
-def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *,
-                        tolerance: float = 0.01) -> tuple[FailureReport, list[Routing]]:
-    """For every single failure, the fast solver warm-started from the proportional reroute of ``routing``."""
+@dataclass(frozen=True)
+class Reoptimised:
+    """One failure scenario re-optimised: the base routing with the fractions of the pairs that moved replaced."""
+
+    base: Routing
+    failed: np.ndarray
+    paths: np.ndarray      # path ids whose fractions changed from the base routing
+    fractions: np.ndarray  # their new fractions
+    mlu: float
+    bound: float           # lower bound on the best MLU under this failure (scope "touched": moving those pairs)
+    iterations: int
+    moved_pairs: int
+
+    @property
+    def x(self) -> np.ndarray:
+        x = self.base.x.copy()
+        x[self.paths] = self.fractions
+        return x
+
+    def routing(self) -> Routing:
+        """The whole routing under this failure (one fraction per path of the base problem)."""
+        return Routing(self.base.problem, self.x, "mlu", "fast", 0.0, self.bound, self.iterations,
+                       info={"failed_links": self.failed, "moved_pairs": self.moved_pairs})
+
+
+def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, tolerance: float = 0.01,
+                        hot_margin: float = 0.01, rounds: int = 3, scope: str = "whole",
+                        workers: int | None = None,
+                        ) -> tuple[FailureReport, list[Reoptimised]]:
+    """For every single failure, the routing re-optimised, warm-started from the proportional reroute.
+
+    A reroute already within ``tolerance`` of the base routing's bound (its link prices bound every failure
+    too, less the demand the failure strands) is kept as it is: certified, no solve. Otherwise the fast
+    solver runs from the reroute, over the whole network (``scope='whole'``) or only over the pairs that lose a
+    path plus those sending over a link within ``hot_margin`` of the worst one (``scope='touched'``; the rest is
+    fixed background load; when its answer makes other links the hottest, their pairs join and it goes again,
+    at most ``rounds`` times, and its ``bound`` holds for moving those pairs only). Measured on Cogentco the
+    touched scope was no faster — the solver's own active set is already those pairs, and iterations dominate —
+    so the whole network is the default (BENCHMARKS.md, issue 31).
+
+    Scenarios are independent: with ``workers`` > 1 (default: the CPUs, when there are enough scenarios to pay
+    for starting processes) they run in forked worker processes.
+    """
     started = time.perf_counter()
     problem = routing.problem
     scenarios = _scenarios(problem, groups)
-    results = [solve_fast(problem, start=routing, failed_links=failed, tolerance=tolerance) for failed in scenarios]
-    mlu = np.array([r.mlu for r in results])
-    worst = np.array([int(np.argmax(r.problem.utilisation(r.x))) for r in results])
-    stranded = np.array([float(problem.volume @ (problem.pair_sum(r.x) <= 0)) for r in results])
+    if workers is None:
+        workers = min(os.cpu_count() or 1, max(1, len(scenarios) // 32))
+    if scope not in ("whole", "touched"):
+        raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
+    context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
+    if workers > 1 and len(scenarios) > 1 and "fork" in multiprocessing.get_all_start_methods():
+        chunks = [scenarios[i::workers] for i in range(workers)]
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                   initializer=_install, initargs=(context,))
+        with pool:
+            parts = list(pool.map(_run_chunk, chunks))
+        answers: list[tuple] = [None] * len(scenarios)  # type: ignore[list-item]
+        for i, part in enumerate(parts):
+            answers[i::workers] = part
+    else:
+        answers = [context.solve(failed) for failed in scenarios]
+    mlu = np.array([a[2] for a in answers])
+    worst = np.array([a[-1] for a in answers], dtype=np.int64) if answers else np.zeros(0, dtype=np.int64)
+    stranded = np.array([a[-2] for a in answers]) if answers else np.zeros(0)
+    results = [Reoptimised(routing, failed, *answer[:6]) for failed, answer in zip(scenarios, answers)]
     return FailureReport(scenarios, mlu, worst, stranded, time.perf_counter() - started), results
+
+
+@dataclass(frozen=True)
+class _ScenarioContext:
+    """What every scenario of one base routing shares (computed once, inherited by worker processes)."""
+
+    problem: TEProblem
+    base: Routing
+    x: np.ndarray
+    base_load: np.ndarray
+    inv_cap: np.ndarray
+    tolerance: float
+    hot_margin: float
+    rounds: int
+    scope: str
+    pair_bound_terms: np.ndarray  # (P,) each pair's share of the base routing's duality bound
+    bound_budget: float
+
+    @classmethod
+    def of(cls, routing: Routing, tolerance: float, hot_margin: float, rounds: int = 3,
+           scope: str = "whole") -> _ScenarioContext:
+        problem = routing.problem
+        finite = np.isfinite(problem.capacity)
+        inv_cap = np.where(finite, 1.0 / np.where(finite, problem.capacity, 1.0), 0.0)
+        problem.incidence_csc  # noqa: B018 - built once here, not once per scenario (or per worker)
+        # The base prices bound every failure too (a failure only takes paths away), less the pairs it strands.
+        price = np.where(finite, np.maximum(routing.info.get("link_price", np.zeros(len(finite))), 0.0), 0.0)
+        terms = problem.demand * problem.pair_min(problem.incidence_t @ price)
+        budget = float(price[finite] @ problem.capacity[finite])
+        return cls(problem, routing, routing.x, problem.loads(routing.x), inv_cap, tolerance, hot_margin, rounds, scope,
+                   terms, budget)
+
+    def _pairs_on(self, links: np.ndarray, x: np.ndarray) -> np.ndarray:
+        incidence, paths = self.problem.incidence, self.problem.paths
+        on = np.concatenate([incidence.indices[incidence.indptr[e]:incidence.indptr[e + 1]] for e in links]) \
+            if len(links) else np.zeros(0, dtype=np.int64)
+        return np.unique(paths.path_pair[on[x[on] > 0]])
+
+    def solve(self, failed: np.ndarray) -> tuple:
+        """(changed path ids, their fractions, MLU, bound, iterations, pairs moved, stranded Mbit/s, worst link)."""
+        problem, paths = self.problem, self.problem.paths
+        incidence = problem.incidence
+        dead = np.unique(np.concatenate([incidence.indices[incidence.indptr[e]:incidence.indptr[e + 1]]
+                                         for e in failed]))
+        hit = np.unique(paths.path_pair[dead])
+        alive = np.ones(paths.n_paths, dtype=bool)
+        alive[dead] = False
+        # Proportional reroute of the pairs the failure hits: the starting point, and the load to find hot links.
+        x = self.x.copy()
+        x[dead] = 0.0
+        cols = _columns(paths, hit)
+        x[cols] = _renormalise(x[cols], alive[cols], np.repeat(np.arange(len(hit)), paths.paths_per_pair[hit]))
+        counts = paths.paths_per_pair[hit]
+        survivors = np.add.reduceat(alive[cols].astype(np.int64), np.cumsum(counts) - counts) if len(hit) else counts
+        stranded_pairs = hit[survivors == 0]
+        stranded = float(problem.volume[stranded_pairs].sum())
+        a_csc = problem.incidence_csc
+        load = self.base_load + a_csc[:, cols] @ (problem.path_demand[cols] * (x[cols] - self.x[cols]))
+        moving = np.setdiff1d(hit, stranded_pairs)
+        iterations = 0
+        round_bound = 0.0
+        bound = 0.0  # valid for the whole network under this failure, so for any restriction of it too
+        if self.bound_budget > 0:
+            bound = float(self.pair_bound_terms.sum() - self.pair_bound_terms[stranded_pairs].sum()) \
+                / self.bound_budget
+        u = load * self.inv_cap
+        u[failed] = 0.0
+        if float(u.max(initial=0.0)) <= bound * (1 + self.tolerance):
+            # The proportional reroute is already certified: nothing to re-optimise.
+            changed = np.flatnonzero(x != self.x)
+            return changed, x[changed], float(u.max(initial=0.0)), bound, 0, 0, stranded, int(np.argmax(u))
+        if self.scope == "whole":
+            # As from the base routing itself: its fractions (rerouted the same way), prices and step sizes.
+            answer = solve_fast(problem, start=self.base, failed_links=failed, tolerance=self.tolerance)
+            u = problem.loads(answer.x) * self.inv_cap
+            u[failed] = 0.0
+            changed = np.flatnonzero(answer.x != self.x)
+            moved = len(np.unique(paths.path_pair[changed]))
+            return (changed, answer.x[changed], float(u.max(initial=0.0)), max(bound, answer.bound),
+                    answer.iterations, moved, stranded, int(np.argmax(u)))
+        for _ in range(self.rounds):
+            u = load * self.inv_cap
+            u[failed] = 0.0
+            top = float(u.max(initial=0.0))
+            hot = np.flatnonzero(u >= top * (1 - self.hot_margin))
+            hot_pairs = self._pairs_on(hot, x)
+            multi = paths.paths_per_pair[hot_pairs] > 1
+            joined = np.union1d(moving, hot_pairs[multi])
+            if len(joined) == 0 or (iterations and len(joined) == len(moving)):
+                break  # nothing can move, or the hottest links' pairs are all re-optimised already
+            moving = joined
+            cols = _columns(paths, moving)
+            background = load - a_csc[:, cols] @ (problem.path_demand[cols] * x[cols])
+            sub = problem.restricted(moving, np.maximum(background, 0.0))
+            answer = solve_fast(sub, x0=x[cols], failed_links=failed, tolerance=self.tolerance)
+            iterations += answer.iterations
+            # A round's bound holds for its own set of moving pairs only; the last round's set is the largest.
+            round_bound = answer.bound
+            load = background + a_csc[:, cols] @ (problem.path_demand[cols] * answer.x)
+            x[cols] = answer.x
+        if iterations:
+            bound = max(bound, round_bound)
+        u = load * self.inv_cap
+        u[failed] = 0.0
+        changed = np.flatnonzero(x != self.x)
+        worst = int(np.argmax(u)) if len(u) else -1
+        return changed, x[changed], float(u.max(initial=0.0)), bound, iterations, len(moving), stranded, worst
+
+
+def _install(context: _ScenarioContext) -> None:
+    # A forked worker inherits ``context`` without pickling it (tens of MB of path matrices); it keeps it here
+    # for the chunks it is sent. Only worker processes set this.
+    global _WORKER_CONTEXT
+    _WORKER_CONTEXT = context
+
+
+_WORKER_CONTEXT: _ScenarioContext | None = None  # one per worker process, set by its initializer
+
+
+def _run_chunk(scenarios: list[np.ndarray]) -> list[tuple]:
+    assert _WORKER_CONTEXT is not None
+    return [_WORKER_CONTEXT.solve(failed) for failed in scenarios]
+
+
+def _columns(paths, pairs: np.ndarray) -> np.ndarray:
+    """The path ids of ``pairs``, pair by pair."""
+    counts = paths.paths_per_pair[pairs]
+    return np.repeat(paths.pair_ptr[pairs] - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+
+
+def _renormalise(x: np.ndarray, alive: np.ndarray, owner: np.ndarray) -> np.ndarray:
+    """Fractions on surviving paths scaled to sum to one per pair (evenly where the survivors carried none)."""
+    n = int(owner.max()) + 1 if len(owner) else 0
+    x = np.where(alive, x, 0.0)
+    total = np.bincount(owner, weights=x, minlength=n)
+    n_alive = np.bincount(owner, weights=alive.astype(float), minlength=n)
+    even = (total <= 0) & (n_alive > 0)
+    x = np.where(even[owner] & alive, 1.0 / np.maximum(n_alive, 1)[owner], x)
+    total = np.bincount(owner, weights=x, minlength=n)
+    return np.where(total[owner] > 0, x / np.where(total > 0, total, 1.0)[owner], 0.0)
 
 
 def solve_robust_lp(problem: TEProblem, groups: np.ndarray | None = None, *,

@@ -30,6 +30,9 @@ class TEProblem:
     paths: PathSet
     volume: np.ndarray  # (P,) Mbit/s per pair
     scale: float
+    #: (L,) normalised load of traffic outside this instance, fixed (say, the pairs a failure leaves alone);
+    #: the fast MLU method and the bounds count it, the LPs do not take it.
+    background: np.ndarray | None = None
 
     @property
     def pairs(self) -> np.ndarray:
@@ -69,8 +72,9 @@ class TEProblem:
         return self.paths.pair_ptr[:-1]
 
     def loads(self, x: np.ndarray) -> np.ndarray:
-        """(L,) normalised load for path fractions ``x``."""
-        return self.incidence @ (self.path_demand * x)
+        """(L,) normalised load for path fractions ``x`` (plus the fixed background)."""
+        load = self.incidence @ (self.path_demand * x)
+        return load if self.background is None else load + self.background
 
     def utilisation(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -98,11 +102,12 @@ class TEProblem:
         if budget <= 0:
             return 0.0
         path_cost = self.incidence_t @ y
+        fixed = 0.0 if self.background is None else float(y @ self.background)
         if enabled is not None:
             path_cost = np.where(enabled, path_cost, np.inf)
         cheapest = self.pair_min(path_cost)
         servable = np.isfinite(cheapest)
-        return float(self.demand[servable] @ cheapest[servable]) / budget
+        return (float(self.demand[servable] @ cheapest[servable]) + fixed) / budget
 
     def feasible(self, x: np.ndarray, enabled: np.ndarray | None = None) -> np.ndarray:
         """Non-negative fractions summing to one per pair over its enabled paths: traffic on a disabled path
@@ -128,7 +133,8 @@ class TEProblem:
         if budget <= 0:
             return 0.0
         dist = shortest_distances(self.arrays, y, self.pairs)
-        return float(self.demand @ dist) / budget
+        fixed = 0.0 if self.background is None else float(y @ self.background)
+        return (float(self.demand @ dist) + fixed) / budget
 
     def flow_upper_bound(self, link_price: np.ndarray) -> float:
         """LP-duality bound on the most traffic (normalised) that fits.
@@ -141,14 +147,19 @@ class TEProblem:
         return float(cap @ y + self.demand @ np.maximum(0.0, 1.0 - cheapest))
 
     def with_paths(self, paths: PathSet) -> TEProblem:
-        return TEProblem(self.arrays, paths, self.volume, self.scale)
+        return TEProblem(self.arrays, paths, self.volume, self.scale, self.background)
+
+    def restricted(self, pairs: np.ndarray, background: np.ndarray) -> TEProblem:
+        """Only ``pairs`` (indices) free to move, everything else fixed as ``background`` load (normalised)."""
+        pairs = np.asarray(pairs, dtype=np.int64)
+        return TEProblem(self.arrays, self.paths.subset(pairs), self.volume[pairs], self.scale, background)
 
     def with_volume(self, volume: np.ndarray) -> TEProblem:
         """The same pairs and paths carrying ``volume`` (Mbit/s per pair); the path matrices are shared."""
         volume = np.asarray(volume, dtype=float)
         if volume.shape != self.volume.shape:
             raise ValueError(f"expected {self.volume.shape[0]} volumes, one per pair, got {volume.shape}")
-        twin = TEProblem(self.arrays, self.paths, volume, self.scale)
+        twin = TEProblem(self.arrays, self.paths, volume, self.scale, self.background)
         for name in ("incidence", "incidence_csc", "incidence_t", "capacity", "pair_starts"):
             if name in self.__dict__:
                 twin.__dict__[name] = self.__dict__[name]
@@ -181,13 +192,19 @@ def build_problem(network: Network, *, demands: list[Demand] | None = None, k: i
                   cache_dir: str | Path | None = None) -> TEProblem:
     """The TE instance for ``network`` and its demands (or ``demands``), with ``k`` paths per pair."""
     arrays = network.arrays()
+    check_capacities(network, arrays)
+    pairs, volume = aggregate_demands(network, demands)
+    return problem_from_pairs(arrays, pairs, volume, k=k, weight=weight, cache_dir=cache_dir)
+
+
+def check_capacities(network: Network, arrays: NetworkArrays | None = None) -> None:
+    """Refuse links that are up with zero capacity: no utilisation can be defined on them."""
+    arrays = network.arrays() if arrays is None else arrays
     zero = np.flatnonzero(arrays.up & (arrays.capacity <= 0))
     if len(zero):
         shown = ", ".join(network.links[i].id for i in zero[:5])
         raise InputError.at(f"{len(zero)} links are up with zero capacity ({shown}); set them down or give them "
                             "capacity", field="links")
-    pairs, volume = aggregate_demands(network, demands)
-    return problem_from_pairs(arrays, pairs, volume, k=k, weight=weight, cache_dir=cache_dir)
 
 
 def problem_from_pairs(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, *, k: int = 4,
@@ -251,12 +268,18 @@ class Routing:
     def pair_paths(self) -> list[dict]:
         """Per demand pair: source, target, volume and ``[{"nodes": [...], "fraction": x}]``."""
         p, arrays = self.problem, self.problem.arrays
-        out = []
-        for i, (a, b) in enumerate(p.pairs):
-            entries = []
-            for q in range(p.paths.pair_ptr[i], p.paths.pair_ptr[i + 1]):
-                if self.x[q] > 1e-9:
-                    entries.append({"nodes": p.paths.nodes_of(q, arrays), "fraction": float(self.x[q])})
-            out.append({"source": arrays.node_ids[a], "target": arrays.node_ids[b], "volume": float(p.volume[i]),
-                        "paths": entries})
-        return out
+        ids = np.asarray(arrays.node_ids, dtype=object)
+        ptr, links = p.paths.path_ptr, p.paths.path_links
+        # Node names of every hop's far end, once; a path's node list is its first link's source then these.
+        far_end = ids[arrays.dst[links]]
+        used = np.flatnonzero(self.x > 1e-9)
+        first_link = links[np.minimum(ptr[used], max(len(links) - 1, 0))] if len(links) else used
+        starts = ids[arrays.src[first_link]] if len(links) else np.empty(len(used), dtype=object)
+        entries: list[list[dict]] = [[] for _ in range(p.paths.n_pairs)]
+        owner = p.paths.path_pair[used].tolist()
+        for q, i, start, fraction in zip(used.tolist(), owner, starts.tolist(), self.x[used].tolist()):
+            hops = far_end[ptr[q]:ptr[q + 1]].tolist()
+            entries[i].append({"nodes": [start, *hops] if hops else [], "fraction": fraction})
+        pairs, volume = p.pairs.tolist(), p.volume.tolist()
+        return [{"source": ids[a], "target": ids[b], "volume": v, "paths": e}
+                for (a, b), v, e in zip(pairs, volume, entries)]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from netpilot.optimize.te.failures import FailureReport
-from netpilot.optimize.te.problem import Routing
+if TYPE_CHECKING:
+    from netpilot.optimize.te.failures import FailureReport
+    from netpilot.optimize.te.problem import Routing
 
 
 def routing_document(routing: Routing, *, failures: FailureReport | None = None) -> dict[str, Any]:
@@ -37,6 +38,7 @@ def routing_document(routing: Routing, *, failures: FailureReport | None = None)
     if "unrestricted_bound" in routing.info:
         doc["unrestricted_mlu_lower_bound"] = float(routing.info["unrestricted_bound"])
         doc["paths_added"] = int(routing.info.get("paths_added", 0))
+        doc["paths_reused"] = int(routing.info.get("paths_reused", 0))
     if "guaranteed_mlu" in routing.info:
         doc["guaranteed_single_failure_mlu"] = float(routing.info["guaranteed_mlu"])
         doc["unprotected_pairs"] = int(routing.info["unprotected_pairs"])

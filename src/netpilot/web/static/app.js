@@ -10,7 +10,8 @@ const WEAK_CAUSE = 0.3;
 const VIEW = { width: 1000, height: 640, margin: 40 };
 
 function token() {
-  const fromUrl = new URLSearchParams(location.search).get("token");
+  // The token comes in the URL's fragment (never sent to the server, so never in its logs) and is then kept here.
+  const fromUrl = new URLSearchParams(location.hash.slice(1)).get("token");
   if (fromUrl) { localStorage.setItem("netpilot-token", fromUrl); history.replaceState(null, "", "/"); }
   return localStorage.getItem("netpilot-token");
 }
@@ -368,7 +369,7 @@ async function refreshIncidents() {
 }
 
 async function refreshChanges() {
-  const changes = await api("/api/changes");
+  const changes = await api("/api/changes?limit=50");
   const root = document.getElementById("changes");
   root.replaceChildren(...changes.slice(0, 30).map(c => {
     const item = el("li", { "data-id": c.id, class: c.id === state.selectedChange ? "selected" : "", title: percentify(c.why) },
@@ -483,13 +484,20 @@ async function start() {
   drawTopology();
   await refreshAll();
   let busy = false;
-  const events = new EventSource(`/api/events?token=${encodeURIComponent(state.token)}`);
-  events.addEventListener("tick", async () => {
-    if (busy) return;
-    busy = true;
-    await refreshAll();
-    busy = false;
-  });
+  // EventSource cannot send the Authorization header: it connects with a ticket valid for a minute, and takes
+  // a fresh one whenever the stream drops.
+  async function follow() {
+    let ticket;
+    try { ticket = await api("/api/events/ticket", { method: "POST" }); } catch (e) { setTimeout(follow, 5000); return; }
+    const events = new EventSource(`/api/events?ticket=${encodeURIComponent(ticket.ticket)}`);
+    events.addEventListener("tick", async () => {
+      if (busy) return;
+      busy = true;
+      try { await refreshAll(); } finally { busy = false; }
+    });
+    events.onerror = () => { events.close(); setTimeout(follow, 2000); };
+  }
+  follow();
 }
 
 document.getElementById("login-form").addEventListener("submit", event => {

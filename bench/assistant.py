@@ -1,0 +1,187 @@
+"""The assistant's evaluation: the requests of bench/data/assistant_requests.json (written by
+bench/assistant_requests.py) through the whole assistant, per backend, scored by twin equivalence (the expected
+and the predicted intents applied to the same twin give the same link states and metrics).
+
+    python bench/assistant.py [--backend local|nearest|openai] [--url URL --model NAME --key KEY] [--limit N]
+
+``nearest`` is code alone, no model: the names found and the nearest worked example's answer written with them;
+it shows what the model adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+from rich.console import Console
+
+from _results import run
+from assistant_requests import OUT as REQUESTS
+from assistant_requests import networks
+from netpilot.assistant.backends import Completion, LocalBackend, OpenAIBackend
+from netpilot.assistant.core import Assistant
+from netpilot.assistant.restate import restate
+from netpilot.assistant.tools import Observations
+from netpilot.change.intents import IntentList, apply_intents
+from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.errors import InputError
+
+console = Console(width=200, soft_wrap=True)
+results: dict[str, object] = {}
+ACTION_OF = {"proposal": "change", "question": "clarify", "refusal": "refuse", "explanation": "explain"}
+PEOPLE = ("alice", "bob", "carol")
+
+
+class NearestExample:
+    """Answers with the nearest worked example as the prompt holds it (the last example before the request)."""
+
+    name = "nearest-example"
+
+    def complete(self, messages: list[dict[str, str]], schema: dict) -> Completion:
+        return Completion(messages[-2]["content"], "nearest-example (no model)", "copy", 0.0)
+
+    def close(self) -> None:
+        pass
+
+
+def twin_state(network, intents) -> tuple[np.ndarray, np.ndarray] | None:
+    try:
+        after = apply_intents(network, intents)
+    except InputError:
+        return None
+    arrays = after.arrays()
+    return arrays.metric.copy(), arrays.up.copy()
+
+
+def equivalent(network, expected, predicted) -> bool:
+    a, b = twin_state(network, expected), twin_state(network, predicted)
+    return a is not None and b is not None and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def evaluate(backend, label: str, limit: int | None) -> dict:
+    cases = json.loads(REQUESTS.read_text())
+    if limit:
+        cases = cases[::max(1, len(cases) // limit)][:limit]
+    nets = networks()
+    assistant = Assistant(backend)
+    # A policy that would auto-approve every kind: the assistant's proposals must still wait for a person.
+    store = ChangeStore(":memory:", Policy(auto_approve=["set_link_state", "set_metric", "drain_node"]))
+    rows = []
+    try:
+        for i, case in enumerate(cases):
+            twin = nets[case["network"]]
+            if case["setup"]:
+                twin = apply_intents(twin, IntentList.model_validate(case["setup"]).root)
+            user = PEOPLE[i % len(PEOPLE)]
+            started = time.perf_counter()
+            seen = assistant.interpret(case["request"], twin)
+            model_s = time.perf_counter() - started
+            reply = assistant.respond(seen, user, Observations(twin), store=store)
+            total_s = time.perf_counter() - started
+            expected = case["expected"]
+            action = ACTION_OF[reply.kind]
+            row = {"id": case["id"], "network": case["network"], "category": case["category"],
+                   "family": case["family"], "request": case["request"], "expected": expected["action"],
+                   "action": action, "schema_valid": seen.error is None or seen.error.startswith("backend"),
+                   "backend_error": seen.error if seen.error and seen.error.startswith("backend") else None,
+                   "raw": seen.completion.text if seen.completion else None, "model_s": model_s,
+                   "total_s": total_s, "state": reply.state, "change_id": reply.change_id}
+            node_ids = set(twin.node_ids())
+            predicted = IntentList.model_validate(reply.intents).root if reply.intents else []
+            row["invented"] = sum(1 for it in reply.intents for key in ("node", "source", "target")
+                                  if key in it and it[key] not in node_ids)
+            if expected["action"] == "change":
+                wanted = IntentList.model_validate(expected["intents"]).root
+                row["correct"] = action == "change" and equivalent(twin, wanted, predicted)
+                row["restatement_differs"] = action == "change" and restate(predicted, twin) != restate(wanted,
+                                                                                                          twin)
+            elif expected["action"] == "explain":
+                row["correct"] = action == "explain" and seen.answer is not None and \
+                    seen.answer.topic == expected["topic"]
+                row["restatement_differs"] = action == "change"
+            else:
+                row["correct"] = action == expected["action"]
+                row["restatement_differs"] = action == "change"
+            rows.append(row)
+            if i % 20 == 0:
+                console.print(f"  {label} {i + 1}/{len(cases)} {case['request']!r} -> {action} "
+                              f"({'ok' if row['correct'] else 'wrong'}, {model_s:.2f} s)")
+    finally:
+        backend.close()
+    changes = store.list()
+    return score(rows, changes, label)
+
+
+def score(rows: list[dict], changes, label: str) -> dict:
+    def share(part: list[dict], test) -> float:
+        return sum(1 for r in part if test(r)) / len(part) if part else float("nan")
+
+    single = [r for r in rows if r["category"] == "single"]
+    multi = [r for r in rows if r["category"] == "multi"]
+    wrong_proposals = [r for r in rows if r["action"] == "change" and not r["correct"]]
+    caught_by_verification = [r for r in wrong_proposals if r["state"] == "rejected"]
+    caught = [r for r in wrong_proposals if r["state"] == "rejected" or r["restatement_differs"]]
+    wrong = [r for r in rows if not r["correct"]]
+    change_expected = [r for r in rows if r["expected"] == "change"]
+    clarify_pred = [r for r in rows if r["action"] == "clarify"]
+    clarify_true = [r for r in rows if r["expected"] == "clarify"]
+    model_s = sorted(r["model_s"] for r in rows)
+    figures = {
+        "backend": label, "requests": len(rows),
+        "schema_valid": share(rows, lambda r: r["schema_valid"]),
+        "backend_errors": sum(1 for r in rows if r["backend_error"]),
+        "invented_names": sum(r["invented"] for r in rows),
+        "twin_equivalent_single": share(single, lambda r: r["correct"]),
+        "twin_equivalent_multi": share(multi, lambda r: r["correct"]),
+        "correct_by_category": {c: share([r for r in rows if r["category"] == c], lambda r: r["correct"])
+                                for c in sorted({r["category"] for r in rows})},
+        "correct_by_network": {n: share([r for r in rows if r["network"] == n], lambda r: r["correct"])
+                               for n in sorted({r["network"] for r in rows})},
+        "correct_all": share(rows, lambda r: r["correct"]),
+        "wrong_proposals": len(wrong_proposals),
+        "wrong_proposals_refused_by_verification": len(caught_by_verification),
+        "wrong_proposals_refused_or_restatement_differs": share(wrong_proposals, lambda r: r in caught),
+        "change_requests_turned_into_question": share(change_expected, lambda r: r["action"] == "clarify"),
+        "wrong_but_safe": share(wrong, lambda r: r["action"] != "change" or r["state"] == "rejected"),
+        "clarify_precision": share(clarify_pred, lambda r: r["expected"] == "clarify"),
+        "clarify_recall": share(clarify_true, lambda r: r["action"] == "clarify"),
+        "proposals": len(changes),
+        "proposals_without_person": sum(1 for c in changes if c.proposer not in PEOPLE),
+        "proposals_approved_by_policy": sum(1 for c in changes if c.approver == "policy"),
+        "model_p50_s": statistics.median(model_s) if model_s else float("nan"),
+        "model_p99_s": model_s[min(len(model_s) - 1, int(0.99 * len(model_s)))] if model_s else float("nan"),
+    }
+    results[label] = {"figures": figures, "rows": rows}
+    console.print_json(json.dumps(figures, default=float))
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--backend", choices=("local", "nearest", "openai"), action="append")
+    parser.add_argument("--url")
+    parser.add_argument("--model")
+    parser.add_argument("--key", default="none")
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args()
+    chosen = args.backend or ["nearest", "local"]
+
+    def section(name: str):
+        def go() -> None:
+            if name == "local":
+                backend = LocalBackend()
+            elif name == "openai":
+                backend = OpenAIBackend(base_url=args.url, model=args.model, api_key=args.key)
+            else:
+                backend = NearestExample()
+            evaluate(backend, name, args.limit)
+        return go
+
+    run("assistant", {name: section(name) for name in ("nearest", "local", "openai")}, chosen, results)
+
+
+if __name__ == "__main__":
+    main()
