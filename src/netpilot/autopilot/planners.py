@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -108,11 +108,15 @@ class Plan:
     evidence: dict[str, Any] = field(default_factory=dict)
 
 
-class Planner(Protocol):
-    """Returns a verified plan for the network at this tick, or None (nothing better, or nothing to propose
-    yet: a search goes on next tick)."""
+ContextT = TypeVar("ContextT", contravariant=True)
 
-    def plan(self, context: PlanContext) -> Plan | None: ...
+
+class Planner(Protocol[ContextT]):
+    """Returns a verified plan for the network at this tick, or None (nothing better, or nothing to propose
+    yet: a search goes on next tick). Routing planners read a ``PlanContext``; the RAN's planners
+    (``autopilot.ran``) a ``RanContext``."""
+
+    def plan(self, context: ContextT) -> Plan | None: ...
 
 
 class PlanMemory:

@@ -37,6 +37,11 @@ class CheckKind(StrEnum):
     UTILISATION_AT_PEAK = "utilisation at forecast peak"
     FAILURE_REACHABILITY = "single-failure reachability"
     FAILURE_UTILISATION = "single-failure utilisation"
+    SLICE_GUARANTEES = "slice guarantees"
+    RAN_RESERVATION = "RAN reservation"
+    INFERENCE_SLO = "inference SLOs"
+    GPU_CAPACITY = "GPU count and memory"
+    SITE_FAILURE = "single edge-site failure"
 
 
 @dataclass(frozen=True)
