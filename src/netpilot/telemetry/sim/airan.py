@@ -107,7 +107,8 @@ def generate(n_cells: int, n_sites: int, *, seed: int = 0, area_km: float = 60.0
     def where(xy: np.ndarray) -> Location:  # km to degrees near 45 N, for maps only
         return Location(lat=45.0 + xy[1] / 111.0, lon=10.0 + xy[0] / 78.7)
 
-    nodes, links = [], []
+    nodes: list[Router | CellSite | EdgeSite] = []
+    links: list[Link] = []
     routers = [f"agg-{k}" for k in range(n_sites)]
     sites = [f"edge-{k}" for k in range(n_sites)]
     cells = [f"cell-{c}" for c in range(n_cells)]
@@ -144,7 +145,8 @@ def generate(n_cells: int, n_sites: int, *, seed: int = 0, area_km: float = 60.0
     network = Network(name=f"airan-{n_cells}c-{n_sites}s-seed{seed}", origin="netpilot AI-RAN generator",
                       nodes=nodes, links=links)
     arrays = network.arrays()
-    latency = latency_matrix(arrays, [arrays.index[c] for c in cells], [arrays.index[s] for s in sites],
+    latency = latency_matrix(arrays, np.array([arrays.index[c] for c in cells]),
+                             np.array([arrays.index[s] for s in sites]),
                              per_hop_ms=PER_HOP_MS)
     gpu_per_prb = 0.5 * gpus / max(float(per_site.mean()), 1.0)
     services = services_for(trace) if trace is not None else SERVICES
