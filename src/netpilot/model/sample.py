@@ -81,10 +81,7 @@ def build_sample_network(backbone_graph: str | Path, backbone_demands: str | Pat
     location = {n["id"]: n.get("location") for n in nodes}
 
     def uplink(a: str, b: str, capacity: float) -> None:
-        latency = round(max(0.01, latency_between(location[a], location[b]) or 0.1), 4)
-        for s, t in ((a, b), (b, a)):
-            links.append({"source": s, "target": t, "capacity": capacity, "latency_ms": latency,
-                          "metric": inverse_capacity_metric(capacity)})
+        links.extend(_access_link_pair(location, a, b, capacity))
 
     degree: dict[str, int] = {}
     for link in links:
@@ -203,10 +200,7 @@ def build_sized_sample(backbone: Network, *, cells_per_router: int = 2, edge_sit
     location = {n["id"]: n.get("location") for n in nodes}
 
     def uplink(a: str, b: str, capacity: float) -> None:
-        latency = round(max(0.01, latency_between(location[a], location[b]) or 0.1), 4)
-        for s, t in ((a, b), (b, a)):
-            links.append({"source": s, "target": t, "capacity": capacity, "latency_ms": latency,
-                          "metric": inverse_capacity_metric(capacity)})
+        links.extend(_access_link_pair(location, a, b, capacity))
 
     def near(base: dict | None, km: float) -> dict | None:
         return None if not base else _offset(base["lat"], base["lon"], km, float(rng.uniform(0, 2 * math.pi)))
@@ -256,3 +250,11 @@ def build_sized_sample(backbone: Network, *, cells_per_router: int = 2, edge_sit
                   "access links sized to be at most half full at that peak"],
         "nodes": nodes, "links": links, "demands": demands,
     }, file="<sample>")
+
+
+def _access_link_pair(location: dict, a: str, b: str, capacity: float) -> list[dict]:
+    """Both directions of an access link between ``a`` and ``b`` (a cell's or edge site's uplink), with the
+    latency of the distance between them and the metric of its capacity."""
+    latency = round(max(0.01, latency_between(location[a], location[b]) or 0.1), 4)
+    return [{"source": s, "target": t, "capacity": capacity, "latency_ms": latency,
+             "metric": inverse_capacity_metric(capacity)} for s, t in ((a, b), (b, a))]
