@@ -254,7 +254,8 @@ def main() -> None:
             if name == "local" and args.replay:
                 backend = Replay(args.replay)
             elif name == "local":
-                backend = LocalBackend()
+                # The shared machine ran a request's scoring past the interactive 120 s under a load of 12.
+                backend = LocalBackend(timeout_s=900.0)
             elif name == "openai":
                 backend = OpenAIBackend(base_url=args.url, model=args.model, api_key=args.key)
             else:

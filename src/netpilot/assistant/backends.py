@@ -165,7 +165,8 @@ class LocalBackend:
     threads: int = 1
     context: int = 2048
     max_tokens: int = 160
-    timeout_s: float = 120.0
+    # Scoring a request's answers took 20-120 s on the shared 2-core machine under a load of 10-12.
+    timeout_s: float = 300.0
     name: str = "local"
     _process: Any = field(default=None, repr=False)
     _connection: Any = field(default=None, repr=False)
