@@ -29,6 +29,7 @@ bench: install
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 
 # Regenerates the bundled sample network from the staged GÉANT 2012 backbone (deterministic).
 sample-network: install

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from _results import run
 from netpilot.change.intents import SetMetric, apply_intents
-from netpilot.change.verify import _state, failure_scenarios, verify_change, what_if
+from netpilot.change.verify import VerificationSettings, _state, failure_scenarios, verify_change, what_if
 from netpilot.model.formats import attach_demands, import_demands, import_network
 
 REPETITA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "te" / "repetita"
@@ -98,7 +98,8 @@ def section_policies() -> None:
     whole = []
     for _ in range(7):
         started = time.perf_counter()
-        verify_change(before, after, demand=(sim.pairs, volume), cache=cache, failure_share=0.01)
+        verify_change(before, after, VerificationSettings(failure_share=0.01), demand=(sim.pairs, volume),
+                      cache=cache)
         whole.append(time.perf_counter() - started)
     record = {"pairs": len(sim.pairs), "policies_before": len(before.policies), "policies_after": len(after.policies),
               "scenarios": len(scenarios), "every_pair_ms": 1000 * statistics.median(every),

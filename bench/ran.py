@@ -1,7 +1,7 @@
 """AI-RAN benchmarks: RAN slicing on the real LTE Barcelona cells (figures go to BENCHMARKS.md).
 
     python bench/ran.py            # every section
-    python bench/ran.py slicing    # sections: slicing, speed, placement, replacement
+    python bench/ran.py slicing    # sections: slicing, speed, placement, replacement, loop, loop_mip
 
 Protocol (slicing). Each of the three CTTC eNodeBs (ElBorn, LesCorts, PobleSec; train and test files joined, 2-min
 intervals) gives its measured downlink PRB use ``rb_down``. A cell of 100 PRBs carries that load scaled so its
@@ -273,8 +273,101 @@ def section_replacement() -> None:
                   f"{np.mean(migrations):.2f} | {max(unserved):.2f} | ≤ 100 ms per step |")
 
 
+def section_loop() -> None:
+    """Both RAN planners in the loop on 2,000 cells and 40 edge sites (generator seeds 0-2: a network and its
+    demand each), each shipped scenario, against a static split and placement on the same demand; decision time
+    per tick (both planners, verification included). ``RAN_LOOP_TICKS`` and ``RAN_LOOP_SEEDS`` shorten it."""
+    import os
+
+    from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios
+    from netpilot.telemetry.sim.airan import generate, read_llm_trace
+
+    trace = read_llm_trace(EDGE / "azure_llm_2023")
+    ticks = int(os.environ.get("RAN_LOOP_TICKS", "60"))
+    seeds = [int(x) for x in os.environ.get("RAN_LOOP_SEEDS", "0,1,2").split(",")]
+    records, decide = [], []
+    console.print(f"\n### AI-RAN in the loop: 2,000 cells, 40 edge sites, {ticks} one-minute ticks per scenario\n")
+    console.print("| seed | scenario | SLA met loop / static | SLO met loop / static | unserved requests loop / static "
+                  "| GPUs powered loop / static | decide ms p50 / p99 | placement ticks | changes applied | "
+                  "rolled back | unsafe | reservation misses |")
+    console.print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    per_slice, per_service = [], []
+    for seed in seeds:
+        network, topology = generate(2000, 40, seed=seed, trace=trace)
+        for name, events in shipped_scenarios(topology, ticks).items():
+            report = run_ran_scenario(name, network, topology, events, ticks=ticks, seed=seed, trace=trace)
+            decide += report.decide_ms[1:]
+            p50, p99 = np.percentile(report.decide_ms[1:], [50, 99])
+            loop, static = report.loop, report.static
+            records.append({"seed": seed, "scenario": name, "loop": loop.__dict__, "static": static.__dict__,
+                            "decide_ms_p50": p50, "decide_ms_p99": p99, "applied": report.changes_applied,
+                            "rolled_back": report.rolled_back, "unsafe": report.unsafe,
+                            "reservation_misses": report.reservation_misses,
+                            "placement_ticks": report.placement_ticks})
+            console.print(f"| {seed} | {name} | **{100 * loop.sla_all:.2f} %** / {100 * static.sla_all:.2f} % | "
+                          f"**{100 * loop.slo_all:.2f} %** / {100 * static.slo_all:.2f} % | "
+                          f"{loop.unserved_requests:,.0f} / {static.unserved_requests:,.0f} | "
+                          f"{loop.gpus_powered:.1f} / {static.gpus_powered:.1f} | {p50:.1f} / {p99:.1f} | "
+                          f"{report.placement_ticks} | {report.changes_applied} | {report.rolled_back} | "
+                          f"{report.unsafe} | {report.reservation_misses} |")
+            per_slice.append(f"{seed} {name}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in loop.sla_met.items()))
+            per_service.append(f"{seed} {name}: " + ", ".join(f"{k} {100 * v:.2f}" for k, v in loop.slo_met.items()))
+    p50, p99 = np.percentile(decide, [50, 99])
+    results["loop"] = {"cells": 2000, "sites": 40, "ticks": ticks, "seeds": seeds, "scenarios": records,
+                       "decide_ms_p50": p50, "decide_ms_p99": p99}
+    console.print("\nSLA met per slice (loop, %): " + "; ".join(per_slice))
+    console.print("\nSLO met per service (loop, %): " + "; ".join(per_service))
+    console.print(f"\nBoth planners per tick over all runs (first tick, the initial placement, left out): "
+                  f"p50 **{p50:.1f} ms**, p99 **{p99:.1f} ms** (target ≤ 100 ms p99).")
+
+
+def section_loop_mip() -> None:
+    """The placement the loop solves at 2,000 cells and 40 sites (its 40 cell groups, a tick's forecast with the
+    margin, the RAN's forecast need reserved), by place_fast and by the MIP (HiGHS, to within 0.05 GPU), for
+    several seeds and loads."""
+    from netpilot.autopilot.ran import PlacementPlanner, RanSettings
+    from netpilot.optimize.ran.placement import PlacementProblem, place_fast, place_mip
+    from netpilot.telemetry.sim.airan import AiRanSimulator, generate, read_llm_trace
+
+    trace = read_llm_trace(EDGE / "azure_llm_2023")
+    rows, records = [], []
+    for seed, load in ((0, 1.0), (1, 1.0), (2, 1.5)):
+        _, topo = generate(2000, 40, seed=seed, trace=trace)
+        sim = AiRanSimulator(topo, seed=seed, trace=trace, ai_load=load)
+        demand, rate, cell_up, _ = sim.demand_now()
+        settings = RanSettings()
+        planner = PlacementPlanner(topo, settings)
+        need = topo.ran_gpus(np.minimum(demand, topo.prbs[:, None]), cell_up) * (1 + settings.ran_margin)
+        group_rate = np.zeros((planner.group_latency.shape[0], rate.shape[1]))
+        np.add.at(group_rate, planner.group, rate * (1 + settings.rate_margin))
+        problem = PlacementProblem([str(g) for g in range(len(group_rate))], topo.sites, list(topo.services),
+                                   group_rate, planner.group_latency, topo.gpus, topo.gpu_memory_gb,
+                                   np.minimum(need / topo.gpus, 1.0))
+        place_fast(problem)  # warm
+        fast = place_fast(problem)
+        mip = place_mip(problem, time_limit=300)
+        ratio = fast.objective(problem) / mip.objective(problem)
+        records.append({"seed": seed, "load": load, "fast_objective": fast.objective(problem),
+                        "mip_objective": mip.objective(problem), "fast_gpus": float(fast.gpus_on.sum()),
+                        "mip_gpus": float(mip.gpus_on.sum()), "fast_seconds": fast.seconds,
+                        "mip_seconds": mip.seconds, "mip_status": mip.info["status"],
+                        "fast_violations": len(fast.violations(problem))})
+        rows.append(f"| {seed} | {load:g} | {float((group_rate * problem.gpu_seconds).sum()):.1f} | "
+                    f"{mip.gpus_on.sum():g} / {fast.gpus_on.sum():g} | "
+                    f"{float(mip.unserved(problem).sum()):.2f} / {float(fast.unserved(problem).sum()):.2f} | "
+                    f"**{ratio:.4f}** | {mip.seconds:.2f} ({mip.info['status']}) | {1000 * fast.seconds:.1f} | "
+                    f"**{mip.seconds / fast.seconds:.0f}×** | {len(fast.violations(problem))} |")
+    results["loop_mip"] = records
+    console.print("\n### The loop's placement against the MIP (2,000 cells in 40 groups, 40 sites)\n")
+    console.print("| seed | AI load × | GPU-s/s asked | GPUs on MIP / fast | unserved req/s MIP / fast | "
+                  "fast / MIP objective | MIP s | fast ms | MIP s / fast s | fast violations |")
+    console.print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in rows:
+        console.print(row)
+
+
 SECTIONS = {"slicing": section_slicing, "speed": section_speed, "placement": section_placement,
-            "replacement": section_replacement}
+            "replacement": section_replacement, "loop": section_loop, "loop_mip": section_loop_mip}
 
 
 def main(argv: list[str]) -> None:

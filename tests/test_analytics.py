@@ -19,11 +19,13 @@ from netpilot.analytics.detect import (
     StreamingDetector,
     alarm_runs,
     calibrate,
+    calibrate_days,
     calibrate_runs,
     detect,
     explain_series,
     infer_season,
     score_series,
+    series_days,
     settings_for,
 )
 from netpilot.analytics.forecast import Forecaster
@@ -31,10 +33,10 @@ from netpilot.analytics.rca import RootCauseLocalizer, Snapshot
 from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise, point_adjust
 from netpilot.cli import app
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault
 from netpilot.model.io import load_network
 from netpilot.model.network import Demand, Link, Network, PathPolicy, Router
 from netpilot.model.sample import bundled_network_path
-from netpilot.telemetry.sim.faults import Fault
 from netpilot.telemetry.sim.simulator import Simulator
 
 DATA = shared_data_dir() / "telemetry"
@@ -59,7 +61,11 @@ def test_streaming_equals_batch_and_ignores_gaps():
                                     {"warmup": 0, "peak_window": 1, "clip": 1.5},
                                     {"season": 24, "hold": 4.0, "max_hold": 20},
                                     {"season": 7, "season_alpha": 0.3, "hold": 3.0, "max_hold": 0, "warmup": 2},
-                                    {"season": 50, "hold": 5.0, "max_hold": 60, "peak_window": 10}])
+                                    {"season": 50, "hold": 5.0, "max_hold": 60, "peak_window": 10},
+                                    {"season": 24, "hold": 4.0, "max_hold": 20, "collapse": 30.0},
+                                    {"collapse": 5.0, "warmup": 3, "peak_window": 5},
+                                    {"season": 24, "hold": 3.0, "max_hold": 15, "collapse": 20.0, "cusum": 0.5},
+                                    {"cusum": 1.0, "warmup": 5, "peak_window": 8}])
 def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     """The vectorised bank runs the scalar recursion exactly: same scores to the bit, through gaps (NaN and
     infinities, different per series), rebases, level shifts and spikes."""
@@ -180,9 +186,10 @@ def test_sustained_collapse_alarms_and_is_not_absorbed(seed):
     assert settings.season == 720 and settings.log_offset is not None
     explained = explain_series(settings.transform(values), settings.detector())
     half = len(values) // 2
-    threshold = calibrate_runs(explained.scores[:half], runs=half * 120 / 86_400)
+    threshold = calibrate_days(explained.scores[:half], step_seconds=120.0)
     assert explained.scores[start:start + 8].max() >= threshold.value
-    assert explained.fired(int(start + np.argmax(explained.scores[start:start + 8]))) in ("point", "shift")
+    assert explained.fired(int(start + np.argmax(explained.scores[start:start + 8]))) in (
+        "point", "shift", "collapse")
     expected = settings.untransform(explained.expected[start:end])
     assert np.median(expected / normal) > 0.6  # still expects the normal traffic, not the collapse
     assert alarm_runs(explained.scores[half:] >= threshold.value) <= 4  # the fault and at most a few others
@@ -199,6 +206,66 @@ def test_calibrate_runs_counts_episodes_not_samples():
     assert calibrate_runs(scores, runs=10).value == 4.0  # the floor
     assert calibrate_runs(scores, runs=0.5).value > 9.0  # under one run's worth of history: above all of it
     assert calibrate(scores, alarm_rate=0.01).value == 9.0  # a share of samples lands on the long episode
+
+
+def test_calibrate_days_is_not_lifted_by_one_long_real_episode():
+    """Block maxima: a day-long real episode in the history fills a few blocks and leaves the threshold at what
+    the quiet days need, where a budget of runs lets it spend the allowance and lifts the bar above it."""
+    rng = np.random.default_rng(3)
+    step, day = 120.0, 720
+    scores = np.abs(rng.normal(0, 1, 6 * day))
+    scores[rng.integers(0, 6 * day, 12)] = 5.5  # two short real blips a day
+    scores[2 * day:2 * day + 60] = 40.0  # one long real incident
+    assert calibrate_days(scores, step_seconds=step).value < 6.0
+    assert calibrate_runs(scores, runs=6).value == 40.0
+    assert calibrate_days(scores, step_seconds=step, min_threshold=8.0).value == 8.0  # the floor
+    short = np.r_[scores[:40], 6.5, scores[:40]]  # under one block (90 samples): above all of it
+    assert calibrate_days(short, step_seconds=step).value > 6.5
+    assert calibrate_days(np.arange(30.0), step_seconds=86_400.0).value == 4.0  # daily: each day may alarm
+
+
+def test_series_days_counts_fast_traces_by_samples():
+    assert series_days(720, 120.0) == 1.0  # a day of two-minute samples
+    assert series_days(1440, 1.0) == 1.0  # 24 minutes of one-second samples: a day of an alarm budget
+    assert series_days(7, 86_400.0) == 7.0
+
+
+def test_collapse_detector_needs_no_noise_estimate():
+    """A counter falling to under the collapse share of its expectation two samples in a row scores the
+    collapse score, however wide its noise (here wider than the fall)."""
+    rng = np.random.default_rng(5)
+    values = rng.normal(5, 1.5, 600)  # a log-scaled counter whose noise is wider than the fall below
+    values[500:510] = 5 + np.log(0.1)  # a fall to a tenth of its level
+    explained = explain_series(values, StreamingDetector(collapse=-np.log(0.4), warmup=30))
+    assert explained.point[501] < 4.0 <= explained.collapse[501] and explained.fired(501) == "collapse"
+    assert explained.scores[501] == explained.collapse[501]
+    assert (StreamingDetector().score_many(values) == score_series(values)).all()  # off by default
+    with pytest.raises(InputError, match="collapse"):
+        StreamingDetector(collapse=-1.0)
+
+
+def test_no_collapse_detector_where_the_daily_shape_is_unknown():
+    """Three days of cell traffic, the first half (1.5 days) too short to look for a daily season: every
+    night's trough would fall under 40 % of a flat expectation, so the collapse detector is off and the nights
+    raise no alarm; with eight days (a season found) it is on."""
+    short = _daily_traffic(3, 4)
+    settings = settings_for(short, 120.0)
+    assert settings.season == 0 and settings.log_offset is not None and settings.collapse == 0.0
+    scores = settings.score(short)
+    threshold = calibrate_days(scores[:len(short) // 2], step_seconds=120.0).value
+    assert alarm_runs(scores[len(short) // 2:] >= threshold) <= 1
+    assert settings_for(_daily_traffic(8, 4), 120.0).collapse > 0.0
+
+
+def test_cusum_accumulates_a_shift_too_small_for_one_sample():
+    rng = np.random.default_rng(6)
+    values = rng.normal(0, 1, 700)
+    values[600:] += 1.5  # a shift of 1.5 standard deviations: no single sample stands out
+    explained = explain_series(values, StreamingDetector(cusum=0.5, hold=4.0, max_hold=50))
+    assert explained.point[600:620].max() < 6.0 <= explained.cusum[600:620].max()
+    assert explained.cusum[100:600].max() < explained.cusum[600:620].max()
+    assert explained.fired(int(600 + np.argmax(explained.cusum[600:620]))) == "cusum"
+    assert StreamingDetector().score_many(values).max() < explained.scores.max()  # off by default
 
 
 # --- scoring -----------------------------------------------------------------------------------------------------
@@ -533,7 +600,7 @@ def test_cli_detect_explain_names_detector_and_expectation(tmp_path):
     onset = 5 * 720 + 200
     assert any(onset <= k <= onset + 7 for k in alarms)
     first = data["points"][next(k for k in alarms if k >= onset)]
-    assert first["detector"] in ("point", "shift") and first["expected"] > 20  # traffic was expected, not 0
+    assert first["detector"] in ("point", "shift", "collapse") and first["expected"] > 20  # traffic was expected, not 0
     assert "detector, score" in result.output and "expected" in result.output
 
 

@@ -20,13 +20,13 @@ from conftest import listening
 from netpilot.api.app import create_app, make_tokens
 from netpilot.autopilot.budget import TickBudget
 from netpilot.autopilot.live import LiveAutopilot
-from netpilot.autopilot.scenario import compare, load_scenario
+from netpilot.autopilot.scenario import Scenario, compare, load_scenario
 from netpilot.cli import app
 from netpilot.cli.autopilot import DEMO_START
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault
 from netpilot.model.io import load_network
 from netpilot.model.sample import bundled_network_path
-from netpilot.telemetry.sim.faults import Fault
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "examples" / "scenarios"
@@ -69,7 +69,7 @@ def test_heavy_stages_that_miss_the_tick_budget_wait_one_tick_and_no_more(networ
     decided = [t for t in ticks if "decide" in t.stages_ms]
     assert decided  # a decision that missed its tick ran on the next
     forecasts = [t.minute for t in ticks if "forecast" in t.stages_ms]
-    assert forecasts and all(m % pilot.forecast_every == 1 for m in forecasts)
+    assert forecasts and all(m % pilot.settings.forecast.every == 1 for m in forecasts)
 
 
 def test_loop_detects_localises_and_waits_for_a_person(network):
@@ -158,7 +158,7 @@ def test_explicit_paths_are_withdrawn_once_the_network_is_calm(network):
     assert change.state == "done" and change.intents[0]["intent"] == "set_policies"
     assert sorted(map(tuple, change.intents[0]["remove"])) == [("AT", "DE"), ("GR", "IT")]
     assert "withdrawn" in change.why
-    assert driver.running.policies == [] and sim.steered_pairs() == 0
+    assert driver.running().policies == [] and sim.steered_pairs() == 0
 
 
 def test_the_loop_plans_on_links_measured_down_before_it_believes_why(network):
@@ -193,7 +193,7 @@ def test_the_twin_keeps_the_telemetry_clock(network):
     for _ in range(3):
         result = sim.step()
         pilot.observe(result)
-    expected, _ = pilot._twin_at(result.minute)
+    expected = pilot.expected(result.minute)
     assert pilot.twin.now == result.ts
     assert float(expected.volume.sum()) == pytest.approx(float(sim.carried.sum()), rel=0.1)
 
@@ -218,9 +218,11 @@ def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
         pilot.observe(result)
     assert any(i.minute >= 20 for i in pilot.incidents)
     pilot.beliefs.clear()
-    pilot._believe(Cause("flash_crowd", "DE", 0.9), result)
+    hypothesis = Fault(kind="flash_crowd", target="DE", at_minute=0, multiplier=3.0)
+    assert pilot.beliefs.adopt(Cause("flash_crowd", "DE", 0.9, hypothesis), result)
     assert pilot.beliefs["flash_crowd:DE"].multiplier == pytest.approx(2.0, rel=0.15)
-    pilot._believe(Cause("flash_crowd", "ES", 0.9), result)
+    hypothesis = Fault(kind="flash_crowd", target="ES", at_minute=0, multiplier=3.0)
+    assert not pilot.beliefs.adopt(Cause("flash_crowd", "ES", 0.9, hypothesis), result)
     assert "flash_crowd:ES" not in pilot.beliefs
 
 
@@ -409,7 +411,7 @@ def test_api_rolls_back_a_change_the_loop_applied_and_confirmed(network):
 
     def running() -> tuple:
         """What the loop's driver and the network itself run: metrics and explicit paths."""
-        net = live.autopilot.driver.running
+        net = live.autopilot.driver.running()
         return (net.arrays().metric.tolist(), [p.model_dump() for p in net.policies],
                 live.simulator.metric.tolist(), live.simulator.steered_pairs())
 
@@ -472,7 +474,7 @@ def _finished(client, headers, run_id, seconds=600.0):  # a guard against a hang
 
 
 def test_api_runs_a_scenario_in_the_background(api):
-    client, _, h = api
+    client, live, h = api
     for run in client.get("/api/scenarios", headers=h["vera"]).json():  # one at a time: let others finish
         _finished(client, h["vera"], run["id"])
     request = {"hours": 0.5, "seed": 5, "start": "2026-01-09T14:00:00Z",
@@ -495,7 +497,13 @@ def test_api_runs_a_scenario_in_the_background(api):
     result = run["result"]
     (fault,) = result["faults"]
     assert fault["target"] == "BG--GR" and fault["detected"]
-    assert result["overload_traffic"]["baseline_gbit"] >= 0 and result["unsafe_changes_applied"] == 0
+    assert result["unsafe_changes_applied"] == 0
+    # The server's run is the library's replay of the same scenario on the network it serves.
+    replayed = compare(Scenario(network=bundled_network_path(), **request), network=live.network)
+    for key in ("baseline_gbit", "autopilot_gbit"):
+        assert result["overload_traffic"][key] == pytest.approx(replayed["overload_traffic"][key])
+    assert (result["changes_proposed"], result["changes_applied"]) == \
+        (replayed["changes_proposed"], replayed["changes_applied"])
     assert client.get("/api/scenarios/nope", headers=h["vera"]).status_code == 404
 
 
@@ -666,10 +674,12 @@ def test_the_loop_runs_on_telemetry_that_came_through_nats(network):
     from netpilot.autopilot.loop import Autopilot
     from netpilot.change.drivers import TwinDriver
     from netpilot.change.workflow import ChangeStore
+    from netpilot.model.frame import steps_from_store
+    from netpilot.model.twin import DEFAULT_START
     from netpilot.telemetry.ingest import consume_sync, publish_sync
     from netpilot.telemetry.schema import known_entities
     from netpilot.telemetry.sim.run import simulate
-    from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator, steps_from_store
+    from netpilot.telemetry.sim.simulator import Simulator
     from netpilot.telemetry.store import DuckDBStore
 
     fault = Fault(kind="link_down", target=["BG", "GR"], at_minute=22, duration_minutes=20)
@@ -745,3 +755,23 @@ def test_with_a_fixed_amount_of_work_every_stage_runs_and_a_plan_is_verified_on_
     budget.spent("baseline", time.perf_counter() - 5.0)
     assert budget.fits("baseline") and budget.fits("forecast")
     assert not budget.room_to_verify()
+
+
+def test_settings_are_frozen_and_take_the_flat_option_names():
+    """One settings object per part; the flat names callers pass land in the right part, an unknown one is
+    refused by name, and verification's settings are the ones the API and the hindsight check use exactly."""
+    import dataclasses
+
+    from netpilot.autopilot.settings import AutopilotSettings
+
+    settings = AutopilotSettings().with_options(congestion=0.8, verify_limit=0.95, forecast_every=3,
+                                                tick_budget_ms=None, check_after=4)
+    assert settings.planning.congestion == 0.8 and settings.verification.max_utilisation == 0.95
+    assert settings.forecast.every == 3 and settings.tick_budget_ms is None and settings.actuator.check_after == 4
+    assert settings.verification.failure_share == 0.01  # the loop's tolerance for an estimated demand
+    exact = settings.verification.exact()
+    assert (exact.max_utilisation, exact.failure_tolerance, exact.failure_share) == (0.95, 0.0, 0.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.planning.congestion = 0.5  # type: ignore[misc]
+    with pytest.raises(TypeError, match="unknown autopilot option 'congestoin'"):
+        AutopilotSettings().with_options(congestoin=0.8)

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from netpilot.change.intents import DrainNode, SetLinkState, SetMetric, SetPolicies, apply_intents, load_intents
-from netpilot.change.verify import WhatIfCache, verify_change
+from netpilot.change.verify import CheckKind, VerificationFigures, VerificationSettings, WhatIfCache, verify_change
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.io import dumps_network
@@ -77,7 +77,7 @@ def test_overload_only_at_the_forecast_peak_is_refused():
     # Two equal-cost routes share 80 (0.4 each); pushing it all over a-b-c is fine now (0.8), not at 1.5x.
     before = _net([("a", "b", 100), ("b", "c", 100), ("a", "c", 100, 20)], [("a", "c", 80.0)])
     after = apply_intents(before, [SetMetric(intent="set_metric", source="a", target="c", metric=100)])
-    report = verify_change(before, after, peak_factor=1.5, max_utilisation=1.0)
+    report = verify_change(before, after, VerificationSettings(max_utilisation=1.0), peak_factor=1.5)
     assert _failed(report, "utilisation now").ok
     assert not _failed(report, "utilisation at forecast peak").ok
 
@@ -86,9 +86,18 @@ def test_a_change_that_makes_failures_overload_is_refused():
     before = _net([("a", "b", 100), ("b", "c", 100), ("a", "c", 100), ("a", "d", 100), ("d", "c", 100)],
                   [("a", "c", 60.0)])
     after = apply_intents(before, [SetLinkState(intent="set_link_state", source="a", target="d", state="down")])
-    report = verify_change(before, after, max_utilisation=0.5)
+    report = verify_change(before, after, VerificationSettings(max_utilisation=0.5))
     check = _failed(report, "single-failure utilisation")
     assert not check.ok and "link" in check.detail
+    # The report's figures are typed: the failures it names are the ones the check counted, worst first, and
+    # they read back from the stored report as they were.
+    assert report.check(CheckKind.FAILURE_UTILISATION) is check
+    assert report.figures.failure_scenarios == 4 and report.figures.overloading_failures
+    assert all(len(failure) == 2 for failure in report.figures.overloading_failures)  # a link, both ways
+    assert VerificationFigures.from_dict(report.as_dict()["figures"]) == report.figures
+    without = verify_change(before, after, VerificationSettings(max_utilisation=0.5, failures=False))
+    assert without.check(CheckKind.FAILURE_UTILISATION) is None and without.figures.failure_scenarios is None
+    assert "failure_scenarios" not in without.as_dict()["figures"]
 
 
 def test_cached_baseline_gives_the_same_report_at_any_demand_level():
@@ -153,7 +162,8 @@ def test_cli_verify_writes_ok_and_checks(tmp_path):
     assert doc["ok"] is False
     assert {c["name"] for c in doc["checks"]} >= {"reachability", "forwarding loops", "black holes",
                                                   "utilisation now", "single-failure reachability"}
-    assert all(set(c) == {"name", "ok", "detail"} for c in doc["checks"])
+    assert all(set(c) == {"name", "kind", "ok", "detail"} for c in doc["checks"])
+    assert all(c["kind"] == c["name"] for c in doc["checks"])  # no peak check: the label is the kind
 
 
 # --- workflow and audit -----------------------------------------------------------------------------------
@@ -312,7 +322,7 @@ def test_unsafe_workflow_steps_are_refused_with_the_reason(change_db):
     store.approve(waiting, "bob")
     with pytest.raises(WorkflowError, match="needs a reason"):
         rollback_change(store, waiting, driver, net, lambda: (True, "ok"), actor="bob", why="")
-    assert driver.running is net and store.get(waiting).state == "approved"
+    assert driver.running() is net and store.get(waiting).state == "approved"
 
 
 def test_a_done_change_is_reverted_only_when_the_post_check_agrees(change_db):
@@ -330,10 +340,10 @@ def test_a_done_change_is_reverted_only_when_the_post_check_agrees(change_db):
     # The revert's own post-check fails: the routers keep the change, and the audit log says why.
     assert rollback_change(store, cid, driver, before, lambda: (False, "b lost its route to d"), actor="bob",
                            why="complaints") == "done"
-    assert driver.running is after and store.annotations(cid)["rollback_failed"]["post_check"].startswith("b lost")
+    assert driver.running() is after and store.annotations(cid)["rollback_failed"]["post_check"].startswith("b lost")
     assert rollback_change(store, cid, driver, before, lambda: (True, "back as before"), actor="bob",
                            why="complaints") == "rolled_back"
-    assert driver.running is before and store.get(cid).state == "rolled_back"
+    assert driver.running() is before and store.get(cid).state == "rolled_back"
     assert store.audit(cid)[-1]["detail"]["how"] == "revert" and store.verify_audit()[0]
 
 
@@ -388,7 +398,7 @@ def test_cli_propose_approve_and_audit(tmp_path):
 
 # --- rendering --------------------------------------------------------------------------------------------
 
-from netpilot.change.render import config_diff, render_frr, render_json  # noqa: E402
+from netpilot.change.drivers.frr.render import config_diff, render_frr, render_json  # noqa: E402
 
 
 def test_frr_rendering_is_deterministic_and_consistent():
@@ -491,11 +501,12 @@ def test_a_policy_change_is_verified_by_routing_only_the_pairs_it_touches_and_gi
     assert np.allclose(touched[0], full[0], rtol=1e-9, atol=1e-12) and np.array_equal(touched[1], full[1])
     assert np.allclose(touched[2], full[2], rtol=1e-9, atol=1e-6) and full[2].max() > 0
     demand = (pairs, volume)
-    fast = verify_change(before, after, demand=demand, cache=verify.WhatIfCache(), failure_share=0.01)
+    fast = verify_change(before, after, VerificationSettings(failure_share=0.01), demand=demand,
+                         cache=verify.WhatIfCache())
     original = verify._failure_outcomes_after
     try:  # the same change with every pair routed again under every failure
         verify._failure_outcomes_after = lambda b, a, results, s: verify._failure_outcomes(a, s)
-        slow = verify_change(before, after, demand=demand, failure_share=0.01)
+        slow = verify_change(before, after, VerificationSettings(failure_share=0.01), demand=demand)
     finally:
         verify._failure_outcomes_after = original
     assert [(c.name, c.ok, c.detail) for c in fast.checks] == [(c.name, c.ok, c.detail) for c in slow.checks]
@@ -536,15 +547,3 @@ def test_verification_refuses_a_policy_that_overloads_a_link():
     report = verify_change(net, after)
     assert not report.ok
     assert "a->c" in _failed(report, "utilisation now").detail
-
-
-def test_frr_driver_refuses_explicit_paths_rather_than_dropping_them(tmp_path):
-    from netpilot.change.drivers import DriverError, FrrDriver
-    from netpilot.model.network import PathPolicy
-
-    net = _square()
-    policy = PathPolicy(source="a", target="c", paths=[{"nodes": ["a", "b", "c"], "weight": 1}])
-    driver = FrrDriver(lab=None, journal=tmp_path / "journal")
-    with pytest.raises(DriverError, match="explicit path policies"):
-        driver.load_candidate(apply_intents(net, [SetPolicies(intent="set_policies", policies=[policy])]))
-    assert driver.candidate is None

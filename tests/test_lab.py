@@ -8,9 +8,9 @@ import time
 
 import pytest
 
+from netpilot.change.drivers.frr.lab import Lab, available
+from netpilot.change.drivers.frr.render import interfaces, loopbacks
 from netpilot.change.intents import SetMetric, apply_intents
-from netpilot.change.lab import Lab, available
-from netpilot.change.render import interfaces, loopbacks
 from netpilot.model.network import Demand, Link, Network, Router
 from netpilot.model.routing import ecmp_flows
 
@@ -92,13 +92,13 @@ def test_commit_confirmed_reverts_by_itself_unless_confirmed(lab, tmp_path):
     driver = FrrDriver(lab, tmp_path / "journal.json")
     candidate = apply_intents(lab.network, [SetMetric(intent="set_metric", source="a", target="b", metric=50)])
     driver.load_candidate(candidate)
-    assert set(driver.compare()) == {"a"}
-    driver.commit(confirm_seconds=2)
+    assert set(driver.compare().devices) == {"a"}
+    driver.commit(confirm=2)
     assert _cost_on(lab, "a", "b") == 50
     assert driver.reverted.wait(30)  # nobody confirmed: the timer put it back
     assert _cost_on(lab, "a", "b") == 10
     driver.load_candidate(candidate)
-    driver.commit(confirm_seconds=2)
+    driver.commit(confirm=2)
     driver.confirm()
     time.sleep(3)
     assert _cost_on(lab, "a", "b") == 50 and not driver.reverted.is_set()
@@ -129,10 +129,10 @@ def test_twin_driver_has_the_same_interface():
     driver = TwinDriver(net)
     candidate = apply_intents(net, [SetMetric(intent="set_metric", source="a", target="b", metric=50)])
     driver.load_candidate(candidate)
-    assert set(driver.compare()) == {"a"}
-    driver.commit(confirm_seconds=0.2)
-    assert driver.running is candidate
-    assert driver.reverted.wait(5) and driver.running is net
+    assert set(driver.compare().devices) == {"a"}
+    driver.commit(confirm=0.2)
+    assert driver.running() is candidate
+    assert driver.reverted.wait(5) and driver.running() is net
 
 
 # --- the whole apply: approved change, commit-confirmed, post-check, confirm or roll back --------------------
@@ -219,7 +219,7 @@ def test_cli_rollback_reverts_a_done_change_on_the_routers(lab, tmp_path):
 
 # --- telemetry from the lab -----------------------------------------------------------------------------------
 
-from netpilot.change.lab_telemetry import LabTelemetry  # noqa: E402
+from netpilot.change.drivers.frr.telemetry import LabTelemetry  # noqa: E402
 
 
 def _by(samples, metric):

@@ -26,7 +26,12 @@ def test_torch_backend_is_near_the_lp_and_certifies_itself(te_data, name):
     assert np.allclose(problem.pair_sum(routing.x), 1.0)
     assert routing.bound <= lp.mlu * (1 + 1e-7)
     assert routing.mlu <= lp.mlu * 1.01
-    assert routing.mlu <= routing.bound * (1 + 0.005) or routing.iterations > 0
+    # The bound it reports certifies the routing: the optimum lies between the two, and the bound is within 3 % of
+    # it (not a vacuous one). Abilene and UsCarrier close the gap to the solver's 0.5 % tolerance; on Geant2012 the
+    # routing is within 0.1 % of the LP but the bound stays 2.2 % below it (it stops on patience), so the gap to
+    # its own bound is not asserted. It stops on its own, short of the iteration cap.
+    assert lp.mlu * 0.97 <= routing.bound <= lp.mlu * (1 + 1e-7) <= routing.mlu * (1 + 2e-7)
+    assert 0 < routing.iterations < 1000
 
 
 def test_torch_instance_is_reused_across_matrices(te_data):

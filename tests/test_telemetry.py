@@ -19,12 +19,12 @@ from typer.testing import CliRunner
 from conftest import listening, postgres_available
 from netpilot.cli import app
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault, load_faults
 from netpilot.model.io import load_network
 from netpilot.model.sample import bundled_network_path
 from netpilot.telemetry.exporter import registry_for
 from netpilot.telemetry.ingest import consume_sync, ingest_records, publish_sync, replay_file
 from netpilot.telemetry.schema import Event, FaultRecord, known_entities
-from netpilot.telemetry.sim.faults import Fault, load_faults
 from netpilot.telemetry.sim.run import simulate
 from netpilot.telemetry.sim.simulator import Simulator
 from netpilot.telemetry.store import DuckDBStore, PostgresStore, samples_table
@@ -462,7 +462,8 @@ def test_cli_reports_bad_inputs_without_a_traceback(tmp_path):
 
 
 def test_shipped_profile_is_what_the_lte_cells_give(shared_data):
-    from netpilot.telemetry.sim.profile import bundled_profile, derive_weekly_profile
+    from netpilot.model.profile import bundled_profile
+    from netpilot.telemetry.sim.profile import derive_weekly_profile
 
     cells = shared_data / "telemetry" / "lte_barcelona"
     derived = derive_weekly_profile([cells / "ElBorn.csv", cells / "LesCorts.csv", cells / "PobleSec.csv"])
@@ -474,7 +475,29 @@ def test_example_fault_file_runs(network):
 
     faults = load_faults(Path(__file__).resolve().parents[1] / "examples" / "faults.yaml")
     sim = Simulator(network, faults=faults)
-    assert len(sim.faults) == 5
+    frames = {}
+    for _ in range(310):  # through every fault's window
+        frame = sim.step()
+        frames[round(frame.minute)] = frame
+    assert [t.kind for t in sim.truth] == [f.kind for f in faults]
+    link = {lk.id: i for i, lk in enumerate(network.links)}
+    # DE-AT degraded from minute 60 to 90: 2 % loss, half its capacity.
+    assert frames[59].link_loss[link["DE->AT"]] < 0.02 <= frames[60].link_loss[link["DE->AT"]]
+    assert frames[60].link_utilisation[link["DE->AT"]] > 1.8 * frames[59].link_utilisation[link["DE->AT"]]
+    assert frames[90].link_loss[link["DE->AT"]] < 0.02
+    # FR-CH down from 120 to 165, both ways.
+    fr_ch = [link["FR->CH"], link["CH->FR"]]
+    assert frames[119].link_up[fr_ch].all() and not frames[120].link_up[fr_ch].any()
+    assert frames[165].link_up[fr_ch].all()
+    # A crowd of 3x at UK (the router and its cells) from 200 to 240.
+    cell = sim.cell_ids.index("cell:UK-cell1")
+    assert frames[200].cell_traffic[cell] > 2.5 * frames[199].cell_traffic[cell]
+    assert frames[240].cell_traffic[cell] < 1.2 * frames[199].cell_traffic[cell]
+    # MK down from 270 to 290.
+    mk = sim.node_ids.index("node:MK")
+    assert frames[269].node_up[mk] and not frames[270].node_up[mk] and frames[290].node_up[mk]
+    # NL-DE at metric 50000 from 300 on: no shortest path takes it any more.
+    assert frames[299].link_load[link["NL->DE"]] > 0 and frames[300].link_load[link["NL->DE"]] == 0
 
 
 def test_parquet_with_text_columns_is_checked_row_by_row(tmp_path, network):

@@ -78,10 +78,10 @@ def test_an_edited_row_is_not_applied_and_the_audit_says_so(network, tmp_path):
     raw.execute("UPDATE changes SET state='approved', approver='bob', intents=? WHERE id=?",
                 (json.dumps([{"intent": "drain_node", "node": drained}]), cid))
     raw.commit()
-    metric_before = live.autopilot.driver.running.arrays().metric.copy()
+    metric_before = live.autopilot.driver.running().arrays().metric.copy()
     for _ in range(3):
         live.step()
-    assert (live.autopilot.driver.running.arrays().metric == metric_before).all()  # nothing applied
+    assert (live.autopilot.driver.running().arrays().metric == metric_before).all()  # nothing applied
     assert [e["action"] for e in store.audit(cid)][-1] == "annotate"  # the refusal, in the audit
     assert "refusing to act" in store.audit(cid)[-1]["detail"]["refused"]
     ok, where = store.verify_audit()
@@ -112,11 +112,11 @@ def test_an_approved_change_is_verified_again_before_it_applies(network, tmp_pat
     live = LiveAutopilot(network, changes_db=tmp_path / "c.db")
     store = live.changes
     cid = _approved(store, [{"intent": "set_metric", "source": "XX", "target": "YY", "metric": 5}], "oscar")
-    metric_before = live.autopilot.driver.running.arrays().metric.copy()
+    metric_before = live.autopilot.driver.running().arrays().metric.copy()
     live.step()
     assert store.get(cid).state == "rejected"
     assert "verification at apply time failed" in store.audit(cid)[-2]["detail"]["why"]
-    assert (live.autopilot.driver.running.arrays().metric == metric_before).all()
+    assert (live.autopilot.driver.running().arrays().metric == metric_before).all()
     assert store.verify_audit()[0]
 
 
@@ -335,8 +335,8 @@ class Workflow(RuleBasedStateMachine):
         if crash_at == "applying":
             self.crashed.add(cid)
             return
-        self.driver.load_candidate(apply_intents(self.driver.running, intents))
-        self.driver.commit(confirm_seconds=None)
+        self.driver.load_candidate(apply_intents(self.driver.running(), intents))
+        self.driver.commit(confirm=None)
         if crash_at == "committed":
             self.crashed.add(cid)
             return
@@ -382,7 +382,7 @@ class Workflow(RuleBasedStateMachine):
     def the_network_runs_only_confirmed_changes(self):
         if self.crashed:
             return
-        running = self.driver.running.arrays().metric
+        running = self.driver.running().arrays().metric
         last_done = [c for c in self.stores[0].list("done")]
         expected = _ring()
         if last_done:
@@ -487,7 +487,7 @@ def test_start_up_rolls_back_through_the_driver_unless_the_check_passes(tmp_path
                               post_check=lambda net, ok=passes: (ok, "check"))
         assert settled.state == final == store.get(cid).state
         expected = 20 if passes else 10
-        assert driver.running.links[0].metric == expected
+        assert driver.running().links[0].metric == expected
 
 
 def test_rollback_by_id_answers_409_when_that_change_is_not_in_flight(network, tmp_path):

@@ -133,11 +133,11 @@ def test_replayed_link_failures_under_explicit_paths_read_no_loss_on_the_failed_
     """The incremental replay of a failure can leave round-off (1e-13) on the failed link where explicit paths
     move; a link that is down reports no load and no loss, as the stepped simulator reports it (a phantom
     loss of 1 there once outweighed the true cause in the root-cause ranking)."""
+    from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
     from netpilot.model.policies import to_policies
     from netpilot.model.sample import bundled_network_path
     from netpilot.optimize.te.tactical import plan_tactical
-    from netpilot.telemetry.sim.faults import Fault
     from netpilot.telemetry.sim.simulator import Simulator
 
     network = load_network(bundled_network_path())

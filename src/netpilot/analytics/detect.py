@@ -14,6 +14,8 @@ import numpy as np
 from netpilot.errors import InputError
 
 _MAD_TO_SIGMA = 1.2533  # mean absolute deviation of a normal variable times this is its standard deviation
+# Two samples in a row at ``collapse`` under the expectation score this: the lowest threshold calibration allows.
+COLLAPSE_SCORE = 4.0
 
 
 class StreamingDetector:
@@ -27,7 +29,13 @@ class StreamingDetector:
     until one whole season has been seen, and the scale is learnt only from then on.
     Two residuals are scored: the sample's (the point detector), and a short smoothed mean's of the
     deseasonalised value (the shift detector: small level shifts that single samples hide in noise, collapses,
-    outages). The score is the larger, in units of each one's own noise standard deviation.
+    outages). The score is the larger, in units of each one's own noise standard deviation. With ``collapse``
+    > 0 a third detector scores a fall below the expectation that needs no noise estimate (a sleeping cell on
+    a bursty counter): the smaller of this and the last sample's drop under the expectation, ``collapse``
+    scoring ``COLLAPSE_SCORE`` (on log-scaled counters ``collapse`` = -log(fraction of the expectation)).
+    With ``cusum`` > 0 a two-sided CUSUM of the point residuals (in noise standard deviations, each sample
+    allowed ``cusum`` of drift unnoticed) scores what it has accumulated: a shift too small for one sample
+    adds up over a few (it restarts when the hold takes a shift as the new normal, and on ``rebase``).
     With ``hold`` finite, a score at or above ``hold`` freezes the level, the offsets and the scales
     (the expectation is not taught the fault while it lasts), for at most ``max_hold`` samples in a row; after
     that the shift is taken as the new normal and the level jumps to it.
@@ -36,10 +44,13 @@ class StreamingDetector:
     A missing sample (NaN) scores 0 and leaves the state as it was, but advances the season's phase.
 
     After each ``update``, ``last_expected``, ``last_point`` and ``last_shift`` hold the expectation the
-    sample was compared with and the two detectors' scores (for explaining alarms)."""
+    sample was compared with and the detectors' scores (for explaining alarms)."""
 
     __slots__ = (
+        "_bias",
         "_count",
+        "_down",
+        "_drop",
         "_held",
         "_level",
         "_offsets",
@@ -50,8 +61,13 @@ class StreamingDetector:
         "_smooth",
         "_smooth_scale",
         "_ticks",
+        "_up",
         "clip",
+        "collapse",
+        "cusum",
         "hold",
+        "last_collapse",
+        "last_cusum",
         "last_expected",
         "last_point",
         "last_shift",
@@ -69,14 +85,16 @@ class StreamingDetector:
     def __init__(self, level_alpha: float = 0.02, scale_alpha: float = 0.005, smooth_alpha: float = 0.3,
                  clip: float = 4.0, warmup: int = 30, peak_window: int = 0, season: int = 0,
                  season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
-                 season_bins: int = 0) -> None:
+                 season_bins: int = 0, collapse: float = 0.0, cusum: float = 0.0) -> None:
         for name, value in (("level_alpha", level_alpha), ("scale_alpha", scale_alpha),
                             ("smooth_alpha", smooth_alpha), ("season_alpha", season_alpha)):
             if not 0.0 < value <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
-        if season < 0 or max_hold < 0 or season_bins < 0:
-            raise InputError(f"season, season_bins and max_hold must be non-negative, got {season}, "
-                             f"{season_bins} and {max_hold}")
+        if season < 0 or max_hold < 0 or season_bins < 0 or collapse < 0 or cusum < 0:
+            raise InputError(f"season, season_bins, max_hold, collapse and cusum must be non-negative, got "
+                             f"{season}, {season_bins}, {max_hold}, {collapse} and {cusum}")
+        self.collapse = float(collapse)
+        self.cusum = float(cusum)
         self.level_alpha = level_alpha
         self.scale_alpha = scale_alpha
         self.smooth_alpha = smooth_alpha
@@ -95,6 +113,9 @@ class StreamingDetector:
         self._scale = 0.0
         self._smooth = math.nan
         self._smooth_scale = 0.0
+        self._drop = 0.0  # the last sample's fall under its expectation (the collapse detector's memory)
+        self._up = self._down = 0.0  # the CUSUM's sums upwards and downwards
+        self._bias = 0.0  # the clipped residuals' mean: skewed noise leaves the level off its mean
         self._count = 0
         self._ticks = 0  # samples seen, gaps included: the season's clock
         self._skipped = 0  # samples seen during the first season (the scale is not learnt from them)
@@ -102,12 +123,12 @@ class StreamingDetector:
         self._offsets = [0.0] * self.season_bins
         self._seen = [0] * self.season_bins  # samples each bin has learnt from
         self._peaks: deque[tuple[int, float]] = deque()  # (sample number, score), scores decreasing
-        self.last_expected = self.last_point = self.last_shift = math.nan
+        self.last_expected = self.last_point = self.last_shift = self.last_collapse = self.last_cusum = math.nan
 
     def update(self, value: float) -> float:
         ticks = self._ticks = self._ticks + 1
         if value != value or value in (math.inf, -math.inf):  # NaN or infinite: a gap, not a measurement
-            self.last_expected = self.last_point = self.last_shift = math.nan
+            self.last_expected = self.last_point = self.last_shift = self.last_collapse = self.last_cusum = math.nan
             return 0.0
         season = self.season
         phase = (ticks - 1) % season * self.season_bins // season if season else 0
@@ -116,6 +137,7 @@ class StreamingDetector:
         if count == 1:
             self._level = self._smooth = value - offset
             self.last_expected, self.last_point, self.last_shift = value, 0.0, 0.0
+            self.last_collapse = self.last_cusum = 0.0
             return 0.0
         level, scale = self._level, self._scale
         expected = level + offset
@@ -135,9 +157,30 @@ class StreamingDetector:
             z = abs(residual) / (_MAD_TO_SIGMA * scale + floor)
             zs = abs(smooth_residual) / (_MAD_TO_SIGMA * self._smooth_scale + floor)
             score = z if z > zs else zs
+            if self.cusum:
+                signed = residual / (_MAD_TO_SIGMA * scale + floor)
+                signed = signed if -self.clip <= signed <= self.clip else math.copysign(self.clip, signed)
+                up = self._up + (signed - self._bias) - self.cusum
+                down = self._down - (signed - self._bias) - self.cusum
+                self._up = up = up if up > 0.0 else 0.0
+                self._down = down = down if down > 0.0 else 0.0
+                zk = up if up > down else down
+            else:
+                zk = 0.0
         else:
-            z = zs = score = 0.0
-        self.last_expected, self.last_point, self.last_shift = expected, z, zs
+            z = zs = zk = score = 0.0
+        zc = 0.0
+        if self.collapse:
+            drop = -residual if residual < 0.0 else 0.0
+            if warm:
+                zc = COLLAPSE_SCORE * (drop if drop < self._drop else self._drop) / self.collapse
+                if zc > score:
+                    score = zc
+            self._drop = drop
+        self.last_expected, self.last_point, self.last_shift, self.last_collapse = expected, z, zs, zc
+        self.last_cusum = zk
+        # The CUSUM alarms but does not hold the expectation: on a wandering series it would freeze it for good.
+        reported = zk if zk > score else score
         self._smooth = smooth
         if warm and score >= self.hold:
             if self._held < self.max_hold:
@@ -145,7 +188,8 @@ class StreamingDetector:
             else:  # held long enough: the shift is the new normal
                 self._held = 0
                 self._level = smooth
-            return self._peak(count, score) if self.peak_window else score
+                self._up = self._down = 0.0
+            return self._peak(count, reported) if self.peak_window else reported
         self._held = 0
         bound = self.clip * _MAD_TO_SIGMA * scale if warm else math.inf
         clipped = residual if -bound <= residual <= bound else math.copysign(bound, residual)
@@ -154,13 +198,15 @@ class StreamingDetector:
             self._scale = scale + a_scale * (min(abs(residual), bound) - scale)
             sbound = self.clip * _MAD_TO_SIGMA * self._smooth_scale if warm else math.inf
             self._smooth_scale += a_scale * (min(abs(smooth_residual), sbound) - self._smooth_scale)
+            if warm and self.cusum:
+                self._bias += a_scale * (signed - self._bias)
         if season:
             seen = self._seen[phase] = self._seen[phase] + 1
             a_season = max(self.season_alpha, 1.0 / seen)
             self._offsets[phase] = offset + a_season * clipped
         if self.peak_window:
-            return self._peak(count, score)
-        return score
+            return self._peak(count, reported)
+        return reported
 
     def rebase(self, value: float) -> None:
         """The series stepped to a new level for a known reason (a routing change the caller made): carry on
@@ -170,6 +216,7 @@ class StreamingDetector:
             offset = self._offsets[self._phase(self._ticks - 1)] if self.season else 0.0
             self._level = self._smooth = value - offset
             self._held = 0
+            self._up = self._down = 0.0
 
     def expectation(self) -> float:
         """What the next sample is expected to be (NaN before the first sample)."""
@@ -207,10 +254,11 @@ class DetectorBank:
     def __init__(self, n_series: int, level_alpha: float = 0.02, scale_alpha: float = 0.005,
                  smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0,
                  season: int = 0, season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
-                 season_bins: int = 0) -> None:
+                 season_bins: int = 0, collapse: float = 0.0, cusum: float = 0.0) -> None:
         # A detector of one series holds the parameters, checked as it checks them; its own state is unused.
         self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window,
-                                         season, season_alpha, hold, max_hold, season_bins)
+                                         season, season_alpha, hold, max_hold, season_bins, collapse,
+                                         cusum)
         self._ticks = 0  # every series gets one sample (or gap) per tick, so the season's clock is shared
         self._count = np.zeros(n_series, dtype=np.int64)
         self._skipped = np.zeros(n_series, dtype=np.int64)
@@ -219,6 +267,10 @@ class DetectorBank:
         self._scale = np.zeros(n_series)
         self._smooth = np.full(n_series, np.nan)
         self._smooth_scale = np.zeros(n_series)
+        self._drop = np.zeros(n_series)
+        self._up = np.zeros(n_series)
+        self._bias = np.zeros(n_series)
+        self._down = np.zeros(n_series)
         self._offsets = np.zeros((n_series, self._params.season_bins))
         self._seen = np.zeros((n_series, self._params.season_bins), dtype=np.int64)
         self._recent = np.full((n_series, max(int(peak_window) - 1, 0)), -np.inf)  # scores, by count modulo
@@ -257,11 +309,31 @@ class DetectorBank:
         z = np.abs(residual) / (_MAD_TO_SIGMA * scale + floor)
         zs = np.abs(smooth_residual) / (_MAD_TO_SIGMA * smooth_scale + floor)
         score = np.where(warm, np.where(z > zs, z, zs), 0.0)
+        if p.cusum:
+            signed = residual / (_MAD_TO_SIGMA * scale + floor)
+            signed = np.where((-p.clip <= signed) & (signed <= p.clip), signed, np.copysign(p.clip, signed))
+            bias = self._bias[i]
+            up = self._up[i] + (signed - bias) - p.cusum
+            down = self._down[i] - (signed - bias) - p.cusum
+            up = np.where(warm, np.where(up > 0.0, up, 0.0), self._up[i])
+            down = np.where(warm, np.where(down > 0.0, down, 0.0), self._down[i])
+            zk = np.where(up > down, up, down)
+        if p.collapse:
+            drop = np.where(residual < 0.0, -residual, 0.0)
+            last_drop = self._drop[i]
+            zc = COLLAPSE_SCORE * np.where(drop < last_drop, drop, last_drop) / p.collapse
+            score = np.where(warm & (zc > score), zc, score)
+            self._drop[i] = drop
         self._smooth[i] = smooth
-        over = warm & (score >= p.hold)
+        over = warm & (score >= p.hold)  # the CUSUM alarms but does not hold the expectation
+        if p.cusum:
+            score = np.where(warm & (zk > score), zk, score)
         held = self._held[i]
         accept = over & (held >= p.max_hold)
         self._held[i] = np.where(over & ~accept, held + 1, 0)
+        if p.cusum:
+            self._up[i] = np.where(accept, 0.0, up)
+            self._down[i] = np.where(accept, 0.0, down)
         bound = np.where(warm, p.clip * _MAD_TO_SIGMA * scale, np.inf)
         clipped = np.where((-bound <= residual) & (residual <= bound), residual, np.copysign(bound, residual))
         self._level[i] = np.where(over, np.where(accept, smooth, level), level + a_level * clipped)
@@ -270,6 +342,8 @@ class DetectorBank:
             smooth_bound = np.where(warm, p.clip * _MAD_TO_SIGMA * smooth_scale, np.inf)
             self._smooth_scale[i] = np.where(over, smooth_scale, smooth_scale + a_scale * (
                 np.minimum(np.abs(smooth_residual), smooth_bound) - smooth_scale))
+            if p.cusum:
+                self._bias[i] = np.where(warm & ~over, bias + a_scale * (signed - bias), bias)
         if season:
             seen = self._seen[i, phase] + ~over
             self._seen[i, phase] = seen
@@ -300,6 +374,7 @@ class DetectorBank:
         offset = self._offsets[keep, self._params._phase(self._ticks - 1)] if season else 0.0
         self._level[keep] = self._smooth[keep] = values - offset
         self._held[keep] = 0
+        self._up[keep] = self._down[keep] = 0.0
 
 
 def score_series(values: np.ndarray, **params) -> np.ndarray:
@@ -357,6 +432,10 @@ class DetectorSettings:
     bin_seconds: float = 1800.0  # the seasonal profile's resolution
     peak_window: int = 0
     log_offset: float | None = None  # scored as log(value + log_offset): counters whose noise scales with them
+    # A counter two samples in a row under this share of its expectation is a collapse, however noisy it is.
+    collapse_fraction: float = 0.4
+    # The CUSUM's allowance, in noise standard deviations a sample (0: none); off under a peak window.
+    cusum: float = 0.0
 
     @property
     def max_hold(self) -> int:
@@ -372,7 +451,15 @@ class DetectorSettings:
         bins = self.season_bins
         per_sample = min(1.0, self.season_weight * bins / self.season) if self.season else self.season_weight
         return {"season": self.season, "season_bins": bins, "hold": self.hold, "max_hold": self.max_hold,
-                "level_alpha": self.level_alpha, "season_alpha": per_sample, "peak_window": self.peak_window}
+                "level_alpha": self.level_alpha, "season_alpha": per_sample, "peak_window": self.peak_window,
+                "collapse": self.collapse, "cusum": 0.0 if self.peak_window else self.cusum}
+
+    @property
+    def collapse(self) -> float:
+        """The collapse detector's drop, in the scored units: only counters (scored in logs) have one."""
+        if self.log_offset is None or not 0.0 < self.collapse_fraction < 1.0:
+            return 0.0
+        return -math.log(self.collapse_fraction)
 
     def detector(self) -> StreamingDetector:
         return StreamingDetector(**self.kwargs())
@@ -409,24 +496,35 @@ def settings_for(values: np.ndarray, step_seconds: float, *, train_fraction: flo
     if peak_window:
         log_offset = None
     transformed = history if log_offset is None else np.log(np.maximum(history, 0.0) + log_offset)
-    return DetectorSettings(season=infer_season(transformed, step_seconds), step_seconds=float(step_seconds),
+    season = infer_season(transformed, step_seconds)
+    # A fall under a share of the expectation is a collapse only where the expectation knows the daily shape:
+    # with no season found in a history too short to look for one, every night's trough would be a collapse.
+    looked = len(history) * step_seconds >= SEASON_CYCLES * DAY_SECONDS
+    return DetectorSettings(season=season, step_seconds=float(step_seconds),
                             peak_window=peak_window, log_offset=log_offset,
-                            hold=math.inf if peak_window else DetectorSettings.hold)
+                            hold=math.inf if peak_window else DetectorSettings.hold,
+                            collapse_fraction=DetectorSettings.collapse_fraction if season or looked else 0.0)
 
 
 @dataclass(frozen=True)
 class Explained:
     """Per sample: the score, the expectation it was compared with, and each detector's own score (the point
-    detector: this sample's residual; the shift detector: the smoothed deseasonalised residual)."""
+    detector: this sample's residual; the shift detector: the smoothed deseasonalised residual; the collapse
+    detector: two samples in a row under the expectation, as a share of it; the CUSUM: point residuals
+    accumulated beyond their allowance)."""
 
     scores: np.ndarray
     expected: np.ndarray
     point: np.ndarray
     shift: np.ndarray
+    collapse: np.ndarray
+    cusum: np.ndarray
 
     def fired(self, index: int) -> str:
         """Which detector gave sample ``index`` its score."""
-        return "shift" if self.shift[index] > self.point[index] else "point"
+        best = max(("point", self.point[index]), ("shift", self.shift[index]), ("collapse", self.collapse[index]),
+                   ("cusum", self.cusum[index]), key=lambda pair: pair[1])
+        return best[0]
 
 
 def explain_series(values: np.ndarray, detector: StreamingDetector) -> Explained:
@@ -434,10 +532,13 @@ def explain_series(values: np.ndarray, detector: StreamingDetector) -> Explained
     values = np.asarray(values, dtype=float)
     n = len(values)
     scores, expected, point, shift = np.zeros(n), np.full(n, np.nan), np.zeros(n), np.zeros(n)
+    collapse, cusum = np.zeros(n), np.zeros(n)
     for k, v in enumerate(values.tolist()):
         scores[k] = detector.update(v)
         expected[k], point[k], shift[k] = detector.last_expected, detector.last_point, detector.last_shift
-    return Explained(scores, expected, np.nan_to_num(point), np.nan_to_num(shift))
+        collapse[k], cusum[k] = detector.last_collapse, detector.last_cusum
+    return Explained(scores, expected, np.nan_to_num(point), np.nan_to_num(shift), np.nan_to_num(collapse),
+                     np.nan_to_num(cusum))
 
 
 @dataclass(frozen=True)
@@ -497,6 +598,36 @@ def calibrate_runs(scores: np.ndarray, *, runs: float, min_threshold: float = 4.
         else:
             lo = mid + 1
     return Threshold(float(above[lo]), "runs")
+
+
+SAMPLES_PER_SERIES_DAY = 1440  # a day at one-minute sampling: the alarm budget's unit for faster series
+
+
+def series_days(samples: int, step_seconds: float) -> float:
+    """How many days of an operator's alarm budget ``samples`` samples are worth: the wall time they cover, or
+    for series sampled faster than once a minute (seconds-long session traces) one day per 1,440 samples; a
+    budget of one alarm run per wall-time day would allow a ten-minute trace none at all."""
+    return max(samples * step_seconds / 86_400.0, samples / SAMPLES_PER_SERIES_DAY)
+
+
+def calibrate_days(scores: np.ndarray, *, step_seconds: float, runs_per_day: float = 1.0,
+                   min_threshold: float = 4.0, blocks_per_day: int = 8) -> Threshold:
+    """A threshold from unlabelled history that raises about ``runs_per_day`` alarm runs a series-day
+    (``series_days``): the history is cut into blocks of 1/``blocks_per_day`` series-day, and the threshold is
+    the quantile of the blocks' maxima that ``runs_per_day`` blocks a day exceed. Real incidents in the history
+    fill a few blocks and move that quantile little, where a budget of runs (``calibrate_runs``) lets them spend
+    the whole allowance and lifts the bar over every shorter one. Never below ``min_threshold``."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=float))
+    if not len(scores):
+        return Threshold(min_threshold, "days")
+    day = len(scores) / series_days(len(scores), step_seconds)  # samples in one series-day
+    block = max(1, round(day / blocks_per_day))
+    blocks = len(scores) // block
+    if blocks == 0:
+        return Threshold(max(min_threshold, float(np.nextafter(scores.max(), np.inf))), "days")
+    maxima = scores[:blocks * block].reshape(blocks, block).max(axis=1)
+    share = min(1.0, runs_per_day * block / day)  # a daily series' block is a whole day
+    return Threshold(max(min_threshold, float(np.quantile(maxima, 1.0 - share))), "days")
 
 
 def detect(values: np.ndarray, *, train_fraction: float = 0.5, labels: np.ndarray | None = None,

@@ -6,17 +6,19 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from netpilot.errors import InputError
+from netpilot.model.faults import Fault, candidate_faults
+from netpilot.model.frame import EntityLayout, KpiFrame
 from netpilot.model.network import Network, PathPolicy
-from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import Simulator, StepResult
+from netpilot.model.twin import DEFAULT_START, Twin
 
-#: KPIs compared between the twin and the measurements: (StepResult field, sample metric, entity group).
+#: KPIs compared between the twin and the measurements: (KpiFrame field, sample metric, entity group).
 FEATURES = (("link_utilisation", "utilisation", "link"), ("link_loss", "loss", "link"), ("link_up", "up", "link"),
             ("node_up", "up", "node"), ("cell_up", "up", "cell"), ("cell_prb", "prb_utilisation", "cell"),
             ("edge_up", "up", "edge"), ("edge_gpu", "gpu_utilisation", "edge"))
@@ -28,29 +30,35 @@ NOISE_FLOOR = {"link_utilisation": 0.02, "link_loss": 0.002, "link_up": 0.1, "no
 
 @dataclass(frozen=True)
 class Cause:
-    """A candidate root cause: what kind of fault, on what (``A--B`` for a link, a node id otherwise), and how
-    much of the measured change it explains (0..1)."""
+    """A candidate root cause: what kind of fault, on what (its target's name: ``A--B`` for a link, a node id,
+    ``A--B+C--D`` for a shared-risk group), how much of the measured change it explains (0..1), and the
+    hypothesis itself (the fault a loop believes once it acts on it)."""
 
     kind: str
     target: str
     score: float
+    fault: Fault | None = field(default=None, compare=False, repr=False)
+
+    def as_dict(self) -> dict[str, str | float]:
+        """What an incident records of it."""
+        return {"kind": self.kind, "target": self.target, "score": self.score}
 
 
 @dataclass
 class Snapshot:
-    """Every compared KPI as one vector, in the simulator's entity order; what was not reported is 0 (a down
+    """Every compared KPI as one vector, in the frame's entity order; what was not reported is 0 (a down
     link, cell or site reports only ``up = 0``)."""
 
     values: np.ndarray
 
     @classmethod
-    def from_step(cls, result: StepResult) -> Snapshot:
+    def from_step(cls, result: KpiFrame) -> Snapshot:
         return cls(np.concatenate([np.asarray(getattr(result, name), dtype=float) for name, _, _ in FEATURES]))
 
 
-def feature_layout(sim: Simulator) -> tuple[list[str], list[str]]:
+def feature_layout(layout: EntityLayout) -> tuple[list[str], list[str]]:
     """(entity id, feature name) of each position of a snapshot vector."""
-    groups = {"link": sim.link_ids, "node": sim.node_ids, "cell": sim.cell_ids, "edge": sim.edge_ids}
+    groups = {"link": layout.link_ids, "node": layout.node_ids, "cell": layout.cell_ids, "edge": layout.edge_ids}
     entities, names = [], []
     for name, _, group in FEATURES:
         entities += groups[group]
@@ -58,7 +66,7 @@ def feature_layout(sim: Simulator) -> tuple[list[str], list[str]]:
     return entities, names
 
 
-def snapshot_from_samples(sim: Simulator, samples: pa.Table) -> Snapshot:
+def snapshot_from_samples(sim: EntityLayout, samples: pa.Table) -> Snapshot:
     """The median of each compared KPI over ``samples`` (columns entity, metric, value)."""
     entities, names = feature_layout(sim)
     metric_of = {name: metric for name, metric, _ in FEATURES}
@@ -80,41 +88,6 @@ def snapshot_from_samples(sim: Simulator, samples: pa.Table) -> Snapshot:
     return Snapshot(values)
 
 
-def candidate_faults(network: Network, *, kinds: tuple[str, ...] | None = None) -> list[Fault]:
-    """One hypothesis per fault kind and place: every link (down, degraded, mis-metered), router, cell site
-    and edge site, and a flash crowd at every router and cell."""
-    wanted = set(kinds or ("link_down", "link_degrade", "misconfig", "router_down", "cell_outage",
-                           "edge_failure", "flash_crowd"))
-    faults: list[Fault] = []
-    seen: set[frozenset[str]] = set()
-    for link in network.links:
-        ends = frozenset((link.source, link.target))
-        if ends in seen:
-            continue
-        seen.add(ends)
-        target = [link.source, link.target]
-        if "link_down" in wanted:
-            faults.append(Fault(kind="link_down", target=target, at_minute=0))
-        if "link_degrade" in wanted:
-            faults.append(Fault(kind="link_degrade", target=target, at_minute=0, loss=0.02, capacity_factor=0.5))
-        if "misconfig" in wanted:
-            faults.append(Fault(kind="misconfig", target=target, at_minute=0))
-    for node in network.nodes:
-        if node.kind == "router" and "router_down" in wanted:
-            faults.append(Fault(kind="router_down", target=node.id, at_minute=0))
-        if node.kind == "cell_site" and "cell_outage" in wanted:
-            faults.append(Fault(kind="cell_outage", target=node.id, at_minute=0))
-        if node.kind == "edge_site" and "edge_failure" in wanted:
-            faults.append(Fault(kind="edge_failure", target=node.id, at_minute=0))
-        if node.kind in ("router", "cell_site") and "flash_crowd" in wanted:
-            faults.append(Fault(kind="flash_crowd", target=node.id, at_minute=0, multiplier=3.0))
-    return faults
-
-
-def fault_target(fault: Fault) -> str:
-    return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
-
-
 class RootCauseLocalizer:
     """Rank candidate faults by how much of the measured change between two snapshots each explains.
 
@@ -134,7 +107,7 @@ class RootCauseLocalizer:
         self.kinds = kinds
         self.seed = seed
         self.scope = scope
-        self._sim = Simulator(network, seed=seed, noise=0.0)
+        self._sim = Twin(network, seed=seed)
         self._base_metric = self._sim.metric.copy()
         self._candidates = candidate_faults(network, kinds=kinds)
         self._entities, names = feature_layout(self._sim)
@@ -145,7 +118,7 @@ class RootCauseLocalizer:
             self._neighbours[link.target].add(link.source)
 
     @property
-    def simulator(self) -> Simulator:
+    def twin(self) -> Twin:
         """The noise-free twin the hypotheses are replayed on (its entity order is the snapshots')."""
         return self._sim
 
@@ -176,11 +149,11 @@ class RootCauseLocalizer:
         if not np.any(observed):
             return None
         # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
-        known = tuple(known or ())
-        ranking = Ranking(self, observed, sigma, minute, metrics, 1.0, known, self.hypotheses(observed),
+        in_place = tuple(known or ())
+        ranking = Ranking(self, observed, sigma, minute, metrics, 1.0, in_place, self.hypotheses(observed),
                           policies=tuple(policies or ()))
         n_links = len(self._sim.link_ids)
-        twin_load = ranking.replay([list(known)])[0][:n_links].sum()
+        twin_load = ranking.replay([list(in_place)])[0][:n_links].sum()
         if twin_load > 0:
             ranking.scale = float(np.clip(before.values[:n_links].sum() / twin_load, 0.25, 4.0))
         return ranking
@@ -205,7 +178,7 @@ class RootCauseLocalizer:
         near = core.union(*(self._neighbours.get(node, set()) for node in core))
         chosen = []
         for fault in self._candidates:
-            ends = set(fault.target) if isinstance(fault.target, list) else {fault.target}
+            ends = fault.behaviour.target(fault).nodes
             if ends <= near and ends & core:
                 chosen.append(fault)
         return chosen
@@ -235,7 +208,7 @@ class Ranking:
 
     def replay(self, fault_sets: list[list[Fault]]) -> list[np.ndarray]:
         """The twin's noise-free snapshot under each set of faults, at this localisation's time and metrics."""
-        sim = self.localizer.simulator
+        sim = self.localizer.twin
         sim.set_metrics(self.metrics)
         sim.set_policies(list(self.policies))
         sim.minute = self.minute
@@ -263,7 +236,7 @@ class Ranking:
                 gain = max(0.0, float(observed @ predicted) / norm)
                 residual = observed - gain * predicted
                 explained = 1.0 - float(residual @ residual) / float(observed @ observed)
-                self.causes.append(Cause(fault.kind, fault_target(fault), max(0.0, explained)))
+                self.causes.append(Cause(fault.kind, fault.behaviour.target(fault).name, max(0.0, explained), fault))
             self._per_chunk = max(self._per_chunk, time.perf_counter() - started)
         return self.done
 
@@ -295,9 +268,9 @@ def incident_onsets(samples: pa.Table, *, threshold: float = 10.0, min_entities:
             if detector.update(float(values[j])) >= threshold:
                 hits[index[times[j]]] += 1
     onsets, last = [], -quiet_steps - 1
-    for i in np.flatnonzero(hits >= min_entities):
+    for i in np.flatnonzero(hits >= min_entities).tolist():
         if i - last > quiet_steps:
-            onsets.append(ts[int(i)].as_py())
+            onsets.append(ts[i].as_py())
             last = i
     return onsets
 
@@ -309,7 +282,7 @@ def require_columns(samples: pa.Table, where: str) -> None:
                             "value", file=where)
 
 
-def _window_noise(sim: Simulator, samples: pa.Table) -> np.ndarray:
+def _window_noise(sim: EntityLayout, samples: pa.Table) -> np.ndarray:
     """Each compared KPI's sample-to-sample noise (standard deviation) over ``samples``."""
     entities, names = feature_layout(sim)
     metric_of = {name: metric for name, metric, _ in FEATURES}
@@ -328,15 +301,11 @@ def _window_noise(sim: Simulator, samples: pa.Table) -> np.ndarray:
     return noise
 
 
-def incident_window_causes(network: Network, samples: pa.Table, onset, *, before_steps: int = 15,
+def incident_window_causes(network: Network, samples: pa.Table, onset: datetime, *, before_steps: int = 15,
                            after_steps: int = 5, top: int | None = 5,
                            localizer: RootCauseLocalizer | None = None) -> list[Cause]:
     """Rank causes for an incident starting at ``onset``: the healthy state is the ``before_steps`` sample times
     before it, the incident the ``after_steps`` times from it on."""
-    from datetime import UTC
-
-    from netpilot.telemetry.sim.simulator import DEFAULT_START
-
     localizer = localizer or RootCauseLocalizer(network)
     times = pc.unique(samples["timestamp"]).sort().to_pylist()
     at = next((i for i, t in enumerate(times) if t >= onset), len(times))
@@ -349,7 +318,7 @@ def incident_window_causes(network: Network, samples: pa.Table, onset, *, before
         return samples.filter(pc.is_in(samples["timestamp"], pa.array(chosen, samples["timestamp"].type)))
 
     before_samples = window(before_times)
-    sim = localizer.simulator
+    sim = localizer.twin
     before = snapshot_from_samples(sim, before_samples)
     after = snapshot_from_samples(sim, window(after_times))
     # The twin's demand follows the time of week, so place it at the incident's hour of the week.

@@ -29,15 +29,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from netpilot.autopilot.live import LiveAutopilot
 from netpilot.autopilot.scenario import Scenario, compare
+from netpilot.change.drivers.frr.render import config_diff
 from netpilot.change.identity import normalise, token_hash
 from netpilot.change.intents import Intent, IntentList, apply_intents
-from netpilot.change.render import config_diff
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import STATES as CHANGE_STATES
 from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
-from netpilot.telemetry.sim.faults import Fault, check_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START
+from netpilot.model.faults import Fault, check_faults
+from netpilot.model.twin import DEFAULT_START
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -325,7 +325,7 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
 
     @app.get("/api/network", response_model=NetworkOut)
     def get_network(who: Viewer) -> NetworkOut:
-        running = live.autopilot.driver.running
+        running = live.autopilot.driver.running()
         return NetworkOut(name=network.name or "network",
                           nodes=[NodeOut(id=n.id, kind=n.kind, lat=n.location.lat if n.location else None,
                                          lon=n.location.lon if n.location else None) for n in network.nodes],
@@ -337,7 +337,7 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
     def get_state(who: Viewer) -> StateOut:
         with live.lock:
             r, tick = live.latest, live.latest_tick
-            metric = live.autopilot.driver.running.arrays().metric.tolist()
+            metric = live.autopilot.driver.running().arrays().metric.tolist()
             if r is None:
                 return StateOut(ts=None, minute=0.0, ticks=0, mlu=0.0, utilisation=[], link_up=[], metric=metric,
                                 beliefs=[], latency_ms=None, errors=live.errors[-5:], congestion=pilot.congestion)
@@ -384,7 +384,7 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
         record = get_change(change_id)
         rendered, note = {}, "applied already: the stored diff shows what it changed"
         if record.state in ("proposed", "verified", "approved"):
-            running = live.autopilot.driver.running
+            running = live.autopilot.driver.running()
             try:
                 after = apply_intents(running, list(IntentList.model_validate(record.intents).root))
                 rendered, note = config_diff(running, after), ""
@@ -413,12 +413,12 @@ def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenari
             recent.append(now)
         with live.lock:  # a snapshot of the network as the loop believes it; verification runs without the lock
             before = live.autopilot.believed_network()
-            limit = pilot.verify_limit
+            settings = pilot.settings.verification.exact()
         try:
             after = apply_intents(before, list(body.intents))
         except InputError as exc:
             raise HTTPException(422, _printable(str(exc))) from None
-        report = verify_change(before, after, max_utilisation=limit)
+        report = verify_change(before, after, settings)
         change_id = store.propose([i.model_dump() for i in body.intents], who.user, body.why,
                                   twin_diff(before, after))
         state = store.record_verification(change_id, report.as_dict())

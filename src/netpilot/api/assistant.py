@@ -84,7 +84,8 @@ def assistant_router(live) -> APIRouter:
             try:
                 with live.lock:
                     reply = helper.respond(interpretation, who.user, seen, store=live.changes if may_propose
-                                           else None, max_utilisation=pilot.verify_limit)
+                                           else None,
+                                           max_utilisation=pilot.settings.verification.max_utilisation)
             except InputError as exc:
                 raise HTTPException(422, str(exc)) from None
         reply.seconds = time.perf_counter() - started

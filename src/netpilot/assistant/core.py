@@ -216,7 +216,7 @@ class Assistant:
 
     def _propose(self, seen: Interpretation, intents: list[Intent], user: str, network: Network, store,
                  max_utilisation: float, propose: bool, meta: dict) -> Reply:
-        from netpilot.change.verify import verify_change
+        from netpilot.change.verify import VerificationSettings, verify_change
         from netpilot.change.workflow import twin_diff
 
         try:
@@ -224,7 +224,7 @@ class Assistant:
         except InputError as exc:
             return Reply("question", f"That does not fit the network ({exc}). Which link or node do you mean?",
                          seen.request, **meta)
-        report = verify_change(network, after, max_utilisation=max_utilisation)
+        report = verify_change(network, after, VerificationSettings(max_utilisation=max_utilisation))
         words = restate(intents, network)
         diff = twin_diff(network, after)
         dumped = [i.model_dump(exclude_none=True) for i in intents]

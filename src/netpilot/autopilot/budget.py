@@ -58,6 +58,7 @@ class TickBudget:
     def search_seconds(self) -> float | None:
         """Seconds the plan search may take this tick, or None to wait a tick (too little left, and it did not
         wait last tick). Only with a deadline."""
+        assert self.deadline is not None, "only a tick with a deadline has a search budget"
         left = self.deadline - self.clock() - 0.01
         if left < 0.2 * self.plan_seconds and "decide" not in self._deferred:
             self._deferred.add("decide")

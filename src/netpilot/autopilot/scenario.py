@@ -3,25 +3,54 @@ and again with static shortest-path routing, and scored (detection, root cause, 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
-from netpilot.change.intents import SetLinkState, apply_intents
+from netpilot.change.intents import Intent, SetLinkState, apply_intents
 from netpilot.change.verify import verify_change
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.errors import InputError
-from netpilot.model.network import Network
-from netpilot.telemetry.sim.faults import Fault, name_faults
-from netpilot.telemetry.sim.simulator import DEFAULT_START, Simulator
+from netpilot.model.faults import Fault, name_faults
+from netpilot.model.network import Network, NetworkArrays
+from netpilot.model.twin import DEFAULT_START, Twin
+from netpilot.telemetry.sim.simulator import Simulator
+
+#: Below this share of the static overload, what the oracle could cut is round-off: no share is given.
+ACHIEVABLE_FLOOR_SHARE = 1e-3
 
 #: Seconds after a fault's start within which an incident counts as its detection.
 DETECTION_WINDOW_MINUTES = 15.0
+
+
+class GeneratedFault(BaseModel):
+    """What generation found about one fault: the share of the peak demand it leaves with no path at all."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    strands_share: float = Field(ge=0, le=1, description="Share of the peak demand no routing can carry.")
+    helpable: bool = Field(description="False when the fault strands traffic (a router down strands its own).")
+
+
+class GenerationInfo(BaseModel):
+    """How `netpilot scenario generate` made a scenario (kept in the file so a report can say it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    load: float = Field(description="The LP optimum's MLU at the peak hour that the demand was scaled to.")
+    lp_method: str
+    peak_hour_of_week: float
+    static_peak_mlu: float = Field(description="Shortest-path routing's MLU at the peak hour, no faults.")
+    faults: list[GeneratedFault] = Field(default_factory=list)
 
 
 class Scenario(BaseModel):
@@ -38,6 +67,8 @@ class Scenario(BaseModel):
     start: datetime = Field(default=DEFAULT_START, description="Simulated start time (UTC); sets the daily load.")
     congestion: float = Field(default=0.9, gt=0, description="Utilisation above which the autopilot acts.")
     faults: list[Fault] = Field(default_factory=list)
+    demand_scale: float = Field(default=1.0, gt=0, description="Every demand of the network times this.")
+    generated: GenerationInfo | None = None
 
     @field_validator("start")
     @classmethod
@@ -70,12 +101,25 @@ def scenario_network(scenario: Scenario) -> Network:
     network = import_network(scenario.network)
     if scenario.demands is not None:
         network = attach_demands(network, import_demands(scenario.demands, network), source=scenario.demands)
+    if scenario.demand_scale != 1.0:
+        network = network.model_copy(update={"demands": [
+            d.model_copy(update={"volume": d.volume * scenario.demand_scale}) for d in network.demands]})
     return network
+
+
+@dataclass
+class RunTrace:
+    """What one replay did each tick, for the hindsight oracle: the overload (Mbit/s), and on ticks with
+    overload the link loads and the true demand per pair."""
+
+    overload: list[float] = field(default_factory=list)
+    loads: dict[int, np.ndarray] = field(default_factory=dict)
+    carried: dict[int, np.ndarray] = field(default_factory=dict)
 
 
 def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy | None = None,
                  progress: Callable[[int, int], None] | None = None, network: Network | None = None,
-                 settle: bool = False) -> dict:
+                 settle: bool = False, trace: RunTrace | None = None) -> dict:
     """One replay. With ``autopilot`` the loop acts (changes auto-approved by ``policy``, by default every
     metric change); without it the network keeps its metrics (static shortest-path routing, reconverging
     around failures as OSPF does). ``settle`` is for a program that times the loop: the heap is settled
@@ -95,16 +139,26 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
             settle_heap()
     overload = blackholed = 0.0
     carried: dict[float, np.ndarray] = {}  # the true demand of each minute, for the hindsight check
+    # The CPU time of each whole tick: on a shared machine the wall-clock latency measures the other tenants too.
+    tick_cpu_ms: list[float] = []
     for i in range(steps):
         result = sim.step()
+        assert sim.carried is not None  # set by every step
         carried[result.minute] = sim.carried
         overload += result.overload * scenario.step_seconds
+        if trace is not None:
+            trace.overload.append(result.overload)
+            if result.overload > 0:
+                trace.loads[i] = result.link_load.copy()
+                trace.carried[i] = sim.carried.copy()
         blackholed += result.blackholed * scenario.step_seconds
         if pilot is not None:
+            cpu = time.process_time()
             pilot.observe(result)
+            tick_cpu_ms.append((time.process_time() - cpu) * 1000.0)
         if progress is not None:
             progress(i + 1, steps)
-    out = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
+    out: dict[str, Any] = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
            "steps": steps}
     if pilot is None:
         return out
@@ -115,9 +169,13 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         "changes_applied": len(pilot.applied),
         "changes_rolled_back": sum(a.state == "rolled_back" for a in pilot.applied),
         "changes_refused": sum(c.state == "rejected" for c in changes),
+        "applied_minutes": [a.minute for a in pilot.applied],
+        "false_incidents": _false_incidents(pilot, sim.faults),
         "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario, carried),
         "unsafe_at_profile_demand": _unsafe_applied(pilot, sim, network, scenario, None),
-        "decision_latency_ms": latency_summary(pilot.ticks),
+        "decision_latency_ms": latency_summary(pilot.ticks) | {
+            "tick_cpu_p50": float(np.percentile(tick_cpu_ms, 50)) if tick_cpu_ms else 0.0,
+            "tick_cpu_p99": float(np.percentile(tick_cpu_ms, 99)) if tick_cpu_ms else 0.0},
         "incidents": [{"id": i.id, "minute": i.minute, "causes": i.causes[:3]} for i in pilot.incidents],
         "outcomes": [pilot.outcome(a) for a in pilot.applied],
         "changes": [{"id": c.id, "state": c.state, "intents": sorted({i["intent"] for i in c.intents}),
@@ -131,24 +189,32 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
     """The scenario with the autopilot and with static routing, and the overload cut between them. ``network``
     replaces the scenario's file (a server runs scenarios on the network it serves)."""
     network = network or scenario_network(scenario)
-    ours = run_scenario(scenario, network=network, settle=settle,
+    ours_trace, static_trace = RunTrace(), RunTrace()
+    ours = run_scenario(scenario, network=network, settle=settle, trace=ours_trace,
                         progress=(lambda i, n: progress("autopilot", i, n)) if progress else None)
-    static = run_scenario(scenario, autopilot=False, network=network,
+    static = run_scenario(scenario, autopilot=False, network=network, trace=static_trace,
                           progress=(lambda i, n: progress("static", i, n)) if progress else None)
     base = static["overload_traffic_gbit"]
     cut = 1.0 - ours["overload_traffic_gbit"] / base if base > 0 else None
+    # Not reported through ``progress``: its callers count two runs (the API's progress is their share).
+    oracle = hindsight_oracle(scenario, network, static_trace, ours_trace)
+    share = share_of_achievable_cut(base, ours["overload_traffic_gbit"], oracle.overload_gbit)
+    overloaded = [i for i, o in enumerate(static_trace.overload) if o > 0]
     return {"scenario": scenario.name or scenario.network.stem, **{k: v for k, v in ours.items()
                                                                    if k != "overload_traffic_gbit"},
             "overload_traffic": {"autopilot_gbit": ours["overload_traffic_gbit"], "baseline_gbit": base,
-                                 "cut": cut}}
-
-
-def _target_name(fault: Fault) -> str:
-    return "--".join(sorted(fault.target)) if isinstance(fault.target, list) else fault.target
+                                 "cut": cut, "oracle_gbit": oracle.overload_gbit,
+                                 "share_of_achievable_cut": share,
+                                 "static_per_tick_mbps": [round(v, 3) for v in static_trace.overload],
+                                 "autopilot_per_tick_mbps": [round(v, 3) for v in ours_trace.overload]},
+            "oracle": oracle.model_dump(),
+            "static_first_overloaded_minute": (overloaded[0] * scenario.step_seconds / 60.0 if overloaded
+                                               else None),
+            "generated": scenario.generated.model_dump() if scenario.generated else None}
 
 
 def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
-    truth = _target_name(fault)
+    truth = fault.behaviour.target(fault).name
     match = next((i for i in pilot.incidents
                   if fault.at_minute <= i.minute <= fault.at_minute + DETECTION_WINDOW_MINUTES), None)
     rank = None
@@ -170,12 +236,11 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
     (``carried``), instead of what the loop believed. With ``carried`` None, the simulator's noise-free profile
     demand instead (what the demand would have been without its per-pair variation)."""
     unsafe = 0
-    truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
-                      faults=list(sim.faults), noise=0.0)
+    truth = Twin(network, seed=scenario.seed, start=scenario.start, faults=list(sim.faults))
     for applied in pilot.applied:
         truth.minute = applied.minute
         expected = truth.expected()
-        downs = [SetLinkState(intent="set_link_state", source=network.links[e].source,
+        downs: list[Intent] = [SetLinkState(intent="set_link_state", source=network.links[e].source,
                               target=network.links[e].target, state="down")
                  for e in np.flatnonzero(~expected.link_up)]
         capacity = np.where(expected.link_up, expected.capacity, [lk.capacity for lk in network.links])
@@ -183,7 +248,7 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                                downs)
         after = apply_intents(_with_metrics(network, applied.metric_after, capacity, applied.policies_after), downs)
         volume = expected.volume if carried is None else carried[applied.minute]
-        report = verify_change(before, after, max_utilisation=pilot.verify_limit, demand=(truth.pairs, volume))
+        report = verify_change(before, after, pilot.settings.verification.exact(), demand=(truth.pairs, volume))
         unsafe += not report.ok
     return unsafe
 
@@ -197,3 +262,111 @@ def _with_metrics(network: Network, metric: np.ndarray, capacity: np.ndarray, po
         link["metric"] = int(value)
         link["capacity"] = float(cap)
     return Network.model_validate(data)
+
+
+def share_of_achievable_cut(static: float, autopilot: float, oracle: float) -> float | None:
+    """(static - autopilot) / (static - oracle): the part of what hindsight could have cut that the loop cut
+    (1: as good as the oracle; 0: no better than static routing; below 0: worse). None when the oracle could
+    cut nothing worth speaking of (no overload, or only what no routing avoids: the scenario cannot be helped)."""
+    achievable = static - oracle
+    if achievable <= 0 or achievable <= ACHIEVABLE_FLOOR_SHARE * static:
+        return None
+    return (static - autopilot) / achievable
+
+
+def _false_incidents(pilot: Autopilot, faults: list[Fault]) -> int:
+    """Incidents opened outside every fault's detection window: none of the injected faults explains them."""
+    return sum(not any(f.at_minute <= i.minute <= f.at_minute + DETECTION_WINDOW_MINUTES for f in faults)
+               for i in pilot.incidents)
+
+
+class OracleReport(BaseModel):
+    """The hindsight oracle: per tick, the least overload any routing over the k-path set (or either replay's
+    own routing) could have had, knowing the true demand of that minute and the true faults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    overload_gbit: float = Field(description="Summed like the replays' overload: Mbit/s x seconds / 1000.")
+    per_tick_mbps: list[float]
+    ticks_solved: int = Field(description="Ticks where both replays had overload (else the oracle's is 0).")
+    k: int
+
+
+def hindsight_oracle(scenario: Scenario, network: Network, static: RunTrace, ours: RunTrace, *, k: int = 4,
+                     progress: Callable[[int, int], None] | None = None) -> OracleReport:
+    """The overload of the best routing that knew each minute's true demand and faults (no verification
+    constraints, no limit on how much it changes). Its routings are any split over ``k`` link-disjoint
+    shortest paths per pair, mixed with either replay's measured routing, so it is never worse than either:
+    where one replay had no overload, the oracle has none either and no LP is solved."""
+    steps = len(static.overload)
+    truth = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
+                      faults=name_faults(list(scenario.faults)), noise=0.0)
+    arrays = network.arrays()
+    pairs = truth.pairs
+    per_tick = np.zeros(steps)
+    paths_by_state: dict[bytes, object] = {}
+    both = [i for i in range(steps) if static.overload[i] > 0 and i < len(ours.overload) and ours.overload[i] > 0]
+    for done, i in enumerate(both):
+        truth.minute = i * scenario.step_seconds / 60.0
+        expected = truth.expected()
+        volume = ours.carried[i]
+        if not np.allclose(volume, static.carried[i], rtol=1e-9, atol=1e-9):
+            raise RuntimeError(f"tick {i}: the two replays carried different demand; the oracle needs one")
+        per_tick[i] = min_overload(arrays, pairs, volume, expected.link_up, expected.capacity,
+                                   [static.loads[i], ours.loads[i]], k=k, cache=paths_by_state)
+        if progress is not None:
+            progress(done + 1, len(both))
+    return OracleReport(overload_gbit=float(per_tick.sum() * scenario.step_seconds / 1000.0),
+                        per_tick_mbps=[round(float(v), 6) for v in per_tick], ticks_solved=len(both), k=k)
+
+
+def min_overload(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, link_up: np.ndarray,
+                 capacity: np.ndarray, realised: list[np.ndarray], *, k: int = 4, cache: dict | None = None) -> float:
+    """The least total overload (Mbit/s above capacity, summed over links that are up) of routing ``volume``
+    between ``pairs``: an LP whose routings are splits over ``k`` link-disjoint shortest paths per pair over the
+    links that are up, mixed with the measured link loads ``realised`` (each a whole routing of the same demand,
+    used for every pair at once). Pairs with no path at all are what no routing carries and are left out."""
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    from netpilot.optimize import highs
+    from netpilot.optimize.te.paths import k_shortest_paths
+
+    keep = volume > 0
+    pairs, volume = pairs[keep], volume[keep]
+    key = link_up.tobytes() + keep.tobytes()
+    if cache is not None and key in cache:
+        paths = cache[key]
+    else:
+        paths = k_shortest_paths(dataclasses.replace(arrays, up=link_up), pairs, k)
+        if cache is not None:
+            cache[key] = paths
+    served = paths.paths_per_pair > 0
+    links = np.flatnonzero(link_up)
+    if not len(links):
+        return 0.0
+    scale = float(capacity[links].max())
+    demand = volume / scale
+    n_paths, n_pairs, n_links = paths.n_paths, paths.n_pairs, len(links)
+    incidence = paths.incidence(arrays.n_links)[links]
+    weighted = (incidence @ sp.diags(demand[paths.path_pair])).tocsr()
+    loads = np.stack([np.asarray(r, dtype=float)[links] / scale for r in realised], axis=1) if realised \
+        else np.zeros((n_links, 0))
+    n_real = loads.shape[1]
+    pair_rows = sp.csr_matrix((np.ones(n_paths), (paths.path_pair, np.arange(n_paths))), shape=(n_pairs, n_paths))
+    # Columns: x (per path), lambda (per realised routing), s (overload per link). Rows: load - s <= c; per
+    # served pair, its paths' fractions plus the realised routings' weights make one.
+    matrix = sp.vstack([
+        sp.hstack([weighted, sp.csr_matrix(loads), -sp.identity(n_links, format="csr")]),
+        sp.hstack([pair_rows[served], sp.csr_matrix(np.ones((int(served.sum()), n_real))),
+                   sp.csr_matrix((int(served.sum()), n_links))]),
+    ]).tocsr()
+    cost = np.concatenate([np.zeros(n_paths + n_real), np.ones(n_links)])
+    rows = n_links + int(served.sum())
+    lower = np.concatenate([np.full(n_links, -np.inf), np.ones(rows - n_links)])
+    upper = np.concatenate([capacity[links] / scale, np.ones(rows - n_links)])
+    result = highs.solve(cost, matrix, lower, upper, np.zeros(len(cost)), np.full(len(cost), np.inf))
+    if not result.optimal:
+        raise RuntimeError(f"the oracle's LP stopped with status {result.status}")
+    return max(0.0, float(result.objective)) * scale

@@ -60,7 +60,7 @@ def with_state(network: Network, state: dict) -> Network:
 
 def begin_apply(store: ChangeStore, change_id: str, driver: Driver, actor: str, detail: dict | None = None) -> None:
     """The ``applying`` step, with the network as it runs before the change (for a restart's rollback)."""
-    running = getattr(driver, "running", None)
+    running = driver.running()
     before = {"before": running_state(running)} if isinstance(running, Network) else {}
     store.advance(change_id, "applying", actor, {**(detail or {}), **before})
 
@@ -86,7 +86,7 @@ def reconcile(store: ChangeStore, driver: Driver, actor: str, post_check: PostCh
     state recorded before it goes back through the driver; a change the network does not run is rolled back
     in the record only. Without a post-check nothing half-checked is confirmed."""
     out: list[Reconciled] = []
-    running = getattr(driver, "running", None)
+    running = driver.running()
     for record in store.list("applying") + store.list("checking"):
         entry = next((e for e in store.audit(record.id) if e["action"] == "applying"), None)
         before_state = (entry or {}).get("detail", {}).get("before")
@@ -123,9 +123,9 @@ def reconcile(store: ChangeStore, driver: Driver, actor: str, post_check: PostCh
             out.append(Reconciled(record.id, record.state, "rolled_back", why))
             continue
         driver.load_candidate(before)
-        driver.commit(confirm_seconds=None)
+        driver.commit(confirm=None)
         driver.confirm()
-        running = driver.running
+        running = driver.running()
         _finish(store, record.state, record.id, actor, "rolled_back",
                 f"restart: rolled back through the driver to the state before the change ({why})")
         out.append(Reconciled(record.id, record.state, "rolled_back", why))

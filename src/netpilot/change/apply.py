@@ -9,8 +9,8 @@ from collections.abc import Callable
 import numpy as np
 
 from netpilot.change.drivers import Driver
-from netpilot.change.lab import Lab
-from netpilot.change.render import interfaces, loopbacks
+from netpilot.change.drivers.frr.lab import Lab
+from netpilot.change.drivers.frr.render import interfaces, loopbacks
 from netpilot.change.workflow import ChangeStore, WorkflowError
 from netpilot.model.network import Network
 from netpilot.model.routing import ecmp_flows
@@ -18,23 +18,39 @@ from netpilot.model.routing import ecmp_flows
 PostCheck = Callable[[], tuple[bool, str]]
 
 
+def commit_candidate(driver: Driver, candidate: Network, confirm_seconds: float | None
+                     ) -> tuple[dict[str, str], str | None]:
+    """The first half of commit-confirmed: load the candidate, diff it, commit it with a confirm timer (None: no
+    timer, the caller confirms or rolls back). Returns (the diff, None), or (the diff, why) when a device refused
+    the commit, after which every router has gone back."""
+    driver.load_candidate(candidate)
+    diff = driver.compare().as_dict()
+    try:
+        driver.commit(confirm=confirm_seconds)
+    except Exception as exc:  # a device refused: whatever it was, every router goes back
+        driver.rollback()
+        return diff, f"commit failed: {exc}"
+    return diff, None
+
+
+def settle(driver: Driver, keep: bool) -> None:
+    """The second half: confirm a committed candidate the post-check passed, roll back one it failed."""
+    if keep:
+        driver.confirm()
+    else:
+        driver.rollback()
+
+
 def _commit_confirmed(driver: Driver, candidate: Network, post_check: PostCheck, confirm_seconds: float | None,
                       on_committed: Callable[[dict], None] = lambda diff: None) -> tuple[bool, dict]:
     """Load, commit with a confirm timer, post-check, then confirm or roll back. Returns (kept, what happened:
     the diff and the post-check's word, or why the commit failed)."""
-    driver.load_candidate(candidate)
-    diff = driver.compare()
-    try:
-        driver.commit(confirm_seconds=confirm_seconds)
-    except Exception as exc:  # a device refused: whatever it was, every router goes back
-        driver.rollback()
-        return False, {"error": f"commit failed: {exc}", "diff": diff}
+    diff, refused = commit_candidate(driver, candidate, confirm_seconds)
+    if refused is not None:
+        return False, {"error": refused, "diff": diff}
     on_committed(diff)
     ok, detail = post_check()
-    if ok:
-        driver.confirm()
-    else:
-        driver.rollback()
+    settle(driver, ok)
     return ok, {"diff": diff, "post_check": detail}
 
 

@@ -61,7 +61,29 @@ class SetPolicies(_Intent):
     remove: list[tuple[str, str]] = Field(default_factory=list, description="(source, target) pairs back on the IGP.")
 
 
-Intent = Annotated[Union[SetLinkState, SetMetric, DrainNode, ApplyMetrics, SetPolicies],
+class SetSlices(_Intent):
+    """Each named cell's PRBs split among its slices: ``shares[i][j]`` of ``cells[i]``'s PRBs to ``slices[j]``
+    (a row sums to at most 1). Cells not named keep their split."""
+
+    intent: Literal["set_slices"]
+    slices: list[str]
+    cells: list[str]
+    shares: list[list[float]]
+
+
+class PlaceInference(_Intent):
+    """Where inference runs: per site the GPUs the RAN keeps (``ran_reserved``) and the GPUs powered for AI
+    (``gpus_on``), per service the sites its model is loaded at, and per service and cell the share of the cell's
+    requests each site serves (``routes[service][cell][site]``; a cell not named is not served)."""
+
+    intent: Literal["place_inference"]
+    ran_reserved: dict[str, float]
+    gpus_on: dict[str, int]
+    loaded: dict[str, list[str]]
+    routes: dict[str, dict[str, dict[str, float]]]
+
+
+Intent = Annotated[Union[SetLinkState, SetMetric, DrainNode, ApplyMetrics, SetPolicies, SetSlices, PlaceInference],
                    Field(discriminator="intent")]
 
 
@@ -104,6 +126,10 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
         return found
 
     for i, intent in enumerate(intents):
+        if isinstance(intent, SetSlices | PlaceInference):
+            # The RAN's configuration is not in the network model: its driver (change/ran.py) takes these.
+            raise refuse(f"{intent.intent} changes the RAN, not the network: the RAN driver applies it", i,
+                         "intent")
         if isinstance(intent, SetLinkState):
             for lk in find(i, intent.source, intent.target) + find(i, intent.target, intent.source):
                 lk["state"] = intent.state

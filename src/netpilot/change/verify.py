@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
 
 import numpy as np
 from scipy.sparse.csgraph import connected_components
@@ -20,37 +22,116 @@ from netpilot.model.policies import Compiled, compile_policies, pair_positions, 
 from netpilot.model.routing import EcmpRouting, ecmp_flows
 from netpilot.model.whatif import failure_loads, failure_scenarios, links_left_up, what_if, worst_links
 
-__all__ = ["Check", "Report", "WhatIfCache", "failure_allowance", "failure_scenarios", "overloads_failure",
+__all__ = ["Check", "CheckKind", "Report", "VerificationFigures", "VerificationSettings", "WhatIfCache",
+           "failure_allowance", "failure_scenarios", "overloads_failure",
            "verify_change", "what_if"]
 
 
-@dataclass
+class CheckKind(StrEnum):
+    """What a check looks at."""
+
+    REACHABILITY = "reachability"
+    FORWARDING_LOOPS = "forwarding loops"
+    BLACK_HOLES = "black holes"
+    UTILISATION_NOW = "utilisation now"
+    UTILISATION_AT_PEAK = "utilisation at forecast peak"
+    FAILURE_REACHABILITY = "single-failure reachability"
+    FAILURE_UTILISATION = "single-failure utilisation"
+    SLICE_GUARANTEES = "slice guarantees"
+    RAN_RESERVATION = "RAN reservation"
+    INFERENCE_SLO = "inference SLOs"
+    GPU_CAPACITY = "GPU count and memory"
+    SITE_FAILURE = "single edge-site failure"
+
+
+@dataclass(frozen=True)
 class Check:
-    name: str
+    """One check: its kind, whether it passed, and what it found in words (``name`` says it to a person: the
+    peak check names its factor)."""
+
+    kind: CheckKind
     ok: bool
     detail: str
+    name: str = ""
 
-    def as_dict(self) -> dict:
-        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.kind.value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind.value, "ok": self.ok, "detail": self.detail}
 
 
-@dataclass
+@dataclass(frozen=True)
+class VerificationFigures:
+    """What verification measured: the MLU before and after the change at the demand checked, and with the
+    single failures checked, the worst MLU after under any of them, how many there were, and (up to five,
+    worst first) the failures the change would overload, each as the directed links it takes down."""
+
+    mlu_before: float
+    mlu_after: float
+    worst_failure_mlu_after: float | None = None
+    failure_scenarios: int | None = None
+    overloading_failures: tuple[tuple[str, ...], ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mlu_before": self.mlu_before, "mlu_after": self.mlu_after}
+        if self.failure_scenarios is not None:
+            out |= {"overloading_failures": [list(f) for f in self.overloading_failures],
+                    "worst_failure_mlu_after": self.worst_failure_mlu_after,
+                    "failure_scenarios": self.failure_scenarios}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> VerificationFigures:
+        """Figures as ``as_dict`` stored them (a change's recorded verification)."""
+        return cls(mlu_before=float(data["mlu_before"]), mlu_after=float(data["mlu_after"]),
+                   worst_failure_mlu_after=data.get("worst_failure_mlu_after"),
+                   failure_scenarios=data.get("failure_scenarios"),
+                   overloading_failures=tuple(tuple(f) for f in data.get("overloading_failures", ())))
+
+
+@dataclass(frozen=True)
 class Report:
+    """Every check of a change, how long verification took (seconds) and its figures."""
+
     checks: list[Check]
     seconds: float
-    figures: dict = field(default_factory=dict)
+    figures: VerificationFigures
 
     @property
     def ok(self) -> bool:
         return all(c.ok for c in self.checks)
 
-    def as_dict(self) -> dict:
+    def check(self, kind: CheckKind) -> Check | None:
+        """The check of that kind, if it ran."""
+        return next((c for c in self.checks if c.kind is kind), None)
+
+    def as_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "checks": [c.as_dict() for c in self.checks], "seconds": self.seconds,
-                "figures": self.figures}
+                "figures": self.figures.as_dict()}
 
     def text(self) -> str:
         lines = [f"{'PASS' if c.ok else 'FAIL'}  {c.name}: {c.detail}" for c in self.checks]
         return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class VerificationSettings:
+    """What a change must meet. ``max_utilisation``: the MLU verification refuses to create (now, at the
+    forecast peak, or under any single failure when ``failures``). ``failure_tolerance`` and ``failure_share``
+    are for a caller whose demand is an estimate (the loop): a single failure the change moves and that is
+    over the limit must come out lower than today's by that much MLU plus that share of today's."""
+
+    max_utilisation: float = 1.0
+    failures: bool = True
+    failure_tolerance: float = 0.0
+    failure_share: float = 0.0
+
+    def exact(self) -> VerificationSettings:
+        """The same limits for a demand that is not an estimate (a network's own matrix, hindsight): no
+        tolerance."""
+        return replace(self, failure_tolerance=0.0, failure_share=0.0)
 
 
 @dataclass(frozen=True)
@@ -201,7 +282,7 @@ def _pairs_changed(now_before: _State, now_after: _State) -> np.ndarray | None:
         return None
     old, new = now_before.policies or {}, now_after.policies or {}
 
-    def same(a, b) -> bool:
+    def same(a: list[tuple[np.ndarray, float]], b: list[tuple[np.ndarray, float]]) -> bool:
         return len(a) == len(b) and all(np.array_equal(la, lb) and wa == wb for (la, wa), (lb, wb) in zip(a, b))
 
     ends = [e for e in old.keys() | new.keys() if e not in old or e not in new or not same(old[e], new[e])]
@@ -232,11 +313,11 @@ def _unreachable_pairs(arrays: NetworkArrays, up: np.ndarray) -> tuple[int, tupl
     return broken, (arrays.node_ids[inside], arrays.node_ids[outside])
 
 
-def verify_change(before: Network, after: Network, *, max_utilisation: float = 1.0, peak_factor: float = 1.0,
-                  failures: bool = True, demand: tuple[np.ndarray, np.ndarray] | None = None,
-                  cache: WhatIfCache | None = None, failure_tolerance: float = 0.0,
-                  failure_share: float = 0.0) -> Report:
-    """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics),
+def verify_change(before: Network, after: Network, settings: VerificationSettings = VerificationSettings(), *,
+                  peak_factor: float = 1.0, demand: tuple[np.ndarray, np.ndarray] | None = None,
+                  cache: WhatIfCache | None = None) -> Report:
+    """Every check of the change from ``before`` to ``after`` (same nodes and links, new states or metrics)
+    against ``settings``,
     under ``after``'s demands (the twin's current matrix), or ``demand`` = (node-index pairs, Mbit/s) when the
     caller has a fresher estimate, and the same scaled by ``peak_factor`` (the forecast peak). ``cache`` keeps
     the single-failure results of ``before`` between calls (see ``WhatIfCache``). ``failure_tolerance`` and
@@ -245,6 +326,8 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     today's, since an error in the estimate could turn a small improvement into a small deterioration (and the
     error grows with the load). ``after`` may run explicit path policies: their pairs follow them, a failed
     path's share goes to the policy's paths left, and a pair whose paths have all failed goes to the IGP."""
+    max_utilisation, failures = settings.max_utilisation, settings.failures
+    failure_tolerance, failure_share = settings.failure_tolerance, settings.failure_share
     started = time.perf_counter()
     checks: list[Check] = []
     arrays_before, arrays_after = before.arrays(), after.arrays()
@@ -253,11 +336,12 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     # Reachability between every pair of nodes over links that are up.
     broken_before, _ = _unreachable_pairs(arrays_before, arrays_before.up)
     broken_after, example = _unreachable_pairs(arrays_after, arrays_after.up)
-    if broken_after > broken_before:
-        checks.append(Check("reachability", False, f"{broken_after - broken_before} node pairs lose their path, "
-                                                   f"e.g. {example[0]} cannot reach {example[1]} (or back)"))
+    if broken_after > broken_before and example is not None:
+        checks.append(Check(CheckKind.REACHABILITY, False,
+                            f"{broken_after - broken_before} node pairs lose their path, "
+                            f"e.g. {example[0]} cannot reach {example[1]} (or back)"))
     else:
-        checks.append(Check("reachability", True, "every node pair that could reach each other still can"
+        checks.append(Check(CheckKind.REACHABILITY, True, "every node pair that could reach each other still can"
                             + (f" ({broken_after} pairs were cut off already)" if broken_after else "")))
 
     now_before = _state(before, pairs, volume, arrays_before)
@@ -267,15 +351,17 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     # Loops: every ECMP next hop must bring traffic strictly closer to its destination, or it could circle.
     rows, links = np.nonzero(routing.on_dag)
     dist = routing.distance
+    assert dist is not None  # an ECMP routing keeps its distances
     looping = ~(dist[rows, arrays_after.src[links]] > dist[rows, arrays_after.dst[links]])
     if looping.any():
         j = int(np.flatnonzero(looping)[0])
-        checks.append(Check("forwarding loops", False, f"towards {arrays_after.node_ids[routing.targets[rows[j]]]}, "
-                                                       f"the next hop over {_name(arrays_after, links[j])} does not "
-                                                       "bring traffic closer"))
+        checks.append(Check(CheckKind.FORWARDING_LOOPS, False,
+                            f"towards {arrays_after.node_ids[routing.targets[rows[j]]]}, the next hop over "
+                            f"{_name(arrays_after, links[j])} does not bring traffic closer"))
     else:
-        checks.append(Check("forwarding loops", True, f"{len(routing.targets)} destinations, {len(links)} next hops, "
-                                                      "each strictly closer to its destination"))
+        checks.append(Check(CheckKind.FORWARDING_LOOPS, True,
+                            f"{len(routing.targets)} destinations, {len(links)} next hops, "
+                            "each strictly closer to its destination"))
 
     # Black holes: demand whose source has no route to its destination.
     dropped = np.flatnonzero(routing.unreachable & (volume > 0))
@@ -284,28 +370,29 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
     if new_drops:
         a, b = pairs[new_drops[0]]
         total = float(volume[new_drops].sum())
-        checks.append(Check("black holes", False, f"{len(new_drops)} demands ({total:.6g} Mbit/s) would be "
+        checks.append(Check(CheckKind.BLACK_HOLES, False, f"{len(new_drops)} demands ({total:.6g} Mbit/s) would be "
                                                   f"dropped, e.g. {arrays_after.node_ids[a]} -> "
                                                   f"{arrays_after.node_ids[b]}"))
     else:
-        checks.append(Check("black holes", True, "every demand has a route" if not len(dropped) else
+        checks.append(Check(CheckKind.BLACK_HOLES, True, "every demand has a route" if not len(dropped) else
                             f"no new drops ({len(dropped)} demands had no route already)"))
 
     # Utilisation now and at the forecast peak.
-    checks_to_run = [("utilisation now", 1.0)]
+    checks_to_run = [(CheckKind.UTILISATION_NOW, "utilisation now", 1.0)]
     if peak_factor != 1.0:
-        checks_to_run.append((f"utilisation at forecast peak (x{peak_factor:g})", peak_factor))
-    for label, factor in checks_to_run:
+        checks_to_run.append((CheckKind.UTILISATION_AT_PEAK, f"utilisation at forecast peak (x{peak_factor:g})",
+                              peak_factor))
+    for kind, label, factor in checks_to_run:
         util_after = now_after.utilisation * factor
         util_before = now_before.utilisation * factor
         e = int(np.argmax(util_after))
         peak_after, peak_before = float(util_after[e]), float(util_before.max(initial=0.0))
         ok = peak_after <= max_utilisation or peak_after <= peak_before + 1e-9
-        checks.append(Check(label, ok, f"MLU {peak_after:.3f} on {_name(arrays_after, e)} (limit "
+        checks.append(Check(kind, ok, name=label, detail=f"MLU {peak_after:.3f} on {_name(arrays_after, e)} (limit "
                                        f"{max_utilisation:g}; {peak_before:.3f} before the change)"))
 
-    figures = {"mlu_before": float(now_before.utilisation.max(initial=0.0)),
-               "mlu_after": float(now_after.utilisation.max(initial=0.0))}
+    figures = VerificationFigures(mlu_before=float(now_before.utilisation.max(initial=0.0)),
+                                  mlu_after=float(now_after.utilisation.max(initial=0.0)))
     if failures:
         scenarios_after = failure_scenarios(arrays_after)
         before_by_link = cache.get(before, pairs, volume, arrays_before) if cache is not None else None
@@ -333,23 +420,23 @@ def verify_change(before: Network, after: Network, *, max_utilisation: float = 1
                 bad_overload.append(i)
         worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
         checks.append(_failure_check(
-            "single-failure reachability", worst_cut,
+            CheckKind.FAILURE_REACHABILITY, worst_cut,
             lambda i: (f"{len(bad_partition)} single failures would cut off demand the network survives today; "
                        f"worst: {_scenario_name(arrays_after, scenarios_after[i])} strands {stranded_a[i]:.6g} "
                        "Mbit/s"),
             f"{len(scenarios_after)} link failures, none cuts off more demand than today"))
-        figures["overloading_failures"] = [[_name(arrays_after, e) for e in scenarios_after[j]]
-                                           for j in sorted(bad_overload, key=lambda j: -mlu_a[j])[:5]]
         worst_overload = max(bad_overload, key=lambda j: mlu_a[j], default=None)
         checks.append(_failure_check(
-            "single-failure utilisation", worst_overload,
+            CheckKind.FAILURE_UTILISATION, worst_overload,
             lambda i: (f"{len(bad_overload)} single failures would overload the network where today's would not; "
                        f"worst: {_scenario_name(arrays_after, scenarios_after[i])} puts "
                        f"{_name(arrays_after, worst_a[i])} at {mlu_a[i]:.3f}"),
             f"worst single failure MLU {mlu_a.max(initial=0.0):.3f}; none worse than today above the limit "
             f"{max_utilisation:g}"))
-        figures["worst_failure_mlu_after"] = float(mlu_a.max(initial=0.0))
-        figures["failure_scenarios"] = len(scenarios_after)
+        overloading = tuple(tuple(_name(arrays_after, e) for e in scenarios_after[j])
+                            for j in sorted(bad_overload, key=lambda j: -mlu_a[j])[:5])
+        figures = replace(figures, worst_failure_mlu_after=float(mlu_a.max(initial=0.0)),
+                          failure_scenarios=len(scenarios_after), overloading_failures=overloading)
     return Report(checks, time.perf_counter() - started, figures)
 
 
@@ -359,10 +446,11 @@ def overloads_failure(after: float, before: float, limit: float, tolerance: floa
     ends over ``limit`` and not lower than today's by ``tolerance`` plus ``share`` of today's, that is over its
     ``failure_allowance``."""
     moved = abs(after - before) > 1e-9 if moved is None else moved
-    return moved and after > failure_allowance(before, limit, tolerance, share)
+    return bool(moved and after > failure_allowance(before, limit, tolerance, share))
 
 
-def failure_allowance(before, limit: float, tolerance: float = 0.0, share: float = 0.0):
+def failure_allowance(before: float | np.ndarray, limit: float, tolerance: float = 0.0, share: float = 0.0
+                      ) -> np.ndarray:
     """The MLU a single failure may reach after a change that moves it (``before``: its MLU today)."""
     before = np.asarray(before)
     return np.maximum(limit, before * (1.0 - share) - tolerance)
@@ -376,9 +464,9 @@ def _failure_results(state: _State) -> dict:
             for scenario, m, st, row in zip(scenarios, mlu, stranded, loads, strict=True)}
 
 
-def _failure_check(name: str, worst: int | None, failed: Callable[[int], str], passed: str) -> Check:
+def _failure_check(kind: CheckKind, worst: int | None, failed: Callable[[int], str], passed: str) -> Check:
     """A what-if check: failed, naming the worst scenario, when there is one; passed otherwise."""
-    return Check(name, False, failed(worst)) if worst is not None else Check(name, True, passed)
+    return Check(kind, False, failed(worst)) if worst is not None else Check(kind, True, passed)
 
 
 def _scenario_key(arrays: NetworkArrays, scenario: np.ndarray) -> tuple:

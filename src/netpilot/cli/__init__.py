@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("netpilot.cli.analytics", "detect"),
     "rca": ("netpilot.cli.analytics", "rca"),
     "demo": ("netpilot.cli.autopilot", "demo"),
+    "autopilot": ("netpilot.cli.autopilot", "autopilot"),
     "ask": ("netpilot.cli.ask", "ask"),
 }
 

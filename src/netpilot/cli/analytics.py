@@ -84,20 +84,22 @@ def detect(
     json_out: JsonOption,
     train_fraction: Annotated[float, typer.Option(help="Share of the series (from its start) that sets the "
                                                        "threshold and in which the season is looked for.")] = 0.5,
-    runs_per_day: Annotated[float, typer.Option(help="Alarm runs a day the threshold allows on that part "
-                                                     "(alarms under 7 samples apart are one run).")] = 1.0,
+    runs_per_day: Annotated[float, typer.Option(help="Alarm runs a series-day the threshold allows on that part "
+                                                     "(a day of wall time, or 1,440 samples when sampled "
+                                                     "faster than a minute).")] = 1.0,
     alarm_rate: Annotated[float | None, typer.Option(help="Instead of --runs-per-day: a share of alarmed samples "
                                                           "on that part.")] = None,
     min_score: Annotated[float, typer.Option(help="Never alarm below this score (noise standard deviations).")]
     = 4.0,
     explain: Annotated[bool, typer.Option("--explain", help="For each alarm, say which detector fired (point: "
-                                                            "this sample; shift: a sustained change) and what "
+                                                            "this sample; shift: a sustained change; collapse: "
+                                                            "a fall to under 40 % of it) and what "
                                                             "was expected.")] = False,
 ) -> None:
     """Score every sample causally (no look-ahead) against an expectation that knows the series' daily or weekly
-    season (found in its first part by autocorrelation), with a point and a sustained-shift detector, and raise
+    season (found in its first part by autocorrelation), with point, sustained-shift and collapse detectors, and raise
     alarms above a threshold set from the series' start. A label column, when present, is never read."""
-    from netpilot.analytics.detect import calibrate, calibrate_runs, explain_series, settings_for
+    from netpilot.analytics.detect import calibrate, calibrate_days, explain_series, settings_for
     from netpilot.analytics.inputs import read_series
 
     if not 0 < train_fraction <= 1:
@@ -115,7 +117,7 @@ def detect(
         scores = explained.scores
         cut = max(1, int(len(scores) * train_fraction))
         if alarm_rate is None:
-            threshold = calibrate_runs(scores[:cut], runs=runs_per_day * cut * step / 86_400.0,
+            threshold = calibrate_days(scores[:cut], step_seconds=step, runs_per_day=runs_per_day,
                                        min_threshold=min_score)
         else:
             threshold = calibrate(scores[:cut], alarm_rate=alarm_rate, min_threshold=min_score)
@@ -200,7 +202,7 @@ def rca(
     for onset in onsets:
         causes = incident_window_causes(net, samples, onset, before_steps=before_steps, after_steps=after_steps,
                                         top=top)
-        incidents.append({"start": onset.isoformat(), "causes": [c.__dict__ for c in causes]})
+        incidents.append({"start": onset.isoformat(), "causes": [c.as_dict() for c in causes]})
     _write(json_out, {"incidents": incidents})
     console = stdout()
     for incident in incidents:

@@ -30,7 +30,7 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
     """Replay the scenario with the autopilot acting and with static shortest-path routing; print and write
     detection, root-cause rank, overload, changes and decision latency."""
     from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
-    from netpilot.telemetry.sim.faults import check_faults
+    from netpilot.model.faults import check_faults
 
     scenario = load_scenario(file)
     network = scenario_network(scenario)
@@ -68,6 +68,42 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
                   f"applied {result['changes_applied']}, refused by verification {result['changes_refused']}, "
                   f"unsafe applied {result['unsafe_changes_applied']}; decision latency p50 {latency['p50']:.1f} ms, "
                   f"p99 {latency['p99']:.1f} ms")
+
+
+@scenario_app.command("generate")
+@reports_errors
+def generate(
+    network: Annotated[Path, typer.Argument(help="Network file (YAML/JSON, or any format `topo import` reads).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Scenario YAML to write.")],
+    seed: Annotated[int, typer.Option(help="Draws the faults, their times and targets, and the demand noise.")] = 0,
+    load: Annotated[float, typer.Option(help="The LP optimum's MLU at the peak hour that the demand is scaled "
+                                             "to (0.75: good routing carries everything, shortest paths may not).")
+                    ] = 0.75,
+    hours: Annotated[float, typer.Option(help="Length of the run.")] = 3.0,
+    faults: Annotated[int, typer.Option(help="How many faults (0: the day's ramp alone).")] = 3,
+    kinds: Annotated[Optional[str], typer.Option(help="Comma-separated fault kinds to draw from (default: all "
+                                                      "the network has targets for).")] = None,
+    demands: Annotated[Optional[Path], typer.Option(help="Demand matrix replacing the network file's.")] = None,
+) -> None:
+    """Generate a scenario on any network: faults of every kind at random times in and around the busy hours,
+    on targets weighted by the traffic they carry, and the demand scaled to a stated load. Faults that strand
+    traffic no routing can carry are kept and named."""
+    from netpilot.autopilot.generate import GENERATED_KINDS, generate_scenario, write_scenario
+
+    chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else GENERATED_KINDS
+    scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=faults, kinds=chosen,
+                                 demands=demands, relative_to=output.resolve().parent)
+    write_scenario(scenario, output)
+    info = scenario.generated
+    console = stdout()
+    console.print(f"wrote {output}: {len(scenario.faults)} faults over {hours:g} h from "
+                  f"{scenario.start:%a %H:%M} UTC; demand x{scenario.demand_scale:.4g} so the {info.lp_method} "
+                  f"optimum's peak MLU is {load:g} (shortest paths: {info.static_peak_mlu:.3g})")
+    for fault, found in zip(scenario.faults, info.faults, strict=True):
+        target = "--".join(fault.target) if isinstance(fault.target, list) else fault.target
+        stranded = "" if found.helpable else f"  [strands {found.strands_share:.1%} of the demand: no routing " \
+                                              "can carry it]"
+        console.print(f"  {fault.id}: {fault.kind} {target} for {fault.duration_minutes:g} min{stranded}")
 
 
 def write_token_file(path: Path, tokens: dict, url: str) -> None:
@@ -125,9 +161,9 @@ def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
     """The autopilot live on the bundled network: simulator, a scripted link failure at minute 20, the
     dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only."""
     from netpilot.autopilot.live import LiveAutopilot
+    from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
-    from netpilot.telemetry.sim.faults import Fault
 
     _fresh_demo_db(db)
     network = load_network(bundled_network_path())
@@ -174,3 +210,68 @@ def _interrupt() -> None:
     import signal
 
     os.kill(os.getpid(), signal.SIGINT)
+
+
+@reports_errors
+def autopilot(
+    lab: Annotated[str, typer.Option(help="The FRR lab to drive (built with `netpilot lab up`).")],
+    network: Annotated[Path, typer.Option(help="The network file the lab was built from.")],
+    db: Annotated[Path, typer.Option(help="Change database (SQLite).")] = Path("netpilot-lab-changes.db"),
+    journal: Annotated[Path, typer.Option(help="Commit journal, for recovery after a crash.")]
+    = Path("netpilot-lab-commit.json"),
+    auto_approve: Annotated[Optional[list[str]], typer.Option(
+        help="Intent kinds applied without a person (e.g. apply_metrics); others wait for approval.")] = None,
+    tick_seconds: Annotated[float, typer.Option(min=0.2, help="Seconds between polls of the lab.")] = 1.0,
+    commit_confirm: Annotated[float, typer.Option(min=5.0, help="A change reverts by itself unless the loop's "
+                                                                "post-check confirms it within this.")] = 120.0,
+    seconds: Annotated[Optional[float], typer.Option(help="Stop by itself after this long.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Also serve the API and dashboard on 127.0.0.1:PORT.")]
+    = None,
+) -> None:
+    """The autopilot on a live FRR lab: polls its counters and OSPF state, localises failures, proposes and
+    verifies changes, applies approved ones to the routers commit-confirmed and post-checks them against the
+    twin. Prints incidents and changes as they happen."""
+    import time
+
+    from netpilot.autopilot.live import LabAutopilot
+    from netpilot.change.drivers.frr.lab import available
+    from netpilot.change.workflow import Policy
+    from netpilot.errors import InputError
+    from netpilot.model.io import load_network
+
+    why = available()
+    if why:
+        raise InputError.at(why)
+    live = LabAutopilot(load_network(network), lab, journal=journal, tick_seconds=tick_seconds,
+                        policy=Policy(auto_approve=list(auto_approve or [])), changes_db=db,
+                        commit_confirm=commit_confirm, tick_budget_ms=None)
+    console = stdout()
+    console.print(f"lab {lab}: {len(live.lab.routers)} routers; journal: {live.journal_recovered}")
+    if port is not None:
+        if seconds is not None:
+            timer = threading.Timer(seconds, lambda: _interrupt())
+            timer.daemon = True
+            timer.start()
+        serve_live(live, host="127.0.0.1", port=port, users=DEMO_USERS)
+        return
+    deadline = None if seconds is None else time.monotonic() + seconds
+    seen_incidents, seen_audit = 0, 0
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            began = time.monotonic()
+            tick = live.step()
+            pilot = live.autopilot
+            for incident in pilot.incidents[seen_incidents:]:
+                console.print(f"{tick.ts} incident {incident.id}: {', '.join(incident.alarms[:4])}")
+            seen_incidents = len(pilot.incidents)
+            audit = live.changes.audit()
+            for entry in audit[seen_audit:]:
+                console.print(f"{entry['at']} change {entry['change_id']}: {entry['action']} by {entry['actor']}")
+            seen_audit = len(audit)
+            time.sleep(max(0.0, tick_seconds - (time.monotonic() - began)))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        live.autopilot.driver.close()
+    console.print(f"{live.ticks} ticks, {len(live.autopilot.incidents)} incidents, "
+                  f"{sum(a.state == 'done' for a in live.autopilot.applied)} changes applied and kept")

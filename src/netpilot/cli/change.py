@@ -34,7 +34,7 @@ def verify(
     """Verify intents on the twin: prints each check and writes {"ok": bool, "checks": [...]}. Exits 0 when the
     change passes, 1 when verification refuses it, 2 on bad input."""
     from netpilot.change.intents import apply_intents, load_intents
-    from netpilot.change.verify import verify_change
+    from netpilot.change.verify import VerificationSettings, verify_change
 
     if max_utilisation <= 0 or peak_factor <= 0:
         raise InputError.at("--max-utilisation and --peak-factor must be positive", field="--max-utilisation")
@@ -43,8 +43,8 @@ def verify(
     if not intents:
         raise InputError.at("no intents", file=intent)
     after = apply_intents(before, intents, file=intent)
-    report = verify_change(before, after, max_utilisation=max_utilisation, peak_factor=peak_factor,
-                           failures=failures)
+    report = verify_change(before, after, VerificationSettings(max_utilisation=max_utilisation, failures=failures),
+                           peak_factor=peak_factor)
     document = report.as_dict()
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +136,7 @@ def propose(
     """Propose a change: it is verified at once, then waits for approval (or is rejected). Exits 0 when it is
     verified (or approved by policy), 1 when verification rejects it, 2 on bad input."""
     from netpilot.change.intents import apply_intents, load_intents
-    from netpilot.change.verify import verify_change
+    from netpilot.change.verify import VerificationSettings, verify_change
     from netpilot.change.workflow import twin_diff
     from netpilot.model.io import load_network as load
 
@@ -145,12 +145,13 @@ def propose(
     intents = load_intents(intent)
     after = apply_intents(before, intents, file=intent)
     store = _store(db, policy)
-    from netpilot.change.render import config_diff
+    from netpilot.change.drivers.frr.render import config_diff
 
     diff = twin_diff(before, after) + [{"device": device, "config_diff": text}
                                        for device, text in config_diff(before, after).items()]
     change_id = store.propose([i.model_dump(exclude_none=True) for i in intents], by, why, diff)
-    report = verify_change(before, after, max_utilisation=max_utilisation, peak_factor=peak_factor)
+    report = verify_change(before, after, VerificationSettings(max_utilisation=max_utilisation),
+                           peak_factor=peak_factor)
     state = store.record_verification(change_id, report.as_dict())
     stdout().print(f"change {change_id}: {state}")
     stdout().print(report.text())
@@ -244,7 +245,7 @@ lab_app = typer.Typer(help="An FRR lab from the twin: a namespace per router, re
 
 
 def _lab(network: Path, name: str):
-    from netpilot.change.lab import Lab, LabError, available
+    from netpilot.change.drivers.frr.lab import Lab, LabError, available
     from netpilot.model.io import load_network as load
 
     why = available()
@@ -262,7 +263,7 @@ def lab_up(network: Annotated[Path, typer.Option(help="Network file (its routers
            name: Annotated[str, typer.Option(help="Lab name: namespaces are NAME-router.")] = "nplab",
            timeout: Annotated[float, typer.Option(help="Seconds to wait for OSPF to converge.")] = 90.0) -> None:
     """Build the lab and wait until OSPF has converged."""
-    from netpilot.change.lab import LabError
+    from netpilot.change.drivers.frr.lab import LabError
 
     lab = _lab(network, name)
     try:
@@ -314,7 +315,7 @@ def lab_poll(network: Annotated[Path, typer.Option(help="The network file the la
     """Poll the lab's interface counters and OSPF state and store them as telemetry samples."""
     import time
 
-    from netpilot.change.lab_telemetry import LabTelemetry
+    from netpilot.change.drivers.frr.telemetry import LabTelemetry
     from netpilot.telemetry.store import open_store, table_of
 
     telemetry = LabTelemetry(_lab(network, name))

@@ -1,4 +1,4 @@
-"""`netpilot ran`: RAN decisions per cell (slicing; inference placement to come)."""
+"""`netpilot ran`: RAN decisions per cell (slicing), and the AI-RAN scenarios with the loop acting."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from netpilot.cli.common import reports_errors, stdout
 from netpilot.errors import InputError
 
-app = typer.Typer(help="RAN slicing: PRBs per slice per cell.", no_args_is_help=True)
+app = typer.Typer(help="RAN slicing: PRBs per slice per cell; the AI-RAN loop on scenarios.", no_args_is_help=True)
 
 
 class SliceSpec(BaseModel):
@@ -102,3 +102,52 @@ def slice(
     stdout().print(table)
     if len(rows) > 20:
         stdout().print(f"... {len(rows) - 20} more cells in {output}")
+
+
+@app.command()
+@reports_errors
+def loop(
+    output: Annotated[Path, typer.Option("--json", help="Where to write the scenario reports (JSON).")],
+    cells: Annotated[int, typer.Option(help="Cells in the generated AI-RAN.")] = 2000,
+    sites: Annotated[int, typer.Option(help="Edge sites in the generated AI-RAN.")] = 40,
+    minutes: Annotated[int, typer.Option(help="One-minute ticks per scenario.")] = 60,
+    scenario: Annotated[list[str] | None, typer.Option(help="ran-surge, edge-site-down, flash-crowd, cells-down "
+                                                            "(repeat; all when left out).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generator and the simulator.")] = 0,
+) -> None:
+    """Run the AI-RAN scenarios with slicing and placement in the loop, against a static split and placement on
+    the same demand."""
+    from dataclasses import asdict
+
+    from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios
+    from netpilot.telemetry.sim.airan import generate, read_llm_trace
+
+    for name, value, least in (("--cells", cells, 1), ("--sites", sites, 1), ("--minutes", minutes, 2)):
+        if value < least:
+            raise InputError.at(f"must be at least {least}", field=name)
+    trace = read_llm_trace()
+    network, topology = generate(cells, sites, seed=seed, trace=trace)
+    shipped = shipped_scenarios(topology, minutes)
+    chosen = scenario or list(shipped)
+    unknown = [n for n in chosen if n not in shipped]
+    if unknown:
+        raise InputError.at(f"no scenario {unknown[0]!r}; choose from {', '.join(shipped)}", field="--scenario")
+    table = Table(title=f"AI-RAN loop: {cells} cells, {sites} edge sites, {minutes} min")
+    for column in ("scenario", "SLA met loop / static", "SLO met loop / static", "unserved loop / static",
+                   "GPUs loop / static", "decide ms p50 / p99", "applied", "rolled back", "unsafe"):
+        table.add_column(column)
+    reports = []
+    for name in chosen:
+        report = run_ran_scenario(name, network, topology, shipped[name], ticks=minutes, seed=seed, trace=trace)
+        reports.append(asdict(report))
+        p50, p99 = np.percentile(report.decide_ms[1:], [50, 99])
+        loop_score, static = report.loop, report.static
+        table.add_row(name, f"{100 * loop_score.sla_all:.2f} / {100 * static.sla_all:.2f} %",
+                      f"{100 * loop_score.slo_all:.2f} / {100 * static.slo_all:.2f} %",
+                      f"{loop_score.unserved_requests:,.0f} / {static.unserved_requests:,.0f}",
+                      f"{loop_score.gpus_powered:.1f} / {static.gpus_powered:.1f}", f"{p50:.1f} / {p99:.1f}",
+                      str(report.changes_applied), str(report.rolled_back), str(report.unsafe))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({"cells": cells, "sites": sites, "minutes": minutes, "seed": seed,
+                                  "scenarios": reports}, indent=1, default=float) + "\n")
+    stdout().print(table)

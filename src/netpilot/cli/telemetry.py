@@ -50,8 +50,8 @@ def sim_run(
     store: Annotated[Optional[str], typer.Option(help="Also write into this store.")] = None,
 ) -> None:
     """Simulate the network and write its telemetry."""
+    from netpilot.model.faults import check_faults, load_faults
     from netpilot.model.io import parse_document, read_text
-    from netpilot.telemetry.sim.faults import check_faults, load_faults
     from netpilot.telemetry.sim.run import simulate, write_result
 
     if hours <= 0 or step <= 0:

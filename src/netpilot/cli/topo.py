@@ -146,15 +146,37 @@ def validate(
 @app.command()
 @reports_errors
 def sample(
-    backbone_graph: Annotated[Path, typer.Option(help="Repetita .graph of the backbone.")],
-    backbone_demands: Annotated[Path, typer.Option(help="Repetita .demands for the backbone.")],
+    backbone_graph: Annotated[Path, typer.Option(help="The backbone: a Repetita .graph, or with --load any "
+                                                      "topology `topo import` reads.")],
     output: Annotated[Path, typer.Option("-o", "--output")],
+    backbone_demands: Annotated[Optional[Path], typer.Option(
+        help="The backbone's demands (a Repetita .demands, or any format `topo import` reads); with --load and "
+             "none, a gravity matrix.")] = None,
+    load: Annotated[Optional[float], typer.Option(
+        help="Size the access layer to the backbone and scale the whole network's demand so the LP optimum's "
+             "MLU is this (feasible below 1). Without it: the fixed access layer of the bundled network.")] = None,
+    cells_per_router: Annotated[int, typer.Option(min=1)] = 2,
+    edge_sites: Annotated[Optional[int], typer.Option(min=1, help="Edge GPU sites (default with --load: one "
+                                                                   "per ten routers; without: 4).")] = None,
+    gravity_pairs: Annotated[int, typer.Option(min=1, help="With --load and no demands: the largest pairs of "
+                                                            "the gravity matrix kept.")] = 20_000,
     seed: int = 7,
 ) -> None:
-    """Generate the bundled sample network (see `make sample-network`)."""
+    """Generate a sample network: a backbone with cell sites and edge GPU sites (the bundled one: see `make
+    sample-network`)."""
     from netpilot.model.sample import build_sample_network
 
-    network = build_sample_network(backbone_graph, backbone_demands, seed=seed)
+    if load is None:
+        if backbone_demands is None:
+            raise InputError.at("needed without --load (the fixed access layer scales a Repetita matrix)",
+                                field="--backbone-demands")
+        network = build_sample_network(backbone_graph, backbone_demands, seed=seed,
+                                       cells_per_router=cells_per_router, edge_sites=edge_sites or 4)
+    else:
+        from netpilot.autopilot.generate import sample_at_load
+
+        network = sample_at_load(backbone_graph, backbone_demands, load=load, cells_per_router=cells_per_router,
+                                 edge_sites=edge_sites, gravity_pairs=gravity_pairs, seed=seed)
     save_network(network, output)
     stdout().print(f"wrote {output}: {len(network.nodes)} nodes, {len(network.links)} links, "
                    f"{len(network.demands)} demands")

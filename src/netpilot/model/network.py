@@ -89,6 +89,9 @@ class Link(_Strict):
     metric: int = Field(default=1, ge=1, le=65535, description="IGP (OSPF/IS-IS) cost.")
     state: Literal["up", "down"] = "up"
     key: int = Field(default=0, ge=0, description="Distinguishes parallel links between the same pair.")
+    srlgs: list[str] = Field(default_factory=list,
+                             description="Shared-risk link groups (conduits, ducts) the link runs in: links of one "
+                                         "group can fail together.")
 
     @property
     def id(self) -> str:

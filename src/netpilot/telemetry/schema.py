@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from netpilot.model.frame import cell_entity, edge_entity, link_entity, node_entity
 from netpilot.model.network import Network
 
 
@@ -17,23 +18,6 @@ class EntityKind(StrEnum):
     NODE = "node"
     CELL = "cell"
     EDGE = "edge"
-
-
-def link_entity(source: str, target: str, key: int = 0) -> str:
-    """``link:A->B`` (``link:A->B#k`` for the k-th parallel link)."""
-    return f"link:{source}->{target}" + (f"#{key}" if key else "")
-
-
-def node_entity(node: str) -> str:
-    return f"node:{node}"
-
-
-def cell_entity(cell: str) -> str:
-    return f"cell:{cell}"
-
-
-def edge_entity(site: str) -> str:
-    return f"edge:{site}"
 
 
 def entity_kind(entity: str) -> EntityKind:

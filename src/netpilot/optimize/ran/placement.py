@@ -20,20 +20,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from netpilot.model.ran import Service
 from netpilot.optimize import highs
+
+__all__ = ["Placement", "PlacementProblem", "Service", "place_fast", "place_mip"]
 
 #: Cost of one request per second left unserved, in GPUs: large enough that serving always comes first.
 UNSERVED = 1000.0
 #: Cost of one request per second times one millisecond of round trip, in GPUs: the last tie-breaker.
 LATENCY = 1e-6
-
-
-@dataclass(frozen=True)
-class Service:
-    name: str
-    memory_gb: float
-    gpu_seconds: float
-    slo_ms: float
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,11 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from netpilot.model.ran import Slice
 from netpilot.optimize import highs
 
-
-@dataclass(frozen=True)
-class Slice:
-    name: str
-    priority: float          # weight of a served PRB of this slice
-    guaranteed_share: float  # of the cell's PRBs, 0..1
+__all__ = ["Slice", "SliceDecision", "allocate_fast", "allocate_lp", "allocate_proportional", "allocate_static",
+           "evaluate"]
 
 
 @dataclass(frozen=True)

@@ -1,1 +1,1 @@
-"""A fluid simulator of the network over time, with faults whose ground truth it keeps."""
+"""Synthetic telemetry: the twin stepped through time with noise, events and the ground truth of its faults."""

@@ -5,12 +5,11 @@ from __future__ import annotations
 import csv
 import json
 from datetime import datetime
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-HOURS_PER_WEEK = 168
+from netpilot.model.profile import HOURS_PER_WEEK
 
 
 def derive_weekly_profile(csv_files: list[Path]) -> np.ndarray:
@@ -36,7 +35,7 @@ def derive_weekly_profile(csv_files: list[Path]) -> np.ndarray:
     profile = np.mean(profiles, axis=0)
     # Light circular smoothing: three-hour window.
     profile = (np.roll(profile, 1) + 2 * profile + np.roll(profile, -1)) / 4
-    return profile / profile.mean()
+    return np.asarray(profile / profile.mean(), dtype=float)
 
 
 def write_profile(csv_files: list[Path], out: Path) -> None:
@@ -47,20 +46,3 @@ def write_profile(csv_files: list[Path], out: Path) -> None:
                   "vperifan/Federated-Time-Series-Forecasting; derived by `make cell-profile`",
         "hour_of_week": [round(float(v), 5) for v in profile],
     }, indent=1) + "\n")
-
-
-def bundled_profile() -> np.ndarray:
-    """(168,) the shipped weekly profile."""
-    data = json.loads(resources.files("netpilot.data").joinpath("cell_profile.json").read_text())
-    profile = np.asarray(data["hour_of_week"], dtype=float)
-    if profile.shape != (HOURS_PER_WEEK,):
-        raise ValueError("cell_profile.json must hold 168 hourly values")
-    return profile
-
-
-def profile_at(profile: np.ndarray, hour_of_week: float) -> float:
-    """The profile at a fractional hour of the week, linearly interpolated (wrapping Sunday to Monday)."""
-    h = hour_of_week % HOURS_PER_WEEK
-    low = int(np.floor(h))
-    frac = h - low
-    return float((1 - frac) * profile[low] + frac * profile[(low + 1) % HOURS_PER_WEEK])

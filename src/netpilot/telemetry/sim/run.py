@@ -11,10 +11,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from netpilot.model.faults import Fault
+from netpilot.model.frame import METRIC_NAMES, entity_names, sample_codes
 from netpilot.model.network import Network
 from netpilot.telemetry.schema import Event, FaultRecord
-from netpilot.telemetry.sim.faults import Fault
-from netpilot.telemetry.sim.simulator import METRIC_NAMES, Simulator, entity_names, sample_codes
+from netpilot.telemetry.sim.simulator import Simulator
 from netpilot.telemetry.store import SAMPLE_SCHEMA
 
 

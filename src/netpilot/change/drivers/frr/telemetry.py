@@ -6,8 +6,8 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from netpilot.change.lab import Lab, LabError, _alive
-from netpilot.change.render import cables
+from netpilot.change.drivers.frr.lab import Lab, LabError, _alive
+from netpilot.change.drivers.frr.render import cables
 from netpilot.telemetry.schema import Sample, link_entity, node_entity
 
 

@@ -10,11 +10,12 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from netpilot.change.render import cables, interfaces, loopbacks, render_frr
+from netpilot.change.drivers.frr.render import cables, interfaces, loopbacks, render_frr
 from netpilot.model.network import Network
 
 FRR_BIN = Path("/usr/lib/frr")
@@ -81,6 +82,10 @@ class Lab:
             _run("ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up")
             # A new namespace does not forward: a router must.
             _run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+            # A policy's next hop over a cable that is down is skipped (as the twin shares it among the others),
+            # and flows spread over next hops by ports too (as the twin's even split holds over many flows).
+            _run("ip", "netns", "exec", ns, "sysctl", "-qw", "net.ipv4.conf.all.ignore_routes_with_linkdown=1",
+                 "net.ipv4.fib_multipath_hash_policy=1")
         kinds = {n.id: n.kind for n in self.network.nodes}
         for n, (i, _j) in enumerate(cables(self.network)):
             link = self.network.links[i]
@@ -223,10 +228,11 @@ class Lab:
         Returns the client; the server answers one test and exits. Wait on the client (or kill it) when done."""
         if shutil.which("iperf3") is None:
             raise LabError("iperf3 is not installed (apt-get install iperf3)")
-        if not 0 < seconds <= 60 or not 0 < mbps <= 1000:
-            raise LabError("lab traffic is bounded: 0 < seconds <= 60 and 0 < mbps <= 1000")
+        if not 0 < seconds <= 180 or not 0 < mbps <= 1000:
+            raise LabError("lab traffic is bounded: 0 < seconds <= 180 and 0 < mbps <= 1000")
         loops = loopbacks(self.network)
-        port = 5201 + self.routers.index(target)
+        # A port per pair, so several flows may run at once (one to each target from each source).
+        port = 5201 + self.routers.index(source) * MAX_ROUTERS + self.routers.index(target)
         subprocess.Popen(["ip", "netns", "exec", self.namespace(target), "iperf3", "-s", "-1", "-B", loops[target],
                           "-p", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(0.3)  # the server binds before the client connects
@@ -234,6 +240,18 @@ class Lab:
                                  "iperf3", "-c", loops[target], "-B", loops[source], "-p", str(port), "-u", "-b",
                                  f"{mbps}M", "-t", f"{seconds:g}"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
+
+    def stream(self, source: str, target: str, *, mbps: float, seconds: float) -> subprocess.Popen:
+        """Bounded UDP packets from ``source``'s loopback to ``target``'s at ``mbps``, that go on through a
+        reroute (iperf3 stops at the first unreachable destination, which a cut cable makes for the moment OSPF
+        takes to converge). Nothing listens: the target's kernel drops them. Returns the sender (it exits by
+        itself after ``seconds``; wait on it or kill it)."""
+        if not 0 < seconds <= 180 or not 0 < mbps <= 1000:
+            raise LabError("lab traffic is bounded: 0 < seconds <= 180 and 0 < mbps <= 1000")
+        loops = loopbacks(self.network)
+        return subprocess.Popen(["ip", "netns", "exec", self.namespace(source), "timeout", str(int(seconds) + 5),
+                                 sys.executable, "-c", _SENDER, loops[source], loops[target], str(mbps),
+                                 str(seconds)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def counters(self, router: str) -> dict[str, dict]:
         """Interface name -> {"tx_bytes", "rx_bytes", "up"} (``ip -s -j link`` inside the router's namespace)."""
@@ -248,6 +266,27 @@ class Lab:
         result = _run("ip", "netns", "exec", self.namespace(source), "ping", "-c", str(count), "-W", "1", "-I",
                       loops[source], loops[target], check=False)
         return result.returncode == 0
+
+
+#: The sender behind ``Lab.stream``: 1000-byte datagrams, paced; a send that fails (no route yet) is skipped.
+_SENDER = """
+import socket, sys, time
+source, target, mbps, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind((source, 0))
+payload, gap = bytes(1000), 8000 / (mbps * 1e6)
+start = time.monotonic()
+sent = 0
+while time.monotonic() - start < seconds:
+    try:
+        sock.sendto(payload, (target, 9))
+    except OSError:
+        pass
+    sent += 1
+    ahead = start + sent * gap - time.monotonic()
+    if ahead > 0:
+        time.sleep(ahead)
+"""
 
 
 def _alive(pid: int) -> bool:

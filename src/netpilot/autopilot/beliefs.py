@@ -1,0 +1,129 @@
+"""The faults the loop believes in: adopted from a localisation's top cause, sized from the measured loads
+(a flash crowd), and dropped once their own KPIs look healthy again or a failed change refutes them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.optimize
+
+from netpilot.analytics.rca import Cause
+from netpilot.autopilot.estimate import Estimate
+from netpilot.model.faults import Fault
+from netpilot.model.frame import KpiFrame
+
+#: A flash crowd is believed only when its node's links measure at least this many times its usual traffic.
+MIN_CROWD = 1.2
+#: How much of a localisation a cause must explain to be believed.
+MIN_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class BeforeIncident:
+    """The link loads and states before an incident (medians over the healthy window), and the minute they
+    stand for: what a crowd is sized against."""
+
+    loads: np.ndarray
+    up: np.ndarray
+    minute: float
+
+
+class Beliefs(Mapping[str, Fault]):
+    """Believed faults by ``kind:target``, in the order they were adopted (the twin applies them in it); it
+    reads as a mapping of them."""
+
+    def __init__(self, estimate: Estimate) -> None:
+        self.estimate = estimate
+        self.faults: dict[str, Fault] = {}
+        self.before_incident: BeforeIncident | None = None
+        self._usual: dict[str, float] = {}  # a believed crowd's region's level before it, in the same terms
+
+    def __getitem__(self, name: str) -> Fault:
+        return self.faults[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.faults)
+
+    def __len__(self) -> int:
+        return len(self.faults)
+
+    def clear(self) -> None:
+        """Forget every belief (as a person might, to have the loop localise afresh)."""
+        self.faults.clear()
+
+    def key(self) -> tuple[str, ...]:
+        """What is believed, as plans and fits are keyed on it."""
+        return tuple(sorted(self.faults))
+
+    def adopt(self, cause: Cause, frame: KpiFrame) -> bool:
+        """Believe a localisation's top cause when its kind is one the planner acts on and it explains enough;
+        a fault inferred from demand is sized from the measured loads, and not believed where they do not bear
+        it out. True when the beliefs changed."""
+        fault = cause.fault
+        if fault is None or not fault.behaviour.actionable or cause.score < MIN_SCORE:
+            return False
+        update: dict[str, float] = {"at_minute": frame.minute}  # believed from the minute it was localised
+        name = f"{cause.kind}:{cause.target}"
+        if fault.behaviour.inferred:
+            # As large as the links measure it (the localiser's hypothesis is of a fixed size).
+            now = self.crowd_multiplier(fault, frame.link_load, frame.link_up, frame.minute)
+            before = self.before_incident
+            usual = self.crowd_multiplier(fault, before.loads, before.up, before.minute) \
+                if before is not None else 1.0
+            update["multiplier"] = now / usual if usual > 0 else now
+            self._usual[name] = usual
+            if update["multiplier"] < MIN_CROWD:
+                return False
+        self.faults[name] = fault.model_copy(update=update)
+        return True
+
+    def expire(self, frame: KpiFrame) -> bool:
+        """Drop each believed fault that no longer shows in the frame, or, when inferred from demand, that the
+        measured loads no longer bear out. True when any was dropped."""
+        dropped = False
+        for key, fault in list(self.faults.items()):
+            kind = fault.behaviour
+            if not kind.shows_in(fault, frame, self.estimate.arrays) or \
+                    (kind.inferred and not self._still_evident(key, fault, frame)):
+                del self.faults[key]
+                dropped = True
+        return dropped
+
+    def give_up_inferred(self) -> bool:
+        """A change built on the twin failed its check: the measurement refuted the twin. A fault inferred from
+        demand is not an observed state, so it is the first belief to give up. True when any was."""
+        inferred = [key for key, fault in self.faults.items() if fault.behaviour.inferred]
+        for key in inferred:
+            del self.faults[key]
+        return bool(inferred)
+
+    def _still_evident(self, key: str, crowd: Fault, frame: KpiFrame) -> bool:
+        """Whether the crowd is still there: at least half the surplus believed (a crowd is an inference about
+        demand, kept only while the measurements bear it out; a busy hour's ramp can look like one for a few
+        minutes)."""
+        usual = self._usual.get(key, 1.0)
+        now = self.crowd_multiplier(crowd, frame.link_load, frame.link_up, frame.minute)
+        return now >= usual * (1.0 + 0.5 * (crowd.multiplier - 1.0))
+
+    def crowd_multiplier(self, crowd: Fault, loads: np.ndarray, up: np.ndarray, minute: float) -> float:
+        """How many times its usual traffic the crowd's region (as the twin models it) exchanges with the
+        rest, from the link loads: loads are linear in demand, so they are fitted as the twin's loads of the
+        pairs with one end in the region times one level, plus the rest's times another, and the multiplier
+        is the ratio of the two levels."""
+        estimate = self.estimate
+        twin = estimate.twin
+        region = crowd.behaviour.demand_region(crowd, estimate.network, estimate.arrays)
+        assert region is not None
+        others = [f for f in self.faults.values() if not f.behaviour.inferred]
+        expected, metric = estimate.twin_at(minute, others)
+        up = expected.link_up & up
+        own = region[twin.pairs[:, 0]] ^ region[twin.pairs[:, 1]]
+        inside = region[twin.pairs[:, 0]] & region[twin.pairs[:, 1]]
+        basis = np.column_stack([twin.link_loads(np.where(own, expected.volume, 0.0), metric, up),
+                                 twin.link_loads(np.where(own | inside, 0.0, expected.volume), metric, up)])[up]
+        if not basis[:, 0].any() or not basis[:, 1].any():
+            return 1.0
+        levels, _ = scipy.optimize.nnls(basis, loads[up])
+        return float(np.clip(levels[0] / levels[1], 0.0, 10.0)) if levels[1] > 0 else 1.0

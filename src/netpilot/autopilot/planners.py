@@ -1,0 +1,358 @@
+"""Planners: each looks at the estimate of the network at this tick and returns a verified plan, or None. IGP
+metrics, explicit paths for the pairs behind the hottest links, and the withdrawal of explicit paths once the
+network is calm; a slicing or placement planner is one more class with a ``plan`` method. What they remember
+between ticks (a search spread over ticks, the failures verification named, plans the network refuted) is
+``PlanMemory``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from netpilot.autopilot.budget import TickBudget
+from netpilot.autopilot.estimate import Estimate, PlanState, plan_key
+from netpilot.autopilot.settings import PlanningSettings
+from netpilot.change.intents import ApplyMetrics, Intent, SetPolicies, apply_intents
+from netpilot.change.verify import Report, VerificationSettings, WhatIfCache, failure_allowance, verify_change
+from netpilot.model.faults import Fault
+from netpilot.model.frame import KpiFrame
+from netpilot.model.network import Network
+from netpilot.model.policies import compile_policies, to_policies
+from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
+from netpilot.optimize.te.tactical import TacticalPlan, plan_tactical
+
+
+@dataclass
+class PlanContext:
+    """What a planner plans on at this tick: the frame and its MLU, the forecast peak, the seconds a search
+    may take (None: a fixed amount of work), the estimate's plan state, the network as believed (``believed``,
+    with ``beliefs`` the faults in it and ``beliefs_key`` their names), the tick's number (a search's seed) and
+    its stage timings, which planners add to."""
+
+    frame: KpiFrame
+    mlu: float
+    forecast_peak: float
+    search_seconds: float | None
+    state: PlanState
+    believed: Network
+    beliefs: Mapping[str, Fault]
+    beliefs_key: tuple[str, ...]
+    tick: int
+    stages: dict[str, float]
+    memory: PlanMemory
+    twin_utilisation: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+    @cached_property
+    def targets(self) -> PlanTargets:
+        """The cases a congestion plan is made against (worked out once, for whichever planner asks)."""
+        return PlanTargets.of(self)
+
+
+@dataclass
+class PlanTargets:
+    """What a congestion plan must meet: the MLU today (``now``) and, for every failure verification refused an
+    earlier plan for (``cases`` after the first, which is the network as it is), the allowance under
+    verification's own rule (``bounds``). ``utilisation_of`` routes a metric vector once per case."""
+
+    start: np.ndarray
+    cases: list[np.ndarray]
+    utilisation_of: Callable[[np.ndarray], np.ndarray]
+    now: float
+    bounds: tuple[np.ndarray, np.ndarray]
+
+    @classmethod
+    def of(cls, context: PlanContext) -> PlanTargets:
+        state, memory = context.state, context.memory
+        start = state.metric.copy()
+        arrays = memory.arrays
+        for fault in context.beliefs.values():  # drain degraded links before anything else
+            if fault.behaviour.drain_first:
+                start[fault.behaviour.links(fault, arrays)] = MAX_METRIC
+        # Failures verification refused earlier plans for are planned against too, under verification's own
+        # rule: the plan minimises today's MLU among plans that leave each of them within the limit or lower
+        # than it is today by the tolerance (or exactly as it is).
+        cases = [state.link_up] + [state.link_up & ~mask for mask in memory.critical.values()]
+        routed: dict[bytes, np.ndarray] = {}  # metrics -> utilisation per case: each plan is routed once
+
+        def utilisation_of(m: np.ndarray) -> np.ndarray:
+            key = m.tobytes()
+            if key not in routed:
+                routed[key] = np.array([context.twin_utilisation(m, up) for up in cases])
+            return routed[key]
+
+        now = float(utilisation_of(state.metric)[0].max(initial=0.0))
+        # Verification's demand carries the margin; the search's does not, so the limit comes down instead.
+        today = utilisation_of(state.metric)[1:].max(axis=1, initial=0.0)
+        verification = memory.verification
+        bounds = (failure_allowance(today, verification.max_utilisation / (1.0 + memory.margin()),
+                                    verification.failure_tolerance, verification.failure_share), today)
+        return cls(start, cases, utilisation_of, now, bounds)
+
+
+@dataclass
+class Plan:
+    """A verified plan: the intent, the network after it, verification's report, the MLU planned from and
+    predicted, what it does in words, and what else it brings as evidence."""
+
+    intent: Intent
+    after: Network
+    report: Report
+    now: float
+    planned: float
+    action: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+
+ContextT = TypeVar("ContextT", contravariant=True)
+
+
+class Planner(Protocol[ContextT]):
+    """Returns a verified plan for the network at this tick, or None (nothing better, or nothing to propose
+    yet: a search goes on next tick). Routing planners read a ``PlanContext``; the RAN's planners
+    (``autopilot.ran``) a ``RanContext``."""
+
+    def plan(self, context: ContextT) -> Plan | None: ...
+
+
+class PlanMemory:
+    """What the planners keep between ticks: the single failures verification refused a plan for
+    (``critical``, as masks of the links they take down), plans the network refuted (``refuted``), what the last
+    decision that found nothing planned on (``no_plan``), the beliefs and metrics under which the metric search
+    gave up (``paths_for``: explicit paths next), and a search's incumbent and its candidates awaiting
+    verification on the next tick."""
+
+    def __init__(self, arrays: Any, verification: VerificationSettings, margin: Callable[[], float]) -> None:
+        self.arrays = arrays
+        self.verification = verification
+        self.margin = margin
+        self.partner = reverse_links(arrays)
+        self.critical: dict[str, np.ndarray] = {}
+        self.refuted: set[bytes] = set()
+        self.no_plan: tuple[tuple[str, ...], int, float] | None = None
+        self.paths_for: tuple[tuple[str, ...], bytes] | None = None
+        self.incumbent: tuple[tuple[Any, ...], np.ndarray] | None = None
+        self.candidate: tuple[tuple[Any, ...], np.ndarray] | None = None
+        self.paths_candidate: tuple[tuple[Any, ...], TacticalPlan | None] | None = None
+        self.stale = 0  # evaluations the search has gone without improving
+        self._directed = {f"{arrays.node_ids[a]}->{arrays.node_ids[b]}": e
+                          for e, (a, b) in enumerate(zip(arrays.src, arrays.dst, strict=True))}
+
+    def forget(self) -> None:
+        """The beliefs changed: failures named and plans refuted were for the network as it was believed."""
+        self.refuted.clear()
+        self.critical.clear()
+
+    def nothing_found(self, beliefs_key: tuple[str, ...], mlu: float) -> None:
+        self.no_plan = (beliefs_key, len(self.critical), mlu)
+
+    def worth_planning(self, beliefs_key: tuple[str, ...], mlu: float, replan: bool, replan_mlu: float) -> bool:
+        """False while nothing the last fruitless decision planned on has changed."""
+        if self.no_plan is None or replan:
+            return True
+        beliefs, critical, then = self.no_plan
+        if beliefs != beliefs_key or critical != len(self.critical) or abs(mlu - then) > replan_mlu:
+            self.no_plan = None
+            return True
+        return False
+
+    def remember_critical(self, report: Report) -> bool:
+        """Keep the single failures a verification found the plan would overload; True when any is new."""
+        new = False
+        for failure in report.figures.overloading_failures:
+            key = "|".join(sorted(failure))
+            if key in self.critical:
+                continue
+            mask = np.zeros(self.arrays.n_links, dtype=bool)
+            mask[[self._directed[name] for name in failure if name in self._directed]] = True
+            mask |= np.isin(np.arange(len(mask)), self.partner[mask][self.partner[mask] >= 0])
+            self.critical[key] = mask
+            new = True
+        return new
+
+
+class Verifier:
+    """Verification as the planners run it: on the estimate's demand with its margin, at the forecast peak,
+    keeping the baseline of single failures between calls, and telling the tick budget what it cost."""
+
+    def __init__(self, settings: VerificationSettings, estimate: Estimate, budget: TickBudget) -> None:
+        self.settings = settings
+        self.estimate = estimate
+        self.budget = budget
+        self.cache = WhatIfCache()
+
+    def demand(self, volume: np.ndarray, beliefs: Mapping[str, Fault]) -> tuple[np.ndarray, np.ndarray]:
+        return self.estimate.twin.pairs, self.estimate.verification_volume(volume, beliefs)
+
+    def verify(self, context: PlanContext, after: Network) -> Report:
+        return self.verify_on(context.believed, after, context.state.volume, context.beliefs, context.mlu,
+                              context.forecast_peak, context.stages)
+
+    def verify_on(self, believed: Network, after: Network, volume: np.ndarray, beliefs: Mapping[str, Fault],
+                  mlu: float, forecast_peak: float, stages: dict[str, float]) -> Report:
+        """The change from ``believed`` to ``after`` verified on the demand ``volume`` (the estimate's, before
+        the margin), at the forecast peak; its time goes into ``stages``."""
+        t = time.perf_counter()
+        report = verify_change(believed, after, self.settings, demand=self.demand(volume, beliefs),
+                               peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self.cache)
+        stages["decide.verify"] = _ms(t)
+        self.budget.verified(stages["decide.verify"])
+        return report
+
+
+class IgpMetricPlanner:
+    """New IGP metrics: a local search from the running metrics (and from them with believed degraded links
+    drained), spread over ticks, for the lowest MLU that keeps every failure planned against within its
+    allowance. When it stops improving without a plan, it hands over to explicit paths (``paths_for``)."""
+
+    def __init__(self, settings: PlanningSettings, verifier: Verifier, budget: TickBudget, link_ids: list[str]
+                 ) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.budget = budget
+        self.link_ids = link_ids
+
+    def plan(self, context: PlanContext) -> Plan | None:
+        memory, settings, targets = context.memory, self.settings, context.targets
+        metric, link_up = context.state.metric, context.state.link_up
+        planning_for = (context.beliefs_key, len(memory.critical), metric.tobytes())
+        carried = [memory.incumbent[1]] if memory.incumbent is not None and memory.incumbent[0] == planning_for \
+            else []
+        candidate, memory.candidate = memory.candidate, None
+        evaluations = 0
+        if candidate is not None and candidate[0] == planning_for:
+            best = candidate[1]  # found last tick with no time left to verify it: verified now, on this sample
+        else:
+            t = time.perf_counter()
+            # A fixed amount of work (``plan_routings`` routings) without a budget in time, else what the tick has.
+            budget = settings.plan_evaluations if context.search_seconds is not None else \
+                max(3, settings.plan_routings // len(targets.cases))
+            best, evaluations = search_metrics(targets.utilisation_of, [targets.start, metric, *carried],
+                                               partner=memory.partner, frozen=~link_up, max_evaluations=budget,
+                                               time_limit=context.search_seconds, seed=context.tick,
+                                               bounds=targets.bounds)
+            context.stages["decide.search"] = _ms(t)
+        planned = float(targets.utilisation_of(best)[0].max(initial=0.0))
+        changed = np.flatnonzero(best != metric)
+        # A plan that still breaks the rule under a failure verification has named would only be refused.
+        failed_before = plan_key(best, context.believed.policies) in memory.refuted
+        if not len(changed) or planned > targets.now - 0.02 or failed_before or \
+                bound_excess(targets.utilisation_of(best), *targets.bounds).any():
+            progressed = not carried or not np.array_equal(best, carried[0])
+            memory.incumbent = (planning_for, best)
+            # A search spread over ticks gives up once it has gone a whole search's worth of evaluations
+            # without improving, or ``paths_after`` when explicit paths for the pairs behind the hot links are
+            # the next resort (a faster remedy than more of a search that has stalled).
+            memory.stale = 0 if progressed else memory.stale + evaluations
+            give_up = settings.paths_after if settings.explicit_paths else settings.plan_evaluations
+            if memory.stale >= give_up or failed_before:
+                if settings.explicit_paths:
+                    memory.paths_for = (context.beliefs_key, metric.tobytes())
+                else:
+                    memory.nothing_found(context.beliefs_key, context.mlu)
+                memory.stale = 0
+            return None  # nothing better, or a plan the network already showed to be wrong
+        memory.incumbent = (planning_for, best)
+        if evaluations and not self.budget.room_to_verify():
+            memory.candidate = (planning_for, best)
+            return None
+        intent = ApplyMetrics(intent="apply_metrics", metrics={self.link_ids[e]: int(best[e]) for e in changed})
+        after = apply_intents(context.believed, [intent])
+        report = self.verifier.verify(context, after)
+        if not report.ok and memory.remember_critical(report):
+            # Overloaded under failures the search did not plan for: the next tick plans against them. The
+            # refused plan is not proposed (a person would only be asked to reject it).
+            return None
+        return Plan(intent, after, report, targets.now, planned, f"re-optimised IGP metrics on {len(changed)} links",
+                    {"evaluations": evaluations})
+
+
+class ExplicitPathPlanner:
+    """Explicit paths for the pairs behind the hottest links (tactical TE), where no IGP metrics the search
+    found would do: one LP, verified like any change (on the next tick's sample when the LP leaves too little
+    of this one); failures verification names are planned against on the next tick. The plan replaces every
+    policy the network runs (the LP routes all other pairs on the IGP)."""
+
+    def __init__(self, verifier: Verifier, budget: TickBudget, estimate: Estimate) -> None:
+        self.verifier = verifier
+        self.budget = budget
+        self.estimate = estimate
+
+    def wanted(self, context: PlanContext) -> bool:
+        """Whether the metric search has given up under these beliefs and metrics."""
+        return context.memory.paths_for == (context.beliefs_key, context.state.metric.tobytes())
+
+    def plan(self, context: PlanContext) -> Plan | None:
+        memory, targets, state = context.memory, context.targets, context.state
+        arrays, twin = self.estimate.arrays, self.estimate.twin
+        metric = state.metric
+        planning_for = (context.beliefs_key, len(memory.critical), metric.tobytes())
+        pending, memory.paths_candidate = memory.paths_candidate, None
+        if pending is not None and pending[0] == planning_for:
+            plan = pending[1]
+        else:
+            t = time.perf_counter()
+            plan = plan_tactical(arrays, twin.pairs, state.volume, metric, state.link_up, state.capacity,
+                                 cases=targets.cases[1:], allowed=targets.bounds[0],
+                                 current=compile_policies(arrays, context.believed.policies),
+                                 igp_matrix=lambda up: twin.igp_routing_matrix(metric, up))
+            context.stages["decide.paths"] = _ms(t)
+            if plan is not None and not self.budget.room_to_verify():
+                memory.paths_candidate = (planning_for, plan)
+                return None
+        policies = [] if plan is None else to_policies(
+            arrays, {ends: [(links, round(share, 4)) for links, share in paths]
+                     for ends, paths in plan.paths.items()})
+        named = {(p.source, p.target) for p in policies}
+        dropped = [(p.source, p.target) for p in context.believed.policies if (p.source, p.target) not in named]
+        intent = SetPolicies(intent="set_policies", policies=policies, remove=dropped)
+        after = apply_intents(context.believed, [intent]) if plan is not None else context.believed
+        if plan is None or plan.mlu > targets.now - 0.02 or plan_key(metric, after.policies) in memory.refuted:
+            memory.nothing_found(context.beliefs_key, context.mlu)
+            return None
+        report = self.verifier.verify(context, after)
+        if not report.ok:
+            if not memory.remember_critical(report):
+                memory.nothing_found(context.beliefs_key, context.mlu)
+            return None
+        planned = report.figures.mlu_after / (1.0 + self.estimate.margin)
+        return Plan(intent, after, report, targets.now, planned,
+                    f"explicit paths for the {len(policies)} pairs that load the hottest links",
+                    {"policies": len(policies), "lp_mlu": plan.mlu, "lp_excess": plan.excess})
+
+
+class WithdrawPathsPlanner:
+    """Every explicit path withdrawn, when the IGP alone would keep the network ``withdraw_margin`` below the
+    congestion threshold and verification passes the change; else not tried again until the beliefs or the
+    MLU move."""
+
+    def __init__(self, settings: PlanningSettings, verifier: Verifier, estimate: Estimate) -> None:
+        self.settings = settings
+        self.verifier = verifier
+        self.estimate = estimate
+
+    def plan(self, context: PlanContext) -> Plan | None:
+        state, believed, memory = context.state, context.believed, context.memory
+        loads = self.estimate.twin.igp_routing_matrix(state.metric, state.link_up) @ state.volume
+        without = float((loads / state.capacity)[state.link_up].max(initial=0.0))
+        intent = SetPolicies(intent="set_policies", remove=[(p.source, p.target) for p in believed.policies])
+        after = apply_intents(believed, [intent])
+        if without > self.settings.congestion - self.settings.withdraw_margin or \
+                plan_key(state.metric, after.policies) in memory.refuted:
+            memory.nothing_found(context.beliefs_key, context.mlu)
+            return None
+        report = self.verifier.verify(context, after)
+        if not report.ok:
+            memory.nothing_found(context.beliefs_key, context.mlu)
+            return None
+        return Plan(intent, after, report, context.mlu, without,
+                    f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries them again)",
+                    {"policies_withdrawn": len(believed.policies)})
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0

@@ -1,0 +1,138 @@
+"""Watching the KPIs: each tick's snapshot scored against what the twin expects, an incident opened when
+enough KPIs jump at once, and its localisation run a chunk at a time until its causes are ranked."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+
+from netpilot.analytics.detect import DetectorBank
+from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout
+from netpilot.autopilot.beliefs import BeforeIncident
+from netpilot.autopilot.records import Incident, Records
+from netpilot.autopilot.settings import DetectionSettings
+from netpilot.model.faults import Fault
+from netpilot.model.frame import KpiFrame
+from netpilot.model.network import Network, PathPolicy
+
+
+class Watch:
+    """Detectors over every compared KPI, the incident waiting to be localised and the localisation under
+    way. ``routing_changed`` and ``beliefs_changed`` are set by the loop when the routing or its beliefs moved
+    for a known reason: the next tick rebases the load-driven KPIs' detectors instead of alarming."""
+
+    def __init__(self, network: Network, settings: DetectionSettings, records: Records) -> None:
+        self.settings = settings
+        self.records = records
+        self.localizer = RootCauseLocalizer(network)
+        entities, names = feature_layout(self.localizer.twin)
+        self.feature_names = [f"{e}|{n}" for e, n in zip(entities, names, strict=True)]
+        self.link_states = np.flatnonzero(np.array(names) == "link_up")  # snapshot positions, in link order
+        self.noise_floor = np.array([NOISE_FLOOR[n] for n in names])
+        self.detectors = DetectorBank(len(names), level_alpha=0.05, warmup=10, peak_window=60)
+        self.load_kpis = np.array([i for i, name in enumerate(names) if not name.endswith("_up")], dtype=np.int64)
+        self.routing_changed = False  # the next tick follows a routing change the loop made
+        self.beliefs_changed = False  # the next tick follows a change of beliefs
+        self.routing_since = 0  # the first tick measured under the routing running now
+        self.last_onset = -10**9
+        self.waiting: tuple[Incident, int] | None = None  # an incident waiting to be localised, its onset tick
+        self.localising: tuple[Incident, Ranking | None] | None = None  # the localisation under way
+
+    def score(self, snapshot: np.ndarray, expected: np.ndarray, tick: int) -> tuple[np.ndarray, np.ndarray]:
+        """(score per KPI, the KPIs alarmed). Load-driven KPIs are scored against what the twin expects now
+        (the day's ramp, the faults the loop knows of, the routing it runs), so a busy hour coming on is not
+        read as a fault; states are scored as measured."""
+        scored = snapshot.copy()
+        scored[self.load_kpis] -= expected[self.load_kpis]
+        if self.routing_changed or self.beliefs_changed:
+            # The routing or the beliefs changed because of the loop: what the twin expects moves for a known
+            # reason, so the detectors of load-driven KPIs start from the new level. State flips are still scored.
+            self.detectors.rebase(self.load_kpis, scored[self.load_kpis])
+            if self.routing_changed:
+                self.routing_since = tick
+            self.routing_changed = self.beliefs_changed = False
+        scores = self.detectors.update(scored)
+        return scores, np.flatnonzero(scores >= self.settings.alarm_threshold)
+
+    def open_incident(self, frame: KpiFrame, scores: np.ndarray, alarmed: np.ndarray, tick: int
+                      ) -> Incident | None:
+        """A new incident when enough KPIs alarm and it is not the last one's churn.
+
+        It waits out the quiet period after the last one, unless something changed state (a link or router went
+        down) that the last incident did not already show: a state flip is never noise, and a fault must not
+        hide behind the churn of an earlier one or of the loop's own change. Nor must it hide behind a small
+        incident just before it (a couple of KPIs over the threshold): many more KPIs alarming, and other ones,
+        is a new incident (``escalated``); the small one, if not yet localised, is localised as part of it.
+        Until a baseline has been seen, a jump cannot be told from the day's ramp, nor localised."""
+        settings, names, incidents = self.settings, self.feature_names, self.records.incidents
+        recent = set(incidents[-1].alarms) if incidents else set()
+        flipped = [i for i in alarmed if names[i].endswith("_up") and names[i] not in recent]
+        settled = tick >= settings.baseline_steps
+        fresh = sum(names[i] not in recent for i in alarmed)
+        escalated = len(recent) <= settings.min_alarms + 1 and fresh >= 3 * max(len(recent), 1) and \
+            tick - self.last_onset > 1
+        quiet = tick - self.last_onset > settings.quiet_steps
+        if not (settled and len(alarmed) >= settings.min_alarms and (quiet or flipped or escalated)):
+            return None
+        ranked = alarmed[np.argsort(-scores[alarmed])]
+        shown = list(dict.fromkeys([names[i] for i in flipped] + [names[i] for i in ranked]))[:10]
+        incident = Incident(f"I{len(incidents) + 1}", frame.ts.isoformat(), frame.minute, shown)
+        incidents.append(incident)
+        self.waiting = (incident, tick)
+        self.last_onset = tick
+        return incident
+
+    def ready_to_localise(self, tick: int) -> bool:
+        """One localisation at a time: a new incident waits for the one under way (its onset is kept, so its
+        before and after are still measured around it), rather than a tick finishing the other at once."""
+        return self.waiting is not None and tick - self.waiting[1] >= self.settings.localise_after - 1 and \
+            self.localising is None
+
+    def start_localising(self, tick_count: int, minute: float, measured_capacity: np.ndarray,
+                         capacity: np.ndarray, metrics: np.ndarray, known: list[Fault],
+                         policies: list[PathPolicy]) -> BeforeIncident | None:
+        """Begin localising the waiting incident: its healthy state and its state since the onset, compared on
+        the twin under ``known`` faults, ``metrics`` and ``policies``. Returns the link loads before it (for
+        sizing a crowd against them rather than against the twin's demand alone, whose error at one node is of
+        the size of a small crowd), or None when there is too little history."""
+        assert self.waiting is not None
+        incident, onset = self.waiting
+        self.waiting = None
+        history = np.array(self.records.snapshots)
+        ahead = tick_count - onset  # snapshots from the onset on
+        # The healthy state is measured under the routing running now where there is enough of it: loads that
+        # moved because the loop changed the routing are not the incident's doing.
+        settled = onset - self.routing_since
+        baseline = self.settings.baseline_steps
+        steps = min(baseline, settled) if settled >= 3 else baseline
+        before = history[-ahead - steps:-ahead]
+        after = history[-ahead:]
+        if len(before) < 3:
+            self.localising = (incident, None)
+            return None
+        noise = np.maximum(np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2), self.noise_floor)
+        utilisation = np.median(np.array(self.records.utilisation)[-ahead - steps:-ahead], axis=0)
+        capacity = np.where(np.isfinite(measured_capacity), measured_capacity, capacity)
+        up = np.median(before[:, self.link_states], axis=0) > 0.5
+        times = self.records.times
+        elapsed = (datetime.fromisoformat(times[-1]) -
+                   datetime.fromisoformat(times[-ahead - steps // 2 - 1])).total_seconds() / 60.0
+        ranking = self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
+                                       minute=minute, noise=noise, metrics=metrics, known=known,
+                                       policies=policies)
+        self.localising = (incident, ranking)
+        return BeforeIncident(utilisation * capacity, up, minute - elapsed)
+
+    def advance(self, frame: KpiFrame, *, deadline: float | None, chunks: int | None) -> list[Cause] | None:
+        """Advance the localisation under way until ``deadline`` or by ``chunks``; once every hypothesis is
+        scored, the incident gets its ranked causes, which are returned (None while it goes on)."""
+        assert self.localising is not None
+        incident, ranking = self.localising
+        if ranking is not None and not ranking.advance(deadline, max_chunks=chunks):
+            return None
+        self.localising = None
+        causes = ranking.result(10) if ranking is not None else []
+        incident.causes = [c.as_dict() for c in causes]
+        incident.localised_at = frame.ts.isoformat()
+        return causes
