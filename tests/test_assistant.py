@@ -373,11 +373,11 @@ def test_the_local_model_scores_every_candidate_and_the_prefix_cache_gives_the_s
     seen = assistant.interpret("set the metric of IT-CH to 30", network)
     assert seen.error is None and seen.completion.mode == "score"
     scored = seen.completion.scored
-    assert seen.completion.text in {text for text, _, _ in scored}
-    assert all(total < 0 and tokens > 0 for _, total, tokens in scored)
+    assert seen.completion.text in {text for text, *_ in scored}
+    assert all(total < 0 and tokens > 0 and blanked < 0 for _, total, tokens, blanked in scored)
     # The same prompt again reuses the cached prefix; the scores must not move.
-    again = local.score(seen.messages, [text for text, _, _ in scored[:5]])
-    assert [round(t, 3) for t, _ in again] == [round(t, 3) for _, t, _ in scored[:5]]
+    again = local.score(seen.messages, [text for text, *_ in scored[:5]])
+    assert [round(t, 3) for t, _ in again] == [round(t, 3) for _, t, _, _ in scored[:5]]
 
 
 def test_a_crash_of_the_sampler_does_not_take_the_caller_down(network, local):
