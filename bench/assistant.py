@@ -12,18 +12,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
+import re
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 from rich.console import Console
 
-from _results import run
+from _results import OUT, run
 from assistant_requests import OUT as REQUESTS
 from assistant_requests import networks
 from netpilot.assistant.backends import Completion, LocalBackend, OpenAIBackend
+from netpilot.assistant.candidates import RULE, RULES
 from netpilot.assistant.core import Assistant
+from netpilot.assistant.examples import BANK
 from netpilot.assistant.restate import restate
+from netpilot.assistant.schema import link_name, parse_answer
 from netpilot.assistant.tools import Observations
 from netpilot.change.intents import IntentList, apply_intents
 from netpilot.change.workflow import ChangeStore, Policy
@@ -47,6 +53,31 @@ class NearestExample:
         pass
 
 
+class Replay:
+    """The local model's scores as a run stored them (rows.jsonl), given again: another rule of choosing can be
+    scored on the same forward passes without the model."""
+
+    name = "replay"
+    model = "replay"
+
+    def __init__(self, rows_path: str) -> None:
+        self.scored: dict[str, dict[str, tuple[float, int]]] = {}
+        for line in Path(rows_path).read_text().splitlines():
+            row = json.loads(line)
+            self.scored[row["request"]] = {text: (total, tokens, base) for text, total, tokens, base in row["scored"]}
+        self.last = ""
+
+    def score(self, messages: list[dict[str, str]], answers: list[str]) -> list[tuple[float, int]]:
+        request = messages[-1]["content"].split("\n")[0].removeprefix("Request: ")
+        if request == "N/A":  # the blanked prompt of the request scored just before
+            return [(self.scored[self.last][a][2], self.scored[self.last][a][1]) for a in answers]
+        self.last = request
+        return [self.scored[request][a][:2] for a in answers]
+
+    def close(self) -> None:
+        pass
+
+
 def twin_state(network, intents) -> tuple[np.ndarray, np.ndarray] | None:
     try:
         after = apply_intents(network, intents)
@@ -61,15 +92,57 @@ def equivalent(network, expected, predicted) -> bool:
     return a is not None and b is not None and all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def evaluate(backend, label: str, limit: int | None) -> dict:
-    cases = json.loads(REQUESTS.read_text())
+def _fill(text: str, names: dict[str, str]) -> str:
+    return re.sub(r"\{([A-DM])\}", lambda m: names[m.group(1)], text)
+
+
+def dev_cases(nets, seed: int = 7) -> list[dict]:
+    """The dev split: the prompt's own worked examples, written with each network's names, each answered with
+    itself left out of the prompt. Choices (the scoring rule) are made here, never on the test wordings."""
+    rng = random.Random(seed)
+    cases = []
+    for tag, network in nets.items():
+        routers = [n.id for n in network.nodes if n.kind == "router"]
+        pairs = sorted({tuple(sorted((lk.source, lk.target))) for lk in network.links
+                        if lk.source in routers and lk.target in routers})
+        for index, (template, answer) in enumerate(BANK):
+            (a, b), (c, d) = rng.sample(pairs, 2)
+            if "{C}" in template and "{D}" not in template:
+                c = rng.choice([x for x in routers if x not in (a, b)])
+            names = {"A": a, "B": b, "C": c, "D": d, "M": str(rng.choice([30, 60, 150, 400]))}
+            request = _fill(template, names)
+            data = json.loads(_fill(answer, names))
+            setup = []
+            if data["action"] == "change":
+                links = {link_name(x, y): (x, y) for x, y in ((a, b), (c, d))}
+                parsed = parse_answer(json.dumps(data), [a, b, c, d], links, network)
+                intents = [i.model_dump(exclude_none=True) for i in parsed.intents]
+                setup = [{**i, "state": "down"} for i in intents if i.get("state") == "up"]
+                expected = {"action": "change", "intents": intents}
+                category = "single" if len(data["intents"]) == 1 else "multi"
+            else:
+                expected = {k: v for k, v in data.items() if k in ("action", "topic")}
+                category = {"clarify": "ambiguous", "explain": "explain"}.get(data["action"], data.get("reason"))
+            cases.append({"id": f"dev-{tag}-{index:02d}", "network": tag, "family": f"bank-{index}",
+                          "category": category, "request": request, "expected": expected, "setup": setup,
+                          "leave_out": index})
+    return cases
+
+
+def evaluate(backend, label: str, limit: int | None, split: str = "test", rule: str = RULE) -> dict:
+    nets = networks()
+    cases = json.loads(REQUESTS.read_text()) if split == "test" else dev_cases(nets)
     if limit:
         cases = cases[::max(1, len(cases) // limit)][:limit]
-    nets = networks()
-    assistant = Assistant(backend)
+    if isinstance(backend, Replay):
+        cases = [c for c in cases if c["request"] in backend.scored]
+    assistant = Assistant(backend, rule=rule)
     # A policy that would auto-approve every kind: the assistant's proposals must still wait for a person.
     store = ChangeStore(":memory:", Policy(auto_approve=["set_link_state", "set_metric", "drain_node"]))
     rows = []
+    progress = OUT / f"assistant_{label}_{split}.rows.jsonl"
+    progress.parent.mkdir(parents=True, exist_ok=True)
+    progress.write_text("")
     try:
         for i, case in enumerate(cases):
             twin = nets[case["network"]]
@@ -77,7 +150,7 @@ def evaluate(backend, label: str, limit: int | None) -> dict:
                 twin = apply_intents(twin, IntentList.model_validate(case["setup"]).root)
             user = PEOPLE[i % len(PEOPLE)]
             started = time.perf_counter()
-            seen = assistant.interpret(case["request"], twin)
+            seen = assistant.interpret(case["request"], twin, leave_out=case.get("leave_out"))
             model_s = time.perf_counter() - started
             reply = assistant.respond(seen, user, Observations(twin), store=store)
             total_s = time.perf_counter() - started
@@ -88,7 +161,8 @@ def evaluate(backend, label: str, limit: int | None) -> dict:
                    "action": action, "schema_valid": seen.error is None or seen.error.startswith("backend"),
                    "backend_error": seen.error if seen.error and seen.error.startswith("backend") else None,
                    "raw": seen.completion.text if seen.completion else None, "model_s": model_s,
-                   "total_s": total_s, "state": reply.state, "change_id": reply.change_id}
+                   "total_s": total_s, "state": reply.state, "change_id": reply.change_id,
+                   "scored": list(seen.completion.scored) if seen.completion else []}
             node_ids = set(twin.node_ids())
             predicted = IntentList.model_validate(reply.intents).root if reply.intents else []
             row["invented"] = sum(1 for it in reply.intents for key in ("node", "source", "target")
@@ -106,6 +180,8 @@ def evaluate(backend, label: str, limit: int | None) -> dict:
                 row["correct"] = action == expected["action"]
                 row["restatement_differs"] = action == "change"
             rows.append(row)
+            with progress.open("a") as out:  # kept as it goes: a long run stopped early still has its rows
+                out.write(json.dumps(row, default=float) + "\n")
             if i % 20 == 0:
                 console.print(f"  {label} {i + 1}/{len(cases)} {case['request']!r} -> {action} "
                               f"({'ok' if row['correct'] else 'wrong'}, {model_s:.2f} s)")
@@ -166,21 +242,30 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--key", default="none")
     parser.add_argument("--limit", type=int)
+    parser.add_argument("--split", choices=("test", "dev"), default="test",
+                        help="test: the evaluation's requests; dev: the prompt's examples, each left out in turn")
+    parser.add_argument("--replay", help="rows.jsonl of a local run: its scores, chosen again by --rule")
+    parser.add_argument("--rule", choices=RULES, default=RULE, help="how the local model's scores choose")
     args = parser.parse_args()
     chosen = args.backend or ["nearest", "local"]
 
     def section(name: str):
         def go() -> None:
-            if name == "local":
-                backend = LocalBackend()
+            if name == "local" and args.replay:
+                backend = Replay(args.replay)
+            elif name == "local":
+                # The shared machine ran a request's scoring past the interactive 120 s under a load of 12.
+                backend = LocalBackend(timeout_s=900.0)
             elif name == "openai":
                 backend = OpenAIBackend(base_url=args.url, model=args.model, api_key=args.key)
             else:
                 backend = NearestExample()
-            evaluate(backend, name, args.limit)
+            label = f"local-{args.rule}-replayed" if isinstance(backend, Replay) else name
+            evaluate(backend, label, args.limit, args.split, args.rule)
         return go
 
-    run("assistant", {name: section(name) for name in ("nearest", "local", "openai")}, chosen, results)
+    run("assistant" if args.split == "test" else "assistant_dev",
+        {name: section(name) for name in ("nearest", "local", "openai")}, chosen, results)
 
 
 if __name__ == "__main__":

@@ -28,6 +28,9 @@ class Completion:
     model: str
     mode: str
     seconds: float
+    #: When the backend scored code's candidates: (answer, log-likelihood, tokens, log-likelihood with the
+    #: request's words blanked, 0 when not asked) for each.
+    scored: tuple[tuple[str, float, int, float], ...] = ()
 
 
 class Backend(Protocol):
@@ -87,7 +90,8 @@ def _worker(connection, model_path: str, threads: int, context: int) -> None:
                 return params
 
             low.llama_model_default_params = without_extra_buffers
-    llm = llama_cpp.Llama(**options)
+    # Every position's logits are kept: a candidate answer's likelihood is read off them.
+    llm = llama_cpp.Llama(**options, logits_all=True)
     connection.send(("ready", None))
     while True:
         try:
@@ -96,14 +100,58 @@ def _worker(connection, model_path: str, threads: int, context: int) -> None:
             return
         if message is None:
             return
-        messages, schema, max_tokens = message
+        task, messages, payload = message
         try:
+            if task == "score":
+                connection.send(("ok", _log_likelihoods(llm, messages, payload)))
+                continue
+            schema, max_tokens = payload
             grammar = llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
             out = llm.create_chat_completion(messages=messages, grammar=grammar, temperature=0.0, top_k=1,
                                              max_tokens=max_tokens, seed=0)
             connection.send(("ok", out["choices"][0]["message"]["content"] or ""))
         except Exception as exc:  # reported to the caller, who turns it into an error naming the backend
             connection.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def chatml(messages: list[dict[str, str]]) -> str:
+    """The messages in the chat format SmolLM2 was tuned on (ChatML), ending where the assistant's answer
+    starts."""
+    return "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages) \
+        + "<|im_start|>assistant\n"
+
+
+def _log_likelihoods(llm, messages: list[dict[str, str]], answers: list[str]) -> list[tuple[float, int]]:
+    """log P(answer, then the end of the turn | prompt) for each answer, with its length in tokens, in one
+    pass over their shared prefixes: the prompt's tokens already in the model's cache (the system prompt and
+    examples an earlier request shared) are kept, and answers are evaluated in sorted order so each reuses the
+    tokens it shares with the one before."""
+    import numpy as np
+
+    prompt = llm.tokenize(chatml(messages).encode(), add_bos=False, special=True)
+    cached = llm.input_ids[:llm.n_tokens].tolist()
+    keep = 0
+    while keep < min(len(cached), len(prompt) - 1) and cached[keep] == prompt[keep]:
+        keep += 1
+    llm.n_tokens = keep
+    llm.eval(prompt[keep:])
+    start = len(prompt)
+    coded = [llm.tokenize((a + "<|im_end|>").encode(), add_bos=False, special=True) for a in answers]
+    scores = [(0.0, 0)] * len(answers)
+    current: list[int] = []
+    for i in sorted(range(len(answers)), key=lambda k: coded[k]):
+        tokens = coded[i]
+        shared = 0
+        while shared < min(len(current), len(tokens) - 1) and current[shared] == tokens[shared]:
+            shared += 1
+        llm.n_tokens = start + shared
+        llm.eval(tokens[shared:])
+        current = tokens
+        logits = np.asarray(llm.scores[start - 1:start + len(tokens) - 1], dtype=np.float64)
+        top = logits.max(axis=1, keepdims=True)
+        log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+        scores[i] = (float((logits[np.arange(len(tokens)), tokens] - log_norm).sum()), len(tokens))
+    return scores
 
 
 @dataclass
@@ -117,7 +165,8 @@ class LocalBackend:
     threads: int = 1
     context: int = 2048
     max_tokens: int = 160
-    timeout_s: float = 120.0
+    # Scoring a request's answers took 20-120 s on the shared 2-core machine under a load of 10-12.
+    timeout_s: float = 300.0
     name: str = "local"
     _process: Any = field(default=None, repr=False)
     _connection: Any = field(default=None, repr=False)
@@ -160,9 +209,16 @@ class LocalBackend:
     def complete(self, messages: list[dict[str, str]], schema: dict[str, Any]) -> Completion:
         self.start()
         started = time.perf_counter()
-        self._connection.send((messages, schema, self.max_tokens))
+        self._connection.send(("complete", messages, (schema, self.max_tokens)))
         text = self._receive(self.timeout_s, "answering")
         return Completion(text, self.model, "grammar", time.perf_counter() - started)
+
+    def score(self, messages: list[dict[str, str]], answers: list[str]) -> list[tuple[float, int]]:
+        """The model's log-likelihood of each of ``answers`` as its reply to ``messages``, with the answer's
+        length in tokens."""
+        self.start()
+        self._connection.send(("score", messages, list(answers)))
+        return [tuple(pair) for pair in self._receive(self.timeout_s, "scoring the answers")]
 
     def close(self) -> None:
         if self._connection is not None:

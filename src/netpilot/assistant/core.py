@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netpilot.assistant.backends import Backend, BackendError, Completion
+from netpilot.assistant.candidates import RULE, candidates, choose
 from netpilot.assistant.examples import BANK, instantiate, mask, nearest
 from netpilot.assistant.names import Mention, NameIndex
 from netpilot.assistant.restate import restate
@@ -77,11 +78,17 @@ class Reply:
 
 
 class Assistant:
-    """Requests over one backend. ``examples``: how many worked examples go into the prompt."""
+    """Requests over one backend. ``examples``: how many worked examples go into the prompt; ``scoring``: let a
+    backend that can score answers choose among code's candidates rather than generate."""
 
-    def __init__(self, backend: Backend, *, examples: int = 4) -> None:
+    def __init__(self, backend: Backend, *, examples: int = 4, scoring: bool = True,
+                 rule: str = RULE) -> None:
         self.backend = backend
         self.example_count = examples
+        # A backend that can score answers (the local model) chooses among the answers code writes; one that
+        # can only generate (an OpenAI-compatible endpoint) writes its answer under the request's schema.
+        self.scoring = scoring
+        self.rule = rule
         self._indexes: dict[int, tuple[Network, NameIndex]] = {}
 
     def names(self, network: Network) -> NameIndex:
@@ -93,8 +100,9 @@ class Assistant:
 
     # --- understanding ----------------------------------------------------------------------------------------
 
-    def prepare(self, request: str, network: Network) -> Interpretation:
-        """Everything up to the model: names, schema, examples, prompt."""
+    def prepare(self, request: str, network: Network, *, leave_out: int | None = None) -> Interpretation:
+        """Everything up to the model: names, schema, examples, prompt. ``leave_out``: a worked example kept out
+        of the prompt (the evaluation's dev split asks the examples themselves)."""
         index = self.names(network)
         mentions = index.mentions(request)
         nodes = list(dict.fromkeys(m.node for m in mentions))
@@ -108,7 +116,7 @@ class Assistant:
             links[link_name(nodes[0], index.neighbours(nodes[0])[0])] = (nodes[0], index.neighbours(nodes[0])[0])
         schema = answer_schema(nodes, list(links))
         masked = mask(request, [(m.start, m.end) for m in _first_per_node(mentions)])
-        chosen = nearest(masked, self.example_count, len(nodes))
+        chosen = nearest(masked, self.example_count, len(nodes), leave_out)
         numbers = [int(n) for n in _NUMBER.findall(request)]
         spare = [n.id for n in network.nodes if n.kind == "router"][:4]
         messages = [{"role": "system", "content": SYSTEM}]
@@ -122,11 +130,14 @@ class Assistant:
         return Interpretation(request, mentions, nodes, links, schema, messages, digest.hexdigest(), None, None,
                               None, chosen)
 
-    def interpret(self, request: str, network: Network) -> Interpretation:
+    def interpret(self, request: str, network: Network, *, leave_out: int | None = None) -> Interpretation:
         """The model's answer to ``request``, parsed against the request's own schema."""
-        prepared = self.prepare(request, network)
+        prepared = self.prepare(request, network, leave_out=leave_out)
         try:
-            completion = self.backend.complete(prepared.messages, prepared.schema)
+            if self.scoring and hasattr(self.backend, "score"):
+                completion = self._choose(prepared)
+            else:
+                completion = self.backend.complete(prepared.messages, prepared.schema)
         except BackendError as exc:
             return _replace(prepared, error=f"backend: {exc}")
         try:
@@ -134,6 +145,29 @@ class Assistant:
         except AnswerError as exc:
             return _replace(prepared, completion=completion, error=f"answer: {exc}")
         return _replace(prepared, completion=completion, answer=answer)
+
+    def _choose(self, prepared: Interpretation) -> Completion:
+        """The allowed answer the model finds most likely (see candidates.choose): code writes every answer the
+        request's names and numbers allow, the model scores each."""
+        order: dict[str, int] = {}
+        for m in prepared.mentions:
+            order.setdefault(m.node, m.start)
+        numbers = [int(n) for n in _NUMBER.findall(prepared.request)]
+        options = candidates(prepared.nodes, prepared.links, numbers, order)
+        started = time.perf_counter()
+        texts = [o.text for o in options]
+        scored = self.backend.score(prepared.messages, texts)
+        # The same prompt with the request's words taken out (its names kept): how likely each answer is from
+        # the examples, their order and its length alone. The calibrated rules subtract it (contextual
+        # calibration), so what is left is what the request's words add.
+        blank = [*prepared.messages[:-1], {"role": "user", "content": _request_text(
+            "N/A", prepared.nodes, list(prepared.links))}]
+        prior = self.backend.score(blank, texts) if self.rule.startswith("calibrated") else [(0.0, 1)] * len(texts)
+        best = choose(options, scored, rule=self.rule, prior=[total for total, _ in prior])
+        return Completion(options[best].text, getattr(self.backend, "model", self.backend.name), "score",
+                          time.perf_counter() - started,
+                          tuple((o.text, total, tokens, base) for o, (total, tokens), (base, _)
+                                in zip(options, scored, prior)))
 
     # --- answering --------------------------------------------------------------------------------------------
 

@@ -94,20 +94,23 @@ _WEIGHT = {f: math.log((1 + len(BANK)) / (1 + sum(f in feats for feats in _BANK_
            for feats in _BANK_FEATURES for f in feats}
 
 
-def nearest(masked_request: str, count: int = 4, names: int = 0) -> list[int]:
+def nearest(masked_request: str, count: int = 4, names: int = 0, leave_out: int | None = None) -> list[int]:
     """Indices into BANK of the ``count`` examples nearest the masked request (weighted Jaccard over words and
     word pairs, rarer ones weighing more), preferring those that need no more names than the request has."""
     request = _features(masked_request)
 
-    def score(i: int) -> tuple[bool, float]:
+    def score(i: int) -> tuple[bool, bool, float]:
         template = BANK[i][0]
         needed = len(set(_PLACEHOLDER.findall(template)) - {"M"})
         feats = _BANK_FEATURES[i]
         shared = sum(_WEIGHT.get(f, 1.0) for f in request & feats)
         union = sum(_WEIGHT.get(f, 1.0) for f in request | feats)
-        return (needed <= max(names, 0), shared / max(union, 1e-9))
+        # A request that names nodes is nearer examples that name some too ("move traffic off the SE router" is
+        # a drain, not "drain the router", which names none and asks back).
+        return (needed <= max(names, 0), needed >= min(names, 1), shared / max(union, 1e-9))
 
-    return sorted(range(len(BANK)), key=score, reverse=True)[:count]
+    kept = [i for i in range(len(BANK)) if i != leave_out]  # leave_out: the dev split's own example
+    return sorted(kept, key=score, reverse=True)[:count]
 
 
 def instantiate(index: int, nodes: list[str], metric: int | None, spare: list[str]) -> Example:
