@@ -363,7 +363,8 @@ class PostgresStore:
             fresh = len(key_ts) if newest is None else int(np.count_nonzero(key_ts > newest))
             new = 0
             if fresh:
-                where = "" if fresh == len(key_ts) else " WHERE ts > timestamptz 'epoch' + %s * interval '1 microsecond'"
+                where = "" if fresh == len(key_ts) else \
+                    " WHERE ts > timestamptz 'epoch' + %s * interval '1 microsecond'"
                 try:
                     with self.db.transaction():  # a savepoint
                         new = cur.execute("INSERT INTO points (ts, entity_id, metric_id, value) SELECT ts, entity_id, "
