@@ -279,7 +279,7 @@ def section_loop() -> None:
     per tick (both planners, verification included). ``RAN_LOOP_TICKS`` and ``RAN_LOOP_SEEDS`` shorten it."""
     import os
 
-    from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios
+    from netpilot.scenarios.ran import run_ran_scenario, shipped_scenarios
     from netpilot.telemetry.sim.airan import generate, read_llm_trace
 
     trace = read_llm_trace(EDGE / "azure_llm_2023")

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from netpilot.autopilot.ran import RanLoop
-from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios, static_config
 from netpilot.change.drivers import DriverError
 from netpilot.change.intents import IntentList, PlaceInference, SetSlices
 from netpilot.change.ran import (
@@ -21,6 +20,7 @@ from netpilot.change.ran import (
 )
 from netpilot.change.verify import CheckKind
 from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.scenarios.ran import run_ran_scenario, shipped_scenarios, static_config
 from netpilot.telemetry.sim.airan import AiRanSimulator, RanEvent, generate, read_llm_trace
 
 

@@ -19,14 +19,14 @@ from typer.testing import CliRunner
 from conftest import listening
 from netpilot.api.app import create_app, make_tokens
 from netpilot.autopilot.budget import TickBudget
-from netpilot.autopilot.live import LiveAutopilot
-from netpilot.autopilot.scenario import Scenario, compare, load_scenario
 from netpilot.cli import app
 from netpilot.cli.autopilot import DEMO_START
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault
 from netpilot.model.io import load_network
 from netpilot.model.sample import bundled_network_path
+from netpilot.scenarios.live import LiveAutopilot
+from netpilot.scenarios.scenario import Scenario, compare, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "examples" / "scenarios"

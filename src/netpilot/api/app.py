@@ -27,8 +27,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field
 
-from netpilot.autopilot.live import LiveAutopilot
-from netpilot.autopilot.scenario import Scenario, compare
+from netpilot.autopilot.live import LiveLoop
 from netpilot.change.drivers.frr.render import config_diff
 from netpilot.change.identity import normalise, token_hash
 from netpilot.change.intents import Intent, IntentList, apply_intents
@@ -38,6 +37,7 @@ from netpilot.change.workflow import WorkflowError, twin_diff
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault, check_faults
 from netpilot.model.twin import DEFAULT_START
+from netpilot.scenarios.scenario import Scenario, compare
 
 Role = Literal["viewer", "operator", "approver"]
 RANK = {"viewer": 0, "operator": 1, "approver": 2}
@@ -237,7 +237,7 @@ Approver = Annotated[Principal, Depends(_role("approver"))]
 
 # --- the app -----------------------------------------------------------------------------------------------------
 
-def create_app(live: LiveAutopilot, tokens: dict[str, Principal], *, max_scenario_hours: float = 6.0,
+def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hours: float = 6.0,
                proposals_per_minute: int = 20) -> FastAPI:
     """The API over ``live``. Scenario runs replay on a copy of the live network in a background thread, one at a
     time, each at most ``max_scenario_hours`` long. Each user may propose ``proposals_per_minute`` changes a

@@ -29,8 +29,8 @@ def run(file: Annotated[Path, typer.Argument(help="Scenario YAML/JSON.")],
         output: Annotated[Optional[Path], typer.Option("--json", help="Write the results here.")] = None) -> None:
     """Replay the scenario with the autopilot acting and with static shortest-path routing; print and write
     detection, root-cause rank, overload, changes and decision latency."""
-    from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
     from netpilot.model.faults import check_faults
+    from netpilot.scenarios.scenario import compare, load_scenario, scenario_network
 
     scenario = load_scenario(file)
     network = scenario_network(scenario)
@@ -88,7 +88,7 @@ def generate(
     """Generate a scenario on any network: faults of every kind at random times in and around the busy hours,
     on targets weighted by the traffic they carry, and the demand scaled to a stated load. Faults that strand
     traffic no routing can carry are kept and named."""
-    from netpilot.autopilot.generate import GENERATED_KINDS, generate_scenario, write_scenario
+    from netpilot.scenarios.generate import GENERATED_KINDS, generate_scenario, write_scenario
 
     chosen = tuple(k.strip() for k in kinds.split(",") if k.strip()) if kinds else GENERATED_KINDS
     scenario = generate_scenario(network, seed=seed, load=load, hours=hours, faults=faults, kinds=chosen,
@@ -160,10 +160,10 @@ def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
          seconds: Annotated[Optional[float], typer.Option(help="Stop by itself after this long.")] = None) -> None:
     """The autopilot live on the bundled network: simulator, a scripted link failure at minute 20, the
     dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only."""
-    from netpilot.autopilot.live import LiveAutopilot
     from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
+    from netpilot.scenarios.live import LiveAutopilot
 
     _fresh_demo_db(db)
     network = load_network(bundled_network_path())
