@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from netpilot.autopilot.planners import Plan, Planner
+from netpilot.change.drivers import DriverError
 from netpilot.change.ran import (
     RanPlacementTarget,
     SimulatedRanDriver,
@@ -265,8 +266,15 @@ class RanLoop:
     def _commit(self, change_id: str, plan: Plan, frame: RanFrame, tick: RanTick) -> None:
         intent = plan.intent
         self.changes.advance(change_id, "applying", self.settings.actor, {})
-        self.driver.load_candidate(intent)
-        self.driver.commit()
+        try:
+            self.driver.load_candidate(intent)
+            self.driver.commit()
+        except DriverError as exc:
+            # Refused or failed on the way in (a serving engine's new replica failing its health check): the
+            # driver kept what ran, so the change is rolled back as it stands.
+            self.changes.advance(change_id, "rolled_back", self.settings.actor, {"apply": str(exc)})
+            tick.rolled_back.append(change_id)
+            return
         self.changes.advance(change_id, "checking", self.settings.actor, {})
         promise = {"unserved": plan.planned, "before_unserved": float(frame.unserved.sum())}
         self.checking.append((change_id, intent.intent, promise))
