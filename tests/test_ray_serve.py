@@ -131,6 +131,7 @@ def test_placement_lands_replicas_on_their_sites(placed):
     assert seen.of("speech", SOUTH).nodes == (nodes[SOUTH],)
     assert seen.replicas.tolist() == [[2, 0], [0, 2]]
     assert placed.live() == {("vision", NORTH), ("speech", SOUTH)}
+    assert placed.check().ok
     # Each replica holds its model's share of a GPU there (4 GB, 8 GB of 80 GB), as Ray assigned it.
     answer = placed.infer("speech", [[0.0] * 16])
     assert (answer.site, answer.node_id, answer.assigned) == (SOUTH, nodes[SOUTH], pytest.approx(0.1))
@@ -207,6 +208,24 @@ def test_a_failed_health_check_keeps_the_previous_placement(cluster, topology):
         assert client.failures == [] and client.ok == client.sent and set(client.sites) == {NORTH}
     finally:
         client.stop.set()
+        driver.close()
+
+
+def test_a_failed_post_check_rolls_back_to_the_previous_deployments(cluster, topology):
+    from ray import serve
+
+    driver = RayServeRanDriver(topology, config(topology, vision="edge-0"))
+    try:
+        move(driver, topology, vision="edge-1")
+        assert driver.check().ok
+        serve.delete("vision@edge-1")  # the new deployment goes away behind the driver's back
+        seen = driver.check()
+        assert not seen.ok and seen.missing == ("vision@edge-1",)
+        driver.rollback("place_inference")
+        assert driver.check().ok and driver.live() == {("vision", NORTH)}
+        assert driver.last_result.started == (("vision", NORTH),)
+        assert driver.infer("vision", [[0.0] * 16]).site == NORTH
+    finally:
         driver.close()
 
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from netpilot.change.drivers import DriverError
 from netpilot.change.intents import PlaceInference, SetSlices
-from netpilot.change.ran import SimulatedRanDriver
+from netpilot.change.ran import ServingCheck, SimulatedRanDriver
 from netpilot.model.ran import RanConfig, RanTopology
 
 #: A model replica of one service at one edge site (the Serve application ``service@site``).
@@ -313,7 +313,12 @@ class RayServeRanDriver(SimulatedRanDriver):
         if missing:
             return ApplyResult(False, f"no Ray node offers {', '.join(map(site_resource, missing))}", (), (),
                                time.perf_counter() - started_at)
-        handles = self._start(new) if new else {}
+        try:
+            handles = self._start(new) if new else {}
+        except Exception as exc:  # Serve refused the applications (the message says why): nothing changed
+            self._remove(new)
+            return ApplyResult(False, f"Serve refused the new deployments: {type(exc).__name__}: {exc}", (), (),
+                               time.perf_counter() - started_at)
         why = self._wait_healthy(new) or self._probe(handles)
         if why is not None:
             self._remove(new)
@@ -409,6 +414,23 @@ class RayServeRanDriver(SimulatedRanDriver):
             self.last_result = result
             if not result.ok:
                 raise DriverError(f"rollback failed: {result.detail}")
+
+    def check(self) -> ServingCheck:
+        """Every model the running placement loads runs on Ray: its application RUNNING with all its replicas."""
+        from ray import serve
+
+        applications = serve.status().applications
+        with self._route_lock:
+            wanted = self._pairs(self.running) | set(self._handles)
+        missing = []
+        for pair in sorted(wanted):
+            app = applications.get(self.app_name(pair))
+            running = 0 if app is None else sum(d.replica_states.get("RUNNING", 0) for d in app.deployments.values())
+            if app is None or app.status.value != "RUNNING" or running < self.replicas:
+                missing.append(self.app_name(pair))
+        if missing:
+            return ServingCheck(False, f"not running as committed on Ray: {', '.join(missing)}", tuple(missing))
+        return ServingCheck(True, f"{len(wanted)} model deployments running on Ray")
 
     # --- serving and telemetry --------------------------------------------------------------------------------
 
