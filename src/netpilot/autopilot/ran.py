@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from netpilot.autopilot.planners import Plan, Planner
+from netpilot.change.drivers import DriverError
 from netpilot.change.ran import (
     RanPlacementTarget,
     SimulatedRanDriver,
@@ -265,8 +266,15 @@ class RanLoop:
     def _commit(self, change_id: str, plan: Plan, frame: RanFrame, tick: RanTick) -> None:
         intent = plan.intent
         self.changes.advance(change_id, "applying", self.settings.actor, {})
-        self.driver.load_candidate(intent)
-        self.driver.commit()
+        try:
+            self.driver.load_candidate(intent)
+            self.driver.commit()
+        except DriverError as exc:
+            # Refused or failed on the way in (a serving engine's new replica failing its health check): the
+            # driver kept what ran, so the change is rolled back as it stands.
+            self.changes.advance(change_id, "rolled_back", self.settings.actor, {"apply": str(exc)})
+            tick.rolled_back.append(change_id)
+            return
         self.changes.advance(change_id, "checking", self.settings.actor, {})
         promise = {"unserved": plan.planned, "before_unserved": float(frame.unserved.sum())}
         self.checking.append((change_id, intent.intent, promise))
@@ -274,7 +282,8 @@ class RanLoop:
 
     def _post_check(self, frame: RanFrame, tick: RanTick) -> None:
         """Confirm what the last tick applied, or roll it back: a placement that left more requests unserved than
-        before it and than it predicted (by 5 % of requests), or a slice split under which a guaranteed slice got
+        before it and than it predicted (by 5 % of requests) or that the serving engine does not run as committed
+        (``driver.check()``), or a slice split under which a guaranteed slice got
         less than its guarantee while the cell had the PRBs for it."""
         checking, self.checking = self.checking, []
         failed = False
@@ -283,7 +292,10 @@ class RanLoop:
                 offered = max(float(frame.cell_rate.sum()), 1e-9)
                 unserved = float(frame.unserved.sum())
                 failed = unserved > max(promise["unserved"], promise["before_unserved"]) + 0.05 * offered
-                detail = f"measured {unserved:.1f} req/s unserved (predicted {promise['unserved']:.1f})"
+                serving = self.driver.check()
+                failed = failed or not serving.ok
+                detail = (f"measured {unserved:.1f} req/s unserved (predicted {promise['unserved']:.1f}); "
+                          f"{serving.detail}")
             else:
                 topo = self.topology
                 guaranteed = np.array([s.guaranteed_share for s in topo.slices])[None, :] * topo.prbs[:, None]

@@ -207,6 +207,16 @@ def verify_placement(topology: RanTopology, before: RanConfig, after: RanConfig,
     return _report(checks, started)
 
 
+@dataclass(frozen=True)
+class ServingCheck:
+    """Whether the serving engine runs the placement committed; ``missing`` names each model deployment
+    (``service@site``) that is not running as it should."""
+
+    ok: bool
+    detail: str
+    missing: tuple[str, ...] = ()
+
+
 class SimulatedRanDriver:
     """The simulator's RAN and edge as a device taking ``set_slices`` and ``place_inference``: a candidate is
     loaded, committed (what it replaced kept until ``confirm``) and rolled back on request. The two kinds touch
@@ -259,3 +269,7 @@ class SimulatedRanDriver:
 
     def pending(self, kind: str) -> bool:
         return kind in self._previous
+
+    def check(self) -> ServingCheck:
+        """Whether the placement runs as committed (the post-check's part a serving engine answers)."""
+        return ServingCheck(True, "the simulator serves what was committed")
