@@ -521,7 +521,8 @@ def test_api_ran_cells_sites_services(ran_api, network):
     for site in ran["sites"]:
         assert site["up"] and site["gpus"] == sites[site["id"]].gpus
         assert site["ran_gpus"] == pytest.approx(granted.get(site["id"], 0.0) * topo.gpu_per_prb)
-        assert 0 < site["ran_reserved_gpus"] and site["ran_reserved_gpus"] + site["ai_powered_gpus"] <= site["gpus"] + 1e-6
+        assert site["ran_reserved_gpus"] > 0
+        assert site["ran_reserved_gpus"] + site["ai_powered_gpus"] <= site["gpus"] + 1e-6
         assert site["ai_busy_gpus"] <= site["ai_powered_gpus"] + 1e-6
         assert set(site["models"]) <= {"vision", "speech", "llm-chat"}
     # Services: every request the cells sent is served at a site or unserved; SLO met within what is served.
@@ -791,15 +792,17 @@ def _check_ran_panels(browser, wait, text, shots) -> None:
         assert len(widths) == 5 and min(widths) >= 0 and sum(widths) == pytest.approx(240, abs=0.5), (site, widths)
         assert widths[0] > 0, site  # the RAN's processing takes GPUs at every site
     assert "GPUs" in text("sites") and "RAN in use" in text("sites-panel")
-    services = browser.execute_script("return [...document.querySelectorAll('#services tbody tr')].map(r => r.textContent)")
+    services = browser.execute_script(
+        "return [...document.querySelectorAll('#services tbody tr')].map(r => r.textContent)")
     assert len(services) == 3 and all(re.search(r"\d+\.\d % [✓✗]\d+\.\d %", r) for r in services), services
     browser.execute_script("document.getElementById('cells-panel').scrollIntoView()")
     browser.save_screenshot(str(shots / "dashboard-ran.png"))
     # A RAN change in the queue, picked by the person: its diff per cell or site and its verification.
     for kind, check in (("placement", "RAN reservation"), ("slicing", "slice guarantees")):
-        wait.until(lambda b: b.execute_script(f"return !!document.querySelector('#changes li[data-kind={kind}]')"))
+        wait.until(lambda b, kind=kind: b.execute_script(
+            f"return !!document.querySelector('#changes li[data-kind={kind}]')"))
         browser.execute_script(f"document.querySelector('#changes li[data-kind={kind}]').click()")
-        wait.until(lambda b: text("change-kind") == kind and check in text("checks"))
+        wait.until(lambda b, kind=kind, check=check: text("change-kind") == kind and check in text("checks"))
         assert "→" in text("diff") and ("GPUs" in text("diff") or "%" in text("diff")), text("diff")
         assert "RAN change" in text("config")
 

@@ -313,8 +313,8 @@ def ran_diff(topology: RanTopology, before: RanConfig, after: RanConfig, reserve
 
     def routed(config: RanConfig, i: int) -> str:
         per_site = config.share[:, i, :].mean(axis=0)
-        return ", ".join(f"{topology.sites[k]} {100 * per_site[k]:.0f} %" for k in np.argsort(-per_site) if per_site[k] > 5e-3) \
-            or "none"
+        return ", ".join(f"{topology.sites[k]} {100 * per_site[k]:.0f} %" for k in np.argsort(-per_site)
+                         if per_site[k] > 5e-3) or "none"
 
     for i, service in enumerate(services):
         old, new = routed(before, i), routed(after, i)
