@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from _results import run
-from netpilot.autopilot.scenario import compare, load_scenario
+from netpilot.scenarios.scenario import compare, load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 console = Console(width=200)

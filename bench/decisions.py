@@ -21,8 +21,11 @@ RANDOM_IDS = ("/id", "/change")  # change ids are random tokens
 
 
 def dump(out: Path, only: list[str]) -> None:
-    import netpilot.autopilot.scenario as scenario_module
-    from netpilot.autopilot.scenario import compare, load_scenario
+    try:
+        import netpilot.scenarios.scenario as scenario_module
+    except ImportError:  # a version before the scenarios moved out of autopilot/ (issue 24)
+        import netpilot.autopilot.scenario as scenario_module  # type: ignore[no-redef]
+    compare, load_scenario = scenario_module.compare, scenario_module.load_scenario
 
     stores: list[Any] = []
 

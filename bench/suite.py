@@ -108,7 +108,7 @@ def prepare_network(topology: Topology, load: float) -> Path:
         return path
     path = folder / f"{topology.name}-load{load:g}.yaml"
     if not path.exists():
-        from netpilot.autopilot.generate import sample_at_load
+        from netpilot.scenarios.generate import sample_at_load
 
         network = sample_at_load(topology.graph, topology.demands, load=load)
         _atomic(path, lambda tmp: save_network(network, tmp))
@@ -120,7 +120,7 @@ def scenario_name(topology: Topology, load: float, seed: int, hours: float, ramp
 
 
 def prepare_scenario(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> Path:
-    from netpilot.autopilot.generate import generate_scenario, write_scenario
+    from netpilot.scenarios.generate import generate_scenario, write_scenario
 
     network = prepare_network(topology, load)
     folder = WORK / "scenarios"
@@ -143,7 +143,7 @@ def _atomic(path: Path, write) -> None:
 def run_one(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> RunMetrics:
     """One scenario, in a worker process: generated (network and scenario files made if missing), then the
     autopilot, static routing and the oracle. Wall and CPU time cover the replays and the oracle only."""
-    from netpilot.autopilot.scenario import compare, load_scenario, scenario_network
+    from netpilot.scenarios.scenario import compare, load_scenario, scenario_network
 
     path = prepare_scenario(topology, load, seed, hours, ramp_only)
     started, cpu = time.perf_counter(), time.process_time()

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from netpilot.autopilot.ran import RanLoop
-from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios, static_config
 from netpilot.change.drivers import DriverError
 from netpilot.change.intents import IntentList, PlaceInference, SetSlices
 from netpilot.change.ran import (
@@ -21,6 +20,7 @@ from netpilot.change.ran import (
 )
 from netpilot.change.verify import CheckKind
 from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.scenarios.ran import run_ran_scenario, shipped_scenarios, static_config
 from netpilot.telemetry.sim.airan import AiRanSimulator, RanEvent, generate, read_llm_trace
 
 
@@ -248,3 +248,12 @@ def test_ran_intents_are_refused_by_the_network_twin(small):
     intent = slices_intent(topo, np.array([0]), np.array([[0.5, 0.3, 0.2]]))
     with pytest.raises(InputError, match="set_slices changes the RAN"):
         apply_intents(network, [intent])
+
+
+def test_the_ray_driver_imports_without_ray():
+    # Ray is an optional extra: the package (the Ray driver's module included) imports without touching it.
+    import subprocess
+    import sys
+
+    code = "import sys, netpilot.change.ran_ray, netpilot.autopilot.ran; assert 'ray' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -421,7 +421,7 @@ def test_api_assistant_route(network):
     from fastapi.testclient import TestClient
 
     from netpilot.api.app import create_app, make_tokens
-    from netpilot.autopilot.live import LiveAutopilot
+    from netpilot.scenarios.live import LiveAutopilot
 
     live = LiveAutopilot(network, seed=1, policy=Policy(auto_approve=ALL_KINDS))
     live.step()

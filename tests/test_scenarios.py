@@ -6,25 +6,25 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from netpilot.autopilot.generate import (
+from netpilot.cli import app
+from netpilot.errors import InputError
+from netpilot.model.formats import attach_demands, import_demands, import_network
+from netpilot.model.io import network_from_data, save_network
+from netpilot.model.sample import bundled_network_path
+from netpilot.scenarios.generate import (
     GENERATED_KINDS,
     generate_scenario,
     network_optimum,
     peak_optimum,
     write_scenario,
 )
-from netpilot.autopilot.scenario import (
+from netpilot.scenarios.scenario import (
     compare,
     load_scenario,
     min_overload,
     scenario_network,
     share_of_achievable_cut,
 )
-from netpilot.cli import app
-from netpilot.errors import InputError
-from netpilot.model.formats import attach_demands, import_demands, import_network
-from netpilot.model.io import network_from_data, save_network
-from netpilot.model.sample import bundled_network_path
 from netpilot.telemetry.sim.simulator import Simulator
 
 runner = CliRunner()
@@ -86,7 +86,7 @@ def test_targets_follow_the_load_they_carry(abilene):
 
 
 def load_scenario_like(network_path):
-    from netpilot.autopilot.scenario import Scenario
+    from netpilot.scenarios.scenario import Scenario
 
     return Scenario(network=network_path, hours=1)
 

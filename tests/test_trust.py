@@ -25,7 +25,6 @@ from typer.testing import CliRunner
 
 from conftest import postgres_available
 from netpilot.api.app import create_app, make_tokens
-from netpilot.autopilot.live import LiveAutopilot
 from netpilot.change.actuate import approved_intents, begin_apply, reconcile
 from netpilot.change.drivers import TwinDriver
 from netpilot.change.identity import TokenBook
@@ -35,6 +34,7 @@ from netpilot.cli import app as cli
 from netpilot.model.io import load_network
 from netpilot.model.network import Link, Network, Router
 from netpilot.model.sample import bundled_network_path
+from netpilot.scenarios.live import LiveAutopilot
 
 GOOD = {"ok": True, "checks": []}
 BAD = {"ok": False, "checks": [{"name": "black holes", "ok": False, "detail": "a -> c dropped"}]}

@@ -39,8 +39,9 @@ class AssistantReply(BaseModel):
 
 
 def assistant_router(live) -> APIRouter:
-    """The route over ``live`` (a LiveAutopilot). The backend is the endpoint named by $NETPILOT_LLM_URL /
-    $NETPILOT_LLM_MODEL / $NETPILOT_LLM_KEY, or the local model; it is made on first use, one request at a time."""
+    """The route over ``live`` (a LiveLoop: the simulator or an FRR lab). The backend is the endpoint named by
+    $NETPILOT_LLM_URL / $NETPILOT_LLM_MODEL / $NETPILOT_LLM_KEY, or the local model; it is made on first use, one
+    request at a time."""
     from netpilot.assistant.backends import BackendError, choose_backend
     from netpilot.assistant.core import Assistant
     from netpilot.assistant.tools import ChangeEntry, Observations

@@ -1,6 +1,6 @@
-"""A live autopilot: the loop ticking in a background thread over a network that runs in real time (the simulator,
-or an FRR lab polled for its counters and OSPF state), and the state the API and dashboard read (latest
-utilisation, series, incidents, forecasts)."""
+"""A live autopilot: the loop ticking in a background thread over a network that runs in real time (an FRR lab
+polled for its counters and OSPF state here; the simulator in ``netpilot.scenarios.live``), and the state the API
+and dashboard read (latest utilisation, series, incidents, forecasts)."""
 
 from __future__ import annotations
 
@@ -17,14 +17,12 @@ from typing import Any
 import numpy as np
 
 from netpilot.autopilot.loop import Autopilot, Tick
+from netpilot.autopilot.ran import LiveRan
 from netpilot.change.actuate import reconcile
-from netpilot.change.drivers import NetworkDriver, SimulatorDriver
+from netpilot.change.drivers import NetworkDriver
 from netpilot.change.workflow import ChangeStore, Policy
-from netpilot.model.faults import Fault, name_faults
 from netpilot.model.frame import FrameLayout, KpiFrame, step_from_samples
 from netpilot.model.network import Network
-from netpilot.model.twin import DEFAULT_START
-from netpilot.telemetry.sim.simulator import Simulator
 
 
 class LiveLoop(ABC):
@@ -47,6 +45,9 @@ class LiveLoop(ABC):
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)
         self.times: deque[str] = deque(maxlen=keep)
         self.errors: list[str] = []
+        # The AI-RAN beside the IP network (a subclass sets it): stepped with every tick, its changes in
+        # ``changes`` beside the routing changes.
+        self.ran: LiveRan | None = None
         # When each tick began on the wall clock (ISO, UTC), beside its simulated time: the audit log is written
         # in wall time, and the dashboard shows one clock, the simulated one.
         self.wall_times: deque[str] = deque(maxlen=keep)
@@ -63,6 +64,8 @@ class LiveLoop(ABC):
             began = datetime.now(UTC).isoformat(timespec="microseconds")
             result = self.next_step()
             tick = self.autopilot.observe(result)
+            if self.ran is not None:
+                self.ran.step()
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
             self.times.append(result.ts.isoformat())
@@ -104,26 +107,6 @@ class LiveLoop(ABC):
     def series(self, link_index: int) -> tuple[list[str], list[float]]:
         with self.lock:
             return list(self.times), [float(u[link_index]) for u in self.load_history]
-
-
-class LiveAutopilot(LiveLoop):
-    """Runs ``Autopilot`` over a ``Simulator`` at ``tick_seconds`` of wall time per simulated step.
-
-    ``policy`` decides which changes skip the person (none by default: the dashboard's approver decides).
-    ``changes_db`` is the SQLite workflow file (``:memory:`` for a throwaway run)."""
-
-    def __init__(self, network: Network, *, faults: list[Fault] | None = None, seed: int = 0,
-                 step_seconds: float = 60.0, tick_seconds: float = 1.0, start: datetime = DEFAULT_START,
-                 policy: Policy | None = None, changes_db: str | Path = ":memory:", congestion: float = 0.9,
-                 keep: int = 720, **autopilot_options: Any) -> None:
-        self.simulator = Simulator(network, seed=seed, step_seconds=step_seconds, start=start,
-                                   faults=name_faults(list(faults or [])))
-        super().__init__(network, SimulatorDriver(network, self.simulator), tick_seconds=tick_seconds,
-                         policy=policy, changes_db=changes_db, congestion=congestion, keep=keep,
-                         **autopilot_options)
-
-    def next_step(self) -> KpiFrame:
-        return self.simulator.step()
 
 
 class LabAutopilot(LiveLoop):

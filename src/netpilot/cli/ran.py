@@ -119,7 +119,7 @@ def loop(
     the same demand."""
     from dataclasses import asdict
 
-    from netpilot.autopilot.ran_scenario import run_ran_scenario, shipped_scenarios
+    from netpilot.scenarios.ran import run_ran_scenario, shipped_scenarios
     from netpilot.telemetry.sim.airan import generate, read_llm_trace
 
     for name, value, least in (("--cells", cells, 1), ("--sites", sites, 1), ("--minutes", minutes, 2)):

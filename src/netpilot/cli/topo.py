@@ -173,7 +173,7 @@ def sample(
         network = build_sample_network(backbone_graph, backbone_demands, seed=seed,
                                        cells_per_router=cells_per_router, edge_sites=edge_sites or 4)
     else:
-        from netpilot.autopilot.generate import sample_at_load
+        from netpilot.scenarios.generate import sample_at_load
 
         network = sample_at_load(backbone_graph, backbone_demands, load=load, cells_per_router=cells_per_router,
                                  edge_sites=edge_sites, gravity_pairs=gravity_pairs, seed=seed)

@@ -165,7 +165,7 @@ def build_sized_sample(backbone: Network, *, cells_per_router: int = 2, edge_sit
     most 600 Mbit/s (a cell site's radio carries about 1 Gbit/s); a quarter of it up, the rest down. Cell
     uplinks and edge-site links get the smallest standard rate that carries their traffic at most half full,
     so the access layer is never what makes the network infeasible. Deterministic for the same inputs and
-    seed. Scaling the whole matrix to a stated load needs the LP (``netpilot.autopilot.generate.sample_at_load``).
+    seed. Scaling the whole matrix to a stated load needs the LP (``netpilot.scenarios.generate.sample_at_load``).
     """
     from scipy.sparse.csgraph import dijkstra
 

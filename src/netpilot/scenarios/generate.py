@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 from scipy.sparse.csgraph import connected_components
 
-from netpilot.autopilot.scenario import GeneratedFault, GenerationInfo, Scenario, scenario_network
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault
 from netpilot.model.network import Network
 from netpilot.model.routing import lightest_graph
 from netpilot.model.twin import DEFAULT_START, Twin
+from netpilot.scenarios.scenario import GeneratedFault, GenerationInfo, Scenario, scenario_network
 
 #: Above this many (source, link) flow variables the peak-hour optimum comes from the path LP over k = 4 paths
 #: (an upper bound on the optimum, within a few per cent on these networks) instead of the edge formulation.
