@@ -756,9 +756,11 @@ def test_dashboard_in_chromium(network, tmp_path):
         assert "hash chain intact" in text("audit-status")
         wait.until(lambda b: "alice approve" in text("audit"))
         # One clock: the audit log shows simulated times, between the run's start and the header's clock.
-        now = text("clock")[11:16]
-        stamps = browser.execute_script("return [...document.querySelectorAll('#audit li')].map(e => e.textContent"
-                                        ".slice(0, 5))")
+        # Read in one script: the page refreshes between two calls, and the clock may move on in between.
+        clock, stamps = browser.execute_script(
+            "return [document.getElementById('clock').textContent,"
+            " [...document.querySelectorAll('#audit li')].map(e => e.textContent.slice(0, 5))]")
+        now = clock[11:16]
         assert stamps and all("13:00" <= t <= now for t in stamps), (stamps, now)
         if trace is not None:
             _check_ran_panels(browser, wait, text, shots)

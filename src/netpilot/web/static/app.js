@@ -566,8 +566,7 @@ function drawSites(r) {
   });
 }
 
-async function refreshAudit() {
-  const audit = await api("/api/audit?limit=40");
+function paintAudit(audit) {
   document.getElementById("audit-status").textContent = audit.intact ? "hash chain intact" : `BROKEN: ${audit.detail}`;
   document.getElementById("audit").replaceChildren(...audit.entries.reverse().map(e =>
     el("li", { title: `written ${e.at} (wall clock)` },
@@ -595,9 +594,12 @@ async function refreshState() {
 async function refreshAll() {
   try {
     if (state.selectedLink === null) await refreshState();  // the first time: which link to chart
-    await Promise.all([refreshSeries(), refreshIncidents(), refreshChanges(), refreshAudit(), refreshRan()]);
-    // The clock last: nothing the page shows (audit log, RAN panels) is later than the time in its header.
+    const [, , , audit] = await Promise.all([refreshSeries(), refreshIncidents(), refreshChanges(),
+                                             api("/api/audit?limit=40"), refreshRan()]);
+    // The clock last, and the audit log painted in the same step as the clock: the state is fetched after the
+    // log, so no entry the page shows is later than the time in its header, at any moment.
     const s = await refreshState();
+    paintAudit(audit);
     // A marker for screenshots and tests: the page shows data, not its empty skeleton.
     if (s.ts && document.querySelector("#series .measured")) document.body.dataset.loaded = "true";
   } catch (e) { console.error(e); }
