@@ -510,13 +510,15 @@ def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hou
     @app.post("/api/changes/{change_id}/approve", response_model=ChangeOut)
     def approve(change_id: str, who: Approver) -> ChangeOut:
         get_change(change_id)
-        workflow_call(store.approve, change_id, who.user)
+        with live.lock:  # between ticks: a loop planning this tick must not see its proposal change state midway
+            workflow_call(store.approve, change_id, who.user)
         return ChangeOut(**change_out(store.get(change_id)))
 
     @app.post("/api/changes/{change_id}/reject", response_model=ChangeOut)
     def reject(change_id: str, body: Decision, who: Approver) -> ChangeOut:
         get_change(change_id)
-        workflow_call(store.reject, change_id, who.user, body.why or "rejected in the dashboard")
+        with live.lock:
+            workflow_call(store.reject, change_id, who.user, body.why or "rejected in the dashboard")
         return ChangeOut(**change_out(store.get(change_id)))
 
     @app.post("/api/changes/{change_id}/rollback", response_model=ChangeOut)

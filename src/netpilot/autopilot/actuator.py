@@ -88,6 +88,9 @@ class Actuator:
             if change.id in self._not_applicable:
                 continue
             intents = approved_intents(self.changes, change.id, actor)  # from the audit chain, not the row
+            if intents and all(i.intent in self.settings.left_to_others for i in intents):
+                self._not_applicable.add(change.id)  # another loop's (the AI-RAN's) to apply
+                continue
             refusal = None if intents is None else self.driver.capabilities().refusal(i.intent for i in intents)
             if intents is None or refusal is not None:
                 self._not_applicable.add(change.id)

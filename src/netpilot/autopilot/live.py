@@ -64,13 +64,17 @@ class LiveLoop(ABC):
             began = datetime.now(UTC).isoformat(timespec="microseconds")
             result = self.next_step()
             tick = self.autopilot.observe(result)
-            if self.ran is not None:
-                self.ran.step()
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
             self.times.append(result.ts.isoformat())
             self.wall_times.append(began)
             self.ticks += 1
+            if self.ran is not None:
+                # After the routing tick is published: a RAN failure (a serving engine's) must not hide it.
+                try:
+                    self.ran.step()
+                except Exception as exc:  # the API shows it; routing goes on
+                    self.errors.append(f"AI-RAN: {type(exc).__name__}: {exc}")
             return tick
 
     def start(self) -> None:

@@ -49,7 +49,9 @@ class RanSettings:
     max_utilisation: float = 0.8
     group_ms: float = 0.25
     unserved_share: float = 0.01
-    actor: str = "autopilot"
+    # Its own name in the audit log: beside the routing loop in one workflow, each loop waits on, supersedes and
+    # applies only its own proposals.
+    actor: str = "autopilot-ran"
 
 
 @dataclass
@@ -312,6 +314,11 @@ class RanLoop:
         checking, self.checking = self.checking, []
         failed = False
         for change_id, kind, promise in checking:
+            if not self.driver.pending(kind):  # the driver's confirm window passed: it put back what ran before
+                self.changes.advance(change_id, "rolled_back", self.settings.actor,
+                                     {"post_check": "reverted by the driver: its confirm window passed"})
+                tick.rolled_back.append(change_id)
+                continue
             if kind == "place_inference":
                 offered = max(float(frame.cell_rate.sum()), 1e-9)
                 unserved = float(frame.unserved.sum())
@@ -335,7 +342,7 @@ class RanLoop:
                 failed = bool(starved.any() and starved.mean() > 0.01 and starved.sum() > before.sum())
                 detail = (f"{int(starved.sum())} cell-slices below their guarantee "
                           f"(under the split it replaced: {int(before.sum())})")
-            if failed and self.driver.pending(kind):
+            if failed:
                 self.driver.rollback(kind)
                 self.changes.advance(change_id, "rolled_back", self.settings.actor, {"post_check": detail})
                 tick.rolled_back.append(change_id)

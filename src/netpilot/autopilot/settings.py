@@ -60,11 +60,14 @@ class PlanningSettings:
 class ActuatorSettings:
     """``check_after``: ticks after a commit before the post-check confirms or rolls it back; ``actor``: who
     the loop is in the audit log; ``commit_confirm``: the driver's confirm window in seconds (None: no timer,
-    the post-check alone confirms or rolls back)."""
+    the post-check alone confirms or rolls back); ``left_to_others``: intent kinds another loop of the same
+    process applies (the AI-RAN's ``set_slices``, ``place_inference``): approved changes made only of them are
+    its business, not marked here as changes the network does not take."""
 
     check_after: int = 2
     actor: str = "autopilot"
     commit_confirm: float | None = None
+    left_to_others: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ class LiveAutopilot(LiveLoop):
                  ran_trace: LlmTrace | None = None, **autopilot_options: Any) -> None:
         self.simulator = Simulator(network, seed=seed, step_seconds=step_seconds, start=start,
                                    faults=name_faults(list(faults or [])))
+        if ran:  # the RAN loop applies its own kinds of change from the shared workflow
+            autopilot_options.setdefault("left_to_others", frozenset({"set_slices", "place_inference"}))
         super().__init__(network, SimulatorDriver(network, self.simulator), tick_seconds=tick_seconds,
                          policy=policy, changes_db=changes_db, congestion=congestion, keep=keep,
                          **autopilot_options)
