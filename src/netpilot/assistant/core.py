@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netpilot.assistant.backends import Backend, BackendError, Completion
-from netpilot.assistant.candidates import RULE, candidates, choose
+from netpilot.assistant.candidates import RULE, TRUST_MARGIN, candidates, choose, prefer_code, values
 from netpilot.assistant.examples import BANK, instantiate, mask, nearest
 from netpilot.assistant.names import Mention, NameIndex
 from netpilot.assistant.restate import restate
 from netpilot.assistant.schema import Answer, AnswerError, answer_schema, link_name, parse_answer
 from netpilot.assistant.tools import Observations, Tools, plan, run_plan
+from netpilot.assistant.wording import canonical, metric_numbers, number_words
 from netpilot.change.intents import Intent, apply_intents
 from netpilot.errors import InputError
 from netpilot.model.network import Network
@@ -33,7 +34,6 @@ SYSTEM = (
     "Use only the names given with the request.")
 #: Who may not be the proposer of an assistant's change: the machines, so a person always is.
 MACHINE_ACTORS = frozenset({"", "policy", "netpilot", "autopilot", "assistant", "verifier"})
-_NUMBER = re.compile(r"\b(\d{1,6})\b")
 
 Kind = Literal["proposal", "question", "refusal", "explanation"]
 
@@ -79,10 +79,13 @@ class Reply:
 
 class Assistant:
     """Requests over one backend. ``examples``: how many worked examples go into the prompt; ``scoring``: let a
-    backend that can score answers choose among code's candidates rather than generate."""
+    backend that can score answers choose among code's candidates rather than generate; ``trust_margin``: how
+    much more likely (calibrated log-likelihood) the model must find its choice than code's own answer (the
+    nearest example written with the request's names) for its choice to be given (None: always the model's)."""
 
     def __init__(self, backend: Backend, *, examples: int = 4, scoring: bool = True,
-                 rule: str = RULE) -> None:
+                 rule: str = RULE, trust_margin: float | None = TRUST_MARGIN) -> None:
+        self.trust_margin = trust_margin
         self.backend = backend
         self.example_count = examples
         # A backend that can score answers (the local model) chooses among the answers code writes; one that
@@ -116,8 +119,10 @@ class Assistant:
             links[link_name(nodes[0], index.neighbours(nodes[0])[0])] = (nodes[0], index.neighbours(nodes[0])[0])
         schema = answer_schema(nodes, list(links))
         masked = mask(request, [(m.start, m.end) for m in _first_per_node(mentions)])
+        # Retrieval reads the request in the examples' words: numbers in words as M, synonyms as the examples'.
+        masked = canonical(re.sub(r"\d+", "M", number_words(masked)))
         chosen = nearest(masked, self.example_count, len(nodes), leave_out)
-        numbers = [int(n) for n in _NUMBER.findall(request)]
+        numbers = metric_numbers(request)
         spare = [n.id for n in network.nodes if n.kind == "router"][:4]
         messages = [{"role": "system", "content": SYSTEM}]
         for i in reversed(chosen):  # nearest last, next to the request
@@ -152,7 +157,7 @@ class Assistant:
         order: dict[str, int] = {}
         for m in prepared.mentions:
             order.setdefault(m.node, m.start)
-        numbers = [int(n) for n in _NUMBER.findall(prepared.request)]
+        numbers = metric_numbers(prepared.request)
         options = candidates(prepared.nodes, prepared.links, numbers, order)
         started = time.perf_counter()
         texts = [o.text for o in options]
@@ -164,6 +169,12 @@ class Assistant:
             "N/A", prepared.nodes, list(prepared.links))}]
         prior = self.backend.score(blank, texts) if self.rule.startswith("calibrated") else [(0.0, 1)] * len(texts)
         best = choose(options, scored, rule=self.rule, prior=[total for total, _ in prior])
+        if self.trust_margin is not None:
+            # Code's own answer (the nearest example with the request's names) stands unless the model finds its
+            # choice clearly more likely.
+            code = prepared.messages[-2]["content"] if len(prepared.messages) > 2 else None
+            best = prefer_code(options, values(scored, self.rule, [total for total, _ in prior]), best, code,
+                               self.trust_margin)
         return Completion(options[best].text, getattr(self.backend, "model", self.backend.name), "score",
                           time.perf_counter() - started,
                           tuple((o.text, total, tokens, base) for o, (total, tokens), (base, _)
