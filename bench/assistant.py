@@ -42,9 +42,11 @@ PEOPLE = ("alice", "bob", "carol")
 
 
 class NearestExample:
-    """Answers with the nearest worked example as the prompt holds it (the last example before the request)."""
+    """Code alone: the nearest worked example written with the request's names (for a request of two changes,
+    each part's), as the assistant's Interpretation.code holds it."""
 
     name = "nearest-example"
+    code_only = True
 
     def complete(self, messages: list[dict[str, str]], schema: dict) -> Completion:
         return Completion(messages[-2]["content"], "nearest-example (no model)", "copy", 0.0)

@@ -317,6 +317,25 @@ def test_a_scored_answer_goes_through_the_same_pipeline(network):
         Assistant(Scorer("x"), scoring=False).interpret("drain DE", network)
 
 
+def test_codes_answer_to_a_request_of_two_changes_joins_each_parts_nearest_example(network):
+    assistant = Assistant(Scorer("x"))
+
+    def code(request):
+        return json.loads(assistant.prepare(request, network).code)
+
+    two = code("offload IT, and after that kill the link DE to AT")
+    assert two["intents"] == [{"intent": "drain_node", "node": "IT"},
+                              {"intent": "set_link_state", "link": "DE - AT", "state": "down"}]
+    # A node named in both parts counts in each; the second part's own number is its metric.
+    two = code("give DE-AT a cost of 200 plus re-enable AT to IT")
+    assert two["intents"] == [{"intent": "set_metric", "link": "DE - AT", "metric": 200},
+                              {"intent": "set_link_state", "link": "AT - IT", "state": "up"}]
+    # One change over two names does not divide.
+    assert len(code("disable the circuit between DE and AT")["intents"]) == 1
+    assert code("drain DE and AT")["intents"] == [{"intent": "drain_node", "node": "DE"},
+                                                  {"intent": "drain_node", "node": "AT"}]
+
+
 class Margin:
     """A scorer whose values (calibrated: the request's words against the blanked request) are set per answer."""
 

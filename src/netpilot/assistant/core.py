@@ -54,6 +54,9 @@ class Interpretation:
     answer: Answer | None
     error: str | None
     examples: list[int] = field(default_factory=list)
+    #: Code's own answer: the nearest worked example written with the request's names, or for a request of two
+    #: parts ("drain A and shut C-D") the nearest single-change example of each part, joined.
+    code: str | None = None
 
 
 @dataclass
@@ -132,14 +135,18 @@ class Assistant:
                          {"role": "assistant", "content": example.answer}]
         messages.append({"role": "user", "content": _request_text(request, nodes, list(links))})
         digest = hashlib.sha256(json.dumps({"messages": messages, "schema": schema}, sort_keys=True).encode())
+        code = _two_parts(request, mentions, nodes, links, network, spare, leave_out) or (
+            messages[-2]["content"] if chosen else None)
         return Interpretation(request, mentions, nodes, links, schema, messages, digest.hexdigest(), None, None,
-                              None, chosen)
+                              None, chosen, code)
 
     def interpret(self, request: str, network: Network, *, leave_out: int | None = None) -> Interpretation:
         """The model's answer to ``request``, parsed against the request's own schema."""
         prepared = self.prepare(request, network, leave_out=leave_out)
         try:
-            if self.scoring and hasattr(self.backend, "score"):
+            if getattr(self.backend, "code_only", False):  # code alone, no model (the evaluation's baseline)
+                completion = Completion(prepared.code or "", "code (no model)", "code", 0.0)
+            elif self.scoring and hasattr(self.backend, "score"):
                 completion = self._choose(prepared)
             else:
                 completion = self.backend.complete(prepared.messages, prepared.schema)
@@ -172,9 +179,8 @@ class Assistant:
         if self.trust_margin is not None:
             # Code's own answer (the nearest example with the request's names) stands unless the model finds its
             # choice clearly more likely.
-            code = prepared.messages[-2]["content"] if len(prepared.messages) > 2 else None
-            best = prefer_code(options, values(scored, self.rule, [total for total, _ in prior]), best, code,
-                               self.trust_margin)
+            best = prefer_code(options, values(scored, self.rule, [total for total, _ in prior]), best,
+                               prepared.code, self.trust_margin)
         return Completion(options[best].text, getattr(self.backend, "model", self.backend.name), "score",
                           time.perf_counter() - started,
                           tuple((o.text, total, tokens, base) for o, (total, tokens), (base, _)
@@ -271,6 +277,48 @@ def clarifying_question(seen: Interpretation, index: NameIndex) -> str:
     named = ", ".join(seen.nodes) + (f" (links: {', '.join(seen.links)})" if seen.links else "")
     return (f"I found {named}. What should happen: drain a router, take a link down or up, or set a link's "
             "metric (to what value)?")
+
+
+#: Where a request of two changes divides ("drain A and shut C-D", "set A-B to 40, then drain C").
+_JOIN = re.compile(r",?\s+(?:and\s+after\s+that|and\s+then|then|and\s+also|and|plus|as\s+well\s+as)\s+|;\s*|,\s+")
+_CHANGE_WORDS = frozenset("drain maintenance shut disable down enable up again back metric cost igp set take bring "
+                          "move".split())
+
+
+def _two_parts(request: str, mentions: list[Mention], nodes: list[str], links: dict[str, tuple[str, str]],
+               network: Network, spare: list[str], leave_out: int | None) -> str | None:
+    """Code's answer to a request of two changes on different objects: each part's nearest single-change
+    example written with that part's names and number, joined in the request's order; None when the request
+    does not divide so (each part naming something and saying what to do)."""
+    for join in _JOIN.finditer(request):
+        parts = [(0, join.start()), (join.end(), len(request))]
+        intents: list[dict] = []
+        for start, end in parts:
+            inside = _first_per_node([m for m in mentions if start <= m.start and m.end <= end])
+            if not inside:
+                break
+            text = request[start:end]
+            masked = canonical(re.sub(r"\d+", "M", number_words(
+                mask(text, [(m.start - start, m.end - start) for m in inside]))))
+            if not set(re.findall(r"[a-z]+", masked)) & _CHANGE_WORDS:
+                break
+            names = [m.node for m in inside]
+            single = next((i for i in nearest(masked, len(BANK), len(names), leave_out)
+                           if '"intents":[{' in BANK[i][1] and BANK[i][1].count('"intent":') == 1
+                           and len(set(re.findall(r"\{([A-D])\}", BANK[i][0]))) <= len(names)), None)
+            if single is None:
+                break
+            numbers = metric_numbers(text)
+            example = instantiate(single, names, numbers[0] if numbers else None, spare)
+            intents += json.loads(example.answer)["intents"]
+        else:
+            text = json.dumps({"action": "change", "intents": intents}, separators=(",", ":"))
+            try:
+                parse_answer(text, nodes, links, network)
+            except AnswerError:
+                continue
+            return text
+    return None
 
 
 def _request_text(request: str, nodes: list[str], links: list[str]) -> str:
