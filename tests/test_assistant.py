@@ -357,11 +357,11 @@ def test_the_models_choice_needs_a_margin_over_codes_answer(network):
     request = "kill the DE-AT circuit"  # code's answer: the nearest example, a shut link
     down = '"state":"down"'
     small = Margin({down: 1.0, '"action":"clarify"': 1.5})
-    assert Assistant(small, trust_margin=1.0).interpret(request, network).answer.action == "change"
-    assert Assistant(small, trust_margin=None).interpret(request, network).answer.action == "clarify"
+    assert Assistant(small, rule="calibrated", trust_margin=1.0).interpret(request, network).answer.action == "change"
+    assert Assistant(small, rule="calibrated", trust_margin=None).interpret(request, network).answer.action == "clarify"
     large = Margin({down: 1.0, '"action":"clarify"': 2.5})
-    assert Assistant(large, trust_margin=1.0).interpret(request, network).answer.action == "clarify"
-    seen = Assistant(small, trust_margin=1.0).interpret(request, network)
+    assert Assistant(large, rule="calibrated", trust_margin=1.0).interpret(request, network).answer.action == "clarify"
+    seen = Assistant(small, rule="calibrated", trust_margin=1.0).interpret(request, network)
     assert [i.model_dump(exclude_none=True)["state"] for i in seen.answer.intents] == ["down"] * len(
         seen.answer.intents)
 
@@ -514,7 +514,10 @@ def test_the_local_model_scores_every_candidate_and_the_prefix_cache_gives_the_s
     assert seen.error is None and seen.completion.mode == "score"
     scored = seen.completion.scored
     assert seen.completion.text in {text for text, *_ in scored}
-    assert all(total < 0 and tokens > 0 and blanked < 0 for _, total, tokens, blanked in scored)
+    assert all(total < 0 and tokens > 0 for _, total, tokens, _ in scored)
+    # The calibrated rules also score each answer with the request blanked out.
+    calibrated = Assistant(local, rule="calibrated").interpret("set the metric of IT-CH to 30", network)
+    assert all(blanked < 0 for *_, blanked in calibrated.completion.scored)
     # The same prompt again reuses the cached prefix; the scores must not move.
     again = local.score(seen.messages, [text for text, *_ in scored[:5]])
     assert [round(t, 3) for t, _ in again] == [round(t, 3) for _, t, _, _ in scored[:5]]
