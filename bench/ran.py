@@ -1,7 +1,7 @@
 """AI-RAN benchmarks: RAN slicing on the real LTE Barcelona cells (figures go to BENCHMARKS.md).
 
     python bench/ran.py            # every section
-    python bench/ran.py slicing    # sections: slicing, speed, placement, replacement, loop, loop_mip
+    python bench/ran.py slicing    # sections: slicing, speed, placement, replacement, loop, loop_mip, live
 
 Protocol (slicing). Each of the three CTTC eNodeBs (ElBorn, LesCorts, PobleSec; train and test files joined, 2-min
 intervals) gives its measured downlink PRB use ``rb_down``. A cell of 100 PRBs carries that load scaled so its
@@ -366,8 +366,62 @@ def section_loop_mip() -> None:
         console.print(row)
 
 
+def section_live() -> None:
+    """The demo's live loop (bundled network, seed 1, BG-GR down at minute 20, the demo's start and a change
+    database on disk) stepped back to back for ``RAN_LIVE_TICKS`` ticks (default 180), without and with the
+    AI-RAN part (its 80 cells and 4 edge sites; the demo's policy: slicing approved by policy, placement waiting
+    for a person): the whole tick, and the RAN part's share of it (telemetry, both planners, verification,
+    workflow and commit). The first 5 ticks (compilation, first placement) are left out."""
+    import os
+    import tempfile
+
+    from netpilot.autopilot.loop import settle_heap
+    from netpilot.change.workflow import Policy
+    from netpilot.cli.autopilot import DEMO_START
+    from netpilot.model.faults import Fault
+    from netpilot.model.io import load_network
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.scenarios.live import LiveAutopilot
+
+    ticks = int(os.environ.get("RAN_LIVE_TICKS", "180"))
+    network = load_network(bundled_network_path())
+    settle_heap()
+    rows, records = [], {}
+    for ran in (False, True):
+        with tempfile.TemporaryDirectory() as tmp:
+            live = LiveAutopilot(network, faults=[Fault(kind="link_down", target=["BG", "GR"], at_minute=20,
+                                                        duration_minutes=120)],
+                                 seed=1, start=DEMO_START, changes_db=Path(tmp) / "changes.db", ran=ran,
+                                 policy=Policy(auto_approve=["set_slices"]))
+            whole = []
+            for _ in range(ticks):
+                began = time.perf_counter()
+                live.step()
+                whole.append((time.perf_counter() - began) * 1000.0)
+            part = list(live.ran.step_ms)[5:] if live.ran else []
+            states = {}
+            for change in live.changes.list():
+                kind = change.intents[0]["intent"] if change.intents else "?"
+                states.setdefault(kind, {}).setdefault(change.state, 0)
+                states[kind][change.state] += 1
+            live.changes.close()
+        tick = np.percentile(whole[5:], [50, 99])
+        ran_ms = np.percentile(part, [50, 99]) if part else [float("nan")] * 2
+        records["with RAN" if ran else "without RAN"] = {"tick_ms": list(tick), "ran_ms": list(ran_ms),
+                                                         "changes": states, "ticks": ticks}
+        rows.append(f"| {'with' if ran else 'without'} | {tick[0]:.1f} / {tick[1]:.1f} | "
+                    + (f"{ran_ms[0]:.1f} / {ran_ms[1]:.1f}" if part else "–") + f" | {states} |")
+    results["live"] = records
+    console.print(f"\n### The live demo loop with and without the AI-RAN part ({ticks} ticks)\n")
+    console.print("| AI-RAN part | whole tick ms p50 / p99 | RAN part ms p50 / p99 | changes by kind and state |")
+    console.print("|---|---|---|---|")
+    for row in rows:
+        console.print(row)
+
+
 SECTIONS = {"slicing": section_slicing, "speed": section_speed, "placement": section_placement,
-            "replacement": section_replacement, "loop": section_loop, "loop_mip": section_loop_mip}
+            "replacement": section_replacement, "loop": section_loop, "loop_mip": section_loop_mip,
+            "live": section_live}
 
 
 def main(argv: list[str]) -> None:

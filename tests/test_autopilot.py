@@ -463,6 +463,125 @@ def test_a_change_people_proposed_and_approved_is_applied_by_the_loop(network):
     assert "IGP metric and path policy changes only" in live.changes.annotations(shutdown)["not_applied"]
 
 
+# --- the AI-RAN part of the live loop -----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ran_api(network, shared_data):
+    """The demo's loop with the AI-RAN of the bundled network's 80 cells and 4 edge sites; policy approves slice
+    splits, a placement waits for a person."""
+    from netpilot.change.workflow import Policy
+    from netpilot.telemetry.sim.airan import read_llm_trace
+
+    trace = read_llm_trace(shared_data / "edge" / "azure_llm_2023")
+    live = _live(network, ran=True, ran_trace=trace, policy=Policy(auto_approve=["set_slices"]))
+    for _ in range(3):
+        live.step()
+    tokens = make_tokens(USERS)
+    client = TestClient(create_app(live, tokens))
+    return client, live, {p.user: {"Authorization": f"Bearer {t}"} for t, p in tokens.items()}
+
+
+def test_api_ran_cells_sites_services(ran_api, network):
+    client, live, h = ran_api
+    tokens = make_tokens(USERS)
+    without = TestClient(create_app(_live(network), tokens))  # a loop without the RAN part
+    vera = next(t for t, p in tokens.items() if p.user == "vera")
+    assert without.get("/api/ran", headers={"Authorization": f"Bearer {vera}"}).status_code == 404
+    assert client.get("/api/ran").status_code == 401
+    ran = client.get("/api/ran", headers=h["vera"]).json()
+    state = client.get("/api/state", headers=h["vera"]).json()
+    cells = [n for n in live.network.nodes if n.kind == "cell_site"]
+    sites = {n.id: n for n in live.network.nodes if n.kind == "edge_site"}
+    assert ran["ts"] == state["ts"]  # one clock
+    assert ran["cells_total"] == len(cells) == 80 and ran["cells_up"] == 80 and len(ran["cells"]) == 12
+    loads = [c["load"] for c in ran["cells"]]
+    assert loads == sorted(loads, reverse=True) and loads[0] > 0
+    everyone = client.get("/api/ran?cells=1000", headers=h["vera"]).json()["cells"]
+    assert {c["id"] for c in everyone} == {c.id for c in cells} and max(c["load"] for c in everyone) == loads[0]
+    topo, frame, config = live.ran.topology, live.ran.latest, live.ran.ran_under
+    met = []
+    for cell in everyone:
+        shares = [s["share"] for s in cell["slices"]]
+        assert [s["name"] for s in cell["slices"]] == ["eMBB", "URLLC", "mMTC"] and 0.99 < sum(shares) <= 1 + 1e-6
+        assert cell["home_site"] in sites
+        assert cell["load"] == pytest.approx(sum(s["demand_prbs"] for s in cell["slices"]) / cell["prbs"])
+        for s in cell["slices"]:
+            assert s["grant_prbs"] <= min(s["demand_prbs"], s["share"] * cell["prbs"]) + 1e-6
+            assert s["sla_met"] == (s["share"] * cell["prbs"] >= min(s["demand_prbs"], s["guaranteed_prbs"]) - 1e-6)
+            met.append(s["sla_met"])
+    assert ran["sla_met_share"] == pytest.approx(np.mean(met))
+    i = topo.cells.index(everyone[0]["id"])
+    assert [s["share"] for s in everyone[0]["slices"]] == pytest.approx(config.slice_shares[i].tolist())
+    assert [s["demand_prbs"] for s in everyone[0]["slices"]] == pytest.approx(frame.prb_demand[i].tolist())
+    # Edge sites: the GPUs the network file gives, the RAN's processing of the PRBs granted to its cells.
+    assert [s["id"] for s in ran["sites"]] == list(sites)
+    granted = {}
+    for cell in everyone:
+        granted[cell["home_site"]] = granted.get(cell["home_site"], 0.0) + sum(s["grant_prbs"] for s in cell["slices"])
+    for site in ran["sites"]:
+        assert site["up"] and site["gpus"] == sites[site["id"]].gpus
+        assert site["ran_gpus"] == pytest.approx(granted.get(site["id"], 0.0) * topo.gpu_per_prb)
+        assert site["ran_reserved_gpus"] > 0
+        assert site["ran_reserved_gpus"] + site["ai_powered_gpus"] <= site["gpus"] + 1e-6
+        assert site["ai_busy_gpus"] <= site["ai_powered_gpus"] + 1e-6
+        assert set(site["models"]) <= {"vision", "speech", "llm-chat"}
+    # Services: every request the cells sent is served at a site or unserved; SLO met within what is served.
+    services = ran["services"]
+    assert [s["name"] for s in services] == ["vision", "speech", "llm-chat"]
+    sent = sum(s["requests_per_s"] for s in services)
+    assert sent > 0 and sum(s["requests_per_s"] for s in ran["sites"]) + sum(
+        s["unserved_per_s"] for s in services) == pytest.approx(sent)
+    for s in services:
+        assert 0 <= s["slo_met_per_s"] <= s["requests_per_s"] - s["unserved_per_s"] + 1e-6
+        assert s["slo_met_share"] == pytest.approx(s["slo_met_per_s"] / s["requests_per_s"])
+        assert s["slo_met"] == (s["slo_met_share"] >= ran["slo_target"])
+        # Nothing is served within the SLO beyond what some site can reach within it.
+        assert s["slo_met_share"] <= s["reachable_share"] + 1e-9 and 0 < s["reachable_share"] <= 1
+    assert ran["step_ms"] > 0
+
+
+def test_api_ran_changes_in_the_queue_approved_and_rolled_back(ran_api):
+    client, live, h = ran_api
+    queue = client.get("/api/changes?limit=500", headers=h["vera"]).json()
+    slicing = [c for c in queue if c["kinds"] == ["set_slices"]]
+    assert slicing and all(c["state"] in ("checking", "done", "rolled_back") for c in slicing)  # policy approves
+    done = client.get(f"/api/changes/{slicing[-1]['id']}", headers=h["vera"]).json()
+    assert done["diff"] and {"device", "field", "before", "after"} <= set(done["diff"][0])
+    assert done["diff"][0]["device"] in live.ran.topology.cells and done["diff"][0]["before"].endswith("%")
+    assert {c["name"] for c in done["verification"]["checks"]} == {"PRBs per cell", "slice guarantees"}
+    assert "RAN" in done["config_note"] and done["config_diff"] == {}
+    # A placement waits for a person, with its diff and its verification.
+    waiting = [c for c in client.get("/api/changes?state=verified", headers=h["vera"]).json()
+               if c["kinds"] == ["place_inference"]]
+    assert len(waiting) == 1, waiting
+    change = waiting[0]["id"]
+    detail = client.get(f"/api/changes/{change}", headers=h["vera"]).json()
+    assert detail["verification"]["ok"] and {c["name"] for c in detail["verification"]["checks"]} == {
+        "RAN reservation", "GPU count and memory", "inference SLOs", "single edge-site failure"}
+    assert any(d["field"] == "GPUs reserved for the RAN" and d["device"] in live.ran.topology.sites
+               for d in detail["diff"]), detail["diff"]
+    assert client.post(f"/api/changes/{change}/approve", headers=h["oscar"]).status_code == 403
+    assert client.post(f"/api/changes/{change}/rollback", headers=h["alice"]).status_code == 409  # not applied
+    before = live.ran.driver.running.copy()
+    assert client.post(f"/api/changes/{change}/approve", headers=h["alice"]).json()["state"] == "approved"
+    live.step()  # the RAN loop commits what the person approved
+    assert client.get(f"/api/changes/{change}", headers=h["vera"]).json()["state"] == "checking"
+    intent = live.changes.get(change).intents[0]
+    running = live.ran.driver.running
+    assert [running.gpus_on[k] for k in range(len(live.ran.topology.sites))] == list(intent["gpus_on"].values())
+    assert not np.array_equal(running.share, before.share)
+    # Rolled back by a person while it is checked: the driver runs the placement it replaced again.
+    assert client.post(f"/api/changes/{change}/rollback", headers=h["oscar"]).status_code == 403
+    undone = client.post(f"/api/changes/{change}/rollback", json={"why": "try later"}, headers=h["bob"])
+    assert undone.status_code == 200 and undone.json()["state"] == "rolled_back", undone.text
+    assert np.array_equal(live.ran.driver.running.share, before.share)
+    assert np.array_equal(live.ran.driver.running.gpus_on, before.gpus_on)
+    assert live.changes.audit(change)[-1]["actor"] == "bob"
+    assert client.post(f"/api/changes/{change}/rollback", headers=h["bob"]).status_code == 409
+    live.step()
+    assert live.changes.verify_audit()[0]
+
+
 def _finished(client, headers, run_id, seconds=600.0):  # a guard against a hang, not a speed target
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -569,7 +688,15 @@ def test_dashboard_in_chromium(network, tmp_path):
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import WebDriverWait
 
-    live = _live(network, tick_seconds=0.15)
+    from netpilot.change.workflow import Policy
+    from netpilot.telemetry.sim.airan import edge_data_dir, read_llm_trace
+
+    # With the AI-RAN part when its trace is staged (its changes approved by policy, so the routing change is
+    # the one waiting for the person).
+    trace_dir = edge_data_dir() / "azure_llm_2023"
+    trace = read_llm_trace(trace_dir) if trace_dir.is_dir() else None
+    live = _live(network, tick_seconds=0.15, ran=trace is not None, ran_trace=trace,
+                 policy=Policy(auto_approve=["set_slices", "place_inference"]))
     tokens = make_tokens(USERS)
     approver = next(t for t, p in tokens.items() if p.user == "alice")
     port = _free_port()
@@ -629,15 +756,57 @@ def test_dashboard_in_chromium(network, tmp_path):
         assert "hash chain intact" in text("audit-status")
         wait.until(lambda b: "alice approve" in text("audit"))
         # One clock: the audit log shows simulated times, between the run's start and the header's clock.
-        now = text("clock")[11:16]
-        stamps = browser.execute_script("return [...document.querySelectorAll('#audit li')].map(e => e.textContent"
-                                        ".slice(0, 5))")
+        # Read in one script: the page refreshes between two calls, and the clock may move on in between.
+        clock, stamps = browser.execute_script(
+            "return [document.getElementById('clock').textContent,"
+            " [...document.querySelectorAll('#audit li')].map(e => e.textContent.slice(0, 5))]")
+        now = clock[11:16]
         assert stamps and all("13:00" <= t <= now for t in stamps), (stamps, now)
+        if trace is not None:
+            _check_ran_panels(browser, wait, text, shots)
     finally:
         browser.quit()
         live.stop()
         server.should_exit = True
         thread.join(10)
+
+
+def _check_ran_panels(browser, wait, text, shots) -> None:
+    """The cell panel: the busiest cells, each a stacked bar of its three slices' shares (within the cell's
+    PRBs) with its load and SLA; the edge-site panel: each of the 4 sites a GPU bar in five parts on an axis in
+    GPUs; the services with their SLO met; a RAN change in the queue shows its diff and verification."""
+    wait.until(lambda b: b.execute_script("return document.body.dataset.ran") == "true")
+    cells = browser.execute_script(
+        "return [...document.querySelectorAll('#cells g[data-cell]')].map(g => [g.dataset.cell, "
+        "[...g.querySelectorAll('rect')].map(r => [r.dataset.slice, +r.getAttribute('width')]), "
+        "g.textContent])")
+    assert len(cells) == 12, cells
+    for cell, bars, label in cells:
+        assert [name for name, _ in bars] == ["eMBB", "URLLC", "mMTC"]
+        assert 0.9 * 420 < sum(w for _, w in bars) <= 420 + 1e-6, (cell, bars)  # 420 units: all its PRBs
+        assert re.search(r"load \d+ %", label) and ("✓ SLA" in label or "✗" in label), label
+    assert re.search(r"\d+ of 80 up; SLA met on \d+\.\d % of cell-slices", text("cells-summary")), text("cells-summary")
+    sites = browser.execute_script(
+        "return [...document.querySelectorAll('#sites g[data-site]')].map(g => [g.dataset.site, "
+        "[...g.querySelectorAll('rect')].map(r => +r.getAttribute('width'))])")
+    assert [s for s, _ in sites] == ["DE-edge", "DK-edge", "UK-edge", "AT-edge"]
+    for site, widths in sites:  # 8 GPUs each, drawn to the whole axis (240 units): the parts fill it
+        assert len(widths) == 5 and min(widths) >= 0 and sum(widths) == pytest.approx(240, abs=0.5), (site, widths)
+        assert widths[0] > 0, site  # the RAN's processing takes GPUs at every site
+    assert "GPUs" in text("sites") and "RAN in use" in text("sites-panel")
+    services = browser.execute_script(
+        "return [...document.querySelectorAll('#services tbody tr')].map(r => r.textContent)")
+    assert len(services) == 3 and all(re.search(r"\d+\.\d % [✓✗]\d+\.\d %", r) for r in services), services
+    browser.execute_script("document.getElementById('cells-panel').scrollIntoView()")
+    browser.save_screenshot(str(shots / "dashboard-ran.png"))
+    # A RAN change in the queue, picked by the person: its diff per cell or site and its verification.
+    for kind, check in (("placement", "RAN reservation"), ("slicing", "slice guarantees")):
+        wait.until(lambda b, kind=kind: b.execute_script(
+            f"return !!document.querySelector('#changes li[data-kind={kind}]')"))
+        browser.execute_script(f"document.querySelector('#changes li[data-kind={kind}]').click()")
+        wait.until(lambda b, kind=kind, check=check: text("change-kind") == kind and check in text("checks"))
+        assert "→" in text("diff") and ("GPUs" in text("diff") or "%" in text("diff")), text("diff")
+        assert "RAN change" in text("config")
 
 
 def _check_dashboard_layout(browser) -> None:

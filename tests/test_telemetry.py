@@ -285,6 +285,64 @@ def test_postgres_upsert_by_integer_ids_stores_a_replay_of_a_large_batch_once():
         store.close()
 
 
+def test_postgres_batch_newer_than_the_store_and_overlapping_it_stores_each_key_once():
+    dsn, schema = _postgres_schema()
+    store = PostgresStore(dsn, schema=schema)
+    try:
+        old = [(T0 + timedelta(minutes=i), "link:A->B", "utilisation", float(i)) for i in range(5)]
+        assert store.write(_table(old)) == 5
+        # Minutes 3-4 are stored (one corrected), 5-7 are newer than anything stored: 3 new keys, 1 correction.
+        mixed = [(T0 + timedelta(minutes=i), "link:A->B", "utilisation", 100.0 + i if i == 4 else float(i))
+                 for i in range(3, 8)]
+        assert store.write(_table(mixed)) == 3
+        assert store.count() == 8
+        assert store.query("link:A->B", "utilisation")[1].tolist() == [0.0, 1.0, 2.0, 3.0, 104.0, 5.0, 6.0, 7.0]
+        assert store.write(_table(mixed)) == 0 and store.count() == 8  # a replay stores nothing
+    finally:
+        store.drop()
+        store.close()
+
+
+def test_postgres_writer_racing_another_for_the_newest_keys_falls_back_to_the_upsert():
+    """Another connection stores keys newer than the store's newest time after this writer has looked: the plain
+    INSERT meets them, is rolled back to its savepoint, and the batch is upserted (last write wins)."""
+    import threading
+
+    import psycopg
+
+    dsn, schema = _postgres_schema()
+    store = PostgresStore(dsn, schema=schema)
+    rival = psycopg.connect(dsn, autocommit=False)
+    try:
+        assert store.write(_table([(T0, "cell:C", "users", 1.0)])) == 1
+        later = [(T0 + timedelta(minutes=i), "cell:C", "users", float(i)) for i in range(1, 4)]
+        # The rival inserts minute 2 and holds its transaction open, so the writer's INSERT waits on that key.
+        entity_id, metric_id = (rival.execute(f"SELECT id FROM {schema}.{t} WHERE name = %s", [n]).fetchone()[0]
+                                for t, n in (("entities", "cell:C"), ("metrics", "users")))
+        rival.execute(f"INSERT INTO {schema}.points VALUES (%s, %s, %s, -1.0)", [later[1][0], entity_id, metric_id])
+        (writer_pid,) = store.db.execute("SELECT pg_backend_pid()").fetchone()
+        store.db.commit()
+        stored: list[int] = []
+        thread = threading.Thread(target=lambda: stored.append(store.write(_table(later))))
+        thread.start()
+        for _ in range(600):  # until the writer waits on the rival's row lock (at most a minute)
+            (waiting,) = rival.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s AND wait_event_type = "
+                                       "'Lock'", [writer_pid]).fetchone()
+            if waiting or not thread.is_alive():
+                break
+            threading.Event().wait(0.1)
+        assert waiting, "the writer never waited on the rival's key"
+        rival.commit()
+        thread.join(60)
+        assert stored == [2]  # minutes 1 and 3; minute 2 was the rival's and now holds the writer's value
+        assert store.count() == 4
+        assert store.query("cell:C", "users")[1].tolist() == [1.0, 1.0, 2.0, 3.0]
+    finally:
+        rival.close()
+        store.drop()
+        store.close()
+
+
 def test_postgres_store_of_the_text_keyed_layout_is_migrated_without_losing_a_sample():
     import psycopg
 

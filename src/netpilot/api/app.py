@@ -130,6 +130,8 @@ class ChangeOut(BaseModel):
     intents: list[dict]
     created: str
     updated: str
+    kinds: list[str] = Field(default_factory=list, description="The intents' kinds, in order (apply_metrics, "
+                                                                "set_slices, place_inference, ...).")
 
 
 class ChangeDetail(ChangeOut):
@@ -141,6 +143,68 @@ class ChangeDetail(ChangeOut):
     audit: list[dict]
     previous_outcomes: list[dict] = Field(description="Predicted vs measured effect of the changes applied "
                                                       "before this one, for the approver.")
+
+
+#: Share of a service's requests served within its SLO that counts as the SLO met (issue 28's target).
+SLO_TARGET = 0.99
+RAN_KINDS = frozenset({"set_slices", "place_inference"})
+
+
+class RanSliceOut(BaseModel):
+    name: str
+    share: float = Field(description="Share of the cell's PRBs the running split gives the slice (0..1).")
+    demand_prbs: float
+    grant_prbs: float = Field(description="PRBs the slice got this tick (at most its demand and its share).")
+    guaranteed_prbs: float
+    sla_met: bool = Field(description="The slice's share covers min(demand, guarantee).")
+
+
+class RanCellOut(BaseModel):
+    id: str
+    prbs: float
+    up: bool
+    home_site: str = Field(description="The edge site that runs the cell's RAN processing.")
+    load: float = Field(description="PRB demand over the cell's PRBs (may pass 1).")
+    slices: list[RanSliceOut]
+
+
+class RanSiteOut(BaseModel):
+    id: str
+    up: bool
+    gpus: float
+    ran_gpus: float = Field(description="GPUs the RAN processing of its cells takes now.")
+    ran_reserved_gpus: float = Field(description="GPUs kept for the RAN by the running placement.")
+    ai_powered_gpus: float = Field(description="GPUs powered for AI inference (0 while the site is down).")
+    ai_busy_gpus: float = Field(description="GPU-seconds per second AI inference keeps busy.")
+    models: list[str] = Field(description="Inference models loaded.")
+    requests_per_s: float
+
+
+class RanServiceOut(BaseModel):
+    name: str
+    slo_ms: float = Field(description="Round trip over the network plus response time, at most.")
+    requests_per_s: float = Field(description="What the cells' users send.")
+    unserved_per_s: float
+    slo_met_per_s: float = Field(description="Requests per second served within the SLO.")
+    slo_met_share: float
+    slo_met: bool = Field(description="slo_met_share at least slo_target.")
+    reachable_share: float = Field(description="Share of the requests sent from cells that some edge site up "
+                                               "can answer within the SLO (round trip over the network plus the "
+                                               "response time at the placement's utilisation cap): what any "
+                                               "placement could serve within it.")
+
+
+class RanOut(BaseModel):
+    ts: str | None = Field(description="Simulated time of the tick (the clock of /api/state).")
+    cells_total: int
+    cells_up: int
+    sla_met_share: float = Field(description="Share of the cell-slices of cells up whose SLA is met this tick.")
+    slo_target: float
+    step_ms: float | None = Field(description="Wall time of the RAN part's last tick (telemetry, planners, "
+                                              "verification, workflow), ms.")
+    cells: list[RanCellOut] = Field(description="The busiest cells (highest load first).")
+    sites: list[RanSiteOut]
+    services: list[RanServiceOut]
 
 
 class _Request(BaseModel):
@@ -290,7 +354,11 @@ def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hou
     network = live.network
 
     def change_out(record) -> dict:
-        return {k: getattr(record, k) for k in ChangeOut.model_fields}
+        return {k: getattr(record, k) for k in ChangeOut.model_fields if k != "kinds"} | \
+            {"kinds": [str(i.get("intent", "")) for i in record.intents]}
+
+    def is_ran(record) -> bool:
+        return bool(record.intents) and all(i.get("intent") in RAN_KINDS for i in record.intents)
 
     def get_change(change_id: str):
         try:
@@ -362,6 +430,19 @@ def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hou
         return SeriesOut(entity=f"link:{link_id}", metric="utilisation", timestamps=times, values=values,
                          forecast=pilot.forecast.get(link_id))
 
+    @app.get("/api/ran", response_model=RanOut, responses={404: {"description": "No AI-RAN part runs."}})
+    def get_ran(who: Viewer, cells: int = Query(default=12, ge=0, le=100_000,
+                                                description="How many of the busiest cells.")) -> RanOut:
+        """The AI-RAN part of the loop at its latest tick: per cell (the busiest) the slice split, PRB demand and
+        grant and whether each slice's SLA is met; per edge site the GPUs the RAN takes and keeps, the GPUs
+        powered and busy for AI, the models loaded; per service requests, unserved and SLO met."""
+        with live.lock:
+            ran = live.ran
+            if ran is None:
+                raise HTTPException(404, "no AI-RAN part runs in this loop (the network has no cells and edge "
+                                         "sites, or the RAN was left off)")
+            return _ran_out(ran, live.latest.ts.isoformat() if live.latest is not None else None, cells)
+
     @app.get("/api/forecasts")
     def get_forecasts(who: Viewer) -> dict[str, dict]:
         """Utilisation forecasts of the busiest links: mean, 80 % band, chosen model, P(congested)."""
@@ -383,7 +464,9 @@ def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hou
     def show_change(change_id: str, who: Viewer) -> ChangeDetail:
         record = get_change(change_id)
         rendered, note = {}, "applied already: the stored diff shows what it changed"
-        if record.state in ("proposed", "verified", "approved"):
+        if is_ran(record):
+            note = "a RAN change (slice split, inference placement): the RAN driver applies it, no router config"
+        elif record.state in ("proposed", "verified", "approved"):
             running = live.autopilot.driver.running()
             try:
                 after = apply_intents(running, list(IntentList.model_validate(record.intents).root))
@@ -442,7 +525,15 @@ def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hou
         and confirmed by reverting its metrics (commit-confirmed)."""
         record = get_change(change_id)
         why = (body.why if body else "") or "rolled back in the dashboard"
-        if record.state == "checking":
+        if is_ran(record):
+            if record.state != "checking":
+                raise HTTPException(409, f"change {change_id} is {record.state}; a RAN change can be rolled back "
+                                         "while it is being checked (the loop's next plan supersedes one done)")
+            with live.lock:
+                undone = live.ran is not None and live.ran.rollback_in_flight(who.user, change_id, why)
+            if not undone:
+                raise HTTPException(409, f"change {change_id} is not a RAN change being checked")
+        elif record.state == "checking":
             with live.lock:
                 undone = live.autopilot.rollback_in_flight(who.user, change_id)
             if undone is None:
@@ -562,6 +653,52 @@ def create_app(live: LiveLoop, tokens: dict[str, Principal], *, max_scenario_hou
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
+
+
+def _ran_out(ran, ts: str | None, n_cells: int) -> RanOut:
+    """``RanOut`` from the RAN part's latest frame and the configuration it ran under."""
+    topo, frame, config = ran.topology, ran.latest, ran.ran_under
+    if frame is None or config is None:
+        return RanOut(ts=ts, cells_total=len(topo.cells), cells_up=0, sla_met_share=0.0, slo_target=SLO_TARGET,
+                      step_ms=None, cells=[], sites=[], services=[])
+    prbs = topo.prbs[:, None]
+    guaranteed = np.array([s.guaranteed_share for s in topo.slices])[None, :] * prbs
+    met = config.slice_shares * prbs >= np.minimum(frame.prb_demand, guaranteed) - 1e-6  # (C, S)
+    load = frame.prb_demand.sum(axis=1) / topo.prbs
+    busiest = np.argsort(-load, kind="stable")[:n_cells]
+    cells = [RanCellOut(id=topo.cells[c], prbs=float(topo.prbs[c]), up=bool(frame.cell_up[c]),
+                        home_site=topo.sites[int(topo.home[c])], load=float(load[c]),
+                        slices=[RanSliceOut(name=sl.name, share=float(config.slice_shares[c, j]),
+                                            demand_prbs=float(frame.prb_demand[c, j]),
+                                            grant_prbs=float(frame.prb_grant[c, j]),
+                                            guaranteed_prbs=float(guaranteed[c, j]), sla_met=bool(met[c, j]))
+                                for j, sl in enumerate(topo.slices)])
+             for c in busiest.tolist()]
+    reserved = ran.reserved_under if ran.reserved_under is not None else np.zeros(len(topo.sites))
+    names = [s.name for s in topo.services]
+    sites = [RanSiteOut(id=site, up=bool(frame.site_up[k]), gpus=float(topo.gpus[k]), ran_gpus=float(frame.ran_gpus[k]),
+                        ran_reserved_gpus=float(reserved[k]),
+                        ai_powered_gpus=float(config.gpus_on[k]) if frame.site_up[k] else 0.0,
+                        ai_busy_gpus=float(frame.ai_gpus[k]),
+                        models=[names[i] for i in np.flatnonzero(config.loaded[:, k])],
+                        requests_per_s=float(frame.request_rate[:, k].sum()))
+             for k, site in enumerate(topo.sites)]
+    offered = frame.cell_rate.sum(axis=0)
+    cap = ran.loop.settings.max_utilisation
+    round_trip = np.where(frame.site_up[None, :], 2.0 * topo.latency_ms, np.inf)  # (C, K)
+    services = []
+    for i, svc in enumerate(topo.services):
+        share = float(frame.slo_met[i] / offered[i]) if offered[i] > 1e-12 else 1.0
+        reach = (round_trip + 1000.0 * svc.gpu_seconds / (1.0 - cap) <= svc.slo_ms + 1e-9).any(axis=1)
+        reachable = float(frame.cell_rate[reach, i].sum() / offered[i]) if offered[i] > 1e-12 else 1.0
+        services.append(RanServiceOut(name=svc.name, slo_ms=svc.slo_ms, requests_per_s=float(offered[i]),
+                                      unserved_per_s=max(float(frame.unserved[i]), 0.0),
+                                      slo_met_per_s=float(frame.slo_met[i]), slo_met_share=share,
+                                      slo_met=share >= SLO_TARGET, reachable_share=reachable))
+    up = frame.cell_up
+    return RanOut(ts=ts, cells_total=len(topo.cells), cells_up=int(up.sum()),
+                  sla_met_share=float(met[up].mean()) if up.any() else 1.0, slo_target=SLO_TARGET,
+                  step_ms=ran.step_ms[-1] if ran.step_ms else None, cells=cells, sites=sites, services=services)
 
 
 def _printable(text: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from netpilot.autopilot.loop import Autopilot, Tick
+from netpilot.autopilot.ran import LiveRan
 from netpilot.change.actuate import reconcile
 from netpilot.change.drivers import NetworkDriver
 from netpilot.change.workflow import ChangeStore, Policy
@@ -44,6 +45,9 @@ class LiveLoop(ABC):
         self.load_history: deque[np.ndarray] = deque(maxlen=keep)
         self.times: deque[str] = deque(maxlen=keep)
         self.errors: list[str] = []
+        # The AI-RAN beside the IP network (a subclass sets it): stepped with every tick, its changes in
+        # ``changes`` beside the routing changes.
+        self.ran: LiveRan | None = None
         # When each tick began on the wall clock (ISO, UTC), beside its simulated time: the audit log is written
         # in wall time, and the dashboard shows one clock, the simulated one.
         self.wall_times: deque[str] = deque(maxlen=keep)
@@ -60,6 +64,8 @@ class LiveLoop(ABC):
             began = datetime.now(UTC).isoformat(timespec="microseconds")
             result = self.next_step()
             tick = self.autopilot.observe(result)
+            if self.ran is not None:
+                self.ran.step()
             self.latest, self.latest_tick = result, tick
             self.load_history.append(np.where(result.link_up, result.link_utilisation, 0.0))
             self.times.append(result.ts.isoformat())

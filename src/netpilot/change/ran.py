@@ -270,6 +270,54 @@ class SimulatedRanDriver:
     def pending(self, kind: str) -> bool:
         return kind in self._previous
 
+    def replaced(self, kind: str) -> RanConfig | None:
+        """The configuration a ``kind`` commit awaiting confirmation replaced (None when none awaits)."""
+        return self._previous[kind][0] if kind in self._previous else None
+
     def check(self) -> ServingCheck:
         """Whether the placement runs as committed (the post-check's part a serving engine answers)."""
         return ServingCheck(True, "the simulator serves what was committed")
+
+
+def ran_diff(topology: RanTopology, before: RanConfig, after: RanConfig, reserved_before: np.ndarray,
+             reserved_after: np.ndarray | None, *, most: int = 25) -> list[dict]:
+    """What a RAN change alters, in the reviewable form of the change queue (``device``, ``field``, ``before``,
+    ``after``): for a slice split the ``most`` cells whose split moves most (PRB shares per slice, in %) and a
+    line for the rest; for a placement (``reserved_after`` given) per edge site the GPUs the RAN keeps, the GPUs
+    powered for AI and the models loaded, and per service the share of the cells' routes each site takes."""
+    def split(row: np.ndarray) -> str:
+        return " / ".join(f"{100 * v:.0f}" for v in row) + " %"
+
+    names = "/".join(s.name for s in topology.slices)
+    rows: list[dict] = []
+    if reserved_after is None:
+        moved = np.abs(after.slice_shares - before.slice_shares).max(axis=1)
+        order = np.argsort(-moved, kind="stable")
+        changed = order[moved[order] > 1e-9]
+        for c in changed[:most].tolist():
+            rows.append({"device": topology.cells[c], "field": f"PRB shares {names}",
+                         "before": split(before.slice_shares[c]), "after": split(after.slice_shares[c])})
+        if len(changed) > most:
+            rows.append({"device": f"{len(changed) - most} more cells", "field": f"PRB shares {names}",
+                         "before": "", "after": f"moved by at most {100 * moved[changed[most]]:.1f} points"})
+        return rows
+    services = [s.name for s in topology.services]
+    for k, site in enumerate(topology.sites):
+        for field, old, new in (("GPUs reserved for the RAN", f"{reserved_before[k]:.2f}", f"{reserved_after[k]:.2f}"),
+                                ("GPUs powered for AI", f"{before.gpus_on[k]:.0f}", f"{after.gpus_on[k]:.0f}"),
+                                ("models loaded", ", ".join(s for i, s in enumerate(services) if before.loaded[i, k])
+                                 or "none", ", ".join(s for i, s in enumerate(services) if after.loaded[i, k])
+                                 or "none")):
+            if old != new:
+                rows.append({"device": site, "field": field, "before": old, "after": new})
+
+    def routed(config: RanConfig, i: int) -> str:
+        per_site = config.share[:, i, :].mean(axis=0)
+        return ", ".join(f"{topology.sites[k]} {100 * per_site[k]:.0f} %" for k in np.argsort(-per_site)
+                         if per_site[k] > 5e-3) or "none"
+
+    for i, service in enumerate(services):
+        old, new = routed(before, i), routed(after, i)
+        if old != new:
+            rows.append({"device": service, "field": "cells' requests routed", "before": old, "after": new})
+    return rows

@@ -157,21 +157,41 @@ DEMO_USERS = {"alice": "approver", "oscar": "operator", "vera": "viewer"}
 def demo(port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8000,
          tick_seconds: Annotated[float, typer.Option(help="Wall seconds per simulated minute.")] = 1.0,
          db: Annotated[Path, typer.Option(help="Change database (SQLite).")] = Path("netpilot-demo.db"),
-         seconds: Annotated[Optional[float], typer.Option(help="Stop by itself after this long.")] = None) -> None:
+         seconds: Annotated[Optional[float], typer.Option(help="Stop by itself after this long.")] = None,
+         ran: Annotated[bool, typer.Option("--ran/--no-ran", help="Also run the AI-RAN of the network's cells and "
+                                                                  "edge sites (slicing approved by policy, "
+                                                                  "inference placement by you).")] = True) -> None:
     """The autopilot live on the bundled network: simulator, a scripted link failure at minute 20, the
-    dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only."""
+    dashboard on 127.0.0.1, changes waiting for your approval. Embedded storage only. With the AI-RAN part
+    (on unless --no-ran; it needs the staged Azure LLM trace), each minute also re-slices every cell and
+    re-places inference on the edge GPUs when load moves."""
+    from netpilot.change.workflow import Policy
+    from netpilot.errors import InputError
     from netpilot.model.faults import Fault
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
     from netpilot.scenarios.live import LiveAutopilot
+    from netpilot.telemetry.sim.airan import read_llm_trace
 
     _fresh_demo_db(db)
     network = load_network(bundled_network_path())
+    trace, note = None, "off (--no-ran)"
+    if ran:
+        try:
+            trace = read_llm_trace()
+        except InputError as exc:
+            note = f"off: {exc}"
     live = LiveAutopilot(network, faults=[Fault(kind="link_down", target=["BG", "GR"], at_minute=20,
                                                 duration_minutes=120)],
-                         seed=1, tick_seconds=tick_seconds, start=DEMO_START, changes_db=db)
+                         seed=1, tick_seconds=tick_seconds, start=DEMO_START, changes_db=db,
+                         policy=Policy(auto_approve=["set_slices"]), ran=trace is not None, ran_trace=trace)
+    if live.ran is not None:
+        topo = live.ran.topology
+        note = (f"{len(topo.cells)} cells, {len(topo.sites)} edge sites with {topo.gpus.sum():g} GPUs; slice "
+                "splits applied by policy, inference placements wait for your approval")
     stdout().print(f"Bundled network: {len(network.nodes)} nodes, {len(network.links)} links; simulated time "
-                   f"starts {DEMO_START:%a %H:%M} UTC, one minute every {tick_seconds:g} s; BG–GR fails at minute 20.")
+                   f"starts {DEMO_START:%a %H:%M} UTC, one minute every {tick_seconds:g} s; BG–GR fails at minute 20."
+                   f"\nAI-RAN: {note}.")
     live.changes.mark_owner(DEMO_OWNER)
     if seconds is not None:
         timer = threading.Timer(seconds, lambda: _interrupt())

@@ -70,11 +70,9 @@ def solve(
     document = solve_te(problem=problem, objective=objective, method=method, k=paths, grow=grow,
                         failures=failures, robust=robust, time_limit=time_limit)
     output.parent.mkdir(parents=True, exist_ok=True)
-    with output.open("w") as handle:
-        # Compact: the C encoder writes a 40,000-pair document in a fraction of a second; indenting falls back
-        # to the pure-Python encoder, which took longer than the solve.
-        json.dump(document, handle, separators=(",", ":"))
-        handle.write("\n")
+    # json.dumps, not json.dump: only the one-shot encoder is the C one (json.dump to a file streams through
+    # the pure-Python encoder, indented or not, which took longer than the solve on a 40,000-pair document).
+    output.write_text(json.dumps(document, separators=(",", ":")) + "\n")
     _summarise(document, output, time.perf_counter() - started)
 
 

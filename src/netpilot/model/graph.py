@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from netpilot.model.network import Demand, Link, Network
+
+if TYPE_CHECKING:  # NetworkX takes ~0.15 s to import; only the conversions below need it
+    import networkx as nx
 
 
 def to_networkx(network: Network, *, only_up: bool = False) -> nx.MultiDiGraph:
     """A MultiDiGraph whose node and edge attributes are the twin's fields; edge keys are link keys."""
+    import networkx as nx
+
     graph = nx.MultiDiGraph(name=network.name, origin=network.origin, notes=list(network.notes),
                             demands=[d.model_dump() for d in network.demands])
     for node in network.nodes:

@@ -122,3 +122,35 @@ def serve(topology: RanTopology, config: RanConfig, rate: np.ndarray, ai_gpus_av
     return {"arriving": arriving, "work": work, "gpus": gpus, "response": response, "queue": queue,
             "unserved": offered - served.sum(axis=(0, 2)), "slo_met": (served * within).sum(axis=(0, 2)),
             "offered": offered}
+
+
+def topology_of(network, *, services: tuple[Service, ...] = SERVICES, per_hop_ms: float = 0.5,
+                ran_share: float = 0.5) -> RanTopology:
+    """The AI-RAN of a network with cell sites and edge sites (``CellSite``, ``EdgeSite`` nodes): the one-way
+    latency from each cell to each site over the twin's lowest-latency path (``per_hop_ms`` of switching per
+    link), each cell's RAN processed at its nearest site, and the GPUs a PRB takes set so that the cells of the
+    most loaded site, all at full load, take ``ran_share`` of its GPUs (every other site less). ValueError when
+    the network has no cell, no edge site with GPUs, or a cell that reaches none."""
+    from netpilot.model.network import CellSite, EdgeSite
+    from netpilot.model.routing import latency_matrix
+
+    cells = [n for n in network.nodes if isinstance(n, CellSite)]
+    sites = [n for n in network.nodes if isinstance(n, EdgeSite) and n.gpus > 0]
+    if not cells or not sites:
+        raise ValueError(f"{network.name or 'the network'} has {len(cells)} cell sites and {len(sites)} edge sites "
+                         "with GPUs; the AI-RAN needs one of each at least")
+    arrays = network.arrays()
+    latency = latency_matrix(arrays, np.array([arrays.index[c.id] for c in cells]),
+                             np.array([arrays.index[s.id] for s in sites]), per_hop_ms=per_hop_ms)
+    lost = [cells[i].id for i in np.flatnonzero(~np.isfinite(latency).any(axis=1))]
+    if lost:
+        raise ValueError(f"cell {lost[0]} reaches no edge site ({len(lost)} cells in all)")
+    prbs = np.array([c.prbs for c in cells], dtype=float)
+    gpus = np.array([s.gpus for s in sites], dtype=float)
+    home = np.argmin(latency, axis=1)
+    per_site = np.bincount(home, weights=prbs, minlength=len(sites))
+    homed = per_site > 0
+    gpu_per_prb = ran_share * float((gpus[homed] / per_site[homed]).min())
+    return RanTopology([c.id for c in cells], [s.id for s in sites], prbs, home, gpus,
+                       np.array([s.gpu_memory_gb for s in sites], dtype=float),
+                       np.where(np.isfinite(latency), latency, 1e6), gpu_per_prb, services=services)

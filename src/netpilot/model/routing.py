@@ -8,7 +8,6 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.csgraph import dijkstra
 
-from netpilot.model import kernels
 from netpilot.model.network import NetworkArrays
 
 
@@ -42,6 +41,7 @@ class EcmpRouting:
         In NumPy, traffic is pushed down every target's DAG at once over the DAG's edges only (not every
         link), until it settles: at most as many rounds as the longest shortest path has hops.
         """
+        kernels = _kernels()
         if kernels.wanted(compiled):
             return kernels.carry(self, volume)
         n_targets, n = len(self.targets), self.n_nodes
@@ -84,6 +84,7 @@ class EcmpRouting:
         if "matrix" in self._cache:
             return self._cache["matrix"]
         n, n_links = self.n_nodes, len(self.src)
+        kernels = _kernels()
         if kernels.wanted(compiled):
             link, pair, share = kernels.pair_shares(self)
             matrix = sp.csr_matrix((share, (link, pair)), shape=(n_links, len(self.pairs)))
@@ -133,6 +134,7 @@ def ecmp_flows(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, vol
     metric = np.asarray(metric, dtype=np.int64)
     n, n_links = arrays.n_nodes, arrays.n_links
     targets, pair_target = np.unique(pairs[:, 1], return_inverse=True)
+    kernels = _kernels()
     use_kernels = kernels.wanted(compiled)
     if use_kernels:
         dist, on_dag, share, order = kernels.ecmp_dags(arrays, metric, targets, up)
@@ -170,6 +172,14 @@ def igp_loads(arrays: NetworkArrays, metric: np.ndarray, pairs: np.ndarray, volu
     over the links ``up``."""
     routing = ecmp_flows(arrays, metric, pairs, volume, up, compiled=compiled)
     return routing.loads, float(np.asarray(volume, dtype=float)[routing.unreachable].sum())
+
+
+def _kernels():
+    """The Numba kernels module, imported on first use: importing Numba takes ~0.15 s, which commands that
+    only need ``lightest_graph`` (``te solve``) should not pay."""
+    from netpilot.model import kernels
+
+    return kernels
 
 
 def lightest_graph(src: np.ndarray, dst: np.ndarray, w: np.ndarray, n: int) -> sp.csr_matrix:

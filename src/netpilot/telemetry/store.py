@@ -235,10 +235,26 @@ CREATE OR REPLACE VIEW samples AS SELECT p.ts, e.name AS entity, m.name AS metri
     FROM points p JOIN entities e ON e.id = p.entity_id JOIN metrics m ON m.id = p.metric_id;
 """
 
+# PostgreSQL's binary COPY format: a header, per row a field count and each field as (length, big-endian value),
+# a trailer. timestamptz travels as microseconds since 2000-01-01 UTC.
+_PG_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+_PG_COPY_TRAILER = b"\xff\xff"
+_PG_COPY_ROW = np.dtype([("fields", ">i2"), ("ts_len", ">i4"), ("ts", ">i8"), ("entity_len", ">i4"),
+                         ("entity_id", ">i4"), ("metric_len", ">i4"), ("metric_id", ">i4"), ("value_len", ">i4"),
+                         ("value", ">f8")])
+_PG_EPOCH_US = 946_684_800 * 1_000_000  # 2000-01-01 in microseconds since 1970-01-01
+
+
+def _unique_violation() -> type[Exception]:
+    from psycopg.errors import UniqueViolation
+
+    return UniqueViolation
+
 
 class PostgresStore:
     """PostgreSQL (psycopg 3): samples keyed by ``(ts, entity_id, metric_id)`` with small name tables, written
-    by COPY of integer rows into a temporary table, then one upsert.
+    by binary COPY into a temporary table, then a plain INSERT of the rows newer than anything stored and one
+    upsert of the rest.
 
     The key used to be ``(ts, entity, metric)`` over text, and the upsert into that B-tree was the cost of
     ingestion (142,000 samples/s); integer ids make it a third of the width and compare without collation.
@@ -268,7 +284,7 @@ class PostgresStore:
             cur.execute(_PG_TABLES)
             if old:
                 self._migrate(cur)
-            cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (us BIGINT, entity_id INTEGER, "
+            cur.execute("CREATE TEMP TABLE IF NOT EXISTS incoming_points (ts TIMESTAMPTZ, entity_id INTEGER, "
                         "metric_id INTEGER, value DOUBLE PRECISION) ON COMMIT DELETE ROWS")
         self.db.commit()
 
@@ -315,10 +331,6 @@ class PostgresStore:
     def write(self, samples: pa.Table) -> int:
         if samples.num_rows == 0:
             return 0
-        import io
-
-        import pyarrow.csv as pacsv
-
         samples = samples.cast(SAMPLE_SCHEMA)
         with self.db.cursor() as cur:
             entity = self._codes(cur, "entities", samples.column("entity"))
@@ -332,26 +344,46 @@ class PostgresStore:
             last = np.ones(len(order), dtype=bool)
             last[:-1] = (key_ts[1:] != key_ts[:-1]) | (key_e[1:] != key_e[:-1]) | (key_m[1:] != key_m[:-1])
             keep = order[last]
-            rows = pa.table({"ts": pa.array(key_ts[last], pa.int64()),
-                             "entity_id": pa.array(entity[keep], pa.int32()),
-                             "metric_id": pa.array(metric[keep], pa.int32()),
-                             "value": pa.array(value[keep], pa.float64())})
-            # Arrow writes the CSV in C++; COPY reads it in C: no Python loop per row. Times travel as integer
-            # microseconds (formatting and parsing timestamps was a third of the cost) and the rows are already
-            # in key order, so the upsert walks the index from left to right.
-            buffer = io.BytesIO()
-            pacsv.write_csv(rows, buffer, pacsv.WriteOptions(include_header=False, quoting_style="none"))
-            with cur.copy("COPY incoming (us, entity_id, metric_id, value) FROM STDIN WITH (FORMAT csv)") as copy:
-                copy.write(buffer.getvalue())
-            # xmax = 0 marks a row that was inserted rather than updated; a replay of the same value writes
-            # nothing (no new row version, no WAL).
-            (new,) = cur.execute("""WITH upserted AS (
-                INSERT INTO points (ts, entity_id, metric_id, value)
-                SELECT timestamptz 'epoch' + us * interval '1 microsecond', entity_id, metric_id, value FROM incoming
-                ON CONFLICT (ts, entity_id, metric_id) DO UPDATE SET value = EXCLUDED.value
-                WHERE points.value IS DISTINCT FROM EXCLUDED.value
-                RETURNING (xmax = 0) AS inserted)
-                SELECT count(*) FILTER (WHERE inserted) FROM upserted""").fetchone()
+            key_ts = key_ts[last]
+            # Binary COPY: the rows are laid out in PostgreSQL's wire format by NumPy (times as microseconds
+            # since 2000-01-01, what timestamptz is on the wire), so neither side formats or parses text.
+            rows = np.empty(len(keep), dtype=_PG_COPY_ROW)
+            rows["fields"], rows["ts_len"], rows["entity_len"], rows["metric_len"], rows["value_len"] = 4, 8, 4, 4, 8
+            rows["ts"] = key_ts - _PG_EPOCH_US
+            rows["entity_id"], rows["metric_id"], rows["value"] = entity[keep], metric[keep], value[keep]
+            with cur.copy("COPY incoming_points (ts, entity_id, metric_id, value) FROM STDIN WITH (FORMAT binary)") \
+                    as copy:
+                copy.write(_PG_COPY_HEADER + rows.tobytes() + _PG_COPY_TRAILER)
+            # Telemetry mostly arrives newer than anything stored: those rows cannot conflict, and a plain INSERT
+            # costs ~0.6 of an upsert (no speculative insertion). Rows at or before the newest stored time go
+            # through the upsert. A concurrent writer storing newer rows first makes the plain INSERT fail on the
+            # key: it is rolled back to the savepoint and the whole batch upserted instead, so a replay or a race
+            # still stores every key once, last write winning.
+            (newest,) = cur.execute("SELECT (extract(epoch FROM max(ts)) * 1000000)::bigint FROM points").fetchone()
+            fresh = len(key_ts) if newest is None else int(np.count_nonzero(key_ts > newest))
+            new = 0
+            if fresh:
+                where = "" if fresh == len(key_ts) else \
+                    " WHERE ts > timestamptz 'epoch' + %s * interval '1 microsecond'"
+                try:
+                    with self.db.transaction():  # a savepoint
+                        new = cur.execute("INSERT INTO points (ts, entity_id, metric_id, value) SELECT ts, entity_id, "
+                                          "metric_id, value FROM incoming_points" + where,
+                                          [newest] if where else None).rowcount
+                except _unique_violation():
+                    fresh, new = 0, 0
+            if fresh < len(key_ts):
+                where = " WHERE ts <= timestamptz 'epoch' + %s * interval '1 microsecond'" if fresh else ""
+                # xmax = 0 marks a row that was inserted rather than updated; a replay of the same value writes
+                # nothing (no new row version, no WAL).
+                (upserted,) = cur.execute(f"""WITH upserted AS (
+                    INSERT INTO points (ts, entity_id, metric_id, value)
+                    SELECT ts, entity_id, metric_id, value FROM incoming_points{where}
+                    ON CONFLICT (ts, entity_id, metric_id) DO UPDATE SET value = EXCLUDED.value
+                    WHERE points.value IS DISTINCT FROM EXCLUDED.value
+                    RETURNING (xmax = 0) AS inserted)
+                    SELECT count(*) FILTER (WHERE inserted) FROM upserted""", [newest] if where else None).fetchone()
+                new += upserted
         self.db.commit()
         return int(new)
 

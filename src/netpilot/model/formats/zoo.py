@@ -6,8 +6,6 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-import networkx as nx
-
 from netpilot.errors import InputError
 from netpilot.model.formats.common import latency_between, metric_for
 from netpilot.model.io import network_from_data, read_text
@@ -49,6 +47,8 @@ def read_graphml(path: str | Path, *, default_capacity: float = DEFAULT_CAPACITY
     """
     path = Path(path)
     text = read_text(path)
+    import networkx as nx  # here, not at the top: every command that reads any network imports this module
+
     try:
         graph = nx.parse_graphml(text, force_multigraph=True)
     except ET.ParseError as exc:

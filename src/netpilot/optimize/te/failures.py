@@ -156,14 +156,21 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
         raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
     context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
     if workers > 1 and len(scenarios) > 1 and "fork" in multiprocessing.get_all_start_methods():
-        chunks = [scenarios[i::workers] for i in range(workers)]
+        # Handed out one small chunk at a time, the likely slowest first (those cutting the most loaded links:
+        # their re-optimisations take the most iterations), so that no worker is left with a long one at the
+        # end. Each scenario's answer does not depend on which worker or in what order it runs.
+        failed_load = np.array([(context.base_load[f] * context.inv_cap[f]).max(initial=0.0) for f in scenarios])
+        order = np.argsort(-failed_load, kind="stable")
+        chunk = max(1, min(8, len(scenarios) // (8 * workers)))
+        batches = [order[i:i + chunk] for i in range(0, len(order), chunk)]
         pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
                                    initializer=_install, initargs=(context,))
         with pool:
-            parts = list(pool.map(_run_chunk, chunks))
+            parts = list(pool.map(_run_chunk, [[scenarios[i] for i in batch] for batch in batches]))
         answers: list[tuple] = [None] * len(scenarios)  # type: ignore[list-item]
-        for i, part in enumerate(parts):
-            answers[i::workers] = part
+        for batch, part in zip(batches, parts):
+            for i, answer in zip(batch, part):
+                answers[i] = answer
     else:
         answers = [context.solve(failed) for failed in scenarios]
     mlu = np.array([a[2] for a in answers])

@@ -94,9 +94,10 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     enabled = np.ones(problem.paths.n_paths, dtype=bool)
     if failed_links is not None and len(failed_links):
         inv_cap[failed_links] = 0.0
-        crossing = np.zeros(problem.arrays.n_links)
-        crossing[failed_links] = 1.0
-        enabled = (problem.incidence_t @ crossing) == 0
+        # The paths over a failed link: that link's row of the incidence matrix (not a product over all paths).
+        rows = problem.incidence
+        for e in np.asarray(failed_links, dtype=np.int64):
+            enabled[rows.indices[rows.indptr[e]:rows.indptr[e + 1]]] = False
     if start is not None and x0 is None:
         x0 = start.x
     x = initial_split(problem) if x0 is None else np.asarray(x0, dtype=float)
@@ -123,11 +124,14 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         # The last answer's prices, with failed links priced out and their paths barred, bound this instance.
         best_price = np.where(inv_cap > 0, start.info["link_price"], 0.0)
         best_bound = problem.mlu_lower_bound(best_price, None if enabled.all() else enabled)
-        carried_over = float((problem.loads(x) * inv_cap).max(initial=0.0))
+        start_load = problem.loads(x)
+        carried_over = float((start_load * inv_cap).max(initial=0.0))
         if carried_over <= best_bound * (1 + tolerance):
             return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, 0,
                            info={"active_pairs": 0, "sharpness": sharpness, "boldness": boldness,
                                  "link_price": best_price})
+    else:
+        start_load = None
     smoothed_price = None
     iterations = improved_at = 0
     checkpoint = np.inf
@@ -137,7 +141,8 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     for iterations in range(1, max_iterations + 1):
         if since_refresh >= refresh_every:
             if active is None:
-                load = problem.loads(x)
+                # The same x as the warm start's check above: its loads, computed once.
+                load = problem.loads(x) if start_load is None else start_load
             else:
                 x[active.paths] = xa
                 load = active.background + active.a @ (active.demand * xa)

@@ -3,7 +3,7 @@
 "use strict";
 
 const state = { token: null, me: null, network: null, positions: {}, unplaced: new Set(), labels: {},
-                selectedLink: null, selectedChange: null, pinned: false, congestion: 0.9 };
+                selectedLink: null, selectedChange: null, pinned: false, congestion: 0.9, ran: null };
 
 // A root cause that explains less than this share of the measured change is shown as weak.
 const WEAK_CAUSE = 0.3;
@@ -368,12 +368,34 @@ async function refreshIncidents() {
   }));
 }
 
+// What a change does, as a tag: the RAN's slice splits and inference placements beside routing changes.
+function changeKind(c) {
+  const kinds = c.kinds || [];
+  if (kinds.length && kinds.every(k => k === "set_slices")) return "slicing";
+  if (kinds.length && kinds.every(k => k === "place_inference")) return "placement";
+  return "routing";
+}
+
 async function refreshChanges() {
-  const changes = await api("/api/changes?limit=50");
+  // The newest changes, and every change waiting for a decision even when the RAN's slice splits (one a
+  // minute) have pushed it down the list.
+  const [recent, waitingAll] = await Promise.all([api("/api/changes?limit=50"), api("/api/changes?state=verified&limit=20")]);
+  const seen = new Set(recent.map(c => c.id));
+  const changes = [...waitingAll.filter(c => !seen.has(c.id)), ...recent];
+  // Runs of slice splits the policy applied fold into their newest, so routing changes stay in view.
+  const rows = [];
+  for (const c of changes) {
+    const last = rows.at(-1);
+    const folds = changeKind(c) === "slicing" && c.state === "done";
+    if (folds && last && last.folds && c.id !== state.selectedChange) { last.more += 1; continue; }
+    rows.push({ c, folds, more: 0 });
+  }
   const root = document.getElementById("changes");
-  root.replaceChildren(...changes.slice(0, 30).map(c => {
-    const item = el("li", { "data-id": c.id, class: c.id === state.selectedChange ? "selected" : "", title: percentify(c.why) },
-                    el("span", { class: `state ${c.state}` }, c.state), ` ${c.id} by ${c.proposer}: ${clip(percentify(c.why), 110)}`);
+  root.replaceChildren(...rows.slice(0, 30).map(({ c, more }) => {
+    const kind = changeKind(c);
+    const item = el("li", { "data-id": c.id, "data-kind": kind, class: c.id === state.selectedChange ? "selected" : "", title: percentify(c.why) },
+                    el("span", { class: `state ${c.state}` }, c.state), " ", el("span", { class: `kind ${kind}` }, kind),
+                    ` ${c.id} by ${c.proposer}: ${clip(percentify(c.why), 100)}${more ? ` (and ${more} earlier slice splits applied)` : ""}`);
     item.addEventListener("click", () => { state.selectedChange = c.id; state.pinned = true; refreshChanges(); });
     return item;
   }));
@@ -397,7 +419,8 @@ async function showChange(id) {
   const c = await api(`/api/changes/${id}`);
   const root = document.getElementById("change-detail");
   const checks = (c.verification?.checks || []).map(checkItem);
-  const diff = c.diff.map(d => `${d.link}: ${d.field} ${d.before} → ${d.after}`).join("\n");
+  // Routing changes name a link; the RAN's name a cell, an edge site or a service.
+  const diff = c.diff.map(d => `${d.link ?? d.device}: ${d.field} ${d.before} → ${d.after}`).join("\n");
   const config = Object.entries(c.config_diff).map(([dev, text]) => `# ${dev}\n${text}`).join("\n");
   const outcomes = c.previous_outcomes.map(o =>
     `${o.change}: MLU ${pct(o.mlu_before)} → predicted ${pct(o.predicted_mlu)}, measured ${o.measured_mlu === null ? "pending" : pct(o.measured_mlu)}`).join("\n");
@@ -415,11 +438,12 @@ async function showChange(id) {
     buttons.append(back);
   }
   root.replaceChildren(
-    el("h3", {}, `Change ${c.id} `, el("span", { class: `state ${c.state}`, id: "change-state" }, c.state)),
+    el("h3", {}, `Change ${c.id} `, el("span", { class: `state ${c.state}`, id: "change-state" }, c.state), " ",
+       el("span", { class: `kind ${changeKind(c)}`, id: "change-kind" }, changeKind(c))),
     el("p", {}, percentify(c.why)), buttons,
     el("h4", {}, "Diff"), el("pre", { id: "diff" }, diff || "(none)"),
     el("h4", {}, "Verification"), el("ul", { id: "checks" }, ...checks),
-    el("h4", {}, "Rendered FRR config"), el("pre", {}, config || `(${c.config_note || "no device changes"})`),
+    el("h4", {}, "Rendered FRR config"), el("pre", { id: "config" }, config || `(${c.config_note || "no device changes"})`),
     el("h4", {}, "Earlier changes: predicted vs measured"), el("pre", {}, outcomes || "(none yet)"));
 }
 
@@ -434,8 +458,115 @@ async function decide(id, action) {
   await refreshChanges();
 }
 
-async function refreshAudit() {
-  const audit = await api("/api/audit?limit=40");
+// --- the AI-RAN: cells (slice shares) and edge sites (GPUs for the RAN and for AI) --------------------------------
+
+const SLICE_COLOURS = { eMBB: "#4a7fd4", URLLC: "#e07b39", mMTC: "#58a55c" };
+const pct1 = v => `${(100 * v).toFixed(1)} %`;
+const num = (v, digits = 1) => v.toFixed(digits);
+
+async function refreshRan() {
+  if (state.ran === false) return;  // this loop runs no AI-RAN part: the panels stay hidden
+  let r;
+  try { r = await api("/api/ran?cells=12"); } catch (e) {
+    if (String(e.message).startsWith("no AI-RAN")) state.ran = false;
+    return;
+  }
+  state.ran = true;
+  document.getElementById("cells-panel").hidden = false;
+  document.getElementById("sites-panel").hidden = false;
+  drawCells(r);
+  drawSites(r);
+  document.querySelector("#services tbody").replaceChildren(...r.services.map(s =>
+    el("tr", { "data-service": s.name }, el("td", {}, s.name), el("td", {}, num(s.requests_per_s)),
+       el("td", {}, num(s.unserved_per_s)), el("td", {}, num(s.slo_ms, 0)),
+       el("td", { class: s.slo_met ? "ok" : "fail", title: `target: ${pct(r.slo_target)} of requests within the SLO` },
+          `${pct1(s.slo_met_share)} ${s.slo_met ? "✓" : "✗"}`),
+       el("td", { title: "requests from cells some edge site up can answer within the SLO (round trip plus response time at the utilisation cap)" },
+          pct1(s.reachable_share)))));
+  if (r.cells.length && r.sites.length) document.body.dataset.ran = "true";
+}
+
+function drawCells(r) {
+  document.getElementById("cells-summary").textContent = r.ts ?
+    `${r.cells_up} of ${r.cells_total} up; SLA met on ${pct1(r.sla_met_share)} of cell-slices; the ${r.cells.length} busiest` : "";
+  const root = document.getElementById("cells");
+  // Drawn 800 units wide (about the wide column's pixels, so text keeps its size); 100 % of a cell's PRBs: 420.
+  const row = 20, top = 20, left = 92, width = 420;
+  const height = top + row * Math.max(1, r.cells.length) + 6;
+  root.setAttribute("viewBox", `0 0 800 ${height}`);
+  root.replaceChildren();
+  const x = v => left + width * Math.max(0, Math.min(1.3, v));
+  for (const v of [0, 0.5, 1]) {
+    root.append(svg("line", { x1: x(v), x2: x(v), y1: top - 4, y2: height - 4, stroke: "#e4e7ee" }));
+    root.append(svgText({ x: x(v), y: top - 8, "text-anchor": "middle", class: "muted" }, pct(v)));
+  }
+  r.cells.forEach((cell, i) => {
+    const y = top + i * row;
+    const g = svg("g", { "data-cell": cell.id });
+    g.append(svgText({ x: 0, y: y + 13, class: cell.up ? "" : "fail" }, cell.up ? cell.id : `${cell.id} down`));
+    let at = 0;
+    for (const s of cell.slices) {
+      const bar = svg("rect", { x: x(at), y: y + 3, width: Math.max(0, width * s.share), height: 13,
+                                fill: SLICE_COLOURS[s.name] || "#8a94a6", "data-slice": s.name });
+      bar.append(svgText({}, `${cell.id} ${s.name}: ${pct(s.share)} of ${cell.prbs} PRBs; demand ${num(s.demand_prbs)} PRBs, ` +
+                             `granted ${num(s.grant_prbs)}, guaranteed ${num(s.guaranteed_prbs)}${s.sla_met ? "" : " (SLA missed)"}`));
+      g.append(bar);
+      at += s.share;
+    }
+    g.append(svg("line", { x1: x(cell.load), x2: x(cell.load), y1: y + 1, y2: y + 18, class: "load" }));
+    const missed = cell.slices.filter(s => !s.sla_met).map(s => s.name);
+    g.append(svgText({ x: x(1.3) + 8, y: y + 13 }, `load ${pct(cell.load)}`));
+    g.append(svgText({ x: 798, y: y + 13, "text-anchor": "end", class: missed.length ? "fail" : "ok" },
+                     missed.length ? `✗ ${missed.join(", ")}` : "✓ SLA"));
+    root.append(g);
+  });
+}
+
+function drawSites(r) {
+  const root = document.getElementById("sites");
+  // Drawn 520 units wide (about the narrow column's pixels); the axis (240) spans the largest site's GPUs.
+  const row = 34, top = 20, left = 70, width = 240;
+  const most = Math.max(1, ...r.sites.map(s => s.gpus));
+  const height = top + row * Math.max(1, r.sites.length) + 4;
+  root.setAttribute("viewBox", `0 0 520 ${height}`);
+  root.replaceChildren();
+  const x = v => left + width * v / most;
+  const step = most > 16 ? Math.ceil(most / 8) : most > 8 ? 2 : 1;
+  for (let v = 0; v <= most; v += step) {
+    root.append(svg("line", { x1: x(v), x2: x(v), y1: top - 4, y2: height - 6, class: "grid" }));
+    root.append(svgText({ x: x(v), y: top - 8, "text-anchor": "middle", class: "muted" }, String(v)));
+  }
+  root.append(svgText({ x: x(most) + 6, y: top - 8, class: "muted" }, "GPUs"));
+  r.sites.forEach((site, i) => {
+    const y = top + i * row;
+    const g = svg("g", { "data-site": site.id });
+    g.append(svgText({ x: 0, y: y + 12, class: site.up ? "" : "fail" }, site.id));
+    g.append(svgText({ x: 0, y: y + 25, class: site.up ? "muted" : "fail" }, site.up ? `${site.gpus} GPUs, up` : "down"));
+    const ran = Math.min(site.ran_gpus, site.gpus);
+    const reservedIdle = Math.max(0, Math.min(site.ran_reserved_gpus, site.gpus) - ran);
+    const powered = Math.max(0, Math.min(site.ai_powered_gpus, site.gpus - ran - reservedIdle));
+    const busy = Math.min(site.ai_busy_gpus, powered);
+    const parts = [["ran", ran, "#1d2330", `RAN in use: ${num(site.ran_gpus, 2)} GPUs`],
+                   ["reserved", reservedIdle, "#9aa3b5", `reserved for the RAN: ${num(site.ran_reserved_gpus, 2)} GPUs`],
+                   ["ai", busy, "#7b3fe4", `AI busy: ${num(site.ai_busy_gpus, 2)} GPUs`],
+                   ["aion", powered - busy, "#c9b3f5", `AI powered: ${num(site.ai_powered_gpus, 0)} GPUs`],
+                   ["free", Math.max(0, site.gpus - ran - reservedIdle - powered), "#e4e7ee", "off"]];
+    let at = 0;
+    for (const [part, value, fill, label] of parts) {
+      const bar = svg("rect", { x: x(at), y: y + 2, width: Math.max(0, x(value) - x(0)), height: 14, fill, "data-part": part });
+      bar.append(svgText({}, `${site.id}: ${label}`));
+      g.append(bar);
+      at += value;
+    }
+    g.append(svgText({ x: x(most) + 30, y: y + 13 },
+                     `RAN ${num(site.ran_gpus)} / ${num(site.ran_reserved_gpus)} · AI ${num(site.ai_busy_gpus)} / ${num(site.ai_powered_gpus, 0)}`));
+    g.append(svgText({ x: left, y: y + 29, class: "muted" },
+                     `models: ${site.models.length ? site.models.join(", ") : "none"} · ${num(site.requests_per_s)} requests/s`));
+    root.append(g);
+  });
+}
+
+function paintAudit(audit) {
   document.getElementById("audit-status").textContent = audit.intact ? "hash chain intact" : `BROKEN: ${audit.detail}`;
   document.getElementById("audit").replaceChildren(...audit.entries.reverse().map(e =>
     el("li", { title: `written ${e.at} (wall clock)` },
@@ -462,8 +593,13 @@ async function refreshState() {
 
 async function refreshAll() {
   try {
+    if (state.selectedLink === null) await refreshState();  // the first time: which link to chart
+    const [, , , audit] = await Promise.all([refreshSeries(), refreshIncidents(), refreshChanges(),
+                                             api("/api/audit?limit=40"), refreshRan()]);
+    // The clock last, and the audit log painted in the same step as the clock: the state is fetched after the
+    // log, so no entry the page shows is later than the time in its header, at any moment.
     const s = await refreshState();
-    await Promise.all([refreshSeries(), refreshIncidents(), refreshChanges(), refreshAudit()]);
+    paintAudit(audit);
     // A marker for screenshots and tests: the page shows data, not its empty skeleton.
     if (s.ts && document.querySelector("#series .measured")) document.body.dataset.loaded = "true";
   } catch (e) { console.error(e); }
