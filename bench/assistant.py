@@ -22,8 +22,8 @@ import numpy as np
 from rich.console import Console
 
 from _results import OUT, run
-from assistant_requests import OUT as REQUESTS
 from assistant_requests import DEV_HELD, DEV_WORDS, NUMBER_WORDS, networks, spellings, test_wordings
+from assistant_requests import OUT as REQUESTS
 from netpilot.assistant.backends import Completion, LocalBackend, OpenAIBackend
 from netpilot.assistant.candidates import RULE, RULES, TRUST_MARGIN
 from netpilot.assistant.core import Assistant
@@ -146,7 +146,7 @@ def dev_word_cases(nets, seed: int = 11, repeats: int = 1, words=DEV_WORDS, pref
         routers = [n.id for n in network.nodes if n.kind == "router"]
         pairs = sorted({tuple(sorted((lk.source, lk.target))) for lk in network.links
                         if lk.source in routers and lk.target in routers})
-        for index, (family, template, answer) in enumerate(words):
+        for family, template, answer in words:
             for _ in range(repeats):
                 (a, b), (c, d) = rng.sample(pairs, 2)
                 a, b = (a, b) if rng.random() < 0.5 else (b, a)

@@ -281,8 +281,10 @@ def clarifying_question(seen: Interpretation, index: NameIndex) -> str:
 
 #: Where a request of two changes divides ("drain A and shut C-D", "set A-B to 40, then drain C").
 _JOIN = re.compile(r",?\s+(?:and\s+after\s+that|and\s+then|then|and\s+also|and|plus|as\s+well\s+as)\s+|;\s*|,\s+")
-_CHANGE_WORDS = frozenset("drain maintenance shut disable down enable up again back metric cost igp set take bring "
-                          "move".split())
+_CHANGE_WORDS = frozenset([
+    "drain", "maintenance", "shut", "disable", "down", "enable", "up", "again", "back", "metric", "cost", "igp",
+    "set", "take", "bring", "move"
+])
 
 
 def _two_parts(request: str, mentions: list[Mention], nodes: list[str], links: dict[str, tuple[str, str]],

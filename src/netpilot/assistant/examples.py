@@ -97,8 +97,11 @@ _WEIGHT = {f: math.log((1 + len(BANK)) / (1 + sum(f in feats for feats in _BANK_
 # The words that say what to do weigh more than those around the names ("the 10 Gbit/s link A-B should get
 # metric M" is a metric, however much of it reads like "shut the link A-B"); requests are first written in these
 # words (wording.canonical).
-ACTION_WORDS = frozenset("drain maintenance shut disable down enable up again back metric cost igp why how what will "
-                         "busy loaded fails happens incidents log doing congested wipe every all".split())
+ACTION_WORDS = frozenset([
+    "drain", "maintenance", "shut", "disable", "down", "enable", "up", "again", "back", "metric", "cost", "igp",
+    "why", "how", "what", "will", "busy", "loaded", "fails", "happens", "incidents", "log", "doing", "congested",
+    "wipe", "every", "all"
+])
 ACTION_WEIGHT = 2.5
 for _f in list(_WEIGHT):
     if _f in ACTION_WORDS:

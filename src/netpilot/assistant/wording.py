@@ -7,9 +7,13 @@ from __future__ import annotations
 import re
 
 _SMALL = {w: i for i, w in enumerate(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
-    "seventeen eighteen nineteen".split())}
-_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+    [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve",
+        "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"
+    ])}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate([
+    "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"
+])}
 _SCALE = {"hundred": 100, "thousand": 1000}
 _NUM = "(?:" + "|".join([*_SMALL, *_TENS, *_SCALE]) + ")"
 _NUMBER_WORD = re.compile(rf"\b{_NUM}(?:[\s-]+(?:and[\s-]+)?{_NUM})*\b", re.IGNORECASE)
