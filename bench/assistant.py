@@ -22,10 +22,10 @@ import numpy as np
 from rich.console import Console
 
 from _results import OUT, run
+from assistant_requests import DEV_HELD, DEV_WORDS, NUMBER_WORDS, networks, spellings, test_wordings
 from assistant_requests import OUT as REQUESTS
-from assistant_requests import networks
 from netpilot.assistant.backends import Completion, LocalBackend, OpenAIBackend
-from netpilot.assistant.candidates import RULE, RULES
+from netpilot.assistant.candidates import RULE, RULES, TRUST_MARGIN
 from netpilot.assistant.core import Assistant
 from netpilot.assistant.examples import BANK
 from netpilot.assistant.restate import restate
@@ -42,9 +42,11 @@ PEOPLE = ("alice", "bob", "carol")
 
 
 class NearestExample:
-    """Answers with the nearest worked example as the prompt holds it (the last example before the request)."""
+    """Code alone: the nearest worked example written with the request's names (for a request of two changes,
+    each part's), as the assistant's Interpretation.code holds it."""
 
     name = "nearest-example"
+    code_only = True
 
     def complete(self, messages: list[dict[str, str]], schema: dict) -> Completion:
         return Completion(messages[-2]["content"], "nearest-example (no model)", "copy", 0.0)
@@ -129,14 +131,57 @@ def dev_cases(nets, seed: int = 7) -> list[dict]:
     return cases
 
 
-def evaluate(backend, label: str, limit: int | None, split: str = "test", rule: str = RULE) -> dict:
+def dev_word_cases(nets, seed: int = 11, repeats: int = 1, words=DEV_WORDS, prefix: str = "devw") -> list[dict]:
+    """The dev split of own wordings (assistant_requests.DEV_WORDS, none a test or prompt wording): names spelled
+    as the test spells them (id, country, city, a typo), so candidate writing and when to trust the model are
+    chosen on wordings the prompt has not seen, without the test's."""
+    overlap = {w.lower() for _, w, _ in words} & (test_wordings() | {b[0].lower() for b in BANK})
+    if overlap:
+        raise SystemExit(f"dev wordings also test or prompt wordings: {sorted(overlap)}")
+    from netpilot.assistant.names import CITIES
+
+    rng = random.Random(seed)
+    cases = []
+    for tag, network in nets.items():
+        routers = [n.id for n in network.nodes if n.kind == "router"]
+        pairs = sorted({tuple(sorted((lk.source, lk.target))) for lk in network.links
+                        if lk.source in routers and lk.target in routers})
+        for family, template, answer in words:
+            for _ in range(repeats):
+                (a, b), (c, d) = rng.sample(pairs, 2)
+                a, b = (a, b) if rng.random() < 0.5 else (b, a)
+                metric = rng.choice(sorted(NUMBER_WORDS))
+                names = {"A": a, "B": b, "C": c, "D": d, "M": str(metric)}
+                spelled = {k: (rng.choice(spellings(network, v)) if k in "ABCD" else v) for k, v in names.items()}
+                request = _fill(template, spelled).replace("{W}", NUMBER_WORDS[metric]).replace(
+                    "{Acity}", rng.choice(list(CITIES)).title())
+                data = json.loads(_fill(answer, names))
+                setup = []
+                if data["action"] == "change":
+                    links = {link_name(x, y): (x, y) for x, y in ((a, b), (c, d))}
+                    parsed = parse_answer(json.dumps(data), [a, b, c, d], links, network)
+                    intents = [i.model_dump(exclude_none=True) for i in parsed.intents]
+                    setup = [{**i, "state": "down"} for i in intents if i.get("state") == "up"]
+                    expected = {"action": "change", "intents": intents}
+                    category = "single" if len(data["intents"]) == 1 else "multi"
+                else:
+                    expected = {k: v for k, v in data.items() if k in ("action", "topic")}
+                    category = {"clarify": "ambiguous", "explain": "explain"}.get(data["action"], data.get("reason"))
+                cases.append({"id": f"{prefix}-{tag}-{len(cases):03d}", "network": tag, "family": family,
+                              "category": category, "request": request, "expected": expected, "setup": setup})
+    return cases
+
+
+def evaluate(backend, label: str, limit: int | None, split: str = "test", rule: str = RULE,
+             margin: float | None = TRUST_MARGIN) -> dict:
     nets = networks()
-    cases = json.loads(REQUESTS.read_text()) if split == "test" else dev_cases(nets)
+    cases = (json.loads(REQUESTS.read_text()) if split == "test" else dev_cases(nets) if split == "dev"
+             else dev_word_cases(nets) if split == "dev-words" else dev_word_cases(nets, 13, 2, DEV_HELD, "held"))
     if limit:
         cases = cases[::max(1, len(cases) // limit)][:limit]
     if isinstance(backend, Replay):
         cases = [c for c in cases if c["request"] in backend.scored]
-    assistant = Assistant(backend, rule=rule)
+    assistant = Assistant(backend, rule=rule, trust_margin=margin)
     # A policy that would auto-approve every kind: the assistant's proposals must still wait for a person.
     store = ChangeStore(":memory:", Policy(auto_approve=["set_link_state", "set_metric", "drain_node"]))
     rows = []
@@ -242,9 +287,13 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--key", default="none")
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--split", choices=("test", "dev"), default="test",
-                        help="test: the evaluation's requests; dev: the prompt's examples, each left out in turn")
+    parser.add_argument("--split", choices=("test", "dev", "dev-words", "dev-held"), default="test",
+                        help="test: the evaluation's requests; dev: the prompt's examples, each left out in turn; "
+                             "dev-words: the dev split's own wordings (DEV_WORDS); dev-held: more, held out (DEV_HELD)")
     parser.add_argument("--replay", help="rows.jsonl of a local run: its scores, chosen again by --rule")
+    parser.add_argument("--margin", type=lambda v: None if v == "none" else float(v), default=TRUST_MARGIN,
+                        help="the model's choice only when more likely than code's answer by this (none: always)")
+    parser.add_argument("--label", help="added to the backend's name in the results and the rows file")
     parser.add_argument("--rule", choices=RULES, default=RULE, help="how the local model's scores choose")
     args = parser.parse_args()
     chosen = args.backend or ["nearest", "local"]
@@ -261,10 +310,12 @@ def main() -> None:
             else:
                 backend = NearestExample()
             label = f"local-{args.rule}-replayed" if isinstance(backend, Replay) else name
-            evaluate(backend, label, args.limit, args.split, args.rule)
+            label = f"{label}-{args.label}" if args.label else label
+            evaluate(backend, label, args.limit, args.split, args.rule, args.margin)
         return go
 
-    run("assistant" if args.split == "test" else "assistant_dev",
+    run({"test": "assistant", "dev": "assistant_dev", "dev-words": "assistant_dev_words",
+         "dev-held": "assistant_dev_held"}[args.split],
         {name: section(name) for name in ("nearest", "local", "openai")}, chosen, results)
 
 

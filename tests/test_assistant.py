@@ -18,12 +18,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from netpilot.assistant.backends import BackendError, Completion, LocalBackend, OpenAIBackend
-from netpilot.assistant.candidates import Candidate, candidates, choose
+from netpilot.assistant.candidates import Candidate, candidates, choose, prefer_code, same_answer
 from netpilot.assistant.core import Assistant
-from netpilot.assistant.examples import BANK
+from netpilot.assistant.examples import BANK, mask, nearest
 from netpilot.assistant.names import NameIndex, typo_distance
 from netpilot.assistant.schema import AnswerError, answer_schema, parse_answer
 from netpilot.assistant.tools import ChangeEntry, Observations, Tools, plan
+from netpilot.assistant.wording import canonical, metric_numbers, number_words
 from netpilot.change.intents import IntentList, apply_intents
 from netpilot.change.workflow import ChangeStore, Policy, WorkflowError
 from netpilot.errors import InputError
@@ -73,6 +74,80 @@ def test_names_from_codes_countries_cities_and_typos(network):
     # Two-letter codes count only written as codes: "it" and "at" are words.
     assert nodes("is it at the limit?") == []
     assert typo_distance("lonodn", "london") == 1 and typo_distance("paris", "berlin") > 2
+
+
+def test_names_of_several_words_with_a_typo_demonyms_and_local_city_names(network, shared_data):
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import assistant_requests
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    abilene = NameIndex(assistant_requests.networks()["abilene"])
+    index = NameIndex(network)
+
+    def nodes(ix, text):
+        return [m.node for m in ix.mentions(text)]
+
+    # A typo inside an id or name of several words: one edit, the words together.
+    assert nodes(abilene, "forecast Washington to 0_Nwe_York") == ["2_Washington_DC", "0_New_York"]
+    assert nodes(abilene, "between Sunynvale and 5_Lso_Angeles") == ["4_Sunnyvale", "5_Los_Angeles"]
+    assert nodes(abilene, "drain Kansas Ctiy") == ["7_Kansas_City"]
+    # ... but not a different name of as many words.
+    assert nodes(abilene, "drain Kansas State") == []
+    assert nodes(abilene, "NYC to Chicago") == ["0_New_York", "1_Chicago"]
+    assert nodes(index, "drain the German router") == ["DE"]
+    assert nodes(index, "the Polish-Czech link") == ["PL", "CZ"]
+    assert nodes(index, "Wien to Praha") == ["AT", "CZ"]
+    assert nodes(index, "is it at the limit?") == []
+
+
+def test_numbers_that_can_be_metrics_leave_out_units_times_and_read_words():
+    assert metric_numbers("set the isis metric between BE and IE to thirty") == [30]
+    assert metric_numbers("two hundred and fifty on DE-AT") == [250]
+    assert number_words("drain the busy one") == "drain the busy one"
+    # Capacities, shares, times and dates are no metric; the number after a metric word comes first.
+    assert metric_numbers("the 10 Gbit/s link ES-CH should get metric 200") == [200]
+    assert metric_numbers("AT-GR runs at 95% utilization, bump its cost to 90") == [90]
+    assert metric_numbers("the 100G span DE-AT, cost 40") == [40]
+    assert metric_numbers("cost out IE for the maintenance at 23:00 or 2am") == []
+    assert metric_numbers("on 2026-12-06 set DE-AT to 1,000") == [1000]
+    assert metric_numbers("3_Seattle-6_Denver 40") == [40]
+    assert metric_numbers("DE-AT 75, maybe 20") == [75, 20]
+
+
+def test_synonyms_are_read_in_the_examples_words_so_the_nearest_example_is_the_right_kind():
+    assert canonical("kill the A-B circuit") == "shut the A B circuit"
+    assert canonical("A/B is flapping, switch it off") == "A B is flapping, disable it"
+    assert canonical("un-shut between A and B") == "enable again A B"
+    assert canonical("take the MG span A <-> B out of service") == "take the MG span A B down"
+    assert canonical("lower the A to B weight to M") == "set the A B cost to M"
+    assert canonical("offload A before the upgrade") == "drain A before the upgrade"
+
+    def kind(masked: str, names: int) -> str:
+        answer = BANK[nearest(canonical(masked), 1, names)[0]][1]
+        data = json.loads(answer.replace("{M}", "1"))
+        return data["intents"][0].get("state", data["intents"][0]["intent"]) if data["action"] == "change" \
+            else data.get("topic", data["action"])
+
+    assert kind("kill the A-B circuit", 2) == "down"
+    assert kind("A to B is fixed, switch it back on", 2) == "up"
+    assert kind("the M Gbit/s link A-B should get metric M", 2) == "set_metric"
+    assert kind("A to B should cost M", 2) == "set_metric"
+    assert kind("steer all flows away from A", 1) == "drain_node"
+    assert kind("any active alarms?", 0) == "incidents"
+    assert mask("drain DE now", [(6, 8)]) == "drain A now"
+
+
+def test_code_keeps_its_answer_unless_the_model_is_clearly_surer():
+    options = [Candidate("change", '{"action":"change","intents":[{"intent":"drain_node","node":"DE"}]}'),
+               Candidate("clarify", '{"action":"clarify"}'),
+               Candidate("refuse", '{"action":"refuse","reason":"unsafe"}')]
+    code = '{"action": "change", "intents": [{"intent": "drain_node", "node": "DE"}]}'
+    assert same_answer(options[0].text, code) and not same_answer(options[1].text, code)
+    assert prefer_code(options, [-2.0, -1.5, -9.0], 1, code, margin=1.0) == 0  # 0.5 nats: code's stands
+    assert prefer_code(options, [-2.0, -0.5, -9.0], 1, code, margin=1.0) == 1  # 1.5 nats: the model's
+    assert prefer_code(options, [-2.0, -1.5, -9.0], 1, None, margin=1.0) == 1  # code has no answer
+    assert prefer_code(options, [-2.0, -1.5, -9.0], 1, '{"action":"explain","topic":"incidents"}', 1.0) == 1
 
 
 def test_schema_names_only_the_twins_nodes_and_links(network):
@@ -242,6 +317,55 @@ def test_a_scored_answer_goes_through_the_same_pipeline(network):
         Assistant(Scorer("x"), scoring=False).interpret("drain DE", network)
 
 
+def test_codes_answer_to_a_request_of_two_changes_joins_each_parts_nearest_example(network):
+    assistant = Assistant(Scorer("x"))
+
+    def code(request):
+        return json.loads(assistant.prepare(request, network).code)
+
+    two = code("offload IT, and after that kill the link DE to AT")
+    assert two["intents"] == [{"intent": "drain_node", "node": "IT"},
+                              {"intent": "set_link_state", "link": "DE - AT", "state": "down"}]
+    # A node named in both parts counts in each; the second part's own number is its metric.
+    two = code("give DE-AT a cost of 200 plus re-enable AT to IT")
+    assert two["intents"] == [{"intent": "set_metric", "link": "DE - AT", "metric": 200},
+                              {"intent": "set_link_state", "link": "AT - IT", "state": "up"}]
+    # One change over two names does not divide.
+    assert len(code("disable the circuit between DE and AT")["intents"]) == 1
+    assert code("drain DE and AT")["intents"] == [{"intent": "drain_node", "node": "DE"},
+                                                  {"intent": "drain_node", "node": "AT"}]
+
+
+class Margin:
+    """A scorer whose values (calibrated: the request's words against the blanked request) are set per answer."""
+
+    name = model = "margin"
+
+    def __init__(self, gains: dict[str, float]) -> None:
+        self.gains = gains
+
+    def score(self, messages, answers):
+        blank = messages[-1]["content"].startswith("Request: N/A")
+        return [(-10.0 + (0.0 if blank else next((g for k, g in self.gains.items() if k in a), 0.0)), 10)
+                for a in answers]
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_models_choice_needs_a_margin_over_codes_answer(network):
+    request = "kill the DE-AT circuit"  # code's answer: the nearest example, a shut link
+    down = '"state":"down"'
+    small = Margin({down: 1.0, '"action":"clarify"': 1.5})
+    assert Assistant(small, rule="calibrated", trust_margin=1.0).interpret(request, network).answer.action == "change"
+    assert Assistant(small, rule="calibrated", trust_margin=None).interpret(request, network).answer.action == "clarify"
+    large = Margin({down: 1.0, '"action":"clarify"': 2.5})
+    assert Assistant(large, rule="calibrated", trust_margin=1.0).interpret(request, network).answer.action == "clarify"
+    seen = Assistant(small, rule="calibrated", trust_margin=1.0).interpret(request, network)
+    assert [i.model_dump(exclude_none=True)["state"] for i in seen.answer.intents] == ["down"] * len(
+        seen.answer.intents)
+
+
 def test_tools_read_and_never_write(network):
     store = ChangeStore(":memory:")
     store.propose([{"intent": "drain_node", "node": "DE"}], "alice", "maintenance", [])
@@ -281,6 +405,22 @@ def test_evaluation_requests_are_many_varied_unseen_and_valid(shared_data):
             twin = apply_intents(twin, IntentList.model_validate(case["setup"]).root)
         if case["expected"]["action"] == "change":
             apply_intents(twin, IntentList.model_validate(case["expected"]["intents"]).root)
+    # The dev split's own wordings are neither test nor prompt wordings, and their expected answers apply.
+    sys.path.insert(0, str(ROOT / "bench"))
+    try:
+        import assistant as bench_assistant
+    finally:
+        sys.path.remove(str(ROOT / "bench"))
+    for dev in (bench_assistant.dev_word_cases(nets), bench_assistant.dev_word_cases(
+            nets, 13, 2, assistant_requests.DEV_HELD, "held")):
+        assert not {c["request"].lower() for c in dev} & {c["request"].lower() for c in cases}
+        assert {"single", "multi", "ambiguous", "unsafe", "out_of_scope", "explain"} <= {c["category"] for c in dev}
+        for case in dev:
+            if case["expected"]["action"] == "change":
+                twin = nets[case["network"]]
+                if case["setup"]:
+                    twin = apply_intents(twin, IntentList.model_validate(case["setup"]).root)
+                apply_intents(twin, IntentList.model_validate(case["expected"]["intents"]).root)
     # Regenerating gives the same requests (fixed seeds).
     assert assistant_requests.build(nets["sample"], "sample", 29) == [c for c in cases if c["network"] == "sample"]
 
@@ -374,7 +514,10 @@ def test_the_local_model_scores_every_candidate_and_the_prefix_cache_gives_the_s
     assert seen.error is None and seen.completion.mode == "score"
     scored = seen.completion.scored
     assert seen.completion.text in {text for text, *_ in scored}
-    assert all(total < 0 and tokens > 0 and blanked < 0 for _, total, tokens, blanked in scored)
+    assert all(total < 0 and tokens > 0 for _, total, tokens, _ in scored)
+    # The calibrated rules also score each answer with the request blanked out.
+    calibrated = Assistant(local, rule="calibrated").interpret("set the metric of IT-CH to 30", network)
+    assert all(blanked < 0 for *_, blanked in calibrated.completion.scored)
     # The same prompt again reuses the cached prefix; the scores must not move.
     again = local.score(seen.messages, [text for text, *_ in scored[:5]])
     assert [round(t, 3) for t, _ in again] == [round(t, 3) for _, t, _, _ in scored[:5]]

@@ -78,7 +78,47 @@ def candidates(nodes: list[str], links: dict[str, tuple[str, str]], numbers: lis
 #: less that of the same answer when the request's words are blanked out: what the words add) and
 #: "calibrated_per_token" (that difference per token).
 RULES = ("joint", "per_token", "calibrated", "calibrated_per_token")
-RULE = "calibrated"
+#: Per token: chosen on dev-held once retrieval finds the right examples (the model alone: 78 % single-intent per
+#: token, 72 % joint, 28 % calibrated: calibrating subtracts the very help a well-chosen example gives); it also
+#: needs one pass, not two.
+RULE = "per_token"
+
+
+#: How much more likely (the rule's value: mean log-likelihood per token under "per_token") the model must find
+#: its choice than code's own answer for its choice to be given: the smallest margin with the best dev-held result
+#: (28 requests; BENCHMARKS.md, issue 29).
+TRUST_MARGIN = 0.2
+
+
+def values(scored: list[tuple[float, int]], rule: str = RULE, prior: list[float] | None = None) -> list[float]:
+    """Each answer's value under ``rule`` (see RULES): ``scored`` (log-likelihood, tokens) per answer, ``prior``
+    each answer's log-likelihood with the request blanked."""
+    if rule not in RULES:
+        raise ValueError(f"rule: {rule!r} is not one of {RULES}")
+    base = prior if prior is not None and rule.startswith("calibrated") else [0.0] * len(scored)
+    return [(total - b) / (max(tokens, 1) if rule.endswith("per_token") else 1)
+            for (total, tokens), b in zip(scored, base)]
+
+
+def same_answer(a: str, b: str) -> bool:
+    """Whether two answers' JSON texts say the same (key order and spacing aside)."""
+    try:
+        return json.loads(a) == json.loads(b)
+    except ValueError:
+        return False
+
+
+def prefer_code(options: list[Candidate], value: list[float], best: int, code: str | None,
+                margin: float) -> int:
+    """The answer given when code has one of its own (``code``, the nearest example written with the request's
+    names): the model's choice ``best`` only when its value exceeds that of code's answer by more than
+    ``margin``; code's answer otherwise. Code's answer not among the allowed ones: the model's choice."""
+    if code is None:
+        return best
+    mine = next((i for i, o in enumerate(options) if same_answer(o.text, code)), None)
+    if mine is None or value[best] - value[mine] > margin:
+        return best
+    return mine
 
 
 def choose(options: list[Candidate], scored: list[tuple[float, int]], rule: str = RULE,
@@ -87,20 +127,16 @@ def choose(options: list[Candidate], scored: list[tuple[float, int]], rule: str 
     action with many answers, a change over several names, is not penalised for spreading its probability),
     then that action's most likely answer. ``scored``: (log-likelihood, tokens) per answer; ``prior``: each
     answer's log-likelihood with the request blanked (the calibrated rules)."""
-    if rule not in RULES:
-        raise ValueError(f"rule: {rule!r} is not one of {RULES}")
-    base = prior if prior is not None and rule.startswith("calibrated") else [0.0] * len(scored)
-    values = [(total - b) / (max(tokens, 1) if rule.endswith("per_token") else 1)
-              for (total, tokens), b in zip(scored, base)]
+    values_ = values(scored, rule, prior)
     by_action: dict[str, list[int]] = {}
     for i, option in enumerate(options):
         by_action.setdefault(option.action, []).append(i)
 
     def total(indices: list[int]) -> float:
-        top = max(values[i] for i in indices)
+        top = max(values_[i] for i in indices)
         if rule != "joint":  # ratios and means do not add up: the action's best answer speaks for it
             return top
-        return top + math.log(sum(math.exp(values[i] - top) for i in indices))
+        return top + math.log(sum(math.exp(values_[i] - top) for i in indices))
 
     action = max(by_action, key=lambda a: total(by_action[a]))
-    return max(by_action[action], key=lambda i: values[i])
+    return max(by_action[action], key=lambda i: values_[i])

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from netpilot.assistant.backends import Backend, BackendError, Completion
-from netpilot.assistant.candidates import RULE, candidates, choose
+from netpilot.assistant.candidates import RULE, TRUST_MARGIN, candidates, choose, prefer_code, values
 from netpilot.assistant.examples import BANK, instantiate, mask, nearest
 from netpilot.assistant.names import Mention, NameIndex
 from netpilot.assistant.restate import restate
 from netpilot.assistant.schema import Answer, AnswerError, answer_schema, link_name, parse_answer
 from netpilot.assistant.tools import Observations, Tools, plan, run_plan
+from netpilot.assistant.wording import canonical, metric_numbers, number_words
 from netpilot.change.intents import Intent, apply_intents
 from netpilot.errors import InputError
 from netpilot.model.network import Network
@@ -33,7 +34,6 @@ SYSTEM = (
     "Use only the names given with the request.")
 #: Who may not be the proposer of an assistant's change: the machines, so a person always is.
 MACHINE_ACTORS = frozenset({"", "policy", "netpilot", "autopilot", "assistant", "verifier"})
-_NUMBER = re.compile(r"\b(\d{1,6})\b")
 
 Kind = Literal["proposal", "question", "refusal", "explanation"]
 
@@ -54,6 +54,9 @@ class Interpretation:
     answer: Answer | None
     error: str | None
     examples: list[int] = field(default_factory=list)
+    #: Code's own answer: the nearest worked example written with the request's names, or for a request of two
+    #: parts ("drain A and shut C-D") the nearest single-change example of each part, joined.
+    code: str | None = None
 
 
 @dataclass
@@ -79,10 +82,13 @@ class Reply:
 
 class Assistant:
     """Requests over one backend. ``examples``: how many worked examples go into the prompt; ``scoring``: let a
-    backend that can score answers choose among code's candidates rather than generate."""
+    backend that can score answers choose among code's candidates rather than generate; ``trust_margin``: how
+    much more likely (calibrated log-likelihood) the model must find its choice than code's own answer (the
+    nearest example written with the request's names) for its choice to be given (None: always the model's)."""
 
     def __init__(self, backend: Backend, *, examples: int = 4, scoring: bool = True,
-                 rule: str = RULE) -> None:
+                 rule: str = RULE, trust_margin: float | None = TRUST_MARGIN) -> None:
+        self.trust_margin = trust_margin
         self.backend = backend
         self.example_count = examples
         # A backend that can score answers (the local model) chooses among the answers code writes; one that
@@ -116,8 +122,10 @@ class Assistant:
             links[link_name(nodes[0], index.neighbours(nodes[0])[0])] = (nodes[0], index.neighbours(nodes[0])[0])
         schema = answer_schema(nodes, list(links))
         masked = mask(request, [(m.start, m.end) for m in _first_per_node(mentions)])
+        # Retrieval reads the request in the examples' words: numbers in words as M, synonyms as the examples'.
+        masked = canonical(re.sub(r"\d+", "M", number_words(masked)))
         chosen = nearest(masked, self.example_count, len(nodes), leave_out)
-        numbers = [int(n) for n in _NUMBER.findall(request)]
+        numbers = metric_numbers(request)
         spare = [n.id for n in network.nodes if n.kind == "router"][:4]
         messages = [{"role": "system", "content": SYSTEM}]
         for i in reversed(chosen):  # nearest last, next to the request
@@ -127,14 +135,18 @@ class Assistant:
                          {"role": "assistant", "content": example.answer}]
         messages.append({"role": "user", "content": _request_text(request, nodes, list(links))})
         digest = hashlib.sha256(json.dumps({"messages": messages, "schema": schema}, sort_keys=True).encode())
+        code = _two_parts(request, mentions, nodes, links, network, spare, leave_out) or (
+            messages[-2]["content"] if chosen else None)
         return Interpretation(request, mentions, nodes, links, schema, messages, digest.hexdigest(), None, None,
-                              None, chosen)
+                              None, chosen, code)
 
     def interpret(self, request: str, network: Network, *, leave_out: int | None = None) -> Interpretation:
         """The model's answer to ``request``, parsed against the request's own schema."""
         prepared = self.prepare(request, network, leave_out=leave_out)
         try:
-            if self.scoring and hasattr(self.backend, "score"):
+            if getattr(self.backend, "code_only", False):  # code alone, no model (the evaluation's baseline)
+                completion = Completion(prepared.code or "", "code (no model)", "code", 0.0)
+            elif self.scoring and hasattr(self.backend, "score"):
                 completion = self._choose(prepared)
             else:
                 completion = self.backend.complete(prepared.messages, prepared.schema)
@@ -152,7 +164,7 @@ class Assistant:
         order: dict[str, int] = {}
         for m in prepared.mentions:
             order.setdefault(m.node, m.start)
-        numbers = [int(n) for n in _NUMBER.findall(prepared.request)]
+        numbers = metric_numbers(prepared.request)
         options = candidates(prepared.nodes, prepared.links, numbers, order)
         started = time.perf_counter()
         texts = [o.text for o in options]
@@ -164,6 +176,11 @@ class Assistant:
             "N/A", prepared.nodes, list(prepared.links))}]
         prior = self.backend.score(blank, texts) if self.rule.startswith("calibrated") else [(0.0, 1)] * len(texts)
         best = choose(options, scored, rule=self.rule, prior=[total for total, _ in prior])
+        if self.trust_margin is not None:
+            # Code's own answer (the nearest example with the request's names) stands unless the model finds its
+            # choice clearly more likely.
+            best = prefer_code(options, values(scored, self.rule, [total for total, _ in prior]), best,
+                               prepared.code, self.trust_margin)
         return Completion(options[best].text, getattr(self.backend, "model", self.backend.name), "score",
                           time.perf_counter() - started,
                           tuple((o.text, total, tokens, base) for o, (total, tokens), (base, _)
@@ -260,6 +277,50 @@ def clarifying_question(seen: Interpretation, index: NameIndex) -> str:
     named = ", ".join(seen.nodes) + (f" (links: {', '.join(seen.links)})" if seen.links else "")
     return (f"I found {named}. What should happen: drain a router, take a link down or up, or set a link's "
             "metric (to what value)?")
+
+
+#: Where a request of two changes divides ("drain A and shut C-D", "set A-B to 40, then drain C").
+_JOIN = re.compile(r",?\s+(?:and\s+after\s+that|and\s+then|then|and\s+also|and|plus|as\s+well\s+as)\s+|;\s*|,\s+")
+_CHANGE_WORDS = frozenset([
+    "drain", "maintenance", "shut", "disable", "down", "enable", "up", "again", "back", "metric", "cost", "igp",
+    "set", "take", "bring", "move"
+])
+
+
+def _two_parts(request: str, mentions: list[Mention], nodes: list[str], links: dict[str, tuple[str, str]],
+               network: Network, spare: list[str], leave_out: int | None) -> str | None:
+    """Code's answer to a request of two changes on different objects: each part's nearest single-change
+    example written with that part's names and number, joined in the request's order; None when the request
+    does not divide so (each part naming something and saying what to do)."""
+    for join in _JOIN.finditer(request):
+        parts = [(0, join.start()), (join.end(), len(request))]
+        intents: list[dict] = []
+        for start, end in parts:
+            inside = _first_per_node([m for m in mentions if start <= m.start and m.end <= end])
+            if not inside:
+                break
+            text = request[start:end]
+            masked = canonical(re.sub(r"\d+", "M", number_words(
+                mask(text, [(m.start - start, m.end - start) for m in inside]))))
+            if not set(re.findall(r"[a-z]+", masked)) & _CHANGE_WORDS:
+                break
+            names = [m.node for m in inside]
+            single = next((i for i in nearest(masked, len(BANK), len(names), leave_out)
+                           if '"intents":[{' in BANK[i][1] and BANK[i][1].count('"intent":') == 1
+                           and len(set(re.findall(r"\{([A-D])\}", BANK[i][0]))) <= len(names)), None)
+            if single is None:
+                break
+            numbers = metric_numbers(text)
+            example = instantiate(single, names, numbers[0] if numbers else None, spare)
+            intents += json.loads(example.answer)["intents"]
+        else:
+            text = json.dumps({"action": "change", "intents": intents}, separators=(",", ":"))
+            try:
+                parse_answer(text, nodes, links, network)
+            except AnswerError:
+                continue
+            return text
+    return None
 
 
 def _request_text(request: str, nodes: list[str], links: list[str]) -> str:

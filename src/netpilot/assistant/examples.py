@@ -10,6 +10,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from netpilot.assistant.wording import canonical
+
 # (request with {A}, {B}, {C}, {D} for nodes and {M} for a metric, answer with the same placeholders). These are
 # the prompt's examples; the evaluation's requests are worded differently (bench/assistant_requests.py checks it).
 BANK: tuple[tuple[str, str], ...] = (
@@ -85,13 +87,29 @@ def _features(masked: str) -> set[str]:
 
 
 def _bank_features() -> list[set[str]]:
-    return [_features(_PLACEHOLDER.sub(lambda m: m.group(1), request)) for request, _ in BANK]
+    return [_features(canonical(_PLACEHOLDER.sub(lambda m: m.group(1), request))) for request, _ in BANK]
 
 
 _BANK_FEATURES = _bank_features()
 # Rare words say more about what is asked than common ones ("drain" against "the").
 _WEIGHT = {f: math.log((1 + len(BANK)) / (1 + sum(f in feats for feats in _BANK_FEATURES))) + 1.0
            for feats in _BANK_FEATURES for f in feats}
+# The words that say what to do weigh more than those around the names ("the 10 Gbit/s link A-B should get
+# metric M" is a metric, however much of it reads like "shut the link A-B"); requests are first written in these
+# words (wording.canonical).
+ACTION_WORDS = frozenset([
+    "drain", "maintenance", "shut", "disable", "down", "enable", "up", "again", "back", "metric", "cost", "igp",
+    "why", "how", "what", "will", "busy", "loaded", "fails", "happens", "incidents", "log", "doing", "congested",
+    "wipe", "every", "all"
+])
+ACTION_WEIGHT = 2.5
+for _f in list(_WEIGHT):
+    if _f in ACTION_WORDS:
+        _WEIGHT[_f] *= ACTION_WEIGHT
+
+
+def _weight(feature: str) -> float:
+    return _WEIGHT.get(feature, ACTION_WEIGHT if feature in ACTION_WORDS else 1.0)
 
 
 def nearest(masked_request: str, count: int = 4, names: int = 0, leave_out: int | None = None) -> list[int]:
@@ -103,8 +121,8 @@ def nearest(masked_request: str, count: int = 4, names: int = 0, leave_out: int 
         template = BANK[i][0]
         needed = len(set(_PLACEHOLDER.findall(template)) - {"M"})
         feats = _BANK_FEATURES[i]
-        shared = sum(_WEIGHT.get(f, 1.0) for f in request & feats)
-        union = sum(_WEIGHT.get(f, 1.0) for f in request | feats)
+        shared = sum(_weight(f) for f in request & feats)
+        union = sum(_weight(f) for f in request | feats)
         # A request that names nodes is nearer examples that name some too ("move traffic off the SE router" is
         # a drain, not "drain the router", which names none and asks back).
         return (needed <= max(names, 0), needed >= min(names, 1), shared / max(union, 1e-9))

@@ -40,6 +40,26 @@ CITIES = {
     "houston": (29.76, -95.36), "atlanta": (33.75, -84.39), "sunnyvale": (37.37, -122.04),
     "kansas city": (39.11, -94.63), "indianapolis": (39.77, -86.16),
 }
+# Other names of those cities (local spellings and short forms), matched as the city is.
+CITY_ALIASES = {
+    "wien": "vienna", "muenchen": "munich", "munchen": "munich", "praha": "prague", "warszawa": "warsaw",
+    "lisboa": "lisbon", "roma": "rome", "milano": "milan", "bruxelles": "brussels", "brussel": "brussels",
+    "geneve": "geneva", "genf": "geneva", "zuerich": "zurich", "kobenhavn": "copenhagen", "athina": "athens",
+    "beograd": "belgrade", "bucuresti": "bucharest", "frankfurt am main": "frankfurt", "new york city": "new york",
+    "nyc": "new york", "washington dc": "washington", "la": "los angeles", "kc": "kansas city",
+    "indy": "indianapolis",
+}
+# Adjectives of countries: "the German router".
+DEMONYMS = {
+    "austrian": "AT", "belgian": "BE", "bulgarian": "BG", "belarusian": "BY", "swiss": "CH", "cypriot": "CY",
+    "czech": "CZ", "german": "DE", "danish": "DK", "estonian": "EE", "spanish": "ES", "finnish": "FI",
+    "french": "FR", "greek": "GR", "croatian": "HR", "hungarian": "HU", "irish": "IE", "israeli": "IL",
+    "icelandic": "IS", "italian": "IT", "lithuanian": "LT", "luxembourgish": "LU", "latvian": "LV",
+    "moldovan": "MD", "montenegrin": "ME", "macedonian": "MK", "maltese": "MT", "dutch": "NL", "norwegian": "NO",
+    "polish": "PL", "portuguese": "PT", "romanian": "RO", "serbian": "RS", "russian": "RU", "swedish": "SE",
+    "slovenian": "SI SL", "slovak": "SK", "turkish": "TR", "ukrainian": "UA", "british": "UK GB",
+    "american": "US",
+}
 CITY_RADIUS_KM = 150.0
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -79,12 +99,18 @@ class NameIndex:
             if node.kind == "router" and node.id.upper() in COUNTRIES:
                 for name in _country_names(COUNTRIES[node.id.upper()]):
                     add(name, node.id)
+                for demonym, codes in DEMONYMS.items():
+                    if node.id.upper() in codes.split():
+                        add(demonym, node.id)
         routers = [n for n in self.network.nodes if n.kind == "router" and n.location is not None
                    and (n.location.lat or n.location.lon)]
         for city, (lat, lon) in CITIES.items():
             best = min(routers, key=lambda n: _km(lat, lon, n.location.lat, n.location.lon), default=None)
             if best is not None and _km(lat, lon, best.location.lat, best.location.lon) <= CITY_RADIUS_KM:
                 add(city, best.id)
+                for alias, same in CITY_ALIASES.items():
+                    if same == city:
+                        add(alias, best.id)
         self.aliases.sort(key=lambda a: -len(a[0]))
         self.links = {frozenset((lk.source, lk.target)) for lk in self.network.links}
 
@@ -103,7 +129,8 @@ class NameIndex:
                     continue
                 words = " ".join(t[0] for t in tokens[i:i + size])
                 node = by_length[size].get(words)
-                if node is None or (size == 1 and len(words) == 2 and not _looks_like_code(text, tokens[i])):
+                if node is None or (size == 1 and len(words) == 2 and not _looks_like_code(text, tokens[i])
+                                    and words not in _SHORT_FORMS):
                     continue
                 taken[i:i + size] = [True] * size
                 found.append((i, Mention(node, tokens[i][1], tokens[i + size - 1][2], words)))
@@ -118,6 +145,21 @@ class NameIndex:
             if close:
                 taken[i] = True
                 found.append((i, Mention(long_aliases[close[0]], start, end, word)))
+        # A typo in a name of several words ("0_Nwe_York", "Kansas Ctiy"): the words together, one edit (two from
+        # eight letters on), the same number of words.
+        for size in sorted((k for k in by_length if k > 1), reverse=True):
+            spaced = [w for w in by_length[size] if len(w) >= 8]
+            for i in range(len(tokens) - size + 1):
+                if any(taken[i:i + size]):
+                    continue
+                words = " ".join(t[0] for t in tokens[i:i + size])
+                allowed = 1 if len(words) < 10 else 2
+                close = [w for w in spaced if abs(len(w) - len(words)) <= allowed
+                         and typo_distance(words, w) <= allowed and w.split()[0][:1] == words[:1]]
+                if close:
+                    best = min(close, key=lambda w: typo_distance(words, w))
+                    taken[i:i + size] = [True] * size
+                    found.append((i, Mention(by_length[size][best], tokens[i][1], tokens[i + size - 1][2], words)))
         found.sort(key=lambda f: f[0])
         return [m for _, m in found]
 
@@ -140,6 +182,10 @@ def typo_distance(a: str, b: str) -> int:
                 row[j] = min(row[j], rows[-2][j - 2] + 1)
         rows.append(row)
     return rows[-1][-1]
+
+
+#: Two-letter short forms that count in lower case too (they are no English word).
+_SHORT_FORMS = frozenset({"kc", "nyc"})
 
 
 def _looks_like_code(text: str, token: tuple[str, int, int]) -> bool:
