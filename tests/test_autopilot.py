@@ -481,6 +481,35 @@ def ran_api(network, shared_data):
     return client, live, {p.user: {"Authorization": f"Bearer {t}"} for t, p in tokens.items()}
 
 
+def test_the_ran_part_leaves_the_routing_loops_decisions_as_they_are(network, shared_data):
+    """A placement waiting for a person must not stall routing (each loop waits on its own proposals), a
+    routing fault must not withdraw the RAN's proposals, and the routing loop leaves the RAN's approved changes
+    to it: with the RAN part on, the routing loop proposes exactly what it proposes without."""
+    from netpilot.change.workflow import Policy
+    from netpilot.telemetry.sim.airan import read_llm_trace
+
+    trace = read_llm_trace(shared_data / "edge" / "azure_llm_2023")
+    alone = _live(network, policy=Policy())
+    both = _live(network, ran=True, ran_trace=trace, policy=Policy(auto_approve=["set_slices"]))
+    for _ in range(45):  # past the BG-GR failure at minute 20 and its localisation
+        alone.step()
+        both.step()
+
+    def routing(live):
+        return [(c.intents, c.why, c.state) for c in live.changes.list() if c.proposer == "autopilot"]
+
+    assert routing(alone) and routing(both) == routing(alone)
+    ran_changes = [c for c in both.changes.list() if c.proposer == "autopilot-ran"]
+    assert any(c.state == "verified" and c.intents[0]["intent"] == "place_inference" for c in ran_changes)
+    assert any(c.state == "done" and c.intents[0]["intent"] == "set_slices" for c in ran_changes)
+    for change in ran_changes:
+        assert "not_applied" not in both.changes.annotations(change.id)
+        if change.state == "rejected":  # only ever by a newer plan of its own kind, never by a routing fault
+            assert "superseded by a newer plan" in both.changes.audit(change.id)[-1]["detail"].get("why", ""), \
+                both.changes.audit(change.id)[-1]
+    assert both.errors == []
+
+
 def test_api_ran_cells_sites_services(ran_api, network):
     client, live, h = ran_api
     tokens = make_tokens(USERS)
