@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-G = "/work/shared/data/te/repetita/2016TopologyZooUCL_inverseCapacity/Cogentco.graph"
-P = "/work/main/.venv/bin/python"
+G = (os.environ.get("NETPILOT_SHARED_DATA", "../shared/data")
+     + "/te/repetita/2016TopologyZooUCL_inverseCapacity/Cogentco.graph")
+P = sys.executable
 trees = sys.argv[2].split(",")
 rounds = int(sys.argv[1])
 res = {}

@@ -1,9 +1,12 @@
+"""Per-scenario solver time of every single failure of Cogentco (which scenarios dominate)."""
+
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, "/work/wt-speed/bench")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 import te
 from netpilot.optimize.te.failures import _ScenarioContext, _scenarios, failure_groups
 from netpilot.optimize.te.fast import solve_fast

@@ -1,12 +1,15 @@
+"""All single failures of Cogentco re-optimised with WORKERS processes; writes the MLUs and wall time under TAG."""
+
 import json
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
 workers = int(sys.argv[1])
 tag = sys.argv[2]
-sys.path.insert(0, "/work/wt-speed/bench")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 import netpilot  # noqa: E402 - after the sys.path line that finds bench/
 import te  # noqa: E402 - after the sys.path line that finds bench/
 from netpilot.optimize.te.failures import failure_groups, reoptimise_failures  # noqa: E402 - after the sys.path line that finds bench/

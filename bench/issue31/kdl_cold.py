@@ -3,8 +3,9 @@
 import json
 import sys
 import time
+from pathlib import Path
 
-sys.path.insert(0, "/work/wt-speed/bench")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 import te
 
 t = time.perf_counter()

@@ -1,9 +1,12 @@
+"""The telemetry benchmark's samples written to a Parquet file for the PostgreSQL ingest runs."""
+
 import sys
 import time
+from pathlib import Path
 
 import pyarrow.parquet as pq
 
-sys.path.insert(0, "/work/wt-speed/bench")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench/
 import telemetry as T
 from netpilot.telemetry.sim.run import simulate
 

@@ -23,7 +23,11 @@ async function api(path, options = {}) {
   });
   if (response.status === 401) { showLogin("That token is not valid."); throw new Error("unauthorised"); }
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error(body.detail || response.statusText);
+  if (!response.ok) {
+    const error = new Error(body.detail || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
   return body;
 }
 
@@ -432,7 +436,10 @@ async function showChange(id) {
     reject.addEventListener("click", () => decide(id, "reject"));
     buttons.append(approve, reject);
   }
-  if ((c.state === "checking" || c.state === "done") && state.me.role === "approver") {
+  // A routing change rolls back while checked and once done (its metrics reverted); a RAN change only while
+  // checked (the API refuses the rest: the next plan replaces it).
+  const ran = changeKind(c) !== "routing";
+  if ((c.state === "checking" || (c.state === "done" && !ran)) && state.me.role === "approver") {
     const back = el("button", { id: "rollback" }, "Roll back");
     back.addEventListener("click", () => decide(id, "rollback"));
     buttons.append(back);
@@ -468,7 +475,7 @@ async function refreshRan() {
   if (state.ran === false) return;  // this loop runs no AI-RAN part: the panels stay hidden
   let r;
   try { r = await api("/api/ran?cells=12"); } catch (e) {
-    if (String(e.message).startsWith("no AI-RAN")) state.ran = false;
+    if (e.status === 404) state.ran = false;  // the API answers 404 when the loop runs no AI-RAN part
     return;
   }
   state.ran = true;
