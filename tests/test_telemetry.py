@@ -209,6 +209,23 @@ def _table(rows):
     return samples_table([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
 
+def test_a_batch_with_a_missing_value_is_refused_whole_and_the_store_goes_on(store):
+    good = [(T0 + timedelta(minutes=i), "link:A->B", "utilisation", 0.1 * i) for i in range(3)]
+    import pyarrow as pa
+
+    from netpilot.telemetry.store import SAMPLE_SCHEMA
+
+    bad = pa.table({"ts": [T0 + timedelta(minutes=5), T0 + timedelta(minutes=6)],
+                    "entity": ["link:C->D", "link:C->D"], "metric": ["utilisation", "utilisation"],
+                    "value": [0.5, None]}).cast(SAMPLE_SCHEMA)  # a reading with no value: null, not NaN
+    with pytest.raises(InputError, match="row 1: no value") as refused:
+        store.write(bad)
+    assert refused.value.problems[0].field == "value"
+    assert store.write(_table(good)) == 3  # the connection is still usable
+    assert len(store.query("link:C->D", "utilisation")[0]) == 0  # nothing of the refused batch was kept
+    assert store.query("link:A->B", "utilisation")[1].tolist() == pytest.approx([0.0, 0.1, 0.2])
+
+
 def test_store_writes_are_idempotent_and_queries_read_back(store):
     rows = [(T0 + timedelta(minutes=i), "link:A->B", "utilisation", 0.1 * i) for i in range(10)]
     assert store.write(_table(rows)) == 10

@@ -17,6 +17,7 @@ from typing import Protocol
 import numpy as np
 import pyarrow as pa
 
+from netpilot.errors import InputError
 from netpilot.telemetry.schema import DeadLetter, Event, FaultRecord, Sample
 
 SAMPLE_SCHEMA = pa.schema([("ts", pa.timestamp("us", tz="UTC")), ("entity", pa.string()),
@@ -35,6 +36,18 @@ def table_of(samples: list[Sample]) -> pa.Table:
     return samples_table([s.ts for s in samples], [s.entity for s in samples], [s.metric for s in samples],
                          [s.value for s in samples])
 
+
+
+def _complete(samples: pa.Table) -> pa.Table:
+    """``samples`` when every row has a time, entity, metric and value; else an InputError naming the first row
+    and field missing one (a store keeps no half sample, and the batch is refused whole)."""
+    for name in ("ts", "entity", "metric", "value"):
+        column = samples.column(name)
+        if column.null_count:
+            row = next(i for i, missing in enumerate(column.is_null().to_pylist()) if missing)
+            raise InputError.at(f"row {row}: no {name} (a sample needs a time, entity, metric and value)",
+                                field=name)
+    return samples
 
 class Store(Protocol):
     """The telemetry store interface every backend implements. ``write`` returns how many samples were new
@@ -99,7 +112,7 @@ class DuckDBStore:
     def write(self, samples: pa.Table) -> int:
         if samples.num_rows == 0:
             return 0
-        batch = samples.cast(SAMPLE_SCHEMA)
+        batch = _complete(samples.cast(SAMPLE_SCHEMA))
         self.db.register("incoming", batch)
         try:
             self.db.execute("BEGIN TRANSACTION")
@@ -331,7 +344,17 @@ class PostgresStore:
     def write(self, samples: pa.Table) -> int:
         if samples.num_rows == 0:
             return 0
-        samples = samples.cast(SAMPLE_SCHEMA)
+        samples = _complete(samples.cast(SAMPLE_SCHEMA))  # the binary COPY would store a missing value as NaN
+        try:
+            new = self._write(samples)
+        except BaseException:
+            self.db.rollback()  # the connection stays usable, and nothing of the batch is kept
+            self._ids = {"entities": {}, "metrics": {}}  # names the batch added are gone with it
+            raise
+        self.db.commit()
+        return new
+
+    def _write(self, samples: pa.Table) -> int:
         with self.db.cursor() as cur:
             entity = self._codes(cur, "entities", samples.column("entity"))
             metric = self._codes(cur, "metrics", samples.column("metric"))
@@ -384,7 +407,6 @@ class PostgresStore:
                     RETURNING (xmax = 0) AS inserted)
                     SELECT count(*) FILTER (WHERE inserted) FROM upserted""", [newest] if where else None).fetchone()
                 new += upserted
-        self.db.commit()
         return int(new)
 
     def query(self, entity: str, metric: str, start: datetime | None = None,
