@@ -343,7 +343,12 @@ class RanLoop:
                 detail = (f"{int(starved.sum())} cell-slices below their guarantee "
                           f"(under the split it replaced: {int(before.sum())})")
             if failed:
-                self.driver.rollback(kind)
+                try:
+                    self.driver.rollback(kind)
+                except DriverError as exc:  # what it replaced did not come back: the change serves on; retry
+                    self.checking.append((change_id, kind, promise))
+                    self.changes.annotate(change_id, self.settings.actor, "rollback_failed", f"{detail}: {exc}")
+                    continue
                 self.changes.advance(change_id, "rolled_back", self.settings.actor, {"post_check": detail})
                 tick.rolled_back.append(change_id)
             else:

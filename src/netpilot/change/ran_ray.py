@@ -196,6 +196,7 @@ class RayServeRanDriver(SimulatedRanDriver):
         self._latency: dict[Pair, _Latency] = {}
         self._rng = random.Random(seed)
         self._timer: threading.Timer | None = None
+        self._commits = 0  # commits so far: a confirm timer rolls back only the commit it was set for
         probe_model = TinyClassifier(seed)
         self._probe_rows, _ = probe_model.sample(8, np.random.default_rng(seed + 2))
         self._probe_labels = tuple(int(v) for v in probe_model.predict(self._probe_rows))
@@ -315,11 +316,14 @@ class RayServeRanDriver(SimulatedRanDriver):
                                time.perf_counter() - started_at)
         try:
             handles = self._start(new) if new else {}
-        except Exception as exc:  # Serve refused the applications (the message says why): nothing changed
-            self._remove(new)
-            return ApplyResult(False, f"Serve refused the new deployments: {type(exc).__name__}: {exc}", (), (),
-                               time.perf_counter() - started_at)
-        why = self._wait_healthy(new) or self._probe(handles)
+            why = self._wait_healthy(new) or self._probe(handles)
+        except Exception as exc:  # Serve refused the applications or Ray failed (the message says why)
+            why = f"Serve refused the new deployments: {type(exc).__name__}: {exc}"
+            try:
+                self._remove(new)
+            except Exception as cleanup:  # what is left over is named, and nothing was switched
+                why += f"; removing them failed too ({type(cleanup).__name__}: {cleanup})"
+            return ApplyResult(False, why, (), (), time.perf_counter() - started_at)
         if why is not None:
             self._remove(new)
             return ApplyResult(False, f"health check failed, nothing changed: {why}", (), (),
@@ -370,15 +374,18 @@ class RayServeRanDriver(SimulatedRanDriver):
                 raise DriverError(result.detail)
             self._previous[kind] = previous
             self.reverted.clear()
+            self._commits += 1
             if self.confirm_s is not None:
-                self._timer = threading.Timer(self.confirm_s, self._expire, args=(kind,))
+                self._timer = threading.Timer(self.confirm_s, self._expire, args=(kind, self._commits))
                 self._timer.daemon = True
                 self._timer.start()
             return kind
 
-    def _expire(self, kind: str) -> None:
+    def _expire(self, kind: str, commit: int) -> None:
         with self._change_lock:
-            if kind in self._previous:
+            # Only the commit this timer was set for: a timer that fired while its commit was being confirmed,
+            # and got the lock after a newer commit, must not roll the newer one back.
+            if kind in self._previous and commit == self._commits:
                 self.rollback(kind)
                 self.reverted.set()
 
