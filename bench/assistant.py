@@ -113,22 +113,25 @@ def dev_cases(nets, seed: int = 7) -> list[dict]:
                 c = rng.choice([x for x in routers if x not in (a, b)])
             names = {"A": a, "B": b, "C": c, "D": d, "M": str(rng.choice([30, 60, 150, 400]))}
             request = _fill(template, names)
-            data = json.loads(_fill(answer, names))
-            setup = []
-            if data["action"] == "change":
-                links = {link_name(x, y): (x, y) for x, y in ((a, b), (c, d))}
-                parsed = parse_answer(json.dumps(data), [a, b, c, d], links, network)
-                intents = [i.model_dump(exclude_none=True) for i in parsed.intents]
-                setup = [{**i, "state": "down"} for i in intents if i.get("state") == "up"]
-                expected = {"action": "change", "intents": intents}
-                category = "single" if len(data["intents"]) == 1 else "multi"
-            else:
-                expected = {k: v for k, v in data.items() if k in ("action", "topic")}
-                category = {"clarify": "ambiguous", "explain": "explain"}.get(data["action"], data.get("reason"))
+            expected, category, setup = _expected(json.loads(_fill(answer, names)), (a, b, c, d), network)
             cases.append({"id": f"dev-{tag}-{index:02d}", "network": tag, "family": f"bank-{index}",
                           "category": category, "request": request, "expected": expected, "setup": setup,
                           "leave_out": index})
     return cases
+
+
+def _expected(data: dict, names: tuple[str, str, str, str], network) -> tuple[dict, str, list[dict]]:
+    """What a case expects from the answer ``data`` written for routers ``names`` (A, B, C, D): the intents it
+    parses to (or the action and topic), its category, and the set-up a request to bring a link up needs."""
+    a, b, c, d = names
+    if data["action"] != "change":
+        expected = {k: v for k, v in data.items() if k in ("action", "topic")}
+        return expected, {"clarify": "ambiguous", "explain": "explain"}.get(data["action"], data.get("reason")), []
+    links = {link_name(x, y): (x, y) for x, y in ((a, b), (c, d))}
+    parsed = parse_answer(json.dumps(data), [a, b, c, d], links, network)
+    intents = [i.model_dump(exclude_none=True) for i in parsed.intents]
+    setup = [{**i, "state": "down"} for i in intents if i.get("state") == "up"]
+    return {"action": "change", "intents": intents}, "single" if len(data["intents"]) == 1 else "multi", setup
 
 
 def dev_word_cases(nets, seed: int = 11, repeats: int = 1, words=DEV_WORDS, prefix: str = "devw") -> list[dict]:
@@ -155,18 +158,7 @@ def dev_word_cases(nets, seed: int = 11, repeats: int = 1, words=DEV_WORDS, pref
                 spelled = {k: (rng.choice(spellings(network, v)) if k in "ABCD" else v) for k, v in names.items()}
                 request = _fill(template, spelled).replace("{W}", NUMBER_WORDS[metric]).replace(
                     "{Acity}", rng.choice(list(CITIES)).title())
-                data = json.loads(_fill(answer, names))
-                setup = []
-                if data["action"] == "change":
-                    links = {link_name(x, y): (x, y) for x, y in ((a, b), (c, d))}
-                    parsed = parse_answer(json.dumps(data), [a, b, c, d], links, network)
-                    intents = [i.model_dump(exclude_none=True) for i in parsed.intents]
-                    setup = [{**i, "state": "down"} for i in intents if i.get("state") == "up"]
-                    expected = {"action": "change", "intents": intents}
-                    category = "single" if len(data["intents"]) == 1 else "multi"
-                else:
-                    expected = {k: v for k, v in data.items() if k in ("action", "topic")}
-                    category = {"clarify": "ambiguous", "explain": "explain"}.get(data["action"], data.get("reason"))
+                expected, category, setup = _expected(json.loads(_fill(answer, names)), (a, b, c, d), network)
                 cases.append({"id": f"{prefix}-{tag}-{len(cases):03d}", "network": tag, "family": family,
                               "category": category, "request": request, "expected": expected, "setup": setup})
     return cases
