@@ -52,7 +52,7 @@ class NearestExample:
         return Completion(messages[-2]["content"], "nearest-example (no model)", "copy", 0.0)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the replay reads stored scores, it runs no model."""
 
 
 class Replay:
@@ -77,7 +77,7 @@ class Replay:
         return [self.scored[request][a][:2] for a in answers]
 
     def close(self) -> None:
-        pass
+        """Nothing to release: the replay reads stored scores, it runs no model."""
 
 
 def twin_state(network, intents) -> tuple[np.ndarray, np.ndarray] | None:
@@ -98,15 +98,21 @@ def _fill(text: str, names: dict[str, str]) -> str:
     return re.sub(r"\{([A-DM])\}", lambda m: names[m.group(1)], text)
 
 
+def _routers_and_links(network) -> tuple[list[str], list[tuple[str, str]]]:
+    """A network's routers, and the router-to-router links as sorted name pairs (each cable once)."""
+    routers = [n.id for n in network.nodes if n.kind == "router"]
+    pairs = sorted({tuple(sorted((lk.source, lk.target))) for lk in network.links
+                    if lk.source in routers and lk.target in routers})
+    return routers, pairs
+
+
 def dev_cases(nets, seed: int = 7) -> list[dict]:
     """The dev split: the prompt's own worked examples, written with each network's names, each answered with
     itself left out of the prompt. Choices (the scoring rule) are made here, never on the test wordings."""
     rng = random.Random(seed)
     cases = []
     for tag, network in nets.items():
-        routers = [n.id for n in network.nodes if n.kind == "router"]
-        pairs = sorted({tuple(sorted((lk.source, lk.target))) for lk in network.links
-                        if lk.source in routers and lk.target in routers})
+        routers, pairs = _routers_and_links(network)
         for index, (template, answer) in enumerate(BANK):
             (a, b), (c, d) = rng.sample(pairs, 2)
             if "{C}" in template and "{D}" not in template:
@@ -146,9 +152,7 @@ def dev_word_cases(nets, seed: int = 11, repeats: int = 1, words=DEV_WORDS, pref
     rng = random.Random(seed)
     cases = []
     for tag, network in nets.items():
-        routers = [n.id for n in network.nodes if n.kind == "router"]
-        pairs = sorted({tuple(sorted((lk.source, lk.target))) for lk in network.links
-                        if lk.source in routers and lk.target in routers})
+        _, pairs = _routers_and_links(network)
         for family, template, answer in words:
             for _ in range(repeats):
                 (a, b), (c, d) = rng.sample(pairs, 2)

@@ -55,7 +55,7 @@ class Scripted:
         return Completion(self.answers.pop(0), "scripted", "fixed", 0.0)
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a test double holds no model or connection."""
 
 
 # --- names and schema ---------------------------------------------------------------------------------------------
@@ -298,7 +298,7 @@ class Scorer:
         raise AssertionError("complete() called on a scoring backend")
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a test double holds no model or connection."""
 
 
 def test_a_scored_answer_goes_through_the_same_pipeline(network):
@@ -350,7 +350,7 @@ class Margin:
                 for a in answers]
 
     def close(self) -> None:
-        pass
+        """Nothing to release: a test double holds no model or connection."""
 
 
 def test_the_models_choice_needs_a_margin_over_codes_answer(network):
