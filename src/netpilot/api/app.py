@@ -190,8 +190,9 @@ class RanServiceOut(BaseModel):
     slo_met: bool = Field(description="slo_met_share at least slo_target.")
     reachable_share: float = Field(description="Share of the requests sent from cells that some edge site up "
                                                "can answer within the SLO (round trip over the network plus the "
-                                               "response time at the placement's utilisation cap): what any "
-                                               "placement could serve within it.")
+                                               "response time at the lowest utilisation cap the placement may "
+                                               "run a site at, min_utilisation): what any placement could serve "
+                                               "within it.")
 
 
 class RanOut(BaseModel):
@@ -686,7 +687,7 @@ def _ran_out(ran, ts: str | None, n_cells: int) -> RanOut:
                         requests_per_s=float(frame.request_rate[:, k].sum()))
              for k, site in enumerate(topo.sites)]
     offered = frame.cell_rate.sum(axis=0)
-    cap = ran.loop.settings.max_utilisation
+    cap = ran.loop.settings.min_utilisation  # the coolest the placement runs a site: its shortest response
     round_trip = np.where(frame.site_up[None, :], 2.0 * topo.latency_ms, np.inf)  # (C, K)
     services = []
     for i, svc in enumerate(topo.services):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from netpilot.change.ran import (
 from netpilot.change.workflow import ChangeStore
 from netpilot.model.network import Network
 from netpilot.model.ran import RanConfig, RanFrame, RanTopology
-from netpilot.optimize.ran.placement import PlacementProblem, place_fast
+from netpilot.optimize.ran.placement import PlacementProblem, cooler_caps, place_fast
 from netpilot.optimize.ran.slicing import allocate_fast
 
 
@@ -38,7 +38,10 @@ class RanSettings:
     demand that re-places; ``ran_step``: GPUs of RAN need moved at a site that re-places; ``unserved_share``: the
     share of requests unserved that re-places; ``group_ms``: cells
     with the same home site and access latency within this are placed as one (the placement then takes
-    their worst latency)."""
+    their worst latency); ``max_utilisation``: the GPU utilisation cap the SLO bound assumes at every site;
+    ``min_utilisation``: how cool the placement may run a site (a lower cap, a shorter response) so that it
+    reaches requests no site serves at the cap (a failed site's cells, a crowd its own sites cannot hold);
+    ``max_utilisation`` itself turns that off."""
 
     slice_margin: float = 0.2
     hysteresis: float = 0.01
@@ -47,6 +50,7 @@ class RanSettings:
     replace_on: float = 0.15
     ran_step: float = 0.5
     max_utilisation: float = 0.8
+    min_utilisation: float = 0.5
     group_ms: float = 0.25
     unserved_share: float = 0.01
     # Its own name in the audit log: beside the routing loop in one workflow, each loop waits on, supersedes and
@@ -170,20 +174,36 @@ class PlacementPlanner:
                                    max_utilisation=settings.max_utilisation, previous=previous)
         t = time.perf_counter()
         placement = place_fast(problem)
+        # Requests no site serves at the cap: where sites run cooler would reach them (a shorter response leaves
+        # more of the SLO to the round trip), place again with those caps, and keep whichever serves better.
+        caps = cooler_caps(problem, placement, settings.min_utilisation)
+        if caps is not None:
+            cooler = replace(problem, site_utilisation=caps)
+            second = place_fast(cooler)
+            if second.objective(cooler) < placement.objective(problem) - 1e-9:
+                problem, placement = cooler, second
         context.stages["ran.place"] = (time.perf_counter() - t) * 1000.0
         after = RanConfig(context.running.slice_shares, placement.share[self.group], placement.loaded.copy(),
                           placement.gpus_on.copy())
-        target = RanPlacementTarget(rate, reserved, frame.site_up, settings.max_utilisation)
+        target = RanPlacementTarget(rate, reserved, frame.site_up, settings.max_utilisation,
+                                    problem.site_utilisation)
         report = verify_placement(topo, context.running, after, reserved, target)
         expected = float(placement.unserved(problem).sum()) / (1.0 + settings.rate_margin)
         self.planned_for = (context.ran_need, context.rate_forecast.sum(axis=0), frame.site_up.copy(), expected)
         if not report.ok:
             return None
-        intent = placement_intent(topo, after, reserved, why="RAN need, inference demand or site health moved")
+        why = "RAN need, inference demand or site health moved"
+        cooled = "" if problem.site_utilisation is None else ", ".join(
+            f"{topo.sites[k]} {100 * problem.caps[k]:.0f} %"
+            for k in np.flatnonzero(problem.caps < settings.max_utilisation - 1e-9))
+        if cooled:
+            why += f"; run cooler to reach requests no site serves at {100 * settings.max_utilisation:.0f} %: {cooled}"
+        intent = placement_intent(topo, after, reserved, why=why)
         return Plan(intent, context.network, report, float(frame.unserved.sum()),
                     float(placement.unserved(problem).sum()),
                     f"inference placed on {int((placement.gpus_on > 0).sum())} sites, "
-                    f"{int(placement.gpus_on.sum())} GPUs", {"after": after, "reserved": reserved})
+                    f"{int(placement.gpus_on.sum())} GPUs" + (f" ({cooled} utilisation cap)" if cooled else ""),
+                    {"after": after, "reserved": reserved, "caps": problem.caps.copy()})
 
 
 @dataclass

@@ -21,12 +21,20 @@ RAN_CAPABILITIES = frozenset({"set_slices", "place_inference"})
 @dataclass(frozen=True)
 class RanPlacementTarget:
     """What a placement is verified against: the forecast requests (C, S), the RAN's GPU need forecast (K,),
-    which sites are up, the utilisation cap the SLO bound assumes."""
+    which sites are up, the utilisation cap the SLO bound assumes, and per site a lower cap where the placement
+    runs it cooler (``site_utilisation``, (K,); None: the cap everywhere)."""
 
     rate: np.ndarray
     ran_need: np.ndarray
     site_up: np.ndarray
     max_utilisation: float = 0.8
+    site_utilisation: np.ndarray | None = None
+
+    def caps(self) -> np.ndarray:
+        """(K,) each site's utilisation cap."""
+        if self.site_utilisation is None:
+            return np.full(len(self.site_up), self.max_utilisation)
+        return np.minimum(np.asarray(self.site_utilisation, dtype=float), self.max_utilisation)
 
 
 def slices_intent(topology: RanTopology, cells: np.ndarray, shares: np.ndarray, why: str | None = None
@@ -138,20 +146,22 @@ def verify_slices(topology: RanTopology, after: RanConfig, forecast: np.ndarray,
 def served_under_site_failure(topology: RanTopology, config: RanConfig, target: RanPlacementTarget,
                                reserved: np.ndarray) -> np.ndarray:
     """(K,) GPU-seconds per second of inference the placement still serves if edge site k fails: what it serves
-    now (each site's work up to the cap on the GPUs it powers and the RAN leaves it) less what site k served
-    beyond the spare capacity of the other sites up that its requests reach within their SLOs."""
+    now (each site's work up to its cap on the GPUs it powers and the RAN leaves it) less what site k served
+    beyond the spare capacity (under their caps) of the other sites up that its requests reach within their
+    SLOs."""
     tau = np.array([s.gpu_seconds for s in topology.services])
     available = np.where(target.site_up, np.floor(topology.gpus - reserved + 1e-9), 0.0)
     moved = config.share * (target.rate * tau[None, :])[:, :, None]        # (C, S, K) work of site k's demands
     work = moved.sum(axis=(0, 1))
-    capacity = target.max_utilisation * np.minimum(config.gpus_on, available)
+    caps = target.caps()
+    capacity = caps * np.minimum(config.gpus_on, available)
     served_fraction = np.where(work > 1e-12, np.minimum(1.0, capacity / np.maximum(work, 1e-12)), 1.0)
     moved = moved * served_fraction[None, None, :]
     served = moved.sum(axis=(0, 1))
-    spare = np.maximum(target.max_utilisation * available - served, 0.0)
-    response = 1000.0 * tau / (1.0 - target.max_utilisation)
+    spare = np.maximum(caps * available - served, 0.0)
+    response = 1000.0 * tau[:, None] / (1.0 - caps[None, :])            # (S, K)
     slo = np.array([s.slo_ms for s in topology.services])
-    reach = 2.0 * topology.latency_ms[:, None, :] + response[None, :, None] <= slo[None, :, None]  # (C, S, K)
+    reach = 2.0 * topology.latency_ms[:, None, :] + response[None, :, :] <= slo[None, :, None]  # (C, S, K)
     # Each demand may use the spare of the best site it reaches other than the one failing: the best and the
     # second best per demand give that for every failing site at once.
     offered = reach * spare[None, None, :]
@@ -169,8 +179,8 @@ def verify_placement(topology: RanTopology, before: RanConfig, after: RanConfig,
                      target: RanPlacementTarget, *, failure_tolerance: float = 0.05) -> Report:
     """A placement may go: the RAN's reservation at least its forecast need at every site; GPUs powered plus the
     reservation within the site's GPUs (none at a site that is down) and the models loaded within their memory;
-    every request routed where the round trip over the twin plus the response time at the cap meets its SLO,
-    only to loaded models, within the cap; and under the failure of any one edge site, at least as much inference
+    every request routed where the round trip over the twin plus the response time at the site's cap meets its
+    SLO, only to loaded models, within the cap; and under the failure of any one edge site, at least as much inference
     served as the running placement would serve (less ``failure_tolerance`` GPU-seconds per second)."""
     started = time.perf_counter()
     checks = []
@@ -185,14 +195,15 @@ def verify_placement(topology: RanTopology, before: RanConfig, after: RanConfig,
     count_over = np.flatnonzero(after.gpus_on > gpus_allowed + 1e-9)
     memory_over = np.flatnonzero(after.loaded.T.astype(float) @ memory > after.gpus_on * topology.gpu_memory_gb + 1e-6)
     work = np.einsum("csk,cs,s->k", after.share, target.rate, tau)
-    compute_over = np.flatnonzero(work > target.max_utilisation * after.gpus_on + 1e-6)
+    caps = target.caps()
+    compute_over = np.flatnonzero(work > caps * after.gpus_on + 1e-6)
     checks.append(Check(CheckKind.GPU_CAPACITY, not (len(count_over) or len(memory_over) or len(compute_over)),
                         f"GPUs over the site's count at {len(count_over)} sites, memory over at {len(memory_over)}, "
                         f"work over the cap at {len(compute_over)}"))
-    response = 1000.0 * tau / (1.0 - target.max_utilisation)
+    response = 1000.0 * tau[:, None] / (1.0 - caps[None, :])            # (S, K)
     slo = np.array([s.slo_ms for s in topology.services])
     routed = after.share > 1e-9
-    late = routed & (2.0 * topology.latency_ms[:, None, :] + response[None, :, None] > slo[None, :, None] + 1e-9)
+    late = routed & (2.0 * topology.latency_ms[:, None, :] + response[None, :, :] > slo[None, :, None] + 1e-9)
     unloaded = routed & ~after.loaded[None, :, :]
     down = routed & ~target.site_up[None, None, :]
     over_one = after.share.sum(axis=2) > 1.0 + 1e-6

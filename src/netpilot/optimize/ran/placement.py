@@ -6,8 +6,10 @@ reserved for RAN processing; netpilot may power on ``n_k <= floor((1 - ran_share
 Service ``s`` needs ``memory_gb`` per site where it is loaded and ``gpu_seconds`` per request. Cell ``c`` sends
 ``rate[c, s]`` requests per second. A request from ``c`` may go to ``k`` only if the round trip over the network
 plus the service's response time at the utilisation cap meets the SLO:
-``2 latency[c, k] + 1000 gpu_seconds / (1 - max_utilisation) <= slo_ms`` (an M/M/1 bound, in ms).
-Per site, compute ``sum rate gpu_seconds <= max_utilisation * n_k`` and memory ``sum_s loaded memory <= n_k *
+``2 latency[c, k] + 1000 gpu_seconds / (1 - u_k) <= slo_ms`` (an M/M/1 bound, in ms), where ``u_k`` is the
+site's utilisation cap: ``max_utilisation``, or lower where ``site_utilisation`` says so (a site run cooler answers
+sooner, so it reaches cells further away; ``cooler_caps`` picks such sites for requests no site serves).
+Per site, compute ``sum rate gpu_seconds <= u_k * n_k`` and memory ``sum_s loaded memory <= n_k *
 gpu_memory_gb``. Objective, in this order: serve everything (unserved requests cost ``UNSERVED``), then use few
 GPUs, then low latency; re-placing, each model loaded where it was not costs ``migration_cost`` GPUs' worth.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -23,7 +26,7 @@ import scipy.sparse as sp
 from netpilot.model.ran import Service
 from netpilot.optimize import highs
 
-__all__ = ["Placement", "PlacementProblem", "Service", "place_fast", "place_mip"]
+__all__ = ["Placement", "PlacementProblem", "Service", "cooler_caps", "place_fast", "place_mip"]
 
 #: Cost of one request per second left unserved, in GPUs: large enough that serving always comes first.
 UNSERVED = 1000.0
@@ -44,6 +47,7 @@ class PlacementProblem:
     max_utilisation: float = 0.8
     previous: np.ndarray | None = None   # (S, K) bool: models loaded before (for re-placement)
     migration_cost: float = 0.5
+    site_utilisation: np.ndarray | None = None  # (K,) per-site caps in (0, max_utilisation]; None: the cap
 
     def __post_init__(self) -> None:
         c, s, k = len(self.cells), len(self.services), len(self.sites)
@@ -58,6 +62,18 @@ class PlacementProblem:
             raise ValueError("ran_share must be at most 1")
         if not 0 < self.max_utilisation < 1:
             raise ValueError("max_utilisation must lie in (0, 1)")
+        if self.site_utilisation is not None and (
+                np.shape(self.site_utilisation) != (k,) or not np.isfinite(self.site_utilisation).all()
+                or (np.asarray(self.site_utilisation) <= 0).any()
+                or (np.asarray(self.site_utilisation) > self.max_utilisation + 1e-12).any()):
+            raise ValueError(f"site_utilisation must have shape ({k},) with caps in (0, max_utilisation]")
+
+    @cached_property
+    def caps(self) -> np.ndarray:
+        """(K,) each site's utilisation cap."""
+        if self.site_utilisation is None:
+            return np.full(len(self.sites), self.max_utilisation)
+        return np.asarray(self.site_utilisation, dtype=float)
 
     @property
     def gpu_seconds(self) -> np.ndarray:
@@ -73,10 +89,10 @@ class PlacementProblem:
         return np.floor((1.0 - self.ran_share) * self.gpus + 1e-9)
 
     def allowed(self) -> np.ndarray:
-        """(C, S, K) bool: the SLO can hold for requests of ``c`` for ``s`` served at ``k``."""
-        response = 1000.0 * self.gpu_seconds / (1.0 - self.max_utilisation)
+        """(C, S, K) bool: the SLO can hold for requests of ``c`` for ``s`` served at ``k`` (at its cap)."""
+        response = 1000.0 * self.gpu_seconds[:, None] / (1.0 - self.caps[None, :])  # (S, K)
         budget = np.array([s.slo_ms for s in self.services])[None, :, None]
-        return 2.0 * self.latency_ms[:, None, :] + response[None, :, None] <= budget + 1e-9
+        return 2.0 * self.latency_ms[:, None, :] + response[None, :, :] <= budget + 1e-9
 
 
 @dataclass
@@ -116,9 +132,9 @@ class Placement:
         unloaded = (self.share > tolerance) & ~self.loaded[None, :, :]
         for s, k in {(s, k) for _, s, k in zip(*np.nonzero(unloaded))}:
             problems.append(f"{problem.services[s].name} is not loaded at {problem.sites[k]}")
-        compute = self.compute(problem)
-        for k in np.flatnonzero(compute > problem.max_utilisation * self.gpus_on + tolerance):
-            problems.append(f"{problem.sites[k]}: {compute[k]:.3g} GPU-s/s exceeds {problem.max_utilisation:.0%} of "
+        compute, caps = self.compute(problem), problem.caps
+        for k in np.flatnonzero(compute > caps * self.gpus_on + tolerance):
+            problems.append(f"{problem.sites[k]}: {compute[k]:.3g} GPU-s/s exceeds {caps[k]:.0%} of "
                             f"{self.gpus_on[k]:g} GPUs")
         memory = self.loaded.astype(float).T @ problem.memory
         for k in np.flatnonzero(memory > self.gpus_on * problem.gpu_memory_gb + tolerance):
@@ -133,7 +149,7 @@ class Placement:
 def _gpus_needed(compute, memory, problem: PlacementProblem, site=slice(None)):
     """Whole GPUs that carry ``compute`` (GPU-s/s) under the utilisation cap and hold ``memory`` (GB), for all
     sites or the ones ``site`` picks."""
-    by_compute = np.ceil(np.asarray(compute) / problem.max_utilisation - 1e-9)
+    by_compute = np.ceil(np.asarray(compute) / problem.caps[site] - 1e-9)
     by_memory = np.ceil(np.asarray(memory) / np.maximum(problem.gpu_memory_gb[site], 1e-12) - 1e-9)
     return np.maximum(by_compute, by_memory).clip(min=0)
 
@@ -149,7 +165,7 @@ def place_fast(problem: PlacementProblem) -> Placement:
     allowed = problem.allowed()
     tau, mem = problem.gpu_seconds, problem.memory
     cap_gpus = problem.available_gpus
-    util = problem.max_utilisation
+    util = problem.caps.tolist()
     share = np.zeros((n_cells, n_services, n_sites))
     loaded = np.zeros((n_services, n_sites), dtype=bool) if problem.previous is None else problem.previous.copy()
     loaded &= cap_gpus[None, :] > 0
@@ -180,7 +196,7 @@ def place_fast(problem: PlacementProblem) -> Placement:
             extra_memory = 0.0 if loaded[s, k] else mem[s]
             if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
                 continue
-            room = util * gpus_on[k] - compute[k]
+            room = util[k] * gpus_on[k] - compute[k]
             if room <= 1e-12:
                 continue
             left -= assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
@@ -195,7 +211,7 @@ def place_fast(problem: PlacementProblem) -> Placement:
                 added = min(want, cap_gpus[k]) - gpus_on[k]
                 if added <= 0:
                     continue
-                key = (added / min(1.0, (util * min(want, cap_gpus[k]) - compute[k]) / max(left * need, 1e-300)),
+                key = (added / min(1.0, (util[k] * min(want, cap_gpus[k]) - compute[k]) / max(left * need, 1e-300)),
                        not loaded[s, k], rank)
                 if best_key is None or key < best_key:
                     best, best_key = k, key
@@ -208,7 +224,7 @@ def place_fast(problem: PlacementProblem) -> Placement:
             if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
                 sites = [j for j in sites if j != k]
                 continue
-            room = util * gpus_on[k] - compute[k]
+            room = util[k] * gpus_on[k] - compute[k]
             take = assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
             left -= take
             if take <= 1e-12:
@@ -225,7 +241,7 @@ def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
            allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Turn GPUs off one at a time: where a site's load spills just past a whole GPU, move the spill to room on
     GPUs that are on anyway at other allowed sites (loading the model there when its memory fits)."""
-    tau, rate, util = problem.gpu_seconds, problem.rate, problem.max_utilisation
+    tau, rate, util = problem.gpu_seconds, problem.rate, problem.caps
     loaded = loaded.copy()
     memory = loaded.astype(float).T @ problem.memory
     share = share.copy()
@@ -237,7 +253,7 @@ def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
         for k in np.argsort(compute - util * (gpus_on - 1)):
             if gpus_on[k] < 1 or memory[k] > (gpus_on[k] - 1) * problem.gpu_memory_gb[k] + 1e-9:
                 continue
-            spill = compute[k] - util * (gpus_on[k] - 1)
+            spill = compute[k] - util[k] * (gpus_on[k] - 1)
             if spill <= 1e-12:
                 continue
             trial, trial_compute = share.copy(), compute.copy()
@@ -255,7 +271,7 @@ def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
                     extra = 0.0 if trial_loaded[sv, j] else problem.memory[sv]
                     if trial_memory[j] + extra > gpus_on[j] * problem.gpu_memory_gb[j] + 1e-9:
                         continue
-                    room = util * gpus_on[j] - trial_compute[j]
+                    room = util[j] * gpus_on[j] - trial_compute[j]
                     if room <= 1e-12:
                         continue
                     take = min(trial[c, sv, k], room / unit, spill / unit)
@@ -279,7 +295,7 @@ def _consolidate(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarra
     """Try to empty each site (least used first) into sites that already run its models, keeping SLOs and caps;
     keep the move when it powers fewer GPUs in all."""
     tau, mem = problem.gpu_seconds, problem.memory
-    rate = problem.rate
+    rate, caps = problem.rate, problem.caps
 
     def gpus(sh: np.ndarray, ld: np.ndarray) -> np.ndarray:
         return _gpus_needed(np.einsum("csk,cs,s->k", sh, rate, tau), ld.astype(float).T @ mem, problem)
@@ -296,7 +312,7 @@ def _consolidate(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarra
             for j in np.argsort(problem.latency_ms[c]):
                 if j == k or not allowed[c, s, j] or not trial_loaded[s, j] or amount <= 1e-12:
                     continue
-                room = problem.max_utilisation * current[j] - compute[j]
+                room = caps[j] * current[j] - compute[j]
                 if room <= 1e-12:
                     continue
                 take = min(amount, room / max(rate[c, s] * tau[s], 1e-300))
@@ -314,6 +330,55 @@ def _consolidate(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarra
         if after.sum() < current.sum() and (after <= problem.available_gpus).all():
             share, loaded, current = trial, trial_loaded, after
     return share, loaded
+
+
+def cooler_caps(problem: PlacementProblem, placement: Placement, floor: float, *, step: float = 0.01
+                ) -> np.ndarray | None:
+    """Per-site utilisation caps under which the requests ``placement`` leaves unserved can be reached: a site
+    run cooler answers sooner (M/M/1), so it meets the SLO of cells further away. For each unserved demand, the
+    largest first, the sites (up, with GPUs the RAN leaves) that would meet its SLO at a cap of ``floor`` or more
+    are taken by the highest such cap (the nearest first); each is lowered to that cap (down to a multiple of
+    ``step``) and its room under it (on every GPU it may power, less what the placement has it carry and what
+    earlier demands took) counted, until the demand is covered. Sites that reach the demand at their cap
+    already count their room without moving. ``None`` when no cap moves: then a cooler site would not help."""
+    unserved = placement.unserved(problem)
+    if not (unserved > 1e-9).any() or floor >= problem.max_utilisation:
+        return None
+    tau, mem = problem.gpu_seconds, problem.memory
+    caps = problem.caps.copy()
+    available = problem.available_gpus
+    slo = np.array([s.slo_ms for s in problem.services])
+    headroom = slo[None, :, None] - 2.0 * problem.latency_ms[:, None, :]                  # (C, S, K) ms
+    with np.errstate(divide="ignore", invalid="ignore"):
+        reach = np.where(headroom > 0, 1.0 - 1000.0 * tau[None, :, None] / headroom, -np.inf)
+    reach = np.floor(reach / step + 1e-9) * step                   # the cap each site would need, on the grid
+    carried = placement.compute(problem)
+    loaded = placement.loaded.copy()
+    memory_free = available * problem.gpu_memory_gb - loaded.astype(float).T @ mem
+    taken = np.zeros(len(problem.sites))
+    moved = False
+    demands = np.argwhere(unserved > 1e-9)
+    for c, s in sorted(demands.tolist(), key=lambda cs: -unserved[cs[0], cs[1]] * tau[cs[1]]):
+        need = unserved[c, s] * tau[s]
+        cap_at = np.minimum(reach[c, s], caps)
+        for k in np.lexsort((problem.latency_ms[c], -cap_at)).tolist():
+            if need <= 1e-12 or cap_at[k] < floor - 1e-9:
+                break
+            if available[k] <= 0 or (not loaded[s, k] and memory_free[k] < mem[s] - 1e-9):
+                continue
+            room = cap_at[k] * available[k] - carried[k] - taken[k]
+            if room <= 1e-12:
+                continue
+            if cap_at[k] < caps[k] - 1e-12:
+                caps[k] = cap_at[k]
+                moved = True
+            if not loaded[s, k]:
+                loaded[s, k] = True
+                memory_free[k] -= mem[s]
+            use = min(room, need)
+            taken[k] += use
+            need -= use
+    return caps if moved else None
 
 
 def place_mip(problem: PlacementProblem, *, time_limit: float | None = 600.0, abs_gap: float = 0.05) -> Placement:
@@ -354,7 +419,7 @@ def place_mip(problem: PlacementProblem, *, time_limit: float | None = 600.0, ab
     # Compute: sum rate * tau * x - max_util * n <= 0 per site.
     rows += [row + k_idx, row + np.arange(n_sites)]
     cols += [x0 + np.arange(n_x), g0 + np.arange(n_sites)]
-    vals += [rate_x * problem.gpu_seconds[s_idx], np.full(n_sites, -problem.max_utilisation)]
+    vals += [rate_x * problem.gpu_seconds[s_idx], -problem.caps]
     lower.append(np.full(n_sites, -np.inf))
     upper.append(np.zeros(n_sites))
     row += n_sites
