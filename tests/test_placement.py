@@ -123,3 +123,43 @@ def test_cli_explains_what_it_cannot_serve(tmp_path):
     result = runner.invoke(app, ["edge", "place", "--network", str(bundled_network_path()), "--services",
                                  "examples/services.yaml", "--demand", str(demand), "--json", str(out)])
     assert result.exit_code == 2 and "demand[0].cell" in result.output
+
+
+def _stranded_problem(**changes) -> PlacementProblem:
+    """Two cells, two sites: cell 0's home site k0 has no GPU for inference (the RAN holds them all), and k1 is
+    0.6 ms further than the 80 % cap's response leaves for vision's round trip (25 ms SLO, 4 ms of GPU time:
+    20 ms response, so a round trip of 5 ms; k1 is 2.8 ms away, 5.6 ms there and back)."""
+    services = [Service("vision", 4, 0.004, 25)]
+    problem = PlacementProblem(["c0", "c1"], ["k0", "k1"], services, np.array([[200.0], [100.0]]),
+                               np.array([[1.0, 2.8], [2.8, 1.0]]), np.array([4.0, 4.0]), np.array([40.0, 40.0]),
+                               np.array([1.0, 0.0]))
+    return replace(problem, **changes)
+
+
+def test_a_cooler_site_reaches_what_no_site_serves_at_the_cap():
+    from netpilot.optimize.ran.placement import cooler_caps
+
+    problem = _stranded_problem()
+    first = place_fast(problem)
+    assert first.unserved(problem)[0, 0] == pytest.approx(200.0) and first.unserved(problem)[1, 0] == 0.0
+    caps = cooler_caps(problem, first, 0.5)
+    # k1 meets c0's SLO at a cap of 1 - 4 / (25 - 5.6) = 0.7938: on the 1 % grid, 79 %; k0 (no GPUs) stays.
+    assert caps == pytest.approx([0.8, 0.79])
+    cooler = replace(problem, site_utilisation=caps)
+    assert cooler.allowed()[0, 0, 1] and not problem.allowed()[0, 0, 1]
+    for placement in (place_fast(cooler), place_mip(cooler, time_limit=60)):
+        assert placement.violations(cooler) == []
+        assert placement.unserved(cooler).sum() == pytest.approx(0.0, abs=1e-6)
+        # 1.2 GPU-s/s at k1 under its 79 % cap: two GPUs (at 80 % it would also be two; at 50 %, three).
+        assert placement.compute(cooler)[1] <= 0.79 * placement.gpus_on[1] + 1e-9
+    # Nothing to reach, a floor at the cap, or a site too far even at the floor: no cap moves.
+    assert cooler_caps(cooler, place_fast(cooler), 0.5) is None
+    assert cooler_caps(problem, first, 0.8) is None
+    far = _stranded_problem(latency_ms=np.array([[1.0, 9.0], [9.0, 1.0]]))  # needs 1 - 4 / 7 = 0.43 < 0.5
+    assert cooler_caps(far, place_fast(far), 0.5) is None
+    # A site without room at the lower cap is not cooled: the RAN leaves k1 a single GPU, and c1's own 0.792
+    # GPU-s/s fill it past 79 %.
+    full = _stranded_problem(ran_share=np.array([1.0, 0.75]), rate=np.array([[200.0], [198.0]]))
+    assert cooler_caps(full, place_fast(full), 0.5) is None
+    with pytest.raises(ValueError, match="site_utilisation"):
+        _stranded_problem(site_utilisation=np.array([0.8, 0.9]))
