@@ -137,7 +137,7 @@ def _stranded_problem(**changes) -> PlacementProblem:
 
 
 def test_a_cooler_site_reaches_what_no_site_serves_at_the_cap():
-    from netpilot.optimize.ran.placement import cooler_caps
+    from netpilot.optimize.ran.placement import cooler_caps, place_cooler
 
     problem = _stranded_problem()
     first = place_fast(problem)
@@ -152,6 +152,10 @@ def test_a_cooler_site_reaches_what_no_site_serves_at_the_cap():
         assert placement.unserved(cooler).sum() == pytest.approx(0.0, abs=1e-6)
         # 1.2 GPU-s/s at k1 under its 79 % cap: two GPUs (at 80 % it would also be two; at 50 %, three).
         assert placement.compute(cooler)[1] <= 0.79 * placement.gpus_on[1] + 1e-9
+    # The planner's call: both passes, the cooled problem kept since it serves more.
+    solved, placed = place_cooler(problem, 0.5)
+    assert solved.caps == pytest.approx([0.8, 0.79]) and placed.unserved(solved).sum() == pytest.approx(0.0, abs=1e-6)
+    assert place_cooler(problem, 0.8)[0] is problem
     # Nothing to reach, a floor at the cap, or a site too far even at the floor: no cap moves.
     assert cooler_caps(cooler, place_fast(cooler), 0.5) is None
     assert cooler_caps(problem, first, 0.8) is None
@@ -163,3 +167,22 @@ def test_a_cooler_site_reaches_what_no_site_serves_at_the_cap():
     assert cooler_caps(full, place_fast(full), 0.5) is None
     with pytest.raises(ValueError, match="site_utilisation"):
         _stranded_problem(site_utilisation=np.array([0.8, 0.9]))
+
+
+def test_fast_makes_room_for_a_demand_that_reaches_one_site(monkeypatch):
+    """The packing fills a site with whatever reaches it first: here c1's vision (cheap, so placed first, and
+    nearest k1) fills k1's one GPU, and c0's speech, which reaches k1 alone, finds no room. The repair moves
+    part of c1's vision to k0, which it also reaches, and serves c0 at k1; without it c0 stays unserved."""
+    import netpilot.optimize.ran.placement as placement
+
+    services = [Service("vision", 4, 0.004, 25), Service("speech", 8, 0.04, 205)]
+    problem = PlacementProblem(["c0", "c1"], ["k0", "k1"], services, np.array([[0.0, 5.0], [200.0, 0.0]]),
+                               np.array([[50.0, 1.0], [2.0, 1.0]]), np.array([4.0, 4.0]), np.array([40.0, 40.0]),
+                               np.array([0.5, 0.75]))
+    fast = place_fast(problem)
+    assert fast.violations(problem) == [] and fast.unserved(problem).sum() == pytest.approx(0.0, abs=1e-9)
+    # c0's speech all at k1; of c1's vision, what c0 needed of k1's GPU (0.2 of 0.8 GPU-s/s) moved to k0.
+    assert fast.share[0, 1, 1] == pytest.approx(1.0) and fast.share[1, 0] == pytest.approx([0.25, 0.75])
+    assert fast.objective(problem) <= place_mip(problem, time_limit=60).objective(problem) + 1e-6
+    monkeypatch.setattr(placement, "_repair", lambda problem, share, loaded, allowed: (share, loaded))
+    assert place_fast(problem).unserved(problem)[0, 1] == pytest.approx(5.0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from netpilot.change.ran import (
 from netpilot.change.workflow import ChangeStore
 from netpilot.model.network import Network
 from netpilot.model.ran import RanConfig, RanFrame, RanTopology
-from netpilot.optimize.ran.placement import PlacementProblem, cooler_caps, place_fast
+from netpilot.optimize.ran.placement import PlacementProblem, place_cooler
 from netpilot.optimize.ran.slicing import allocate_fast
 
 
@@ -120,7 +120,8 @@ class SlicingPlanner:
 
 
 class PlacementPlanner:
-    """Inference placement (``optimize.ran.placement.place_fast``) when the RAN's GPU need at a site moves by
+    """Inference placement (``optimize.ran.placement.place_cooler``: ``place_fast``, and again with some sites run
+    cooler where that reaches requests no site serves at the cap) when the RAN's GPU need at a site moves by
     ``ran_step``, a service's forecast requests move by ``replace_on`` from what was planned for, a site's health
     changes, or more requests went unserved than it expected by ``unserved_share`` of them. Cells with the same
     home site and a like access latency are placed as one demand (their worst latency), which keeps the problem to
@@ -173,15 +174,9 @@ class PlacementPlanner:
                                    np.where(frame.site_up, reserved / np.maximum(topo.gpus, 1e-9), 0.0),
                                    max_utilisation=settings.max_utilisation, previous=previous)
         t = time.perf_counter()
-        placement = place_fast(problem)
         # Requests no site serves at the cap: where sites run cooler would reach them (a shorter response leaves
-        # more of the SLO to the round trip), place again with those caps, and keep whichever serves better.
-        caps = cooler_caps(problem, placement, settings.min_utilisation)
-        if caps is not None:
-            cooler = replace(problem, site_utilisation=caps)
-            second = place_fast(cooler)
-            if second.objective(cooler) < placement.objective(problem) - 1e-9:
-                problem, placement = cooler, second
+        # more of the SLO to the round trip), placed again with those caps; whichever serves better.
+        problem, placement = place_cooler(problem, settings.min_utilisation)
         context.stages["ran.place"] = (time.perf_counter() - t) * 1000.0
         after = RanConfig(context.running.slice_shares, placement.share[self.group], placement.loaded.copy(),
                           placement.gpus_on.copy())

@@ -17,7 +17,7 @@ GPUs, then low latency; re-placing, each model loaded where it was not costs ``m
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 import numpy as np
@@ -26,7 +26,7 @@ import scipy.sparse as sp
 from netpilot.model.ran import Service
 from netpilot.optimize import highs
 
-__all__ = ["Placement", "PlacementProblem", "Service", "cooler_caps", "place_fast", "place_mip"]
+__all__ = ["Placement", "PlacementProblem", "Service", "cooler_caps", "place_cooler", "place_fast", "place_mip"]
 
 #: Cost of one request per second left unserved, in GPUs: large enough that serving always comes first.
 UNSERVED = 1000.0
@@ -230,11 +230,79 @@ def place_fast(problem: PlacementProblem) -> Placement:
             if take <= 1e-12:
                 sites = [j for j in sites if j != k]
     loaded &= share.sum(axis=0) > 1e-12
+    share, loaded = _repair(problem, share, loaded, allowed)
     share, loaded = _consolidate(problem, share, loaded, allowed)
     share, loaded = _shave(problem, share, loaded, allowed)
     compute = np.einsum("csk,cs,s->k", share, problem.rate, tau)
     gpus_on = _gpus_needed(compute, loaded.astype(float).T @ mem, problem)
     return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
+
+
+def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
+            allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Serve what the packing left unserved where room can be made: for each unserved demand (the largest
+    first), at each site it reaches (nearest first), the room under the site's cap on every GPU it may power,
+    and then room made there by moving other requests the site serves to other sites they reach that have room
+    (the packing fills a site's spare room with whatever reaches it, first come; a demand that reaches that site
+    alone comes later). Only where something is unserved; GPUs are counted afterwards."""
+    rate, tau, mem = problem.rate, problem.gpu_seconds, problem.memory
+    left = np.clip(1.0 - share.sum(axis=2), 0.0, 1.0) * (rate > 0)
+    if not (left > 1e-9).any():
+        return share, loaded
+    share, loaded = share.copy(), loaded.copy()
+    caps, available = problem.caps, problem.available_gpus
+    limit = caps * available                                   # GPU-s/s each site may carry on all its GPUs
+    memory_cap = available * problem.gpu_memory_gb
+    compute = np.einsum("csk,cs,s->k", share, rate, tau)
+    memory = loaded.astype(float).T @ mem
+    unit = rate * tau                                          # (C, S) GPU-s/s of a whole demand
+
+    def fits(s: int, k: int) -> bool:
+        return bool(loaded[s, k] or memory[k] + mem[s] <= memory_cap[k] + 1e-9)
+
+    def put(c: int, s: int, k: int, amount: float) -> None:  # amount: share of demand (c, s)
+        share[c, s, k] += amount
+        compute[k] += amount * unit[c, s]
+        if not loaded[s, k]:
+            loaded[s, k] = True
+            memory[k] += mem[s]
+
+    for c, s in sorted(np.argwhere(left > 1e-9).tolist(), key=lambda cs: -left[cs[0], cs[1]] * unit[cs[0], cs[1]]):
+        need = left[c, s] * unit[c, s]                         # GPU-s/s
+        for k in np.argsort(problem.latency_ms[c]).tolist():
+            if need <= 1e-12:
+                break
+            if not allowed[c, s, k] or available[k] <= 0 or not fits(s, k):
+                continue
+            # Room made at k: move others' requests to sites they reach with room, until ``need`` fits.
+            short = need - (limit[k] - compute[k])
+            if short > 1e-12:
+                for c2, s2 in zip(*np.nonzero(share[:, :, k] > 1e-12)):
+                    if short <= 1e-12:
+                        break
+                    if (c2 == c and s2 == s) or unit[c2, s2] <= 0:
+                        continue
+                    for j in np.argsort(problem.latency_ms[c2]).tolist():
+                        if short <= 1e-12 or share[c2, s2, k] <= 1e-12:
+                            break
+                        if j == k or not allowed[c2, s2, j] or available[j] <= 0 or not fits(s2, j):
+                            continue
+                        room = limit[j] - compute[j]
+                        if room <= 1e-12:
+                            continue
+                        moved = min(share[c2, s2, k], room / unit[c2, s2], short / unit[c2, s2])
+                        share[c2, s2, k] -= moved
+                        compute[k] -= moved * unit[c2, s2]
+                        put(int(c2), int(s2), j, moved)
+                        short -= moved * unit[c2, s2]
+            room = limit[k] - compute[k]
+            if room <= 1e-12:
+                continue
+            take = min(need, room)
+            put(c, s, k, take / unit[c, s])
+            need -= take
+    loaded &= share.sum(axis=0) > 1e-12
+    return share, loaded
 
 
 def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
@@ -379,6 +447,24 @@ def cooler_caps(problem: PlacementProblem, placement: Placement, floor: float, *
             taken[k] += use
             need -= use
     return caps if moved else None
+
+
+def place_cooler(problem: PlacementProblem, floor: float) -> tuple[PlacementProblem, Placement]:
+    """``place_fast``; where it leaves requests unserved that sites run cooler would reach (``cooler_caps``, no
+    cap below ``floor``), ``place_fast`` again under those caps. Whichever placement is better, with the problem
+    it solves (the cooled one carries its ``site_utilisation``); its ``seconds`` count both passes."""
+    first = place_fast(problem)
+    caps = cooler_caps(problem, first, floor)
+    if caps is None:
+        return problem, first
+    cooled = replace(problem, site_utilisation=caps)
+    second = place_fast(cooled)
+    spent = first.seconds + second.seconds
+    if second.objective(cooled) < first.objective(problem) - 1e-9:
+        second.seconds = spent
+        return cooled, second
+    first.seconds = spent
+    return problem, first
 
 
 def place_mip(problem: PlacementProblem, *, time_limit: float | None = 600.0, abs_gap: float = 0.05) -> Placement:
