@@ -37,6 +37,7 @@ sample-network: install
 	  --backbone-graph $(SHARED)/te/repetita/2016TopologyZooUCL_inverseCapacity/Geant2012.graph \
 	  --backbone-demands $(SHARED)/te/repetita/2016TopologyZooUCL_inverseCapacity/Geant2012.0000.demands \
 	  -o src/netpilot/data/sample_network.yaml
+	$(PY) bench/bundled_metrics.py --write
 
 # Regenerates the weekly cell-traffic profile the simulator ships with, from the staged LTE Barcelona cells.
 cell-profile: install

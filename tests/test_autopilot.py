@@ -120,15 +120,16 @@ def test_scenario_run_cli(tmp_path):
     assert {"p50", "p99"} <= set(data["decision_latency_ms"])
 
 
-def test_explicit_paths_relieve_a_router_failure_the_metrics_cannot():
-    """DE down in the busy hour: no IGP metrics the search finds pass verification's single-failure rule, so
-    the loop moves the pairs behind the hottest links onto explicit paths; applied, checked, safe in hindsight."""
-    result = compare(load_scenario(SCENARIOS / "router-down-evening.yaml"))
+def test_explicit_paths_relieve_a_degraded_link_the_metrics_cannot():
+    """AT-DE at half capacity in the afternoon: no IGP metrics the search finds pass verification's
+    single-failure rule, so the loop moves the pairs behind the hottest links onto explicit paths; applied,
+    checked, safe in hindsight."""
+    result = compare(load_scenario(SCENARIOS / "degraded-link.yaml"))
     done = [c for c in result["changes"] if c["state"] == "done"]
     assert any("set_policies" in c["intents"] for c in done), result["changes"]
     assert all("explicit paths" in c["why"] for c in done if "set_policies" in c["intents"])
     assert result["unsafe_changes_applied"] == 0 and result["unsafe_at_profile_demand"] == 0
-    assert result["overload_traffic"]["cut"] > 0.5
+    assert result["overload_traffic"]["cut"] > 0.3
 
 
 def test_explicit_paths_are_withdrawn_once_the_network_is_calm(network):

@@ -1,6 +1,7 @@
 """The `netpilot topo` commands as a user runs them, including every kind of bad input."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,47 @@ def test_bundled_sample_is_what_the_documented_command_generates(te_data, tmp_pa
     result = run("topo", "sample", "--backbone-graph", base / "Geant2012.graph",
                  "--backbone-demands", base / "Geant2012.0000.demands", "-o", out)
     assert result.exit_code == 0, result.output
-    assert out.read_text() == bundled_network_path().read_text()
+    # The bundled file is that output with its backbone's IGP metrics tuned for the busy hour
+    # (`bench/bundled_metrics.py --write`, which `make sample-network` runs after it): nothing else differs.
+    generated, bundled = out.read_text().split("\n"), bundled_network_path().read_text().split("\n")
+    metric_of = re.compile(r", metric: \d+}$")
+    note = [line for line in bundled if line not in generated and not metric_of.search(line)]
+    assert len(note) == 2 and "bundled_metrics.py" in note[0]
+    assert [metric_of.sub("}", line) for line in bundled if line not in note] == \
+        [metric_of.sub("}", line) for line in generated]
     network = build_sample_network(base / "Geant2012.graph", base / "Geant2012.0000.demands")
     assert 3 <= len(network.nodes_of_kind("edge_site")) <= 5
     assert len(network.nodes_of_kind("cell_site")) >= 40
+
+
+def test_the_bundled_network_runs_metrics_tuned_for_its_busy_hour(te_data, tmp_path):
+    """Its own busy-hour matrix fits (shortest paths on the shipped metrics load no link past 75 %, where the
+    Repetita metrics `topo sample` keeps overload it at 1.297), and no single link or router failure ends worse
+    than on those metrics."""
+    import numpy as np
+
+    from netpilot.optimize.te import igp
+    from netpilot.optimize.te.problem import build_problem
+
+    base = te_data / "repetita" / "2016TopologyZooUCL_inverseCapacity"
+    generated = build_sample_network(base / "Geant2012.graph", base / "Geant2012.0000.demands")
+    bundled = load_network(bundled_network_path())
+
+    def worst(network) -> tuple[float, float]:
+        arrays, problem = network.arrays(), build_problem(network)
+        metric = arrays.metric.astype(np.int64)
+        routers = np.array([n.kind == "router" for n in network.nodes])
+        cases = [~((arrays.src == v) | (arrays.dst == v)) for v in np.flatnonzero(routers)]
+        backbone = np.flatnonzero(routers[arrays.src] & routers[arrays.dst])
+        cases += [arrays.up & ~(((arrays.src == arrays.src[e]) & (arrays.dst == arrays.dst[e])) |
+                                ((arrays.src == arrays.dst[e]) & (arrays.dst == arrays.src[e]))) for e in backbone]
+        return (float(igp.ecmp_utilisation(problem, metric).max()),
+                max(float(igp.ecmp_utilisation(problem, metric, up).max()) for up in cases))
+
+    busy_generated, failure_generated = worst(generated)
+    busy_bundled, failure_bundled = worst(bundled)
+    assert busy_generated > 1.2 and busy_bundled <= 0.75
+    assert failure_bundled <= failure_generated
 
 
 def test_demo_serves_the_dashboard_and_stops(tmp_path):

@@ -461,7 +461,9 @@ def _busy_sample():
     expected = sim.expected()
     arrays = network.arrays()
     capacity = np.where(expected.capacity > 0, expected.capacity, np.inf)
-    volume = expected.volume * 1.3
+    # Scaled so that the IGP's hottest link is at 130 %, whatever the metrics and the hour.
+    igp = float((sim.link_loads(expected.volume, arrays.metric, arrays.up) / capacity).max())
+    volume = expected.volume * 1.3 / igp
     return network, sim, arrays, capacity, volume
 
 
