@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from netpilot.model.kernels import _jit
 from netpilot.model.ran import Service
 from netpilot.optimize import highs
 
@@ -231,8 +232,7 @@ def place_fast(problem: PlacementProblem) -> Placement:
                 sites = [j for j in sites if j != k]
     loaded &= share.sum(axis=0) > 1e-12
     share, loaded = _repair(problem, share, loaded, allowed)
-    share, loaded = _consolidate(problem, share, loaded, allowed)
-    share, loaded = _shave(problem, share, loaded, allowed)
+    share, loaded = _drop_gpus(problem, share, loaded, allowed)
     compute = np.einsum("csk,cs,s->k", share, problem.rate, tau)
     gpus_on = _gpus_needed(compute, loaded.astype(float).T @ mem, problem)
     return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
@@ -305,99 +305,189 @@ def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     return share, loaded
 
 
-def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
-           allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Turn GPUs off one at a time: where a site's load spills just past a whole GPU, move the spill to room on
-    GPUs that are on anyway at other allowed sites (loading the model there when its memory fits)."""
-    tau, rate, util = problem.gpu_seconds, problem.rate, problem.caps
+def _drop_gpus(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
+               allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Turn GPUs off one at a time while what they carry fits on GPUs that are on anyway: see ``_drop_kernel``.
+    Keeps every request served where it was served (shares move between sites, their sums do not), every SLO,
+    cap and memory limit, and takes a step only where it lowers the objective (GPUs, models loaded anew,
+    latency)."""
+    n_c, n_s, n_k = share.shape
+    rate, tau, mem = problem.rate, problem.gpu_seconds, problem.memory
     loaded = loaded.copy()
-    memory = loaded.astype(float).T @ problem.memory
-    share = share.copy()
-    compute = np.einsum("csk,cs,s->k", share, rate, tau)
-    gpus_on = _gpus_needed(compute, memory, problem)
+    flat = np.ascontiguousarray((share * loaded[None, :, :]).reshape(n_c * n_s, n_k))
+    # Each demand's sites, nearest first (CSR): those within its SLO with GPUs the RAN leaves.
+    ok = (allowed & (rate > 0)[:, :, None] & (problem.available_gpus > 0)[None, None, :]).reshape(n_c * n_s, n_k)
+    order = np.repeat(np.argsort(problem.latency_ms, axis=1, kind="stable"), n_s, axis=0)
+    ok_sorted = np.take_along_axis(ok, order, axis=1)
+    sites = order[ok_sorted].astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(ok_sorted.sum(axis=1))]).astype(np.int64)
+    compute = flat.T @ (rate * tau).ravel()
+    gpus = _gpus_needed(compute, loaded.astype(float).T @ mem, problem).astype(float)
+    load_cost = (np.zeros((n_s, n_k)) if problem.previous is None
+                 else problem.migration_cost * ~np.asarray(problem.previous, dtype=bool))
+    latency_cost = (LATENCY * rate[:, :, None] * 2.0 * problem.latency_ms[:, None, :]).reshape(n_c * n_s, n_k)
+    _drop_kernel(flat, (rate * tau).ravel(), np.tile(np.arange(n_s, dtype=np.int64), n_c), start, sites,
+                 problem.caps.astype(float), problem.gpu_memory_gb.astype(float), mem.astype(float), gpus, loaded,
+                 load_cost.astype(float), np.ascontiguousarray(latency_cost))
+    return flat.reshape(n_c, n_s, n_k), loaded
+
+
+@_jit
+def _drop_kernel(share, unit, service, start, sites, caps, gpu_memory, memory_gb, gpus, loaded, load_cost,
+                 latency_cost):  # pragma: no cover - compiled
+    """In place, on ``share`` (demands x sites; demand ``d`` is cell ``d // S``, service ``service[d]``),
+    ``gpus`` and ``loaded``. For each site, the one whose load spills least past one GPU fewer first: lower its
+    GPUs by one and push the spill out along augmenting paths (max flow), site to site over the demands they
+    both may serve (``sites[start[d]:start[d + 1]]``, nearest first), into room under the caps of GPUs on
+    elsewhere; a site reached by a demand whose model it does not run must hold that model in its GPUs' memory.
+    Kept where the whole spill moves and the objective falls (a GPU, less ``load_cost`` of models loaded anew,
+    plus ``latency_cost`` per share moved); undone otherwise. Repeated until no site's GPU comes off. Returns
+    the objective's change. A greedy packing leaves a fractional GPU at many sites; moving requests one hop
+    (to a site with room) recovers few of them, a path of moves recovers the rest."""
+    n_d, n_k = share.shape
+    n_s = loaded.shape[0]
+    compute = np.zeros(n_k)
+    count = np.zeros((n_s, n_k), dtype=np.int64)  # demands served per (service, site): the model stays while > 0
+    for d in range(n_d):
+        for k in range(n_k):
+            if share[d, k] > 0.0:
+                compute[k] += share[d, k] * unit[d]
+                count[service[d], k] += 1
+    memory = np.zeros(n_k)
+    for s in range(n_s):
+        for k in range(n_k):
+            loaded[s, k] = count[s, k] > 0
+            if loaded[s, k]:
+                memory[k] += memory_gb[s]
+    size = 64  # the undo log: each move's demand, sites, and the shares and loads before it
+    log_d = np.empty(size, dtype=np.int64)
+    log_a = np.empty(size, dtype=np.int64)
+    log_b = np.empty(size, dtype=np.int64)
+    log_values = np.empty((size, 4))
+    parent_site = np.empty(n_k, dtype=np.int64)
+    parent_demand = np.empty(n_k, dtype=np.int64)
+    visited = np.zeros(n_k, dtype=np.bool_)
+    queue = np.empty(n_k, dtype=np.int64)
+    spill = np.empty(n_k)
+    total = 0.0
     improved = True
     while improved:
         improved = False
-        for k in np.argsort(compute - util * (gpus_on - 1)):
-            if gpus_on[k] < 1 or memory[k] > (gpus_on[k] - 1) * problem.gpu_memory_gb[k] + 1e-9:
+        for k in range(n_k):
+            spill[k] = compute[k] - caps[k] * (gpus[k] - 1.0) if gpus[k] >= 1.0 else np.inf
+        for k in np.argsort(spill):
+            if gpus[k] < 1.0:
                 continue
-            spill = compute[k] - util[k] * (gpus_on[k] - 1)
-            if spill <= 1e-12:
+            fewer = gpus[k] - 1.0
+            if memory[k] > fewer * gpu_memory[k] + 1e-9:
                 continue
-            trial, trial_compute = share.copy(), compute.copy()
-            trial_loaded, trial_memory = loaded.copy(), memory.copy()
-            for c, sv in sorted(zip(*np.nonzero(trial[:, :, k] > 1e-12)),
-                                key=lambda cs: -problem.latency_ms[cs[0], k]):
-                if spill <= 1e-12:
-                    break
-                unit = rate[c, sv] * tau[sv]
-                for j in np.argsort(problem.latency_ms[c]):
-                    if spill <= 1e-12 or trial[c, sv, k] <= 1e-12:
+            if fewer == 0.0:  # every model leaves: requests that take no GPU time must move too; keep it simple
+                blocked = False
+                for d in range(n_d):
+                    if share[d, k] > 0.0 and unit[d] <= 0.0:
+                        blocked = True
                         break
-                    if j == k or not allowed[c, sv, j]:
-                        continue
-                    extra = 0.0 if trial_loaded[sv, j] else problem.memory[sv]
-                    if trial_memory[j] + extra > gpus_on[j] * problem.gpu_memory_gb[j] + 1e-9:
-                        continue
-                    room = util[j] * gpus_on[j] - trial_compute[j]
-                    if room <= 1e-12:
-                        continue
-                    take = min(trial[c, sv, k], room / unit, spill / unit)
-                    trial[c, sv, k] -= take
-                    trial[c, sv, j] += take
-                    trial_compute[k] -= take * unit
-                    trial_compute[j] += take * unit
-                    if not trial_loaded[sv, j]:
-                        trial_loaded[sv, j] = True
-                        trial_memory[j] += extra
-                    spill -= take * unit
-            if spill <= 1e-9:
-                share, compute, loaded, memory = trial, trial_compute, trial_loaded, trial_memory
-                gpus_on[k] -= 1
+                if blocked:
+                    continue
+            excess = compute[k] - caps[k] * fewer
+            n_log = 0
+            change = 0.0
+            gpus[k] = fewer
+            while excess > 1e-12:
+                # Breadth first from k: a -> b through a demand served at a that b may serve.
+                visited[:] = False
+                visited[k] = True
+                head, tail, sink = 0, 1, -1
+                queue[0] = k
+                while head < tail and sink < 0:
+                    a = queue[head]
+                    head += 1
+                    for d in range(n_d):
+                        if share[d, a] <= 0.0 or unit[d] <= 0.0:
+                            continue
+                        s = service[d]
+                        for i in range(start[d], start[d + 1]):
+                            b = sites[i]
+                            if visited[b] or gpus[b] < 1.0:
+                                continue
+                            if not loaded[s, b] and memory[b] + memory_gb[s] > gpus[b] * gpu_memory[b] + 1e-9:
+                                continue
+                            visited[b] = True
+                            parent_site[b] = a
+                            parent_demand[b] = d
+                            if caps[b] * gpus[b] - compute[b] > 1e-12:
+                                sink = b
+                                break
+                            queue[tail] = b
+                            tail += 1
+                        if sink >= 0:
+                            break
+                if sink < 0:
+                    break
+                amount = min(excess, caps[sink] * gpus[sink] - compute[sink])
+                b = sink
+                while b != k:
+                    d = parent_demand[b]
+                    amount = min(amount, share[d, parent_site[b]] * unit[d])
+                    b = parent_site[b]
+                b = sink
+                while b != k:
+                    a, d = parent_site[b], parent_demand[b]
+                    s = service[d]
+                    if n_log == size:
+                        size *= 2
+                        log_d = np.concatenate((log_d, np.empty(n_log, dtype=np.int64)))
+                        log_a = np.concatenate((log_a, np.empty(n_log, dtype=np.int64)))
+                        log_b = np.concatenate((log_b, np.empty(n_log, dtype=np.int64)))
+                        log_values = np.concatenate((log_values, np.empty((n_log, 4))))
+                    log_d[n_log], log_a[n_log], log_b[n_log] = d, a, b
+                    log_values[n_log, 0], log_values[n_log, 1] = share[d, a], share[d, b]
+                    log_values[n_log, 2], log_values[n_log, 3] = compute[a], compute[b]
+                    n_log += 1
+                    x = amount / unit[d]
+                    if share[d, a] - x <= 1e-12:
+                        x = share[d, a]
+                    change += x * (latency_cost[d, b] - latency_cost[d, a])
+                    share[d, a] -= x
+                    compute[a] -= x * unit[d]
+                    if share[d, a] == 0.0:
+                        count[s, a] -= 1
+                        if count[s, a] == 0:
+                            loaded[s, a] = False
+                            memory[a] -= memory_gb[s]
+                            change -= load_cost[s, a]
+                    if share[d, b] == 0.0:
+                        count[s, b] += 1
+                        if count[s, b] == 1:
+                            loaded[s, b] = True
+                            memory[b] += memory_gb[s]
+                            change += load_cost[s, b]
+                    share[d, b] += x
+                    compute[b] += x * unit[d]
+                    b = a
+                excess -= amount
+            if excess <= 1e-12 and change - 1.0 < -1e-9:
+                compute[k] = max(compute[k], 0.0)
+                total += change - 1.0
                 improved = True
-    return share, loaded
-
-
-def _consolidate(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
-                 allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Try to empty each site (least used first) into sites that already run its models, keeping SLOs and caps;
-    keep the move when it powers fewer GPUs in all."""
-    tau, mem = problem.gpu_seconds, problem.memory
-    rate, caps = problem.rate, problem.caps
-
-    def gpus(sh: np.ndarray, ld: np.ndarray) -> np.ndarray:
-        return _gpus_needed(np.einsum("csk,cs,s->k", sh, rate, tau), ld.astype(float).T @ mem, problem)
-
-    current = gpus(share, loaded)
-    for k in np.argsort(current):
-        if current[k] == 0:
-            continue
-        trial, trial_loaded = share.copy(), loaded.copy()
-        moved_all = True
-        compute = np.einsum("csk,cs,s->k", trial, rate, tau)
-        for c, s in zip(*np.nonzero(trial[:, :, k] > 1e-12)):
-            amount = trial[c, s, k]
-            for j in np.argsort(problem.latency_ms[c]):
-                if j == k or not allowed[c, s, j] or not trial_loaded[s, j] or amount <= 1e-12:
-                    continue
-                room = caps[j] * current[j] - compute[j]
-                if room <= 1e-12:
-                    continue
-                take = min(amount, room / max(rate[c, s] * tau[s], 1e-300))
-                trial[c, s, j] += take
-                trial[c, s, k] -= take
-                compute[j] += take * rate[c, s] * tau[s]
-                amount -= take
-            if amount > 1e-12:
-                moved_all = False
-                break
-        if not moved_all:
-            continue
-        trial_loaded[:, k] = False
-        after = gpus(trial, trial_loaded)
-        if after.sum() < current.sum() and (after <= problem.available_gpus).all():
-            share, loaded, current = trial, trial_loaded, after
-    return share, loaded
+                continue
+            gpus[k] = fewer + 1.0  # undo, newest move first
+            for i in range(n_log - 1, -1, -1):
+                d, a, b = log_d[i], log_a[i], log_b[i]
+                s = service[d]
+                if share[d, b] > 0.0 and log_values[i, 1] == 0.0:
+                    count[s, b] -= 1
+                if share[d, a] == 0.0 and log_values[i, 0] > 0.0:
+                    count[s, a] += 1
+                share[d, a], share[d, b] = log_values[i, 0], log_values[i, 1]
+                compute[a], compute[b] = log_values[i, 2], log_values[i, 3]
+            for i in range(n_log):
+                for site in (log_a[i], log_b[i]):
+                    for s in range(n_s):
+                        if (count[s, site] > 0) != loaded[s, site]:
+                            loaded[s, site] = count[s, site] > 0
+                            memory[site] += memory_gb[s] if loaded[s, site] else -memory_gb[s]
+    return total
 
 
 def cooler_caps(problem: PlacementProblem, placement: Placement, floor: float, *, step: float = 0.01
