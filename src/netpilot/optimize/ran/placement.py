@@ -156,86 +156,123 @@ def _gpus_needed(compute, memory, problem: PlacementProblem, site=slice(None)):
 
 
 def place_fast(problem: PlacementProblem) -> Placement:
-    """Greedy packing: the cheapest requests first (by GPU time), the most constrained among them first. Each
-    fills the spare room of GPUs already on at allowed sites (nearest first), and only then powers more GPUs, at
-    the allowed site that needs the fewest (preferring sites that run the model already, then the nearest);
-    demand splits over sites when one fills. Then lightly used sites are emptied into others, and GPUs whose
-    load only just spills past a whole GPU are turned off by moving the spill, where that powers fewer GPUs."""
+    """Greedy packing (``_pack``): the cheapest requests first (by GPU time), the most constrained among them
+    first. Each fills the spare room of GPUs already on at allowed sites (nearest first), and only then powers
+    more GPUs, at the allowed site that needs the fewest (preferring sites that run the model already, then the
+    nearest); demand splits over sites when one fills. Then what it left unserved is served where room can be
+    made (``_repair``), and GPUs are turned off one at a time while what they carry fits on GPUs that are on
+    anyway, along paths of moves between sites (``_drop_gpus``)."""
     started = time.perf_counter()
-    n_cells, n_services, n_sites = problem.rate.shape[0], len(problem.services), len(problem.sites)
     allowed = problem.allowed()
+    share, loaded = _pack(problem, allowed)
+    share, loaded = _repair(problem, share, loaded, allowed)
+    share, loaded = _drop_gpus(problem, share, loaded, allowed)
+    compute = np.einsum("csk,cs,s->k", share, problem.rate, problem.gpu_seconds)
+    gpus_on = _gpus_needed(compute, loaded.astype(float).T @ problem.memory, problem)
+    return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
+
+
+def _pack(problem: PlacementProblem, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``place_fast``'s greedy packing: (share, loaded)."""
+    n_cells, n_services, n_sites = problem.rate.shape[0], len(problem.services), len(problem.sites)
     tau, mem = problem.gpu_seconds, problem.memory
     cap_gpus = problem.available_gpus
-    util = problem.caps.tolist()
     share = np.zeros((n_cells, n_services, n_sites))
     loaded = np.zeros((n_services, n_sites), dtype=bool) if problem.previous is None else problem.previous.copy()
     loaded &= cap_gpus[None, :] > 0
     memory = loaded.astype(float).T @ mem
     gpus_on = np.minimum(np.ceil(memory / np.maximum(problem.gpu_memory_gb, 1e-12) - 1e-9), cap_gpus)
-    compute = np.zeros(n_sites)
-
-    def assign(c: int, s: int, k: int, take: float, need: float, extra_memory: float) -> float:
-        share[c, s, k] += take
-        compute[k] += take * need
-        memory[k] += extra_memory
-        loaded[s, k] = True
-        return take
-
-    demands = [(c, s) for c in range(n_cells) for s in range(n_services) if problem.rate[c, s] > 0]
+    demands = np.argwhere(problem.rate > 0)
+    cells, services = demands[:, 0], demands[:, 1]
     # Unserved requests are what costs most, so when GPUs run short the cheapest requests should get them:
     # services by GPU time per request, then the demands with the fewest allowed sites, then the largest.
     # (Other orders, biggest first or most constrained first, were measured and never did better.)
-    demands.sort(key=lambda cs: (tau[cs[1]], allowed[cs[0], cs[1]].sum(), -problem.rate[cs] * tau[cs[1]]))
-    for c, s in demands:
-        need = problem.rate[c, s] * tau[s]  # GPU-seconds per second for the whole demand
+    rank = np.lexsort((-problem.rate[cells, services] * tau[services], allowed[cells, services].sum(axis=1),
+                       tau[services]))
+    _pack_kernel(demands[rank].astype(np.int64), problem.rate.astype(float), tau.astype(float), mem.astype(float),
+                 np.argsort(problem.latency_ms, axis=1).astype(np.int64), allowed, cap_gpus.astype(float),
+                 problem.caps.astype(float), problem.gpu_memory_gb.astype(float), share, loaded, memory, gpus_on,
+                 np.zeros(n_sites))
+    loaded &= share.sum(axis=0) > 1e-12
+    return share, loaded
+
+
+@_jit
+def _pack_kernel(demands, rate, tau, mem, nearest, allowed, cap_gpus, util, gpu_memory, share, loaded, memory,
+                 gpus_on, compute):  # pragma: no cover - compiled
+    """In place on ``share``, ``loaded``, ``memory``, ``gpus_on`` and ``compute``: each (cell, service) of
+    ``demands`` in turn, over the sites it may use in ``nearest`` order (see ``place_fast``)."""
+    n_sites = nearest.shape[1]
+    sites = np.empty(n_sites, dtype=np.int64)
+    active = np.empty(n_sites, dtype=np.bool_)
+    for i in range(demands.shape[0]):
+        c, s = demands[i, 0], demands[i, 1]
+        need = rate[c, s] * tau[s]  # GPU-seconds per second for the whole demand
         left = 1.0
-        sites = [k for k in np.argsort(problem.latency_ms[c]) if allowed[c, s, k]]
+        n = 0
+        for j in range(n_sites):
+            if allowed[c, s, nearest[c, j]]:
+                sites[n] = nearest[c, j]
+                active[n] = True
+                n += 1
         # 1. Room on GPUs that are on already.
-        for k in sites:
+        for r in range(n):
             if left <= 1e-12:
                 break
-            extra_memory = 0.0 if loaded[s, k] else mem[s]
-            if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
+            k = sites[r]
+            extra = 0.0 if loaded[s, k] else mem[s]
+            if memory[k] + extra > gpus_on[k] * gpu_memory[k] + 1e-9:
                 continue
             room = util[k] * gpus_on[k] - compute[k]
             if room <= 1e-12:
                 continue
-            left -= assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
-        # 2. Power more GPUs where it takes the fewest.
+            take = min(left, room / need) if need > 0 else left
+            share[c, s, k] += take
+            compute[k] += take * need
+            memory[k] += extra
+            loaded[s, k] = True
+            left -= take
+        # 2. Power more GPUs where it takes the fewest (then where the model runs, then the nearest).
         while left > 1e-12:
-            best, best_key = None, None
-            for rank, k in enumerate(sites):
-                extra_memory = 0.0 if loaded[s, k] else mem[s]
-                want = _gpus_needed(compute[k] + left * need, memory[k] + extra_memory, problem, k)
-                if gpus_on[k] >= cap_gpus[k]:
+            best, best_ratio, best_unloaded = -1, 0.0, True
+            for r in range(n):
+                k = sites[r]
+                if not active[r] or gpus_on[k] >= cap_gpus[k]:
                     continue
-                added = min(want, cap_gpus[k]) - gpus_on[k]
+                extra = 0.0 if loaded[s, k] else mem[s]
+                want = min(_gpus_for(compute[k] + left * need, memory[k] + extra, util[k], gpu_memory[k]),
+                           cap_gpus[k])
+                added = want - gpus_on[k]
                 if added <= 0:
                     continue
-                key = (added / min(1.0, (util[k] * min(want, cap_gpus[k]) - compute[k]) / max(left * need, 1e-300)),
-                       not loaded[s, k], rank)
-                if best_key is None or key < best_key:
-                    best, best_key = k, key
-            if best is None:
+                ratio = added / min(1.0, (util[k] * want - compute[k]) / max(left * need, 1e-300))
+                unloaded = not loaded[s, k]
+                if best < 0 or ratio < best_ratio or (ratio == best_ratio and unloaded < best_unloaded):
+                    best, best_ratio, best_unloaded = r, ratio, unloaded
+            if best < 0:
                 break  # nothing left anywhere allowed: this part stays unserved
-            k = best
-            extra_memory = 0.0 if loaded[s, k] else mem[s]
-            want = _gpus_needed(compute[k] + left * need, memory[k] + extra_memory, problem, k)
-            gpus_on[k] = min(want, cap_gpus[k])
-            if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
-                sites = [j for j in sites if j != k]
+            k = sites[best]
+            extra = 0.0 if loaded[s, k] else mem[s]
+            gpus_on[k] = min(_gpus_for(compute[k] + left * need, memory[k] + extra, util[k], gpu_memory[k]),
+                             cap_gpus[k])
+            if memory[k] + extra > gpus_on[k] * gpu_memory[k] + 1e-9:
+                active[best] = False
                 continue
             room = util[k] * gpus_on[k] - compute[k]
-            take = assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
+            take = min(left, room / need) if need > 0 else left
+            share[c, s, k] += take
+            compute[k] += take * need
+            memory[k] += extra
+            loaded[s, k] = True
             left -= take
             if take <= 1e-12:
-                sites = [j for j in sites if j != k]
-    loaded &= share.sum(axis=0) > 1e-12
-    share, loaded = _repair(problem, share, loaded, allowed)
-    share, loaded = _drop_gpus(problem, share, loaded, allowed)
-    compute = np.einsum("csk,cs,s->k", share, problem.rate, tau)
-    gpus_on = _gpus_needed(compute, loaded.astype(float).T @ mem, problem)
-    return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
+                active[best] = False
+
+
+@_jit
+def _gpus_for(compute, memory, util, gpu_memory):  # pragma: no cover - compiled
+    """``_gpus_needed`` for one site, as a scalar."""
+    return max(np.ceil(compute / util - 1e-9), np.ceil(memory / max(gpu_memory, 1e-12) - 1e-9), 0.0)
 
 
 def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
