@@ -358,24 +358,28 @@ def _drop_gpus(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     ok_sorted = np.take_along_axis(ok, order, axis=1)
     sites = order[ok_sorted].astype(np.int64)
     start = np.concatenate([[0], np.cumsum(ok_sorted.sum(axis=1))]).astype(np.int64)
+    # And each site's demands (CSR): those it may serve.
+    served_at, demands = np.nonzero(ok.T)
+    first = np.concatenate([[0], np.cumsum(np.bincount(served_at, minlength=n_k))]).astype(np.int64)
     compute = flat.T @ (rate * tau).ravel()
     gpus = _gpus_needed(compute, loaded.astype(float).T @ mem, problem).astype(float)
     load_cost = (np.zeros((n_s, n_k)) if problem.previous is None
                  else problem.migration_cost * ~np.asarray(problem.previous, dtype=bool))
     latency_cost = (LATENCY * rate[:, :, None] * 2.0 * problem.latency_ms[:, None, :]).reshape(n_c * n_s, n_k)
-    _drop_kernel(flat, (rate * tau).ravel(), np.tile(np.arange(n_s, dtype=np.int64), n_c), start, sites,
-                 problem.caps.astype(float), problem.gpu_memory_gb.astype(float), mem.astype(float), gpus, loaded,
-                 load_cost.astype(float), np.ascontiguousarray(latency_cost))
+    _drop_kernel(flat, (rate * tau).ravel(), np.tile(np.arange(n_s, dtype=np.int64), n_c), start, sites, first,
+                 demands.astype(np.int64), problem.caps.astype(float), problem.gpu_memory_gb.astype(float),
+                 mem.astype(float), gpus, loaded, load_cost.astype(float), np.ascontiguousarray(latency_cost))
     return flat.reshape(n_c, n_s, n_k), loaded
 
 
 @_jit
-def _drop_kernel(share, unit, service, start, sites, caps, gpu_memory, memory_gb, gpus, loaded, load_cost,
-                 latency_cost):  # pragma: no cover - compiled
+def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
+                 load_cost, latency_cost):  # pragma: no cover - compiled
     """In place, on ``share`` (demands x sites; demand ``d`` is cell ``d // S``, service ``service[d]``),
     ``gpus`` and ``loaded``. For each site, the one whose load spills least past one GPU fewer first: lower its
     GPUs by one and push the spill out along augmenting paths (max flow), site to site over the demands they
-    both may serve (``sites[start[d]:start[d + 1]]``, nearest first), into room under the caps of GPUs on
+    both may serve (``sites[start[d]:start[d + 1]]``, nearest first; ``demands[first[k]:first[k + 1]]`` those
+    site ``k`` may serve), into room under the caps of GPUs on
     elsewhere; a site reached by a demand whose model it does not run must hold that model in its GPUs' memory.
     Kept where the whole spill moves and the objective falls (a GPU, less ``load_cost`` of models loaded anew,
     plus ``latency_cost`` per share moved); undone otherwise. Repeated until no site's GPU comes off. Returns
@@ -439,7 +443,8 @@ def _drop_kernel(share, unit, service, start, sites, caps, gpu_memory, memory_gb
                 while head < tail and sink < 0:
                     a = queue[head]
                     head += 1
-                    for d in range(n_d):
+                    for j in range(first[a], first[a + 1]):
+                        d = demands[j]
                         if share[d, a] <= 0.0 or unit[d] <= 0.0:
                             continue
                         s = service[d]
