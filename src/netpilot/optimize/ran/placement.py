@@ -287,59 +287,76 @@ def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     if not (left > 1e-9).any():
         return share, loaded
     share, loaded = share.copy(), loaded.copy()
-    caps, available = problem.caps, problem.available_gpus
-    limit = caps * available                                   # GPU-s/s each site may carry on all its GPUs
-    memory_cap = available * problem.gpu_memory_gb
-    compute = np.einsum("csk,cs,s->k", share, rate, tau)
-    memory = loaded.astype(float).T @ mem
+    available = problem.available_gpus
     unit = rate * tau                                          # (C, S) GPU-s/s of a whole demand
+    demands = np.argwhere(left > 1e-9)
+    demands = demands[np.argsort(-left[demands[:, 0], demands[:, 1]] * unit[demands[:, 0], demands[:, 1]],
+                                 kind="stable")]
+    _repair_kernel(demands.astype(np.int64), left, unit, mem.astype(float),
+                   np.argsort(problem.latency_ms, axis=1).astype(np.int64), allowed, available.astype(float),
+                   problem.caps * available, available * problem.gpu_memory_gb,
+                   np.einsum("csk,cs,s->k", share, rate, tau), loaded.astype(float).T @ mem, share, loaded)
+    loaded &= share.sum(axis=0) > 1e-12
+    return share, loaded
 
-    def fits(s: int, k: int) -> bool:
-        return bool(loaded[s, k] or memory[k] + mem[s] <= memory_cap[k] + 1e-9)
 
-    def put(c: int, s: int, k: int, amount: float) -> None:  # amount: share of demand (c, s)
-        share[c, s, k] += amount
-        compute[k] += amount * unit[c, s]
-        if not loaded[s, k]:
-            loaded[s, k] = True
-            memory[k] += mem[s]
-
-    for c, s in sorted(np.argwhere(left > 1e-9).tolist(), key=lambda cs: -left[cs[0], cs[1]] * unit[cs[0], cs[1]]):
+@_jit
+def _repair_kernel(demands, left, unit, mem, nearest, allowed, available, limit, memory_cap, compute, memory, share,
+                   loaded):  # pragma: no cover - compiled
+    """``_repair``'s loops, in place on ``share``, ``loaded``, ``compute`` and ``memory``: ``limit`` is the
+    GPU-s/s each site may carry on all its GPUs, ``memory_cap`` the GB they hold."""
+    n_cells, n_services, n_sites = share.shape
+    for i in range(demands.shape[0]):
+        c, s = demands[i, 0], demands[i, 1]
         need = left[c, s] * unit[c, s]                         # GPU-s/s
-        for k in np.argsort(problem.latency_ms[c]).tolist():
+        for r in range(n_sites):
+            k = nearest[c, r]
             if need <= 1e-12:
                 break
-            if not allowed[c, s, k] or available[k] <= 0 or not fits(s, k):
+            if not allowed[c, s, k] or available[k] <= 0 or not (
+                    loaded[s, k] or memory[k] + mem[s] <= memory_cap[k] + 1e-9):
                 continue
             # Room made at k: move others' requests to sites they reach with room, until ``need`` fits.
             short = need - (limit[k] - compute[k])
             if short > 1e-12:
-                for c2, s2 in zip(*np.nonzero(share[:, :, k] > 1e-12)):
+                for c2 in range(n_cells):
+                    for s2 in range(n_services):
+                        if short <= 1e-12:
+                            break
+                        if share[c2, s2, k] <= 1e-12 or (c2 == c and s2 == s) or unit[c2, s2] <= 0:
+                            continue
+                        for r2 in range(n_sites):
+                            j = nearest[c2, r2]
+                            if short <= 1e-12 or share[c2, s2, k] <= 1e-12:
+                                break
+                            if j == k or not allowed[c2, s2, j] or available[j] <= 0 or not (
+                                    loaded[s2, j] or memory[j] + mem[s2] <= memory_cap[j] + 1e-9):
+                                continue
+                            room = limit[j] - compute[j]
+                            if room <= 1e-12:
+                                continue
+                            moved = min(share[c2, s2, k], room / unit[c2, s2], short / unit[c2, s2])
+                            share[c2, s2, k] -= moved
+                            compute[k] -= moved * unit[c2, s2]
+                            share[c2, s2, j] += moved
+                            compute[j] += moved * unit[c2, s2]
+                            if not loaded[s2, j]:
+                                loaded[s2, j] = True
+                                memory[j] += mem[s2]
+                            short -= moved * unit[c2, s2]
                     if short <= 1e-12:
                         break
-                    if (c2 == c and s2 == s) or unit[c2, s2] <= 0:
-                        continue
-                    for j in np.argsort(problem.latency_ms[c2]).tolist():
-                        if short <= 1e-12 or share[c2, s2, k] <= 1e-12:
-                            break
-                        if j == k or not allowed[c2, s2, j] or available[j] <= 0 or not fits(s2, j):
-                            continue
-                        room = limit[j] - compute[j]
-                        if room <= 1e-12:
-                            continue
-                        moved = min(share[c2, s2, k], room / unit[c2, s2], short / unit[c2, s2])
-                        share[c2, s2, k] -= moved
-                        compute[k] -= moved * unit[c2, s2]
-                        put(int(c2), int(s2), j, moved)
-                        short -= moved * unit[c2, s2]
             room = limit[k] - compute[k]
             if room <= 1e-12:
                 continue
             take = min(need, room)
-            put(c, s, k, take / unit[c, s])
+            amount = take / unit[c, s]
+            share[c, s, k] += amount
+            compute[k] += amount * unit[c, s]
+            if not loaded[s, k]:
+                loaded[s, k] = True
+                memory[k] += mem[s]
             need -= take
-    loaded &= share.sum(axis=0) > 1e-12
-    return share, loaded
 
 
 def _drop_gpus(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
