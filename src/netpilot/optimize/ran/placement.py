@@ -385,23 +385,19 @@ def _drop_gpus(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     latency_cost = (LATENCY * rate[:, :, None] * 2.0 * problem.latency_ms[:, None, :]).reshape(n_c * n_s, n_k)
     _drop_kernel(flat, (rate * tau).ravel(), np.tile(np.arange(n_s, dtype=np.int64), n_c), start, sites, first,
                  demands.astype(np.int64), problem.caps.astype(float), problem.gpu_memory_gb.astype(float),
-                 mem.astype(float), gpus, loaded, load_cost.astype(float), np.ascontiguousarray(latency_cost))
+                 mem.astype(float), problem.available_gpus.astype(float), gpus, loaded, load_cost.astype(float),
+                 np.ascontiguousarray(latency_cost))
     return flat.reshape(n_c, n_s, n_k), loaded
 
 
 @_jit
-def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
-                 load_cost, latency_cost):  # pragma: no cover - compiled
+def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, available, gpus,
+                 loaded, load_cost, latency_cost):  # pragma: no cover - compiled
     """In place, on ``share`` (demands x sites; demand ``d`` is cell ``d // S``, service ``service[d]``),
-    ``gpus`` and ``loaded``. For each site, the one whose load spills least past one GPU fewer first: lower its
-    GPUs by one and push the spill out along augmenting paths (max flow), site to site over the demands they
-    both may serve (``sites[start[d]:start[d + 1]]``, nearest first; ``demands[first[k]:first[k + 1]]`` those
-    site ``k`` may serve), into room under the caps of GPUs on
-    elsewhere; a site reached by a demand whose model it does not run must hold that model in its GPUs' memory.
-    Kept where the whole spill moves and the objective falls (a GPU, less ``load_cost`` of models loaded anew,
-    plus ``latency_cost`` per share moved); undone otherwise. Repeated until no site's GPU comes off. Returns
-    the objective's change. A greedy packing leaves a fractional GPU at many sites; moving requests one hop
-    (to a site with room) recovers few of them, a path of moves recovers the rest."""
+    ``gpus`` and ``loaded``: ``_drop_all``; then, for each site with no GPU on and one the RAN leaves, a GPU
+    there and ``_drop_all`` again (that site kept), kept where that turns off more GPUs than it powers (the
+    greedy may have powered GPUs at sites where another site's single GPU would have carried what spills at
+    two), repeated while one is kept. Returns the objective's change."""
     n_d, n_k = share.shape
     n_s = loaded.shape[0]
     compute = np.zeros(n_k)
@@ -417,6 +413,64 @@ def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_m
             loaded[s, k] = count[s, k] > 0
             if loaded[s, k]:
                 memory[k] += memory_gb[s]
+    args = (share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
+            load_cost, latency_cost, compute, count, memory)
+    skip = np.zeros(n_k, dtype=np.bool_)
+    total = _drop_all(skip, *args)
+    queue = np.empty(n_k, dtype=np.int64)
+    improved = True
+    while improved:
+        improved = False
+        for j in range(n_k):
+            if gpus[j] > 0.0 or available[j] < 1.0:
+                continue
+            # Only a site with a path of moves to j can turn a GPU off with j's room (every other one failed
+            # already, and fewer GPUs elsewhere will not help it): those that serve a demand j may serve, and
+            # so on back (memory aside: a few too many tried). Two at least, or the GPU at j cannot pay.
+            skip[:] = True
+            skip[j] = False
+            queue[0], head, tail = j, 0, 1
+            while head < tail:
+                b = queue[head]
+                head += 1
+                for i in range(first[b], first[b + 1]):
+                    d = demands[i]
+                    for r in range(start[d], start[d + 1]):
+                        a = sites[r]
+                        if skip[a] and gpus[a] >= 1.0 and share[d, a] > 0.0:
+                            skip[a] = False
+                            queue[tail] = a
+                            tail += 1
+            skip[j] = True
+            if tail < 3:
+                continue
+            saved = (share.copy(), gpus.copy(), loaded.copy(), compute.copy(), count.copy(), memory.copy())
+            gpus[j] += 1.0
+            change = 1.0 + _drop_all(skip, *args)
+            if change < -1e-9:
+                total += change
+                improved = True
+                continue
+            share[:], gpus[:], loaded[:] = saved[0], saved[1], saved[2]
+            compute[:], count[:], memory[:] = saved[3], saved[4], saved[5]
+    return total
+
+
+@_jit
+def _drop_all(skip, share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
+              load_cost, latency_cost, compute, count, memory):  # pragma: no cover - compiled
+    """For each site ``skip`` does not mark, the one whose load spills least past one GPU fewer first: lower its
+    GPUs by one and push the spill out along augmenting paths (max flow), site to site over the demands they
+    both may serve (``sites[start[d]:start[d + 1]]``, nearest first; ``demands[first[k]:first[k + 1]]`` those
+    site ``k`` may serve), into room under the caps of GPUs on elsewhere; a site reached by a demand whose model
+    it does not run must hold that model in its GPUs' memory. Kept where the whole spill moves and the objective
+    falls (a GPU, less ``load_cost`` of models loaded anew, plus ``latency_cost`` per share moved); undone
+    otherwise. Repeated until no site's GPU comes off. In place, with ``compute``, ``count`` (demands served
+    per service and site) and ``memory`` kept up to date. Returns the objective's change. A greedy packing
+    leaves a fractional GPU at many sites; moving requests one hop (to a site with room) recovers few of them,
+    a path of moves recovers the rest."""
+    n_d, n_k = share.shape
+    n_s = loaded.shape[0]
     size = 64  # the undo log: each move's demand, sites, and the shares and loads before it
     log_d = np.empty(size, dtype=np.int64)
     log_a = np.empty(size, dtype=np.int64)
@@ -434,7 +488,7 @@ def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_m
         for k in range(n_k):
             spill[k] = compute[k] - caps[k] * (gpus[k] - 1.0) if gpus[k] >= 1.0 else np.inf
         for k in np.argsort(spill):
-            if gpus[k] < 1.0:
+            if gpus[k] < 1.0 or skip[k]:
                 continue
             fewer = gpus[k] - 1.0
             if memory[k] > fewer * gpu_memory[k] + 1e-9:
