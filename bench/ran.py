@@ -216,6 +216,7 @@ def section_placement() -> None:
     rows, records = [], []
     for n_sites, load in ((12, 1.0), (12, 3.0), (24, 3.0), (40, 4.0), (80, 6.0), (125, 8.0)):
         problem = placement_problem(n_sites, load=load)
+        place_fast(problem)  # warm: the first call loads (or compiles) the Numba kernels
         fast = place_fast(problem)
         mip = place_mip(problem, time_limit=600)
         record = {"sites": n_sites, "load": load, "cells": len(problem.cells),
@@ -254,6 +255,7 @@ def section_replacement() -> None:
     phases = rng.integers(0, len(series) - 30, len(problem.sites))
     previous = None
     times, migrations, unserved = [], [], []
+    place_fast(problem)  # warm: the first call loads (or compiles) the Numba kernels
     for t in range(30):
         ran = 0.25 + 0.6 * series[phases + t] / series.max()
         step = replace(problem, ran_share=np.asarray(ran, dtype=float), previous=previous)

@@ -9,12 +9,22 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.optimize import linprog
 from typer.testing import CliRunner
 
 from netpilot.cli import app
 from netpilot.model.sample import bundled_network_path
-from netpilot.optimize.ran.placement import LATENCY, UNSERVED, PlacementProblem, Service, place_fast, place_mip
+from netpilot.optimize.ran.placement import (
+    LATENCY,
+    UNSERVED,
+    Placement,
+    PlacementProblem,
+    Service,
+    place_fast,
+    place_mip,
+)
 
 runner = CliRunner()
 
@@ -186,3 +196,81 @@ def test_fast_makes_room_for_a_demand_that_reaches_one_site(monkeypatch):
     assert fast.objective(problem) <= place_mip(problem, time_limit=60).objective(problem) + 1e-6
     monkeypatch.setattr(placement, "_repair", lambda problem, share, loaded, allowed: (share, loaded))
     assert place_fast(problem).unserved(problem)[0, 1] == pytest.approx(5.0)
+
+
+def test_fast_turns_off_a_gpu_along_a_path_of_moves():
+    """One-hop moves cannot help here, a path can: k0 carries 0.9 GPU-s/s on two GPUs (0.1 past one at the
+    80 % cap), c0 also reaches k1 alone, and k1's two GPUs are full with c1, which also reaches k2, where c2
+    leaves room (one service of 1 GPU-s per request, 5,010 ms SLO: sites 1-2 ms away qualify, 1 s away not).
+    Moving 0.1 of c1 from k1 to k2 and 0.1 of c0 from k0 to k1 turns a GPU off (5 -> 4, the
+    optimum: 2.9 GPU-s/s need 4 GPUs at 80 %)."""
+    import netpilot.optimize.ran.placement as placement
+
+    far = 1e3
+    problem = PlacementProblem(["c0", "c1", "c2"], ["k0", "k1", "k2"], [Service("model", 4, 1.0, 5010)],
+                               np.array([[0.9], [1.6], [0.4]]),
+                               np.array([[1.0, 2.0, far], [far, 1.0, 2.0], [far, far, 1.0]]), np.full(3, 4.0),
+                               np.full(3, 40.0), np.zeros(3))
+    share = np.zeros((3, 1, 3))
+    share[0, 0, 0] = share[1, 0, 1] = share[2, 0, 2] = 1.0
+    loaded = np.ones((1, 3), dtype=bool)
+    before = Placement(share, loaded, np.array([2.0, 2.0, 1.0]), "hand", 0.0)
+    assert before.violations(problem) == []
+    moved, moved_loaded = placement._drop_gpus(problem, share, loaded, problem.allowed())
+    compute = np.einsum("csk,cs,s->k", moved, problem.rate, problem.gpu_seconds)
+    after = Placement(moved, moved_loaded, placement._gpus_needed(compute, problem.memory * moved_loaded[0], problem),
+                      "dropped", 0.0)
+    assert after.violations(problem) == [] and after.gpus_on.sum() == 4
+    assert moved.sum(axis=2) == pytest.approx(share.sum(axis=2))  # every request still served
+    assert moved[0, 0] == pytest.approx([0.8 / 0.9, 0.1 / 0.9, 0]) and moved[1, 0] == pytest.approx([0, 1.5 / 1.6,
+                                                                                                      0.1 / 1.6])
+    assert place_fast(problem).objective(problem) == pytest.approx(place_mip(problem).objective(problem), abs=0.05)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 6), st.floats(0.1, 6.0), st.booleans(),
+       st.booleans())
+def test_dropping_gpus_never_costs_and_breaks_nothing(seed, cells, sites, load, previous, tight_memory):
+    """On random instances (models loaded before or not, memory that binds or not, a service that takes no GPU
+    time): the GPU-dropping pass keeps every request served where it was served, leaves no violation, and never
+    raises the objective; ``place_fast`` as a whole is never worse than before the pass."""
+    import netpilot.optimize.ran.placement as placement
+
+    rng = np.random.default_rng(seed)
+    services = [Service("vision", 4, 0.004, 25), Service("speech", 8, 0.04, 215), Service("llm", 20, 0.2, 1010),
+                Service("free", 2, 0.0, 30)]
+    rate = rng.uniform(0, 1, (cells, 4)) * np.array([100, 8, 1, 5]) * load * (rng.random((cells, 4)) < 0.8)
+    problem = PlacementProblem([f"c{i}" for i in range(cells)], [f"k{i}" for i in range(sites)], services, rate,
+                               rng.uniform(0.5, 4, (cells, sites)), rng.integers(0, 8, sites).astype(float),
+                               np.full(sites, 22.0 if tight_memory else 80.0), rng.uniform(0, 0.9, sites),
+                               previous=rng.random((4, sites)) < 0.4 if previous else None,
+                               site_utilisation=rng.uniform(0.5, 0.8, sites))
+    allowed = problem.allowed()
+    share, loaded = placement._repair(problem, *placement._pack(problem, allowed), allowed)
+
+    def placed(sh, ld):
+        compute = np.einsum("csk,cs,s->k", sh, problem.rate, problem.gpu_seconds)
+        return Placement(sh, ld, placement._gpus_needed(compute, ld.astype(float).T @ problem.memory, problem), "", 0)
+
+    before = placed(share, loaded)
+    after = placed(*placement._drop_gpus(problem, share, loaded, allowed))
+    assert before.violations(problem) == [] and after.violations(problem) == []
+    assert after.share.sum(axis=2) == pytest.approx(before.share.sum(axis=2), abs=1e-9)
+    assert after.objective(problem) <= before.objective(problem) + 1e-9
+    fast = place_fast(problem)
+    assert fast.violations(problem) == [] and fast.objective(problem) == pytest.approx(after.objective(problem))
+
+
+def test_the_kernels_give_the_same_placement_uncompiled(monkeypatch):
+    """Without Numba the kernels run as plain Python: the same placement, bit for bit."""
+    import netpilot.optimize.ran.placement as placement
+    from netpilot.model import kernels
+
+    if not kernels.AVAILABLE:
+        pytest.skip("numba not installed")
+    problem = _random_problem(3, cells=20, sites=6, load=2.0)
+    compiled = place_fast(problem)
+    for name in ("_pack_kernel", "_repair_kernel", "_drop_kernel", "_drop_all", "_gpus_for"):
+        monkeypatch.setattr(placement, name, getattr(placement, name).py_func)
+    plain = place_fast(problem)
+    assert np.array_equal(compiled.share, plain.share) and np.array_equal(compiled.gpus_on, plain.gpus_on)

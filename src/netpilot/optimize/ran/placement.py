@@ -23,6 +23,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
+from netpilot.model.kernels import _jit
 from netpilot.model.ran import Service
 from netpilot.optimize import highs
 
@@ -155,87 +156,123 @@ def _gpus_needed(compute, memory, problem: PlacementProblem, site=slice(None)):
 
 
 def place_fast(problem: PlacementProblem) -> Placement:
-    """Greedy packing: the cheapest requests first (by GPU time), the most constrained among them first. Each
-    fills the spare room of GPUs already on at allowed sites (nearest first), and only then powers more GPUs, at
-    the allowed site that needs the fewest (preferring sites that run the model already, then the nearest);
-    demand splits over sites when one fills. Then lightly used sites are emptied into others, and GPUs whose
-    load only just spills past a whole GPU are turned off by moving the spill, where that powers fewer GPUs."""
+    """Greedy packing (``_pack``): the cheapest requests first (by GPU time), the most constrained among them
+    first. Each fills the spare room of GPUs already on at allowed sites (nearest first), and only then powers
+    more GPUs, at the allowed site that needs the fewest (preferring sites that run the model already, then the
+    nearest); demand splits over sites when one fills. Then what it left unserved is served where room can be
+    made (``_repair``), and GPUs are turned off one at a time while what they carry fits on GPUs that are on
+    anyway, along paths of moves between sites (``_drop_gpus``)."""
     started = time.perf_counter()
-    n_cells, n_services, n_sites = problem.rate.shape[0], len(problem.services), len(problem.sites)
     allowed = problem.allowed()
+    share, loaded = _pack(problem, allowed)
+    share, loaded = _repair(problem, share, loaded, allowed)
+    share, loaded = _drop_gpus(problem, share, loaded, allowed)
+    compute = np.einsum("csk,cs,s->k", share, problem.rate, problem.gpu_seconds)
+    gpus_on = _gpus_needed(compute, loaded.astype(float).T @ problem.memory, problem)
+    return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
+
+
+def _pack(problem: PlacementProblem, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``place_fast``'s greedy packing: (share, loaded)."""
+    n_cells, n_services, n_sites = problem.rate.shape[0], len(problem.services), len(problem.sites)
     tau, mem = problem.gpu_seconds, problem.memory
     cap_gpus = problem.available_gpus
-    util = problem.caps.tolist()
     share = np.zeros((n_cells, n_services, n_sites))
     loaded = np.zeros((n_services, n_sites), dtype=bool) if problem.previous is None else problem.previous.copy()
     loaded &= cap_gpus[None, :] > 0
     memory = loaded.astype(float).T @ mem
     gpus_on = np.minimum(np.ceil(memory / np.maximum(problem.gpu_memory_gb, 1e-12) - 1e-9), cap_gpus)
-    compute = np.zeros(n_sites)
-
-    def assign(c: int, s: int, k: int, take: float, need: float, extra_memory: float) -> float:
-        share[c, s, k] += take
-        compute[k] += take * need
-        memory[k] += extra_memory
-        loaded[s, k] = True
-        return take
-
-    demands = [(c, s) for c in range(n_cells) for s in range(n_services) if problem.rate[c, s] > 0]
+    demands = np.argwhere(problem.rate > 0)
+    cells, services = demands[:, 0], demands[:, 1]
     # Unserved requests are what costs most, so when GPUs run short the cheapest requests should get them:
     # services by GPU time per request, then the demands with the fewest allowed sites, then the largest.
     # (Other orders, biggest first or most constrained first, were measured and never did better.)
-    demands.sort(key=lambda cs: (tau[cs[1]], allowed[cs[0], cs[1]].sum(), -problem.rate[cs] * tau[cs[1]]))
-    for c, s in demands:
-        need = problem.rate[c, s] * tau[s]  # GPU-seconds per second for the whole demand
+    rank = np.lexsort((-problem.rate[cells, services] * tau[services], allowed[cells, services].sum(axis=1),
+                       tau[services]))
+    _pack_kernel(demands[rank].astype(np.int64), problem.rate.astype(float), tau.astype(float), mem.astype(float),
+                 np.argsort(problem.latency_ms, axis=1).astype(np.int64), allowed, cap_gpus.astype(float),
+                 problem.caps.astype(float), problem.gpu_memory_gb.astype(float), share, loaded, memory, gpus_on,
+                 np.zeros(n_sites))
+    loaded &= share.sum(axis=0) > 1e-12
+    return share, loaded
+
+
+@_jit
+def _pack_kernel(demands, rate, tau, mem, nearest, allowed, cap_gpus, util, gpu_memory, share, loaded, memory,
+                 gpus_on, compute):  # pragma: no cover - compiled
+    """In place on ``share``, ``loaded``, ``memory``, ``gpus_on`` and ``compute``: each (cell, service) of
+    ``demands`` in turn, over the sites it may use in ``nearest`` order (see ``place_fast``)."""
+    n_sites = nearest.shape[1]
+    sites = np.empty(n_sites, dtype=np.int64)
+    active = np.empty(n_sites, dtype=np.bool_)
+    for i in range(demands.shape[0]):
+        c, s = demands[i, 0], demands[i, 1]
+        need = rate[c, s] * tau[s]  # GPU-seconds per second for the whole demand
         left = 1.0
-        sites = [k for k in np.argsort(problem.latency_ms[c]) if allowed[c, s, k]]
+        n = 0
+        for j in range(n_sites):
+            if allowed[c, s, nearest[c, j]]:
+                sites[n] = nearest[c, j]
+                active[n] = True
+                n += 1
         # 1. Room on GPUs that are on already.
-        for k in sites:
+        for r in range(n):
             if left <= 1e-12:
                 break
-            extra_memory = 0.0 if loaded[s, k] else mem[s]
-            if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
+            k = sites[r]
+            extra = 0.0 if loaded[s, k] else mem[s]
+            if memory[k] + extra > gpus_on[k] * gpu_memory[k] + 1e-9:
                 continue
             room = util[k] * gpus_on[k] - compute[k]
             if room <= 1e-12:
                 continue
-            left -= assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
-        # 2. Power more GPUs where it takes the fewest.
+            take = min(left, room / need) if need > 0 else left
+            share[c, s, k] += take
+            compute[k] += take * need
+            memory[k] += extra
+            loaded[s, k] = True
+            left -= take
+        # 2. Power more GPUs where it takes the fewest (then where the model runs, then the nearest).
         while left > 1e-12:
-            best, best_key = None, None
-            for rank, k in enumerate(sites):
-                extra_memory = 0.0 if loaded[s, k] else mem[s]
-                want = _gpus_needed(compute[k] + left * need, memory[k] + extra_memory, problem, k)
-                if gpus_on[k] >= cap_gpus[k]:
+            best, best_ratio, best_unloaded = -1, 0.0, True
+            for r in range(n):
+                k = sites[r]
+                if not active[r] or gpus_on[k] >= cap_gpus[k]:
                     continue
-                added = min(want, cap_gpus[k]) - gpus_on[k]
+                extra = 0.0 if loaded[s, k] else mem[s]
+                want = min(_gpus_for(compute[k] + left * need, memory[k] + extra, util[k], gpu_memory[k]),
+                           cap_gpus[k])
+                added = want - gpus_on[k]
                 if added <= 0:
                     continue
-                key = (added / min(1.0, (util[k] * min(want, cap_gpus[k]) - compute[k]) / max(left * need, 1e-300)),
-                       not loaded[s, k], rank)
-                if best_key is None or key < best_key:
-                    best, best_key = k, key
-            if best is None:
+                ratio = added / min(1.0, (util[k] * want - compute[k]) / max(left * need, 1e-300))
+                unloaded = not loaded[s, k]
+                if best < 0 or ratio < best_ratio or (ratio == best_ratio and unloaded < best_unloaded):
+                    best, best_ratio, best_unloaded = r, ratio, unloaded
+            if best < 0:
                 break  # nothing left anywhere allowed: this part stays unserved
-            k = best
-            extra_memory = 0.0 if loaded[s, k] else mem[s]
-            want = _gpus_needed(compute[k] + left * need, memory[k] + extra_memory, problem, k)
-            gpus_on[k] = min(want, cap_gpus[k])
-            if memory[k] + extra_memory > gpus_on[k] * problem.gpu_memory_gb[k] + 1e-9:
-                sites = [j for j in sites if j != k]
+            k = sites[best]
+            extra = 0.0 if loaded[s, k] else mem[s]
+            gpus_on[k] = min(_gpus_for(compute[k] + left * need, memory[k] + extra, util[k], gpu_memory[k]),
+                             cap_gpus[k])
+            if memory[k] + extra > gpus_on[k] * gpu_memory[k] + 1e-9:
+                active[best] = False
                 continue
             room = util[k] * gpus_on[k] - compute[k]
-            take = assign(c, s, k, min(left, room / need) if need > 0 else left, need, extra_memory)
+            take = min(left, room / need) if need > 0 else left
+            share[c, s, k] += take
+            compute[k] += take * need
+            memory[k] += extra
+            loaded[s, k] = True
             left -= take
             if take <= 1e-12:
-                sites = [j for j in sites if j != k]
-    loaded &= share.sum(axis=0) > 1e-12
-    share, loaded = _repair(problem, share, loaded, allowed)
-    share, loaded = _consolidate(problem, share, loaded, allowed)
-    share, loaded = _shave(problem, share, loaded, allowed)
-    compute = np.einsum("csk,cs,s->k", share, problem.rate, tau)
-    gpus_on = _gpus_needed(compute, loaded.astype(float).T @ mem, problem)
-    return Placement(share, loaded, gpus_on, "fast", time.perf_counter() - started)
+                active[best] = False
+
+
+@_jit
+def _gpus_for(compute, memory, util, gpu_memory):  # pragma: no cover - compiled
+    """``_gpus_needed`` for one site, as a scalar."""
+    return max(np.ceil(compute / util - 1e-9), np.ceil(memory / max(gpu_memory, 1e-12) - 1e-9), 0.0)
 
 
 def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
@@ -250,154 +287,320 @@ def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     if not (left > 1e-9).any():
         return share, loaded
     share, loaded = share.copy(), loaded.copy()
-    caps, available = problem.caps, problem.available_gpus
-    limit = caps * available                                   # GPU-s/s each site may carry on all its GPUs
-    memory_cap = available * problem.gpu_memory_gb
-    compute = np.einsum("csk,cs,s->k", share, rate, tau)
-    memory = loaded.astype(float).T @ mem
+    available = problem.available_gpus
     unit = rate * tau                                          # (C, S) GPU-s/s of a whole demand
-
-    def fits(s: int, k: int) -> bool:
-        return bool(loaded[s, k] or memory[k] + mem[s] <= memory_cap[k] + 1e-9)
-
-    def put(c: int, s: int, k: int, amount: float) -> None:  # amount: share of demand (c, s)
-        share[c, s, k] += amount
-        compute[k] += amount * unit[c, s]
-        if not loaded[s, k]:
-            loaded[s, k] = True
-            memory[k] += mem[s]
-
-    for c, s in sorted(np.argwhere(left > 1e-9).tolist(), key=lambda cs: -left[cs[0], cs[1]] * unit[cs[0], cs[1]]):
-        need = left[c, s] * unit[c, s]                         # GPU-s/s
-        for k in np.argsort(problem.latency_ms[c]).tolist():
-            if need <= 1e-12:
-                break
-            if not allowed[c, s, k] or available[k] <= 0 or not fits(s, k):
-                continue
-            # Room made at k: move others' requests to sites they reach with room, until ``need`` fits.
-            short = need - (limit[k] - compute[k])
-            if short > 1e-12:
-                for c2, s2 in zip(*np.nonzero(share[:, :, k] > 1e-12)):
-                    if short <= 1e-12:
-                        break
-                    if (c2 == c and s2 == s) or unit[c2, s2] <= 0:
-                        continue
-                    for j in np.argsort(problem.latency_ms[c2]).tolist():
-                        if short <= 1e-12 or share[c2, s2, k] <= 1e-12:
-                            break
-                        if j == k or not allowed[c2, s2, j] or available[j] <= 0 or not fits(s2, j):
-                            continue
-                        room = limit[j] - compute[j]
-                        if room <= 1e-12:
-                            continue
-                        moved = min(share[c2, s2, k], room / unit[c2, s2], short / unit[c2, s2])
-                        share[c2, s2, k] -= moved
-                        compute[k] -= moved * unit[c2, s2]
-                        put(int(c2), int(s2), j, moved)
-                        short -= moved * unit[c2, s2]
-            room = limit[k] - compute[k]
-            if room <= 1e-12:
-                continue
-            take = min(need, room)
-            put(c, s, k, take / unit[c, s])
-            need -= take
+    demands = np.argwhere(left > 1e-9)
+    demands = demands[np.argsort(-left[demands[:, 0], demands[:, 1]] * unit[demands[:, 0], demands[:, 1]],
+                                 kind="stable")]
+    _repair_kernel(demands.astype(np.int64), left, unit, mem.astype(float),
+                   np.argsort(problem.latency_ms, axis=1).astype(np.int64), allowed, available.astype(float),
+                   problem.caps * available, available * problem.gpu_memory_gb,
+                   np.einsum("csk,cs,s->k", share, rate, tau), loaded.astype(float).T @ mem, share, loaded)
     loaded &= share.sum(axis=0) > 1e-12
     return share, loaded
 
 
-def _shave(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
-           allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Turn GPUs off one at a time: where a site's load spills just past a whole GPU, move the spill to room on
-    GPUs that are on anyway at other allowed sites (loading the model there when its memory fits)."""
-    tau, rate, util = problem.gpu_seconds, problem.rate, problem.caps
+@_jit
+def _repair_kernel(demands, left, unit, mem, nearest, allowed, available, limit, memory_cap, compute, memory, share,
+                   loaded):  # pragma: no cover - compiled
+    """``_repair``'s loops, in place on ``share``, ``loaded``, ``compute`` and ``memory``: ``limit`` is the
+    GPU-s/s each site may carry on all its GPUs, ``memory_cap`` the GB they hold."""
+    n_cells, n_services, n_sites = share.shape
+    for i in range(demands.shape[0]):
+        c, s = demands[i, 0], demands[i, 1]
+        need = left[c, s] * unit[c, s]                         # GPU-s/s
+        for r in range(n_sites):
+            k = nearest[c, r]
+            if need <= 1e-12:
+                break
+            if not allowed[c, s, k] or available[k] <= 0 or not (
+                    loaded[s, k] or memory[k] + mem[s] <= memory_cap[k] + 1e-9):
+                continue
+            # Room made at k: move others' requests to sites they reach with room, until ``need`` fits.
+            short = need - (limit[k] - compute[k])
+            if short > 1e-12:
+                for c2 in range(n_cells):
+                    for s2 in range(n_services):
+                        if short <= 1e-12:
+                            break
+                        if share[c2, s2, k] <= 1e-12 or (c2 == c and s2 == s) or unit[c2, s2] <= 0:
+                            continue
+                        for r2 in range(n_sites):
+                            j = nearest[c2, r2]
+                            if short <= 1e-12 or share[c2, s2, k] <= 1e-12:
+                                break
+                            if j == k or not allowed[c2, s2, j] or available[j] <= 0 or not (
+                                    loaded[s2, j] or memory[j] + mem[s2] <= memory_cap[j] + 1e-9):
+                                continue
+                            room = limit[j] - compute[j]
+                            if room <= 1e-12:
+                                continue
+                            moved = min(share[c2, s2, k], room / unit[c2, s2], short / unit[c2, s2])
+                            share[c2, s2, k] -= moved
+                            compute[k] -= moved * unit[c2, s2]
+                            share[c2, s2, j] += moved
+                            compute[j] += moved * unit[c2, s2]
+                            if not loaded[s2, j]:
+                                loaded[s2, j] = True
+                                memory[j] += mem[s2]
+                            short -= moved * unit[c2, s2]
+                    if short <= 1e-12:
+                        break
+            room = limit[k] - compute[k]
+            if room <= 1e-12:
+                continue
+            take = min(need, room)
+            amount = take / unit[c, s]
+            share[c, s, k] += amount
+            compute[k] += amount * unit[c, s]
+            if not loaded[s, k]:
+                loaded[s, k] = True
+                memory[k] += mem[s]
+            need -= take
+
+
+def _drop_gpus(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
+               allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Turn GPUs off one at a time while what they carry fits on GPUs that are on anyway: see ``_drop_kernel``.
+    Keeps every request served where it was served (shares move between sites, their sums do not), every SLO,
+    cap and memory limit, and takes a step only where it lowers the objective (GPUs, models loaded anew,
+    latency)."""
+    n_c, n_s, n_k = share.shape
+    rate, tau, mem = problem.rate, problem.gpu_seconds, problem.memory
     loaded = loaded.copy()
-    memory = loaded.astype(float).T @ problem.memory
-    share = share.copy()
-    compute = np.einsum("csk,cs,s->k", share, rate, tau)
-    gpus_on = _gpus_needed(compute, memory, problem)
+    flat = np.ascontiguousarray((share * loaded[None, :, :]).reshape(n_c * n_s, n_k))
+    # Each demand's sites, nearest first (CSR): those within its SLO with GPUs the RAN leaves.
+    ok = (allowed & (rate > 0)[:, :, None] & (problem.available_gpus > 0)[None, None, :]).reshape(n_c * n_s, n_k)
+    order = np.repeat(np.argsort(problem.latency_ms, axis=1, kind="stable"), n_s, axis=0)
+    ok_sorted = np.take_along_axis(ok, order, axis=1)
+    sites = order[ok_sorted].astype(np.int64)
+    start = np.concatenate([[0], np.cumsum(ok_sorted.sum(axis=1))]).astype(np.int64)
+    # And each site's demands (CSR): those it may serve.
+    served_at, demands = np.nonzero(ok.T)
+    first = np.concatenate([[0], np.cumsum(np.bincount(served_at, minlength=n_k))]).astype(np.int64)
+    compute = flat.T @ (rate * tau).ravel()
+    gpus = _gpus_needed(compute, loaded.astype(float).T @ mem, problem).astype(float)
+    load_cost = (np.zeros((n_s, n_k)) if problem.previous is None
+                 else problem.migration_cost * ~np.asarray(problem.previous, dtype=bool))
+    latency_cost = (LATENCY * rate[:, :, None] * 2.0 * problem.latency_ms[:, None, :]).reshape(n_c * n_s, n_k)
+    _drop_kernel(flat, (rate * tau).ravel(), np.tile(np.arange(n_s, dtype=np.int64), n_c), start, sites, first,
+                 demands.astype(np.int64), problem.caps.astype(float), problem.gpu_memory_gb.astype(float),
+                 mem.astype(float), problem.available_gpus.astype(float), gpus, loaded, load_cost.astype(float),
+                 np.ascontiguousarray(latency_cost))
+    return flat.reshape(n_c, n_s, n_k), loaded
+
+
+@_jit
+def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, available, gpus,
+                 loaded, load_cost, latency_cost):  # pragma: no cover - compiled
+    """In place, on ``share`` (demands x sites; demand ``d`` is cell ``d // S``, service ``service[d]``),
+    ``gpus`` and ``loaded``: ``_drop_all``; then, for each site with no GPU on and one the RAN leaves, a GPU
+    there and ``_drop_all`` again (that site kept), kept where that turns off more GPUs than it powers (the
+    greedy may have powered GPUs at sites where another site's single GPU would have carried what spills at
+    two), repeated while one is kept. Returns the objective's change."""
+    n_d, n_k = share.shape
+    n_s = loaded.shape[0]
+    compute = np.zeros(n_k)
+    count = np.zeros((n_s, n_k), dtype=np.int64)  # demands served per (service, site): the model stays while > 0
+    for d in range(n_d):
+        for k in range(n_k):
+            if share[d, k] > 0.0:
+                compute[k] += share[d, k] * unit[d]
+                count[service[d], k] += 1
+    memory = np.zeros(n_k)
+    for s in range(n_s):
+        for k in range(n_k):
+            loaded[s, k] = count[s, k] > 0
+            if loaded[s, k]:
+                memory[k] += memory_gb[s]
+    args = (share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
+            load_cost, latency_cost, compute, count, memory)
+    skip = np.zeros(n_k, dtype=np.bool_)
+    total = _drop_all(skip, *args)
+    queue = np.empty(n_k, dtype=np.int64)
     improved = True
     while improved:
         improved = False
-        for k in np.argsort(compute - util * (gpus_on - 1)):
-            if gpus_on[k] < 1 or memory[k] > (gpus_on[k] - 1) * problem.gpu_memory_gb[k] + 1e-9:
+        for j in range(n_k):
+            if gpus[j] > 0.0 or available[j] < 1.0:
                 continue
-            spill = compute[k] - util[k] * (gpus_on[k] - 1)
-            if spill <= 1e-12:
+            # Only a site with a path of moves to j can turn a GPU off with j's room (every other one failed
+            # already, and fewer GPUs elsewhere will not help it): those that serve a demand j may serve, and
+            # so on back (memory aside: a few too many tried). Two at least, or the GPU at j cannot pay.
+            skip[:] = True
+            skip[j] = False
+            queue[0], head, tail = j, 0, 1
+            while head < tail:
+                b = queue[head]
+                head += 1
+                for i in range(first[b], first[b + 1]):
+                    d = demands[i]
+                    for r in range(start[d], start[d + 1]):
+                        a = sites[r]
+                        if skip[a] and gpus[a] >= 1.0 and share[d, a] > 0.0:
+                            skip[a] = False
+                            queue[tail] = a
+                            tail += 1
+            skip[j] = True
+            if tail < 3:
                 continue
-            trial, trial_compute = share.copy(), compute.copy()
-            trial_loaded, trial_memory = loaded.copy(), memory.copy()
-            for c, sv in sorted(zip(*np.nonzero(trial[:, :, k] > 1e-12)),
-                                key=lambda cs: -problem.latency_ms[cs[0], k]):
-                if spill <= 1e-12:
-                    break
-                unit = rate[c, sv] * tau[sv]
-                for j in np.argsort(problem.latency_ms[c]):
-                    if spill <= 1e-12 or trial[c, sv, k] <= 1e-12:
-                        break
-                    if j == k or not allowed[c, sv, j]:
-                        continue
-                    extra = 0.0 if trial_loaded[sv, j] else problem.memory[sv]
-                    if trial_memory[j] + extra > gpus_on[j] * problem.gpu_memory_gb[j] + 1e-9:
-                        continue
-                    room = util[j] * gpus_on[j] - trial_compute[j]
-                    if room <= 1e-12:
-                        continue
-                    take = min(trial[c, sv, k], room / unit, spill / unit)
-                    trial[c, sv, k] -= take
-                    trial[c, sv, j] += take
-                    trial_compute[k] -= take * unit
-                    trial_compute[j] += take * unit
-                    if not trial_loaded[sv, j]:
-                        trial_loaded[sv, j] = True
-                        trial_memory[j] += extra
-                    spill -= take * unit
-            if spill <= 1e-9:
-                share, compute, loaded, memory = trial, trial_compute, trial_loaded, trial_memory
-                gpus_on[k] -= 1
+            saved = (share.copy(), gpus.copy(), loaded.copy(), compute.copy(), count.copy(), memory.copy())
+            gpus[j] += 1.0
+            change = 1.0 + _drop_all(skip, *args)
+            if change < -1e-9:
+                total += change
                 improved = True
-    return share, loaded
+                continue
+            share[:], gpus[:], loaded[:] = saved[0], saved[1], saved[2]
+            compute[:], count[:], memory[:] = saved[3], saved[4], saved[5]
+    return total
 
 
-def _consolidate(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
-                 allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Try to empty each site (least used first) into sites that already run its models, keeping SLOs and caps;
-    keep the move when it powers fewer GPUs in all."""
-    tau, mem = problem.gpu_seconds, problem.memory
-    rate, caps = problem.rate, problem.caps
-
-    def gpus(sh: np.ndarray, ld: np.ndarray) -> np.ndarray:
-        return _gpus_needed(np.einsum("csk,cs,s->k", sh, rate, tau), ld.astype(float).T @ mem, problem)
-
-    current = gpus(share, loaded)
-    for k in np.argsort(current):
-        if current[k] == 0:
-            continue
-        trial, trial_loaded = share.copy(), loaded.copy()
-        moved_all = True
-        compute = np.einsum("csk,cs,s->k", trial, rate, tau)
-        for c, s in zip(*np.nonzero(trial[:, :, k] > 1e-12)):
-            amount = trial[c, s, k]
-            for j in np.argsort(problem.latency_ms[c]):
-                if j == k or not allowed[c, s, j] or not trial_loaded[s, j] or amount <= 1e-12:
+@_jit
+def _drop_all(skip, share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
+              load_cost, latency_cost, compute, count, memory):  # pragma: no cover - compiled
+    """For each site ``skip`` does not mark, the one whose load spills least past one GPU fewer first: lower its
+    GPUs by one and push the spill out along augmenting paths (max flow), site to site over the demands they
+    both may serve (``sites[start[d]:start[d + 1]]``, nearest first; ``demands[first[k]:first[k + 1]]`` those
+    site ``k`` may serve), into room under the caps of GPUs on elsewhere; a site reached by a demand whose model
+    it does not run must hold that model in its GPUs' memory. Kept where the whole spill moves and the objective
+    falls (a GPU, less ``load_cost`` of models loaded anew, plus ``latency_cost`` per share moved); undone
+    otherwise. Repeated until no site's GPU comes off. In place, with ``compute``, ``count`` (demands served
+    per service and site) and ``memory`` kept up to date. Returns the objective's change. A greedy packing
+    leaves a fractional GPU at many sites; moving requests one hop (to a site with room) recovers few of them,
+    a path of moves recovers the rest."""
+    n_d, n_k = share.shape
+    n_s = loaded.shape[0]
+    size = 64  # the undo log: each move's demand, sites, and the shares and loads before it
+    log_d = np.empty(size, dtype=np.int64)
+    log_a = np.empty(size, dtype=np.int64)
+    log_b = np.empty(size, dtype=np.int64)
+    log_values = np.empty((size, 4))
+    parent_site = np.empty(n_k, dtype=np.int64)
+    parent_demand = np.empty(n_k, dtype=np.int64)
+    visited = np.zeros(n_k, dtype=np.bool_)
+    queue = np.empty(n_k, dtype=np.int64)
+    spill = np.empty(n_k)
+    total = 0.0
+    improved = True
+    while improved:
+        improved = False
+        for k in range(n_k):
+            spill[k] = compute[k] - caps[k] * (gpus[k] - 1.0) if gpus[k] >= 1.0 else np.inf
+        for k in np.argsort(spill):
+            if gpus[k] < 1.0 or skip[k]:
+                continue
+            fewer = gpus[k] - 1.0
+            if memory[k] > fewer * gpu_memory[k] + 1e-9:
+                continue
+            if fewer == 0.0:  # every model leaves: requests that take no GPU time must move too; keep it simple
+                blocked = False
+                for d in range(n_d):
+                    if share[d, k] > 0.0 and unit[d] <= 0.0:
+                        blocked = True
+                        break
+                if blocked:
                     continue
-                room = caps[j] * current[j] - compute[j]
-                if room <= 1e-12:
-                    continue
-                take = min(amount, room / max(rate[c, s] * tau[s], 1e-300))
-                trial[c, s, j] += take
-                trial[c, s, k] -= take
-                compute[j] += take * rate[c, s] * tau[s]
-                amount -= take
-            if amount > 1e-12:
-                moved_all = False
-                break
-        if not moved_all:
-            continue
-        trial_loaded[:, k] = False
-        after = gpus(trial, trial_loaded)
-        if after.sum() < current.sum() and (after <= problem.available_gpus).all():
-            share, loaded, current = trial, trial_loaded, after
-    return share, loaded
+            excess = compute[k] - caps[k] * fewer
+            n_log = 0
+            change = 0.0
+            gpus[k] = fewer
+            while excess > 1e-12:
+                # Breadth first from k: a -> b through a demand served at a that b may serve.
+                visited[:] = False
+                visited[k] = True
+                head, tail, sink = 0, 1, -1
+                queue[0] = k
+                while head < tail and sink < 0:
+                    a = queue[head]
+                    head += 1
+                    for j in range(first[a], first[a + 1]):
+                        d = demands[j]
+                        if share[d, a] <= 0.0 or unit[d] <= 0.0:
+                            continue
+                        s = service[d]
+                        for i in range(start[d], start[d + 1]):
+                            b = sites[i]
+                            if visited[b] or gpus[b] < 1.0:
+                                continue
+                            if not loaded[s, b] and memory[b] + memory_gb[s] > gpus[b] * gpu_memory[b] + 1e-9:
+                                continue
+                            visited[b] = True
+                            parent_site[b] = a
+                            parent_demand[b] = d
+                            if caps[b] * gpus[b] - compute[b] > 1e-12:
+                                sink = b
+                                break
+                            queue[tail] = b
+                            tail += 1
+                        if sink >= 0:
+                            break
+                if sink < 0:
+                    break
+                amount = min(excess, caps[sink] * gpus[sink] - compute[sink])
+                b = sink
+                while b != k:
+                    d = parent_demand[b]
+                    amount = min(amount, share[d, parent_site[b]] * unit[d])
+                    b = parent_site[b]
+                b = sink
+                while b != k:
+                    a, d = parent_site[b], parent_demand[b]
+                    s = service[d]
+                    if n_log == size:
+                        size *= 2
+                        log_d = np.concatenate((log_d, np.empty(n_log, dtype=np.int64)))
+                        log_a = np.concatenate((log_a, np.empty(n_log, dtype=np.int64)))
+                        log_b = np.concatenate((log_b, np.empty(n_log, dtype=np.int64)))
+                        log_values = np.concatenate((log_values, np.empty((n_log, 4))))
+                    log_d[n_log], log_a[n_log], log_b[n_log] = d, a, b
+                    log_values[n_log, 0], log_values[n_log, 1] = share[d, a], share[d, b]
+                    log_values[n_log, 2], log_values[n_log, 3] = compute[a], compute[b]
+                    n_log += 1
+                    x = amount / unit[d]
+                    if share[d, a] - x <= 1e-12:
+                        x = share[d, a]
+                    change += x * (latency_cost[d, b] - latency_cost[d, a])
+                    share[d, a] -= x
+                    compute[a] -= x * unit[d]
+                    if share[d, a] == 0.0:
+                        count[s, a] -= 1
+                        if count[s, a] == 0:
+                            loaded[s, a] = False
+                            memory[a] -= memory_gb[s]
+                            change -= load_cost[s, a]
+                    if share[d, b] == 0.0:
+                        count[s, b] += 1
+                        if count[s, b] == 1:
+                            loaded[s, b] = True
+                            memory[b] += memory_gb[s]
+                            change += load_cost[s, b]
+                    share[d, b] += x
+                    compute[b] += x * unit[d]
+                    b = a
+                excess -= amount
+            if excess <= 1e-12 and change - 1.0 < -1e-9:
+                compute[k] = max(compute[k], 0.0)
+                total += change - 1.0
+                improved = True
+                continue
+            gpus[k] = fewer + 1.0  # undo, newest move first
+            for i in range(n_log - 1, -1, -1):
+                d, a, b = log_d[i], log_a[i], log_b[i]
+                s = service[d]
+                if share[d, b] > 0.0 and log_values[i, 1] == 0.0:
+                    count[s, b] -= 1
+                if share[d, a] == 0.0 and log_values[i, 0] > 0.0:
+                    count[s, a] += 1
+                share[d, a], share[d, b] = log_values[i, 0], log_values[i, 1]
+                compute[a], compute[b] = log_values[i, 2], log_values[i, 3]
+            for i in range(n_log):
+                for site in (log_a[i], log_b[i]):
+                    for s in range(n_s):
+                        if (count[s, site] > 0) != loaded[s, site]:
+                            loaded[s, site] = count[s, site] > 0
+                            memory[site] += memory_gb[s] if loaded[s, site] else -memory_gb[s]
+    return total
 
 
 def cooler_caps(problem: PlacementProblem, placement: Placement, floor: float, *, step: float = 0.01
