@@ -227,10 +227,7 @@ def _pack_kernel(demands, rate, tau, mem, nearest, allowed, cap_gpus, util, gpu_
             if room <= 1e-12:
                 continue
             take = min(left, room / need) if need > 0 else left
-            share[c, s, k] += take
-            compute[k] += take * need
-            memory[k] += extra
-            loaded[s, k] = True
+            _put(share, compute, memory, loaded, c, s, k, take, need, extra)
             left -= take
         # 2. Power more GPUs where it takes the fewest (then where the model runs, then the nearest).
         while left > 1e-12:
@@ -260,13 +257,19 @@ def _pack_kernel(demands, rate, tau, mem, nearest, allowed, cap_gpus, util, gpu_
                 continue
             room = util[k] * gpus_on[k] - compute[k]
             take = min(left, room / need) if need > 0 else left
-            share[c, s, k] += take
-            compute[k] += take * need
-            memory[k] += extra
-            loaded[s, k] = True
+            _put(share, compute, memory, loaded, c, s, k, take, need, extra)
             left -= take
             if take <= 1e-12:
                 active[best] = False
+
+
+@_jit
+def _put(share, compute, memory, loaded, c, s, k, take, need, extra):  # pragma: no cover - compiled
+    """A share ``take`` of demand (c, s) served at ``k``: its compute, the model's memory where it was not loaded."""
+    share[c, s, k] += take
+    compute[k] += take * need
+    memory[k] += extra
+    loaded[s, k] = True
 
 
 @_jit
