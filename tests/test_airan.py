@@ -301,3 +301,28 @@ def test_the_ray_driver_imports_without_ray():
 
     code = "import sys, netpilot.change.ran_ray, netpilot.autopilot.ran; assert 'ray' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_a_cooler_candidate_does_not_lower_the_site_failure_bar():
+    """What runs is judged at the plain cap too: a candidate that cools a site must not make the running
+    placement look weaker (at the candidate's 50 % cap it would count 0.5 of its 0.78 GPU-s/s as served) and so
+    pass while it serves less than the running placement under a site failure."""
+    from netpilot.model.ran import RanConfig, RanTopology, Service, Slice
+
+    service = Service("llm", 10.0, 0.01, 1000.0)  # every site within reach
+    topo = RanTopology(["c0"], ["s0", "s1"], np.array([100.0]), np.array([0]), np.array([1.0, 1.0]),
+                       np.array([80.0, 80.0]), np.array([[1.0, 1.0]]), 0.0,
+                       slices=(Slice("eMBB", 1.0, 0.5),), services=(service,))
+    rate = np.array([[78.0]])  # 0.78 GPU-s/s
+    running_share, candidate_share = np.zeros((1, 1, 2)), np.zeros((1, 1, 2))
+    running_share[0, 0, 1] = candidate_share[0, 0, 0] = 1.0
+    running = RanConfig(np.ones((1, 1)), running_share, np.array([[False, True]]), np.array([0.0, 1.0]))
+    candidate = RanConfig(np.ones((1, 1)), candidate_share, np.array([[True, False]]), np.array([1.0, 0.0]))
+    up = np.array([True, True])
+    # Running: s1 failing, s0's spare (0.8) takes all 0.78. Candidate with s1 cooled to 50 %: s0 failing, s1's
+    # spare (0.5) takes 0.5 of it.
+    cooled = RanPlacementTarget(rate, np.zeros(2), up, site_utilisation=np.array([0.8, 0.5]))
+    report = verify_placement(topo, running, candidate, np.zeros(2), cooled)
+    assert not report.check(CheckKind.SITE_FAILURE).ok, report.text()
+    plain = RanPlacementTarget(rate, np.zeros(2), up)
+    assert verify_placement(topo, running, candidate, np.zeros(2), plain).check(CheckKind.SITE_FAILURE).ok

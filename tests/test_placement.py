@@ -227,6 +227,19 @@ def test_fast_turns_off_a_gpu_along_a_path_of_moves():
     assert place_fast(problem).objective(problem) == pytest.approx(place_mip(problem).objective(problem), abs=0.05)
 
 
+def test_replacing_empties_a_site_whose_models_were_loaded_before():
+    """Re-placement starts with every site that ran a model powered; two cells that both sites reach, and
+    work that fits one GPU: the placement turns the second site off, as the MIP does (the memory a site frees
+    is judged after its requests move, so a site's last GPU can come off)."""
+    problem = PlacementProblem(["c0", "c1"], ["k0", "k1"], [Service("model", 4, 0.01, 200)],
+                               np.array([[20.0], [20.0]]), np.array([[1.0, 1.5], [1.5, 1.0]]), np.full(2, 4.0),
+                               np.full(2, 40.0), np.zeros(2), previous=np.ones((1, 2), dtype=bool))
+    fast, mip = place_fast(problem), place_mip(problem)
+    assert fast.violations(problem) == [] and mip.gpus_on.sum() == 1
+    assert fast.gpus_on.sum() == 1
+    assert fast.objective(problem) <= mip.objective(problem) * 1.01
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.integers(0, 2**32 - 1), st.integers(1, 12), st.integers(1, 6), st.floats(0.1, 6.0), st.booleans(),
        st.booleans())

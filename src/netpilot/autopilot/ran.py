@@ -57,6 +57,12 @@ class RanSettings:
     # applies only its own proposals.
     actor: str = "autopilot-ran"
 
+    def __post_init__(self) -> None:
+        if not 0.0 < self.max_utilisation < 1.0:
+            raise ValueError("max_utilisation must lie in (0, 1)")
+        if not 0.0 < self.min_utilisation <= self.max_utilisation:
+            raise ValueError("min_utilisation must lie in (0, max_utilisation]")
+
 
 @dataclass
 class RanContext:

@@ -494,8 +494,8 @@ def _drop_all(skip, share, unit, service, start, sites, first, demands, caps, gp
             if gpus[k] < 1.0 or skip[k]:
                 continue
             fewer = gpus[k] - 1.0
-            if memory[k] > fewer * gpu_memory[k] + 1e-9:
-                continue
+            # Memory is judged after the moves, not before: models that leave k free theirs (a site whose last
+            # GPU comes off must lose every model).
             if fewer == 0.0:  # every model leaves: requests that take no GPU time must move too; keep it simple
                 blocked = False
                 for d in range(n_d):
@@ -582,7 +582,7 @@ def _drop_all(skip, share, unit, service, start, sites, first, demands, caps, gp
                     compute[b] += x * unit[d]
                     b = a
                 excess -= amount
-            if excess <= 1e-12 and change - 1.0 < -1e-9:
+            if excess <= 1e-12 and memory[k] <= fewer * gpu_memory[k] + 1e-9 and change - 1.0 < -1e-9:
                 compute[k] = max(compute[k], 0.0)
                 total += change - 1.0
                 improved = True
