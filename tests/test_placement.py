@@ -281,9 +281,14 @@ def test_the_kernels_give_the_same_placement_uncompiled(monkeypatch):
 
     if not kernels.AVAILABLE:
         pytest.skip("numba not installed")
-    problem = _random_problem(3, cells=20, sites=6, load=2.0)
-    compiled = place_fast(problem)
-    for name in ("_pack_kernel", "_repair_kernel", "_drop_kernel", "_drop_all", "_gpus_for"):
+    base = _random_problem(3, cells=20, sites=6, load=2.0)
+    # Plain, and again with sites run cooler and the models of a first placement loaded (a re-placement).
+    problems = [base, replace(base, site_utilisation=np.array([0.8, 0.6, 0.7, 0.8, 0.5, 0.75]),
+                              previous=place_fast(base).loaded)]
+    compiled = [place_fast(problem) for problem in problems]
+    for name in ("_pack_kernel", "_repair_kernel", "_drop_kernel", "_drop_all", "_gpus_for", "_put"):
         monkeypatch.setattr(placement, name, getattr(placement, name).py_func)
-    plain = place_fast(problem)
-    assert np.array_equal(compiled.share, plain.share) and np.array_equal(compiled.gpus_on, plain.gpus_on)
+    for problem, fast in zip(problems, compiled, strict=True):
+        plain = place_fast(problem)
+        assert np.array_equal(fast.share, plain.share) and np.array_equal(fast.gpus_on, plain.gpus_on)
+        assert np.array_equal(fast.loaded, plain.loaded)
