@@ -15,6 +15,7 @@ from netpilot.cli import app
 from netpilot.model.formats import attach_demands, import_demands, import_network
 from netpilot.model.io import save_network
 from netpilot.model.network import Demand, Link, Network, Router
+from netpilot.optimize.te import kernels
 from netpilot.optimize.te.failures import (
     evaluate_failures,
     failure_groups,
@@ -244,6 +245,53 @@ def test_reoptimising_after_failures_never_does_worse_than_rerouting(te_data):
             assert np.allclose(problem.pair_sum(r.x)[problem.pair_sum(r.x) > 0], 1.0)
             assert r.mlu == pytest.approx(mlu, rel=1e-9)  # the report's MLU is the whole network's
             assert answer.bound <= mlu * (1 + 1e-9)
+
+
+
+needs_numba = pytest.mark.skipif(not kernels.AVAILABLE, reason="the compiled kernels need the [fast] extra (Numba)")
+
+
+@needs_numba
+def test_the_path_cost_kernel_adds_as_scipy_does(te_data):
+    # Bit for bit, on a real path set's incidence and random prices: the solver's decisions must not depend on it.
+    problem = build_problem(_repetita(te_data, "GtsCe"), cache_dir="")
+    rng = np.random.default_rng(7)
+    columns = rng.random((problem.arrays.n_links, 3)) ** 4
+    paths = np.sort(rng.choice(problem.paths.n_paths, problem.paths.n_paths // 3, replace=False))
+    active = problem.incidence_csc[:, paths]
+    assert np.array_equal(kernels.path_sums(active.indptr, active.indices, columns), active.T @ columns)
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["Abilene", "GtsCe"])
+def test_the_compiled_solver_gives_the_same_routing_as_numpy(te_data, monkeypatch, name):
+    # Every entry count is worth the threads here, so the multi-core kernel runs too, not only the one-pass step.
+    monkeypatch.setattr(kernels, "PARALLEL_ENTRIES", 0)
+    problem = build_problem(_repetita(te_data, name), cache_dir="")
+    cold = {compiled: solve_fast(problem, compiled=compiled) for compiled in (True, False)}
+    assert np.array_equal(cold[True].x, cold[False].x)
+    assert cold[True].iterations == cold[False].iterations and cold[True].bound == cold[False].bound
+    # A failure the base routing's prices cannot certify at once, so that the solver iterates around it.
+    for link in np.argsort(-problem.loads(cold[False].x) / problem.capacity)[:20]:
+        failed = {False: solve_fast(problem, start=cold[False], failed_links=np.array([link]), compiled=False)}
+        if failed[False].iterations > 0:
+            break
+    assert failed[False].iterations > 0
+    failed[True] = solve_fast(problem, start=cold[True], failed_links=np.array([link]), compiled=True)
+    assert np.array_equal(failed[True].x, failed[False].x)
+    assert np.array_equal(failed[True].info["load"], problem.loads(failed[True].x))
+
+
+@needs_numba
+def test_failures_fork_their_workers_safely_after_the_multi_core_kernel_ran(te_data, monkeypatch):
+    # GNU OpenMP, Numba's default threading layer here, kills a process forked after it ran: the workers must
+    # live, and answer as one process does.
+    monkeypatch.setattr(kernels, "PARALLEL_ENTRIES", 0)
+    problem = build_problem(_repetita(te_data, "Abilene"), cache_dir="")
+    routing = solve_fast(problem)
+    one, _ = reoptimise_failures(routing, workers=1)
+    two, _ = reoptimise_failures(routing, workers=2)
+    assert np.array_equal(one.mlu, two.mlu)
 
 
 def test_robust_lp_guarantee_holds_under_every_single_failure():

@@ -11,9 +11,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from threadpoolctl import threadpool_limits
 
 from netpilot.model.network import NetworkArrays
 from netpilot.optimize import highs
+from netpilot.optimize.te import kernels
 from netpilot.optimize.te.fast import solve_fast
 from netpilot.optimize.te.problem import Routing, TEProblem
 
@@ -155,6 +157,21 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
     if scope not in ("whole", "touched"):
         raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
     context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
+    # One BLAS thread: its products here are link- and pair-sized dots, too small to share, and an idle OpenBLAS
+    # thread spins on the other core; with two workers the spinning took the whole gain of the second (the same
+    # 490 Cogentco failures: 16.3 s on two workers against 11.5 s on one; 6.0 s with this). Forked workers
+    # inherit the limit.
+    with threadpool_limits(limits=1, user_api="blas"):
+        answers = _solve_all(context, scenarios, workers)
+    mlu = np.array([a[2] for a in answers])
+    worst = np.array([a[-1] for a in answers], dtype=np.int64) if answers else np.zeros(0, dtype=np.int64)
+    stranded = np.array([a[-2] for a in answers]) if answers else np.zeros(0)
+    results = [Reoptimised(routing, failed, *answer[:6]) for failed, answer in zip(scenarios, answers)]
+    return FailureReport(scenarios, mlu, worst, stranded, time.perf_counter() - started), results
+
+
+def _solve_all(context: _ScenarioContext, scenarios: list[np.ndarray], workers: int) -> list[tuple]:
+    """Each scenario's answer (``_ScenarioContext.solve``), in order, from forked workers or this process."""
     if workers > 1 and len(scenarios) > 1 and "fork" in multiprocessing.get_all_start_methods():
         # Handed out one small chunk at a time, the likely slowest first (those cutting the most loaded links:
         # their re-optimisations take the most iterations), so that no worker is left with a long one at the
@@ -173,11 +190,7 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
                 answers[i] = answer
     else:
         answers = [context.solve(failed) for failed in scenarios]
-    mlu = np.array([a[2] for a in answers])
-    worst = np.array([a[-1] for a in answers], dtype=np.int64) if answers else np.zeros(0, dtype=np.int64)
-    stranded = np.array([a[-2] for a in answers]) if answers else np.zeros(0)
-    results = [Reoptimised(routing, failed, *answer[:6]) for failed, answer in zip(scenarios, answers)]
-    return FailureReport(scenarios, mlu, worst, stranded, time.perf_counter() - started), results
+    return answers
 
 
 @dataclass(frozen=True)
@@ -252,10 +265,11 @@ class _ScenarioContext:
         if self.scope == "whole":
             # As from the base routing itself: its fractions (rerouted the same way), prices and step sizes.
             answer = solve_fast(problem, start=self.base, failed_links=failed, tolerance=self.tolerance)
-            u = problem.loads(answer.x) * self.inv_cap
+            u = answer.info["load"] * self.inv_cap
             u[failed] = 0.0
             changed = np.flatnonzero(answer.x != self.x)
-            moved = len(np.unique(paths.path_pair[changed]))
+            owners = paths.path_pair[changed]  # sorted, as ``changed`` is: count the runs, no need to sort again
+            moved = int(np.count_nonzero(owners[1:] != owners[:-1])) + 1 if len(owners) else 0
             return (changed, answer.x[changed], float(u.max(initial=0.0)), max(bound, answer.bound),
                     answer.iterations, moved, stranded, int(np.argmax(u)))
         for _ in range(self.rounds):
@@ -292,6 +306,7 @@ def _install(context: _ScenarioContext) -> None:
     # for the chunks it is sent. Only worker processes set this.
     global _WORKER_CONTEXT
     _WORKER_CONTEXT = context
+    kernels.use_one_core()  # the workers already share the cores between them
 
 
 _WORKER_CONTEXT: _ScenarioContext | None = None  # one per worker process, set by its initializer

@@ -27,6 +27,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit
 
+from netpilot.optimize.te import kernels
 from netpilot.optimize.te.problem import Routing, TEProblem
 
 
@@ -49,10 +50,17 @@ class _Active:
     a: sp.csc_matrix           # (L, Qa)
     at: sp.csr_matrix          # (Qa, L)
     background: np.ndarray     # (L,) load of inactive pairs
+    compiled: bool = False     # price large active sets with the Numba kernel (the same sums, on every core)
+
+    def path_sums(self, columns: np.ndarray) -> np.ndarray:
+        """(Qa, m): per active path, ``columns`` (L, m) summed over its links."""
+        if self.compiled and kernels.worthwhile(self.a.nnz):
+            return kernels.path_sums(self.a.indptr, self.a.indices, columns)
+        return self.at @ columns
 
 
 def _activate(problem: TEProblem, pair_mask: np.ndarray, x: np.ndarray, a_csc: sp.csc_matrix,
-              full: np.ndarray) -> _Active:
+              full: np.ndarray, compiled: bool = False) -> _Active:
     ptr = problem.paths.pair_ptr
     pairs = np.flatnonzero(pair_mask)
     counts = ptr[pairs + 1] - ptr[pairs]
@@ -63,7 +71,7 @@ def _activate(problem: TEProblem, pair_mask: np.ndarray, x: np.ndarray, a_csc: s
     background = full - a @ (demand * x[paths])
     # The transpose of a CSC slice is a CSR view: both products run without converting anything.
     return _Active(paths, np.cumsum(counts) - counts, owner, demand, problem.demand[pairs],
-                   a, a.T, np.maximum(background, 0.0))
+                   a, a.T, np.maximum(background, 0.0), compiled)
 
 
 def _smoothed(u, beta: float, exp=np.exp) -> float:
@@ -77,7 +85,8 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
                max_iterations: int = 1000, time_limit: float | None = None, hot_weight: float = 1e-3,
                refresh_every: int = 6, stall_ramp: float = 1.6,
                settle: float = 0.001, initial_sharpness: float | None = None, patience: int = 30,
-               failed_links: np.ndarray | None = None, warm_sharpness: float = 32.0) -> Routing:
+               failed_links: np.ndarray | None = None, warm_sharpness: float = 32.0,
+               compiled: bool | None = None) -> Routing:
     """A routing minimising MLU over the path set, within ``tolerance`` of optimal when it converges.
 
     ``x0`` warm-starts from an earlier routing's fractions; ``start`` from an earlier routing on the same path
@@ -86,8 +95,13 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     is at least ``hot_weight`` times the top link's are hot, and only pairs that send traffic over a hot link
     and have another path are optimised; the rest is background load until the next refresh.
     ``failed_links``: links to route around (their paths carry nothing; pairs left without a path are dropped).
+    The answer's ``info`` holds its link prices (``link_price``, the certificate's) and normalised link loads
+    (``load``), so that a caller need not recompute them.
+    ``compiled``: whether to price paths with the Numba kernel (by default, where Numba is installed); the answer
+    is the same bits either way.
     """
     started = time.perf_counter()
+    compiled = kernels.wanted(compiled)
     finite = np.isfinite(problem.capacity)
     cap = np.where(finite, problem.capacity, 1.0)
     inv_cap = np.where(finite, 1.0 / cap, 0.0)
@@ -102,13 +116,17 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         x0 = start.x
     x = initial_split(problem) if x0 is None else np.asarray(x0, dtype=float)
     x = problem.feasible(x, enabled)
+    every_path = bool(enabled.all())
     incidence = problem.incidence
     a_csc = problem.incidence_csc
     usable = problem.pair_sum(enabled.astype(float))
     movable = usable > 1
     # Pairs with a single usable path load the network the same whatever the routing: part of every bound.
-    pinned = (usable == 1)[problem.paths.path_pair] & enabled
-    pinned_load = problem.loads(pinned.astype(float))
+    pinned = np.flatnonzero((usable == 1)[problem.paths.path_pair] & enabled)
+    # Their columns alone (a small slice), not a product over every path: the same sums, without the zeros.
+    pinned_load = a_csc[:, pinned] @ problem.path_demand[pinned]
+    if problem.background is not None:
+        pinned_load = pinned_load + problem.background
     log_links = np.log(max(2, int(finite.sum())))
 
     # A warm start is near an optimum already: begin sharp rather than re-converge from a blurred maximum.
@@ -123,19 +141,20 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     if start is not None and "link_price" in start.info:
         # The last answer's prices, with failed links priced out and their paths barred, bound this instance.
         best_price = np.where(inv_cap > 0, start.info["link_price"], 0.0)
-        best_bound = problem.mlu_lower_bound(best_price, None if enabled.all() else enabled)
+        best_bound = problem.mlu_lower_bound(best_price, None if every_path else enabled)
         start_load = problem.loads(x)
         carried_over = float((start_load * inv_cap).max(initial=0.0))
         if carried_over <= best_bound * (1 + tolerance):
             return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, 0,
                            info={"active_pairs": 0, "sharpness": sharpness, "boldness": boldness,
-                                 "link_price": best_price})
+                                 "link_price": best_price, "load": start_load})
     else:
         start_load = None
     smoothed_price = None
     iterations = improved_at = 0
     checkpoint = np.inf
     active: _Active | None = None
+    barred: np.ndarray | None = None  # the active paths a failure takes away, priced out of every step
     xa = x
     since_refresh = refresh_every
     for iterations in range(1, max_iterations + 1):
@@ -155,8 +174,9 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
                                                        for e in hot])]
             senders = np.zeros(problem.paths.n_pairs, dtype=bool)
             senders[problem.paths.path_pair[on_hot[x[on_hot] > 0]]] = True
-            active = _activate(problem, movable & senders, x, a_csc, load)
+            active = _activate(problem, movable & senders, x, a_csc, load, compiled)
             xa = x[active.paths].copy()
+            barred = None if every_path else np.flatnonzero(~enabled[active.paths])
             since_refresh = 0
         since_refresh += 1
         mlu = float(u.max())
@@ -172,7 +192,7 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         price = w * inv_cap
         smoothed_price = price if smoothed_price is None else 0.7 * smoothed_price + 0.3 * price
         if len(active.starts) == 0:
-            bound = problem.mlu_lower_bound(price, None if enabled.all() else enabled)
+            bound = problem.mlu_lower_bound(price, None if every_path else enabled)
             if bound > best_bound:
                 best_bound, best_price = bound, price
             if best_mlu <= best_bound * (1 + tolerance):
@@ -183,17 +203,22 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         # One pass over the sparse matrix for the path costs, the curvature and (now and then) the averaged prices.
         check_smoothed = iterations % 3 == 0
         columns = [price, beta * w * u * inv_cap] + ([smoothed_price] if check_smoothed else [])
-        products = active.at @ np.column_stack(columns)
+        products = active.path_sums(np.column_stack(columns))
         cost, curvature = products[:, 0].copy(), products[:, 1]
-        if not enabled.all():
-            cost[~enabled[active.paths]] = np.inf
-        cheapest = np.minimum.reduceat(cost, active.starts)
+        if barred is not None:
+            cost[barred] = np.inf
+        if compiled:
+            cheapest, dx, smoothed_cheapest = kernels.projection_step(
+                active.starts, cost, curvature, xa, boldness, products[:, 2] if check_smoothed else None)
+        else:
+            cheapest = np.minimum.reduceat(cost, active.starts)
+            smoothed_cheapest = np.minimum.reduceat(products[:, 2], active.starts) if check_smoothed else None
         # Duality bounds from the active pairs alone (dropping pairs only lowers a bound, so it stays valid).
         bound = (float(active.pair_demand @ cheapest) + float(price @ pinned_load)) / float(w[finite].sum())
         if bound > best_bound:
             best_bound, best_price = bound, price
         if check_smoothed:
-            bound = _bound(active, products[:, 2], smoothed_price, cap, finite, pinned_load)
+            bound = _bound(active, smoothed_cheapest, smoothed_price, cap, finite, pinned_load)
             if bound > best_bound:
                 best_bound, best_price = bound, smoothed_price
         if best_mlu <= best_bound * (1 + tolerance):
@@ -202,22 +227,24 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
             break
         if iterations - improved_at > patience:
             break  # no real progress for a while: the certificate says how far off this may still be
-        excess = cost - cheapest[active.owner]
-        is_target = excess <= 0
-        # One target per pair: the first cheapest path.
-        first = np.flatnonzero(is_target)
-        first = first[np.concatenate([[True], active.owner[first][1:] != active.owner[first][:-1]])]
-        target_of_pair = np.empty(len(active.starts), dtype=np.int64)
-        target_of_pair[active.owner[first]] = first
-        target_path = target_of_pair[active.owner]
-        moving = (xa > 0) & (excess > 0)
-        # Second derivative of the smoothed max along a path, bounded by letting all traffic on each link move
-        # together (Gershgorin); ``boldness`` learns how pessimistic that is.
-        denom = curvature + curvature[target_path]
-        step = np.where(moving, np.minimum(xa, boldness * excess / np.maximum(denom, 1e-300)), 0.0)
-        gained = np.bincount(active.owner, weights=step, minlength=len(active.starts))
-        dx = -step
-        dx[first] += gained[active.owner[first]]
+        if not compiled:
+            # The same step as kernels.projection_step, in NumPy passes.
+            excess = cost - cheapest[active.owner]
+            is_target = excess <= 0
+            # One target per pair: the first cheapest path.
+            first = np.flatnonzero(is_target)
+            first = first[np.concatenate([[True], active.owner[first][1:] != active.owner[first][:-1]])]
+            target_of_pair = np.empty(len(active.starts), dtype=np.int64)
+            target_of_pair[active.owner[first]] = first
+            target_path = target_of_pair[active.owner]
+            moving = (xa > 0) & (excess > 0)
+            # Second derivative of the smoothed max along a path, bounded by letting all traffic on each link move
+            # together (Gershgorin); ``boldness`` learns how pessimistic that is.
+            denom = curvature + curvature[target_path]
+            step = np.where(moving, np.minimum(xa, boldness * excess / np.maximum(denom, 1e-300)), 0.0)
+            gained = np.bincount(active.owner, weights=step, minlength=len(active.starts))
+            dx = -step
+            dx[first] += gained[active.owner[first]]
         du = (active.a @ (active.demand * dx)) * inv_cap
         alpha, gain = _line_search(u, du, beta)
         # The Gershgorin bound is conservative where many paths share a link: learn how far to trust it.
@@ -233,21 +260,23 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
 
     if active is not None:
         x[active.paths] = xa
-    if problem.mlu(x) > best_mlu:
-        x = best_x
     x = problem.feasible(x, enabled)
+    load = problem.loads(x)
+    if float((load * inv_cap).max(initial=0.0)) > best_mlu:
+        x = problem.feasible(best_x, enabled)
+        load = problem.loads(x)
     return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, iterations,
                    info={"active_pairs": 0 if active is None else len(active.starts), "sharpness": sharpness,
-                         "boldness": boldness, "link_price": best_price})
+                         "boldness": boldness, "link_price": best_price, "load": load})
 
 
-def _bound(active: _Active, path_cost: np.ndarray, price: np.ndarray, cap: np.ndarray, finite: np.ndarray,
+def _bound(active: _Active, cheapest: np.ndarray, price: np.ndarray, cap: np.ndarray, finite: np.ndarray,
            pinned_load: np.ndarray) -> float:
-    """The duality bound of ``TEProblem.mlu_lower_bound`` over the active and single-path pairs only."""
+    """The duality bound of ``TEProblem.mlu_lower_bound`` over the active and single-path pairs only, from each
+    active pair's cheapest path under ``price``."""
     budget = float(price[finite] @ cap[finite])
     if budget <= 0:
         return 0.0
-    cheapest = np.minimum.reduceat(path_cost, active.starts)
     return (float(active.pair_demand @ cheapest) + float(price @ pinned_load)) / budget
 
 
