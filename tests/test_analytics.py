@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 import math
@@ -65,7 +66,11 @@ def test_streaming_equals_batch_and_ignores_gaps():
                                     {"season": 24, "hold": 4.0, "max_hold": 20, "collapse": 30.0},
                                     {"collapse": 5.0, "warmup": 3, "peak_window": 5},
                                     {"season": 24, "hold": 3.0, "max_hold": 15, "collapse": 20.0, "cusum": 0.5},
-                                    {"cusum": 1.0, "warmup": 5, "peak_window": 8}])
+                                    {"cusum": 1.0, "warmup": 5, "peak_window": 8},
+                                    {"season": 24, "hold": 4.0, "max_hold": 10, "collapse": 30.0,
+                                     "collapse_hold": 25},
+                                    {"season": 24, "hold": 3.0, "max_hold": 5, "collapse": 20.0,
+                                     "collapse_hold": 1 << 62}])
 def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
     """The vectorised bank runs the scalar recursion exactly: same scores to the bit, through gaps (NaN and
     infinities, different per series), rebases, level shifts and spikes."""
@@ -195,6 +200,36 @@ def test_sustained_collapse_alarms_and_is_not_absorbed(seed):
     assert alarm_runs(explained.scores[half:] >= threshold.value) <= 4  # the fault and at most a few others
     plain = score_series(values)
     assert plain[end - 10:end].max() < explained.scores[end - 10:end].max()
+
+
+def test_a_collapse_that_lasts_days_stays_a_fault():
+    """A cell asleep for two days (traffic at 10 %, nights included): with the collapse hold unbounded it stays
+    alarmed and expected at its normal traffic until it wakes, where the default hold, released after six hours,
+    takes the collapse as the new normal and goes quiet within the first day."""
+    values = _daily_traffic(10, 3)
+    start, end = 6 * 720, 8 * 720
+    values[start:end] *= 0.1
+    default = settings_for(values, 120.0)
+    assert default.collapse_hold == default.max_hold  # off by default: the sustained benchmark's false runs
+    settings = dataclasses.replace(default, collapse_hold_seconds=math.inf)
+    assert settings.collapse > 0.0 and settings.collapse_hold > 2 * 720
+    explained = explain_series(settings.transform(values), settings.detector())
+    assert (explained.scores[start + 5:end] >= 4.0).mean() > 0.95
+    assert np.median(settings.untransform(explained.expected[end - 360:end]) / values[end - 360:end]) > 5
+    assert (explained.scores[end + 720:] >= 4.0).mean() < 0.05  # woken up: quiet again
+    assert (default.score(values)[start + 720:end] >= 4.0).mean() < 0.5
+
+
+def test_the_return_from_an_accepted_surge_is_no_collapse():
+    """A surge to 4x held past max_hold is taken as the new normal; the return to the old traffic a few hours
+    later falls under 40 % of that level, but it is not held beyond max_hold as a collapse."""
+    values = _daily_traffic(10, 4)
+    start, end = 6 * 720, 6 * 720 + 300  # ten hours at 4x: held for six, then accepted
+    values[start:end] *= 4.0
+    settings = dataclasses.replace(settings_for(values, 120.0), collapse_hold_seconds=math.inf)
+    scores = settings.score(values)
+    after = scores[end + settings.max_hold + 30:end + 720]
+    assert (after >= 4.0).mean() < 0.1
 
 
 def test_calibrate_runs_counts_episodes_not_samples():

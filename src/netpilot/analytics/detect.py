@@ -47,12 +47,14 @@ class StreamingDetector:
     sample was compared with and the detectors' scores (for explaining alarms)."""
 
     __slots__ = (
+        "_accepted",
         "_bias",
         "_count",
         "_down",
         "_drop",
         "_held",
         "_level",
+        "_low",
         "_offsets",
         "_peaks",
         "_scale",
@@ -64,6 +66,7 @@ class StreamingDetector:
         "_up",
         "clip",
         "collapse",
+        "collapse_hold",
         "cusum",
         "hold",
         "last_collapse",
@@ -85,14 +88,16 @@ class StreamingDetector:
     def __init__(self, level_alpha: float = 0.02, scale_alpha: float = 0.005, smooth_alpha: float = 0.3,
                  clip: float = 4.0, warmup: int = 30, peak_window: int = 0, season: int = 0,
                  season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
-                 season_bins: int = 0, collapse: float = 0.0, cusum: float = 0.0) -> None:
+                 season_bins: int = 0, collapse: float = 0.0, cusum: float = 0.0, collapse_hold: int = 0) -> None:
         for name, value in (("level_alpha", level_alpha), ("scale_alpha", scale_alpha),
                             ("smooth_alpha", smooth_alpha), ("season_alpha", season_alpha)):
             if not 0.0 < value <= 1.0:
                 raise InputError(f"{name} must be in (0, 1], got {value}")
-        if season < 0 or max_hold < 0 or season_bins < 0 or collapse < 0 or cusum < 0:
-            raise InputError(f"season, season_bins, max_hold, collapse and cusum must be non-negative, got "
-                             f"{season}, {season_bins}, {max_hold}, {collapse} and {cusum}")
+        if season < 0 or max_hold < 0 or season_bins < 0 or collapse < 0 or cusum < 0 or collapse_hold < 0:
+            raise InputError(f"season, season_bins, max_hold, collapse, cusum and collapse_hold must be "
+                             f"non-negative, got {season}, {season_bins}, {max_hold}, {collapse}, {cusum} and "
+                             f"{collapse_hold}")
+        self.collapse_hold = int(collapse_hold)
         self.collapse = float(collapse)
         self.cusum = float(cusum)
         self.level_alpha = level_alpha
@@ -114,6 +119,8 @@ class StreamingDetector:
         self._smooth = math.nan
         self._smooth_scale = 0.0
         self._drop = 0.0  # the last sample's fall under its expectation (the collapse detector's memory)
+        self._low = -(1 << 62)  # the last tick whose smoothed value sat collapsed under the level
+        self._accepted = -(1 << 62)  # the last tick a held rise was taken as the new normal
         self._up = self._down = 0.0  # the CUSUM's sums upwards and downwards
         self._bias = 0.0  # the clipped residuals' mean: skewed noise leaves the level off its mean
         self._count = 0
@@ -177,16 +184,26 @@ class StreamingDetector:
                 if zc > score:
                     score = zc
             self._drop = drop
+            if warm and level - smooth >= self.collapse:
+                self._low = ticks
         self.last_expected, self.last_point, self.last_shift, self.last_collapse = expected, z, zs, zc
         self.last_cusum = zk
         # The CUSUM alarms but does not hold the expectation: on a wandering series it would freeze it for good.
         reported = zk if zk > score else score
         self._smooth = smooth
         if warm and score >= self.hold:
-            if self._held < self.max_hold:
-                self._held += 1
+            held, memory = self._held, max(season, self.max_hold)
+            if held < self.max_hold or (self.collapse and held < self.collapse_hold and ticks - self._low < memory
+                                        and ticks - self._accepted >= memory):
+                # A counter collapsed under its expectation within the last season (at night the collapse may
+                # hide in the daily trough) stays a fault for up to ``collapse_hold`` samples, not ``max_hold``;
+                # but not under a rise accepted less than a season ago: after a surge taken as the new normal,
+                # the return to the old level is no collapse.
+                self._held = held + 1
             else:  # held long enough: the shift is the new normal
                 self._held = 0
+                if smooth > level:
+                    self._accepted = ticks
                 self._level = smooth
                 self._up = self._down = 0.0
             return self._peak(count, reported) if self.peak_window else reported
@@ -254,11 +271,11 @@ class DetectorBank:
     def __init__(self, n_series: int, level_alpha: float = 0.02, scale_alpha: float = 0.005,
                  smooth_alpha: float = 0.3, clip: float = 4.0, warmup: int = 30, peak_window: int = 0,
                  season: int = 0, season_alpha: float = 0.1, hold: float = math.inf, max_hold: int = 0,
-                 season_bins: int = 0, collapse: float = 0.0, cusum: float = 0.0) -> None:
+                 season_bins: int = 0, collapse: float = 0.0, cusum: float = 0.0, collapse_hold: int = 0) -> None:
         # A detector of one series holds the parameters, checked as it checks them; its own state is unused.
         self._params = StreamingDetector(level_alpha, scale_alpha, smooth_alpha, clip, warmup, peak_window,
                                          season, season_alpha, hold, max_hold, season_bins, collapse,
-                                         cusum)
+                                         cusum, collapse_hold)
         self._ticks = 0  # every series gets one sample (or gap) per tick, so the season's clock is shared
         self._count = np.zeros(n_series, dtype=np.int64)
         self._skipped = np.zeros(n_series, dtype=np.int64)
@@ -268,6 +285,8 @@ class DetectorBank:
         self._smooth = np.full(n_series, np.nan)
         self._smooth_scale = np.zeros(n_series)
         self._drop = np.zeros(n_series)
+        self._low = np.full(n_series, -(1 << 62), dtype=np.int64)
+        self._accepted = np.full(n_series, -(1 << 62), dtype=np.int64)
         self._up = np.zeros(n_series)
         self._bias = np.zeros(n_series)
         self._down = np.zeros(n_series)
@@ -324,12 +343,19 @@ class DetectorBank:
             zc = COLLAPSE_SCORE * np.where(drop < last_drop, drop, last_drop) / p.collapse
             score = np.where(warm & (zc > score), zc, score)
             self._drop[i] = drop
+            low = np.where(warm & (level - smooth >= p.collapse), ticks, self._low[i])
+            self._low[i] = low
         self._smooth[i] = smooth
         over = warm & (score >= p.hold)  # the CUSUM alarms but does not hold the expectation
         if p.cusum:
             score = np.where(warm & (zk > score), zk, score)
         held = self._held[i]
         accept = over & (held >= p.max_hold)
+        if p.collapse:  # a counter collapsed within the last season stays a fault up to collapse_hold samples
+            memory = max(season, p.max_hold)
+            accepted = self._accepted[i]
+            accept &= ~((held < p.collapse_hold) & (ticks - low < memory) & (ticks - accepted >= memory))
+            self._accepted[i] = np.where(accept & (smooth > level), ticks, accepted)
         self._held[i] = np.where(over & ~accept, held + 1, 0)
         if p.cusum:
             self._up[i] = np.where(accept, 0.0, up)
@@ -436,6 +462,16 @@ class DetectorSettings:
     collapse_fraction: float = 0.4
     # The CUSUM's allowance, in noise standard deviations a sample (0: none); off under a peak window.
     cusum: float = 0.0
+    # A counter that keeps collapsing (within a season) is held as a fault this long, not max_hold (inf: until
+    # it recovers). Off by default (= max_hold): longer holds find AIOps' multi-day outages but raise the LTE
+    # cells' false runs over one a day (BENCHMARKS.md, issue 30, third pass).
+    collapse_hold_seconds: float = 6 * 3600.0
+
+    @property
+    def collapse_hold(self) -> int:
+        if not math.isfinite(self.collapse_hold_seconds):
+            return 1 << 62
+        return max(self.max_hold, round(self.collapse_hold_seconds / self.step_seconds))
 
     @property
     def max_hold(self) -> int:
@@ -452,7 +488,8 @@ class DetectorSettings:
         per_sample = min(1.0, self.season_weight * bins / self.season) if self.season else self.season_weight
         return {"season": self.season, "season_bins": bins, "hold": self.hold, "max_hold": self.max_hold,
                 "level_alpha": self.level_alpha, "season_alpha": per_sample, "peak_window": self.peak_window,
-                "collapse": self.collapse, "cusum": 0.0 if self.peak_window else self.cusum}
+                "collapse": self.collapse, "cusum": 0.0 if self.peak_window else self.cusum,
+                "collapse_hold": self.collapse_hold}
 
     @property
     def collapse(self) -> float:
