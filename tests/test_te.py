@@ -288,7 +288,7 @@ def test_failures_fork_their_workers_safely_after_the_multi_core_kernel_ran(te_d
     # live, and answer as one process does.
     monkeypatch.setattr(kernels, "PARALLEL_ENTRIES", 0)
     problem = build_problem(_repetita(te_data, "Abilene"), cache_dir="")
-    routing = solve_fast(problem)
+    routing = solve_fast(problem, compiled=True)
     one, _ = reoptimise_failures(routing, workers=1)
     two, _ = reoptimise_failures(routing, workers=2)
     assert np.array_equal(one.mlu, two.mlu)

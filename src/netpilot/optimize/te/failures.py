@@ -157,6 +157,8 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
     if scope not in ("whole", "touched"):
         raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
     context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
+    if kernels.AVAILABLE:
+        kernels.load()  # hundreds of solves pay for loading the compiled step once, before the workers fork
     # One BLAS thread: its products here are link- and pair-sized dots, too small to share, and an idle OpenBLAS
     # thread spins on the other core; with two workers the spinning took the whole gain of the second (the same
     # 490 Cogentco failures: 16.3 s on two workers against 11.5 s on one; 6.0 s with this). Forked workers
@@ -264,7 +266,8 @@ class _ScenarioContext:
             return changed, x[changed], float(u.max(initial=0.0)), bound, 0, 0, stranded, int(np.argmax(u))
         if self.scope == "whole":
             # As from the base routing itself: its fractions (rerouted the same way), prices and step sizes.
-            answer = solve_fast(problem, start=self.base, failed_links=failed, tolerance=self.tolerance)
+            answer = solve_fast(problem, start=self.base, failed_links=failed, tolerance=self.tolerance,
+                                compiled=kernels.AVAILABLE)
             u = answer.info["load"] * self.inv_cap
             u[failed] = 0.0
             changed = np.flatnonzero(answer.x != self.x)
@@ -286,7 +289,8 @@ class _ScenarioContext:
             cols = _columns(paths, moving)
             background = load - a_csc[:, cols] @ (problem.path_demand[cols] * x[cols])
             sub = problem.restricted(moving, np.maximum(background, 0.0))
-            answer = solve_fast(sub, x0=x[cols], failed_links=failed, tolerance=self.tolerance)
+            answer = solve_fast(sub, x0=x[cols], failed_links=failed, tolerance=self.tolerance,
+                                compiled=kernels.AVAILABLE)
             iterations += answer.iterations
             # A round's bound holds for its own set of moving pairs only; the last round's set is the largest.
             round_bound = answer.bound

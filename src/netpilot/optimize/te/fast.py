@@ -97,11 +97,11 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     ``failed_links``: links to route around (their paths carry nothing; pairs left without a path are dropped).
     The answer's ``info`` holds its link prices (``link_price``, the certificate's) and normalised link loads
     (``load``), so that a caller need not recompute them.
-    ``compiled``: whether to price paths with the Numba kernel (by default, where Numba is installed); the answer
-    is the same bits either way.
+    ``compiled``: whether to use the Numba kernels (by default, where Numba is installed and the instance is
+    large enough to pay for loading them: ``kernels.WORTH_LOADING``); the answer is the same bits either way.
     """
     started = time.perf_counter()
-    compiled = kernels.wanted(compiled)
+    compiled = kernels.wanted(compiled, len(problem.paths.path_links))
     finite = np.isfinite(problem.capacity)
     cap = np.where(finite, problem.capacity, 1.0)
     inv_cap = np.where(finite, 1.0 / cap, 0.0)
