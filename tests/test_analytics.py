@@ -671,3 +671,22 @@ def test_cli_rca_on_simulated_fault(tmp_path):
     assert onset, incidents
     assert onset[0]["causes"][0] == {"kind": "router_down", "target": "MK", "score": onset[0]["causes"][0]["score"]}
     assert not math.isnan(onset[0]["causes"][0]["score"])
+
+
+def test_cli_detect_collapse_hold_keeps_a_two_day_outage_alarmed(tmp_path):
+    values = _daily_traffic(10, 3)
+    start, end = 6 * 720, 8 * 720
+    values[start:end] *= 0.1  # a cell asleep for two days
+    rows = ["timestamp,value"] + [f"{1_500_000_000 + 120 * i},{v:.3f}" for i, v in enumerate(values)]
+    path = _csv(tmp_path / "cell.csv", rows)
+    alarmed = {}
+    for label, extra in (("default", []), ("held", ["--collapse-hold", "inf"])):
+        result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / f"{label}.json"),
+                                     *extra])
+        assert result.exit_code == 0, result.output
+        points = json.loads((tmp_path / f"{label}.json").read_text())["points"]
+        alarmed[label] = np.mean([p["alarm"] for p in points[start + 720:end]])
+    assert alarmed["held"] > 0.9 and alarmed["default"] < 0.5  # the second day: still a fault only when held
+    result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "o.json"),
+                                 "--collapse-hold", "0"])
+    assert result.exit_code == 2 and "--collapse-hold" in result.output

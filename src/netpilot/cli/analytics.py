@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -95,6 +96,11 @@ def detect(
                                                             "this sample; shift: a sustained change; collapse: "
                                                             "a fall to under 40 % of it) and what "
                                                             "was expected.")] = False,
+    collapse_hold: Annotated[float | None, typer.Option(
+        help="Hours a counter that keeps collapsing (under 40 % of its expectation, within the last season) stays "
+             "a fault before its new level is taken as normal; 'inf': until it recovers. Default: the usual hold "
+             "(6 h). Longer finds multi-day outages whole but raises more false alarm runs on bursty cells "
+             "(BENCHMARKS.md, issue 30).")] = None,
 ) -> None:
     """Score every sample causally (no look-ahead) against an expectation that knows the series' daily or weekly
     season (found in its first part by autocorrelation), with point, sustained-shift and collapse detectors, and raise
@@ -108,11 +114,15 @@ def detect(
         raise InputError.at("must be in (0, 1)", field="--alarm-rate")
     if runs_per_day <= 0:
         raise InputError.at("must be positive", field="--runs-per-day")
+    if collapse_hold is not None and not collapse_hold > 0:
+        raise InputError.at("must be a positive number of hours, or inf", field="--collapse-hold")
     series = read_series(input_file)
     results = []
     for s in series:
         step = s.step_seconds()
         settings = settings_for(s.values, step, train_fraction=train_fraction)
+        if collapse_hold is not None:
+            settings = dataclasses.replace(settings, collapse_hold_seconds=collapse_hold * 3600.0)
         explained = explain_series(settings.transform(s.values), settings.detector())
         scores = explained.scores
         cut = max(1, int(len(scores) * train_fraction))
