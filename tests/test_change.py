@@ -547,3 +547,46 @@ def test_verification_refuses_a_policy_that_overloads_a_link():
     report = verify_change(net, after)
     assert not report.ok
     assert "a->c" in _failed(report, "utilisation now").detail
+
+
+def test_the_aggregate_failure_rule_judges_the_failures_overloaded_today_together():
+    """Failures over the limit today may trade among themselves when the worst does not rise and their summed
+    excess falls by the allowance; a failure within the limit today may never be pushed over it."""
+    import numpy as np
+
+    from netpilot.change.verify import _aggregate_failures
+
+    loop = VerificationSettings(failure_tolerance=0.005, failure_share=0.01, failure_rule="aggregate")
+    # Failure 1 gets a little worse, failure 2 much better, none over today's worst (1.4): accepted.
+    assert _aggregate_failures(np.array([0.8, 1.3, 1.4]), np.array([0.9, 1.35, 1.1]), [1], loop) == []
+    # A failure the network survives today, pushed over the limit: refused under either rule.
+    assert _aggregate_failures(np.array([0.8, 1.3]), np.array([1.05, 1.0]), [0], loop) == [0]
+    # The worst failure ends higher than today's worst: refused.
+    assert _aggregate_failures(np.array([1.2, 1.3]), np.array([1.4, 1.0]), [0], loop) == [0]
+    # The summed excess does not fall by the allowance (0.50 today, 0.51 after): refused.
+    assert _aggregate_failures(np.array([1.2, 1.3]), np.array([1.25, 1.26]), [0], loop) == [0]
+    with pytest.raises(ValueError, match="failure_rule"):
+        VerificationSettings(failure_rule="sometimes")
+
+
+def test_the_aggregate_rule_never_refuses_what_the_per_failure_rule_passes():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from netpilot.change.verify import _aggregate_failures, overloads_failure
+
+    loop = VerificationSettings(failure_tolerance=0.005, failure_share=0.01, failure_rule="aggregate")
+    values = st.lists(st.tuples(st.floats(0.0, 2.0), st.floats(0.0, 2.0)), min_size=1, max_size=12)
+
+    @settings(max_examples=200, deadline=None)
+    @given(values)
+    def check(rows):
+        import numpy as np
+
+        before, after = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        refused = [i for i in range(len(rows)) if overloads_failure(after[i], before[i], 1.0, 0.005, 0.01)]
+        kept = _aggregate_failures(before, after, refused, loop)
+        assert set(kept) <= set(refused)
+        assert all(before[i] <= 1.0 for i in kept) or kept == refused
+
+    check()

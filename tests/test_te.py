@@ -259,7 +259,56 @@ def test_the_path_cost_kernel_adds_as_scipy_does(te_data):
     columns = rng.random((problem.arrays.n_links, 3)) ** 4
     paths = np.sort(rng.choice(problem.paths.n_paths, problem.paths.n_paths // 3, replace=False))
     active = problem.incidence_csc[:, paths]
-    assert np.array_equal(kernels.path_sums(active.indptr, active.indices, columns), active.T @ columns)
+    assert np.array_equal(kernels.path_sums(active.indptr, active.indices, active.data, columns),
+                          active.T @ columns)
+    # A path over a link twice (an entry of 2): weighted as SciPy weighs it.
+    doubled = active.copy()
+    doubled.data[::7] = 2.0
+    assert np.array_equal(kernels.path_sums(doubled.indptr, doubled.indices, doubled.data, columns),
+                          doubled.T @ columns)
+
+
+@needs_numba
+def test_the_compiled_projection_step_is_the_numpy_step():
+    # Ties, zero costs, barred (infinite) paths, idle paths and pairs of up to 19 paths, against fast.numpy_step.
+    from netpilot.optimize.te.fast import numpy_step
+
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        counts = rng.integers(2, 20, rng.integers(1, 30))
+        starts = np.cumsum(counts) - counts
+        owner = np.repeat(np.arange(len(counts)), counts)
+        n = int(counts.sum())
+        cost = np.round(rng.random(n) * 4, 1) * rng.integers(0, 2, n)  # many ties, many zeros
+        barred = rng.random(n) < 0.1
+        barred[starts] = False  # a pair keeps at least one path, as the solver's active pairs do
+        cost[barred] = np.inf
+        curvature = rng.random((n, 3))[:, 1] * rng.integers(0, 2, n)
+        xa = np.where(rng.random(n) < 0.3, 0.0, rng.random(n))
+        xa[barred] = 0.0
+        other = rng.random((n, 3))[:, 2]
+        cheapest, dx, other_cheapest = kernels.projection_step(starts, cost, curvature, xa, 1.7, other)
+        assert np.array_equal(cheapest, np.minimum.reduceat(cost, starts))
+        assert np.array_equal(other_cheapest, np.minimum.reduceat(other, starts))
+        assert np.array_equal(dx, numpy_step(starts, owner, cost, cheapest, curvature, xa, 1.7))
+
+
+@needs_numba
+def test_a_process_forked_after_the_multi_core_kernel_ran_can_run_it():
+    # GNU OpenMP, Numba's default threading layer here, kills a child that starts a parallel kernel after the
+    # parent ran one; the layer the kernels choose does not.
+    import multiprocessing
+
+    rng = np.random.default_rng(5)
+    matrix = __import__("scipy.sparse", fromlist=["csc_matrix"]).random(40, 600, density=0.2, format="csc",
+                                                                        random_state=5)
+    columns = rng.random((40, 2))
+    kernels.path_sums(matrix.indptr, matrix.indices, matrix.data, columns)
+    child = multiprocessing.get_context("fork").Process(
+        target=kernels.path_sums, args=(matrix.indptr, matrix.indices, matrix.data, columns))
+    child.start()
+    child.join(60)
+    assert child.exitcode == 0
 
 
 @needs_numba

@@ -126,6 +126,7 @@ def _flat_names() -> dict[str, tuple[str, str]]:
     names |= {"verify_limit": ("verification", "max_utilisation"), "verify_failures": ("verification", "failures"),
               "failure_tolerance": ("verification", "failure_tolerance"),
               "failure_share": ("verification", "failure_share"),
+              "failure_rule": ("verification", "failure_rule"),
               "forecast_every": ("forecast", "every"), "forecast_horizon": ("forecast", "horizon")}
     return names
 

@@ -116,6 +116,9 @@ class Report:
         return "\n".join(lines)
 
 
+FAILURE_RULES = ("each", "aggregate")
+
+
 @dataclass(frozen=True)
 class VerificationSettings:
     """What a change must meet. ``max_utilisation``: the MLU verification refuses to create (now, at the
@@ -127,6 +130,15 @@ class VerificationSettings:
     failures: bool = True
     failure_tolerance: float = 0.0
     failure_share: float = 0.0
+    #: How the failures already over the limit today are judged: ``"each"``, every one the change moves must end
+    #: within its ``failure_allowance``; ``"aggregate"``, together: the worst single failure may not end higher
+    #: than today's worst, and their excess over the limit, summed, must fall by the allowance (``share`` of it
+    #: plus ``tolerance`` per failure). A failure within the limit today must stay within it under either rule.
+    failure_rule: str = "each"
+
+    def __post_init__(self) -> None:
+        if self.failure_rule not in FAILURE_RULES:
+            raise ValueError(f"failure_rule must be one of {', '.join(FAILURE_RULES)}, got {self.failure_rule!r}")
 
     def exact(self) -> VerificationSettings:
         """The same limits for a demand that is not an estimate (a network's own matrix, hindsight): no
@@ -403,6 +415,7 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
         mlu_a, worst_a, stranded_a, loads_a = _failure_outcomes_after(now_before, now_after, before_by_link,
                                                                       scenarios_after)
         bad_partition, bad_overload = [], []
+        befores: list[float] = []
         capacity = np.where(arrays_after.capacity > 0, arrays_after.capacity, np.inf)
         for i, scenario in enumerate(scenarios_after):
             m_before, st_before, loads_before = before_by_link.get(_scenario_key(arrays_after, scenario),
@@ -418,6 +431,9 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
                 moved = bool((np.abs(loads_a[i] - loads_before)[near] > 1e-6 * (1.0 + loads_before[near])).any())
             if overloads_failure(mlu_a[i], m_before, max_utilisation, failure_tolerance, failure_share, moved):
                 bad_overload.append(i)
+            befores.append(m_before)
+        if settings.failure_rule == "aggregate":
+            bad_overload = _aggregate_failures(np.asarray(befores), mlu_a, bad_overload, settings)
         worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
         checks.append(_failure_check(
             CheckKind.FAILURE_REACHABILITY, worst_cut,
@@ -438,6 +454,26 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
         figures = replace(figures, worst_failure_mlu_after=float(mlu_a.max(initial=0.0)),
                           failure_scenarios=len(scenarios_after), overloading_failures=overloading)
     return Report(checks, time.perf_counter() - started, figures)
+
+
+def _aggregate_failures(before: np.ndarray, after: np.ndarray, refused: list[int],
+                        settings: VerificationSettings) -> list[int]:
+    """The failures refused under the ``"aggregate"`` rule, from those the ``"each"`` rule refused: a failure
+    within the limit today still may not end over it; those over it today are refused together, only when the
+    worst failure ends higher than today's worst or their summed excess over the limit does not fall by the
+    allowance."""
+    limit = settings.max_utilisation
+    over_today = before > limit
+    fresh = [i for i in refused if not over_today[i]]
+    if not over_today.any():
+        return refused
+    excess_before = float((before[over_today] - limit).sum())
+    excess_after = float(np.maximum(after[over_today] - limit, 0.0).sum())
+    allowed = excess_before * (1.0 - settings.failure_share) - settings.failure_tolerance * int(over_today.sum())
+    worse = after.max(initial=0.0) > max(limit, before.max(initial=0.0)) + 1e-9
+    if worse or (excess_after > allowed + 1e-9 and excess_after > 1e-9):
+        return refused  # named as under the "each" rule: the failures the plan moved over their allowance
+    return fresh
 
 
 def overloads_failure(after: float, before: float, limit: float, tolerance: float = 0.0, share: float = 0.0,

@@ -147,7 +147,8 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
     so the whole network is the default (BENCHMARKS.md, issue 31).
 
     Scenarios are independent: with ``workers`` > 1 (default: the CPUs, when there are enough scenarios to pay
-    for starting processes) they run in forked worker processes.
+    for starting processes) they run in forked worker processes. Not for two threads at once: it limits the
+    process's BLAS threads while it runs.
     """
     started = time.perf_counter()
     problem = routing.problem
@@ -158,7 +159,7 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
         raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
     context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
     if kernels.AVAILABLE:
-        kernels.load()  # hundreds of solves pay for loading the compiled step once, before the workers fork
+        kernels.load()  # hundreds of solves: the kernels loaded once here, not once per forked worker
     # One BLAS thread: its products here are link- and pair-sized dots, too small to share, and an idle OpenBLAS
     # thread spins on the other core; with two workers the spinning took the whole gain of the second (the same
     # 490 Cogentco failures: 16.3 s on two workers against 11.5 s on one; 6.0 s with this). Forked workers

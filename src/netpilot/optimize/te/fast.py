@@ -55,7 +55,7 @@ class _Active:
     def path_sums(self, columns: np.ndarray) -> np.ndarray:
         """(Qa, m): per active path, ``columns`` (L, m) summed over its links."""
         if self.compiled and kernels.worthwhile(self.a.nnz):
-            return kernels.path_sums(self.a.indptr, self.a.indices, columns)
+            return kernels.path_sums(self.a.indptr, self.a.indices, self.a.data, columns)
         return self.at @ columns
 
 
@@ -228,23 +228,7 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         if iterations - improved_at > patience:
             break  # no real progress for a while: the certificate says how far off this may still be
         if not compiled:
-            # The same step as kernels.projection_step, in NumPy passes.
-            excess = cost - cheapest[active.owner]
-            is_target = excess <= 0
-            # One target per pair: the first cheapest path.
-            first = np.flatnonzero(is_target)
-            first = first[np.concatenate([[True], active.owner[first][1:] != active.owner[first][:-1]])]
-            target_of_pair = np.empty(len(active.starts), dtype=np.int64)
-            target_of_pair[active.owner[first]] = first
-            target_path = target_of_pair[active.owner]
-            moving = (xa > 0) & (excess > 0)
-            # Second derivative of the smoothed max along a path, bounded by letting all traffic on each link move
-            # together (Gershgorin); ``boldness`` learns how pessimistic that is.
-            denom = curvature + curvature[target_path]
-            step = np.where(moving, np.minimum(xa, boldness * excess / np.maximum(denom, 1e-300)), 0.0)
-            gained = np.bincount(active.owner, weights=step, minlength=len(active.starts))
-            dx = -step
-            dx[first] += gained[active.owner[first]]
+            dx = numpy_step(active.starts, active.owner, cost, cheapest, curvature, xa, boldness)
         du = (active.a @ (active.demand * dx)) * inv_cap
         alpha, gain = _line_search(u, du, beta)
         # The Gershgorin bound is conservative where many paths share a link: learn how far to trust it.
@@ -262,12 +246,38 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
         x[active.paths] = xa
     x = problem.feasible(x, enabled)
     load = problem.loads(x)
-    if float((load * inv_cap).max(initial=0.0)) > best_mlu:
+    # Back to the best iterate only when it is better by more than rounding: at a tie (the top link's load fixed)
+    # the last iterate stays, whichever way the last bit falls.
+    if float((load * inv_cap).max(initial=0.0)) > best_mlu * (1.0 + 1e-12):
         x = problem.feasible(best_x, enabled)
         load = problem.loads(x)
     return Routing(problem, x, "mlu", "fast", time.perf_counter() - started, best_bound, iterations,
                    info={"active_pairs": 0 if active is None else len(active.starts), "sharpness": sharpness,
                          "boldness": boldness, "link_price": best_price, "load": load})
+
+
+def numpy_step(starts: np.ndarray, owner: np.ndarray, cost: np.ndarray, cheapest: np.ndarray,
+               curvature: np.ndarray, xa: np.ndarray, boldness: float) -> np.ndarray:
+    """The move ``dx`` per path of one scaled projection step (``kernels.projection_step`` in NumPy passes):
+    traffic leaves each path dearer than its pair's cheapest by the cost difference over a bound on the second
+    derivative, capped at what the path carries, and goes to the pair's first cheapest path."""
+    excess = cost - cheapest[owner]
+    is_target = excess <= 0
+    # One target per pair: the first cheapest path.
+    first = np.flatnonzero(is_target)
+    first = first[np.concatenate([[True], owner[first][1:] != owner[first][:-1]])]
+    target_of_pair = np.empty(len(starts), dtype=np.int64)
+    target_of_pair[owner[first]] = first
+    target_path = target_of_pair[owner]
+    moving = (xa > 0) & (excess > 0)
+    # Second derivative of the smoothed max along a path, bounded by letting all traffic on each link move
+    # together (Gershgorin); ``boldness`` learns how pessimistic that is.
+    denom = curvature + curvature[target_path]
+    step = np.where(moving, np.minimum(xa, boldness * excess / np.maximum(denom, 1e-300)), 0.0)
+    gained = np.bincount(owner, weights=step, minlength=len(starts))
+    dx = -step
+    dx[first] += gained[owner[first]]
+    return dx
 
 
 def _bound(active: _Active, cheapest: np.ndarray, price: np.ndarray, cap: np.ndarray, finite: np.ndarray,
