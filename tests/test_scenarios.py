@@ -22,6 +22,7 @@ from netpilot.scenarios.scenario import (
     compare,
     load_scenario,
     min_overload,
+    run_scenario,
     scenario_network,
     share_of_achievable_cut,
 )
@@ -175,3 +176,13 @@ def test_sized_sample_on_another_backbone_is_feasible_at_its_load_and_names_it(t
     kinds = np.array([n.kind for n in network.nodes])
     access = (kinds[arrays.src] != "router") | (kinds[arrays.dst] != "router")
     assert (loads[access] <= 0.5 * arrays.capacity[access] + 1e-9).all()
+
+
+def test_a_replay_takes_the_loops_options_and_rechecks_a_looser_rule_by_the_default(abilene):
+    scenario = generate_scenario(abilene, seed=3, load=0.85, hours=0.5, faults=1)
+    default = run_scenario(scenario)
+    looser = run_scenario(scenario, options={"failure_rule": "aggregate"})
+    assert "unsafe_by_the_default_rule" not in default
+    assert 0 <= looser["unsafe_by_the_default_rule"] <= looser["changes_applied"]
+    with pytest.raises(ValueError, match="failure_rule"):
+        run_scenario(scenario, options={"failure_rule": "never"})

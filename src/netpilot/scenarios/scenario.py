@@ -4,8 +4,8 @@ and again with static shortest-path routing, and scored (detection, root cause, 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.intents import Intent, SetLinkState, apply_intents
-from netpilot.change.verify import verify_change
+from netpilot.change.verify import VerificationSettings, verify_change
 from netpilot.change.workflow import ChangeStore, Policy
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault, name_faults
@@ -119,11 +119,14 @@ class RunTrace:
 
 def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy | None = None,
                  progress: Callable[[int, int], None] | None = None, network: Network | None = None,
-                 settle: bool = False, trace: RunTrace | None = None) -> dict:
+                 settle: bool = False, trace: RunTrace | None = None,
+                 options: Mapping[str, Any] | None = None) -> dict:
     """One replay. With ``autopilot`` the loop acts (changes auto-approved by ``policy``, by default every
     metric change); without it the network keeps its metrics (static shortest-path routing, reconverging
     around failures as OSPF does). ``settle`` is for a program that times the loop: the heap is settled
-    (``settle_heap``) once the loop is set up."""
+    (``settle_heap``) once the loop is set up. ``options``: the loop's settings by their flat names (say
+    ``{"failure_rule": "aggregate"}``); with a verification rule other than the default, the hindsight re-check
+    also counts the applied changes the default rule would refuse."""
     network = network or scenario_network(scenario)
     sim = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
                     faults=name_faults(list(scenario.faults)))
@@ -133,8 +136,8 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         store = ChangeStore(":memory:", policy or Policy(auto_approve=["apply_metrics", "set_policies"]))
         # A replay does a fixed amount of work per tick (no wall-clock budget), so the same scenario gives the
         # same decisions on any machine and under any load; the latency it measures is that work's.
-        pilot = Autopilot(network, store, SimulatorDriver(network, sim), congestion=scenario.congestion,
-                          tick_budget_ms=None)
+        pilot = Autopilot(network, store, SimulatorDriver(network, sim), **{"congestion": scenario.congestion,
+                          "tick_budget_ms": None, **(options or {})})
         if settle:
             settle_heap()
     overload = blackholed = 0.0
@@ -173,6 +176,9 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         "false_incidents": _false_incidents(pilot, sim.faults),
         "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario, carried),
         "unsafe_at_profile_demand": _unsafe_applied(pilot, sim, network, scenario, None),
+        **({"unsafe_by_the_default_rule": _unsafe_applied(
+            pilot, sim, network, scenario, carried, replace(pilot.settings.verification, failure_rule="each").exact())}
+           if pilot.settings.verification.failure_rule != "each" else {}),
         "decision_latency_ms": latency_summary(pilot.ticks) | {
             "tick_cpu_p50": float(np.percentile(tick_cpu_ms, 50)) if tick_cpu_ms else 0.0,
             "tick_cpu_p99": float(np.percentile(tick_cpu_ms, 99)) if tick_cpu_ms else 0.0},
@@ -185,12 +191,12 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
 
 
 def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | None = None,
-            network: Network | None = None, settle: bool = False) -> dict:
+            network: Network | None = None, settle: bool = False, options: Mapping[str, Any] | None = None) -> dict:
     """The scenario with the autopilot and with static routing, and the overload cut between them. ``network``
     replaces the scenario's file (a server runs scenarios on the network it serves)."""
     network = network or scenario_network(scenario)
     ours_trace, static_trace = RunTrace(), RunTrace()
-    ours = run_scenario(scenario, network=network, settle=settle, trace=ours_trace,
+    ours = run_scenario(scenario, network=network, settle=settle, trace=ours_trace, options=options,
                         progress=(lambda i, n: progress("autopilot", i, n)) if progress else None)
     static = run_scenario(scenario, autopilot=False, network=network, trace=static_trace,
                           progress=(lambda i, n: progress("static", i, n)) if progress else None)
@@ -230,7 +236,8 @@ def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
 
 
 def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario,
-                    carried: dict[float, np.ndarray] | None) -> int:
+                    carried: dict[float, np.ndarray] | None, verification: VerificationSettings | None = None
+                    ) -> int:
     """Applied changes that verification refuses when re-checked with hindsight: the true faults of that minute
     (links down, the capacity a degraded link has left) and the demand the network truly carried then
     (``carried``), instead of what the loop believed. With ``carried`` None, the simulator's noise-free profile
@@ -248,7 +255,8 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                                downs)
         after = apply_intents(_with_metrics(network, applied.metric_after, capacity, applied.policies_after), downs)
         volume = expected.volume if carried is None else carried[applied.minute]
-        report = verify_change(before, after, pilot.settings.verification.exact(), demand=(truth.pairs, volume))
+        settings = pilot.settings.verification.exact() if verification is None else verification
+        report = verify_change(before, after, settings, demand=(truth.pairs, volume))
         unsafe += not report.ok
     return unsafe
 
