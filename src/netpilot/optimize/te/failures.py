@@ -157,9 +157,12 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
         workers = min(os.cpu_count() or 1, max(1, len(scenarios) // 32))
     if scope not in ("whole", "touched"):
         raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
-    context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope)
-    if kernels.AVAILABLE:
-        kernels.load()  # hundreds of solves: the kernels loaded once here, not once per forked worker
+    # Compiled where the solves together are worth loading Numba for (Cogentco's 490 are; Abilene's 30 are not),
+    # and loaded once here, not once per forked worker.
+    compiled = kernels.wanted(None, len(problem.paths.path_links) * len(scenarios))
+    if compiled:
+        kernels.load()
+    context = _ScenarioContext.of(routing, tolerance, hot_margin, rounds, scope, compiled)
     # One BLAS thread: its products here are link- and pair-sized dots, too small to share, and an idle OpenBLAS
     # thread spins on the other core; with two workers the spinning took the whole gain of the second (the same
     # 490 Cogentco failures: 16.3 s on two workers against 11.5 s on one; 6.0 s with this). Forked workers
@@ -211,10 +214,11 @@ class _ScenarioContext:
     scope: str
     pair_bound_terms: np.ndarray  # (P,) each pair's share of the base routing's duality bound
     bound_budget: float
+    compiled: bool = False  # solve with the Numba kernels
 
     @classmethod
     def of(cls, routing: Routing, tolerance: float, hot_margin: float, rounds: int = 3,
-           scope: str = "whole") -> _ScenarioContext:
+           scope: str = "whole", compiled: bool = False) -> _ScenarioContext:
         problem = routing.problem
         finite = np.isfinite(problem.capacity)
         inv_cap = np.where(finite, 1.0 / np.where(finite, problem.capacity, 1.0), 0.0)
@@ -224,7 +228,7 @@ class _ScenarioContext:
         terms = problem.demand * problem.pair_min(problem.incidence_t @ price)
         budget = float(price[finite] @ problem.capacity[finite])
         return cls(problem, routing, routing.x, problem.loads(routing.x), inv_cap, tolerance, hot_margin, rounds, scope,
-                   terms, budget)
+                   terms, budget, compiled)
 
     def _pairs_on(self, links: np.ndarray, x: np.ndarray) -> np.ndarray:
         incidence, paths = self.problem.incidence, self.problem.paths
@@ -268,7 +272,7 @@ class _ScenarioContext:
         if self.scope == "whole":
             # As from the base routing itself: its fractions (rerouted the same way), prices and step sizes.
             answer = solve_fast(problem, start=self.base, failed_links=failed, tolerance=self.tolerance,
-                                compiled=kernels.AVAILABLE)
+                                compiled=self.compiled)
             u = answer.info["load"] * self.inv_cap
             u[failed] = 0.0
             changed = np.flatnonzero(answer.x != self.x)
@@ -291,7 +295,7 @@ class _ScenarioContext:
             background = load - a_csc[:, cols] @ (problem.path_demand[cols] * x[cols])
             sub = problem.restricted(moving, np.maximum(background, 0.0))
             answer = solve_fast(sub, x0=x[cols], failed_links=failed, tolerance=self.tolerance,
-                                compiled=kernels.AVAILABLE)
+                                compiled=self.compiled)
             iterations += answer.iterations
             # A round's bound holds for its own set of moving pairs only; the last round's set is the largest.
             round_bound = answer.bound

@@ -50,11 +50,11 @@ class _Active:
     a: sp.csc_matrix           # (L, Qa)
     at: sp.csr_matrix          # (Qa, L)
     background: np.ndarray     # (L,) load of inactive pairs
-    compiled: bool = False     # price large active sets with the Numba kernel (the same sums, on every core)
+    multicore: bool = False    # price the paths with the Numba kernel on every core (the same sums as SciPy's)
 
     def path_sums(self, columns: np.ndarray) -> np.ndarray:
         """(Qa, m): per active path, ``columns`` (L, m) summed over its links."""
-        if self.compiled and kernels.worthwhile(self.a.nnz):
+        if self.multicore:
             return kernels.path_sums(self.a.indptr, self.a.indices, self.a.data, columns)
         return self.at @ columns
 
@@ -71,7 +71,7 @@ def _activate(problem: TEProblem, pair_mask: np.ndarray, x: np.ndarray, a_csc: s
     background = full - a @ (demand * x[paths])
     # The transpose of a CSC slice is a CSR view: both products run without converting anything.
     return _Active(paths, np.cumsum(counts) - counts, owner, demand, problem.demand[pairs],
-                   a, a.T, np.maximum(background, 0.0), compiled)
+                   a, a.T, np.maximum(background, 0.0), compiled and kernels.worthwhile(a.nnz))
 
 
 def _smoothed(u, beta: float, exp=np.exp) -> float:
@@ -123,10 +123,7 @@ def solve_fast(problem: TEProblem, *, x0: np.ndarray | None = None, start: Routi
     movable = usable > 1
     # Pairs with a single usable path load the network the same whatever the routing: part of every bound.
     pinned = np.flatnonzero((usable == 1)[problem.paths.path_pair] & enabled)
-    # Their columns alone (a small slice), not a product over every path: the same sums, without the zeros.
-    pinned_load = a_csc[:, pinned] @ problem.path_demand[pinned]
-    if problem.background is not None:
-        pinned_load = pinned_load + problem.background
+    pinned_load = problem.loads(np.ones(len(pinned)), paths=pinned)  # their columns alone: a small product
     log_links = np.log(max(2, int(finite.sum())))
 
     # A warm start is near an optimum already: begin sharp rather than re-converge from a blurred maximum.

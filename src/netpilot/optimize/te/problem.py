@@ -71,9 +71,13 @@ class TEProblem:
     def pair_starts(self) -> np.ndarray:
         return self.paths.pair_ptr[:-1]
 
-    def loads(self, x: np.ndarray) -> np.ndarray:
-        """(L,) normalised load for path fractions ``x`` (plus the fixed background)."""
-        load = self.incidence @ (self.path_demand * x)
+    def loads(self, x: np.ndarray, paths: np.ndarray | None = None) -> np.ndarray:
+        """(L,) normalised load for path fractions ``x`` (plus the fixed background); with ``paths``, ``x`` holds
+        the fractions of those paths only and the rest carry nothing (a product over their columns alone)."""
+        if paths is None:
+            load = self.incidence @ (self.path_demand * x)
+        else:
+            load = self.incidence_csc[:, paths] @ (self.path_demand[paths] * x)
         return load if self.background is None else load + self.background
 
     def utilisation(self, x: np.ndarray) -> np.ndarray:
