@@ -17,15 +17,21 @@ from netpilot.optimize.te.failures import failure_groups, reoptimise_failures
 from netpilot.optimize.te.fast import solve_fast
 from netpilot.optimize.te.problem import build_problem
 
-name, workers, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-network = dict(te.repetita_instances())[name]
-problem = build_problem(network, k=4)
-routing = solve_fast(problem)
-groups = failure_groups(problem.arrays, bidirectional=False)
-t = time.perf_counter()
-report, answers = reoptimise_failures(routing, groups, workers=workers)
-wall = time.perf_counter() - t
-np.save(f"/tmp/speed/net_{name}_{tag}.npy", report.mlu)
-print(json.dumps({"network": name, "tag": tag, "workers": workers, "wall": round(wall, 3), "scenarios": len(answers),
-                  "worst": float(report.mlu.max()), "iterations": int(sum(a.iterations for a in answers))}),
-      flush=True)
+
+def run(name: str, workers: int):
+    """(the base routing, the failure report, the re-optimised answers, wall seconds of the re-optimisation)."""
+    problem = build_problem(dict(te.repetita_instances())[name], k=4)
+    routing = solve_fast(problem)
+    groups = failure_groups(problem.arrays, bidirectional=False)
+    started = time.perf_counter()
+    report, answers = reoptimise_failures(routing, groups, workers=workers)
+    return routing, report, answers, time.perf_counter() - started
+
+
+if __name__ == "__main__":
+    name, workers, tag = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    _, report, answers, wall = run(name, workers)
+    np.save(f"/tmp/speed/net_{name}_{tag}.npy", report.mlu)
+    print(json.dumps({"network": name, "tag": tag, "workers": workers, "wall": round(wall, 3),
+                      "scenarios": len(answers), "worst": float(report.mlu.max()),
+                      "iterations": int(sum(a.iterations for a in answers))}), flush=True)
