@@ -976,3 +976,33 @@ def test_settings_are_frozen_and_take_the_flat_option_names():
         settings.planning.congestion = 0.5  # type: ignore[misc]
     with pytest.raises(TypeError, match="unknown autopilot option 'congestoin'"):
         AutopilotSettings().with_options(congestoin=0.8)
+
+
+def test_a_plan_must_gain_on_the_measured_mlu_as_well_as_on_the_estimate():
+    """A plan the estimate credits with 0.03 (1.26 -> 1.23) gains 0.01 on the 1.24 measured: not worth a change."""
+    from netpilot.autopilot.planners import MIN_GAIN, gains_enough
+
+    assert gains_enough(1.23, 1.26)
+    assert not gains_enough(1.23, 1.26, 1.24)
+    assert gains_enough(1.24 - MIN_GAIN, 1.26, 1.24) and not gains_enough(1.24 - MIN_GAIN + 1e-6, 1.26, 1.24)
+
+
+def test_the_loop_trades_failures_only_while_its_estimate_matches_the_measured_loads(network, monkeypatch):
+    """The loop's verifier passes the aggregate rule the margin its demand carries; while a busy link measures
+    more than the estimate predicts (the margin above its floor), each failure is judged alone."""
+    import netpilot.autopilot.planners as planners
+    from netpilot.autopilot.budget import TickBudget
+    from netpilot.autopilot.estimate import Estimate
+    from netpilot.autopilot.settings import LOOP_VERIFICATION, EstimateSettings
+
+    seen = []
+    monkeypatch.setattr(planners, "verify_change", lambda before, after, settings, **kw: seen.append(settings))
+    estimate = Estimate(network, EstimateSettings(), lambda: network)
+    verifier = planners.Verifier(LOOP_VERIFICATION, estimate, TickBudget(None, 0.08))
+    volume = estimate.twin.expected().volume
+    assert LOOP_VERIFICATION.failure_rule == "aggregate"
+    verifier.verify_on(network, network, volume, {}, 1.2, 1.2, {})
+    assert (seen[-1].failure_rule, seen[-1].demand_margin) == ("aggregate", EstimateSettings().demand_margin)
+    estimate.margin = 0.35  # a busy link measured 35 % over the estimate
+    verifier.verify_on(network, network, volume, {}, 1.2, 1.2, {})
+    assert seen[-1].failure_rule == "each"

@@ -1,20 +1,34 @@
-"""Each scenario replayed with the loop's single-failure rule ("each", the default) and with the aggregate rule
-(`VerificationSettings.failure_rule`), against static routing and the hindsight oracle (BENCHMARKS.md, issue 25,
-session 16):
+"""Each scenario replayed with the per-failure single-failure rule ("each") and with the aggregate rule (the loop's
+default since session 17; `VerificationSettings.failure_rule`), against static routing and the hindsight oracle
+(BENCHMARKS.md, issue 25, sessions 16 and 17):
 
-    python bench/issue25/failure_rules.py SCENARIO.yaml [...] [--rules each,aggregate]
+    python bench/issue25/failure_rules.py SCENARIO [...] [--rules each,aggregate]
+
+SCENARIO: a scenario file, or a suite run named TOPOLOGY:LOAD:SEED (say ``Deltacom:0.75:1``; 1.5 hours, three
+faults), generated as `bench/suite.py` generates it under build/suite/ when missing.
 """
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from netpilot.scenarios.scenario import compare, load_scenario
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import suite  # bench/suite.py: the suite's topologies and scenario files
 
 parser = argparse.ArgumentParser()
 parser.add_argument("scenarios", nargs="+")
 parser.add_argument("--rules", default="each,aggregate")
 args = parser.parse_args()
-for path in args.scenarios:
+topologies = {t.name: t for t in suite.topologies()}
+for spec in args.scenarios:
+    if Path(spec).exists():
+        path = Path(spec)
+    else:
+        name, load, seed = spec.split(":")
+        path = suite.prepare_scenario(topologies[name], float(load), int(seed), 1.5, ramp_only=False)
     scenario = load_scenario(path)
     for rule in args.rules.split(","):
         out = compare(scenario, options={"failure_rule": rule})
@@ -25,5 +39,5 @@ for path in args.scenarios:
                           "share": traffic["share_of_achievable_cut"], "applied": out["changes_applied"],
                           "unsafe": out["unsafe_changes_applied"],
                           "unsafe_at_profile_demand": out["unsafe_at_profile_demand"],
-                          "unsafe_by_the_default_rule": out.get("unsafe_by_the_default_rule", 0),
+                          "unsafe_by_the_per_failure_rule": out.get("unsafe_by_the_per_failure_rule", 0),
                           "decision_p99_ms": round(out["decision_latency_ms"]["p99"])}), flush=True)

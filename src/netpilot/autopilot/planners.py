@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any, Protocol, TypeVar
 
@@ -18,13 +18,34 @@ from netpilot.autopilot.budget import TickBudget
 from netpilot.autopilot.estimate import Estimate, PlanState, plan_key
 from netpilot.autopilot.settings import PlanningSettings
 from netpilot.change.intents import ApplyMetrics, Intent, SetPolicies, apply_intents
-from netpilot.change.verify import Report, VerificationSettings, WhatIfCache, failure_allowance, verify_change
+from netpilot.change.verify import (
+    PER_FAILURE,
+    Report,
+    VerificationSettings,
+    WhatIfCache,
+    failure_allowance,
+    verify_change,
+)
 from netpilot.model.faults import Fault
 from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network
 from netpilot.model.policies import compile_policies, to_policies
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
 from netpilot.optimize.te.tactical import TacticalPlan, plan_tactical
+
+#: The least MLU a plan must take off before it is worth a change: a smaller gain is within what the estimate
+#: may be wrong by.
+MIN_GAIN = 0.02
+
+
+def gains_enough(planned: float, *now: float) -> bool:
+    """Whether a plan's MLU is at least ``MIN_GAIN`` under every reading of the MLU now (the one measured, the
+    estimate's): a plan judged only against the estimate can promise a gain the network does not have.
+
+    >>> gains_enough(1.23, 1.26), gains_enough(1.23, 1.26, 1.24)  # estimated 1.26; measured 1.24
+    (True, False)
+    """
+    return planned <= min(now) - MIN_GAIN
 
 
 @dataclass
@@ -197,7 +218,16 @@ class Verifier:
         """The change from ``believed`` to ``after`` verified on the demand ``volume`` (the estimate's, before
         the margin), at the forecast peak; its time goes into ``stages``."""
         t = time.perf_counter()
-        report = verify_change(believed, after, self.settings, demand=self.demand(volume, beliefs),
+        settings = self.settings
+        if settings.failure_rule != PER_FAILURE:
+            # Failures are traded against one another only while the estimate matches the measured loads (its
+            # margin at the floor); while a busy link measures more than it predicts (a crowd not yet believed),
+            # the demand's shape is off, and each failure is judged alone. The rule needs to know how far
+            # verification's demand is above the estimate.
+            off = self.estimate.margin > self.estimate.settings.demand_margin + 1e-12
+            settings = replace(settings, failure_rule=PER_FAILURE) if off else \
+                replace(settings, demand_margin=self.estimate.margin)
+        report = verify_change(believed, after, settings, demand=self.demand(volume, beliefs),
                                peak_factor=max(1.0, forecast_peak / max(mlu, 1e-9)), cache=self.cache)
         stages["decide.verify"] = _ms(t)
         self.budget.verified(stages["decide.verify"])
@@ -240,7 +270,7 @@ class IgpMetricPlanner:
         changed = np.flatnonzero(best != metric)
         # A plan that still breaks the rule under a failure verification has named would only be refused.
         failed_before = plan_key(best, context.believed.policies) in memory.refuted
-        if not len(changed) or planned > targets.now - 0.02 or failed_before or \
+        if not len(changed) or not gains_enough(planned, targets.now, context.mlu) or failed_before or \
                 bound_excess(targets.utilisation_of(best), *targets.bounds).any():
             progressed = not carried or not np.array_equal(best, carried[0])
             memory.incumbent = (planning_for, best)
@@ -311,7 +341,8 @@ class ExplicitPathPlanner:
         dropped = [(p.source, p.target) for p in context.believed.policies if (p.source, p.target) not in named]
         intent = SetPolicies(intent="set_policies", policies=policies, remove=dropped)
         after = apply_intents(context.believed, [intent]) if plan is not None else context.believed
-        if plan is None or plan.mlu > targets.now - 0.02 or plan_key(metric, after.policies) in memory.refuted:
+        if plan is None or not gains_enough(plan.mlu, targets.now, context.mlu) or \
+                plan_key(metric, after.policies) in memory.refuted:
             memory.nothing_found(context.beliefs_key, context.mlu)
             return None
         report = self.verifier.verify(context, after)
@@ -320,6 +351,11 @@ class ExplicitPathPlanner:
                 memory.nothing_found(context.beliefs_key, context.mlu)
             return None
         planned = report.figures.mlu_after / (1.0 + self.estimate.margin)
+        if not gains_enough(planned, context.mlu, report.figures.mlu_before / (1.0 + self.estimate.margin)):
+            # The LP's split, rounded to the policies' weights and verified on the whole network, can gain less
+            # than the LP promised.
+            memory.nothing_found(context.beliefs_key, context.mlu)
+            return None
         return Plan(intent, after, report, targets.now, planned,
                     f"explicit paths for the {len(policies)} pairs that load the hottest links",
                     {"policies": len(policies), "lp_mlu": plan.mlu, "lp_excess": plan.excess})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from netpilot.change.verify import VerificationSettings
+from netpilot.change.verify import AGGREGATE, VerificationSettings
 
 
 @dataclass(frozen=True)
@@ -79,9 +79,12 @@ class ForecastSettings:
 
 
 #: What the loop verifies with: its demand is an estimate, so a failure a change moves must come out lower than
-#: today's by a tolerance and a share (see ``verify_change``).
+#: today's by a tolerance and a share (see ``verify_change``). While the network is over the limit with no
+#: failure, the failures over it too are judged together (``"aggregate"``): with the rule that judges each alone,
+#: every change that relieves an overloaded backbone moves some failure up, and the loop proposes nothing
+#: (BENCHMARKS.md, issue 25).
 LOOP_VERIFICATION = VerificationSettings(max_utilisation=1.0, failures=True, failure_tolerance=0.005,
-                                         failure_share=0.01)
+                                         failure_share=0.01, failure_rule=AGGREGATE)
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,10 @@ class Report:
         return "\n".join(lines)
 
 
-FAILURE_RULES = ("each", "aggregate")
+#: The single-failure rules (``VerificationSettings.failure_rule``): judge each failure alone, or those over the
+#: limit today together.
+PER_FAILURE, AGGREGATE = "each", "aggregate"
+FAILURE_RULES = (PER_FAILURE, AGGREGATE)
 
 
 @dataclass(frozen=True)
@@ -131,10 +134,15 @@ class VerificationSettings:
     failure_tolerance: float = 0.0
     failure_share: float = 0.0
     #: How the failures already over the limit today are judged: ``"each"``, every one the change moves must end
-    #: within its ``failure_allowance``; ``"aggregate"``, together: the worst single failure may not end higher
-    #: than today's worst, and their excess over the limit, summed, must fall by the allowance (``share`` of it
-    #: plus ``tolerance`` per failure). A failure within the limit today must stay within it under either rule.
-    failure_rule: str = "each"
+    #: within its ``failure_allowance``; ``"aggregate"``, while the network is over the limit with no failure,
+    #: together: the worst single failure may not end higher than today's worst, and their excess over the
+    #: limit, summed, must fall by the allowance (``share`` of it plus ``tolerance`` per failure). A failure
+    #: within the limit today must stay within it under either rule.
+    failure_rule: str = PER_FAILURE
+    #: The margin a caller verifying an estimate put on its demand (verification's demand is the estimate times
+    #: 1 + ``demand_margin``). The ``"aggregate"`` rule groups only the failures that would be over the limit
+    #: even with the true demand that much below the estimate: a failure near the limit may be within it.
+    demand_margin: float = 0.0
 
     def __post_init__(self) -> None:
         if self.failure_rule not in FAILURE_RULES:
@@ -143,7 +151,7 @@ class VerificationSettings:
     def exact(self) -> VerificationSettings:
         """The same limits for a demand that is not an estimate (a network's own matrix, hindsight): no
         tolerance."""
-        return replace(self, failure_tolerance=0.0, failure_share=0.0)
+        return replace(self, failure_tolerance=0.0, failure_share=0.0, demand_margin=0.0)
 
 
 @dataclass(frozen=True)
@@ -432,7 +440,10 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
             if overloads_failure(mlu_a[i], m_before, max_utilisation, failure_tolerance, failure_share, moved):
                 bad_overload.append(i)
             befores.append(m_before)
-        if settings.failure_rule == "aggregate":
+        if settings.failure_rule == AGGREGATE and figures.mlu_before > max_utilisation * (1.0 + settings.demand_margin):
+            # Traffic lost now outweighs traffic a failure might lose, not the other way round: the failures
+            # are traded against one another only while the network is over the limit without one (at the
+            # estimate itself, less the margin verification's demand carries).
             bad_overload = _aggregate_failures(np.asarray(befores), mlu_a, bad_overload, settings)
         worst_cut = max(bad_partition, key=lambda j: stranded_a[j], default=None)
         checks.append(_failure_check(
@@ -458,21 +469,32 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
 
 def _aggregate_failures(before: np.ndarray, after: np.ndarray, refused: list[int],
                         settings: VerificationSettings) -> list[int]:
-    """The failures refused under the ``"aggregate"`` rule, from those the ``"each"`` rule refused: a failure
-    within the limit today still may not end over it; those over it today are refused together, only when the
-    worst failure ends higher than today's worst or their summed excess over the limit does not fall by the
-    allowance."""
-    limit = settings.max_utilisation
-    over_today = before > limit
-    fresh = [i for i in refused if not over_today[i]]
+    """The failures refused under the ``"aggregate"`` rule, from those the ``"each"`` rule refused.
+
+    Only the failures over the limit today by more than the allowance at the estimate itself (verification's
+    demand less ``demand_margin``) are judged together; one nearer the limit may be within it with the true
+    demand, so it is judged alone, as under the ``"each"`` rule. The group is refused, named as under the
+    ``"each"`` rule, when a failure the change moves ends above today's worst less the allowance (with the true
+    demand it may be the new worst), or when their summed excess over the limit does not fall by the allowance
+    at every level of demand from verification's down to the estimate less the margin again: the excess is
+    clipped at the limit, so a change that trades a deep overload for shallow ones can raise it where the
+    demand is lower than believed."""
+    limit, share, tolerance = settings.max_utilisation, settings.failure_share, settings.failure_tolerance
+    shrink = 1.0 / (1.0 + settings.demand_margin)
+    over_today = failure_allowance(before * shrink, limit, tolerance, share) > limit
     if not over_today.any():
         return refused
-    excess_before = float((before[over_today] - limit).sum())
-    excess_after = float(np.maximum(after[over_today] - limit, 0.0).sum())
-    allowed = excess_before * (1.0 - settings.failure_share) - settings.failure_tolerance * int(over_today.sum())
-    worse = after.max(initial=0.0) > max(limit, before.max(initial=0.0)) + 1e-9
-    if worse or (excess_after > allowed + 1e-9 and excess_after > 1e-9):
-        return refused  # named as under the "each" rule: the failures the plan moved over their allowance
+    fresh = [i for i in refused if not over_today[i]]
+    moved = np.abs(after - before) > 1e-9
+    ceiling = max(limit, float(failure_allowance(before.max(initial=0.0), limit, tolerance, share)))
+    if (moved & (after > ceiling + 1e-9)).any():
+        return refused
+    for level in (1.0, shrink, shrink * shrink) if settings.demand_margin > 0 else (1.0,):
+        excess_before = np.maximum(before[over_today] * level - limit, 0.0)
+        excess_after = float(np.maximum(after[over_today] * level - limit, 0.0).sum())
+        allowed = float(excess_before.sum()) * (1.0 - share) - tolerance * int((excess_before > 0).sum())
+        if excess_after > allowed + 1e-9 and excess_after > 1e-9:
+            return refused
     return fresh
 
 
