@@ -1006,36 +1006,3 @@ def test_the_loop_trades_failures_only_while_its_estimate_matches_the_measured_l
     estimate.margin = 0.35  # a busy link measured 35 % over the estimate
     verifier.verify_on(network, network, volume, {}, 1.2, 1.2, {})
     assert seen[-1].failure_rule == "each"
-
-
-def test_a_metric_search_that_only_spreads_load_elsewhere_hands_over_to_explicit_paths():
-    """The hottest link stays at 1.5 whatever the metrics (its traffic has no other way): the search's best
-    differs from tick to tick in how it spreads the rest, which is no progress. On the second search the
-    planner gives up and names explicit paths next."""
-    import numpy as np
-
-    from netpilot.autopilot.budget import TickBudget
-    from netpilot.autopilot.estimate import PlanState
-    from netpilot.autopilot.planners import IgpMetricPlanner, PlanContext, PlanMemory
-    from netpilot.autopilot.settings import LOOP_VERIFICATION, PlanningSettings
-    from netpilot.model.network import Demand, Link, Network, Router
-
-    nodes = ["a", "b", "c", "d"]
-    links = [Link(source=s, target=t, capacity=100.0, metric=10) for s, t in
-             [("a", "b"), ("b", "a"), ("b", "c"), ("c", "b"), ("c", "d"), ("d", "c"), ("d", "a"), ("a", "d")]]
-    network = Network(name="t", nodes=[Router(id=n) for n in nodes], links=links,
-                      demands=[Demand(source="a", target="b", volume=150.0)])
-    arrays = network.arrays()
-
-    def utilisation(metric, up):  # link 0 pinned at 1.5; the others cool a little with every metric raised
-        u = 0.5 - 1e-5 * metric
-        u[0] = 1.5
-        return u
-
-    planner = IgpMetricPlanner(PlanningSettings(), None, TickBudget(None, 0.08), [lk.id for lk in links])
-    memory = PlanMemory(arrays, LOOP_VERIFICATION, lambda: 0.1)
-    state = PlanState(np.ones(1), arrays.up.copy(), arrays.capacity.copy(), arrays.metric.copy())
-    for tick in range(2):
-        context = PlanContext(None, 1.5, 1.5, None, state, network, {}, (), tick, {}, memory, utilisation)
-        assert planner.plan(context) is None
-        assert (memory.paths_for is not None) == (tick == 1)

@@ -30,7 +30,7 @@ from netpilot.model.faults import Fault
 from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network
 from netpilot.model.policies import compile_policies, to_policies
-from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, bounded_score, reverse_links, search_metrics
+from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
 from netpilot.optimize.te.tactical import TacticalPlan, plan_tactical
 
 #: The least MLU a plan must take off before it is worth a change: a smaller gain is within what the estimate
@@ -272,12 +272,7 @@ class IgpMetricPlanner:
         failed_before = plan_key(best, context.believed.policies) in memory.refuted
         if not len(changed) or not gains_enough(planned, targets.now, context.mlu) or failed_before or \
                 bound_excess(targets.utilisation_of(best), *targets.bounds).any():
-            # Progress is a lower MLU (with the bounds' excess), not other metrics nor more headroom elsewhere:
-            # a search seeded anew each tick returns metrics that differ from the incumbent's, spread the load
-            # a little better and leave the hottest link as it was, which kept a stalled search going for
-            # ticks before explicit paths were tried.
-            progressed = not carried or bounded_score(targets.utilisation_of(best), *targets.bounds)[0][0] < \
-                bounded_score(targets.utilisation_of(carried[0]), *targets.bounds)[0][0]
+            progressed = not carried or not np.array_equal(best, carried[0])
             memory.incumbent = (planning_for, best)
             # A search spread over ticks gives up once it has gone a whole search's worth of evaluations
             # without improving, or ``paths_after`` when explicit paths for the pairs behind the hot links are
