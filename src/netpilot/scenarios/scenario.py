@@ -174,12 +174,7 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         "changes_refused": sum(c.state == "rejected" for c in changes),
         "applied_minutes": [a.minute for a in pilot.applied],
         "false_incidents": _false_incidents(pilot, sim.faults),
-        "unsafe_changes_applied": _unsafe_applied(pilot, sim, network, scenario, carried),
-        "unsafe_at_profile_demand": _unsafe_applied(pilot, sim, network, scenario, None),
-        **({"unsafe_by_the_per_failure_rule": _unsafe_applied(
-            pilot, sim, network, scenario, carried,
-            replace(pilot.settings.verification, failure_rule=PER_FAILURE).exact())}
-           if pilot.settings.verification.failure_rule != PER_FAILURE else {}),
+        **_unsafe_applied(pilot, sim, network, scenario, carried),
         "decision_latency_ms": latency_summary(pilot.ticks) | {
             "tick_cpu_p50": float(np.percentile(tick_cpu_ms, 50)) if tick_cpu_ms else 0.0,
             "tick_cpu_p99": float(np.percentile(tick_cpu_ms, 99)) if tick_cpu_ms else 0.0},
@@ -237,13 +232,19 @@ def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
 
 
 def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario,
-                    carried: dict[float, np.ndarray] | None, verification: VerificationSettings | None = None
-                    ) -> int:
+                    carried: dict[float, np.ndarray]) -> dict[str, int]:
     """Applied changes that verification refuses when re-checked with hindsight: the true faults of that minute
-    (links down, the capacity a degraded link has left) and the demand the network truly carried then
-    (``carried``), instead of what the loop believed. With ``carried`` None, the simulator's noise-free profile
-    demand instead (what the demand would have been without its per-pair variation)."""
-    unsafe = 0
+    (links down, the capacity a degraded link has left, the metrics the routers truly ran) and the demand the
+    network truly carried then (``unsafe_changes_applied``), or the simulator's noise-free profile demand
+    (what the demand would have been without its per-pair variation: ``unsafe_at_profile_demand``), by the
+    loop's own rule; and, when that rule is not the per-failure one, with the carried demand by the per-failure
+    rule (``unsafe_by_the_per_failure_rule``). Each change's true network is built once for all of them."""
+    exact = pilot.settings.verification.exact()
+    checks: dict[str, tuple[bool, VerificationSettings]] = {  # name: (on the carried demand?, rule)
+        "unsafe_changes_applied": (True, exact), "unsafe_at_profile_demand": (False, exact)}
+    if exact.failure_rule != PER_FAILURE:
+        checks["unsafe_by_the_per_failure_rule"] = (True, replace(exact, failure_rule=PER_FAILURE))
+    unsafe = dict.fromkeys(checks, 0)
     truth = Twin(network, seed=scenario.seed, start=scenario.start, faults=list(sim.faults))
     for applied in pilot.applied:
         truth.minute = applied.minute
@@ -256,10 +257,9 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                                              applied.policies_before), downs)
         after = apply_intents(_with_metrics(network, true_metrics(truth, applied.metric_after), capacity,
                                             applied.policies_after), downs)
-        volume = expected.volume if carried is None else carried[applied.minute]
-        settings = pilot.settings.verification.exact() if verification is None else verification
-        report = verify_change(before, after, settings, demand=(truth.pairs, volume))
-        unsafe += not report.ok
+        for name, (on_carried, settings) in checks.items():
+            volume = carried[applied.minute] if on_carried else expected.volume
+            unsafe[name] += not verify_change(before, after, settings, demand=(truth.pairs, volume)).ok
     return unsafe
 
 
