@@ -135,9 +135,10 @@ class VerificationSettings:
     failure_share: float = 0.0
     #: How the failures already over the limit today are judged: ``"each"``, every one the change moves must end
     #: within its ``failure_allowance``; ``"aggregate"``, while the network is over the limit with no failure,
-    #: together: the worst single failure may not end higher than today's worst, and their excess over the
-    #: limit, summed, must fall by the allowance (``share`` of it plus ``tolerance`` per failure). A failure
-    #: within the limit today must stay within it under either rule.
+    #: together: no failure the change moves may end above today's worst single failure less the allowance, and
+    #: their excess over the limit, summed, must fall by the allowance (``share`` of it plus ``tolerance`` per
+    #: failure; see ``_aggregate_failures``). A failure within the limit today must stay within it under either
+    #: rule.
     failure_rule: str = PER_FAILURE
     #: The margin a caller verifying an estimate put on its demand (verification's demand is the estimate times
     #: 1 + ``demand_margin``). The ``"aggregate"`` rule groups only the failures that would be over the limit
