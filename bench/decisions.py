@@ -6,6 +6,9 @@ move decisions is checked by dumping before and after and comparing (change ids 
     PYTHONPATH=OLD/src python bench/decisions.py dump old.json
     PYTHONPATH=NEW/src python bench/decisions.py dump new.json
     python bench/decisions.py compare old.json new.json
+
+``dump out.json --suite Deltacom:0.75:6,GtsCe:0.75:6`` adds the suite's generated scenarios (TOPOLOGY:LOAD:SEED,
+1.5 hours, three faults, as `bench/suite.py` makes them under build/suite/); ``--only-suite`` leaves the twelve out.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ SEEDS = (None, 11, 12, 13)  # None: the scenario's own
 RANDOM_IDS = ("/id", "/change")  # change ids are random tokens
 
 
-def dump(out: Path, only: list[str]) -> None:
+def dump(out: Path, only: list[str], suite_runs: list[str] = (), shipped_runs: bool = True) -> None:
     try:
         import netpilot.scenarios.scenario as scenario_module
     except ImportError:  # a version before the scenarios moved out of autopilot/ (issue 24)
@@ -36,20 +39,30 @@ def dump(out: Path, only: list[str]) -> None:
 
     scenario_module.ChangeStore = Recording  # type: ignore[misc]
     runs = {}
-    for file in sorted((ROOT / "examples" / "scenarios").glob("*.yaml")):
+    todo = []
+    for file in sorted((ROOT / "examples" / "scenarios").glob("*.yaml")) if shipped_runs else []:
         shipped = load_scenario(file)
         for seed in SEEDS:
             key = f"{file.stem}/{seed or 'shipped'}"
-            if only and key not in only:
-                continue
-            stores.clear()
-            result = compare(shipped if seed is None else shipped.model_copy(update={"seed": seed}), settle=True)
-            result.pop("decision_latency_ms")
-            result["changes_full"] = [{"id": c.id, "state": c.state, "intents": c.intents, "why": c.why}
-                                      for store in stores for c in store.list()]
-            runs[key] = _canonical(result)
-            print(key, f"cut {result['overload_traffic']['cut']:.1%}, {result['changes_applied']} applied",
-                  flush=True)
+            if not only or key in only:
+                todo.append((key, shipped if seed is None else shipped.model_copy(update={"seed": seed})))
+    if suite_runs:
+        sys.path.insert(0, str(ROOT / "bench"))
+        import suite  # bench/suite.py: the suite's topologies and scenario files
+
+        topologies = {t.name: t for t in suite.topologies()}
+        for spec in suite_runs:
+            name, load, seed = spec.split(":")
+            todo.append((spec, load_scenario(suite.prepare_scenario(topologies[name], float(load), int(seed), 1.5,
+                                                                    ramp_only=False))))
+    for key, scenario in todo:
+        stores.clear()
+        result = compare(scenario, settle=True)
+        result.pop("decision_latency_ms")
+        result["changes_full"] = [{"id": c.id, "state": c.state, "intents": c.intents, "why": c.why}
+                                  for store in stores for c in store.list()]
+        runs[key] = _canonical(result)
+        print(key, f"cut {result['overload_traffic']['cut']:.1%}, {result['changes_applied']} applied", flush=True)
     out.write_text(json.dumps(runs, indent=1, sort_keys=True, default=str))
 
 
@@ -101,7 +114,10 @@ def compare_dumps(old: Path, new: Path) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) >= 3 and sys.argv[1] == "dump":
-        dump(Path(sys.argv[2]), sys.argv[3:])
+        args = sys.argv[3:]
+        specs = args[args.index("--suite") + 1].split(",") if "--suite" in args else []
+        keys = [a for i, a in enumerate(args) if not a.startswith("--") and (i == 0 or args[i - 1] != "--suite")]
+        dump(Path(sys.argv[2]), keys, specs, shipped_runs="--only-suite" not in args)
     elif len(sys.argv) == 4 and sys.argv[1] == "compare":
         raise SystemExit(compare_dumps(Path(sys.argv[2]), Path(sys.argv[3])))
     else:

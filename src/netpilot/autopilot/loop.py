@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 from netpilot.analytics.forecast import warm_up_forecasting
 from netpilot.analytics.rca import Snapshot
@@ -92,6 +93,10 @@ class Autopilot:
         self._replan = False  # the network the loop plans on changed: plan again, withdraw stale proposals
         self._forecast_due = False
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
+        # A tick's linear algebra is small (the tomogravity solve, a few hundred links): a second BLAS thread
+        # gains nothing there and fights the loop's Numba threads for the cores. On 2 cores a 10 ms solve took
+        # 400-550 ms one tick in four (Deltacom). Made now, when the libraries that bring BLAS are loaded.
+        self._blas = ThreadpoolController()
 
     # --- what callers read --------------------------------------------------------------------------------------
 
@@ -143,6 +148,10 @@ class Autopilot:
 
     def observe(self, frame: KpiFrame) -> Tick:
         started = time.perf_counter()
+        with self._blas.limit(limits=1, user_api="blas"):  # about 25 µs, inside the tick's latency
+            return self._observe(frame, started)
+
+    def _observe(self, frame: KpiFrame, started: float) -> Tick:
         stages: dict[str, float] = {}
         n = self._count
         self._count += 1

@@ -11,6 +11,10 @@ BENCHMARKS.md).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
+
 import numpy as np
 
 try:
@@ -239,9 +243,12 @@ def _send(loads, s, e, w, amount, arriving, heap, slot, key, size, in_s, renewed
 
 
 def reroute(arrays, routing, volume: np.ndarray, scenario_of: np.ndarray, row_s: np.ndarray, row_t: np.ndarray,
-            loads: np.ndarray, stranded: np.ndarray) -> None:
+            loads: np.ndarray, stranded: np.ndarray, *, threads: int | None = None) -> None:
     """The what-if's rows (scenario, destination) routed again, into ``loads`` and ``stranded`` (see
-    ``whatif.what_if``)."""
+    ``whatif.what_if``). Rows come sorted by scenario. With many of them they are cut at scenario boundaries
+    into one run per core (``threads``: how many; by default the cores this process may use), routed side by
+    side (the kernel releases the GIL): each scenario's row of ``loads`` is still written by one run, in the
+    same order, so the result is the same to the bit."""
     n = arrays.n_nodes
     up = np.flatnonzero(arrays.up)
     out_ptr, out_links = out_lists(arrays.src, n, up)
@@ -251,10 +258,41 @@ def reroute(arrays, routing, volume: np.ndarray, scenario_of: np.ndarray, row_s:
     injected = np.zeros((len(routing.targets), n))
     live = ~routing.unreachable
     np.add.at(injected, (routing.pair_target[live], routing.pairs[live, 0]), np.asarray(volume, dtype=float)[live])
-    _reroute(row_s.astype(np.int64), row_t.astype(np.int64), routing.targets.astype(np.int64), scenario_of,
-             failed_ptr, failed_links, arrays.src.astype(np.int64), arrays.dst.astype(np.int64),
-             np.asarray(routing.metric, dtype=float), out_ptr, out_links, in_ptr, in_links, routing.distance,
-             routing.on_dag, routing.share, routing.link_flow, injected, loads, stranded)
+    shared = (routing.targets.astype(np.int64), scenario_of, failed_ptr, failed_links, arrays.src.astype(np.int64),
+              arrays.dst.astype(np.int64), np.asarray(routing.metric, dtype=float), out_ptr, out_links, in_ptr,
+              in_links, routing.distance, routing.on_dag, routing.share, routing.link_flow, injected, loads, stranded)
+    row_s, row_t = row_s.astype(np.int64), row_t.astype(np.int64)
+    runs = _scenario_runs(row_s, threads if threads is not None else _cores(), n)
+    if len(runs) == 1:
+        _reroute(row_s, row_t, *shared)
+        return
+    with ThreadPoolExecutor(len(runs)) as pool:
+        for done in [pool.submit(_reroute, row_s[a:b], row_t[a:b], *shared) for a, b in runs]:
+            done.result()
+
+
+# Rows times nodes under which one run does it all: threads cost more than they save on small what-ifs.
+PARALLEL_WORK = 200_000
+
+
+def _scenario_runs(row_s: np.ndarray, threads: int, n: int) -> list[tuple[int, int]]:
+    """[start, end) runs of ``row_s`` (sorted), about equal in rows, cut only where the scenario changes."""
+    if threads <= 1 or len(row_s) * n < PARALLEL_WORK:
+        return [(0, len(row_s))]
+    cuts = [0]
+    for k in range(1, threads):
+        at = int(np.searchsorted(row_s, row_s[len(row_s) * k // threads]))  # the first row of that scenario
+        if at > cuts[-1]:
+            cuts.append(at)
+    cuts.append(len(row_s))
+    return [(a, b) for a, b in pairwise(cuts) if b > a]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @_jit(inline="always")

@@ -1,0 +1,64 @@
+"""Where a replay's slow ticks spend their time: each tick's decision latency and stages, for the ticks over a
+limit (BENCHMARKS.md, issue 25, session 18):
+
+    python bench/issue25/tick_stages.py SCENARIO [...] [--over 100] [--options key=value,...]
+
+SCENARIO: a scenario file, or TOPOLOGY:LOAD:SEED as in `failure_rules.py`.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from netpilot.autopilot.loop import Autopilot, settle_heap
+from netpilot.change.drivers.twin import SimulatorDriver
+from netpilot.change.workflow import ChangeStore, Policy
+from netpilot.model.faults import name_faults
+from netpilot.scenarios.scenario import load_scenario, scenario_network
+from netpilot.telemetry.sim.simulator import Simulator
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import suite  # bench/suite.py: the suite's topologies and scenario files
+
+parser = argparse.ArgumentParser()
+parser.add_argument("scenarios", nargs="+")
+parser.add_argument("--over", type=float, default=100.0)
+parser.add_argument("--options", default="")
+args = parser.parse_args()
+options = {}
+for item in filter(None, args.options.split(",")):
+    key, value = item.split("=")
+    options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+topologies = {t.name: t for t in suite.topologies()}
+for spec in args.scenarios:
+    if Path(spec).exists():
+        path = Path(spec)
+    else:
+        name, load, seed = spec.split(":")
+        path = suite.prepare_scenario(topologies[name], float(load), int(seed), 1.5, ramp_only=False)
+    scenario = load_scenario(path)
+    network = scenario_network(scenario)
+    sim = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
+                    faults=name_faults(list(scenario.faults)))
+    store = ChangeStore(":memory:", Policy(auto_approve=["apply_metrics", "set_policies"]))
+    pilot = Autopilot(network, store, SimulatorDriver(network, sim),
+                      **{"congestion": scenario.congestion, "tick_budget_ms": None, **options})
+    settle_heap()
+    steps = round(scenario.hours * 3600 / scenario.step_seconds)
+    started = time.perf_counter()
+    for _ in range(steps):
+        pilot.observe(sim.step())
+    wall = time.perf_counter() - started
+    latency = np.array([t.latency_ms for t in pilot.ticks])
+    print(f"{scenario.name}: {len(latency)} ticks, {wall:.1f} s; latency p50 {np.percentile(latency, 50):.0f} "
+          f"p99 {np.percentile(latency, 99):.0f} max {latency.max():.0f} ms; over {args.over:g} ms: "
+          f"{int((latency > args.over).sum())}; applied {len(pilot.applied)}")
+    for t in pilot.ticks:
+        if t.latency_ms > args.over:
+            stages = ", ".join(f"{k} {v:.0f}" for k, v in sorted(t.stages_ms.items(), key=lambda kv: -kv[1])
+                               if v >= 1.0)
+            print(f"  minute {t.minute:5.0f}  {t.latency_ms:6.0f} ms  {stages}")
