@@ -1006,3 +1006,22 @@ def test_the_loop_trades_failures_only_while_its_estimate_matches_the_measured_l
     estimate.margin = 0.35  # a busy link measured 35 % over the estimate
     verifier.verify_on(network, network, volume, {}, 1.2, 1.2, {})
     assert seen[-1].failure_rule == "each"
+
+
+def test_a_tick_runs_its_linear_algebra_on_one_blas_thread(network, monkeypatch):
+    """A tick's solves are small: a second BLAS thread only fights the loop's own threads for the cores (on two
+    cores a 10 ms solve stalled for 0.5 s). The limit holds inside the tick and is lifted after it."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    live = _live(network)
+    pilot = live.autopilot
+    seen: list[list[int]] = []
+    score = pilot.watch.score
+    monkeypatch.setattr(pilot.watch, "score", lambda *a, **k: seen.append(blas_threads()) or score(*a, **k))
+    outside = blas_threads()
+    live.step()
+    assert seen and seen[0] and all(n == 1 for n in seen[0])
+    assert blas_threads() == outside

@@ -634,3 +634,31 @@ def test_the_aggregate_rule_never_refuses_what_the_per_failure_rule_passes():
         assert all(failure_allowance(before[i], 1.0, 0.005, 0.01) <= 1.0 for i in kept) or kept == refused
 
     check()
+
+
+def test_intents_rebuild_links_and_policies_only_and_leave_the_network_as_it_was():
+    """The twin after intents is what validating its whole dump gives (links, policies, nodes, demands); the
+    network it came from is unchanged; its nodes and demands are shared, not copied."""
+    from netpilot.change.intents import ApplyMetrics
+    from netpilot.model.io import load_network
+    from netpilot.model.network import Network, PathPolicy, WeightedPath
+    from netpilot.model.sample import bundled_network_path
+
+    network = load_network(bundled_network_path())
+    as_it_was = network.model_dump(mode="json")
+    first, second = network.links[0], network.links[3]
+    path = [first.source, first.target]
+    intents = [SetMetric(intent="set_metric", source=first.source, target=first.target, metric=77),
+               SetLinkState(intent="set_link_state", source=second.source, target=second.target, state="down"),
+               ApplyMetrics(intent="apply_metrics", metrics={network.links[5].id: 9}),
+               SetPolicies(intent="set_policies", policies=[PathPolicy(source=path[0], target=path[1], paths=[
+                   WeightedPath(nodes=path, weight=1.0)])])]
+    after = apply_intents(network, intents)
+    assert network.model_dump(mode="json") == as_it_was
+    assert Network.model_validate(after.model_dump(mode="json")) == after
+    assert after.links[0].metric == 77 and after.links[5].metric == 9 and len(after.policies) == 1
+    assert {lk.state for lk in after.links if {lk.source, lk.target} == {second.source, second.target}} == {"down"}
+    assert after.demands[0] is network.demands[0] and after.nodes[0] is network.nodes[0]
+    assert after.demands is not network.demands
+    again = apply_intents(after, [SetPolicies(intent="set_policies", remove=[(path[0], path[1])])])
+    assert again.policies == [] and len(after.policies) == 1

@@ -2,6 +2,7 @@ import json
 
 import jsonschema
 import networkx as nx
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -136,6 +137,26 @@ def test_arrays_match_the_model():
     link = network.links[7]
     assert arrays.node_ids[arrays.src[7]] == link.source and arrays.capacity[7] == link.capacity
     assert arrays.demand_volume.sum() == pytest.approx(sum(d.volume for d in network.demands))
+
+
+def test_demand_arrays_are_read_on_first_use_and_survive_a_replace():
+    """The demand's arrays are built when first read (the routing loops do not read them), from the demands
+    the network had when its arrays were made, and a copy with other link states keeps them."""
+    import dataclasses
+
+    network = network_from_data(parse_document(bundled_network_path().read_text(), "s.yaml"))
+    arrays = network.arrays()
+    assert "_demand_arrays" not in arrays.__dict__
+    first = network.demands[0]
+    network.demands.append(first.model_copy(update={"volume": 5.0}))  # after the arrays were made: not in them
+    index = arrays.index
+    assert arrays.demand_src.tolist() == [index[d.source] for d in network.demands[:-1]]
+    assert arrays.demand_dst.tolist() == [index[d.target] for d in network.demands[:-1]]
+    assert arrays.demand_volume.tolist() == [d.volume for d in network.demands[:-1]]
+    down = dataclasses.replace(arrays, up=np.zeros(arrays.n_links, dtype=bool))
+    pairs, volume = down.demand_pairs()
+    expected_pairs, expected_volume = arrays.demand_pairs()
+    assert np.array_equal(pairs, expected_pairs) and np.array_equal(volume, expected_volume)
 
 
 def test_check_network_names_each_problem():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -177,3 +179,63 @@ def test_the_twins_routing_cache_keeps_what_it_used_last():
         assert sim._ecmp(arrays.metric, arrays.up) is running  # used every round: kept
     assert len(sim._routing_cache) <= 65
     assert first_trial.tobytes() + arrays.up.tobytes() not in sim._routing_cache
+
+
+@pytest.mark.skipif(not kernels.AVAILABLE, reason="numba not installed")
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_the_what_if_on_several_cores_is_the_same_to_the_bit(threads, monkeypatch):
+    """Rows cut into runs at scenario boundaries, routed side by side, write each scenario's loads in the same
+    order as one run does: the same bits, several links failing together included."""
+    from netpilot.model.whatif import failure_loads
+
+    net = _random_network(5, nodes=30, extra=40, metrics=(1, 2))
+    arrays = net.arrays()
+    pairs, volume = arrays.demand_pairs()
+    routing = ecmp_flows(arrays, arrays.metric, pairs, volume)
+    singles = failure_scenarios(arrays)
+    real_runs = kernels._scenario_runs
+    for scenarios in (singles, [np.concatenate(singles[i:i + 2]) for i in range(0, len(singles) - 1, 2)]):
+        monkeypatch.setattr(kernels, "_scenario_runs", real_runs)
+        monkeypatch.setattr(kernels, "_cores", lambda: 1)
+        one_loads, one_stranded = failure_loads(arrays, routing, volume, scenarios)
+        monkeypatch.setattr(kernels, "_cores", lambda: threads)
+        monkeypatch.setattr(kernels, "PARALLEL_WORK", 0)
+        runs: list[tuple[int, int]] = []
+        monkeypatch.setattr(kernels, "_scenario_runs", lambda *a, runs=runs: runs.extend(real_runs(*a)) or runs)
+        loads, stranded = failure_loads(arrays, routing, volume, scenarios)
+        assert len(runs) > 1  # it did run side by side
+        assert loads.tobytes() == one_loads.tobytes() and stranded.tobytes() == one_stranded.tobytes()
+
+
+def test_scenario_runs_cut_only_where_the_scenario_changes():
+    rows = np.array([0, 0, 0, 1, 1, 2, 5, 5, 5, 5, 5, 6])
+    for threads in (1, 2, 3, 4, 12, 30):
+        runs = kernels._scenario_runs(rows, threads, 10**6)
+        assert runs[0][0] == 0 and runs[-1][1] == len(rows)
+        assert all(a < b for a, b in runs) and all(b == c for (_, b), (c, _) in pairwise(runs))
+        assert all(rows[a - 1] != rows[a] for a, _ in runs[1:])  # no scenario split between two runs
+        assert len(runs) <= threads
+    assert kernels._scenario_runs(rows, 4, 1) == [(0, len(rows))]  # too little work: one run
+    # Cuts near rows 3, 6 and 9 move back to the first row of their scenario; 9's is 6's.
+    assert kernels._scenario_runs(rows, 4, 10**6) == [(0, 3), (3, 6), (6, 12)]
+
+
+def test_a_search_trial_routed_by_the_twin_is_not_kept_and_gives_the_cached_bits():
+    """``Twin.trial_loads`` gives what ``link_loads`` gives on a routing's first ask, to the bit, explicit paths
+    included, and leaves the routing cache as it was; a routing in the cache is used from there."""
+    from netpilot.model.io import load_network
+    from netpilot.model.sample import bundled_network_path
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    network = load_network(bundled_network_path())
+    sim = Simulator(network, noise=0.0)
+    arrays = network.arrays()
+    volume = sim.expected().volume
+    for trial in range(1, 4):
+        metric = arrays.metric + trial * (np.arange(arrays.n_links) % 3)
+        before = dict(sim._routing_cache)
+        loads = sim.trial_loads(volume, metric, arrays.up)
+        assert sim._routing_cache.keys() == before.keys()
+        assert loads.tobytes() == sim.link_loads(volume, metric, arrays.up).tobytes()  # the first ask: a push
+        assert metric.tobytes() + arrays.up.tobytes() in sim._routing_cache
+        np.testing.assert_allclose(sim.trial_loads(volume, metric, arrays.up), loads, rtol=1e-12)

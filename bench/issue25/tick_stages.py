@@ -3,10 +3,13 @@ limit (BENCHMARKS.md, issue 25, session 18):
 
     python bench/issue25/tick_stages.py SCENARIO [...] [--over 100] [--options key=value,...]
 
-SCENARIO: a scenario file, or TOPOLOGY:LOAD:SEED as in `failure_rules.py`.
+SCENARIO: a scenario file, or TOPOLOGY:LOAD:SEED as in `failure_rules.py`. Each run also prints a digest of its
+decisions (every change with its intents and state, every incident with its ranked causes, each tick's MLU and
+change), to tell whether two versions of the code decide the same (change ids, which are random, left out).
 """
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -54,9 +57,14 @@ for spec in args.scenarios:
         pilot.observe(sim.step())
     wall = time.perf_counter() - started
     latency = np.array([t.latency_ms for t in pilot.ticks])
+    changes = {c.id: i for i, c in enumerate(store.list())}
+    decisions = [[(t.minute, repr(t.mlu), changes.get(t.change), t.incident is not None) for t in pilot.ticks],
+                 [(c.state, c.intents, c.why) for c in store.list()],
+                 [(i.minute, i.causes[:3]) for i in pilot.incidents]]
+    digest = hashlib.sha256(json.dumps(decisions, sort_keys=True, default=str).encode()).hexdigest()[:16]
     print(f"{scenario.name}: {len(latency)} ticks, {wall:.1f} s; latency p50 {np.percentile(latency, 50):.0f} "
           f"p99 {np.percentile(latency, 99):.0f} max {latency.max():.0f} ms; over {args.over:g} ms: "
-          f"{int((latency > args.over).sum())}; applied {len(pilot.applied)}")
+          f"{int((latency > args.over).sum())}; applied {len(pilot.applied)}; decisions {digest}")
     for t in pilot.ticks:
         if t.latency_ms > args.over:
             stages = ", ".join(f"{k} {v:.0f}" for k, v in sorted(t.stages_ms.items(), key=lambda kv: -kv[1])

@@ -8,7 +8,7 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 from netpilot.errors import InputError
-from netpilot.model.network import Network, PathPolicy
+from netpilot.model.network import Link, Network, PathPolicy
 
 MAX_METRIC = 65535
 
@@ -106,10 +106,12 @@ def load_intents(path: str | Path) -> list[Intent]:
 
 def apply_intents(network: Network, intents: list[Intent], *, file: str | Path | None = None) -> Network:
     """The twin after the intents, in order. Refers to nodes and links by id; a missing one is an InputError
-    naming the intent."""
-    data = network.model_dump(mode="json")
-    links = data["links"]
-    nodes = {n["id"] for n in data["nodes"]}
+    naming the intent. Intents change links and policies only: the twin after them shares the nodes and the
+    demands (most of a large network) with ``network``, which are neither copied nor validated again (that took
+    50 ms of each plan at 149 routers)."""
+    links = [lk.model_dump(mode="json") for lk in network.links]
+    policies: list[dict] | None = None  # as they are, unless an intent sets some
+    nodes = {n.id for n in network.nodes}
     where = _intent_locator(file)
 
     def refuse(message: str, i: int, *keys: str) -> InputError:
@@ -153,9 +155,14 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
                 by_id[link_id]["metric"] = int(metric)
         elif isinstance(intent, SetPolicies):
             named = {(p.source, p.target) for p in intent.policies} | {tuple(ends) for ends in intent.remove}
-            data["policies"] = [p for p in data.get("policies", []) if (p["source"], p["target"]) not in named] + \
+            current = policies if policies is not None else [p.model_dump(mode="json") for p in network.policies]
+            policies = [p for p in current if (p["source"], p["target"]) not in named] + \
                 [p.model_dump(mode="json") for p in intent.policies]
-    after = Network.model_validate(data)
+    update: dict = {"links": [Link.model_validate(lk) for lk in links], "nodes": list(network.nodes),
+                    "demands": list(network.demands)}
+    if policies is not None:
+        update["policies"] = [PathPolicy.model_validate(p) for p in policies]
+    after = network.model_copy(update=update)
     if any(isinstance(intent, SetPolicies) for intent in intents):
         from netpilot.model.validate import check_policies
 
