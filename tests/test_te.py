@@ -637,6 +637,46 @@ def test_metric_search_takes_no_move_that_only_floating_point_noise_calls_better
     assert evaluations > 20 and np.array_equal(best, start)
 
 
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_metric_search_with_trials_side_by_side_finds_what_one_at_a_time_finds(threads):
+    """Trials routed several at a time are taken in order, and those after an improving one are not counted:
+    the same best metrics and the same count of evaluations as one at a time, with bounds on failure cases and
+    without, and the same trials asked (some more, never fewer)."""
+    from netpilot.model.network import Demand, Link, Network, Router
+    from netpilot.model.routing import ecmp_flows
+    from netpilot.optimize.te.igp import reverse_links, search_metrics
+
+    rng = np.random.default_rng(3)
+    names = [f"r{i}" for i in range(14)]
+    edges = {(i, int(rng.integers(i))) for i in range(1, 14)} | {(5, 1), (9, 2), (13, 4), (12, 6), (11, 3), (8, 0)}
+    links = [Link(source=names[a], target=names[b], capacity=float(rng.choice([10, 40, 100])), metric=1)
+             for x, y in sorted(edges) for a, b in ((x, y), (y, x))]
+    demands = [Demand(source=a, target=b, volume=float(rng.uniform(1, 6))) for a in names for b in names if a != b]
+    arrays = Network(nodes=[Router(id=x) for x in names], links=links, demands=demands).arrays()
+    pairs, volume = arrays.demand_pairs()
+    failed = arrays.up.copy()
+    failed[[0, 1]] = False
+    cases = [arrays.up, failed]
+
+    def utilisation(m: np.ndarray, asked: list) -> np.ndarray:
+        asked.append(m.tobytes())
+        return np.array([ecmp_flows(arrays, m, pairs, volume, up).loads / arrays.capacity for up in cases])
+
+    for bounds in (None, (np.array([0.9]), np.array([1.4]))):
+        one_asked: list[bytes] = []
+        side_asked: list[bytes] = []
+        start = arrays.metric.copy()
+        common = {"partner": reverse_links(arrays), "max_evaluations": 60, "time_limit": None, "seed": 4,
+                  "bounds": bounds}
+        one = search_metrics(lambda m, a=one_asked: utilisation(m, a) if bounds else utilisation(m, a)[0],
+                             [start], **common)
+        side = search_metrics(lambda m, a=side_asked: utilisation(m, a) if bounds else utilisation(m, a)[0],
+                              [start], threads=threads, **common)
+        assert np.array_equal(one[0], side[0]) and one[1] == side[1]
+        assert not np.array_equal(one[0], start)  # it did move
+        assert set(one_asked) <= set(side_asked)
+
+
 def test_tactical_paths_plan_on_top_of_the_paths_the_network_runs():
     """A second plan keeps every pair the network already steers (it may re-plan them) and adds the pairs now
     behind the hottest links, choosing them as the network routes today, explicit paths included; its MLU is no

@@ -196,9 +196,9 @@ def test_the_what_if_on_several_cores_is_the_same_to_the_bit(threads, monkeypatc
     real_runs = kernels._scenario_runs
     for scenarios in (singles, [np.concatenate(singles[i:i + 2]) for i in range(0, len(singles) - 1, 2)]):
         monkeypatch.setattr(kernels, "_scenario_runs", real_runs)
-        monkeypatch.setattr(kernels, "_cores", lambda: 1)
+        monkeypatch.setattr(kernels, "cores", lambda: 1)
         one_loads, one_stranded = failure_loads(arrays, routing, volume, scenarios)
-        monkeypatch.setattr(kernels, "_cores", lambda: threads)
+        monkeypatch.setattr(kernels, "cores", lambda: threads)
         monkeypatch.setattr(kernels, "PARALLEL_WORK", 0)
         runs: list[tuple[int, int]] = []
         monkeypatch.setattr(kernels, "_scenario_runs", lambda *a, runs=runs: runs.extend(real_runs(*a)) or runs)

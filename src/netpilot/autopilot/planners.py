@@ -28,6 +28,7 @@ from netpilot.change.verify import (
 )
 from netpilot.model.faults import Fault
 from netpilot.model.frame import KpiFrame
+from netpilot.model.kernels import cores
 from netpilot.model.network import Network
 from netpilot.model.policies import compile_policies, to_policies
 from netpilot.optimize.te.igp import MAX_METRIC, bound_excess, reverse_links, search_metrics
@@ -245,6 +246,8 @@ class IgpMetricPlanner:
         self.verifier = verifier
         self.budget = budget
         self.link_ids = link_ids
+        # Trials routed side by side, one a core: the search and its result are those of one at a time.
+        self.threads = cores()
 
     def plan(self, context: PlanContext) -> Plan | None:
         memory, settings, targets = context.memory, self.settings, context.targets
@@ -264,7 +267,7 @@ class IgpMetricPlanner:
             best, evaluations = search_metrics(targets.utilisation_of, [targets.start, metric, *carried],
                                                partner=memory.partner, frozen=~link_up, max_evaluations=budget,
                                                time_limit=context.search_seconds, seed=context.tick,
-                                               bounds=targets.bounds)
+                                               bounds=targets.bounds, threads=self.threads)
             context.stages["decide.search"] = _ms(t)
         planned = float(targets.utilisation_of(best)[0].max(initial=0.0))
         changed = np.flatnonzero(best != metric)

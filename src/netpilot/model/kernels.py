@@ -262,7 +262,7 @@ def reroute(arrays, routing, volume: np.ndarray, scenario_of: np.ndarray, row_s:
               arrays.dst.astype(np.int64), np.asarray(routing.metric, dtype=float), out_ptr, out_links, in_ptr,
               in_links, routing.distance, routing.on_dag, routing.share, routing.link_flow, injected, loads, stranded)
     row_s, row_t = row_s.astype(np.int64), row_t.astype(np.int64)
-    runs = _scenario_runs(row_s, threads if threads is not None else _cores(), n)
+    runs = _scenario_runs(row_s, threads if threads is not None else cores(), n)
     if len(runs) == 1:
         _reroute(row_s, row_t, *shared)
         return
@@ -288,7 +288,8 @@ def _scenario_runs(row_s: np.ndarray, threads: int, n: int) -> list[tuple[int, i
     return [(a, b) for a, b in pairwise(cuts) if b > a]
 
 
-def _cores() -> int:
+def cores() -> int:
+    """The cores this process may use."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux

@@ -4,6 +4,7 @@ The simulator makes synthetic data on top of it; the loop plans and localises on
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -147,12 +148,17 @@ class Twin:
         """The routing cache: the 64 routings used last are kept (a planner asks for the running metrics under
         each failure it plans against tick after tick, among many trial metrics asked once)."""
         cache = self._routing_cache
-        if key in cache:
-            cache.move_to_end(key)
-            return cache[key]
+        # A planner's search reads it from several threads (``search_metrics(threads=...)``): each step below is
+        # one operation on the dict, so an entry another thread pushed out is made again, never a KeyError.
+        value = cache.get(key)
+        if value is not None:
+            with contextlib.suppress(KeyError):
+                cache.move_to_end(key)
+            return value
         value = cache[key] = make()
-        if len(cache) > 64:
-            cache.popitem(last=False)
+        while len(cache) > 64:
+            with contextlib.suppress(KeyError):
+                cache.popitem(last=False)
         return value
 
     def _ecmp(self, metric: np.ndarray, link_up: np.ndarray) -> EcmpRouting:

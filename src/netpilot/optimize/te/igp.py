@@ -93,7 +93,8 @@ def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max
 def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list[np.ndarray], *,
                    partner: np.ndarray | None = None, frozen: np.ndarray | None = None, max_evaluations: int = 400,
                    time_limit: float | None = 20.0, seed: int = 0,
-                   bounds: tuple[np.ndarray, np.ndarray] | None = None) -> tuple[np.ndarray, int]:
+                   bounds: tuple[np.ndarray, np.ndarray] | None = None, threads: int = 1
+                   ) -> tuple[np.ndarray, int]:
     """Fortz–Thorup local search over IGP metrics for any utilisation model: (best metrics, evaluations).
 
     Starts from the best of ``candidates``. Each round takes the most utilised link and tries heavier metrics
@@ -104,15 +105,36 @@ def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidate
     With ``bounds`` = (allowed, reference), ``utilisation_of`` gives one row per case: the network as it runs,
     then cases (failures, say) that each must keep its MLU within ``allowed[f]`` unless it leaves it at
     ``reference[f]`` (its MLU today). The search then minimises the first row's MLU plus a weighted excess over
-    the bounds (see ``bounded_score``); whether its best keeps every bound is for the caller to check."""
+    the bounds (see ``bounded_score``); whether its best keeps every bound is for the caller to check.
+
+    With ``threads`` > 1, a round's next trials are evaluated that many at a time, side by side (the routing
+    kernels release the GIL), and taken in order as one at a time would: a trial after the first that
+    improves is not counted, so the search and its result are the same. ``utilisation_of`` must then be safe
+    to call from several threads at once."""
+    if threads > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(threads) as pool:
+            return _search(utilisation_of, candidates, partner, frozen, max_evaluations, time_limit, seed, bounds,
+                           lambda ms: list(pool.map(utilisation_of, ms)), threads)
+    return _search(utilisation_of, candidates, partner, frozen, max_evaluations, time_limit, seed, bounds,
+                   lambda ms: [utilisation_of(m) for m in ms], 1)
+
+
+def _search(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list[np.ndarray],
+            partner: np.ndarray | None, frozen: np.ndarray | None, max_evaluations: int, time_limit: float | None,
+            seed: int, bounds: tuple[np.ndarray, np.ndarray] | None,
+            route: Callable[[list[np.ndarray]], list[np.ndarray]], batch: int) -> tuple[np.ndarray, int]:
+    """``search_metrics``' rounds; ``route`` gives ``utilisation_of`` of several metric vectors, ``batch`` at a
+    time."""
     started = time.perf_counter()
     n_links = len(candidates[0])
     rng = np.random.default_rng(seed)
     partner = np.full(n_links, -1) if partner is None else partner
     frozen = np.zeros(n_links, dtype=bool) if frozen is None else frozen
 
-    def evaluate(m: np.ndarray) -> tuple[tuple, np.ndarray]:
-        u = utilisation_of(m)
+    def evaluate(m: np.ndarray, u: np.ndarray | None = None) -> tuple[tuple, np.ndarray]:
+        u = utilisation_of(m) if u is None else u
         return (_score(u), u) if bounds is None else bounded_score(u, *bounds)
 
     scored = [(*evaluate(m), m) for m in candidates]
@@ -133,21 +155,30 @@ def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidate
             trials.append((hot, int(min(MAX_METRIC, max(best[hot] + 1, round(best[hot] * factor))))))
         cool = ranked[movable - 1 - rng.integers(max(1, movable // 3))]
         trials.append((cool, int(max(1, best[cool] // 2))))
-        improved = False
+        # The round's trials in order, each once (small metrics give the same value for several factors).
+        todo: list[tuple[int, int]] = []
         for link, value in trials:
+            if (link, value) not in tabu and value != best[link] and (link, value) not in todo:
+                todo.append((link, value))
+        improved = False
+        for first in range(0, len(todo), batch):
             if time_limit is not None and time.perf_counter() - started >= time_limit:
                 break
-            if (link, value) in tabu or value == best[link]:
-                continue
-            trial = best.copy()
-            trial[link] = value
-            if partner[link] >= 0 and not frozen[partner[link]]:
-                trial[partner[link]] = value
-            score, row = evaluate(trial)
-            evaluations += 1
-            tabu.add((int(link), value))
-            if score < best_score:
-                best_score, best_row, best, improved = score, row, trial, True
+            metrics = []
+            for link, value in todo[first:first + batch]:
+                trial = best.copy()
+                trial[link] = value
+                if partner[link] >= 0 and not frozen[partner[link]]:
+                    trial[partner[link]] = value
+                metrics.append(trial)
+            for (link, value), trial, u in zip(todo[first:first + batch], metrics, route(metrics), strict=True):
+                score, row = evaluate(trial, u)
+                evaluations += 1
+                tabu.add((int(link), value))
+                if score < best_score:
+                    best_score, best_row, best, improved = score, row, trial, True
+                    break
+            if improved:
                 break
         stale = 0 if improved else stale + 1
         if stale > 60:
