@@ -37,7 +37,7 @@ def run(tree: Path, scenario: str) -> dict:
     raise RuntimeError(f"no result from {tree} for {scenario}:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 
-def routers(scenario: str) -> int:
+def size(scenario: str) -> tuple[int, int]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import suite  # bench/suite.py
     from netpilot.model.io import load_network
@@ -45,18 +45,22 @@ def routers(scenario: str) -> int:
     name, load, _ = scenario.split(":")
     topology = {t.name: t for t in suite.topologies()}[name]
     network = load_network(suite.prepare_network(topology, float(load)))
-    return sum(n.kind == "router" for n in network.nodes)
+    return sum(n.kind == "router" for n in network.nodes), len(network.nodes)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("before", type=Path)
-    parser.add_argument("after", type=Path)
-    parser.add_argument("scenarios", nargs="+")
+    parser.add_argument("before", type=Path, nargs="?")
+    parser.add_argument("after", type=Path, nargs="?")
+    parser.add_argument("scenarios", nargs="*")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/latency-ab.json"))
     parser.add_argument("--plot", type=Path, default=None)
+    parser.add_argument("--replot", type=Path, default=None, help="only draw --plot from this saved --out")
     args = parser.parse_args()
+    if args.replot:
+        plot(json.loads(args.replot.read_text())["table"], args.plot)
+        return
     results: dict[str, dict[str, list[dict]]] = {s: {"before": [], "after": []} for s in args.scenarios}
     for r in range(args.rounds):
         for scenario in args.scenarios:
@@ -67,7 +71,8 @@ def main() -> None:
                       f"wall {result['wall']:5.1f} s  {result['digest']}", flush=True)
     table = []
     for scenario, both in results.items():
-        row = {"scenario": scenario, "routers": routers(scenario)}
+        routers, nodes = size(scenario)
+        row = {"scenario": scenario, "routers": routers, "nodes": nodes}
         for label in ("before", "after"):
             row[f"{label}_p50_ms"] = float(np.median([x["p50"] for x in both[label]]))
             row[f"{label}_p99_ms"] = float(np.median([x["p99"] for x in both[label]]))
@@ -94,15 +99,16 @@ def plot(table: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    table = sorted(table, key=lambda row: row["routers"])
-    x = [row["routers"] for row in table]
+    table = sorted(table, key=lambda row: row["nodes"])
+    x = [row["nodes"] for row in table]
     fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.set_yscale("log")
     for label, style in (("before", "--"), ("after", "-")):
         ax.plot(x, [row[f"{label}_p99_ms"] for row in table], style + "o", color="tab:red", label=f"p99, {label}")
         ax.plot(x, [row[f"{label}_p50_ms"] for row in table], style + "s", color="tab:blue", label=f"p50, {label}")
     ax.axhline(100, color="grey", lw=0.8, ls=":")
-    ax.text(x[0], 103, "target p99 ≤ 100 ms", color="grey", fontsize=8)
-    ax.set_xlabel("routers")
+    ax.text(x[-1], 110, "target p99 ≤ 100 ms (up to 200 routers)", color="grey", fontsize=8, ha="right")
+    ax.set_xlabel("nodes (routers, and cells where the network has them)")
     ax.set_ylabel("decision latency per tick, wall clock (ms)")
     ax.set_title("Decision latency before and after session 18 (2 cores, same decisions)")
     ax.legend(fontsize=8)
