@@ -50,11 +50,7 @@ def dump(out: Path, only: list[str], suite_runs: list[str] = (), shipped_runs: b
         sys.path.insert(0, str(ROOT / "bench"))
         import suite  # bench/suite.py: the suite's topologies and scenario files
 
-        topologies = {t.name: t for t in suite.topologies()}
-        for spec in suite_runs:
-            name, load, seed = spec.split(":")
-            todo.append((spec, load_scenario(suite.prepare_scenario(topologies[name], float(load), int(seed), 1.5,
-                                                                    ramp_only=False))))
+        todo += [(spec, load_scenario(suite.scenario_path(spec))) for spec in suite_runs]
     for key, scenario in todo:
         stores.clear()
         result = compare(scenario, settle=True)

@@ -133,6 +133,16 @@ def prepare_scenario(topology: Topology, load: float, seed: int, hours: float, r
     return path
 
 
+def scenario_path(spec: str) -> Path:
+    """A scenario file, or a suite run named TOPOLOGY:LOAD:SEED (say ``Deltacom:0.75:1``: 1.5 hours, three
+    faults), generated under build/suite/ when missing: what the bench/issue25 tools take."""
+    if Path(spec).exists():
+        return Path(spec)
+    name, load, seed = spec.split(":")
+    topology = {t.name: t for t in topologies()}[name]
+    return prepare_scenario(topology, float(load), int(seed), 1.5, ramp_only=False)
+
+
 def _atomic(path: Path, write) -> None:
     """Write through a temporary file and rename: two workers preparing the same file never see half of it."""
     tmp = path.with_name(f".{os.getpid()}-{path.name}")

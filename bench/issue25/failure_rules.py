@@ -22,14 +22,8 @@ parser = argparse.ArgumentParser()
 parser.add_argument("scenarios", nargs="+")
 parser.add_argument("--rules", default="each,aggregate")
 args = parser.parse_args()
-topologies = {t.name: t for t in suite.topologies()}
 for spec in args.scenarios:
-    if Path(spec).exists():
-        path = Path(spec)
-    else:
-        name, load, seed = spec.split(":")
-        path = suite.prepare_scenario(topologies[name], float(load), int(seed), 1.5, ramp_only=False)
-    scenario = load_scenario(path)
+    scenario = load_scenario(suite.scenario_path(spec))
     for rule in args.rules.split(","):
         out = compare(scenario, options={"failure_rule": rule})
         traffic = out["overload_traffic"]

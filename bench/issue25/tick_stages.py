@@ -36,14 +36,8 @@ options = {}
 for item in filter(None, args.options.split(",")):
     key, value = item.split("=")
     options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
-topologies = {t.name: t for t in suite.topologies()}
 for spec in args.scenarios:
-    if Path(spec).exists():
-        path = Path(spec)
-    else:
-        name, load, seed = spec.split(":")
-        path = suite.prepare_scenario(topologies[name], float(load), int(seed), 1.5, ramp_only=False)
-    scenario = load_scenario(path)
+    scenario = load_scenario(suite.scenario_path(spec))
     network = scenario_network(scenario)
     sim = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
                     faults=name_faults(list(scenario.faults)))
