@@ -668,9 +668,9 @@ def test_metric_search_with_trials_side_by_side_finds_what_one_at_a_time_finds(t
         start = arrays.metric.copy()
         common = {"partner": reverse_links(arrays), "max_evaluations": 60, "time_limit": None, "seed": 4,
                   "bounds": bounds}
-        one = search_metrics(lambda m, a=one_asked: utilisation(m, a) if bounds else utilisation(m, a)[0],
+        one = search_metrics(lambda m, a=one_asked, b=bounds: utilisation(m, a) if b else utilisation(m, a)[0],
                              [start], **common)
-        side = search_metrics(lambda m, a=side_asked: utilisation(m, a) if bounds else utilisation(m, a)[0],
+        side = search_metrics(lambda m, a=side_asked, b=bounds: utilisation(m, a) if b else utilisation(m, a)[0],
                               [start], threads=threads, **common)
         assert np.array_equal(one[0], side[0]) and one[1] == side[1]
         assert not np.array_equal(one[0], start)  # it did move

@@ -6,6 +6,7 @@ module runs them in order, tick after tick, and decides which runs when."""
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -93,10 +94,6 @@ class Autopilot:
         self._replan = False  # the network the loop plans on changed: plan again, withdraw stale proposals
         self._forecast_due = False
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
-        # A tick's linear algebra is small (the tomogravity solve, a few hundred links): a second BLAS thread
-        # gains nothing there and fights the loop's Numba threads for the cores. On 2 cores a 10 ms solve took
-        # 400-550 ms one tick in four (Deltacom). Made now, when the libraries that bring BLAS are loaded.
-        self._blas = ThreadpoolController()
 
     # --- what callers read --------------------------------------------------------------------------------------
 
@@ -148,7 +145,7 @@ class Autopilot:
 
     def observe(self, frame: KpiFrame) -> Tick:
         started = time.perf_counter()
-        with self._blas.limit(limits=1, user_api="blas"):  # about 25 µs, inside the tick's latency
+        with _ONE_BLAS_THREAD:  # about 25 µs, inside the tick's latency
             return self._observe(frame, started)
 
     def _observe(self, frame: KpiFrame, started: float) -> Tick:
@@ -336,6 +333,39 @@ class Autopilot:
         state = self.actuator.revert(change_id, actor, why, self.link_ids)
         self._take_refuted()
         return state
+
+
+class _OneBlasThread:
+    """Ticks run their linear algebra on one BLAS thread: it is small (the tomogravity solve, a few hundred links),
+    and a second thread gains nothing there and fights the loop's own threads for the cores (on 2 cores a 10 ms
+    solve took 400-550 ms one tick in four, Deltacom). The setting is the process's, and a server runs a replay's
+    loop beside the live one in another thread, so the first tick in limits it and the last one out restores it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._controller: ThreadpoolController | None = None
+        self._limit: Any = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                if self._controller is None:  # made at the first tick, once BLAS's libraries are loaded
+                    self._controller = ThreadpoolController()
+                self._limit = self._controller.limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0:
+                self._limit.restore_original_limits()
+                self._limit = None
+
+
+# The process's one BLAS setting, as one object: see _OneBlasThread.
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 def settle_heap() -> None:

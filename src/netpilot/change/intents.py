@@ -159,9 +159,9 @@ def apply_intents(network: Network, intents: list[Intent], *, file: str | Path |
             policies = [p for p in current if (p["source"], p["target"]) not in named] + \
                 [p.model_dump(mode="json") for p in intent.policies]
     update: dict = {"links": [Link.model_validate(lk) for lk in links], "nodes": list(network.nodes),
-                    "demands": list(network.demands)}
-    if policies is not None:
-        update["policies"] = [PathPolicy.model_validate(p) for p in policies]
+                    "demands": list(network.demands), "notes": list(network.notes),
+                    "policies": list(network.policies) if policies is None else
+                    [PathPolicy.model_validate(p) for p in policies]}
     after = network.model_copy(update=update)
     if any(isinstance(intent, SetPolicies) for intent in intents):
         from netpilot.model.validate import check_policies

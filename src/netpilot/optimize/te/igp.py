@@ -109,8 +109,9 @@ def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidate
 
     With ``threads`` > 1, a round's next trials are evaluated that many at a time, side by side (the routing
     kernels release the GIL), and taken in order as one at a time would: a trial after the first that
-    improves is not counted, so the search and its result are the same. ``utilisation_of`` must then be safe
-    to call from several threads at once."""
+    improves is not counted, so the search and its result are the same (with a ``time_limit``, the clock is read
+    once a batch, so up to ``threads`` trials may end past it). ``utilisation_of`` must then be safe to call from
+    several threads at once."""
     if threads > 1:
         from concurrent.futures import ThreadPoolExecutor
 
