@@ -221,8 +221,8 @@ def test_scenario_runs_cut_only_where_the_scenario_changes():
 
 
 def test_a_search_trial_routed_by_the_twin_is_not_kept_and_gives_the_cached_bits():
-    """``Twin.trial_loads`` gives what ``link_loads`` gives on a routing's first ask, to the bit, explicit paths
-    included, and leaves the routing cache as it was; a routing in the cache is used from there."""
+    """``Twin.link_loads(keep=False)`` gives what a kept routing gives on its first ask, to the bit, explicit
+    paths included, and leaves the routing cache as it was; a routing in the cache is used from there."""
     from netpilot.model.io import load_network
     from netpilot.model.sample import bundled_network_path
     from netpilot.telemetry.sim.simulator import Simulator
@@ -233,7 +233,7 @@ def test_a_search_trial_routed_by_the_twin_is_not_kept_and_gives_the_cached_bits
     volume = sim.expected().volume
     first = next(lk for lk in network.links if network.node(lk.source).kind == "router" and
                  network.node(lk.target).kind == "router")
-    back = [lk for lk in network.links if (lk.source, lk.target) == (first.target, first.source)][0]
+    back = next(lk for lk in network.links if (lk.source, lk.target) == (first.target, first.source))
     # One pair on explicit paths (there and back over one link), so the splits' share of the loads is in it too.
     sim.set_path_splits({(first.source, first.target): [([first.source, first.target], 1.0)],
                          (back.source, back.target): [([back.source, back.target], 1.0)]})
@@ -241,8 +241,8 @@ def test_a_search_trial_routed_by_the_twin_is_not_kept_and_gives_the_cached_bits
     for trial in range(1, 4):
         metric = arrays.metric + trial * (np.arange(arrays.n_links) % 3)
         routings = {key for key in sim._routing_cache if not key.startswith(b"splits")}
-        loads = sim.trial_loads(volume, metric, arrays.up)
+        loads = sim.link_loads(volume, metric, arrays.up, keep=False)
         assert {key for key in sim._routing_cache if not key.startswith(b"splits")} == routings
         assert loads.tobytes() == sim.link_loads(volume, metric, arrays.up).tobytes()  # the first ask: a push
         assert metric.tobytes() + arrays.up.tobytes() in sim._routing_cache
-        np.testing.assert_allclose(sim.trial_loads(volume, metric, arrays.up), loads, rtol=1e-12)
+        np.testing.assert_allclose(sim.link_loads(volume, metric, arrays.up, keep=False), loads, rtol=1e-12)

@@ -270,7 +270,7 @@ class Autopilot:
         capacity = state.capacity
         context = PlanContext(frame, mlu, forecast_peak, search, state, believed, self.beliefs,
                               self.beliefs.key(), self._count, stages, self.memory,
-                              lambda m, up: self.twin.trial_loads(state.volume, m, up) / capacity)
+                              lambda m, up: self.twin.link_loads(state.volume, m, up, keep=False) / capacity)
         if congested or self._replan:
             explicit = planning.explicit_paths and self.paths_planner.wanted(context)
             plan = (self.paths_planner if explicit else self.igp_planner).plan(context)

@@ -166,35 +166,26 @@ class Twin:
                             lambda: ecmp_flows(self.arrays, metric, self.pairs, self.base_volume, link_up))
         return routing
 
-    def routed_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray) -> tuple[np.ndarray, float]:
-        """(loads per link, traffic with no path)."""
+    def routed_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray, *, keep: bool = True
+                     ) -> tuple[np.ndarray, float]:
+        """(loads per link, traffic with no path). With ``keep`` False (a planner's search, which routes many
+        metric vectors once or a few times), a routing in the cache is used and one that is not is routed
+        afresh and not kept: it would push out the routings asked tick after tick, and asked again it would be
+        given a routing matrix, which costs as much as 40 pushes of the demand down its paths (13 ms against
+        0.3 ms at 149 routers). Either way the loads are the same bits as a routing's first ask."""
         igp_volume = volume.copy()
         loads = np.zeros(self.arrays.n_links)
         if self._splits:
             matrix, covered = self._split_matrix(link_up)
             loads += matrix @ np.where(covered, volume, 0.0)
             igp_volume = np.where(covered, 0.0, volume)
-        routing = self._ecmp(metric, link_up)
-        loads += routing.link_loads(igp_volume)
+        if keep or metric.tobytes() + link_up.tobytes() in self._routing_cache:
+            routing = self._ecmp(metric, link_up)
+            loads += routing.link_loads(igp_volume)
+        else:
+            routing = ecmp_flows(self.arrays, metric, self.pairs, igp_volume, link_up)
+            loads += routing.loads  # the push a cached routing's first ask makes (``EcmpRouting.link_loads``)
         return loads, float(igp_volume[routing.unreachable].sum())
-
-    def trial_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray) -> np.ndarray:
-        """``link_loads`` for a caller that routes many metric vectors, most of them once or a few times (a
-        planner's search). A routing in the cache is used; one that is not is routed afresh and not kept: it
-        would push out the routings asked tick after tick, and asked again it would be given a routing matrix,
-        which costs as much as 40 pushes of the demand down its paths (13 ms against 0.3 ms at 149 routers)."""
-        routing = self._routing_cache.get(metric.tobytes() + link_up.tobytes())
-        if routing is not None:
-            return self.link_loads(volume, metric, link_up)
-        loads = np.zeros(self.arrays.n_links)
-        igp_volume = volume
-        if self._splits:
-            matrix, covered = self._split_matrix(link_up)
-            loads += matrix @ np.where(covered, volume, 0.0)
-            igp_volume = np.where(covered, 0.0, volume)
-        # The same push as a cached routing's first ask (``EcmpRouting.link_loads``): the same loads to the bit.
-        loads += ecmp_flows(self.arrays, metric, self.pairs, igp_volume, link_up).loads
-        return loads
 
     def _split_matrix(self, link_up: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
         # Keyed by a version, not the dict's id: a freed dict's id can come back with other paths.
@@ -222,9 +213,11 @@ class Twin:
         return Expected(self.volume(state), state.link_up, np.where(state.link_up, state.capacity, 0.0),
                         state.metric)
 
-    def link_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray) -> np.ndarray:
-        """Per-link load of ``volume`` (per demand pair) under ``metric``, over the links that are up."""
-        return self.routed_loads(volume, metric, link_up)[0]
+    def link_loads(self, volume: np.ndarray, metric: np.ndarray, link_up: np.ndarray, *, keep: bool = True
+                   ) -> np.ndarray:
+        """Per-link load of ``volume`` (per demand pair) under ``metric``, over the links that are up (``keep``:
+        see ``routed_loads``)."""
+        return self.routed_loads(volume, metric, link_up, keep=keep)[0]
 
     def routing_matrix(self, metric: np.ndarray, link_up: np.ndarray) -> sp.csr_matrix:
         """(links × pairs) share of each pair's traffic on each link under ``metric`` over the links that are up
