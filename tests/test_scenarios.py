@@ -189,6 +189,21 @@ def test_a_replay_takes_the_loops_options_and_rechecks_the_aggregate_rule_by_the
         run_scenario(scenario, options={"failure_rule": "never"})
 
 
+def test_a_replays_trace_hands_over_the_loop_that_ran_it(abilene):
+    """A program that looks into a replay's ticks (bench/issue25/tick_stages.py) gets the loop run_scenario ran,
+    not a copy of its set-up; static routing has none."""
+    from netpilot.scenarios.scenario import RunTrace
+
+    scenario = generate_scenario(abilene, seed=3, load=0.85, hours=0.25, faults=1)
+    trace, static = RunTrace(), RunTrace()
+    out = run_scenario(scenario, trace=trace)
+    run_scenario(scenario, autopilot=False, trace=static)
+    assert trace.pilot is not None and static.pilot is None
+    assert len(trace.pilot.ticks) == out["steps"] == len(trace.overload)
+    assert len(trace.pilot.applied) == out["changes_applied"]
+    assert trace.loop_seconds > 0 and static.loop_seconds > 0
+
+
 def test_the_hindsight_recheck_routes_on_the_metrics_the_routers_truly_ran(abilene):
     """A misconfigured link keeps its wrong metric whatever the loop sets, while the fault lasts; every other link
     runs the change's metric (as the simulator composes them)."""

@@ -12,17 +12,11 @@ import argparse
 import hashlib
 import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
-from netpilot.autopilot.loop import Autopilot, settle_heap
-from netpilot.change.drivers.twin import SimulatorDriver
-from netpilot.change.workflow import ChangeStore, Policy
-from netpilot.model.faults import name_faults
-from netpilot.scenarios.scenario import load_scenario, scenario_network
-from netpilot.telemetry.sim.simulator import Simulator
+from netpilot.scenarios.scenario import RunTrace, load_scenario, run_scenario
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import suite  # bench/suite.py: the suite's topologies and scenario files
@@ -38,18 +32,10 @@ for item in filter(None, args.options.split(",")):
     options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
 for spec in args.scenarios:
     scenario = load_scenario(suite.scenario_path(spec))
-    network = scenario_network(scenario)
-    sim = Simulator(network, seed=scenario.seed, step_seconds=scenario.step_seconds, start=scenario.start,
-                    faults=name_faults(list(scenario.faults)))
-    store = ChangeStore(":memory:", Policy(auto_approve=["apply_metrics", "set_policies"]))
-    pilot = Autopilot(network, store, SimulatorDriver(network, sim),
-                      **{"congestion": scenario.congestion, "tick_budget_ms": None, **options})
-    settle_heap()
-    steps = round(scenario.hours * 3600 / scenario.step_seconds)
-    started = time.perf_counter()
-    for _ in range(steps):
-        pilot.observe(sim.step())
-    wall = time.perf_counter() - started
+    trace = RunTrace()
+    run_scenario(scenario, settle=True, trace=trace, options=options)  # the suite's replay, as it runs there
+    pilot, wall = trace.pilot, trace.loop_seconds
+    store = pilot.changes
     latency = np.array([t.latency_ms for t in pilot.ticks])
     changes = {c.id: i for i, c in enumerate(store.list())}
     decisions = [[(t.minute, repr(t.mlu), changes.get(t.change), t.incident is not None) for t in pilot.ticks],

@@ -110,11 +110,14 @@ def scenario_network(scenario: Scenario) -> Network:
 @dataclass
 class RunTrace:
     """What one replay did each tick, for the hindsight oracle: the overload (Mbit/s), and on ticks with
-    overload the link loads and the true demand per pair."""
+    overload the link loads and the true demand per pair; and the loop that ran it (``pilot``, None for static
+    routing), for a program that looks into its ticks and changes afterwards."""
 
     overload: list[float] = field(default_factory=list)
     loads: dict[int, np.ndarray] = field(default_factory=dict)
     carried: dict[int, np.ndarray] = field(default_factory=dict)
+    pilot: Autopilot | None = None
+    loop_seconds: float = 0.0  # wall time of the replay's steps, the loop's ticks included
 
 
 def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy | None = None,
@@ -140,10 +143,13 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
                           "tick_budget_ms": None, **(options or {})})
         if settle:
             settle_heap()
+    if trace is not None:
+        trace.pilot = pilot
     overload = blackholed = 0.0
     carried: dict[float, np.ndarray] = {}  # the true demand of each minute, for the hindsight check
     # The CPU time of each whole tick: on a shared machine the wall-clock latency measures the other tenants too.
     tick_cpu_ms: list[float] = []
+    started = time.perf_counter()
     for i in range(steps):
         result = sim.step()
         assert sim.carried is not None  # set by every step
@@ -161,6 +167,8 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
             tick_cpu_ms.append((time.process_time() - cpu) * 1000.0)
         if progress is not None:
             progress(i + 1, steps)
+    if trace is not None:
+        trace.loop_seconds = time.perf_counter() - started
     out: dict[str, Any] = {"overload_traffic_gbit": overload / 1000.0, "blackholed_traffic_gbit": blackholed / 1000.0,
            "steps": steps}
     if pilot is None:
