@@ -35,8 +35,9 @@ def test_every_kind_is_registered_in_hypothesis_order():
     assert list(REGISTRY) == ["link_down", "link_degrade", "link_flap", "misconfig", "router_down", "cell_outage",
                               "edge_failure", "flash_crowd", "srlg_cut"]
     assert {name for name, kind in REGISTRY.items() if kind.actionable} == \
-        {"link_down", "link_degrade", "router_down", "flash_crowd", "srlg_cut"}
+        {"link_down", "link_degrade", "misconfig", "router_down", "flash_crowd", "srlg_cut"}
     assert [name for name, kind in REGISTRY.items() if kind.inferred] == ["flash_crowd"]
+    assert [name for name, kind in REGISTRY.items() if kind.holds_metric] == ["misconfig"]
 
 
 def test_a_fault_names_its_kind_and_target_or_is_refused(network):
@@ -116,3 +117,123 @@ def test_the_loop_believes_a_shared_risk_group_cut_and_lets_it_go(ducted):
     (incident,) = [i for i in pilot.incidents if 20 <= i.minute < 35]
     assert incident.causes[0]["kind"] == "srlg_cut"
     assert not pilot.beliefs  # the links came back at minute 35
+
+
+def _watching(network, faults, seed=2):
+    """The loop on the simulator, watching only (a limit no load reaches: no change moves the loads)."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+
+    sim = Simulator(network, seed=seed, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=faults)
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
+                      congestion=10.0)
+    return sim, pilot
+
+
+def _busiest_link(network) -> tuple[str, str]:
+    """The ends of the link that carries the most traffic at the busy hour (a misconfiguration there shows)."""
+    from datetime import UTC, datetime
+
+    frame = Simulator(network, seed=0, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC)).step()
+    busiest = network.links[int(np.argmax(frame.link_load))]
+    return busiest.source, busiest.target
+
+
+def test_the_loop_believes_a_misconfiguration_routes_on_its_metric_and_lets_it_go(network):
+    """A link set to the highest metric while it stays up: the loop localises it and believes it, the network it
+    plans and verifies on runs the held metric on that link (the routers do, whatever is configured) while the
+    configuration it changes does not; once the metric is put right the belief goes, before the frame that shows
+    it is scored, so the repair opens no incident of its own."""
+    a, b = _busiest_link(network)
+    name = f"misconfig:{'--'.join(sorted((a, b)))}"
+    # Put right after longer than the detectors' peak window (60 ticks): the onset's scores no longer mask it.
+    fault = Fault(kind="misconfig", target=[a, b], at_minute=20, duration_minutes=70)
+    sim, pilot = _watching(network, [fault])
+    believed_at = dropped_at = None
+    for _ in range(100):
+        frame = sim.step()
+        pilot.observe(frame)
+        if believed_at is None and name in pilot.beliefs:
+            believed_at = frame.minute
+            metrics = {lk.id: lk.metric for lk in pilot.believed_network().links}
+            assert metrics[f"{a}->{b}"] == metrics[f"{b}->{a}"] == 65535
+            configured = {lk.id: lk.metric for lk in pilot.driver.running().links}
+            assert configured[f"{a}->{b}"] < 65535
+            assert sum(metrics[k] != v for k, v in configured.items()) == 2
+        if believed_at is not None and dropped_at is None and name not in pilot.beliefs:
+            dropped_at = frame.minute
+    assert believed_at is not None and 20 <= believed_at < 30
+    assert dropped_at is not None and 90 <= dropped_at <= 92
+    assert next(i.causes[0]["kind"] for i in pilot.incidents if 20 <= i.minute < 30) == "misconfig"
+    assert not [i for i in pilot.incidents if i.minute >= 90]  # the repair is not an incident
+
+
+def test_a_misconfiguration_the_loads_do_not_bear_out_is_not_kept(network):
+    """Believed where there is none (a wrong localisation), the misconfiguration fits the measured loads worse
+    than the network without it, and the next frame drops it; one that is there is kept."""
+    a, b = _busiest_link(network)
+    sim, pilot = _watching(network, [Fault(kind="misconfig", target=[a, b], at_minute=5)])
+    for _ in range(10):
+        frame = sim.step()
+        pilot.observe(frame)
+    pilot.beliefs.clear()
+    other = next(lk for lk in network.links if {lk.source, lk.target} != {a, b}
+                 and frame.link_load[network.links.index(lk)] > 0.3 * frame.link_load.max())
+    for source, target in ((a, b), (other.source, other.target)):
+        pilot.beliefs.faults[f"misconfig:{source}--{target}"] = Fault(kind="misconfig", target=[source, target],
+                                                                      at_minute=0)
+    down = f"link_down:{other.source}--{other.target}"  # measured up: not borne out either
+    pilot.beliefs.faults[down] = Fault(kind="link_down", target=[other.source, other.target], at_minute=0)
+    phantom = f"misconfig:{other.source}--{other.target}"
+    frame = sim.step()
+    # Each judgement takes its own kinds only: the misconfigurations before the frame is scored, the rest after.
+    assert pilot.beliefs.expire(frame, held_metrics=False)
+    assert set(pilot.beliefs) == {f"misconfig:{a}--{b}", phantom}
+    assert pilot.beliefs.expire(frame, held_metrics=True)
+    assert list(pilot.beliefs) == [f"misconfig:{a}--{b}"]
+
+
+def test_no_plan_sets_the_metric_a_believed_misconfiguration_holds(network):
+    """The routers run the held metric whatever is configured there, so a plan that moved it would be planned
+    and verified on a routing that never runs. A link held at metric 1 draws traffic and is the hottest link,
+    the first a metric search would make heavier: while the misconfiguration is believed, the loop's changes
+    leave that link's metric alone, and a plan it has seen refuted is known again under the held metric."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore, Policy
+
+    a, b = _busiest_link(network)
+    held = Fault(kind="misconfig", target=[a, b], at_minute=0, metric=1)
+    sim = Simulator(network, seed=2, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=[held])
+    store = ChangeStore(":memory:", Policy(auto_approve=["apply_metrics", "set_policies"]))
+    pilot = Autopilot(network, store, SimulatorDriver(network, sim), tick_budget_ms=None, congestion=0.3,
+                      explicit_paths=False)
+    name = f"misconfig:{'--'.join(sorted((a, b)))}"
+    pilot.beliefs.faults[name] = held  # as if localised (the localiser's hypothesis holds the highest metric)
+    searched = 0
+    for _ in range(40):
+        frame = sim.step()
+        searched += "decide.search" in pilot.observe(frame).stages_ms
+        assert name in pilot.beliefs  # the loads bear it out all along
+    assert searched >= 2  # the metric search ran while it believed the misconfiguration
+    state = pilot.estimate.plan_state(frame, pilot.beliefs, ("a test's own fit",), 40)
+    ids = [lk.id for lk in network.links]
+    assert sorted(ids[e] for e in np.flatnonzero(state.held)) == sorted([f"{a}->{b}", f"{b}->{a}"])
+    assert (state.metric[state.held] == 1).all() and (state.configured[state.held] > 1).all()
+    hottest = max(range(len(ids)), key=lambda e: frame.link_utilisation[e])
+    assert ids[hottest] in (f"{a}->{b}", f"{b}->{a}")  # what an unfrozen search would change first
+    # The search's best so far (kept between ticks whether or not it became a change) and every change proposed.
+    assert pilot.memory.incumbent is not None
+    assert (pilot.memory.incumbent[1][state.held] == 1).all()
+    for change in store.list():
+        for intent in change.intents:
+            assert not {f"{a}->{b}", f"{b}->{a}"} & set(intent.get("metrics", {}))
+    # The actuator keys a refuted plan on the configuration; the planners, routing on the held metric, find it.
+    from netpilot.autopilot.estimate import plan_key
+
+    assert state.refuted_key(state.metric, []) == plan_key(state.configured, [])

@@ -79,14 +79,18 @@ class Beliefs(Mapping[str, Fault]):
         self.faults[name] = fault.model_copy(update=update)
         return True
 
-    def expire(self, frame: KpiFrame) -> bool:
-        """Drop each believed fault that no longer shows in the frame, or, when inferred from demand, that the
-        measured loads no longer bear out. True when any was dropped."""
+    def expire(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> bool:
+        """Drop each believed fault that no longer shows in the frame, or, when inferred from demand or holding
+        a metric, that the measured loads no longer bear out; ``held_metrics``: only the faults that hold a
+        metric (True), only the others (False), all (None). True when any was dropped."""
         dropped = False
         for key, fault in list(self.faults.items()):
             kind = fault.behaviour
+            if held_metrics is not None and kind.holds_metric != held_metrics:
+                continue
             if not kind.shows_in(fault, frame, self.estimate.arrays) or \
-                    (kind.inferred and not self._still_evident(key, fault, frame)):
+                    (kind.inferred and not self._still_evident(key, fault, frame)) or \
+                    (kind.holds_metric and not self._routing_fits(key, frame)):
                 del self.faults[key]
                 dropped = True
         return dropped
@@ -98,6 +102,23 @@ class Beliefs(Mapping[str, Fault]):
         for key in inferred:
             del self.faults[key]
         return bool(inferred)
+
+    def _routing_fits(self, key: str, frame: KpiFrame) -> bool:
+        """Whether the measured link loads fit the routing with the believed fault ``key`` (a metric it holds)
+        at least as well as the routing without it: a misconfiguration shows only in where the traffic goes, so
+        it is believed while it explains that better than its absence (once the metric is put right, the loads
+        go back to the configured routing). Each routing's loads are scaled to the measured ones by least
+        squares, so the demand's level does not decide it."""
+        twin = self.estimate.twin
+        fits = []
+        for faults in (list(self.faults.values()), [f for k, f in self.faults.items() if k != key]):
+            expected, metric = self.estimate.twin_at(frame.minute, faults)
+            up = expected.link_up & frame.link_up
+            predicted = twin.link_loads(expected.volume, metric, up)[up]
+            measured = frame.link_load[up]
+            scale = float(predicted @ measured) / max(float(predicted @ predicted), 1e-12)
+            fits.append(float(np.square(measured - scale * predicted).sum()))
+        return fits[0] <= fits[1]
 
     def _still_evident(self, key: str, crowd: Fault, frame: KpiFrame) -> bool:
         """Whether the crowd is still there: at least half the surplus believed (a crowd is an inference about

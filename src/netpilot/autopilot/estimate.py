@@ -23,12 +23,21 @@ from netpilot.model.twin import Expected, Twin
 @dataclass
 class PlanState:
     """What a plan is made on: the demand per pair (corrected, scaled to the measured total), the links up, their
-    capacity (inf where none is known) and the metrics running."""
+    capacity (inf where none is known), the metrics running (a believed misconfiguration's held metric on its
+    links), the links whose metric a believed fault holds (``held``: no plan changes them) and the metrics
+    configured (``configured``: what the network's configuration says, held links included)."""
 
     volume: np.ndarray
     link_up: np.ndarray
     capacity: np.ndarray
     metric: np.ndarray
+    held: np.ndarray
+    configured: np.ndarray
+
+    def refuted_key(self, metric: np.ndarray, policies: Iterable[PathPolicy]) -> bytes:
+        """``plan_key`` of a plan whose routers run ``metric``, as the configuration would hold it (held links at
+        their configured metric): how the actuator records a plan the network refuted."""
+        return plan_key(np.where(self.held, self.configured, metric), policies)
 
 
 def plan_key(metric: np.ndarray, policies: Iterable[PathPolicy]) -> bytes:
@@ -82,11 +91,23 @@ class Estimate:
 
     def twin_at(self, minute: float, faults: list[Fault]) -> tuple[Expected, np.ndarray]:
         """The twin's noise-free state at ``minute`` under ``faults``, running what the network runs:
-        (expected state, running metrics)."""
-        metric = self.running_metric()
+        (expected state, the metrics the routers run: the configured ones, with what a fault among ``faults``
+        holds over them, as the routers compose them)."""
+        configured = self.running_metric()
         self.twin.faults = list(faults)
         self.twin.minute = minute
-        return self.twin.expected(), metric
+        expected = self.twin.expected()
+        # The configured array itself where no fault holds a metric: the routing caches key on its bytes anyway,
+        # and a plan compares against it.
+        return expected, configured if np.array_equal(expected.metric, configured) else expected.metric
+
+    def held_links(self, faults: Iterable[Fault]) -> np.ndarray:
+        """The links whose IGP metric one of ``faults`` holds whatever is configured (a misconfiguration)."""
+        held = np.zeros(self.arrays.n_links, dtype=bool)
+        for fault in faults:
+            if fault.behaviour.holds_metric:
+                held[fault.behaviour.links(fault, self.arrays)] = True
+        return held
 
     def expected_values(self, frame: KpiFrame, beliefs: Mapping[str, Fault]) -> np.ndarray:
         """The snapshot the twin expects at this tick: believed faults, running metrics, its demand scaled to
@@ -118,7 +139,8 @@ class Estimate:
         busy = frame.link_up & (frame.link_utilisation > 0.5) & (estimate > 0)
         shortfall = float((frame.link_load[busy] / estimate[busy]).max(initial=1.0)) - 1.0
         self.margin = float(np.clip(shortfall, self.settings.demand_margin, 1.0))
-        return PlanState(volume, expected.link_up, capacity, metric)
+        return PlanState(volume, expected.link_up, capacity, metric, self.held_links(beliefs.values()),
+                         self.running_metric())
 
     def _demand_correction(self, frame: KpiFrame, expected: Expected, metric: np.ndarray, since: tuple[Any, ...],
                            tick: int) -> np.ndarray:
@@ -150,20 +172,37 @@ class Estimate:
 
     def believed_network(self, beliefs: Mapping[str, Fault]) -> Network:
         """The running network as the loop believes it is: the twin's own fault model applied to the believed
-        faults (links down, a failed router's links down, a degraded link at the capacity it has left), and
-        every link the latest sample measured down."""
-        expected, _ = self.twin_at(self.twin.minute, list(beliefs.values()))
+        faults (links down, a failed router's links down, a degraded link at the capacity it has left, a
+        misconfigured link at the metric it holds), and every link the latest sample measured down."""
+        expected, metric = self.twin_at(self.twin.minute, list(beliefs.values()))
         link_up = expected.link_up & self.measured_up  # a link measured down is down, believed or not
         expected.capacity = self.capacity_of(expected)
         running = self.running
         links = list(running.links)
         changed = False
-        for e, (up, capacity) in enumerate(zip(link_up.tolist(), expected.capacity.tolist(), strict=True)):
+        for e, (up, capacity, held) in enumerate(zip(link_up.tolist(), expected.capacity.tolist(), metric.tolist(),
+                                                     strict=True)):
             state = "up" if up else "down"
+            update: dict[str, Any] = {"metric": int(held)} if held != links[e].metric else {}
             if state != links[e].state or (up and capacity != links[e].capacity):
-                links[e] = links[e].model_copy(update={"state": state, **({"capacity": capacity} if up else {})})
+                update |= {"state": state, **({"capacity": capacity} if up else {})}
+            if update:
+                links[e] = links[e].model_copy(update=update)
                 changed = True
         return running.model_copy(update={"links": links}) if changed else running
+
+    def keep_held(self, network: Network, beliefs: Mapping[str, Fault]) -> Network:
+        """``network`` (a change applied to the believed network) with every link a believed fault holds back at
+        the metric it holds: whatever a change configures there, the routers run the held one while it lasts."""
+        held = self.held_links(beliefs.values())
+        if not held.any():
+            return network
+        _, metric = self.twin_at(self.twin.minute, list(beliefs.values()))
+        links = list(network.links)
+        for e in np.flatnonzero(held).tolist():
+            if links[e].metric != int(metric[e]):
+                links[e] = links[e].model_copy(update={"metric": int(metric[e])})
+        return network.model_copy(update={"links": links})
 
     def verification_volume(self, volume: np.ndarray, beliefs: Mapping[str, Fault]) -> np.ndarray:
         """The demand verification checks against: the estimate with the margin, and the pairs of a believed

@@ -165,6 +165,12 @@ class Autopilot:
         stages["store"] = _ms(started)
 
         t = time.perf_counter()
+        # A believed misconfiguration the frame no longer bears out is dropped before the frame is scored: where
+        # the traffic goes is all it shows, so once it is put right, scoring against it would open an incident
+        # of its own. Other beliefs are judged after the scoring: dropping one rebases the detectors on this
+        # frame, and a fault that starts as another ends would be taken for the new normal.
+        if self.beliefs.expire(frame, held_metrics=True):
+            self._beliefs_changed()
         if self.actuator.routing_changed:
             self.watch.routing_changed = True
             self.actuator.routing_changed = False
@@ -188,7 +194,7 @@ class Autopilot:
             tick.incident = incident.id
         deadline = self.budget.start(started)
         self._localise(frame, n, deadline, stages)
-        if self.beliefs.expire(frame):
+        if self.beliefs.expire(frame, held_metrics=False):
             self._beliefs_changed()
 
         self._forecast_due |= n % self.settings.forecast.every == 0
@@ -301,7 +307,8 @@ class Autopilot:
         """An approved change verified again, on the network and the demand as they are now."""
         believed = self.believed_network()
         try:
-            after = apply_intents(believed, intents)
+            # A metric configured where a believed misconfiguration holds another is not what the routers run.
+            after = self.estimate.keep_held(apply_intents(believed, intents), self.beliefs)
         except InputError as exc:
             return {"ok": False, "checks": [{"name": "applies", "ok": False, "detail": str(exc)}]}
         state = self.estimate.plan_state(frame, self.beliefs, (self.beliefs.key(), self.watch.last_onset,

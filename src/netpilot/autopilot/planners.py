@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from netpilot.autopilot.budget import TickBudget
-from netpilot.autopilot.estimate import Estimate, PlanState, plan_key
+from netpilot.autopilot.estimate import Estimate, PlanState
 from netpilot.autopilot.settings import PlanningSettings
 from netpilot.change.intents import ApplyMetrics, Intent, SetPolicies, apply_intents
 from netpilot.change.verify import (
@@ -100,6 +100,7 @@ class PlanTargets:
         for fault in context.beliefs.values():  # drain degraded links before anything else
             if fault.behaviour.drain_first:
                 start[fault.behaviour.links(fault, arrays)] = MAX_METRIC
+        start[state.held] = state.metric[state.held]  # not one a believed misconfiguration holds: frozen
         # Failures verification refused earlier plans for are planned against too, under verification's own
         # rule: the plan minimises today's MLU among plans that leave each of them within the limit or lower
         # than it is today by the tolerance (or exactly as it is).
@@ -271,14 +272,15 @@ class IgpMetricPlanner:
             budget = settings.plan_evaluations if context.search_seconds is not None else \
                 max(3, settings.plan_routings // len(targets.cases))
             best, evaluations = search_metrics(targets.utilisation_of, [targets.start, metric, *carried],
-                                               partner=memory.partner, frozen=~link_up, max_evaluations=budget,
+                                               partner=memory.partner, frozen=~link_up | context.state.held,
+                                               max_evaluations=budget,
                                                time_limit=context.search_seconds, seed=context.tick,
                                                bounds=targets.bounds, threads=self.threads)
             context.stages["decide.search"] = _ms(t)
         planned = float(targets.utilisation_of(best)[0].max(initial=0.0))
         changed = np.flatnonzero(best != metric)
         # A plan that still breaks the rule under a failure verification has named would only be refused.
-        failed_before = plan_key(best, context.believed.policies) in memory.refuted
+        failed_before = context.state.refuted_key(best, context.believed.policies) in memory.refuted
         if not len(changed) or not gains_enough(planned, targets.now, context.mlu) or failed_before or \
                 bound_excess(targets.utilisation_of(best), *targets.bounds).any():
             progressed = not carried or not np.array_equal(best, carried[0])
@@ -351,7 +353,7 @@ class ExplicitPathPlanner:
         intent = SetPolicies(intent="set_policies", policies=policies, remove=dropped)
         after = apply_intents(context.believed, [intent]) if plan is not None else context.believed
         if plan is None or not gains_enough(plan.mlu, targets.now, context.mlu) or \
-                plan_key(metric, after.policies) in memory.refuted:
+                state.refuted_key(metric, after.policies) in memory.refuted:
             memory.nothing_found(context.beliefs_key, context.mlu)
             return None
         report = self.verifier.verify(context, after)
@@ -387,7 +389,7 @@ class WithdrawPathsPlanner:
         intent = SetPolicies(intent="set_policies", remove=[(p.source, p.target) for p in believed.policies])
         after = apply_intents(believed, [intent])
         if without > self.settings.congestion - self.settings.withdraw_margin or \
-                plan_key(state.metric, after.policies) in memory.refuted:
+                state.refuted_key(state.metric, after.policies) in memory.refuted:
             memory.nothing_found(context.beliefs_key, context.mlu)
             return None
         report = self.verifier.verify(context, after)

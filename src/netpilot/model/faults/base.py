@@ -144,14 +144,17 @@ class FaultKind(ABC):
     ``actionable``: the planner acts on it once localised (the twin believes it). ``inferred``: it is an
     inference about demand rather than an observed state, so it is believed only while the measurements bear it
     out, and is the first belief to give up when a change built on the twin fails its check. ``drain_first``:
-    the planner starts its search with the fault's links at the highest metric. ``params``: the parameters its
-    ground truth records."""
+    the planner starts its search with the fault's links at the highest metric. ``holds_metric``: it holds its
+    links' IGP metric whatever is configured (a misconfiguration), so the planner routes on the held metric and
+    leaves those links' metrics alone, and a belief in it is kept only while the measured loads fit the routing
+    with it at least as well as without it. ``params``: the parameters its ground truth records."""
 
     name: ClassVar[str] = ""
     order: ClassVar[int] = 1000
     actionable: ClassVar[bool] = False
     inferred: ClassVar[bool] = False
     drain_first: ClassVar[bool] = False
+    holds_metric: ClassVar[bool] = False
     params: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: object) -> None:

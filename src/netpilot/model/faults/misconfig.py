@@ -13,6 +13,10 @@ if TYPE_CHECKING:
 class MetricMisconfig(LinkFaultKind):
     name = "misconfig"
     order = 40
+    # Believed once localised: a change planned on the configured metric routes around the link in the twin but
+    # not on the routers, and is verified against a network that is not there.
+    actionable = True
+    holds_metric = True
     params = ("one_way", "metric")
 
     def apply(self, fault: Fault, state: TwinState, network: Network, arrays: NetworkArrays,

@@ -1,0 +1,103 @@
+"""What two versions of the loop do on the same scenarios, without the oracle (BENCHMARKS.md, issue 25, session
+19): per replay the overload left, faults detected and localised first, false incidents, changes applied and
+those the hindsight re-check refuses (unsafe), and which faults were missed and what was active when each unsafe
+change was applied. Decisions are deterministic, so the two versions need not alternate; latency is not measured.
+
+    python bench/issue25/outcomes_ab.py run OUT.jsonl SCENARIO [...]      # the netpilot on PYTHONPATH
+    python bench/issue25/outcomes_ab.py compare BEFORE.jsonl AFTER.jsonl
+
+SCENARIO: a scenario file, or a suite run named TOPOLOGY:LOAD:SEED (1.5 hours, three faults), generated as
+`bench/suite.py` generates it under build/suite/ when missing. Two versions side by side:
+
+    PYTHONPATH=OLD/src python bench/issue25/outcomes_ab.py run before.jsonl Abilene:0.9:6 ...
+    PYTHONPATH=NEW/src python bench/issue25/outcomes_ab.py run after.jsonl Abilene:0.9:6 ...
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+FIGURES = ("overload_gbit", "faults", "detected", "rank1", "false_incidents", "applied", "unsafe")
+
+
+def run(out: Path, specs: list[str]) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    import suite  # bench/suite.py: the suite's topologies and scenario files
+    from netpilot.scenarios import scenario as scenario_module
+
+    reports = []
+    recheck = scenario_module.verify_change
+
+    def recorded(*args, **kwargs):  # the hindsight re-check's reports, to say which applied change it refused
+        report = recheck(*args, **kwargs)
+        reports.append(report)
+        return report
+
+    with out.open("a") as sink:
+        for spec in specs:
+            scenario = scenario_module.load_scenario(suite.scenario_path(spec))
+            trace = scenario_module.RunTrace()
+            reports.clear()
+            scenario_module.verify_change = recorded
+            try:
+                result = scenario_module.run_scenario(scenario, trace=trace)
+            finally:
+                scenario_module.verify_change = recheck
+            faults = result["faults"]
+            pilot = trace.pilot
+            assert pilot is not None
+            # The re-check verifies each applied change once per check (``_unsafe_applied``), in order.
+            per_change = len(reports) // max(1, len(pilot.applied))
+            unsafe_changes = []
+            for k, applied in enumerate(pilot.applied):
+                report = reports[k * per_change]
+                if report.ok:
+                    continue
+                active = [f"{f.kind}@{f.at_minute:g}" for f in scenario.faults if f.active(applied.minute)]
+                unsafe_changes.append({"minute": applied.minute, "state": applied.state, "active": active,
+                                       "failed": [c.name for c in report.checks if not c.ok]})
+            row = {"scenario": spec, "overload_gbit": round(result["overload_traffic_gbit"], 3),
+                   "faults": len(faults), "detected": sum(f["detected"] for f in faults),
+                   "rank1": sum(f["root_cause_rank"] == 1 for f in faults),
+                   "false_incidents": result["false_incidents"], "applied": result["changes_applied"],
+                   "unsafe": result["unsafe_changes_applied"],
+                   "missed": [f"{f['kind']}@{f['at_minute']:g}" for f in faults if not f["detected"]],
+                   "unsafe_changes": unsafe_changes}
+            assert len(unsafe_changes) == row["unsafe"], (spec, unsafe_changes, row["unsafe"])
+            sink.write(json.dumps(row) + "\n")
+            sink.flush()
+            print(json.dumps({k: row[k] for k in ("scenario", *FIGURES)}), flush=True)
+
+
+def compare(before_path: Path, after_path: Path) -> None:
+    before = {r["scenario"]: r for r in map(json.loads, before_path.read_text().splitlines())}
+    after = {r["scenario"]: r for r in map(json.loads, after_path.read_text().splitlines())}
+    common = [s for s in before if s in after]
+    totals = {f: [0.0, 0.0] for f in FIGURES}
+    for spec in common:
+        b, a = before[spec], after[spec]
+        for f in FIGURES:
+            totals[f][0] += b[f]
+            totals[f][1] += a[f]
+        moved = {f: (b[f], a[f]) for f in FIGURES if b[f] != a[f]}
+        if moved:
+            print(f"{spec}: " + ", ".join(f"{f} {x:g} -> {y:g}" for f, (x, y) in moved.items()))
+    print(f"{len(common)} scenarios: " + ", ".join(f"{f} {x:g} -> {y:g}" for f, (x, y) in totals.items()))
+    worse = sum(after[s]["overload_gbit"] > before[s]["overload_gbit"] * 1.001 for s in common)
+    better = sum(after[s]["overload_gbit"] < before[s]["overload_gbit"] / 1.001 for s in common)
+    print(f"overload lower in {better}, higher in {worse}, the same in {len(common) - better - worse}")
+    for label, rows in (("before", before), ("after", after)):
+        active = [c["active"] for s in common for c in rows[s]["unsafe_changes"]]
+        with_misconfig = sum(any(k.startswith("misconfig@") for k in a) for a in active)
+        print(f"{label}: {len(active)} unsafe changes, {with_misconfig} applied while a misconfiguration was active")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 3 and sys.argv[1] == "run":
+        run(Path(sys.argv[2]), sys.argv[3:])
+    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
+        compare(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        raise SystemExit(__doc__)
