@@ -201,6 +201,9 @@ def test_a_replays_trace_hands_over_the_loop_that_ran_it(abilene):
     assert trace.pilot is not None and static.pilot is None
     assert len(trace.pilot.ticks) == out["steps"] == len(trace.overload)
     assert len(trace.pilot.applied) == out["changes_applied"]
+    # Why each change the hindsight re-check refuses was unsafe: as many as it counts, each with its checks.
+    assert len(out["unsafe_changes"]) == out["unsafe_changes_applied"]
+    assert all(c["failed"] and c["minute"] in [a.minute for a in trace.pilot.applied] for c in out["unsafe_changes"])
     assert trace.loop_seconds > 0 and static.loop_seconds > 0
 
 

@@ -25,47 +25,19 @@ FIGURES = ("overload_gbit", "faults", "detected", "rank1", "false_incidents", "a
 def run(out: Path, specs: list[str]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import suite  # bench/suite.py: the suite's topologies and scenario files
-    from netpilot.scenarios import scenario as scenario_module
-
-    reports = []
-    recheck = scenario_module.verify_change
-
-    def recorded(*args, **kwargs):  # the hindsight re-check's reports, to say which applied change it refused
-        report = recheck(*args, **kwargs)
-        reports.append(report)
-        return report
+    from netpilot.scenarios.scenario import load_scenario, run_scenario
 
     with out.open("a") as sink:
         for spec in specs:
-            scenario = scenario_module.load_scenario(suite.scenario_path(spec))
-            trace = scenario_module.RunTrace()
-            reports.clear()
-            scenario_module.verify_change = recorded
-            try:
-                result = scenario_module.run_scenario(scenario, trace=trace)
-            finally:
-                scenario_module.verify_change = recheck
+            result = run_scenario(load_scenario(suite.scenario_path(spec)))
             faults = result["faults"]
-            pilot = trace.pilot
-            assert pilot is not None
-            # The re-check verifies each applied change once per check (``_unsafe_applied``), in order.
-            per_change = len(reports) // max(1, len(pilot.applied))
-            unsafe_changes = []
-            for k, applied in enumerate(pilot.applied):
-                report = reports[k * per_change]
-                if report.ok:
-                    continue
-                active = [f"{f.kind}@{f.at_minute:g}" for f in scenario.faults if f.active(applied.minute)]
-                unsafe_changes.append({"minute": applied.minute, "state": applied.state, "active": active,
-                                       "failed": [c.name for c in report.checks if not c.ok]})
             row = {"scenario": spec, "overload_gbit": round(result["overload_traffic_gbit"], 3),
                    "faults": len(faults), "detected": sum(f["detected"] for f in faults),
                    "rank1": sum(f["root_cause_rank"] == 1 for f in faults),
                    "false_incidents": result["false_incidents"], "applied": result["changes_applied"],
                    "unsafe": result["unsafe_changes_applied"],
                    "missed": [f"{f['kind']}@{f['at_minute']:g}" for f in faults if not f["detected"]],
-                   "unsafe_changes": unsafe_changes}
-            assert len(unsafe_changes) == row["unsafe"], (spec, unsafe_changes, row["unsafe"])
+                   "unsafe_changes": result["unsafe_changes"]}
             sink.write(json.dumps(row) + "\n")
             sink.flush()
             print(json.dumps({k: row[k] for k in ("scenario", *FIGURES)}), flush=True)

@@ -174,26 +174,23 @@ class Estimate:
         """The running network as the loop believes it is: the twin's own fault model applied to the believed
         faults (links down, a failed router's links down, a degraded link at the capacity it has left, a
         misconfigured link at the metric it holds), and every link the latest sample measured down."""
-        expected, metric = self.twin_at(self.twin.minute, list(beliefs.values()))
+        expected, _ = self.twin_at(self.twin.minute, list(beliefs.values()))
         link_up = expected.link_up & self.measured_up  # a link measured down is down, believed or not
         expected.capacity = self.capacity_of(expected)
         running = self.running
         links = list(running.links)
         changed = False
-        for e, (up, capacity, held) in enumerate(zip(link_up.tolist(), expected.capacity.tolist(), metric.tolist(),
-                                                     strict=True)):
+        for e, (up, capacity) in enumerate(zip(link_up.tolist(), expected.capacity.tolist(), strict=True)):
             state = "up" if up else "down"
-            update: dict[str, Any] = {"metric": int(held)} if held != links[e].metric else {}
             if state != links[e].state or (up and capacity != links[e].capacity):
-                update |= {"state": state, **({"capacity": capacity} if up else {})}
-            if update:
-                links[e] = links[e].model_copy(update=update)
+                links[e] = links[e].model_copy(update={"state": state, **({"capacity": capacity} if up else {})})
                 changed = True
-        return running.model_copy(update={"links": links}) if changed else running
+        return self.keep_held(running.model_copy(update={"links": links}) if changed else running, beliefs)
 
     def keep_held(self, network: Network, beliefs: Mapping[str, Fault]) -> Network:
-        """``network`` (a change applied to the believed network) with every link a believed fault holds back at
-        the metric it holds: whatever a change configures there, the routers run the held one while it lasts."""
+        """``network`` (the running one, or a change applied to the believed one) with every link a believed fault
+        holds at the metric it holds: whatever is configured there, the routers run the held one while it
+        lasts."""
         held = self.held_links(beliefs.values())
         if not held.any():
             return network

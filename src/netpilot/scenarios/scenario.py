@@ -240,19 +240,22 @@ def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
 
 
 def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario: Scenario,
-                    carried: dict[float, np.ndarray]) -> dict[str, int]:
+                    carried: dict[float, np.ndarray]) -> dict[str, Any]:
     """Applied changes that verification refuses when re-checked with hindsight: the true faults of that minute
     (links down, the capacity a degraded link has left, the metrics the routers truly ran) and the demand the
     network truly carried then (``unsafe_changes_applied``), or the simulator's noise-free profile demand
     (what the demand would have been without its per-pair variation: ``unsafe_at_profile_demand``), by the
     loop's own rule; and, when that rule is not the per-failure one, with the carried demand by the per-failure
-    rule (``unsafe_by_the_per_failure_rule``). Each change's true network is built once for all of them."""
+    rule (``unsafe_by_the_per_failure_rule``). Each change's true network is built once for all of them. Also
+    ``unsafe_changes``: for each change the first check refuses, its minute, the checks it failed and the faults
+    active then (why it was unsafe, for a person reading the replay)."""
     exact = pilot.settings.verification.exact()
     checks: dict[str, tuple[bool, VerificationSettings]] = {  # name: (on the carried demand?, rule)
         "unsafe_changes_applied": (True, exact), "unsafe_at_profile_demand": (False, exact)}
     if exact.failure_rule != PER_FAILURE:
         checks["unsafe_by_the_per_failure_rule"] = (True, replace(exact, failure_rule=PER_FAILURE))
-    unsafe = dict.fromkeys(checks, 0)
+    unsafe: dict[str, Any] = dict.fromkeys(checks, 0)
+    why: list[dict[str, Any]] = []
     truth = Twin(network, seed=scenario.seed, start=scenario.start, faults=list(sim.faults))
     for applied in pilot.applied:
         truth.minute = applied.minute
@@ -267,8 +270,13 @@ def _unsafe_applied(pilot: Autopilot, sim: Simulator, network: Network, scenario
                                             applied.policies_after), downs)
         for name, (on_carried, settings) in checks.items():
             volume = carried[applied.minute] if on_carried else expected.volume
-            unsafe[name] += not verify_change(before, after, settings, demand=(truth.pairs, volume)).ok
-    return unsafe
+            report = verify_change(before, after, settings, demand=(truth.pairs, volume))
+            unsafe[name] += not report.ok
+            if name == "unsafe_changes_applied" and not report.ok:
+                why.append({"minute": applied.minute, "state": applied.state,
+                            "failed": [c.name for c in report.checks if not c.ok],
+                            "active": [f"{f.kind}@{f.at_minute:g}" for f in sim.faults if f.active(applied.minute)]})
+    return unsafe | {"unsafe_changes": why}
 
 
 def true_metrics(truth: Twin, metric: np.ndarray) -> np.ndarray:

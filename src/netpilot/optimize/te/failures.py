@@ -4,7 +4,6 @@ routing that stays below a utilisation bound under every single failure (FFC-sty
 from __future__ import annotations
 
 import multiprocessing
-import os
 import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
+from netpilot.model.kernels import cores
 from netpilot.model.network import NetworkArrays
 from netpilot.optimize import highs
 from netpilot.optimize.te import kernels
@@ -154,7 +154,7 @@ def reoptimise_failures(routing: Routing, groups: np.ndarray | None = None, *, t
     problem = routing.problem
     scenarios = _scenarios(problem, groups)
     if workers is None:
-        workers = min(os.cpu_count() or 1, max(1, len(scenarios) // 32))
+        workers = min(cores(), max(1, len(scenarios) // 32))
     if scope not in ("whole", "touched"):
         raise ValueError(f"scope must be 'whole' or 'touched', got {scope!r}")
     # Compiled where the solves together are worth loading Numba for (Cogentco's 490 are; Abilene's 30 are not),
