@@ -1029,3 +1029,24 @@ def test_a_tick_runs_its_linear_algebra_on_one_blas_thread(network, monkeypatch)
         live.step()
         assert seen and seen[0] and all(n == 1 for n in seen[0])
         assert blas_threads() == outside
+
+
+def test_a_fruitless_decision_is_tried_again_after_retry_steps_though_nothing_moved(network):
+    """The loop does not plan again while nothing a fruitless decision planned on has moved, but not for ever: a
+    decision made on a passing moment (the loads while routing converges after a cut) must not hold while the
+    overload stays as it is (seen on the FRR lab: an MLU steady at 1.15 and no change)."""
+    from netpilot.autopilot.planners import PlanMemory
+    from netpilot.autopilot.settings import LOOP_VERIFICATION
+
+    memory = PlanMemory(network.arrays(), LOOP_VERIFICATION, lambda: 0.1)
+    assert memory.worth_planning((), 1.15, False, 0.03, tick=7, retry_steps=30)
+    memory.nothing_found((), 1.15, 7)
+    assert not any(memory.worth_planning((), 1.15 + 0.01 * (t % 2), False, 0.03, tick=t, retry_steps=30)
+                   for t in range(8, 37))
+    assert memory.worth_planning((), 1.15, False, 0.03, tick=37, retry_steps=30)  # 30 ticks on: once more
+    memory.nothing_found((), 1.15, 37)
+    assert memory.worth_planning((), 1.19, False, 0.03, tick=38, retry_steps=30)  # the MLU moved: at once
+    memory.nothing_found((), 1.15, 38)
+    assert memory.worth_planning(("link_down:a--b",), 1.15, False, 0.03, tick=39, retry_steps=30)  # beliefs
+    memory.nothing_found((), 1.15, 39)
+    assert memory.worth_planning((), 1.15, True, 0.03, tick=40, retry_steps=30)  # the loop asks for a replan

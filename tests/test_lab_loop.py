@@ -169,8 +169,11 @@ def test_the_autopilot_drives_the_lab_a_cut_cable_to_a_change_on_the_routers(rin
         iface = next(i.name for i in interfaces(lab.network)["a"] if i.peer == "b")
         subprocess.run(["ip", "-n", lab.namespace("a"), "link", "set", iface, "down"], check=True)
         done = None
+        trail = []  # what the loop saw and did each tick after the cut: the failure message when no change lands
         while done is None and time.monotonic() - cut_at < 120:
-            live.step()
+            tick = live.step()
+            trail.append((round(time.monotonic() - cut_at, 1), round(tick.mlu, 2), tick.alarms, tick.change,
+                          live.autopilot.beliefs.key(), live.autopilot.memory.no_plan, sorted(tick.stages_ms)))
             done = next((a for a in live.autopilot.applied if a.state != "checking"), None)
             time.sleep(0.2)
         took = time.monotonic() - cut_at
@@ -180,7 +183,7 @@ def test_the_autopilot_drives_the_lab_a_cut_cable_to_a_change_on_the_routers(rin
         after_cut = pilot.incidents[opened_before_cut:]
         assert after_cut and after_cut[0].causes[0]["target"] == "a--b", \
             [(i.alarms, i.causes[:2]) for i in pilot.incidents]
-        assert done is not None, [(c.state, c.intents) for c in live.changes.list()]
+        assert done is not None, ([(c.state, c.intents) for c in live.changes.list()], live.errors, trail)
         change = live.changes.get(done.change_id)
         assert change.state == "done", live.changes.audit(done.change_id)[-1]
         post_check = live.changes.audit(done.change_id)[-1]["detail"]["post_check"]

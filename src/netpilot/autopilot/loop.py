@@ -251,7 +251,8 @@ class Autopilot:
             mlu <= planning.congestion - planning.withdraw_margin
         cooled = n - self.actuator.last_change_tick >= planning.cooldown_steps
         if not ((congested or self._replan or calm_with_paths) and idle and cooled and
-                self.memory.worth_planning(self.beliefs.key(), mlu, self._replan, planning.replan_mlu)):
+                self.memory.worth_planning(self.beliefs.key(), mlu, self._replan, planning.replan_mlu, self._count,
+                                           planning.retry_steps)):
             return None
         t = time.perf_counter()
         state = self.estimate.plan_state(frame, self.beliefs, (self.beliefs.key(), self.watch.last_onset,

@@ -161,7 +161,7 @@ class PlanMemory:
         self.partner = reverse_links(arrays)
         self.critical: dict[str, np.ndarray] = {}
         self.refuted: set[bytes] = set()
-        self.no_plan: tuple[tuple[str, ...], int, float] | None = None
+        self.no_plan: tuple[tuple[str, ...], int, float, int] | None = None
         self.paths_for: tuple[tuple[str, ...], bytes] | None = None
         self.incumbent: tuple[tuple[Any, ...], np.ndarray] | None = None
         self.candidate: tuple[tuple[Any, ...], np.ndarray] | None = None
@@ -175,15 +175,19 @@ class PlanMemory:
         self.refuted.clear()
         self.critical.clear()
 
-    def nothing_found(self, beliefs_key: tuple[str, ...], mlu: float) -> None:
-        self.no_plan = (beliefs_key, len(self.critical), mlu)
+    def nothing_found(self, beliefs_key: tuple[str, ...], mlu: float, tick: int) -> None:
+        self.no_plan = (beliefs_key, len(self.critical), mlu, tick)
 
-    def worth_planning(self, beliefs_key: tuple[str, ...], mlu: float, replan: bool, replan_mlu: float) -> bool:
-        """False while nothing the last fruitless decision planned on has changed."""
+    def worth_planning(self, beliefs_key: tuple[str, ...], mlu: float, replan: bool, replan_mlu: float,
+                       tick: int, retry_steps: int) -> bool:
+        """False while nothing the last fruitless decision planned on has changed, for at most ``retry_steps``
+        ticks: a decision made on a moment that passed (the loads while routing converged after a cut) must
+        not hold while an overload stays as it is."""
         if self.no_plan is None or replan:
             return True
-        beliefs, critical, then = self.no_plan
-        if beliefs != beliefs_key or critical != len(self.critical) or abs(mlu - then) > replan_mlu:
+        beliefs, critical, then, at = self.no_plan
+        if beliefs != beliefs_key or critical != len(self.critical) or abs(mlu - then) > replan_mlu or \
+                tick - at >= retry_steps:
             self.no_plan = None
             return True
         return False
@@ -294,7 +298,7 @@ class IgpMetricPlanner:
                 if settings.explicit_paths:
                     memory.paths_for = (context.beliefs_key, metric.tobytes())
                 else:
-                    memory.nothing_found(context.beliefs_key, context.mlu)
+                    memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
                 memory.stale = 0
             return None  # nothing better, or a plan the network already showed to be wrong
         memory.incumbent = (planning_for, best)
@@ -354,18 +358,18 @@ class ExplicitPathPlanner:
         after = apply_intents(context.believed, [intent]) if plan is not None else context.believed
         if plan is None or not gains_enough(plan.mlu, targets.now, context.mlu) or \
                 state.refuted_key(metric, after.policies) in memory.refuted:
-            memory.nothing_found(context.beliefs_key, context.mlu)
+            memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
             return None
         report = self.verifier.verify(context, after)
         if not report.ok:
             if not memory.remember_critical(report):
-                memory.nothing_found(context.beliefs_key, context.mlu)
+                memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
             return None
         planned = report.figures.mlu_after / (1.0 + self.estimate.margin)
         if not gains_enough(planned, context.mlu, report.figures.mlu_before / (1.0 + self.estimate.margin)):
             # The LP's split, rounded to the policies' weights and verified on the whole network, can gain less
             # than the LP promised.
-            memory.nothing_found(context.beliefs_key, context.mlu)
+            memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
             return None
         return Plan(intent, after, report, targets.now, planned,
                     f"explicit paths for the {len(policies)} pairs that load the hottest links",
@@ -390,11 +394,11 @@ class WithdrawPathsPlanner:
         after = apply_intents(believed, [intent])
         if without > self.settings.congestion - self.settings.withdraw_margin or \
                 state.refuted_key(state.metric, after.policies) in memory.refuted:
-            memory.nothing_found(context.beliefs_key, context.mlu)
+            memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
             return None
         report = self.verifier.verify(context, after)
         if not report.ok:
-            memory.nothing_found(context.beliefs_key, context.mlu)
+            memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
             return None
         return Plan(intent, after, report, context.mlu, without,
                     f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries them again)",

@@ -42,8 +42,9 @@ class PlanningSettings:
     ``plan_evaluations`` / ``plan_seconds``: one tick's share of a search on a time budget; ``plan_routings``:
     a search's routings with a fixed amount of work per tick; ``paths_after``: evaluations without a plan before
     turning to explicit paths (``explicit_paths``); ``replan_mlu``: how far the MLU must move before a search
-    that found nothing is tried again; ``withdraw_margin``: how far below ``congestion`` the IGP alone must keep
-    the network before explicit paths are withdrawn; ``cooldown_steps``: ticks between changes."""
+    that found nothing is tried again, or ``retry_steps`` how many ticks at most; ``withdraw_margin``: how far
+    below ``congestion`` the IGP alone must keep the network before explicit paths are withdrawn;
+    ``cooldown_steps``: ticks between changes."""
 
     congestion: float = 0.9
     plan_evaluations: int = 60
@@ -51,6 +52,7 @@ class PlanningSettings:
     plan_routings: int = 20
     paths_after: int = 5
     replan_mlu: float = 0.03
+    retry_steps: int = 30
     explicit_paths: bool = True
     withdraw_margin: float = 0.15
     cooldown_steps: int = 5
