@@ -237,3 +237,40 @@ def test_no_plan_sets_the_metric_a_believed_misconfiguration_holds(network):
     from netpilot.autopilot.estimate import plan_key
 
     assert state.refuted_key(state.metric, []) == plan_key(state.configured, [])
+
+
+def test_past_a_crowd_the_loads_do_not_bear_out_a_misconfiguration_is_believed_only_if_its_routing_fits(network):
+    """A misconfiguration moves traffic, and the localiser can rank a crowd at one end above it. When the measured
+    loads do not bear that crowd out, the loop goes down the ranking: the misconfiguration that is there (its
+    routing fits the loads better than the routing without it) is believed, a phantom one on another link is not,
+    and a cause of another kind below the crowd is not taken."""
+    from netpilot.analytics.rca import Cause
+
+    a, b = _busiest_link(network)
+    sim, pilot = _watching(network, [Fault(kind="misconfig", target=[a, b], at_minute=5)])
+    for _ in range(10):
+        frame = sim.step()
+        pilot.observe(frame)
+    other = next(lk for lk in network.links if {lk.source, lk.target} != {a, b}
+                 and frame.link_load[network.links.index(lk)] > 0.3 * frame.link_load.max())
+    quiet = next(n.id for n in network.nodes if n.kind == "router" and n.id not in (a, b))
+    frame = sim.step()
+
+    def ranked(second: Cause) -> list[Cause]:
+        crowd = Cause("flash_crowd", quiet, 0.6, Fault(kind="flash_crowd", target=quiet, at_minute=0, multiplier=3))
+        return [crowd, second]
+
+    def misconfig(source: str, target: str) -> Cause:
+        return Cause("misconfig", f"{source}--{target}", 0.55, Fault(kind="misconfig", target=[source, target],
+                                                                     at_minute=0))
+
+    pilot.beliefs.clear()
+    phantom = misconfig(other.source, other.target)
+    assert not pilot.beliefs.adopt_ranked(ranked(phantom), frame) and not pilot.beliefs  # the crowd is not there
+    down = Cause("link_down", f"{a}--{b}", 0.55, Fault(kind="link_down", target=[a, b], at_minute=0))
+    assert not pilot.beliefs.adopt_ranked(ranked(down), frame) and not pilot.beliefs
+    assert pilot.beliefs.adopt_ranked(ranked(misconfig(a, b)), frame)
+    assert list(pilot.beliefs) == [f"misconfig:{a}--{b}"]
+    # Ranked first, a cause is believed as before, without the routing's test.
+    pilot.beliefs.clear()
+    assert pilot.beliefs.adopt_ranked([phantom], frame) and list(pilot.beliefs) == [f"misconfig:{phantom.target}"]

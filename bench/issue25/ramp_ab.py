@@ -52,10 +52,10 @@ def compare(before: Path, after: Path) -> None:
     common = [s for s in rows[0] if s in rows[1]]
     for s in common:
         b, a = rows[0][s], rows[1][s]
-        print(f"{s}: first overload {b['first_overloaded_minute']}, first change {min(b['applied_minutes'], default=None)}"
-              f" -> {min(a['applied_minutes'], default=None)}; overload {b['overload_gbit']} -> {a['overload_gbit']} "
-              f"(static {b['static_gbit']}); false {b['false_incidents']} -> {a['false_incidents']}; unsafe "
-              f"{b['unsafe']} -> {a['unsafe']}")
+        first = [min(r["applied_minutes"], default=None) for r in (b, a)]
+        print(f"{s}: first overload {b['first_overloaded_minute']}, first change {first[0]} -> {first[1]}; "
+              f"overload {b['overload_gbit']} -> {a['overload_gbit']} (static {b['static_gbit']}); "
+              f"false {b['false_incidents']} -> {a['false_incidents']}; unsafe {b['unsafe']} -> {a['unsafe']}")
     total = {k: [sum(rows[i][s][k] for s in common) for i in (0, 1)]
              for k in ("overload_gbit", "static_gbit", "false_incidents", "applied", "unsafe")}
     qualifying = [s for s in common if rows[0][s]["preemptive"] is not None]

@@ -79,6 +79,32 @@ class Beliefs(Mapping[str, Fault]):
         self.faults[name] = fault.model_copy(update=update)
         return True
 
+    def adopt_ranked(self, causes: list[Cause], frame: KpiFrame) -> bool:
+        """Believe the top cause (``adopt``); when it is a fault inferred from demand that the measured loads do
+        not bear out (a crowd that is not there), go down the ranking past such faults to the first cause that
+        explains enough, and believe it only if it is a crowd the loads bear out or a fault that holds a metric
+        whose routing fits the measured loads better than the routing without it: a misconfiguration moves
+        traffic, and the localiser can read the traffic it moved as a crowd at one end. True when the beliefs
+        changed."""
+        for rank, cause in enumerate(causes):
+            fault = cause.fault
+            if rank == 0 or (fault is not None and fault.behaviour.inferred):
+                if self.adopt(cause, frame):
+                    return True
+                if fault is None or not fault.behaviour.inferred or cause.score < MIN_SCORE:
+                    return False
+                continue  # a crowd the measured loads do not bear out: the next cause
+            key = f"{cause.kind}:{cause.target}"
+            if fault is None or not fault.behaviour.holds_metric or key in self.faults or \
+                    not self.adopt(cause, frame):
+                return False
+            with_it, without = self._routing_misfit(key, frame)
+            if with_it < without:
+                return True
+            del self.faults[key]
+            return False
+        return False
+
     def expire(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> bool:
         """Drop each believed fault that no longer shows in the frame, or, when inferred from demand or holding
         a metric, that the measured loads no longer bear out; ``held_metrics``: only the faults that hold a
@@ -109,6 +135,12 @@ class Beliefs(Mapping[str, Fault]):
         it is believed while it explains that better than its absence (once the metric is put right, the loads
         go back to the configured routing). Each routing's loads are scaled to the measured ones by least
         squares, so the demand's level does not decide it."""
+        with_it, without = self._routing_misfit(key, frame)
+        return with_it <= without
+
+    def _routing_misfit(self, key: str, frame: KpiFrame) -> tuple[float, float]:
+        """How far the measured link loads are from the routing with the believed faults, and with them less
+        ``key``: the sums of squares after each routing's loads are scaled to the measured ones."""
         twin = self.estimate.twin
         fits = []
         for faults in (list(self.faults.values()), [f for k, f in self.faults.items() if k != key]):
@@ -118,7 +150,7 @@ class Beliefs(Mapping[str, Fault]):
             measured = frame.link_load[up]
             scale = float(predicted @ measured) / max(float(predicted @ predicted), 1e-12)
             fits.append(float(np.square(measured - scale * predicted).sum()))
-        return fits[0] <= fits[1]
+        return fits[0], fits[1]
 
     def _still_evident(self, key: str, crowd: Fault, frame: KpiFrame) -> bool:
         """Whether the crowd is still there: at least half the surplus believed (a crowd is an inference about

@@ -231,7 +231,7 @@ class Autopilot:
             t = time.perf_counter()
             chunks = self.settings.detection.localise_chunks if self.budget.fixed_work else None
             causes = watch.advance(frame, deadline=deadline, chunks=chunks)
-            if causes and self.beliefs.adopt(causes[0], frame):
+            if causes and self.beliefs.adopt_ranked(causes, frame):
                 self._beliefs_changed()
             stages["localise"] = stages.get("localise", 0.0) + _ms(t)
 
