@@ -1043,7 +1043,9 @@ def test_a_fruitless_decision_is_tried_again_after_retry_steps_though_nothing_mo
     memory.nothing_found((), 1.15, 7)
     assert not any(memory.worth_planning((), 1.15 + 0.01 * (t % 2), False, 0.03, tick=t, retry_steps=30)
                    for t in range(8, 37))
-    assert memory.worth_planning((), 1.15, False, 0.03, tick=37, retry_steps=30)  # 30 ticks on: once more
+    memory.paths_for = ((), b"metrics")  # the metric search had given up then: explicit paths next
+    assert memory.worth_planning((), 1.15, False, 0.03, tick=37, retry_steps=30)  # 30 ticks on: once more ...
+    assert memory.paths_for is None  # ... and afresh, the metric search included
     memory.nothing_found((), 1.15, 37)
     assert memory.worth_planning((), 1.19, False, 0.03, tick=38, retry_steps=30)  # the MLU moved: at once
     memory.nothing_found((), 1.15, 38)

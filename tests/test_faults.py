@@ -269,6 +269,8 @@ def test_past_a_crowd_the_loads_do_not_bear_out_a_misconfiguration_is_believed_o
     assert not pilot.beliefs.adopt_ranked(ranked(phantom), frame) and not pilot.beliefs  # the crowd is not there
     down = Cause("link_down", f"{a}--{b}", 0.55, Fault(kind="link_down", target=[a, b], at_minute=0))
     assert not pilot.beliefs.adopt_ranked(ranked(down), frame) and not pilot.beliefs
+    weak = Cause("misconfig", f"{a}--{b}", 0.45, Fault(kind="misconfig", target=[a, b], at_minute=0))  # too little
+    assert not pilot.beliefs.adopt_ranked(ranked(weak), frame) and not pilot.beliefs
     assert pilot.beliefs.adopt_ranked(ranked(misconfig(a, b)), frame)
     assert list(pilot.beliefs) == [f"misconfig:{a}--{b}"]
     # Ranked first, a cause is believed as before, without the routing's test.

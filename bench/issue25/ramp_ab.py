@@ -7,7 +7,8 @@ so it is much cheaper than `bench/suite.py`; decisions are deterministic, so the
     python bench/issue25/ramp_ab.py compare BEFORE.jsonl AFTER.jsonl
 
 The ramp-only scenario of TOPOLOGY:LOAD:SEED (1.5 hours) is generated as `bench/suite.py` generates it under
-build/suite/ when missing.
+build/suite/ when missing. ``run`` appends to OUT; ``compare`` takes the last row of a scenario. A change applied
+and later rolled back counts as pre-emptive too (it was applied in time).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def run(out: Path, specs: list[str]) -> None:
             row = {"scenario": spec, "static_gbit": round(static["overload_traffic_gbit"], 3),
                    "overload_gbit": round(result["overload_traffic_gbit"], 3),
                    "first_overloaded_minute": first_over, "applied_minutes": applied,
-                   "preemptive": (bool(applied) and min(applied) < first_over) if first_over else None,
+                   "preemptive": (bool(applied) and min(applied) < first_over) if first_over is not None else None,
                    "false_incidents": result["false_incidents"], "applied": result["changes_applied"],
                    "unsafe": result["unsafe_changes_applied"],
                    "p99_ms": round(result["decision_latency_ms"]["p99"], 1)}

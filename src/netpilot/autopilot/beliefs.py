@@ -1,5 +1,6 @@
-"""The faults the loop believes in: adopted from a localisation's top cause, sized from the measured loads
-(a flash crowd), and dropped once their own KPIs look healthy again or a failed change refutes them."""
+"""The faults the loop believes in: adopted from a localisation's ranked causes (the top one, or past a crowd the
+measured loads do not bear out), sized from the measured loads (a flash crowd), and dropped once their own KPIs look
+healthy again or a failed change refutes them."""
 
 from __future__ import annotations
 
@@ -73,9 +74,9 @@ class Beliefs(Mapping[str, Fault]):
             usual = self.crowd_multiplier(fault, before.loads, before.up, before.minute) \
                 if before is not None else 1.0
             update["multiplier"] = now / usual if usual > 0 else now
-            self._usual[name] = usual
             if update["multiplier"] < MIN_CROWD:
-                return False
+                return False  # (a crowd believed already keeps the usual level it was sized against)
+            self._usual[name] = usual
         self.faults[name] = fault.model_copy(update=update)
         return True
 

@@ -216,7 +216,8 @@ class Autopilot:
 
     def _localise(self, frame: KpiFrame, n: int, deadline: float | None, stages: dict[str, float]) -> None:
         """Start localising an incident once it has waited ``localise_after`` ticks, and advance the one under
-        way by what the tick has left (a chunk of hypotheses at least); once it is done, believe its top cause.
+        way by what the tick has left (a chunk of hypotheses at least); once it is done, believe its top cause (or one
+        below a crowd the loads do not bear out: ``Beliefs.adopt_ranked``).
         The loop decides once it knows what it is deciding about."""
         watch = self.watch
         if watch.ready_to_localise(n):

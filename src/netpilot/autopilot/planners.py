@@ -59,7 +59,7 @@ class PlanContext:
     """What a planner plans on at this tick: the frame and its MLU, the forecast peak, the seconds a search
     may take (None: a fixed amount of work), the estimate's plan state, the network as believed (``believed``,
     with ``beliefs`` the faults in it and ``beliefs_key`` their names), the tick's number (a search's seed) and
-    its stage timings, which planners add to."""
+    its stage timings, which planners add to; the tick's number is the clock of ``PlanMemory.no_plan`` too."""
 
     frame: KpiFrame
     mlu: float
@@ -176,6 +176,7 @@ class PlanMemory:
         self.critical.clear()
 
     def nothing_found(self, beliefs_key: tuple[str, ...], mlu: float, tick: int) -> None:
+        """A decision at ``tick`` found nothing: what it planned on, so the loop waits until something moves."""
         self.no_plan = (beliefs_key, len(self.critical), mlu, tick)
 
     def worth_planning(self, beliefs_key: tuple[str, ...], mlu: float, replan: bool, replan_mlu: float,
@@ -186,8 +187,11 @@ class PlanMemory:
         if self.no_plan is None or replan:
             return True
         beliefs, critical, then, at = self.no_plan
-        if beliefs != beliefs_key or critical != len(self.critical) or abs(mlu - then) > replan_mlu or \
-                tick - at >= retry_steps:
+        if tick - at >= retry_steps:
+            # Made afresh: the metric search too, if it gave up on that moment and handed over to explicit paths.
+            self.no_plan = self.paths_for = None
+            return True
+        if beliefs != beliefs_key or critical != len(self.critical) or abs(mlu - then) > replan_mlu:
             self.no_plan = None
             return True
         return False

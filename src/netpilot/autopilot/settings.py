@@ -42,9 +42,9 @@ class PlanningSettings:
     ``plan_evaluations`` / ``plan_seconds``: one tick's share of a search on a time budget; ``plan_routings``:
     a search's routings with a fixed amount of work per tick; ``paths_after``: evaluations without a plan before
     turning to explicit paths (``explicit_paths``); ``replan_mlu``: how far the MLU must move before a search
-    that found nothing is tried again, or ``retry_steps`` how many ticks at most; ``withdraw_margin``: how far
-    below ``congestion`` the IGP alone must keep the network before explicit paths are withdrawn;
-    ``cooldown_steps``: ticks between changes."""
+    that found nothing is tried again; ``retry_steps``: ticks after which it is tried again even so;
+    ``withdraw_margin``: how far below ``congestion`` the IGP alone must keep the network before explicit paths
+    are withdrawn; ``cooldown_steps``: ticks between changes."""
 
     congestion: float = 0.9
     plan_evaluations: int = 60
