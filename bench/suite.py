@@ -150,6 +150,14 @@ def _atomic(path: Path, write) -> None:
     tmp.replace(path)
 
 
+def pre_emptive(applied_minutes: list[float], first_overloaded_minute: float | None) -> bool | None:
+    """Whether a change was applied before the first overloaded minute of static routing (None where static
+    routing is never overloaded, or is from the first minute: nothing could come before it)."""
+    if not first_overloaded_minute:
+        return None
+    return bool(applied_minutes) and min(applied_minutes) < first_overloaded_minute
+
+
 def run_one(topology: Topology, load: float, seed: int, hours: float, ramp_only: bool) -> RunMetrics:
     """One scenario, in a worker process: generated (network and scenario files made if missing), then the
     autopilot, static routing and the oracle. Wall and CPU time cover the replays and the oracle only."""
@@ -165,9 +173,7 @@ def run_one(topology: Topology, load: float, seed: int, hours: float, ramp_only:
     helpable = {f.id: f.helpable for f in scenario.generated.faults} if scenario.generated else {}
     first_over = r["static_first_overloaded_minute"]
     applied = r["applied_minutes"]
-    preemptive = None
-    if ramp_only and first_over is not None and first_over > 0:
-        preemptive = bool(applied) and min(applied) < first_over
+    preemptive = pre_emptive(applied, first_over) if ramp_only else None
     return RunMetrics(
         scenario=r["scenario"], topology=topology.name, nodes=len(kinds), routers=kinds.count("router"),
         cells=kinds.count("cell_site"), load=load, seed=scenario.seed, ramp_only=ramp_only,

@@ -19,6 +19,8 @@ import json
 import sys
 from pathlib import Path
 
+from _ab import main, read_rows
+
 FIGURES = ("overload_gbit", "faults", "detected", "rank1", "false_incidents", "applied", "unsafe")
 
 
@@ -44,8 +46,7 @@ def run(out: Path, specs: list[str]) -> None:
 
 
 def compare(before_path: Path, after_path: Path) -> None:
-    before = {r["scenario"]: r for r in map(json.loads, before_path.read_text().splitlines())}
-    after = {r["scenario"]: r for r in map(json.loads, after_path.read_text().splitlines())}
+    before, after = read_rows(before_path), read_rows(after_path)
     common = [s for s in before if s in after]
     totals = {f: [0.0, 0.0] for f in FIGURES}
     for spec in common:
@@ -67,9 +68,4 @@ def compare(before_path: Path, after_path: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "run":
-        run(Path(sys.argv[2]), sys.argv[3:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
-        compare(Path(sys.argv[2]), Path(sys.argv[3]))
-    else:
-        raise SystemExit(__doc__)
+    main(run, compare, __doc__)

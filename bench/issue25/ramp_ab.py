@@ -7,8 +7,9 @@ so it is much cheaper than `bench/suite.py`; decisions are deterministic, so the
     python bench/issue25/ramp_ab.py compare BEFORE.jsonl AFTER.jsonl
 
 The ramp-only scenario of TOPOLOGY:LOAD:SEED (1.5 hours) is generated as `bench/suite.py` generates it under
-build/suite/ when missing. ``run`` appends to OUT; ``compare`` takes the last row of a scenario. A change applied
-and later rolled back counts as pre-emptive too (it was applied in time).
+build/suite/ when missing. ``run`` appends to OUT; ``compare`` takes the last row of a scenario. Pre-emptive is
+judged as `bench/suite.py` judges it (`pre_emptive`); a change applied and later rolled back counts (it was applied
+in time). Each version replays static routing too (a few seconds to a minute a run).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+
+from _ab import main, read_rows
 
 
 def run(out: Path, specs: list[str]) -> None:
@@ -32,14 +35,13 @@ def run(out: Path, specs: list[str]) -> None:
             network = scenario_network(scenario)
             static_trace = RunTrace()
             static = run_scenario(scenario, autopilot=False, network=network, trace=static_trace)
-            over = [i for i, o in enumerate(static_trace.overload) if o > 0]
-            first_over = over[0] * scenario.step_seconds / 60.0 if over else None
+            first_over = static_trace.first_overloaded_minute(scenario.step_seconds)
             result = run_scenario(scenario, network=network)
             applied = result["applied_minutes"]
             row = {"scenario": spec, "static_gbit": round(static["overload_traffic_gbit"], 3),
                    "overload_gbit": round(result["overload_traffic_gbit"], 3),
                    "first_overloaded_minute": first_over, "applied_minutes": applied,
-                   "preemptive": (bool(applied) and min(applied) < first_over) if first_over is not None else None,
+                   "preemptive": suite.pre_emptive(applied, first_over),
                    "false_incidents": result["false_incidents"], "applied": result["changes_applied"],
                    "unsafe": result["unsafe_changes_applied"],
                    "p99_ms": round(result["decision_latency_ms"]["p99"], 1)}
@@ -49,7 +51,7 @@ def run(out: Path, specs: list[str]) -> None:
 
 
 def compare(before: Path, after: Path) -> None:
-    rows = [{r["scenario"]: r for r in map(json.loads, p.read_text().splitlines())} for p in (before, after)]
+    rows = [read_rows(before), read_rows(after)]
     common = [s for s in rows[0] if s in rows[1]]
     for s in common:
         b, a = rows[0][s], rows[1][s]
@@ -66,9 +68,4 @@ def compare(before: Path, after: Path) -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) >= 3 and sys.argv[1] == "run":
-        run(Path(sys.argv[2]), sys.argv[3:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
-        compare(Path(sys.argv[2]), Path(sys.argv[3]))
-    else:
-        sys.exit(__doc__)
+    main(run, compare, __doc__)

@@ -87,23 +87,29 @@ class Beliefs(Mapping[str, Fault]):
         whose routing fits the measured loads better than the routing without it: a misconfiguration moves
         traffic, and the localiser can read the traffic it moved as a crowd at one end. True when the beliefs
         changed."""
-        for rank, cause in enumerate(causes):
+        if not causes or self.adopt(causes[0], frame):
+            return bool(causes)
+        for cause in causes:
             fault = cause.fault
-            if rank == 0 or (fault is not None and fault.behaviour.inferred):
-                if self.adopt(cause, frame):
-                    return True
-                if fault is None or not fault.behaviour.inferred or cause.score < MIN_SCORE:
-                    return False
-                continue  # a crowd the measured loads do not bear out: the next cause
-            key = f"{cause.kind}:{cause.target}"
-            if fault is None or not fault.behaviour.holds_metric or key in self.faults or \
-                    not self.adopt(cause, frame):
+            if fault is None or cause.score < MIN_SCORE:
                 return False
-            with_it, without = self._routing_misfit(key, frame)
-            if with_it < without:
+            if not fault.behaviour.inferred:  # the first cause below the crowds (or a top cause not believed)
+                return cause is not causes[0] and fault.behaviour.holds_metric and \
+                    self._adopt_if_routing_fits(cause, frame)
+            if cause is not causes[0] and self.adopt(cause, frame):
                 return True
-            del self.faults[key]
+        return False
+
+    def _adopt_if_routing_fits(self, cause: Cause, frame: KpiFrame) -> bool:
+        """Believe ``cause`` (a fault that holds a metric) only if the measured loads fit the routing with it
+        strictly better than without it; a fault believed already is left as it is."""
+        key = f"{cause.kind}:{cause.target}"
+        if key in self.faults or not self.adopt(cause, frame):
             return False
+        with_it, without = self._routing_misfit(key, frame)
+        if with_it < without:
+            return True
+        del self.faults[key]
         return False
 
     def expire(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> bool:

@@ -119,6 +119,11 @@ class RunTrace:
     pilot: Autopilot | None = None
     loop_seconds: float = 0.0  # wall time of the replay's steps, the loop's ticks included
 
+    def first_overloaded_minute(self, step_seconds: float) -> float | None:
+        """The minute of the first tick with overload (None: none had any)."""
+        overloaded = next((i for i, o in enumerate(self.overload) if o > 0), None)
+        return None if overloaded is None else overloaded * step_seconds / 60.0
+
 
 def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy | None = None,
                  progress: Callable[[int, int], None] | None = None, network: Network | None = None,
@@ -209,7 +214,6 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
     # Not reported through ``progress``: its callers count two runs (the API's progress is their share).
     oracle = hindsight_oracle(scenario, network, static_trace, ours_trace)
     share = share_of_achievable_cut(base, ours["overload_traffic_gbit"], oracle.overload_gbit)
-    overloaded = [i for i, o in enumerate(static_trace.overload) if o > 0]
     return {"scenario": scenario.name or scenario.network.stem, **{k: v for k, v in ours.items()
                                                                    if k != "overload_traffic_gbit"},
             "overload_traffic": {"autopilot_gbit": ours["overload_traffic_gbit"], "baseline_gbit": base,
@@ -218,8 +222,7 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
                                  "static_per_tick_mbps": [round(v, 3) for v in static_trace.overload],
                                  "autopilot_per_tick_mbps": [round(v, 3) for v in ours_trace.overload]},
             "oracle": oracle.model_dump(),
-            "static_first_overloaded_minute": (overloaded[0] * scenario.step_seconds / 60.0 if overloaded
-                                               else None),
+            "static_first_overloaded_minute": static_trace.first_overloaded_minute(scenario.step_seconds),
             "generated": scenario.generated.model_dump() if scenario.generated else None}
 
 
