@@ -101,6 +101,19 @@ def test_detector_bank_gives_each_series_its_own_detectors_scores(params):
         bank.update(values[0, :10])
 
 
+def test_the_bank_tells_how_far_a_value_is_from_zero_in_each_series_noise():
+    """``deviation``: |value| over the noise the point detector learnt (a residual against the twin: how far the
+    sample is from the twin itself); a series that has never varied (no loss yet) makes any value far."""
+    rng = np.random.default_rng(3)
+    bank = DetectorBank(3, warmup=5)
+    for _ in range(300):
+        bank.update(np.array([rng.normal(0.0, 1.0), rng.normal(0.0, 10.0), 0.0]))
+    far = bank.deviation(np.array([5.0, 5.0, 0.1]))
+    assert far[0] == pytest.approx(5.0, rel=0.25) and far[1] == pytest.approx(0.5, rel=0.25)
+    assert far[2] > 1e6
+    assert (bank.deviation(np.zeros(3)) == 0).all()
+
+
 def test_scores_are_causal():
     """Changing the future never changes a past score."""
     rng = np.random.default_rng(1)

@@ -227,6 +227,33 @@ def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
     assert "flash_crowd:ES" not in pilot.beliefs
 
 
+def test_a_believed_fault_that_ends_closes_its_incident_and_opens_none(network):
+    """HU is down from minute 30 to 50, after a misconfiguration of its cell link that nobody localised (15-40).
+    The loop believes the router down; when it is back, the alarms are what the twin expects without that belief
+    (checked before an incident opens): no incident at minute 50 (there was one, a phantom crowd at HU, before
+    the check), and the incident the belief came from is closed at the minute the fault ended."""
+    from datetime import UTC, datetime
+
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    faults = [Fault(kind="misconfig", target=["HU", "HU-cell1"], at_minute=15, duration_minutes=25),
+              Fault(kind="router_down", target="HU", at_minute=30, duration_minutes=20)]
+    start = datetime(2026, 1, 9, 14, 0, tzinfo=UTC)
+    sim = Simulator(network, seed=4, start=start, faults=faults)
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
+                      congestion=10.0)  # watch only: no change moves the loads
+    for _ in range(60):
+        pilot.observe(sim.step())
+    down = next(i for i in pilot.incidents if i.minute == 30)
+    assert down.causes[0]["kind"] == "router_down" and down.causes[0]["target"] == "HU"
+    assert down.closed_at == "2026-01-09T14:50:00+00:00"
+    assert not [i.minute for i in pilot.incidents if i.minute >= 45]
+    assert "router_down:HU" not in pilot.beliefs
+
+
 def test_the_loop_plans_on_the_capacity_the_counters_report(network):
     """A link that lost half its capacity, not (yet) localised: the network the loop plans and verifies on has
     the capacity that load over utilisation reports; every other link keeps the model's figure exactly."""

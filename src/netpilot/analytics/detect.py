@@ -385,6 +385,14 @@ class DetectorBank:
         scores[i] = score
         return scores
 
+    def deviation(self, values: np.ndarray) -> np.ndarray:
+        """How far each value is from zero in its series' noise standard deviations (the point detector's learnt
+        scale, with the scores' floor): for series scored as residuals against a model, how far the sample is
+        from the model itself, wherever the detector's level has come to."""
+        values = np.asarray(values, dtype=float)
+        floor = 1e-9 + 1e-9 * np.abs(np.nan_to_num(self._level))
+        return np.abs(values) / (_MAD_TO_SIGMA * self._scale + floor)
+
     def expected(self) -> np.ndarray:
         """Each series' expectation for the next tick: its level plus its seasonal offset at the next phase
         (NaN for a series with no sample yet)."""

@@ -119,6 +119,8 @@ class IncidentOut(BaseModel):
     alarms: list[str]
     causes: list[dict]
     localised_at: str | None
+    closed_at: str | None = Field(None, description="When the fault believed from it ended (its KPIs healthy "
+                                                     "again); none while it lasts or when nothing was believed.")
 
 
 class ChangeOut(BaseModel):

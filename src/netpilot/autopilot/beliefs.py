@@ -116,17 +116,38 @@ class Beliefs(Mapping[str, Fault]):
         """Drop each believed fault that no longer shows in the frame, or, when inferred from demand or holding
         a metric, that the measured loads no longer bear out; ``held_metrics``: only the faults that hold a
         metric (True), only the others (False), all (None). True when any was dropped."""
-        dropped = False
-        for key, fault in list(self.faults.items()):
+        ending = self.ending(frame, held_metrics=held_metrics)
+        for key in ending:
+            del self.faults[key]
+        return bool(ending)
+
+    def ending(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> list[str]:
+        """The believed faults ``expire`` would drop on this frame (``held_metrics`` as there), dropping none."""
+        ending = []
+        for key, fault in self.faults.items():
             kind = fault.behaviour
             if held_metrics is not None and kind.holds_metric != held_metrics:
                 continue
             if not kind.shows_in(fault, frame, self.estimate.arrays) or \
                     (kind.inferred and not self._still_evident(key, fault, frame)) or \
                     (kind.holds_metric and not self._routing_fits(key, frame)):
-                del self.faults[key]
-                dropped = True
-        return dropped
+                ending.append(key)
+        return ending
+
+    def ending_together(self, frame: KpiFrame) -> list[str]:
+        """Every believed fault that ends on this frame, each judged against the beliefs left once those that end
+        before it in the judging are dropped: a misconfiguration at a router that was down shows nothing until
+        the router is back, and then ends with it. Drops none (``expire`` drops them one judgement at a time)."""
+        kept = dict(self.faults)
+        gone: list[str] = []
+        try:
+            while ending := self.ending(frame):
+                gone += ending
+                for key in ending:
+                    del self.faults[key]
+        finally:
+            self.faults = kept
+        return gone
 
     def give_up_inferred(self) -> bool:
         """A change built on the twin failed its check: the measurement refuted the twin. A fault inferred from

@@ -91,6 +91,7 @@ class Autopilot:
         self.paths_planner = ExplicitPathPlanner(self.verifier, self.budget, self.estimate)
         self.withdraw_planner = WithdrawPathsPlanner(settings.planning, self.verifier, self.estimate)
         self._count = 0
+        self._believed_from: dict[str, list[Incident]] = {}  # a belief's key: the incidents it was adopted from
         self._replan = False  # the network the loop plans on changed: plan again, withdraw stale proposals
         self._forecast_due = False
         warm_up_forecasting()  # its first use imports its libraries (over a second): not inside a tick
@@ -169,12 +170,13 @@ class Autopilot:
         # the traffic goes is all it shows, so once it is put right, scoring against it would open an incident
         # of its own. Other beliefs are judged after the scoring: dropping one rebases the detectors on this
         # frame, and a fault that starts as another ends would be taken for the new normal.
-        if self.beliefs.expire(frame, held_metrics=True):
+        if self._expire(frame, held_metrics=True):
             self._beliefs_changed()
         if self.actuator.routing_changed:
             self.watch.routing_changed = True
             self.actuator.routing_changed = False
-        scores, alarmed = self.watch.score(values, self.estimate.expected_values(frame, self.beliefs), n)
+        expected = self.estimate.expected_values(frame, self.beliefs)
+        scores, alarmed = self.watch.score(values, expected, n)
         stages["detect"] = _ms(t)
         tick = Tick(ts, frame.minute, 0.0, mlu, len(alarmed))
 
@@ -189,12 +191,19 @@ class Autopilot:
             self.memory.no_plan = None
         self.actuator.act_ms = _ms(t)
 
+        ending = self.beliefs.ending_together(frame) if len(alarmed) >= self.settings.detection.min_alarms else []
+        if ending:
+            # A believed fault that ends shows as its KPIs going back to what the twin expects without it: those
+            # alarms are its end (its belief is dropped below, after the localisation), not a new incident.
+            others = {key: fault for key, fault in self.beliefs.items() if key not in ending}
+            alarmed = self.watch.not_explained(alarmed, values, expected,
+                                               self.estimate.expected_values(frame, others))
         incident = self.watch.open_incident(frame, scores, alarmed, n)
         if incident is not None:
             tick.incident = incident.id
         deadline = self.budget.start(started)
         self._localise(frame, n, deadline, stages)
-        if self.beliefs.expire(frame, held_metrics=False):
+        if self._expire(frame, held_metrics=False):
             self._beliefs_changed()
 
         self._forecast_due |= n % self.settings.forecast.every == 0
@@ -230,10 +239,15 @@ class Autopilot:
             stages["localise"] = _ms(t)
         if watch.localising is not None:
             t = time.perf_counter()
+            incident = watch.localising[0]
             chunks = self.settings.detection.localise_chunks if self.budget.fixed_work else None
             causes = watch.advance(frame, deadline=deadline, chunks=chunks)
+            held = dict(self.beliefs)
             if causes and self.beliefs.adopt_ranked(causes, frame):
                 self._beliefs_changed()
+                for key, fault in self.beliefs.items():
+                    if held.get(key) is not fault:  # adopted (or sized again) from this incident
+                        self._believed_from.setdefault(key, []).append(incident)
             stages["localise"] = stages.get("localise", 0.0) + _ms(t)
 
     def _plan(self, frame: KpiFrame, n: int, mlu: float, stages: dict[str, float]) -> str | None:
@@ -319,7 +333,20 @@ class Autopilot:
         return self.verifier.verify_on(believed, after, state.volume, self.beliefs, mlu, self.forecaster.peak(),
                                        {}).as_dict()
 
+    def _expire(self, frame: KpiFrame, *, held_metrics: bool) -> bool:
+        """``Beliefs.expire``; the incidents a dropped belief was adopted from are closed: its fault ended."""
+        before = list(self.beliefs)
+        if not self.beliefs.expire(frame, held_metrics=held_metrics):
+            return False
+        for key in before:
+            if key not in self.beliefs:
+                for incident in self._believed_from.pop(key, []):
+                    incident.closed_at = incident.closed_at or frame.ts.isoformat()
+        return True
+
     def _beliefs_changed(self) -> None:
+        # A belief given up or cleared closes nothing (its fault was not seen to end).
+        self._believed_from = {key: found for key, found in self._believed_from.items() if key in self.beliefs}
         self._replan = True
         self.watch.beliefs_changed = True
         self.memory.forget()  # failures named and plans refuted were for the network as believed before

@@ -14,7 +14,8 @@ from netpilot.model.network import PathPolicy
 
 @dataclass
 class Incident:
-    """Several KPIs jumped at once; ``causes`` holds the ranked root causes once localised."""
+    """Several KPIs jumped at once; ``causes`` holds the ranked root causes once localised; ``closed_at`` is set
+    when the fault the loop believed from it ends (its KPIs look healthy again)."""
 
     id: str
     detected_at: str
@@ -22,6 +23,7 @@ class Incident:
     alarms: list[str]
     causes: list[dict[str, Any]] = field(default_factory=list)
     localised_at: str | None = None
+    closed_at: str | None = None
 
 
 @dataclass

@@ -16,6 +16,11 @@ from netpilot.model.faults import Fault
 from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network, PathPolicy
 
+#: An alarmed load-driven KPI this close (noise standard deviations) to what the twin expects once a believed
+#: fault has ended, or this share of its distance from what it was scored against, is that end, not a new fault.
+BACK_WITHIN = 3.0
+EXPLAINED_SHARE = 1.0 / 3.0
+
 
 class Watch:
     """Detectors over every compared KPI, the incident waiting to be localised and the localisation under
@@ -54,6 +59,19 @@ class Watch:
             self.routing_changed = self.beliefs_changed = False
         scores = self.detectors.update(scored)
         return scores, np.flatnonzero(scores >= self.settings.alarm_threshold)
+
+    def not_explained(self, alarmed: np.ndarray, snapshot: np.ndarray, expected: np.ndarray, after: np.ndarray
+                      ) -> np.ndarray:
+        """The alarmed KPIs that ``after`` (the twin once some beliefs are dropped) does not explain, where the
+        snapshot was scored against ``expected``: a state equal to it is explained, and a load-driven KPI within
+        ``BACK_WITHIN`` noise standard deviations of it, or ``EXPLAINED_SHARE`` closer to it than to what was
+        expected (the end explains most of the jump; a new fault starting then is off both)."""
+        load = np.isin(alarmed, self.load_kpis)
+        off_after = self.detectors.deviation(snapshot - after)[alarmed]
+        off_before = self.detectors.deviation(snapshot - expected)[alarmed]
+        explained = np.where(load, (off_after < BACK_WITHIN) | (off_after <= EXPLAINED_SHARE * off_before),
+                             np.abs(snapshot - after)[alarmed] < 0.5)
+        return np.asarray(alarmed[~explained], dtype=np.int64)
 
     def open_incident(self, frame: KpiFrame, scores: np.ndarray, alarmed: np.ndarray, tick: int
                       ) -> Incident | None:

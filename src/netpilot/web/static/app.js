@@ -367,8 +367,10 @@ async function refreshIncidents() {
                 `${k + 1}. ${c.kind} ${c.target} (explains ${pct(c.score)}${weak ? ", weak" : ""})`);
     });
     const list = causes.length ? causes.flatMap((c, k) => k ? ["; ", c] : [c]) : ["localising…"];
-    return el("li", { class: "incident", "data-id": i.id },
-              el("b", {}, `${i.id} `), `${hhmm(i.detected_at)} — `, ...list);
+    // The fault the loop believed from it has ended (its KPIs look healthy again).
+    const ended = i.closed_at ? [el("span", { class: "ended" }, ` — ended ${hhmm(i.closed_at)}`)] : [];
+    return el("li", { class: i.closed_at ? "incident closed" : "incident", "data-id": i.id },
+              el("b", {}, `${i.id} `), `${hhmm(i.detected_at)} — `, ...list, ...ended);
   }));
 }
 
