@@ -138,7 +138,7 @@ class Beliefs(Mapping[str, Fault]):
         """Every believed fault that ends on this frame, each judged against the beliefs left once those that end
         before it in the judging are dropped: a misconfiguration at a router that was down shows nothing until
         the router is back, and then ends with it. Drops none (``expire`` drops them one judgement at a time)."""
-        kept = dict(self.faults)
+        believed, self.faults = self.faults, dict(self.faults)  # judged on a copy that loses them one by one
         gone: list[str] = []
         try:
             while ending := self.ending(frame):
@@ -146,7 +146,7 @@ class Beliefs(Mapping[str, Fault]):
                 for key in ending:
                     del self.faults[key]
         finally:
-            self.faults = kept
+            self.faults = believed
         return gone
 
     def give_up_inferred(self) -> bool:
