@@ -112,6 +112,10 @@ def test_the_bank_tells_how_far_a_value_is_from_zero_in_each_series_noise():
     assert far[0] == pytest.approx(5.0, rel=0.25) and far[1] == pytest.approx(0.5, rel=0.25)
     assert far[2] > 1e6
     assert (bank.deviation(np.zeros(3)) == 0).all()
+    fresh = DetectorBank(2).deviation(np.array([0.0, 1.0]))  # before any sample: nothing is noise yet
+    assert fresh[0] == 0 and fresh[1] > 1e6
+    with pytest.raises(InputError, match="3 values"):
+        bank.deviation(np.zeros(2))
 
 
 def test_scores_are_causal():

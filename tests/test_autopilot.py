@@ -227,11 +227,9 @@ def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
     assert "flash_crowd:ES" not in pilot.beliefs
 
 
-def test_a_believed_fault_that_ends_closes_its_incident_and_opens_none(network):
-    """HU is down from minute 30 to 50, after a misconfiguration of its cell link that nobody localised (15-40).
-    The loop believes the router down; when it is back, the alarms are what the twin expects without that belief
-    (checked before an incident opens): no incident at minute 50 (there was one, a phantom crowd at HU, before
-    the check), and the incident the belief came from is closed at the minute the fault ended."""
+def _watch_only(network, faults: list[Fault], steps: int, *, clear_at: int | None = None):
+    """The loop on the simulator with these faults for ``steps`` ticks, watching only (no change moves the loads);
+    a person clears its beliefs before tick ``clear_at``."""
     from datetime import UTC, datetime
 
     from netpilot.autopilot.loop import Autopilot
@@ -239,19 +237,44 @@ def test_a_believed_fault_that_ends_closes_its_incident_and_opens_none(network):
     from netpilot.change.workflow import ChangeStore
     from netpilot.telemetry.sim.simulator import Simulator
 
-    faults = [Fault(kind="misconfig", target=["HU", "HU-cell1"], at_minute=15, duration_minutes=25),
-              Fault(kind="router_down", target="HU", at_minute=30, duration_minutes=20)]
-    start = datetime(2026, 1, 9, 14, 0, tzinfo=UTC)
-    sim = Simulator(network, seed=4, start=start, faults=faults)
+    sim = Simulator(network, seed=4, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=faults)
     pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
-                      congestion=10.0)  # watch only: no change moves the loads
-    for _ in range(60):
+                      congestion=10.0)
+    for tick in range(steps):
+        if tick == clear_at:
+            pilot.beliefs.clear()
         pilot.observe(sim.step())
+    return pilot
+
+
+#: HU down from minute 30 to 50, after a misconfiguration of its cell link that nobody localised (15-40).
+HU_DOWN = [Fault(kind="misconfig", target=["HU", "HU-cell1"], at_minute=15, duration_minutes=25),
+           Fault(kind="router_down", target="HU", at_minute=30, duration_minutes=20)]
+
+
+def test_a_believed_fault_that_ends_closes_its_incident_and_opens_none(network):
+    """The loop believes HU down; when it is back, the alarms are what the twin expects without that belief
+    (checked before an incident opens): no incident at minute 50 (without the check a phantom crowd at HU
+    opened one), and the incident the belief came from is closed at the minute the fault ended."""
+    pilot = _watch_only(network, HU_DOWN, 60)
     down = next(i for i in pilot.incidents if i.minute == 30)
     assert down.causes[0]["kind"] == "router_down" and down.causes[0]["target"] == "HU"
     assert down.closed_at == "2026-01-09T14:50:00+00:00"
     assert not [i.minute for i in pilot.incidents if i.minute >= 45]
     assert "router_down:HU" not in pilot.beliefs
+
+
+def test_a_fault_starting_as_a_believed_one_ends_still_opens_an_incident_and_a_cleared_belief_closes_none(
+        network):
+    """BG-GR fails at minute 50, as HU comes back: its alarms are not the end's, so they open an incident that
+    names it. And a belief a person cleared while the fault lasted closes nothing when the fault ends."""
+    fails = Fault(kind="link_down", target=["BG", "GR"], at_minute=50, duration_minutes=20)
+    pilot = _watch_only(network, [*HU_DOWN, fails], 60)
+    late = [i for i in pilot.incidents if i.minute >= 45]
+    assert [i.minute for i in late] == [50.0] and late[0].causes[0]["target"] == "BG--GR"
+    pilot = _watch_only(network, HU_DOWN, 60, clear_at=40)
+    down = next(i for i in pilot.incidents if i.minute == 30)
+    assert down.closed_at is None
 
 
 def test_the_loop_plans_on_the_capacity_the_counters_report(network):

@@ -388,8 +388,12 @@ class DetectorBank:
     def deviation(self, values: np.ndarray) -> np.ndarray:
         """How far each value is from zero in its series' noise standard deviations (the point detector's learnt
         scale, with the scores' floor): for series scored as residuals against a model, how far the sample is
-        from the model itself, wherever the detector's level has come to."""
+        from the model itself, wherever the detector's level has come to. A series with no noise learnt yet
+        (before its first samples, or one that has never varied, a loss counter at 0) puts any value but 0 about
+        1e9 times its size away; a NaN stays NaN."""
         values = np.asarray(values, dtype=float)
+        if values.shape != self._count.shape:
+            raise InputError(f"expected {len(self._count)} values, one per series, got shape {values.shape}")
         floor = 1e-9 + 1e-9 * np.abs(np.nan_to_num(self._level))
         return np.abs(values) / (_MAD_TO_SIGMA * self._scale + floor)
 

@@ -120,7 +120,8 @@ class IncidentOut(BaseModel):
     causes: list[dict]
     localised_at: str | None
     closed_at: str | None = Field(None, description="When the fault believed from it ended (its KPIs healthy "
-                                                     "again); none while it lasts or when nothing was believed.")
+                                                     "again); none while it lasts, when nothing was believed from "
+                                                     "it, or when the belief was given up or cleared.")
 
 
 class ChangeOut(BaseModel):

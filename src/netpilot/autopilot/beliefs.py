@@ -112,14 +112,14 @@ class Beliefs(Mapping[str, Fault]):
         del self.faults[key]
         return False
 
-    def expire(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> bool:
+    def expire(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> list[str]:
         """Drop each believed fault that no longer shows in the frame, or, when inferred from demand or holding
         a metric, that the measured loads no longer bear out; ``held_metrics``: only the faults that hold a
-        metric (True), only the others (False), all (None). True when any was dropped."""
+        metric (True), only the others (False), all (None). The keys of those dropped."""
         ending = self.ending(frame, held_metrics=held_metrics)
         for key in ending:
             del self.faults[key]
-        return bool(ending)
+        return ending
 
     def ending(self, frame: KpiFrame, *, held_metrics: bool | None = None) -> list[str]:
         """The believed faults ``expire`` would drop on this frame (``held_metrics`` as there), dropping none."""

@@ -177,6 +177,8 @@ class Autopilot:
             self.actuator.routing_changed = False
         expected = self.estimate.expected_values(frame, self.beliefs)
         scores, alarmed = self.watch.score(values, expected, n)
+        if len(alarmed) >= self.settings.detection.min_alarms:
+            alarmed = self._not_ending(frame, values, expected, alarmed)
         stages["detect"] = _ms(t)
         tick = Tick(ts, frame.minute, 0.0, mlu, len(alarmed))
 
@@ -185,19 +187,13 @@ class Autopilot:
             checked = self.actuator.post_check(mlu)
             self._take_refuted()
             if checked.state == "rolled_back" and self.beliefs.give_up_inferred():
+                self._forget_incidents_of_lost_beliefs()
                 self._replan = True
         if self.actuator.apply_approved(frame, float(self.records.utilisation[-1].max(initial=0.0)),
                                         lambda intents: self._reverify(intents, frame, n)):
             self.memory.no_plan = None
         self.actuator.act_ms = _ms(t)
 
-        ending = self.beliefs.ending_together(frame) if len(alarmed) >= self.settings.detection.min_alarms else []
-        if ending:
-            # A believed fault that ends shows as its KPIs going back to what the twin expects without it: those
-            # alarms are its end (its belief is dropped below, after the localisation), not a new incident.
-            others = {key: fault for key, fault in self.beliefs.items() if key not in ending}
-            alarmed = self.watch.not_explained(alarmed, values, expected,
-                                               self.estimate.expected_values(frame, others))
         incident = self.watch.open_incident(frame, scores, alarmed, n)
         if incident is not None:
             tick.incident = incident.id
@@ -245,6 +241,7 @@ class Autopilot:
             held = dict(self.beliefs)
             if causes and self.beliefs.adopt_ranked(causes, frame):
                 self._beliefs_changed()
+                self._forget_incidents_of_lost_beliefs()
                 for key, fault in self.beliefs.items():
                     if held.get(key) is not fault:  # adopted (or sized again) from this incident
                         self._believed_from.setdefault(key, []).append(incident)
@@ -333,20 +330,32 @@ class Autopilot:
         return self.verifier.verify_on(believed, after, state.volume, self.beliefs, mlu, self.forecaster.peak(),
                                        {}).as_dict()
 
+    def _not_ending(self, frame: KpiFrame, values: np.ndarray, expected: np.ndarray, alarmed: np.ndarray
+                    ) -> np.ndarray:
+        """The alarms (KPI positions) that no believed fault ending on this frame explains. A fault that ends
+        shows as its KPIs going back to what the twin expects without it: those alarms are its end, not a new
+        incident (its belief is dropped after the localisation, or, one that holds a metric, at the next tick's
+        start)."""
+        ending = self.beliefs.ending_together(frame)
+        if not ending:
+            return alarmed
+        others = {key: fault for key, fault in self.beliefs.items() if key not in ending}
+        return self.watch.not_explained(alarmed, values, expected, self.estimate.expected_values(frame, others))
+
     def _expire(self, frame: KpiFrame, *, held_metrics: bool) -> bool:
         """``Beliefs.expire``; the incidents a dropped belief was adopted from are closed: its fault ended."""
-        before = list(self.beliefs)
-        if not self.beliefs.expire(frame, held_metrics=held_metrics):
-            return False
-        for key in before:
-            if key not in self.beliefs:
-                for incident in self._believed_from.pop(key, []):
-                    incident.closed_at = incident.closed_at or frame.ts.isoformat()
-        return True
+        dropped = self.beliefs.expire(frame, held_metrics=held_metrics)
+        for key in dropped:
+            for incident in self._believed_from.pop(key, []):
+                incident.closed_at = incident.closed_at or frame.ts.isoformat()
+        return bool(dropped)
+
+    def _forget_incidents_of_lost_beliefs(self) -> None:
+        """A belief given up (a change built on it failed) or cleared (a person's word) closes nothing: its fault
+        was not seen to end, and a belief adopted again later starts a list of its own."""
+        self._believed_from = {key: found for key, found in self._believed_from.items() if key in self.beliefs}
 
     def _beliefs_changed(self) -> None:
-        # A belief given up or cleared closes nothing (its fault was not seen to end).
-        self._believed_from = {key: found for key, found in self._believed_from.items() if key in self.beliefs}
         self._replan = True
         self.watch.beliefs_changed = True
         self.memory.forget()  # failures named and plans refuted were for the network as believed before

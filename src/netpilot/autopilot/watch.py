@@ -64,13 +64,15 @@ class Watch:
                       ) -> np.ndarray:
         """The alarmed KPIs that ``after`` (the twin once some beliefs are dropped) does not explain, where the
         snapshot was scored against ``expected``: a state equal to it is explained, and a load-driven KPI within
-        ``BACK_WITHIN`` noise standard deviations of it, or ``EXPLAINED_SHARE`` closer to it than to what was
-        expected (the end explains most of the jump; a new fault starting then is off both)."""
+        ``BACK_WITHIN`` noise standard deviations of it, or no more than ``EXPLAINED_SHARE`` as far from it as
+        from what was expected (the end explains most of the jump; a new fault starting then is off both). A
+        value that is not finite is never explained."""
         load = np.isin(alarmed, self.load_kpis)
         off_after = self.detectors.deviation(snapshot - after)[alarmed]
         off_before = self.detectors.deviation(snapshot - expected)[alarmed]
-        explained = np.where(load, (off_after < BACK_WITHIN) | (off_after <= EXPLAINED_SHARE * off_before),
-                             np.abs(snapshot - after)[alarmed] < 0.5)
+        near = (off_after < BACK_WITHIN) | (off_after <= EXPLAINED_SHARE * off_before)
+        explained = np.isfinite(off_after) & np.isfinite(off_before) & \
+            np.where(load, near, np.abs(snapshot - after)[alarmed] < 0.5)
         return np.asarray(alarmed[~explained], dtype=np.int64)
 
     def open_incident(self, frame: KpiFrame, scores: np.ndarray, alarmed: np.ndarray, tick: int
