@@ -227,9 +227,8 @@ def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
     assert "flash_crowd:ES" not in pilot.beliefs
 
 
-def _watch_only(network, faults: list[Fault], steps: int, *, clear_at: int | None = None):
-    """The loop on the simulator with these faults for ``steps`` ticks, watching only (no change moves the loads);
-    a person clears its beliefs before tick ``clear_at``."""
+def _watching(network, faults: list[Fault]):
+    """The loop on the simulator with these faults, watching only (no change moves the loads)."""
     from datetime import UTC, datetime
 
     from netpilot.autopilot.loop import Autopilot
@@ -238,8 +237,13 @@ def _watch_only(network, faults: list[Fault], steps: int, *, clear_at: int | Non
     from netpilot.telemetry.sim.simulator import Simulator
 
     sim = Simulator(network, seed=4, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=faults)
-    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
-                      congestion=10.0)
+    return sim, Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
+                          congestion=10.0)
+
+
+def _watch_only(network, faults: list[Fault], steps: int, *, clear_at: int | None = None):
+    """``_watching`` for ``steps`` ticks; a person clears the loop's beliefs before tick ``clear_at``."""
+    sim, pilot = _watching(network, faults)
     for tick in range(steps):
         if tick == clear_at:
             pilot.beliefs.clear()
@@ -275,6 +279,29 @@ def test_a_fault_starting_as_a_believed_one_ends_still_opens_an_incident_and_a_c
     pilot = _watch_only(network, HU_DOWN, 60, clear_at=40)
     down = next(i for i in pilot.incidents if i.minute == 30)
     assert down.closed_at is None
+
+
+def test_a_belief_cleared_and_adopted_again_closes_only_the_incident_it_came_from_the_second_time(network):
+    """HU down, believed from the incident at minute 30; a person clears the beliefs and a later localisation
+    (here, its causes handed to the loop with another incident) believes it again: when HU is back, only that
+    second incident is closed."""
+    from netpilot.analytics.rca import Cause
+    from netpilot.autopilot.records import Incident
+
+    sim, pilot = _watching(network, HU_DOWN)
+    for _ in range(36):
+        frame = sim.step()
+        pilot.observe(frame)
+    first = next(i for i in pilot.incidents if i.minute == 30)
+    assert "router_down:HU" in pilot.beliefs
+    pilot.beliefs.clear()
+    again = Incident("I-again", frame.ts.isoformat(), frame.minute, [])
+    hu = Fault(kind="router_down", target="HU", at_minute=0)
+    pilot._adopt([Cause("router_down", "HU", 0.9, hu)], frame, again)
+    assert "router_down:HU" in pilot.beliefs
+    for _ in range(20):
+        pilot.observe(sim.step())
+    assert again.closed_at == "2026-01-09T14:50:00+00:00" and first.closed_at is None
 
 
 def test_the_loop_plans_on_the_capacity_the_counters_report(network):

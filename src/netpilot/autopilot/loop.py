@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from netpilot.analytics.forecast import warm_up_forecasting
-from netpilot.analytics.rca import Snapshot
+from netpilot.analytics.rca import Cause, Snapshot
 from netpilot.autopilot.actuator import Actuator
 from netpilot.autopilot.beliefs import Beliefs
 from netpilot.autopilot.budget import TickBudget
@@ -187,7 +187,6 @@ class Autopilot:
             checked = self.actuator.post_check(mlu)
             self._take_refuted()
             if checked.state == "rolled_back" and self.beliefs.give_up_inferred():
-                self._forget_incidents_of_lost_beliefs()
                 self._replan = True
         if self.actuator.apply_approved(frame, float(self.records.utilisation[-1].max(initial=0.0)),
                                         lambda intents: self._reverify(intents, frame, n)):
@@ -238,13 +237,8 @@ class Autopilot:
             incident = watch.localising[0]
             chunks = self.settings.detection.localise_chunks if self.budget.fixed_work else None
             causes = watch.advance(frame, deadline=deadline, chunks=chunks)
-            held = dict(self.beliefs)
-            if causes and self.beliefs.adopt_ranked(causes, frame):
-                self._beliefs_changed()
-                self._forget_incidents_of_lost_beliefs()
-                for key, fault in self.beliefs.items():
-                    if held.get(key) is not fault:  # adopted (or sized again) from this incident
-                        self._believed_from.setdefault(key, []).append(incident)
+            if causes:
+                self._adopt(causes, frame, incident)
             stages["localise"] = stages.get("localise", 0.0) + _ms(t)
 
     def _plan(self, frame: KpiFrame, n: int, mlu: float, stages: dict[str, float]) -> str | None:
@@ -330,6 +324,19 @@ class Autopilot:
         return self.verifier.verify_on(believed, after, state.volume, self.beliefs, mlu, self.forecaster.peak(),
                                        {}).as_dict()
 
+    def _adopt(self, causes: list[Cause], frame: KpiFrame, incident: Incident) -> None:
+        """Believe what a localisation found (``Beliefs.adopt_ranked``), noting the incident each new or resized
+        belief came from: its end closes it. A belief given up (a change built on it failed) or cleared (a
+        person's word) closes nothing, its fault was not seen to end: forgotten here, before adopting, so one
+        adopted again starts a list of its own."""
+        self._believed_from = {key: found for key, found in self._believed_from.items() if key in self.beliefs}
+        held = dict(self.beliefs)
+        if self.beliefs.adopt_ranked(causes, frame):
+            self._beliefs_changed()
+            for key, fault in self.beliefs.items():
+                if held.get(key) is not fault:
+                    self._believed_from.setdefault(key, []).append(incident)
+
     def _not_ending(self, frame: KpiFrame, values: np.ndarray, expected: np.ndarray, alarmed: np.ndarray
                     ) -> np.ndarray:
         """The alarms (KPI positions) that no believed fault ending on this frame explains. A fault that ends
@@ -349,11 +356,6 @@ class Autopilot:
             for incident in self._believed_from.pop(key, []):
                 incident.closed_at = incident.closed_at or frame.ts.isoformat()
         return bool(dropped)
-
-    def _forget_incidents_of_lost_beliefs(self) -> None:
-        """A belief given up (a change built on it failed) or cleared (a person's word) closes nothing: its fault
-        was not seen to end, and a belief adopted again later starts a list of its own."""
-        self._believed_from = {key: found for key, found in self._believed_from.items() if key in self.beliefs}
 
     def _beliefs_changed(self) -> None:
         self._replan = True
