@@ -27,6 +27,13 @@ _M = D._MAD_TO_SIGMA
 _MED = 1.4826  # the median absolute deviation of a normal variable times this is its standard deviation
 
 
+def _median_step(median: float, value: float, step: float) -> float:
+    """One step of a running median of ``value`` (multiplicative: up or down by ``step`` in logs)."""
+    if median <= 0.0:
+        return value
+    return median * math.exp(step if value > median else -step)
+
+
 class BinScale(D.StreamingDetector):
     """``StreamingDetector`` with a noise scale per seasonal bin (``mode`` "plain" or "max": at least half the
     global one) once a bin has learnt from ``min_bin`` samples, or ("median") the global scale as a running median
@@ -105,22 +112,12 @@ class BinScale(D.StreamingDetector):
         if learning:
             gb = self.clip * _M * gscale if warm else math.inf
             if self.mode == "median":
-                if gscale <= 0.0:
-                    self._scale = abs(residual)
-                else:
-                    step = min(0.5, max(self.scale_alpha, 2.0 / learnt))
-                    self._scale = gscale * math.exp(step if abs(residual) > gscale else -step)
+                step = min(0.5, max(self.scale_alpha, 2.0 / learnt))
+                self._scale = _median_step(gscale, abs(residual), step)
+                self._smooth_scale = _median_step(self._smooth_scale, abs(smooth_residual), step)
             else:
                 self._scale = gscale + a_scale * (min(abs(residual), gb) - gscale)
-            sbound = self.clip * _M * self._smooth_scale if warm else math.inf
-            if self.mode == "median":
-                ss = self._smooth_scale
-                if ss <= 0.0:
-                    self._smooth_scale = abs(smooth_residual)
-                else:
-                    step = min(0.5, max(self.scale_alpha, 2.0 / learnt))
-                    self._smooth_scale = ss * math.exp(step if abs(smooth_residual) > ss else -step)
-            else:
+                sbound = self.clip * _M * self._smooth_scale if warm else math.inf
                 self._smooth_scale += a_scale * (min(abs(smooth_residual), sbound) - self._smooth_scale)
             if season:
                 bseen = self._bseen[phase] = bseen + 1
