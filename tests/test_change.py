@@ -103,7 +103,8 @@ def test_a_change_that_makes_failures_overload_is_refused():
 
 def test_cached_baseline_gives_the_same_report_at_any_demand_level():
     """The what-if of the network before the change is reused when only the demand's level moves (loads are
-    linear in demand): the reports equal uncached ones, and a new demand shape is not served from the cache."""
+    linear in demand): the reports equal uncached ones, and a new demand shape is not served from the cache but
+    kept beside the first (the autopilot verifies a change on two shapes when a crowd is believed)."""
     import numpy as np
 
     from netpilot.model.io import load_network
@@ -123,6 +124,8 @@ def test_cached_baseline_gives_the_same_report_at_any_demand_level():
         worst = "worst_failure_mlu_after"
         assert cached["figures"][worst] == pytest.approx(fresh["figures"][worst])
     assert cache.hits == 2  # the two other levels of the first shape
+    verify_change(before, after, demand=(pairs, volume * 1.3), cache=cache)
+    assert cache.hits == 3  # the first shape is still there beside the new one
 
 
 def test_draining_a_router_keeps_it_reachable_and_moves_traffic():

@@ -264,15 +264,14 @@ class Autopilot:
         state = self.estimate.plan_state(frame, self.beliefs, (self.beliefs.key(), self.watch.last_onset,
                                                                self.records.localised()), n)
         believed = self.believed_network()
-        demand = self.verifier.demand(state.volume, self.beliefs)
         # Verification compares with every single failure of the network as it runs; that baseline holds while
         # only the demand's level changes, so it is computed once, and the search gets what is left of the tick
         # (or the next tick). With a fixed amount of work per tick, the baseline takes a tick of its own: not one
         # that localised.
         fixed = self.budget.fixed_work
-        ready = self.verifier.cache.has(believed, *demand)
+        ready = self.verifier.has_baseline(believed, state.volume, self.beliefs)
         if not ready and self.budget.fits("baseline") and (not fixed or "localise" not in stages):
-            self.verifier.cache.baseline(believed, *demand)
+            self.verifier.baseline(believed, state.volume, self.beliefs)
             stages["baseline"] = self.budget.spent("baseline", t)
             ready = not fixed  # with a fixed amount of work per tick, it is this tick's work
         search = None if fixed or not ready else self.budget.search_seconds()

@@ -17,7 +17,8 @@ from netpilot.model.frame import KpiFrame
 from netpilot.model.network import Network, PathPolicy
 
 #: An alarmed load-driven KPI this close (noise standard deviations) to what the twin expects once a believed
-#: fault has ended, or this share of its distance from what it was scored against, is that end, not a new fault.
+#: fault has ended (plus the twin's usual error there), or this share of its distance from what it was scored
+#: against, is that end, not a new fault.
 BACK_WITHIN = 3.0
 EXPLAINED_SHARE = 1.0 / 3.0
 
@@ -41,6 +42,7 @@ class Watch:
         self.beliefs_changed = False  # the next tick follows a change of beliefs
         self.routing_since = 0  # the first tick measured under the routing running now
         self.last_onset = -10**9
+        self.usual_residual = np.zeros(len(names))  # per KPI, the residual its detector expected this tick
         self.waiting: tuple[Incident, int] | None = None  # an incident waiting to be localised, its onset tick
         self.localising: tuple[Incident, Ranking | None] | None = None  # the localisation under way
 
@@ -57,6 +59,9 @@ class Watch:
             if self.routing_changed:
                 self.routing_since = tick
             self.routing_changed = self.beliefs_changed = False
+        # The twin is never exact: each detector has learnt how far off it usually is (its level), which is
+        # where a KPI goes back to when a believed fault ends, not to the twin's figure itself.
+        self.usual_residual = np.nan_to_num(self.detectors.expected())
         scores = self.detectors.update(scored)
         return scores, np.flatnonzero(scores >= self.settings.alarm_threshold)
 
@@ -65,14 +70,20 @@ class Watch:
         """The alarmed KPIs that ``after`` (the twin once some beliefs are dropped) does not explain, where the
         snapshot was scored against ``expected``: a state equal to it is explained, and a load-driven KPI within
         ``BACK_WITHIN`` noise standard deviations of it, or no more than ``EXPLAINED_SHARE`` as far from it as
-        from what was expected (the end explains most of the jump; a new fault starting then is off both). A
-        value that is not finite is never explained."""
+        from what was expected (the end explains most of the jump; a new fault starting then is off both). The
+        distances are taken from the twin's figures, and again from them plus the residual the KPI's detector
+        expected this tick (the twin's usual error there): a load goes back to one or the other (a link's loss
+        to none, its utilisation to what the twin gets wrong about it). A value that is not finite is never
+        explained."""
         load = np.isin(alarmed, self.load_kpis)
-        off_after = self.detectors.deviation(snapshot - after)[alarmed]
-        off_before = self.detectors.deviation(snapshot - expected)[alarmed]
-        near = (off_after < BACK_WITHIN) | (off_after <= EXPLAINED_SHARE * off_before)
-        explained = np.isfinite(off_after) & np.isfinite(off_before) & \
-            np.where(load, near, np.abs(snapshot - after)[alarmed] < 0.5)
+        near = np.zeros(len(alarmed), dtype=bool)
+        finite = np.ones(len(alarmed), dtype=bool)
+        for usual in (0.0, self.usual_residual):
+            off_after = self.detectors.deviation(snapshot - after - usual)[alarmed]
+            off_before = self.detectors.deviation(snapshot - expected - usual)[alarmed]
+            near |= (off_after < BACK_WITHIN) | (off_after <= EXPLAINED_SHARE * off_before)
+            finite &= np.isfinite(off_after) & np.isfinite(off_before)
+        explained = finite & np.where(load, near, np.abs(snapshot - after)[alarmed] < 0.5)
         return np.asarray(alarmed[~explained], dtype=np.int64)
 
     def open_incident(self, frame: KpiFrame, scores: np.ndarray, alarmed: np.ndarray, tick: int

@@ -183,9 +183,13 @@ class WhatIfCache:
     that one's, scaled. A caller that verifies many changes to the same network (the autopilot, tick after
     tick) keeps one and passes it to ``verify_change``."""
 
+    #: Demand shapes kept per network: a caller may verify the same change on two (the autopilot: the estimate,
+    #: and verification's demand with a believed crowd's margin on top), which must not push each other out.
+    SHAPES = 2
+
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._entries: dict[bytes, tuple[np.ndarray, float, dict]] = {}
+        self._entries: dict[bytes, list[tuple[np.ndarray, float, dict]]] = {}  # network: (shape, total, results)
         self.hits = 0
 
     @staticmethod
@@ -199,11 +203,12 @@ class WhatIfCache:
                arrays: NetworkArrays | None = None) -> tuple | None:
         """The entry for this network and a demand proportional to ``volume``, if any (``arrays``: the
         network's, when the caller has them already)."""
-        entry = self._entries.get(self._key(network, pairs, arrays))
         total = float(volume.sum())
-        if entry is None or total <= 0 or not np.allclose(volume / total, entry[0], rtol=1e-9, atol=0.0):
+        if total <= 0:
             return None
-        return entry
+        shape = volume / total
+        return next((entry for entry in self._entries.get(self._key(network, pairs, arrays), [])
+                     if np.allclose(shape, entry[0], rtol=1e-9, atol=0.0)), None)
 
     def get(self, network: Network, pairs: np.ndarray, volume: np.ndarray,
             arrays: NetworkArrays | None = None) -> dict | None:
@@ -233,9 +238,13 @@ class WhatIfCache:
         total = float(volume.sum())
         if total <= 0:
             return
+        key = self._key(network, pairs, arrays)
+        shape = volume / total
+        kept = [entry for entry in self._entries.pop(key, [])
+                if not np.allclose(shape, entry[0], rtol=1e-9, atol=0.0)][-(self.SHAPES - 1):]
         if len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)))
-        self._entries[self._key(network, pairs, arrays)] = (volume / total, total, results)
+        self._entries[key] = [*kept, (shape, total, results)]
 
 
 def _state(network: Network, pairs: np.ndarray, volume: np.ndarray, arrays: NetworkArrays | None = None) -> _State:
