@@ -1122,6 +1122,8 @@ def test_with_a_believed_crowd_a_change_is_verified_at_the_estimate_as_well(netw
     that passes there is verified again on the estimate itself, with the same baselines kept for both. Without
     a crowd the two are the same demand scaled: verified once. (The shipped link-failure-busy-hour applied a
     change that failed the hindsight re-check without this: ``test_scenario_run_cli``.)"""
+    from dataclasses import replace
+
     import netpilot.autopilot.planners as planners
     from netpilot.autopilot.budget import TickBudget
     from netpilot.autopilot.estimate import Estimate
@@ -1154,6 +1156,21 @@ def test_with_a_believed_crowd_a_change_is_verified_at_the_estimate_as_well(netw
         assert verifier.cache.hits - hits == verified_on  # every baseline was ready
         assert np.allclose(demands[0], estimate.verification_volume(volume, beliefs))
         assert np.allclose(demands[-1], volume if beliefs else demands[0])
+    # A refusal at the estimate is the report (its failures are named to the next plan); here the check at the
+    # estimate is run with a limit nothing meets, as a failure there would refuse it.
+    strict = []
+
+    def refusing_at_the_estimate(before, after, settings, **kw):
+        demands.append(kw["demand"][1])
+        if len(demands) == 2:
+            settings = replace(settings, max_utilisation=1e-6)
+        strict.append(real(before, after, settings, **kw))
+        return strict[-1]
+
+    monkeypatch.setattr(planners, "verify_change", refusing_at_the_estimate)
+    demands.clear()
+    report = verifier.verify_on(network, after, volume, crowd, 0.5, 0.5, {})
+    assert strict[0].ok and not report.ok and report is strict[1]
 
 
 def test_a_tick_runs_its_linear_algebra_on_one_blas_thread(network, monkeypatch):

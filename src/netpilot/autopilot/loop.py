@@ -265,7 +265,8 @@ class Autopilot:
                                                                self.records.localised()), n)
         believed = self.believed_network()
         # Verification compares with every single failure of the network as it runs; that baseline holds while
-        # only the demand's level changes, so it is computed once, and the search gets what is left of the tick
+        # only the demand's level changes, so it is computed once (once per demand verified on: two with a
+        # believed crowd), and the search gets what is left of the tick
         # (or the next tick). With a fixed amount of work per tick, the baseline takes a tick of its own: not one
         # that localised.
         fixed = self.budget.fixed_work

@@ -212,8 +212,9 @@ class PlanMemory:
 
 
 class Verifier:
-    """Verification as the planners run it: on the estimate's demand with its margin, at the forecast peak,
-    keeping the baseline of single failures between calls, and telling the tick budget what it cost."""
+    """Verification as the planners run it: on the estimate's demand with its margin (and, with a believed
+    crowd, on the estimate itself too), at the forecast peak, keeping the baselines of single failures between
+    calls, and telling the tick budget what it cost."""
 
     def __init__(self, settings: VerificationSettings, estimate: Estimate, budget: TickBudget) -> None:
         self.settings = settings
@@ -246,7 +247,9 @@ class Verifier:
     def verify_on(self, believed: Network, after: Network, volume: np.ndarray, beliefs: Mapping[str, Fault],
                   mlu: float, forecast_peak: float, stages: dict[str, float]) -> Report:
         """The change from ``believed`` to ``after`` verified on the demand ``volume`` (the estimate's, before
-        the margin), at the forecast peak; its time goes into ``stages``."""
+        the margin) with the margin, and where that is not ``volume`` scaled (a believed crowd) on ``volume`` as
+        well, at the forecast peak; its time goes into ``stages``. The report is the margin's, or the refusal at
+        the estimate."""
         t = time.perf_counter()
         settings = self.settings
         if settings.failure_rule != PER_FAILURE:
@@ -436,9 +439,11 @@ class WithdrawPathsPlanner:
 
 
 def _proportional(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether demand ``a`` is demand ``b`` times one number."""
+    """Whether demand ``a`` is demand ``b`` times one number (two demands of nothing are)."""
     total_a, total_b = float(a.sum()), float(b.sum())
-    return total_a > 0 and total_b > 0 and bool(np.allclose(a / total_a, b / total_b, rtol=1e-9, atol=0.0))
+    if total_a <= 0 or total_b <= 0:
+        return total_a <= 0 and total_b <= 0
+    return bool(np.allclose(a / total_a, b / total_b, rtol=1e-9, atol=0.0))
 
 
 def _ms(since: float) -> float:

@@ -42,7 +42,7 @@ class Watch:
         self.beliefs_changed = False  # the next tick follows a change of beliefs
         self.routing_since = 0  # the first tick measured under the routing running now
         self.last_onset = -10**9
-        self.usual_residual = np.zeros(len(names))  # per KPI, the residual its detector expected this tick
+        self.usual_residual = np.zeros(len(names))  # per KPI, what its detector expected this tick (loads: a residual)
         self.waiting: tuple[Incident, int] | None = None  # an incident waiting to be localised, its onset tick
         self.localising: tuple[Incident, Ranking | None] | None = None  # the localisation under way
 

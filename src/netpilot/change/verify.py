@@ -181,7 +181,8 @@ class WhatIfCache:
     """The single-failure results of the network *before* a change, kept while only the level of the demand
     changes: link loads are linear in demand, so results for a demand proportional to one already seen are
     that one's, scaled. A caller that verifies many changes to the same network (the autopilot, tick after
-    tick) keeps one and passes it to ``verify_change``."""
+    tick) keeps one and passes it to ``verify_change``. ``size`` counts networks, each with up to ``SHAPES``
+    demand shapes."""
 
     #: Demand shapes kept per network: a caller may verify the same change on two (the autopilot: the estimate,
     #: and verification's demand with a believed crowd's margin on top), which must not push each other out.
@@ -189,7 +190,7 @@ class WhatIfCache:
 
     def __init__(self, size: int = 8) -> None:
         self.size = size
-        self._entries: dict[bytes, list[tuple[np.ndarray, float, dict]]] = {}  # network: (shape, total, results)
+        self._entries: dict[bytes, list[tuple[np.ndarray, float, dict]]] = {}  # network: [(shape, total, results)]
         self.hits = 0
 
     @staticmethod
@@ -241,7 +242,8 @@ class WhatIfCache:
         key = self._key(network, pairs, arrays)
         shape = volume / total
         kept = [entry for entry in self._entries.pop(key, [])
-                if not np.allclose(shape, entry[0], rtol=1e-9, atol=0.0)][-(self.SHAPES - 1):]
+                if not np.allclose(shape, entry[0], rtol=1e-9, atol=0.0)]
+        kept = kept[max(len(kept) - (self.SHAPES - 1), 0):]
         if len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)))
         self._entries[key] = [*kept, (shape, total, results)]
