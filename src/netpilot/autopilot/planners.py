@@ -24,6 +24,7 @@ from netpilot.change.verify import (
     VerificationSettings,
     WhatIfCache,
     failure_allowance,
+    proportional,
     verify_change,
 )
 from netpilot.model.faults import Fault
@@ -222,14 +223,11 @@ class Verifier:
         self.budget = budget
         self.cache = WhatIfCache()
 
-    def demand(self, volume: np.ndarray, beliefs: Mapping[str, Fault]) -> tuple[np.ndarray, np.ndarray]:
-        return self.estimate.twin.pairs, self.estimate.verification_volume(volume, beliefs)
-
     def demands(self, volume: np.ndarray, beliefs: Mapping[str, Fault]) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Every demand a change is verified on (``verify_on``): verification's, and the estimate itself where
-        that is not verification's scaled (a believed crowd's own margin)."""
-        pairs, demand = self.demand(volume, beliefs)
-        return [(pairs, demand)] + ([] if _proportional(demand, volume) else [(pairs, volume)])
+        """Every demand a change is verified on (``verify_on``): verification's (the estimate with its margin),
+        and the estimate itself where that is not verification's scaled (a believed crowd's own margin)."""
+        pairs, demand = self.estimate.twin.pairs, self.estimate.verification_volume(volume, beliefs)
+        return [(pairs, demand)] + ([] if proportional(demand, volume) else [(pairs, volume)])
 
     def has_baseline(self, believed: Network, volume: np.ndarray, beliefs: Mapping[str, Fault]) -> bool:
         """Whether every single failure of ``believed`` is known on each demand a change is verified on."""
@@ -436,14 +434,6 @@ class WithdrawPathsPlanner:
         return Plan(intent, after, report, context.mlu, without,
                     f"the explicit paths of {len(believed.policies)} pairs withdrawn (the IGP carries them again)",
                     {"policies_withdrawn": len(believed.policies)})
-
-
-def _proportional(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether demand ``a`` is demand ``b`` times one number (two demands of nothing are)."""
-    total_a, total_b = float(a.sum()), float(b.sum())
-    if total_a <= 0 or total_b <= 0:
-        return total_a <= 0 and total_b <= 0
-    return bool(np.allclose(a / total_a, b / total_b, rtol=1e-9, atol=0.0))
 
 
 def _ms(since: float) -> float:

@@ -204,12 +204,10 @@ class WhatIfCache:
                arrays: NetworkArrays | None = None) -> tuple | None:
         """The entry for this network and a demand proportional to ``volume``, if any (``arrays``: the
         network's, when the caller has them already)."""
-        total = float(volume.sum())
-        if total <= 0:
+        if float(volume.sum()) <= 0:
             return None
-        shape = volume / total
         return next((entry for entry in self._entries.get(self._key(network, pairs, arrays), [])
-                     if np.allclose(shape, entry[0], rtol=1e-9, atol=0.0)), None)
+                     if proportional(volume, entry[0])), None)
 
     def get(self, network: Network, pairs: np.ndarray, volume: np.ndarray,
             arrays: NetworkArrays | None = None) -> dict | None:
@@ -240,13 +238,24 @@ class WhatIfCache:
         if total <= 0:
             return
         key = self._key(network, pairs, arrays)
-        shape = volume / total
-        kept = [entry for entry in self._entries.pop(key, [])
-                if not np.allclose(shape, entry[0], rtol=1e-9, atol=0.0)]
+        kept = [entry for entry in self._entries.pop(key, []) if not proportional(volume, entry[0])]
         kept = kept[max(len(kept) - (self.SHAPES - 1), 0):]
         if len(self._entries) >= self.size:
             self._entries.pop(next(iter(self._entries)))
-        self._entries[key] = [*kept, (shape, total, results)]
+        self._entries[key] = [*kept, (volume / total, total, results)]
+
+
+def proportional(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether demand ``a`` is demand ``b`` times one number, to 1e-9 (two demands of nothing are): the
+    single-failure results of one are the other's, scaled.
+
+    >>> proportional(np.array([1.0, 2.0]), np.array([3.0, 6.0]))
+    True
+    """
+    total_a, total_b = float(a.sum()), float(b.sum())
+    if total_a <= 0 or total_b <= 0:
+        return total_a <= 0 and total_b <= 0
+    return bool(np.allclose(a / total_a, b / total_b, rtol=1e-9, atol=0.0))
 
 
 def _state(network: Network, pairs: np.ndarray, volume: np.ndarray, arrays: NetworkArrays | None = None) -> _State:
