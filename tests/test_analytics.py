@@ -35,6 +35,7 @@ from netpilot.analytics.scoring import NAB_PROFILES, NabFile, f1, nab_normalise,
 from netpilot.cli import app
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault
+from netpilot.model.frame import loss_beyond_overload
 from netpilot.model.io import load_network
 from netpilot.model.network import Demand, Link, Network, PathPolicy, Router
 from netpilot.model.sample import bundled_network_path
@@ -483,6 +484,43 @@ def test_rca_ranks_true_cause_first(localizer, fault):
     assert ranked[0].target == truth
     assert ranked[0].kind == fault.kind
     assert ranked[0].score > ranked[1].score
+
+
+@pytest.mark.parametrize("node", ["IT", "CH"])
+def test_rca_ranks_a_crowd_first_though_its_hypothesis_overloads_links(node):
+    """With the links at 45 % of their capacity the busy hour loads them to 0.66 and a crowd of 2x at IT or CH to
+    0.9. The localiser's crowd hypothesis is 3x and sized to the measurement by a linear gain; at 3x the twin
+    overloads links (MLU 1.13-1.18, loss up to 15 %), and that loss, which utilisation already shows, cannot be
+    scaled back by a gain. Compared raw it outweighs the rest (the crowd ranked 4th); compared as the loss beyond
+    the links' overload, the crowd is first."""
+    data = load_network(bundled_network_path()).model_dump(mode="json")
+    for link in data["links"]:
+        link["capacity"] *= 0.45
+    network = Network.model_validate(data)
+    sim = Simulator(network, seed=7, faults=[Fault(kind="flash_crowd", target=node, at_minute=30, multiplier=2)])
+    frames = [sim.step() for _ in range(35)]
+    steps = np.array([Snapshot.from_step(f).values for f in frames])
+    before, after = steps[15:30], steps[30:35]
+    noise = np.std(np.diff(before, axis=0), axis=0) / np.sqrt(2)
+    ranked = RootCauseLocalizer(network).rank(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
+                                              minute=32, noise=noise, top=3)
+    assert (ranked[0].kind, ranked[0].target) == ("flash_crowd", node)
+
+
+def test_loss_is_compared_beyond_what_the_links_overload_explains(localizer):
+    """Congestion alone (1 - 1/utilisation) compares as no loss; a degraded link's own loss shows through it.
+    Detection still reads the loss as measured: only the localisation compares it so."""
+    utilisation = np.array([1.25, 0.5, 1.25, 2.0])
+    loss = np.array([0.2, 0.01, 1 - 0.97 / 1.25, 0.5])
+    assert np.allclose(loss_beyond_overload(loss, utilisation), [0.0, 0.01, 0.03, 0.0])
+    frame = Simulator(localizer.network, seed=1).step()
+    overloaded = dataclasses.replace(frame, link_utilisation=np.full_like(frame.link_utilisation, 1.25),
+                                     link_loss=np.full_like(frame.link_loss, 0.2))
+    n = len(frame.link_loss)
+    values = Snapshot.from_step(overloaded).values
+    assert np.allclose(values[n:2 * n], 0.2)
+    assert np.allclose(localizer.compared(values)[n:2 * n], 0.0)
+    assert np.array_equal(localizer.compared(values)[:n], values[:n])
 
 
 def test_rca_second_fault_ranked_on_top_of_the_first(localizer):

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 
 from netpilot.errors import InputError
 from netpilot.model.faults import Fault, candidate_faults
-from netpilot.model.frame import EntityLayout, KpiFrame
+from netpilot.model.frame import EntityLayout, KpiFrame, loss_beyond_overload
 from netpilot.model.network import Network, PathPolicy
 from netpilot.model.twin import DEFAULT_START, Twin
 
@@ -94,7 +94,9 @@ class RootCauseLocalizer:
     For each hypothesis the twin predicts the change it would cause (at the same demand, under the current
     routing); the score is the share of the measured change (in noise units) that the prediction explains with
     the best non-negative gain, so a link failure is recognised by the load it pushes onto other links and the
-    reachability it removes, not only by its own counters.
+    reachability it removes, not only by its own counters. A link's loss is compared beyond what its own overload
+    explains (``loss_beyond_overload``): its utilisation shows the overload already, and the loss of it grows
+    faster than the load, so no gain scales a hypothesis's overload (a crowd sized 3x) to a measured one.
 
     ``scope`` bounds the hypotheses to the neighbourhood of what changed most: the nodes of the ``scope`` KPIs
     that moved furthest (in noise units) and their neighbours. A fault shows first at its own place (a link's
@@ -112,6 +114,8 @@ class RootCauseLocalizer:
         self._candidates = candidate_faults(network, kinds=kinds)
         self._entities, names = feature_layout(self._sim)
         self._groups = [np.flatnonzero(np.array(names) == name) for name in dict.fromkeys(names)]
+        self._loss = np.flatnonzero(np.array(names) == "link_loss")
+        self._utilisation = np.flatnonzero(np.array(names) == "link_utilisation")
         self._neighbours: dict[str, set[str]] = {n.id: set() for n in network.nodes}
         for link in network.links:
             self._neighbours[link.source].add(link.target)
@@ -145,7 +149,7 @@ class RootCauseLocalizer:
         metrics = self._base_metric if metrics is None else np.asarray(metrics)
         floor = np.array([NOISE_FLOOR[n] for n in names])
         sigma = floor if noise is None else np.maximum(noise, floor)
-        observed = (after.values - before.values) / sigma
+        observed = (self.compared(after.values) - self.compared(before.values)) / sigma
         if not np.any(observed):
             return None
         # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
@@ -157,6 +161,12 @@ class RootCauseLocalizer:
         if twin_load > 0:
             ranking.scale = float(np.clip(before.values[:n_links].sum() / twin_load, 0.25, 4.0))
         return ranking
+
+    def compared(self, values: np.ndarray) -> np.ndarray:
+        """A snapshot's values as the localisation compares them: each link's loss beyond its own overload."""
+        values = np.array(values, dtype=float)
+        values[self._loss] = loss_beyond_overload(values[self._loss], values[self._utilisation])
+        return values
 
     def hypotheses(self, observed: np.ndarray) -> list[Fault]:
         """The candidate faults in scope of a measured change (in noise units, snapshot order)."""
@@ -207,12 +217,14 @@ class Ranking:
         return not self.pending
 
     def replay(self, fault_sets: list[list[Fault]]) -> list[np.ndarray]:
-        """The twin's noise-free snapshot under each set of faults, at this localisation's time and metrics."""
+        """The twin's noise-free snapshot under each set of faults, at this localisation's time and metrics, as
+        the localisation compares it (``RootCauseLocalizer.compared``)."""
         sim = self.localizer.twin
         sim.set_metrics(self.metrics)
         sim.set_policies(list(self.policies))
         sim.minute = self.minute
-        return [Snapshot.from_step(r).values for r in sim.replay(fault_sets, scale=self.scale)]
+        return [self.localizer.compared(Snapshot.from_step(r).values)
+                for r in sim.replay(fault_sets, scale=self.scale)]
 
     def advance(self, deadline: float | None = None, chunk: int = 16, max_chunks: int | None = None) -> bool:
         """Replay hypotheses, ``chunk`` at a time, while the next chunk is expected to end before ``deadline`` (a

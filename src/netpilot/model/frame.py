@@ -95,6 +95,22 @@ class KpiFrame:
     blackholed: float = 0.0
 
 
+def loss_beyond_overload(loss: np.ndarray, utilisation: np.ndarray) -> np.ndarray:
+    """The share of a link's traffic lost for a reason other than its own overload (a degraded link's errors):
+    a link offered ``utilisation`` above 1 drops ``1 - 1/utilisation`` of it for want of capacity, which its
+    utilisation already shows. How the localisation compares a link's loss: compared raw, that congestion loss
+    outweighs every other sign of a fault on an overloaded network (its noise floor is a tenth of utilisation's
+    and it grows faster than the load), and a hypothesis is ranked by how well the twin reproduces the
+    overload, not by whether it is the fault.
+
+    >>> loss_beyond_overload(np.array([0.2, 0.01, 1 - 0.99 / 1.25]), np.array([1.25, 0.5, 1.25])).round(3)
+    array([0.  , 0.01, 0.01])
+    """
+    loss, utilisation = np.asarray(loss, dtype=float), np.asarray(utilisation, dtype=float)
+    beyond = np.where(utilisation > 1.0, 1.0 - (1.0 - loss) * utilisation, loss)
+    return np.clip(beyond, 0.0, 1.0)
+
+
 METRIC_NAMES = ("up", "load", "utilisation", "loss", "latency", "traffic", "prb_utilisation", "users",
                 "gpu_utilisation", "gpu_ran_share")
 
