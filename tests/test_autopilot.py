@@ -227,6 +227,34 @@ def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
     assert "flash_crowd:ES" not in pilot.beliefs
 
 
+def test_a_believed_degradation_has_the_capacity_and_loss_its_links_measure(network):
+    """The localiser's degradation hypothesis is of one size (half the capacity, 2 % loss); the belief takes the
+    capacity its links have left (load over utilisation) and the loss beyond their own overload as measured, so
+    the twin does not plan a link at 0.4 of its capacity as if it had 0.5."""
+    from datetime import UTC, datetime
+
+    from netpilot.analytics.rca import Cause
+    from netpilot.autopilot.loop import Autopilot
+    from netpilot.change.drivers import SimulatorDriver
+    from netpilot.change.workflow import ChangeStore
+    from netpilot.telemetry.sim.simulator import Simulator
+
+    degraded = Fault(kind="link_degrade", target=["DE", "AT"], at_minute=20, duration_minutes=60, loss=0.027,
+                     capacity_factor=0.4)
+    sim = Simulator(network, seed=4, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=[degraded])
+    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
+                      congestion=10.0)  # watch only: no change moves the loads
+    for _ in range(24):
+        result = sim.step()
+        pilot.observe(result)
+    pilot.beliefs.clear()
+    hypothesis = Fault(kind="link_degrade", target=["AT", "DE"], at_minute=0, loss=0.02, capacity_factor=0.5)
+    assert pilot.beliefs.adopt(Cause("link_degrade", "AT--DE", 0.9, hypothesis), result)
+    believed = pilot.beliefs["link_degrade:AT--DE"]
+    assert believed.capacity_factor == pytest.approx(0.4)
+    assert believed.loss == pytest.approx(0.027)
+
+
 def _watching(network, faults: list[Fault]):
     """The loop on the simulator with these faults, watching only (no change moves the loads)."""
     from datetime import UTC, datetime

@@ -77,6 +77,9 @@ class Beliefs(Mapping[str, Fault]):
             if update["multiplier"] < MIN_CROWD:
                 return False  # (a crowd believed already keeps the usual level it was sized against)
             self._usual[name] = usual
+        else:
+            # As the frame measures it, where it can (a degraded link's capacity left), not the hypothesis's size.
+            update |= fault.behaviour.measured(fault, frame, self.estimate.arrays)
         self.faults[name] = fault.model_copy(update=update)
         return True
 

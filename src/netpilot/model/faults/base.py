@@ -223,6 +223,11 @@ class FaultKind(ABC):
         By default it cannot be told from a frame, so it stays."""
         return True
 
+    def measured(self, fault: Fault, frame: KpiFrame, arrays: NetworkArrays) -> dict[str, float]:
+        """The fault's parameters as a measured frame shows them, for a belief to take instead of its
+        hypothesis's fixed size; by default none can be read from a frame."""
+        return {}
+
 
 #: Every fault kind by name, in hypothesis order; filled as the kinds' modules are imported (the package's
 #: ``__init__`` imports every module in it).

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netpilot.model.faults.base import Fault, LinkFaultKind, TwinState
+from netpilot.model.frame import loss_beyond_overload
 
 if TYPE_CHECKING:
     from netpilot.model.frame import KpiFrame
@@ -35,3 +36,14 @@ class LinkDegrade(LinkFaultKind):
 
     def shows_in(self, fault: Fault, frame: KpiFrame, arrays: NetworkArrays) -> bool:
         return not bool((frame.link_loss[self.links(fault, arrays)] < HEALED_LOSS).all())
+
+    def measured(self, fault: Fault, frame: KpiFrame, arrays: NetworkArrays) -> dict[str, float]:
+        """The capacity its links have left (load over utilisation, against the capacity they were built with;
+        the least of them) and the loss beyond their own overload (the most), where they carry enough to tell."""
+        links = self.links(fault, arrays)
+        telling = links[frame.link_up[links] & (frame.link_utilisation[links] > 0.01) & (frame.link_load[links] > 0)]
+        if not len(telling):
+            return {}
+        left = frame.link_load[telling] / frame.link_utilisation[telling] / arrays.capacity[telling]
+        loss = loss_beyond_overload(frame.link_loss[telling], frame.link_utilisation[telling])
+        return {"capacity_factor": float(np.clip(left.min(), 0.01, 1.0)), "loss": float(loss.max())}
