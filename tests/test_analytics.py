@@ -509,7 +509,7 @@ def test_rca_ranks_a_crowd_first_though_its_hypothesis_overloads_links(node):
 
 def test_loss_is_compared_beyond_what_the_links_overload_explains(localizer):
     """Congestion alone (1 - 1/utilisation) compares as no loss; a degraded link's own loss shows through it.
-    Detection still reads the loss as measured: only the localisation compares it so."""
+    A snapshot keeps the loss as measured (what detection scores): only the localisation compares it so."""
     utilisation = np.array([1.25, 0.5, 1.25, 2.0])
     loss = np.array([0.2, 0.01, 1 - 0.97 / 1.25, 0.5])
     assert np.allclose(loss_beyond_overload(loss, utilisation), [0.0, 0.01, 0.03, 0.0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -229,8 +230,9 @@ def test_a_crowd_is_believed_as_large_as_the_links_measure_it(network):
 
 def test_a_believed_degradation_has_the_capacity_and_loss_its_links_measure(network):
     """The localiser's degradation hypothesis is of one size (half the capacity, 2 % loss); the belief takes the
-    capacity its links have left (load over utilisation) and the loss beyond their own overload as measured, so
-    the twin does not plan a link at 0.4 of its capacity as if it had 0.5."""
+    capacity its links have left (load over utilisation) and the loss beyond their own overload as measured: once
+    the link is drained its capacity can no longer be measured, and the twin plans it at the believed size.
+    Adopted again on a frame where it carries nothing, the belief keeps the size it was measured at."""
     from datetime import UTC, datetime
 
     from netpilot.analytics.rca import Cause
@@ -253,6 +255,11 @@ def test_a_believed_degradation_has_the_capacity_and_loss_its_links_measure(netw
     believed = pilot.beliefs["link_degrade:AT--DE"]
     assert believed.capacity_factor == pytest.approx(0.4)
     assert believed.loss == pytest.approx(0.027)
+    drained = dataclasses.replace(result, link_load=np.zeros_like(result.link_load),
+                                  link_utilisation=np.zeros_like(result.link_utilisation))
+    assert pilot.beliefs.adopt(Cause("link_degrade", "AT--DE", 0.9, hypothesis), drained)
+    again = pilot.beliefs["link_degrade:AT--DE"]
+    assert (again.capacity_factor, again.loss) == (believed.capacity_factor, believed.loss)
 
 
 def _watching(network, faults: list[Fault]):

@@ -95,8 +95,9 @@ class RootCauseLocalizer:
     routing); the score is the share of the measured change (in noise units) that the prediction explains with
     the best non-negative gain, so a link failure is recognised by the load it pushes onto other links and the
     reachability it removes, not only by its own counters. A link's loss is compared beyond what its own overload
-    explains (``loss_beyond_overload``): its utilisation shows the overload already, and the loss of it grows
-    faster than the load, so no gain scales a hypothesis's overload (a crowd sized 3x) to a measured one.
+    explains (``loss_beyond_overload``): its utilisation shows the overload already, and that loss is nothing up to
+    the capacity and rises steeply past it, so no gain scales a hypothesis's overload (a crowd sized 3x) to a
+    measured one.
 
     ``scope`` bounds the hypotheses to the neighbourhood of what changed most: the nodes of the ``scope`` KPIs
     that moved furthest (in noise units) and their neighbours. A fault shows first at its own place (a link's

@@ -78,7 +78,11 @@ class Beliefs(Mapping[str, Fault]):
                 return False  # (a crowd believed already keeps the usual level it was sized against)
             self._usual[name] = usual
         else:
-            # As the frame measures it, where it can (a degraded link's capacity left), not the hypothesis's size.
+            # As the frame measures it, where it can (a degraded link's capacity left), not the hypothesis's size;
+            # where it cannot (a drained link carries too little to tell), as it was believed before, if it was.
+            previous = self.faults.get(name)
+            if previous is not None:
+                update |= {param: getattr(previous, param) for param in fault.behaviour.params}
             update |= fault.behaviour.measured(fault, frame, self.estimate.arrays)
         self.faults[name] = fault.model_copy(update=update)
         return True

@@ -99,9 +99,9 @@ def loss_beyond_overload(loss: np.ndarray, utilisation: np.ndarray) -> np.ndarra
     """The share of a link's traffic lost for a reason other than its own overload (a degraded link's errors):
     a link offered ``utilisation`` above 1 drops ``1 - 1/utilisation`` of it for want of capacity, which its
     utilisation already shows. How the localisation compares a link's loss: compared raw, that congestion loss
-    outweighs every other sign of a fault on an overloaded network (its noise floor is a tenth of utilisation's
-    and it grows faster than the load), and a hypothesis is ranked by how well the twin reproduces the
-    overload, not by whether it is the fault.
+    outweighs every other sign of a fault on an overloaded network (its noise floor is a tenth of utilisation's,
+    and it is nothing up to the capacity and steep past it, so no linear gain sizes it), and a hypothesis is
+    ranked by how well the twin reproduces the overload, not by whether it is the fault.
 
     >>> loss_beyond_overload(np.array([0.2, 0.01, 1 - 0.99 / 1.25]), np.array([1.25, 0.5, 1.25])).round(3)
     array([0.  , 0.01, 0.01])
