@@ -233,19 +233,11 @@ def test_a_believed_degradation_has_the_capacity_and_loss_its_links_measure(netw
     capacity its links have left (load over utilisation) and the loss beyond their own overload as measured: once
     the link is drained its capacity can no longer be measured, and the twin plans it at the believed size.
     Adopted again on a frame where it carries nothing, the belief keeps the size it was measured at."""
-    from datetime import UTC, datetime
-
     from netpilot.analytics.rca import Cause
-    from netpilot.autopilot.loop import Autopilot
-    from netpilot.change.drivers import SimulatorDriver
-    from netpilot.change.workflow import ChangeStore
-    from netpilot.telemetry.sim.simulator import Simulator
 
     degraded = Fault(kind="link_degrade", target=["DE", "AT"], at_minute=20, duration_minutes=60, loss=0.027,
                      capacity_factor=0.4)
-    sim = Simulator(network, seed=4, start=datetime(2026, 1, 9, 14, 0, tzinfo=UTC), faults=[degraded])
-    pilot = Autopilot(network, ChangeStore(":memory:"), SimulatorDriver(network, sim), tick_budget_ms=None,
-                      congestion=10.0)  # watch only: no change moves the loads
+    sim, pilot = _watching(network, [degraded])
     for _ in range(24):
         result = sim.step()
         pilot.observe(result)
