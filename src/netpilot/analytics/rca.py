@@ -114,9 +114,9 @@ class RootCauseLocalizer:
         self._base_metric = self._sim.metric.copy()
         self._candidates = candidate_faults(network, kinds=kinds)
         self._entities, names = feature_layout(self._sim)
-        self._groups = [np.flatnonzero(np.array(names) == name) for name in dict.fromkeys(names)]
-        self._loss = np.flatnonzero(np.array(names) == "link_loss")
-        self._utilisation = np.flatnonzero(np.array(names) == "link_utilisation")
+        kinds = np.array(names)
+        self._groups = [np.flatnonzero(kinds == name) for name in dict.fromkeys(names)]
+        self._loss, self._utilisation = np.flatnonzero(kinds == "link_loss"), np.flatnonzero(kinds == "link_utilisation")
         self._neighbours: dict[str, set[str]] = {n.id: set() for n in network.nodes}
         for link in network.links:
             self._neighbours[link.source].add(link.target)

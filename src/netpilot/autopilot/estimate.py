@@ -15,7 +15,7 @@ from netpilot.analytics.rca import Snapshot
 from netpilot.analytics.tomography import tomogravity
 from netpilot.autopilot.settings import EstimateSettings
 from netpilot.model.faults import Fault
-from netpilot.model.frame import KpiFrame
+from netpilot.model.frame import KpiFrame, measured_capacity
 from netpilot.model.network import Network, PathPolicy
 from netpilot.model.twin import Expected, Twin
 
@@ -213,14 +213,6 @@ class Estimate:
                 own = region[self.twin.pairs[:, 0]] | region[self.twin.pairs[:, 1]]
                 volume = np.where(own, volume * (1.0 + self.settings.crowd_margin), volume)
         return volume
-
-
-def measured_capacity(frame: KpiFrame) -> np.ndarray:
-    """Per link, the capacity its counters imply (load over utilisation) where it is up and carries enough to
-    tell; NaN elsewhere."""
-    telling = frame.link_up & (frame.link_utilisation > 0.01) & (frame.link_load > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(telling, frame.link_load / frame.link_utilisation, np.nan)
 
 
 def load_ratio(frame: KpiFrame, predicted: np.ndarray, over: np.ndarray) -> float:

@@ -204,8 +204,6 @@ class WhatIfCache:
                arrays: NetworkArrays | None = None) -> tuple | None:
         """The entry for this network and a demand proportional to ``volume``, if any (``arrays``: the
         network's, when the caller has them already)."""
-        if float(volume.sum()) <= 0:
-            return None
         return next((entry for entry in self._entries.get(self._key(network, pairs, arrays), [])
                      if proportional(volume, entry[0])), None)
 

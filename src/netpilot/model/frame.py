@@ -111,6 +111,13 @@ def loss_beyond_overload(loss: np.ndarray, utilisation: np.ndarray) -> np.ndarra
     return np.clip(beyond, 0.0, 1.0)
 
 
+def measured_capacity(frame: KpiFrame) -> np.ndarray:
+    """Per link, the capacity its counters imply (load over utilisation) where it is up and carries enough to
+    tell; NaN elsewhere."""
+    telling = frame.link_up & (frame.link_utilisation > 0.01) & (frame.link_load > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(telling, frame.link_load / frame.link_utilisation, np.nan)
+
 METRIC_NAMES = ("up", "load", "utilisation", "loss", "latency", "traffic", "prb_utilisation", "users",
                 "gpu_utilisation", "gpu_ran_share")
 

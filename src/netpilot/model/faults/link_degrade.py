@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from netpilot.model.faults.base import Fault, LinkFaultKind, TwinState
-from netpilot.model.frame import loss_beyond_overload
+from netpilot.model.frame import loss_beyond_overload, measured_capacity
 
 if TYPE_CHECKING:
     from netpilot.model.frame import KpiFrame
@@ -41,9 +41,10 @@ class LinkDegrade(LinkFaultKind):
         """The capacity its links have left (load over utilisation, against the capacity they were built with;
         the least of them) and the loss beyond their own overload (the most), where they carry enough to tell."""
         links = self.links(fault, arrays)
-        telling = links[frame.link_up[links] & (frame.link_utilisation[links] > 0.01) & (frame.link_load[links] > 0)]
-        if not len(telling):
+        capacity = measured_capacity(frame)[links]
+        telling = np.isfinite(capacity)
+        if not telling.any():
             return {}
-        left = frame.link_load[telling] / frame.link_utilisation[telling] / arrays.capacity[telling]
-        loss = loss_beyond_overload(frame.link_loss[telling], frame.link_utilisation[telling])
+        left = capacity[telling] / arrays.capacity[links[telling]]
+        loss = loss_beyond_overload(frame.link_loss[links[telling]], frame.link_utilisation[links[telling]])
         return {"capacity_factor": float(np.clip(left.min(), 0.01, 1.0)), "loss": float(loss.max())}
