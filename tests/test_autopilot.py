@@ -278,6 +278,22 @@ def _watch_only(network, faults: list[Fault], steps: int, *, clear_at: int | Non
     return pilot
 
 
+def test_a_fault_in_the_loops_first_minutes_opens_an_incident_once_it_has_a_baseline(network):
+    """AT-DE degrades at minute 11, before the loop has the 15 minutes of baseline an incident needs: its jump is
+    remembered and, still there at minute 15, opens the incident then (localised to the link); before, the
+    detectors had taken the degraded link as normal by minute 15 and nothing opened. A jump that is gone by
+    minute 15 (a three-minute degradation) opens none."""
+    lasting = Fault(kind="link_degrade", target=["DE", "AT"], at_minute=11, duration_minutes=60, loss=0.027,
+                    capacity_factor=0.4)
+    pilot = _watch_only(network, [lasting], 25)
+    assert [i.minute for i in pilot.incidents] == [15.0]
+    assert "link:AT->DE|link_loss" in pilot.incidents[0].alarms
+    assert (pilot.incidents[0].causes[0]["kind"], pilot.incidents[0].causes[0]["target"]) == ("link_degrade",
+                                                                                              "AT--DE")
+    brief = lasting.model_copy(update={"at_minute": 10, "duration_minutes": 3})
+    assert not _watch_only(network, [brief], 25).incidents
+
+
 #: HU down from minute 30 to 50, after a misconfiguration of its cell link that nobody localised (15-40).
 HU_DOWN = [Fault(kind="misconfig", target=["HU", "HU-cell1"], at_minute=15, duration_minutes=25),
            Fault(kind="router_down", target="HU", at_minute=30, duration_minutes=20)]

@@ -43,6 +43,13 @@ class Watch:
         self.routing_since = 0  # the first tick measured under the routing running now
         self.last_onset = -10**9
         self.usual_residual = np.zeros(len(names))  # per KPI, what its detector expected this tick (loads: a residual)
+        self.scored = np.zeros(len(names))  # this tick's snapshot as scored (loads: their residual from the twin)
+        # Per KPI, its first jump among KPIs alarming together before the baseline was seen: the tick (-1:
+        # none), its score, where it was expected just before and how far it jumped from there.
+        self.early_tick = np.full(len(names), -1, dtype=np.int64)
+        self.early_score = np.zeros(len(names))
+        self.early_before = np.zeros(len(names))
+        self.early_jump = np.zeros(len(names))
         self.waiting: tuple[Incident, int] | None = None  # an incident waiting to be localised, its onset tick
         self.localising: tuple[Incident, Ranking | None] | None = None  # the localisation under way
 
@@ -62,6 +69,7 @@ class Watch:
         # The twin is never exact: each detector has learnt how far off it usually is (its level), which is
         # where a KPI goes back to when a believed fault ends, not to the twin's figure itself.
         self.usual_residual = np.nan_to_num(self.detectors.expected())
+        self.scored = scored
         scores = self.detectors.update(scored)
         return scores, np.flatnonzero(scores >= self.settings.alarm_threshold)
 
@@ -95,24 +103,52 @@ class Watch:
         hide behind the churn of an earlier one or of the loop's own change. Nor must it hide behind a small
         incident just before it (a couple of KPIs over the threshold): many more KPIs alarming, and other ones,
         is a new incident (``escalated``); the small one, if not yet localised, is localised as part of it.
-        Until a baseline has been seen, a jump cannot be told from the day's ramp, nor localised."""
+        Until a baseline has been seen, a jump cannot be told from the day's ramp, nor localised: KPIs that
+        jump together before then are remembered (``early_tick``), and once the baseline is there, those still off
+        where they were expected before the jump open the incident, with the jump as its onset (a fault in the
+        loop's first minutes would otherwise be taken by the detectors as the network's normal)."""
         settings, names, incidents = self.settings, self.feature_names, self.records.incidents
+        if tick < settings.baseline_steps:
+            if len(alarmed) >= settings.min_alarms:
+                first = alarmed[self.early_tick[alarmed] < 0]
+                self.early_tick[first] = tick
+                self.early_score[first] = scores[first]
+                self.early_before[first] = self.usual_residual[first]
+                self.early_jump[first] = self.scored[first] - self.usual_residual[first]
+            return None
+        onset = tick
+        if tick == settings.baseline_steps:
+            alarmed, scores, onset = self._still_off(alarmed, scores, tick)
         recent = set(incidents[-1].alarms) if incidents else set()
         flipped = [i for i in alarmed if names[i].endswith("_up") and names[i] not in recent]
-        settled = tick >= settings.baseline_steps
         fresh = sum(names[i] not in recent for i in alarmed)
         escalated = len(recent) <= settings.min_alarms + 1 and fresh >= 3 * max(len(recent), 1) and \
-            tick - self.last_onset > 1
-        quiet = tick - self.last_onset > settings.quiet_steps
-        if not (settled and len(alarmed) >= settings.min_alarms and (quiet or flipped or escalated)):
+            onset - self.last_onset > 1
+        quiet = onset - self.last_onset > settings.quiet_steps
+        if not (len(alarmed) >= settings.min_alarms and (quiet or flipped or escalated)):
             return None
         ranked = alarmed[np.argsort(-scores[alarmed])]
         shown = list(dict.fromkeys([names[i] for i in flipped] + [names[i] for i in ranked]))[:10]
         incident = Incident(f"I{len(incidents) + 1}", frame.ts.isoformat(), frame.minute, shown)
         incidents.append(incident)
-        self.waiting = (incident, tick)
-        self.last_onset = tick
+        self.waiting = (incident, onset)
+        self.last_onset = onset
         return incident
+
+    def _still_off(self, alarmed: np.ndarray, scores: np.ndarray, tick: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """The KPIs that jumped before the baseline and are still off, the way they jumped, where their detectors
+        expected them before it by half the alarm threshold in the KPI's noise floor (the detectors' own noise,
+        learnt from a few samples and over the jump itself, cannot tell a fault from a warm-up's scatter), joined
+        to this tick's alarms with the first of their jumps as the onset where enough of them are; else this
+        tick's alarms alone."""
+        early = np.flatnonzero(self.early_tick >= 0)
+        still = (self.scored[early] - self.early_before[early]) * np.sign(self.early_jump[early])
+        early = early[still >= self.settings.alarm_threshold / 2 * self.noise_floor[early]]
+        if len(early) < self.settings.min_alarms:
+            return alarmed, scores, tick
+        scores = scores.copy()
+        scores[early] = np.maximum(scores[early], self.early_score[early])
+        return np.union1d(early, alarmed), scores, int(self.early_tick[early].min())
 
     def ready_to_localise(self, tick: int) -> bool:
         """One localisation at a time: a new incident waits for the one under way (its onset is kept, so its
