@@ -114,9 +114,9 @@ class RootCauseLocalizer:
         self._base_metric = self._sim.metric.copy()
         self._candidates = candidate_faults(network, kinds=kinds)
         self._entities, names = feature_layout(self._sim)
-        kinds = np.array(names)
-        self._groups = [np.flatnonzero(kinds == name) for name in dict.fromkeys(names)]
-        self._loss, self._utilisation = np.flatnonzero(kinds == "link_loss"), np.flatnonzero(kinds == "link_utilisation")
+        kpi = np.array(names)
+        self._groups = [np.flatnonzero(kpi == name) for name in dict.fromkeys(names)]
+        self._loss, self._utilisation = np.flatnonzero(kpi == "link_loss"), np.flatnonzero(kpi == "link_utilisation")
         self._neighbours: dict[str, set[str]] = {n.id: set() for n in network.nodes}
         for link in network.links:
             self._neighbours[link.source].add(link.target)
@@ -174,7 +174,10 @@ class RootCauseLocalizer:
         if self.scope is None:
             return self._candidates
         entities = self._entities
-        strength = np.abs(observed)
+        # Rounded to a billionth of a noise standard deviation: a KPI that did not change comes out 0 or a
+        # rounding error by the CPU's vector width, and two that changed alike tie whatever machine computed
+        # them, so the scope (and the decisions after it) is the same on every machine.
+        strength = np.round(np.abs(observed), 9)
         # The strongest changes overall, and the strongest few of each KPI: a state flip (a link or router
         # down) is the most telling sign of where a fault is, even when the load it moves changes more.
         strongest = list(np.argsort(-strength, kind="stable")[:self.scope])
