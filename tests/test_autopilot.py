@@ -27,7 +27,7 @@ from netpilot.model.faults import Fault
 from netpilot.model.io import load_network
 from netpilot.model.sample import bundled_network_path
 from netpilot.scenarios.live import LiveAutopilot
-from netpilot.scenarios.scenario import Scenario, compare, load_scenario
+from netpilot.scenarios.scenario import Scenario, compare, load_scenario, run_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = ROOT / "examples" / "scenarios"
@@ -434,6 +434,20 @@ def test_scenario_replays_are_deterministic(tmp_path):
             change.pop("id")
     assert runs[0] == runs[1]
     assert runs[0]["incidents"] and runs[0]["changes_proposed"] >= 1
+
+
+def test_a_scenario_report_says_which_faults_no_measurement_can_show(tmp_path):
+    """A metric raised on a link of a router that is down moves nothing any KPI measures: the report marks it
+    not observable (detection figures can leave it out); a link failure beside it is observable."""
+    scenario = tmp_path / "unseen.yaml"
+    scenario.write_text(
+        f"network: {bundled_network_path()}\nhours: 0.5\nseed: 5\nstart: 2026-01-09T13:00:00Z\nfaults:\n"
+        "  - {at_minute: 10, kind: router_down, target: HU, duration_minutes: 15}\n"
+        "  - {at_minute: 15, kind: misconfig, target: [HU, SK], duration_minutes: 5}\n"
+        "  - {at_minute: 18, kind: link_down, target: [BG, GR], duration_minutes: 5}\n")
+    faults = run_scenario(load_scenario(scenario))["faults"]
+    assert [(f["kind"], f["observable"]) for f in faults] == [("router_down", True), ("misconfig", False),
+                                                               ("link_down", True)]
 
 
 def test_scenario_errors_name_file_and_field(tmp_path):

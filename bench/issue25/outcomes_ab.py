@@ -39,6 +39,8 @@ def run(out: Path, specs: list[str]) -> None:
                    "false_incidents": result["false_incidents"], "applied": result["changes_applied"],
                    "unsafe": result["unsafe_changes_applied"],
                    "missed": [f"{f['kind']}@{f['at_minute']:g}" for f in faults if not f["detected"]],
+                   "unobservable": [f"{f['kind']}@{f['at_minute']:g}" for f in faults
+                                    if not f.get("observable", True)],
                    "unsafe_changes": result["unsafe_changes"]}
             sink.write(json.dumps(row) + "\n")
             sink.flush()

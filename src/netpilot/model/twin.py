@@ -112,6 +112,14 @@ class Twin:
         self._splits = compile_policies(self.arrays, policies) if policies else None
         self._splits_version += 1
 
+    def run_as(self, other: Twin) -> None:
+        """Run what ``other`` runs, at its minute: its IGP metrics and explicit paths (for a what-if beside a
+        running simulation that must not touch its state)."""
+        self.minute = other.minute
+        self.metric = other.metric.copy()
+        self._splits = other._splits
+        self._splits_version += 1
+
     def steered_pairs(self) -> int:
         """How many demand pairs run on explicit paths."""
         return len(self._splits or {})

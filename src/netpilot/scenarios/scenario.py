@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from netpilot.analytics.rca import NOISE_FLOOR, Snapshot, feature_layout
 from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.intents import Intent, SetLinkState, apply_intents
@@ -154,8 +155,15 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
     carried: dict[float, np.ndarray] = {}  # the true demand of each minute, for the hindsight check
     # The CPU time of each whole tick: on a shared machine the wall-clock latency measures the other tenants too.
     tick_cpu_ms: list[float] = []
+    # Whether each fault shows in any measurement, judged at its onset beside the replay (scored with the faults).
+    observer = Twin(network, seed=scenario.seed, start=scenario.start, faults=list(sim.faults)) if pilot else None
+    observable: dict[str, bool] = {}
     started = time.perf_counter()
     for i in range(steps):
+        if observer is not None:
+            for fault in sim.faults:
+                if str(fault.id) not in observable and fault.active(sim.minute):
+                    observable[str(fault.id)] = shows(observer, sim, fault)
         result = sim.step()
         assert sim.carried is not None  # set by every step
         carried[result.minute] = sim.carried
@@ -180,7 +188,8 @@ def run_scenario(scenario: Scenario, *, autopilot: bool = True, policy: Policy |
         return out
     changes = pilot.changes.list()
     out |= {
-        "faults": [_score_fault(f, pilot, sim.start) for f in sim.faults],
+        "faults": [_score_fault(f, pilot, sim.start) | {"observable": observable.get(str(f.id), False)}
+                   for f in sim.faults],
         "changes_proposed": len(changes),
         "changes_applied": len(pilot.applied),
         "changes_rolled_back": sum(a.state == "rolled_back" for a in pilot.applied),
@@ -224,6 +233,19 @@ def compare(scenario: Scenario, *, progress: Callable[[str, int, int], None] | N
             "oracle": oracle.model_dump(),
             "static_first_overloaded_minute": static_trace.first_overloaded_minute(scenario.step_seconds),
             "generated": scenario.generated.model_dump() if scenario.generated else None}
+
+
+def shows(observer: Twin, running: Twin, fault: Fault) -> bool:
+    """Whether ``fault`` shows in any measurement of ``running`` now: without noise, under the routing it runs
+    and the other faults active, some KPI differs with the fault and without it by at least its noise floor
+    (the least change the localiser takes to mean anything). A fault that does not (a metric raised on a link
+    nothing takes, a link of a router already down) can be detected by no one. ``observer``: a twin of the same
+    network, seed and faults, run as ``running`` runs (its state is left as it was)."""
+    observer.run_as(running)
+    others = [f for f in observer.faults if f.id != fault.id]
+    with_it, without = (Snapshot.from_step(frame).values for frame in observer.replay([observer.faults, others]))
+    floor = np.array([NOISE_FLOOR[name] for name in feature_layout(observer)[1]])
+    return bool(np.any(np.nan_to_num(np.abs(with_it - without)) >= floor))
 
 
 def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
