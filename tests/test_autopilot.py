@@ -282,7 +282,8 @@ def test_a_fault_in_the_loops_first_minutes_opens_an_incident_once_it_has_a_base
     """AT-DE degrades at minute 11, before the loop has the 15 minutes of baseline an incident needs: its jump is
     remembered and, still there at minute 15, opens the incident then (localised to the link); before, the
     detectors had taken the degraded link as normal by minute 15 and nothing opened. A jump that is gone by
-    minute 15 (a three-minute degradation) opens none."""
+    minute 15 (a three-minute degradation) opens none, nor does a fault that was on from the start and ends
+    before the baseline (its KPIs coming back are no jump away from the twin)."""
     lasting = Fault(kind="link_degrade", target=["DE", "AT"], at_minute=11, duration_minutes=60, loss=0.027,
                     capacity_factor=0.4)
     pilot = _watch_only(network, [lasting], 25)
@@ -290,8 +291,13 @@ def test_a_fault_in_the_loops_first_minutes_opens_an_incident_once_it_has_a_base
     assert "link:AT->DE|link_loss" in pilot.incidents[0].alarms
     assert (pilot.incidents[0].causes[0]["kind"], pilot.incidents[0].causes[0]["target"]) == ("link_degrade",
                                                                                               "AT--DE")
+    assert pilot.watch.last_onset == 11  # localised from the jump, not from the tick it opened on
     brief = lasting.model_copy(update={"at_minute": 10, "duration_minutes": 3})
     assert not _watch_only(network, [brief], 25).incidents
+    # A fault already on when the loop starts that ends before the baseline: its KPIs come back, no new fault.
+    for ending in (Fault(kind="link_down", target=["FR", "CH"], at_minute=0, duration_minutes=12),
+                   Fault(kind="router_down", target="MK", at_minute=0, duration_minutes=13)):
+        assert not _watch_only(network, [ending], 25).incidents
 
 
 #: HU down from minute 30 to 50, after a misconfiguration of its cell link that nobody localised (15-40).

@@ -33,7 +33,7 @@ class LinkForecast:
         if len(utilisation) < MIN_HISTORY:
             return
         history = np.array(utilisation)[-240:]
-        busiest = np.argsort(-history[-1])[:5]
+        busiest = np.argsort(-history[-1], kind="stable")[:5]
         forecaster = Forecaster(self.settings.horizon, models=("naive", "window_average"), levels=(80,),
                                 backtest_windows=2)
         series = [history[:, e] for e in busiest]

@@ -110,7 +110,13 @@ class Watch:
         settings, names, incidents = self.settings, self.feature_names, self.records.incidents
         if tick < settings.baseline_steps:
             if len(alarmed) >= settings.min_alarms:
-                first = alarmed[self.early_tick[alarmed] < 0]
+                # Only a jump away from what the twin expects: a load's residual growing, a state going down. A
+                # KPI coming back (a fault that was on when the loop started ends) is no new fault.
+                before = self.usual_residual[alarmed]
+                now = self.scored[alarmed]
+                load = np.isin(alarmed, self.load_kpis)
+                away = np.where(load, np.abs(now) > np.abs(before), now < before)
+                first = alarmed[(self.early_tick[alarmed] < 0) & away]
                 self.early_tick[first] = tick
                 self.early_score[first] = scores[first]
                 self.early_before[first] = self.usual_residual[first]
@@ -127,7 +133,7 @@ class Watch:
         quiet = onset - self.last_onset > settings.quiet_steps
         if not (len(alarmed) >= settings.min_alarms and (quiet or flipped or escalated)):
             return None
-        ranked = alarmed[np.argsort(-scores[alarmed])]
+        ranked = alarmed[np.argsort(-scores[alarmed], kind="stable")]
         shown = list(dict.fromkeys([names[i] for i in flipped] + [names[i] for i in ranked]))[:10]
         incident = Incident(f"I{len(incidents) + 1}", frame.ts.isoformat(), frame.minute, shown)
         incidents.append(incident)
@@ -139,8 +145,8 @@ class Watch:
         """The KPIs that jumped before the baseline and are still off, the way they jumped, where their detectors
         expected them before it by half the alarm threshold in the KPI's noise floor (the detectors' own noise,
         learnt from a few samples and over the jump itself, cannot tell a fault from a warm-up's scatter), joined
-        to this tick's alarms with the first of their jumps as the onset where enough of them are; else this
-        tick's alarms alone."""
+        to this tick's alarms with their jump as the onset where enough of them are; else this tick's alarms
+        alone."""
         early = np.flatnonzero(self.early_tick >= 0)
         still = (self.scored[early] - self.early_before[early]) * np.sign(self.early_jump[early])
         early = early[still >= self.settings.alarm_threshold / 2 * self.noise_floor[early]]
@@ -148,7 +154,9 @@ class Watch:
             return alarmed, scores, tick
         scores = scores.copy()
         scores[early] = np.maximum(scores[early], self.early_score[early])
-        return np.union1d(early, alarmed), scores, int(self.early_tick[early].min())
+        # The onset: the tick most of them jumped at (the earliest of equals), not one KPI's scatter before it.
+        ticks, counts = np.unique(self.early_tick[early], return_counts=True)
+        return np.union1d(early, alarmed), scores, int(ticks[np.argmax(counts)])
 
     def ready_to_localise(self, tick: int) -> bool:
         """One localisation at a time: a new incident waits for the one under way (its onset is kept, so its
@@ -184,7 +192,7 @@ class Watch:
         up = np.median(before[:, self.link_states], axis=0) > 0.5
         times = self.records.times
         elapsed = (datetime.fromisoformat(times[-1]) -
-                   datetime.fromisoformat(times[-ahead - steps // 2 - 1])).total_seconds() / 60.0
+                   datetime.fromisoformat(times[max(-ahead - steps // 2 - 1, -len(times))])).total_seconds() / 60.0
         ranking = self.localizer.start(Snapshot(np.median(before, axis=0)), Snapshot(np.median(after, axis=0)),
                                        minute=minute, noise=noise, metrics=metrics, known=known,
                                        policies=policies)

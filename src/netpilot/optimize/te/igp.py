@@ -146,7 +146,7 @@ def _search(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list
     stale = 0
     while evaluations < max_evaluations and (time_limit is None or time.perf_counter() - started < time_limit):
         u = np.where(frozen, -np.inf, best_row)
-        ranked = np.argsort(-u)
+        ranked = np.argsort(-u, kind="stable")  # ties in the same order on every machine
         movable = int((~frozen).sum())
         if movable == 0:
             break

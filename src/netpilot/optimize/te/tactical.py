@@ -69,7 +69,7 @@ def plan_tactical(arrays: NetworkArrays, pairs: np.ndarray, volume: np.ndarray, 
         links = np.flatnonzero(util >= hot * util.max(initial=0.0))
         weight += np.asarray(matrix[links].multiply(unsteered[None, :]).sum(axis=0)).ravel()
     room = max(0, min(max_pairs, max_steered - len(steered)))
-    fresh = np.argsort(-weight)[:room]
+    fresh = np.argsort(-weight, kind="stable")[:room]  # ties in the same order on every machine
     fresh = fresh[weight[fresh] > 0]
     chosen = np.concatenate([steered, fresh]).astype(np.int64)
     if not len(chosen):
