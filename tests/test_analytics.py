@@ -539,6 +539,24 @@ def test_the_hypotheses_in_scope_do_not_depend_on_rounding_errors(localizer):
         [f.model_dump_json() for f in localizer.hypotheses(observed)]
 
 
+def test_causes_that_tie_but_for_rounding_errors_keep_the_hypotheses_order(localizer):
+    """Two causes whose scores differ in the last bit (one CPU's sum against another's) rank in the order
+    their hypotheses were scored, whichever came out larger; a real difference still ranks first."""
+    from netpilot.analytics.rca import Cause
+
+    sim = Simulator(localizer.network, seed=7, faults=[Fault(kind="link_down", target=["FR", "CH"], at_minute=30)])
+    steps = np.array([Snapshot.from_step(sim.step()).values for _ in range(35)])
+    ranking = localizer.start(Snapshot(np.median(steps[15:30], axis=0)), Snapshot(np.median(steps[30:35], axis=0)),
+                              minute=32)
+    assert ranking is not None
+    first, second = (Fault(kind="link_down", target=t, at_minute=0) for t in (["FR", "CH"], ["BG", "GR"]))
+    last_bit = float(np.nextafter(0.5, 1.0))
+    ranking.causes = [Cause("link_down", "CH--FR", 0.5, first), Cause("link_down", "BG--GR", last_bit, second)]
+    assert [c.target for c in ranking.result()] == ["CH--FR", "BG--GR"]
+    ranking.causes[1] = Cause("link_down", "BG--GR", 0.5 + 1e-6, second)
+    assert [c.target for c in ranking.result()] == ["BG--GR", "CH--FR"]
+
+
 def test_rca_second_fault_ranked_on_top_of_the_first(localizer):
     """A crowd at DE while BG-GR is already down (and known): replayed over the network the first fault left,
     the crowd ranks first; the earlier fault is not offered again."""

@@ -150,7 +150,8 @@ class RootCauseLocalizer:
         metrics = self._base_metric if metrics is None else np.asarray(metrics)
         floor = np.array([NOISE_FLOOR[n] for n in names])
         sigma = floor if noise is None else np.maximum(noise, floor)
-        observed = (self.compared(after.values) - self.compared(before.values)) / sigma
+        # In noise units, to a billionth: what did not change is 0 on every machine (see ``hypotheses``).
+        observed = np.round((self.compared(after.values) - self.compared(before.values)) / sigma, 9)
         if not np.any(observed):
             return None
         # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
@@ -245,7 +246,8 @@ class Ranking:
             healthy, *replayed = self.replay([list(self.known)] + [[*self.known, fault] for fault in batch])
             observed = self.observed
             for fault, values in zip(batch, replayed, strict=True):
-                predicted = (values - healthy) / self.sigma
+                # A hypothesis that moves nothing is 0 on every machine, not a rounding error's direction.
+                predicted = np.round((values - healthy) / self.sigma, 9)
                 norm = float(predicted @ predicted)
                 if norm == 0.0:
                     continue
@@ -258,7 +260,8 @@ class Ranking:
 
     def result(self, top: int | None = None) -> list[Cause]:
         """The causes scored so far, best first (all of them once ``done``)."""
-        causes = sorted(self.causes, key=lambda c: -c.score)
+        # Scores that tie but for rounding errors keep the hypotheses' order, on every machine.
+        causes = sorted(self.causes, key=lambda c: -round(c.score, 9))
         return causes[:top] if top else causes
 
 

@@ -480,7 +480,7 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
             f"worst single failure MLU {mlu_a.max(initial=0.0):.3f}; none worse than today above the limit "
             f"{max_utilisation:g}"))
         overloading = tuple(tuple(_name(arrays_after, e) for e in scenarios_after[j])
-                            for j in sorted(bad_overload, key=lambda j: -mlu_a[j])[:5])
+                            for j in sorted(bad_overload, key=lambda j: -round(float(mlu_a[j]), 9))[:5])
         figures = replace(figures, worst_failure_mlu_after=float(mlu_a.max(initial=0.0)),
                           failure_scenarios=len(scenarios_after), overloading_failures=overloading)
     return Report(checks, time.perf_counter() - started, figures)
