@@ -28,6 +28,18 @@ NOISE_FLOOR = {"link_utilisation": 0.02, "link_loss": 0.002, "link_up": 0.1, "no
                "cell_prb": 0.02, "edge_up": 0.1, "edge_gpu": 0.02}
 
 
+def noise_floors(names: list[str]) -> np.ndarray:
+    """``NOISE_FLOOR`` of each position of a snapshot vector whose feature names are ``names``."""
+    return np.array([NOISE_FLOOR[name] for name in names])
+
+
+def in_noise_units(change: np.ndarray, sigma: np.ndarray | float) -> np.ndarray:
+    """``change`` over ``sigma``, to a billionth: a KPI that did not change comes out 0 on one CPU and a rounding
+    error on another (a wider vector unit sums in another order), and two that changed alike tie wherever they
+    were computed, so what is ranked and fitted on it (the scope, the causes) is the same on every machine."""
+    return np.asarray(np.round(change / sigma, 9))
+
+
 @dataclass(frozen=True)
 class Cause:
     """A candidate root cause: what kind of fault, on what (its target's name: ``A--B`` for a link, a node id,
@@ -148,10 +160,9 @@ class RootCauseLocalizer:
         """The same as ``rank``, as a localisation to ``advance`` a part at a time (None: nothing changed)."""
         _, names = feature_layout(self._sim)
         metrics = self._base_metric if metrics is None else np.asarray(metrics)
-        floor = np.array([NOISE_FLOOR[n] for n in names])
+        floor = noise_floors(names)
         sigma = floor if noise is None else np.maximum(noise, floor)
-        # In noise units, to a billionth: what did not change is 0 on every machine (see ``hypotheses``).
-        observed = np.round((self.compared(after.values) - self.compared(before.values)) / sigma, 9)
+        observed = in_noise_units(self.compared(after.values) - self.compared(before.values), sigma)
         if not np.any(observed):
             return None
         # The twin's demand is scaled to the measured load first, so it sees the congestion the network sees.
@@ -175,10 +186,7 @@ class RootCauseLocalizer:
         if self.scope is None:
             return self._candidates
         entities = self._entities
-        # Rounded to a billionth of a noise standard deviation: a KPI that did not change comes out 0 or a
-        # rounding error by the CPU's vector width, and two that changed alike tie whatever machine computed
-        # them, so the scope (and the decisions after it) is the same on every machine.
-        strength = np.round(np.abs(observed), 9)
+        strength = np.abs(in_noise_units(observed, 1.0))  # ties and zeros the same on every machine
         # The strongest changes overall, and the strongest few of each KPI: a state flip (a link or router
         # down) is the most telling sign of where a fault is, even when the load it moves changes more.
         strongest = list(np.argsort(-strength, kind="stable")[:self.scope])
@@ -247,7 +255,7 @@ class Ranking:
             observed = self.observed
             for fault, values in zip(batch, replayed, strict=True):
                 # A hypothesis that moves nothing is 0 on every machine, not a rounding error's direction.
-                predicted = np.round((values - healthy) / self.sigma, 9)
+                predicted = in_noise_units(values - healthy, self.sigma)
                 norm = float(predicted @ predicted)
                 if norm == 0.0:
                     continue

@@ -19,9 +19,9 @@ from netpilot.model.frame import KpiFrame
 MIN_CROWD = 1.2
 #: How much of a localisation a cause must explain to be believed.
 MIN_SCORE = 0.5
-#: Two routings' misfits to the measured loads that differ by less than this share are equal (a metric that
-#: moves no path fits exactly as well, but for rounding errors that differ from machine to machine).
-MISFIT_TOLERANCE = 1e-9
+#: A relative difference below this is a rounding error, which differs from machine to machine: two routings'
+#: misfits to the measured loads (a metric that moves no path fits exactly as well), a crowd's levels.
+ROUNDING = 1e-9
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ class Beliefs(Mapping[str, Fault]):
         if key in self.faults or not self.adopt(cause, frame):
             return False
         with_it, without = self._routing_misfit(key, frame)
-        if with_it < without * (1.0 - MISFIT_TOLERANCE):
+        if with_it < without * (1.0 - ROUNDING):
             return True
         del self.faults[key]
         return False
@@ -174,7 +174,7 @@ class Beliefs(Mapping[str, Fault]):
         go back to the configured routing). Each routing's loads are scaled to the measured ones by least
         squares, so the demand's level does not decide it."""
         with_it, without = self._routing_misfit(key, frame)
-        return with_it <= without * (1.0 + MISFIT_TOLERANCE)
+        return with_it <= without * (1.0 + ROUNDING)
 
     def _routing_misfit(self, key: str, frame: KpiFrame) -> tuple[float, float]:
         """How far the measured link loads are from the routing with the believed faults, and with them less
@@ -217,4 +217,4 @@ class Beliefs(Mapping[str, Fault]):
         if not basis[:, 0].any() or not basis[:, 1].any():
             return 1.0
         levels, _ = scipy.optimize.nnls(basis, loads[up])
-        return float(np.clip(levels[0] / levels[1], 0.0, 10.0)) if levels[1] > 1e-9 * levels.sum() else 1.0
+        return float(np.clip(levels[0] / levels[1], 0.0, 10.0)) if levels[1] > ROUNDING * levels.sum() else 1.0

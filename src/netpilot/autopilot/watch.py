@@ -8,7 +8,7 @@ from datetime import datetime
 import numpy as np
 
 from netpilot.analytics.detect import DetectorBank
-from netpilot.analytics.rca import NOISE_FLOOR, Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout
+from netpilot.analytics.rca import Cause, Ranking, RootCauseLocalizer, Snapshot, feature_layout, noise_floors
 from netpilot.autopilot.beliefs import BeforeIncident
 from netpilot.autopilot.records import Incident, Records
 from netpilot.autopilot.settings import DetectionSettings
@@ -35,7 +35,7 @@ class Watch:
         entities, names = feature_layout(self.localizer.twin)
         self.feature_names = [f"{e}|{n}" for e, n in zip(entities, names, strict=True)]
         self.link_states = np.flatnonzero(np.array(names) == "link_up")  # snapshot positions, in link order
-        self.noise_floor = np.array([NOISE_FLOOR[n] for n in names])
+        self.noise_floor = noise_floors(names)
         self.detectors = DetectorBank(len(names), level_alpha=0.05, warmup=10, peak_window=60)
         self.load_kpis = np.array([i for i, name in enumerate(names) if not name.endswith("_up")], dtype=np.int64)
         self.routing_changed = False  # the next tick follows a routing change the loop made
@@ -45,11 +45,11 @@ class Watch:
         self.usual_residual = np.zeros(len(names))  # per KPI, what its detector expected this tick (loads: a residual)
         self.scored = np.zeros(len(names))  # this tick's snapshot as scored (loads: their residual from the twin)
         # Per KPI, its first jump among KPIs alarming together before the baseline was seen: the tick (-1:
-        # none), its score, where it was expected just before and how far it jumped from there.
+        # none), its score, where it was expected just before and which way it jumped from there.
         self.early_tick = np.full(len(names), -1, dtype=np.int64)
         self.early_score = np.zeros(len(names))
         self.early_before = np.zeros(len(names))
-        self.early_jump = np.zeros(len(names))
+        self.early_sign = np.zeros(len(names))
         self.waiting: tuple[Incident, int] | None = None  # an incident waiting to be localised, its onset tick
         self.localising: tuple[Incident, Ranking | None] | None = None  # the localisation under way
 
@@ -112,15 +112,14 @@ class Watch:
             if len(alarmed) >= settings.min_alarms:
                 # Only a jump away from what the twin expects: a load's residual growing, a state going down. A
                 # KPI coming back (a fault that was on when the loop started ends) is no new fault.
-                before = self.usual_residual[alarmed]
-                now = self.scored[alarmed]
-                load = np.isin(alarmed, self.load_kpis)
-                away = np.where(load, np.abs(now) > np.abs(before), now < before)
-                first = alarmed[(self.early_tick[alarmed] < 0) & away]
-                self.early_tick[first] = tick
-                self.early_score[first] = scores[first]
-                self.early_before[first] = self.usual_residual[first]
-                self.early_jump[first] = self.scored[first] - self.usual_residual[first]
+                before, now = self.usual_residual[alarmed], self.scored[alarmed]
+                away = np.where(np.isin(alarmed, self.load_kpis), np.abs(now) > np.abs(before), now < before)
+                first = (self.early_tick[alarmed] < 0) & away
+                kpis = alarmed[first]
+                self.early_tick[kpis] = tick
+                self.early_score[kpis] = scores[kpis]
+                self.early_before[kpis] = before[first]
+                self.early_sign[kpis] = np.sign(now[first] - before[first])
             return None
         onset = tick
         if tick == settings.baseline_steps:
@@ -148,7 +147,7 @@ class Watch:
         to this tick's alarms with their jump as the onset where enough of them are; else this tick's alarms
         alone."""
         early = np.flatnonzero(self.early_tick >= 0)
-        still = (self.scored[early] - self.early_before[early]) * np.sign(self.early_jump[early])
+        still = (self.scored[early] - self.early_before[early]) * self.early_sign[early]
         early = early[still >= self.settings.alarm_threshold / 2 * self.noise_floor[early]]
         if len(early) < self.settings.min_alarms:
             return alarmed, scores, tick

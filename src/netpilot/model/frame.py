@@ -118,6 +118,7 @@ def measured_capacity(frame: KpiFrame) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(telling, frame.link_load / frame.link_utilisation, np.nan)
 
+
 METRIC_NAMES = ("up", "load", "utilisation", "loss", "latency", "traffic", "prb_utilisation", "users",
                 "gpu_utilisation", "gpu_ran_share")
 

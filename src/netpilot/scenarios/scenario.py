@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from netpilot.analytics.rca import NOISE_FLOOR, Snapshot, feature_layout
+from netpilot.analytics.rca import Snapshot, feature_layout, noise_floors
 from netpilot.autopilot.loop import Autopilot, latency_summary, settle_heap
 from netpilot.change.drivers import SimulatorDriver
 from netpilot.change.intents import Intent, SetLinkState, apply_intents
@@ -244,8 +244,7 @@ def shows(observer: Twin, running: Twin, fault: Fault) -> bool:
     observer.run_as(running)
     others = [f for f in observer.faults if f.id != fault.id]
     with_it, without = (Snapshot.from_step(frame).values for frame in observer.replay([observer.faults, others]))
-    floor = np.array([NOISE_FLOOR[name] for name in feature_layout(observer)[1]])
-    return bool(np.any(np.nan_to_num(np.abs(with_it - without)) >= floor))
+    return bool(np.any(np.nan_to_num(np.abs(with_it - without)) >= noise_floors(feature_layout(observer)[1])))
 
 
 def _score_fault(fault: Fault, pilot: Autopilot, start: datetime) -> dict:
