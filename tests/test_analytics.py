@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from conftest import shared_data_dir
 from netpilot.analytics.alarms import AlarmCausality, edge_f1
+from netpilot.analytics.context import ContextDetector, context_scores, rest_for
 from netpilot.analytics.detect import (
     DetectorBank,
     StreamingDetector,
@@ -152,6 +153,61 @@ def test_nab_machine_temperature_windows_detected():
         detected += bool(alarms[mask].any())
     assert detected >= 3
     assert alarms[inside].mean() > 2 * alarms[~inside].mean()
+
+
+def test_context_detector_is_quiet_on_a_learnt_pattern_and_alarms_once_on_a_new_one():
+    pattern = np.tile([0.0, 1.0, 2.0, 3.0, 5.0, 7.0, 4.0, 2.0], 60)
+    detector = ContextDetector(rest=20).fit(pattern)
+    scores = detector.score_many(np.r_[pattern, pattern, [7.0, 0.0, 7.0, 0.0, 7.0, 0.0], pattern[:80]])
+    assert scores[480:960].max() == 0.0  # the second round of a pattern already seen: nothing new
+    assert scores[960] >= 0.75  # a jump from the top straight to the bottom was never seen
+    assert (scores[960:] >= 0.75).sum() == 1  # and the episode rests after its first alarm
+    assert scores[961:981].max() == 0.0
+
+
+def test_context_detector_reads_values_outside_its_range_as_facts_of_their_own():
+    detector = ContextDetector(bits=3).fit(np.array([0.0, 7.0, np.nan]))
+    assert detector.facts(0.0) == (0, 2, 4) and detector.facts(7.0) == (1, 3, 5)  # bin 0 and bin 7 of 8
+    assert detector.facts(15.0) == (1, 3, 5, 7)  # above the range: a higher bit
+    assert detector.facts(-1.0) == (-1,)  # under it: a fact no value in range has
+    assert len(detector.facts(1e300)) == 24  # far above it: the top bin, not a thousand facts
+    assert detector.update(float("nan")) == 0.0  # a missing sample is read as the bottom, and rests at the start
+    with pytest.raises(InputError, match="before fit"):
+        ContextDetector().update(1.0)
+    with pytest.raises(InputError, match="threshold"):
+        ContextDetector(threshold=0.0)
+    with pytest.raises(InputError, match="at most 24"):
+        ContextDetector(bits=25)
+    assert rest_for(4032) == 120 and rest_for(22695) == 150 and rest_for(3) == 1
+
+
+def test_context_detector_compiled_and_numpy_give_the_same_scores():
+    pytest.importorskip("numba", reason="the compiled path needs the [fast] extra; the NumPy path is tested above")
+    rng = np.random.default_rng(5)
+    values = np.r_[rng.normal(10, 2, 600), rng.normal(14, 4, 300), [np.nan, 1e9, -50.0], rng.normal(10, 2, 200)]
+    scores = [ContextDetector(rest=25, compiled=compiled).fit(values[:400]).score_many(values)
+              for compiled in (False, True)]
+    assert np.array_equal(scores[0], scores[1])
+    assert (scores[0] >= 0.75).sum() >= 2  # the noise breeds contexts and the shift alarms: both paths were run
+
+
+def test_context_detector_finds_nab_machine_temperature_failures():
+    """NAB's machine-temperature file with the CLI's context defaults (range from the first half, rest from the
+    length, alarm at 0.75): at least two of the four labelled failures alarm, and alarms are far denser inside
+    the windows than outside."""
+    name = "realKnownCause/machine_temperature_system_failure.csv"
+    frame = pd.read_csv(DATA / "nab" / "data" / name)
+    windows = json.loads((DATA / "nab" / "labels" / "combined_windows.json").read_text())[name]
+    ts = pd.to_datetime(frame["timestamp"])
+    alarms = context_scores(frame["value"].to_numpy(float)) >= 0.75
+    inside = np.zeros(len(frame), dtype=bool)
+    detected = 0
+    for start, end in windows:
+        mask = ((ts >= start) & (ts <= end)).to_numpy()
+        inside |= mask
+        detected += bool(alarms[mask].any())
+    assert detected >= 2
+    assert alarms[inside].mean() > 3 * alarms[~inside].mean()
 
 
 def test_aiops_kpi_two_days_beats_random():
@@ -726,6 +782,29 @@ def test_cli_detect_explain_names_detector_and_expectation(tmp_path):
     first = data["points"][next(k for k in alarms if k >= onset)]
     assert first["detector"] in ("point", "shift", "collapse") and first["expected"] > 20  # traffic was expected, not 0
     assert "detector, score" in result.output and "expected" in result.output
+
+
+def test_cli_detect_context_alarms_once_at_an_outage_and_names_the_detector(tmp_path):
+    t = np.arange(3 * 720)
+    values = 100 * (1.3 + np.sin(2 * np.pi * t / 720)) * np.random.default_rng(3).lognormal(0, 0.05, len(t))
+    onset = 2 * 720 + 300
+    values[onset:onset + 40] = 0.0  # an outage on the third day
+    rows = ["timestamp,value"] + [f"{1_500_000_000 + 120 * i},{v:.3f}" for i, v in enumerate(values)]
+    path = _csv(tmp_path / "cell.csv", rows)
+    result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "o.json"), "--explain",
+                                 "--detector", "context"])
+    assert result.exit_code == 0, result.output
+    data = json.loads((tmp_path / "o.json").read_text())
+    assert data["detector"] == "context" and data["rest_samples"] == rest_for(len(values))
+    alarms = [k for k, p in enumerate(data["points"]) if p["alarm"]]
+    assert onset in alarms and len(alarms) <= 5
+    assert not any(onset < k <= onset + data["rest_samples"] for k in alarms)  # one alarm for the episode
+    assert data["points"][onset]["detector"] == "context" and "context detector, score" in result.output
+    for option, value in (("--detector", "cusum"), ("--context-threshold", "1.5")):
+        result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "x.json"), option,
+                                     value])
+        assert result.exit_code == 2 and option in result.output
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_cli_forecast(tmp_path):

@@ -101,10 +101,18 @@ def detect(
              "a fault before its new level is taken as normal; 'inf': until it recovers. Default: the usual hold "
              "(6 h). Longer finds multi-day outages whole but raises more false alarm runs on bursty cells "
              "(BENCHMARKS.md, issue 30).")] = None,
+    detector: Annotated[str, typer.Option(
+        help="'expectation': scores in noise deviations from an expectation (KPIs, cells: level shifts, "
+             "outages, collapses); 'context': how new the context of each value is, 0 to 1, one alarm an "
+             "episode at --context-threshold (series whose anomalies are patterns never seen; NAB's kind).")]
+    = "expectation",
+    context_threshold: Annotated[float, typer.Option(help="With --detector context: the score that alarms (and "
+                                                          "starts the rest after an alarm).")] = 0.75,
 ) -> None:
     """Score every sample causally (no look-ahead) against an expectation that knows the series' daily or weekly
     season (found in its first part by autocorrelation), with point, sustained-shift and collapse detectors, and raise
-    alarms above a threshold set from the series' start. A label column, when present, is never read."""
+    alarms above a threshold set from the series' start; or, with --detector context, by how new each value's
+    context is. A label column, when present, is never read."""
     from netpilot.analytics.detect import calibrate, calibrate_days, explain_series, settings_for
     from netpilot.analytics.inputs import read_series
 
@@ -116,7 +124,14 @@ def detect(
         raise InputError.at("must be positive", field="--runs-per-day")
     if collapse_hold is not None and not collapse_hold > 0:
         raise InputError.at("must be a positive number of hours, or inf", field="--collapse-hold")
+    if detector not in ("expectation", "context"):
+        raise InputError.at(f"must be 'expectation' or 'context', got {detector!r}", field="--detector")
+    if not 0 < context_threshold <= 1:
+        raise InputError.at("must be in (0, 1]", field="--context-threshold")
     series = read_series(input_file)
+    if detector == "context":
+        _detect_context(series, json_out, input_file, train_fraction, context_threshold, explain)
+        return
     results = []
     for s in series:
         step = s.step_seconds()
@@ -152,6 +167,37 @@ def detect(
                     expected_text = "nothing" if p["expected"] is None else f"{p['expected']:.6g}"
                     console.print(f"{r['series']} {p['timestamp']}: {p['detector']} detector, score "
                                   f"{p['score']:.1f} (threshold {r['threshold']:.1f}), expected {expected_text}")
+    alarms = sum(p["alarm"] for r in results for p in r["points"])
+    console.print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
+                  f"-> {json_out}")
+
+
+def _detect_context(series, json_out: Path, input_file: Path, train_fraction: float, threshold: float,
+                    explain: bool) -> None:
+    """``detect --detector context``: the contextual novelty score, its range learnt from the first part."""
+    from netpilot.analytics.context import ContextDetector, rest_for
+
+    results = []
+    for s in series:
+        history = s.values[:max(1, int(len(s.values) * train_fraction))]
+        scorer = ContextDetector(rest=rest_for(len(s.values)), threshold=threshold).fit(history)
+        scores = scorer.score_many(s.values)
+        points = [{"timestamp": t.isoformat(), "score": float(sc), "alarm": bool(sc >= threshold)}
+                  | ({"detector": "context"} if explain and sc >= threshold else {})
+                  for t, sc in zip(s.timestamps, scores, strict=True)]
+        results.append({"series": s.name, "entity": s.entity, "metric": s.metric, "detector": "context",
+                        "threshold": threshold, "rest_samples": scorer.rest, "points": points})
+    data = ({k: results[0][k] for k in ("detector", "threshold", "rest_samples", "points")}
+            if input_file.suffix.lower() != ".parquet" else {"series": results})
+    _write(json_out, data)
+    console = stdout()
+    if explain:
+        for r, s in zip(results, series, strict=True):
+            for p, v in zip(r["points"], s.values, strict=True):
+                if p["alarm"]:
+                    console.print(f"{r['series']} {p['timestamp']}: context detector, score {p['score']:.2f} "
+                                  f"(threshold {threshold:.2f}): {v:.6g} was not foreseen by the contexts learnt so "
+                                  f"far; no alarm for the next {r['rest_samples']} samples")
     alarms = sum(p["alarm"] for r in results for p in r["points"])
     console.print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
                   f"-> {json_out}")

@@ -1,0 +1,336 @@
+"""Contextual novelty detection: a streaming score of how new the context a value arrives in is, for series whose
+anomalies are patterns never seen rather than departures from an expected level."""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable
+
+import numpy as np
+
+from netpilot.errors import InputError
+
+_BELOW = -1  # the fact of a value under the learnt range
+_NEURON = 1 << 40  # facts from this on name contexts that were active a sample ago
+_TOP_BIN = (1 << 24) - 1  # values further above the range share its bin: a sample has at most 24 bit facts
+_FIRST = 2  # the row of ContextDetector._contexts saying a context was learnt from two whole samples
+
+
+class _Growing:
+    """Rows of a NumPy array that grow by doubling (the contexts' counters are appended to as they are learnt)."""
+
+    __slots__ = ("data", "size")
+
+    def __init__(self, rows: int = 1) -> None:
+        self.data = np.zeros((rows, 64), dtype=np.int64)
+        self.size = 0
+
+    def append(self, *column: int) -> int:
+        if self.size == self.data.shape[1]:
+            self.data = np.concatenate([self.data, np.zeros_like(self.data)], axis=1)
+        self.data[:, self.size] = column
+        self.size += 1
+        return self.size - 1
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.data[0, :self.size]
+
+    @property
+    def columns(self) -> np.ndarray:
+        return self.data[:, :self.size]
+
+
+class _FactSets:
+    """One side's distinct fact sets (the left or right halves of contexts), each with an index, and for every
+    fact the sets holding it, so that how many of a set's facts are present is one ``bincount``."""
+
+    def __init__(self) -> None:
+        self.index: dict[tuple[int, ...], int] = {}
+        self.facts: list[tuple[int, ...]] = []
+        self.sizes = _Growing()
+        self.holding: dict[int, _Growing] = {}
+
+    def add(self, facts: tuple[int, ...]) -> int:
+        known = self.index.get(facts)
+        if known is not None:
+            return known
+        number = self.index[facts] = len(self.facts)
+        self.facts.append(facts)
+        self.sizes.append(len(facts))
+        for fact in facts:
+            holders = self.holding.get(fact)
+            if holders is None:
+                holders = self.holding[fact] = _Growing()
+            holders.append(number)
+        return number
+
+    def present(self, facts: Iterable[int]) -> np.ndarray:
+        """For every set, how many of its facts are among ``facts``."""
+        parts = [self.holding[f].values for f in facts if f in self.holding]
+        if not parts:
+            return np.zeros(len(self.facts), dtype=np.int64)
+        return np.bincount(np.concatenate(parts), minlength=len(self.facts))
+
+    def masks(self, facts: tuple[int, ...]) -> np.ndarray:
+        """For every set, which of ``facts`` (at most 63) it holds, as the bits of an integer."""
+        masks = np.zeros(len(self.facts), dtype=np.int64)
+        for j, fact in enumerate(facts):
+            holders = self.holding.get(fact)
+            if holders is not None:
+                masks[holders.values] |= 1 << j
+        return masks
+
+
+class ContextDetector:
+    """A streaming score (0 to 1) of how new the context of each value is; the idea of Smirnov's Contextual
+    Anomaly Detector (CAD OSE, NAB 2016), written anew over NumPy.
+
+    Each value becomes a few facts: the bits of its bin among ``2 ** bits`` bins spanning the range ``fit``
+    learnt (a value above it lights higher bits, one under it a fact of its own). A context pairs a left set of
+    facts (the last sample's facts, plus the contexts that were wholly active then: at most ``max_active`` of
+    the most often active) with a right set (facts of the next sample). Every sample, the contexts whose left
+    set the last sample held are *selected*; those whose right set the new sample holds are *active*; the
+    partial matches of a new sample breed new contexts (left sets of at most ``max_left`` facts). A value that
+    some best-predicting context foresaw scores 0; otherwise the score is the mean of the share of selected
+    contexts that failed and the share of candidate contexts that were new. After a score of ``threshold`` or
+    more, ``rest`` samples score 0, so one episode raises one alarm. ``compiled``: the per-context loops through
+    Numba (None: where it is installed, ``pip install netpilot[fast]``; the NumPy path gives the same scores).
+
+    >>> detector = ContextDetector(rest=10).fit(np.tile([0.0, 1.0, 2.0, 3.0], 50))
+    >>> scores = detector.score_many(np.r_[np.tile([0.0, 1.0, 2.0, 3.0], 50), [0.0, 3.0, 3.0, 3.0]])
+    >>> bool(scores[150:200].max() == 0.0), bool(scores[200:].max() > 0.5)
+    (True, True)
+    """
+
+    def __init__(self, bits: int = 3, rest: int = 30, threshold: float = 0.75, max_left: int = 7,
+                 max_active: int = 15, compiled: bool | None = None) -> None:
+        if bits < 1 or rest < 1 or max_left < 1 or max_active < 1:
+            raise InputError(f"bits, rest, max_left and max_active must be at least 1, got {bits}, {rest}, "
+                             f"{max_left} and {max_active}")
+        if bits > 24 or max_active > 39:
+            # A left group (a sample's bit facts and the active contexts) is read as a 63-bit mask.
+            raise InputError(f"bits must be at most 24 and max_active at most 39, got {bits} and {max_active}")
+        if not 0.0 < threshold <= 1.0:
+            raise InputError(f"threshold must be in (0, 1], got {threshold}")
+        self.bits = int(bits)
+        self.rest = int(rest)
+        self.threshold = float(threshold)
+        self.max_left = int(max_left)
+        self.max_active = int(max_active)
+        self.compiled = compiled
+
+    def fit(self, history: np.ndarray) -> ContextDetector:
+        """Learn the range the bins span from ``history`` (finite values; a flat or empty history spans 1) and
+        start with no contexts."""
+        history = np.asarray(history, dtype=float)
+        finite = history[np.isfinite(history)]
+        self.low_ = float(finite.min()) if len(finite) else 0.0
+        high = float(finite.max()) if len(finite) else 1.0
+        self.bin_width_ = ((high - self.low_) or 1.0) / (2 ** self.bits - 1)
+        self._left, self._right = _FactSets(), _FactSets()
+        self._pairs: dict[tuple[int, int], int] = {}
+        # Per context: its left and right sets, whether it was learnt from two whole samples (not from a partial
+        # match), and how often it was selected (its right sets' sizes summed), predicted (facts matched) and active.
+        self._contexts = _Growing(rows=6)
+        self._last_left = np.zeros(0, dtype=np.int64)  # per left set: its facts the last left group held
+        self._left_group: tuple[int, ...] = ()
+        self._foreseen: frozenset[int] = frozenset()
+        self._recent: deque[float] = deque([1.0], maxlen=self.rest)  # the first samples rest
+        self._compiled = COMPILED if self.compiled is None else bool(self.compiled and COMPILED)
+        return self
+
+    def facts(self, value: float) -> tuple[int, ...]:
+        """The facts a value is read as: bit ``s`` of its bin is fact ``2 s + bit``."""
+        number = (value - self.low_) / self.bin_width_
+        if number < 0:
+            return (_BELOW,)
+        number = int(min(number, _TOP_BIN))
+        return tuple(2 * s + ((number >> s) & 1) for s in range(max(self.bits, number.bit_length())))
+
+    def update(self, value: float) -> float:
+        """Score one value (a missing one, NaN, is read as the bottom of the range)."""
+        if not hasattr(self, "low_"):
+            raise InputError("ContextDetector.update before fit: call fit(history) first")
+        value = float(value)
+        sensed = self.facts(value if math.isfinite(value) else self.low_)
+        surprised = any(fact not in self._foreseen for fact in sensed)
+        failed, new = self._learn(sensed)
+        score = (failed + new) / 2.0 if surprised else 0.0
+        rested = max(self._recent) >= self.threshold
+        self._recent.append(score)
+        return 0.0 if rested else score
+
+    def score_many(self, values: Iterable[float]) -> np.ndarray:
+        update = self.update
+        return np.fromiter((update(v) for v in values), dtype=float)
+
+    def _context(self, left: tuple[int, ...], right: tuple[int, ...], first_sample: bool) -> tuple[int, bool]:
+        pair = (self._left.add(left), self._right.add(right))
+        number = self._pairs.get(pair)
+        if number is None:
+            number = self._pairs[pair] = self._contexts.append(pair[0], pair[1], first_sample, 0, 0, 0)
+            return number, True
+        if first_sample:
+            self._contexts.data[_FIRST, number] = 1
+        return number, False
+
+    def _learn(self, sensed: tuple[int, ...]) -> tuple[float, float]:
+        """Update the contexts with a new sample; (share of selected contexts not active, share of candidate
+        contexts that were new), and what the next sample is foreseen to hold."""
+        group = self._left_group
+        candidates: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
+        whole_new, whole = False, -1
+        if group:
+            candidates.add((group, sensed))
+            whole, whole_new = self._context(group, sensed, True)
+        match = _match_compiled if self._compiled else _match_numpy
+        n_selected, winners, parents = match(*self._contexts.columns, self._last_left, self._left.sizes.values,
+                                             self._right.present(sensed), self._right.sizes.values, whole,
+                                             whole_new, self.max_left)
+        breeding = self._breeding(parents, group, sensed)
+        candidates.update(breeding)
+        failed = 1.0 - len(winners) / n_selected if n_selected else 1.0
+        if len(winners) > self.max_active:
+            winners = winners[np.argsort(self._contexts.data[5][winners], kind="stable")[-self.max_active:]]
+        self._left_group = tuple(sorted({*sensed, *(_NEURON + int(c) for c in winners)}))
+        added = sum(self._context(left, right, False)[1] for left, right in breeding) + whole_new
+        self._last_left = self._left.present(self._left_group)
+        self._foreseen = self._foresee()
+        new = added / len(candidates) if whole_new else 0.0
+        return failed, new
+
+    def _breeding(self, parents: np.ndarray, group: tuple[int, ...],
+                  sensed: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+        """The distinct partial matches of ``parents`` (the part of each one's left set the last group held, of its
+        right set the sample holds), in the order the parents first give them. Many parents' partial matches
+        coincide: each is read as a bit mask over the group's (the sample's) facts and made once per mask."""
+        if not len(parents):
+            return []
+        cuts = []
+        for side, sets, held in ((0, self._left, group), (1, self._right, sensed)):
+            distinct, inverse = np.unique(sets.masks(held)[self._contexts.data[side][parents]], return_inverse=True)
+            cuts.append(([tuple(f for j, f in enumerate(held) if int(mask) >> j & 1) for mask in distinct],
+                         inverse.ravel()))
+        (lefts, left_codes), (rights, right_codes) = cuts
+        _, first = np.unique(left_codes * len(rights) + right_codes, return_index=True)
+        return [(lefts[left_codes[i]], rights[right_codes[i]]) for i in np.sort(first)]
+
+    def _foresee(self) -> frozenset[int]:
+        """The right facts of the best-predicting contexts whose left set the current group holds whole."""
+        foresee = _foresee_compiled if self._compiled else _foresee_numpy
+        best = foresee(*self._contexts.columns, self._last_left == self._left.sizes.values)
+        return frozenset(f for r in np.unique(best) for f in self._right.facts[r])
+
+
+def _match_numpy(lefts, rights, first_sample, selections, predictions, activations, held_by_left, left_sizes,
+                 right_present, right_sizes, whole, whole_new, max_left):
+    """Count a sample against every context whose left set the last group touched: (how many were selected,
+    the active ones, the partial matches that breed when the sample made a new whole context). Updates the
+    counters in place."""
+    held = np.zeros(len(lefts), dtype=np.int64)
+    old = lefts < len(held_by_left)  # left sets learnt after the last group was read held nothing of it
+    held[old] = held_by_left[lefts[old]]
+    touched = held > 0
+    if whole_new:
+        touched[whole] = False
+    sizes = right_sizes[rights]
+    matched = right_present[rights]
+    selected = touched & (held == left_sizes[lefts])
+    selections[selected] += sizes[selected]
+    predicting = selected & (matched > 0)
+    predictions[predicting] += matched[predicting]
+    active = predicting & (matched == sizes)
+    activations[active] += 1
+    parents = (np.flatnonzero(touched & (first_sample > 0) & (matched > 0) & (held <= max_left) & ~active)
+               if whole_new else np.zeros(0, dtype=np.int64))
+    return int(selected.sum()), np.flatnonzero(active), parents
+
+
+def _foresee_numpy(lefts, rights, first_sample, selections, predictions, activations, whole_left):
+    """The right sets of the contexts with the best prediction rate among those whose left set is held whole."""
+    ready = np.flatnonzero(whole_left[lefts])
+    if not len(ready):
+        return np.zeros(0, dtype=np.int64)
+    selected = selections[ready]
+    weight = np.where(selected > 0, predictions[ready] / np.maximum(selected, 1), 0.0)
+    return rights[ready[weight == weight.max()]]
+
+
+def _match_loop(lefts, rights, first_sample, selections, predictions, activations, held_by_left, left_sizes,
+                right_present, right_sizes, whole, whole_new, max_left):  # pragma: no cover - compiled
+    """``_match_numpy`` as one loop over the contexts (compiled by Numba: no temporary arrays)."""
+    n = len(lefts)
+    winners = np.empty(n, dtype=np.int64)
+    parents = np.empty(n, dtype=np.int64)
+    n_selected = n_winners = n_parents = 0
+    for c in range(n):
+        left = lefts[c]
+        if left >= len(held_by_left):
+            continue
+        held = held_by_left[left]
+        if held == 0 or (whole_new and c == whole):
+            continue
+        right = rights[c]
+        matched, size = right_present[right], right_sizes[right]
+        active = False
+        if held == left_sizes[left]:
+            n_selected += 1
+            selections[c] += size
+            if matched > 0:
+                predictions[c] += matched
+                if matched == size:
+                    activations[c] += 1
+                    winners[n_winners] = c
+                    n_winners += 1
+                    active = True
+        if whole_new and first_sample[c] > 0 and matched > 0 and held <= max_left and not active:
+            parents[n_parents] = c
+            n_parents += 1
+    return n_selected, winners[:n_winners], parents[:n_parents]
+
+
+def _foresee_loop(lefts, rights, first_sample, selections, predictions, activations,
+                  whole_left):  # pragma: no cover - compiled
+    """``_foresee_numpy`` as two loops over the contexts."""
+    best = -1.0
+    for c in range(len(lefts)):
+        if whole_left[lefts[c]]:
+            weight = predictions[c] / selections[c] if selections[c] > 0 else 0.0
+            best = max(best, weight)
+    chosen = np.empty(len(lefts), dtype=np.int64)
+    n_chosen = 0
+    for c in range(len(lefts)):
+        if whole_left[lefts[c]]:
+            weight = predictions[c] / selections[c] if selections[c] > 0 else 0.0
+            if weight == best:
+                chosen[n_chosen] = rights[c]
+                n_chosen += 1
+    return chosen[:n_chosen]
+
+
+try:  # the optional extra (pip install netpilot[fast]): the loops compiled, the same results
+    import numba
+except ImportError:
+    numba = None
+COMPILED = numba is not None
+_match_compiled = numba.njit(cache=True, nogil=True)(_match_loop) if COMPILED else _match_numpy
+_foresee_compiled = numba.njit(cache=True, nogil=True)(_foresee_loop) if COMPILED else _foresee_numpy
+
+
+def rest_for(samples: int) -> int:
+    """Samples to rest after an alarm on a series this long: a fifth of NAB's probation (15 % of the series, at
+    most 750 samples), the rest period CAD OSE's authors ran NAB with; at most 150."""
+    return max(1, int(min(math.floor(0.15 * samples), 750) / 5))
+
+
+def context_scores(values: np.ndarray, *, train_fraction: float = 0.5) -> np.ndarray:
+    """Score a whole series with the defaults the CLI and the benchmarks use: the range learnt from its first
+    ``train_fraction`` (the part thresholds are set from), the rest period from its length."""
+    values = np.asarray(values, dtype=float)
+    history = values[:max(1, int(len(values) * train_fraction))]
+    return ContextDetector(rest=rest_for(len(values))).fit(history).score_many(values)
+
+
+__all__ = ["ContextDetector", "context_scores", "rest_for"]
