@@ -4,7 +4,6 @@ anomalies are patterns never seen rather than departures from an expected level.
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterable
 
 import numpy as np
@@ -51,6 +50,7 @@ class _FactSets:
         self.facts: list[tuple[int, ...]] = []
         self.sizes = _Growing()
         self.holding: dict[int, _Growing] = {}
+        self._counted: dict[tuple[int, ...], np.ndarray] = {}  # ``present`` of fact tuples since the last add
 
     def add(self, facts: tuple[int, ...]) -> int:
         known = self.index.get(facts)
@@ -64,14 +64,23 @@ class _FactSets:
             if holders is None:
                 holders = self.holding[fact] = _Growing()
             holders.append(number)
+        self._counted.clear()
         return number
 
-    def present(self, facts: Iterable[int]) -> np.ndarray:
-        """For every set, how many of its facts are among ``facts``."""
-        parts = [self.holding[f].values for f in facts if f in self.holding]
-        if not parts:
-            return np.zeros(len(self.facts), dtype=np.int64)
-        return np.bincount(np.concatenate(parts), minlength=len(self.facts))
+    def present(self, facts: tuple[int, ...]) -> np.ndarray:
+        """For every set, how many of its facts are among ``facts`` (the caller does not write to it: a sample's
+        facts recur, and their count is kept until a set is added)."""
+        counted = self._counted.get(facts)
+        if counted is not None:
+            return counted
+        holding = self.holding
+        parts = [h.data[0, :h.size] for f in facts if (h := holding.get(f)) is not None]
+        counted = (np.bincount(np.concatenate(parts), minlength=len(self.facts)) if parts
+                   else np.zeros(len(self.facts), dtype=np.int64))
+        if len(self._counted) >= 256:  # a long learnt stretch adds no set: keep the memory bounded
+            self._counted.clear()
+        self._counted[facts] = counted
+        return counted
 
     def masks(self, facts: tuple[int, ...]) -> np.ndarray:
         """For every set, which of ``facts`` (at most 63) it holds, as the bits of an integer."""
@@ -137,7 +146,8 @@ class ContextDetector:
         self._last_left = np.zeros(0, dtype=np.int64)  # per left set: its facts the last left group held
         self._left_group: tuple[int, ...] = ()
         self._foreseen: frozenset[int] = frozenset()
-        self._recent: deque[float] = deque([1.0], maxlen=self.rest)  # the first samples rest
+        self._samples = 0
+        self._last_high = 0  # the last sample that scored ``threshold`` or more (0: before the first, so they rest)
         self._compiled = COMPILED if self.compiled is None else bool(self.compiled and COMPILED)
         return self
 
@@ -149,6 +159,21 @@ class ContextDetector:
         number = int(min(number, _TOP_BIN))
         return tuple(2 * s + ((number >> s) & 1) for s in range(max(self.bits, number.bit_length())))
 
+    def foreseen(self) -> tuple[float, float] | None:
+        """The values the best-predicting contexts foresee for the next sample, as (low, high): the bins their
+        predicted bits allow (a bit they do not predict may be either); None when they foresee nothing."""
+        if not self._foreseen:
+            return None
+        bits = [f for f in self._foreseen if f >= 0]
+        if not bits:
+            return (-math.inf, self.low_)  # only "under the range"
+        low = high = 0
+        for position in range(max(self.bits, max(bits) // 2 + 1)):
+            allowed = [b for b in (0, 1) if 2 * position + b in self._foreseen] or [0, 1]
+            low |= allowed[0] << position
+            high |= allowed[-1] << position
+        return (self.low_ + low * self.bin_width_, self.low_ + (high + 1) * self.bin_width_)
+
     def update(self, value: float) -> float:
         """Score one value (a missing one, NaN, is read as the bottom of the range)."""
         if not hasattr(self, "low_"):
@@ -158,8 +183,10 @@ class ContextDetector:
         surprised = any(fact not in self._foreseen for fact in sensed)
         failed, new = self._learn(sensed)
         score = (failed + new) / 2.0 if surprised else 0.0
-        rested = max(self._recent) >= self.threshold
-        self._recent.append(score)
+        self._samples += 1
+        rested = self._samples - self._last_high <= self.rest
+        if score >= self.threshold:
+            self._last_high = self._samples
         return 0.0 if rested else score
 
     def score_many(self, values: Iterable[float]) -> np.ndarray:
@@ -220,8 +247,8 @@ class ContextDetector:
     def _foresee(self) -> frozenset[int]:
         """The right facts of the best-predicting contexts whose left set the current group holds whole."""
         foresee = _foresee_compiled if self._compiled else _foresee_numpy
-        best = foresee(*self._contexts.columns, self._last_left == self._left.sizes.values)
-        return frozenset(f for r in np.unique(best) for f in self._right.facts[r])
+        best = foresee(*self._contexts.columns, self._last_left == self._left.sizes.values, len(self._right.facts))
+        return frozenset(f for r in best for f in self._right.facts[r])
 
 
 def _match_numpy(lefts, rights, first_sample, selections, predictions, activations, held_by_left, left_sizes,
@@ -248,14 +275,15 @@ def _match_numpy(lefts, rights, first_sample, selections, predictions, activatio
     return int(selected.sum()), np.flatnonzero(active), parents
 
 
-def _foresee_numpy(lefts, rights, first_sample, selections, predictions, activations, whole_left):
-    """The right sets of the contexts with the best prediction rate among those whose left set is held whole."""
+def _foresee_numpy(lefts, rights, first_sample, selections, predictions, activations, whole_left, n_rights):
+    """The right sets (each once, in order) of the contexts with the best prediction rate among those whose left
+    set is held whole."""
     ready = np.flatnonzero(whole_left[lefts])
     if not len(ready):
         return np.zeros(0, dtype=np.int64)
     selected = selections[ready]
     weight = np.where(selected > 0, predictions[ready] / np.maximum(selected, 1), 0.0)
-    return rights[ready[weight == weight.max()]]
+    return np.unique(rights[ready[weight == weight.max()]])
 
 
 def _match_loop(lefts, rights, first_sample, selections, predictions, activations, held_by_left, left_sizes,
@@ -291,23 +319,21 @@ def _match_loop(lefts, rights, first_sample, selections, predictions, activation
     return n_selected, winners[:n_winners], parents[:n_parents]
 
 
-def _foresee_loop(lefts, rights, first_sample, selections, predictions, activations,
-                  whole_left):  # pragma: no cover - compiled
+def _foresee_loop(lefts, rights, first_sample, selections, predictions, activations, whole_left,
+                  n_rights):  # pragma: no cover - compiled
     """``_foresee_numpy`` as two loops over the contexts."""
     best = -1.0
     for c in range(len(lefts)):
         if whole_left[lefts[c]]:
             weight = predictions[c] / selections[c] if selections[c] > 0 else 0.0
             best = max(best, weight)
-    chosen = np.empty(len(lefts), dtype=np.int64)
-    n_chosen = 0
+    chosen = np.zeros(n_rights, dtype=np.bool_)
     for c in range(len(lefts)):
         if whole_left[lefts[c]]:
             weight = predictions[c] / selections[c] if selections[c] > 0 else 0.0
             if weight == best:
-                chosen[n_chosen] = rights[c]
-                n_chosen += 1
-    return chosen[:n_chosen]
+                chosen[rights[c]] = True
+    return np.flatnonzero(chosen)
 
 
 try:  # the optional extra (pip install netpilot[fast]): the loops compiled, the same results

@@ -181,10 +181,14 @@ def _detect_context(series, json_out: Path, input_file: Path, train_fraction: fl
     for s in series:
         history = s.values[:max(1, int(len(s.values) * train_fraction))]
         scorer = ContextDetector(rest=rest_for(len(s.values)), threshold=threshold).fit(history)
-        scores = scorer.score_many(s.values)
-        points = [{"timestamp": t.isoformat(), "score": float(sc), "alarm": bool(sc >= threshold)}
-                  | ({"detector": "context"} if explain and sc >= threshold else {})
-                  for t, sc in zip(s.timestamps, scores, strict=True)]
+        points = []
+        for t, v in zip(s.timestamps, s.values.tolist(), strict=True):
+            foreseen = scorer.foreseen()
+            score = scorer.update(v)
+            point = {"timestamp": t.isoformat(), "score": score, "alarm": score >= threshold}
+            if explain and point["alarm"]:
+                point |= {"detector": "context", "expected": None if foreseen is None else _finite(foreseen)}
+            points.append(point)
         results.append({"series": s.name, "entity": s.entity, "metric": s.metric, "detector": "context",
                         "threshold": threshold, "rest_samples": scorer.rest, "points": points})
     data = ({k: results[0][k] for k in ("detector", "threshold", "rest_samples", "points")}
@@ -195,9 +199,12 @@ def _detect_context(series, json_out: Path, input_file: Path, train_fraction: fl
         for r, s in zip(results, series, strict=True):
             for p, v in zip(r["points"], s.values, strict=True):
                 if p["alarm"]:
+                    low, high = p["expected"] or (None, None)
+                    expected = ("nothing" if high is None else f"under {high:.6g}" if low is None
+                                else f"{low:.6g} to {high:.6g}")
                     console.print(f"{r['series']} {p['timestamp']}: context detector, score {p['score']:.2f} "
-                                  f"(threshold {threshold:.2f}): {v:.6g} was not foreseen by the contexts learnt so "
-                                  f"far; no alarm for the next {r['rest_samples']} samples")
+                                  f"(threshold {threshold:.2f}): {v:.6g} where the contexts learnt so far foresaw "
+                                  f"{expected}; no alarm for the next {r['rest_samples']} samples")
     alarms = sum(p["alarm"] for r in results for p in r["points"])
     console.print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
                   f"-> {json_out}")
