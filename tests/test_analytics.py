@@ -801,8 +801,7 @@ def test_cli_detect_context_alarms_once_at_an_outage_and_names_the_detector(tmp_
     assert not any(onset < k <= onset + data["rest_samples"] for k in alarms)  # one alarm for the episode
     assert data["points"][onset]["detector"] == "context" and "context detector, score" in result.output
     low, high = data["points"][onset]["expected"]
-    assert 0.0 < low < high
-    # what the contexts foresaw: the evening's traffic, not the outage's zero
+    assert 0.0 < low < high  # what the contexts foresaw: the evening's traffic, not the outage's zero
     assert "foresaw" in result.output
     for option, value in (("--detector", "cusum"), ("--context-threshold", "1.5")):
         result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "x.json"), option,
