@@ -163,6 +163,9 @@ def test_context_detector_is_quiet_on_a_learnt_pattern_and_alarms_once_on_a_new_
     assert scores[960] >= 0.75  # a jump from the top straight to the bottom was never seen
     assert (scores[960:] >= 0.75).sum() == 1  # and the episode rests after its first alarm
     assert scores[961:981].max() == 0.0
+    assert detector.foreseen() == [(0.0, 1.0)]  # the pattern goes on with 0: the bin [0, 1) is what comes next
+    detector.update(0.0)
+    assert detector.foreseen() == [(1.0, 2.0)]
 
 
 def test_context_detector_reads_values_outside_its_range_as_facts_of_their_own():
@@ -171,6 +174,11 @@ def test_context_detector_reads_values_outside_its_range_as_facts_of_their_own()
     assert detector.facts(15.0) == (1, 3, 5, 7)  # above the range: a higher bit
     assert detector.facts(-1.0) == (-1,)  # under it: a fact no value in range has
     assert len(detector.facts(1e300)) == 24  # far above it: the top bin, not a thousand facts
+    assert detector.facts(math.inf) == detector.facts(1e300) and detector.facts(-math.inf) == (-1,)
+    assert detector.facts(math.nan) == detector.facts(0.0)
+    wide = ContextDetector().fit(np.array([-1e308, 1e308]))  # a range wider than the largest float
+    assert wide.facts(1e308) == (1, 3, 5) and wide.facts(-1e308) == (0, 2, 4)
+    assert ContextDetector().fit(np.array([0.0, 1e-323])).bin_width_ > 0  # too narrow to divide: read as flat
     assert detector.update(float("nan")) == 0.0  # a missing sample is read as the bottom, and rests at the start
     with pytest.raises(InputError, match="before fit"):
         ContextDetector().update(1.0)
@@ -800,12 +808,13 @@ def test_cli_detect_context_alarms_once_at_an_outage_and_names_the_detector(tmp_
     assert onset in alarms and len(alarms) <= 5
     assert not any(onset < k <= onset + data["rest_samples"] for k in alarms)  # one alarm for the episode
     assert data["points"][onset]["detector"] == "context" and "context detector, score" in result.output
-    low, high = data["points"][onset]["expected"]
-    assert 0.0 < low < high  # what the contexts foresaw: the evening's traffic, not the outage's zero
+    spans = data["points"][onset]["expected"]  # the values the contexts foresaw whole: the outage's zero is not one
+    assert not any((low is None or low <= 0.0) and (high is None or high > 0.0) for low, high in spans)
     assert "foresaw" in result.output
-    for option, value in (("--detector", "cusum"), ("--context-threshold", "1.5")):
+    for option, value in (("--detector", "cusum"), ("--context-threshold", "1.5"), ("--min-score", "6")):
+        context = [] if option == "--detector" else ["--detector", "context"]
         result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "x.json"), option,
-                                     value])
+                                     value, *context])
         assert result.exit_code == 2 and option in result.output
     assert not (tmp_path / "x.json").exists()
 

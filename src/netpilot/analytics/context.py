@@ -13,7 +13,7 @@ from netpilot.errors import InputError
 _BELOW = -1  # the fact of a value under the learnt range
 _NEURON = 1 << 40  # facts from this on name contexts that were active a sample ago
 _TOP_BIN = (1 << 24) - 1  # values further above the range share its bin: a sample has at most 24 bit facts
-_FIRST = 2  # the row of ContextDetector._contexts saying a context was learnt from two whole samples
+_FIRST = 2  # the row of ContextDetector._contexts saying a context was learnt whole, not bred
 
 
 class _Growing:
@@ -101,11 +101,15 @@ class ContextDetector:
     facts (the last sample's facts, plus the contexts that were wholly active then: at most ``max_active`` of
     the most often active) with a right set (facts of the next sample). Every sample, the contexts whose left
     set the last sample held are *selected*; those whose right set the new sample holds are *active*; the
-    partial matches of a new sample breed new contexts (left sets of at most ``max_left`` facts). A value that
-    some best-predicting context foresaw scores 0; otherwise the score is the mean of the share of selected
-    contexts that failed and the share of candidate contexts that were new. After a score of ``threshold`` or
-    more, ``rest`` samples score 0, so one episode raises one alarm. ``compiled``: the per-context loops through
-    Numba (None: where it is installed, ``pip install netpilot[fast]``; the NumPy path gives the same scores).
+    partial matches of a new sample breed new contexts (left sets of at most ``max_left`` facts). A value whose
+    facts are all among those the best-predicting contexts foresaw (the union of their right sets) scores 0;
+    otherwise the score is the mean of the share of selected contexts that failed and the share of candidate
+    contexts that were new. The first ``rest`` samples score 0, and after a score of ``threshold`` or more the
+    next ``rest`` do, so one episode raises one alarm. ``compiled``: the per-context loops through Numba (None:
+    where it is installed, ``pip install netpilot[fast]``; the NumPy path gives the same scores).
+    Where it departs from the original: active contexts that tie on how often they were active are ranked by
+    when they were learnt (the original, by their hashes); a flat history spans one unit; a value under the
+    range is a fact of its own (the original truncated it into the bottom bin).
 
     >>> detector = ContextDetector(rest=10).fit(np.tile([0.0, 1.0, 2.0, 3.0], 50))
     >>> scores = detector.score_many(np.r_[np.tile([0.0, 1.0, 2.0, 3.0], 50), [0.0, 3.0, 3.0, 3.0]])
@@ -137,11 +141,16 @@ class ContextDetector:
         finite = history[np.isfinite(history)]
         self.low_ = float(finite.min()) if len(finite) else 0.0
         high = float(finite.max()) if len(finite) else 1.0
-        self.bin_width_ = ((high - self.low_) or 1.0) / (2 ** self.bits - 1)
+        top = 2 ** self.bits - 1
+        width = ((high - self.low_) or 1.0) / top
+        if not math.isfinite(width):  # a range wider than the largest float: halves that are not
+            width = high / top - self.low_ / top
+        self.bin_width_ = width if width > 0.0 else 1.0 / top  # a range too narrow to divide reads as flat
         self._left, self._right = _FactSets(), _FactSets()
         self._pairs: dict[tuple[int, int], int] = {}
-        # Per context: its left and right sets, whether it was learnt from two whole samples (not from a partial
-        # match), and how often it was selected (its right sets' sizes summed), predicted (facts matched) and active.
+        # Per context: its left and right sets, whether it was learnt whole (a sample after the whole group before
+        # it, not bred from a partial match), and how often it was selected (its right sets' sizes summed),
+        # predicted (facts matched) and active.
         self._contexts = _Growing(rows=6)
         self._last_left = np.zeros(0, dtype=np.int64)  # per left set: its facts the last left group held
         self._left_group: tuple[int, ...] = ()
@@ -152,34 +161,40 @@ class ContextDetector:
         return self
 
     def facts(self, value: float) -> tuple[int, ...]:
-        """The facts a value is read as: bit ``s`` of its bin is fact ``2 s + bit``."""
-        number = (value - self.low_) / self.bin_width_
+        """The facts a value is read as: bit ``s`` of its bin is fact ``2 s + bit`` (a missing value, NaN, is read
+        as the bottom of the range; +inf as the top bin, -inf as under the range)."""
+        if value != value:
+            value = self.low_
+        number = (value - self.low_) / self.bin_width_ if math.isfinite(value) else value
+        if number == math.inf and math.isfinite(value):  # the difference overflowed: a range near the float's
+            number = value / self.bin_width_ - self.low_ / self.bin_width_
         if number < 0:
             return (_BELOW,)
         number = int(min(number, _TOP_BIN))
         return tuple(2 * s + ((number >> s) & 1) for s in range(max(self.bits, number.bit_length())))
 
-    def foreseen(self) -> tuple[float, float] | None:
-        """The values the best-predicting contexts foresee for the next sample, as (low, high): the bins their
-        predicted bits allow (a bit they do not predict may be either); None when they foresee nothing."""
-        if not self._foreseen:
-            return None
-        bits = [f for f in self._foreseen if f >= 0]
-        if not bits:
-            return (-math.inf, self.low_)  # only "under the range"
-        low = high = 0
-        for position in range(max(self.bits, max(bits) // 2 + 1)):
-            allowed = [b for b in (0, 1) if 2 * position + b in self._foreseen] or [0, 1]
-            low |= allowed[0] << position
-            high |= allowed[-1] << position
-        return (self.low_ + low * self.bin_width_, self.low_ + (high + 1) * self.bin_width_)
+    def foreseen(self) -> list[tuple[float, float]]:
+        """The values the next sample may take and score 0, as (low, high) spans: the bins of the learnt range
+        whose facts the best-predicting contexts all foresee, "under the range" (-inf, low) where that fact is
+        foreseen, and (top of the range, inf) where the bits of a bin above it are (values above the range are
+        not told apart further). Empty when nothing is foreseen."""
+        foreseen, top = self._foreseen, 2 ** self.bits
+        spans: list[tuple[float, float]] = [(-math.inf, self.low_)] if _BELOW in foreseen else []
+        for number in range(top):
+            if all(2 * s + ((number >> s) & 1) in foreseen for s in range(self.bits)):
+                low = self.low_ + number * self.bin_width_
+                if spans and spans[-1][1] == low:
+                    low = spans.pop()[0]
+                spans.append((low, self.low_ + (number + 1) * self.bin_width_))
+        if any(f >= 2 * self.bits for f in foreseen):
+            spans.append((self.low_ + top * self.bin_width_, math.inf))
+        return spans
 
     def update(self, value: float) -> float:
-        """Score one value (a missing one, NaN, is read as the bottom of the range)."""
+        """Score one value (read as ``facts`` reads it)."""
         if not hasattr(self, "low_"):
             raise InputError("ContextDetector.update before fit: call fit(history) first")
-        value = float(value)
-        sensed = self.facts(value if math.isfinite(value) else self.low_)
+        sensed = self.facts(float(value))
         surprised = any(fact not in self._foreseen for fact in sensed)
         failed, new = self._learn(sensed)
         score = (failed + new) / 2.0 if surprised else 0.0
@@ -204,8 +219,8 @@ class ContextDetector:
         return number, False
 
     def _learn(self, sensed: tuple[int, ...]) -> tuple[float, float]:
-        """Update the contexts with a new sample; (share of selected contexts not active, share of candidate
-        contexts that were new), and what the next sample is foreseen to hold."""
+        """Update the contexts with a new sample and keep what the next one is foreseen to hold; (share of
+        selected contexts not active, share of candidate contexts that were new)."""
         group = self._left_group
         candidates: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
         whole_new, whole = False, -1

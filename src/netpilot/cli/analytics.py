@@ -130,6 +130,11 @@ def detect(
         raise InputError.at("must be in (0, 1]", field="--context-threshold")
     series = read_series(input_file)
     if detector == "context":
+        for option, given in (("--runs-per-day", runs_per_day != 1.0), ("--alarm-rate", alarm_rate is not None),
+                              ("--min-score", min_score != 4.0), ("--collapse-hold", collapse_hold is not None)):
+            if given:
+                raise InputError.at("applies to --detector expectation only (the context detector alarms at "
+                                    "--context-threshold)", field=option)
         _detect_context(series, json_out, input_file, train_fraction, context_threshold, explain)
         return
     results = []
@@ -187,7 +192,7 @@ def _detect_context(series, json_out: Path, input_file: Path, train_fraction: fl
             score = scorer.update(v)
             point = {"timestamp": t.isoformat(), "score": score, "alarm": score >= threshold}
             if explain and point["alarm"]:
-                point |= {"detector": "context", "expected": None if foreseen is None else _finite(foreseen)}
+                point |= {"detector": "context", "expected": [_finite(span) for span in foreseen]}
             points.append(point)
         results.append({"series": s.name, "entity": s.entity, "metric": s.metric, "detector": "context",
                         "threshold": threshold, "rest_samples": scorer.rest, "points": points})
@@ -199,9 +204,9 @@ def _detect_context(series, json_out: Path, input_file: Path, train_fraction: fl
         for r, s in zip(results, series, strict=True):
             for p, v in zip(r["points"], s.values, strict=True):
                 if p["alarm"]:
-                    low, high = p["expected"] or (None, None)
-                    expected = ("nothing" if high is None else f"under {high:.6g}" if low is None
-                                else f"{low:.6g} to {high:.6g}")
+                    expected = ", ".join("under " + f"{high:.6g}" if low is None else f"over {low:.6g}"
+                                         if high is None else f"{low:.6g} to {high:.6g}"
+                                         for low, high in p["expected"]) or "nothing"
                     console.print(f"{r['series']} {p['timestamp']}: context detector, score {p['score']:.2f} "
                                   f"(threshold {threshold:.2f}): {v:.6g} where the contexts learnt so far foresaw "
                                   f"{expected}; no alarm for the next {r['rest_samples']} samples")
