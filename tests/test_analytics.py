@@ -136,21 +136,24 @@ def test_constant_series_and_level_shift():
     assert scores[200] > 100  # a step out of a flat line is as anomalous as it gets
 
 
-def test_nab_machine_temperature_windows_detected():
-    """NAB's machine-temperature file: the threshold comes from the unlabelled first 15 %; at least three of
-    the four labelled failures raise an alarm, and alarms are denser inside the windows than outside."""
+def _machine_temperature() -> tuple[np.ndarray, np.ndarray]:
+    """NAB's machine-temperature file: its values and, per labelled window, a mask of the samples inside it."""
     name = "realKnownCause/machine_temperature_system_failure.csv"
     frame = pd.read_csv(DATA / "nab" / "data" / name)
     windows = json.loads((DATA / "nab" / "labels" / "combined_windows.json").read_text())[name]
     ts = pd.to_datetime(frame["timestamp"])
-    _, alarms, threshold = detect(frame["value"].to_numpy(float), train_fraction=0.15)
+    masks = np.array([((ts >= start) & (ts <= end)).to_numpy() for start, end in windows])
+    return frame["value"].to_numpy(float), masks
+
+
+def test_nab_machine_temperature_windows_detected():
+    """NAB's machine-temperature file: the threshold comes from the unlabelled first 15 %; at least three of
+    the four labelled failures raise an alarm, and alarms are denser inside the windows than outside."""
+    values, windows = _machine_temperature()
+    _, alarms, threshold = detect(values, train_fraction=0.15)
     assert threshold.method == "rate"
-    inside = np.zeros(len(frame), dtype=bool)
-    detected = 0
-    for start, end in windows:
-        mask = ((ts >= start) & (ts <= end)).to_numpy()
-        inside |= mask
-        detected += bool(alarms[mask].any())
+    inside = np.any(windows, axis=0)
+    detected = sum(bool(alarms[mask].any()) for mask in windows)
     assert detected >= 3
     assert alarms[inside].mean() > 2 * alarms[~inside].mean()
 
@@ -203,17 +206,10 @@ def test_context_detector_finds_nab_machine_temperature_failures():
     """NAB's machine-temperature file with the CLI's context defaults (range from the first half, rest from the
     length, alarm at 0.75): at least two of the four labelled failures alarm, and alarms are far denser inside
     the windows than outside."""
-    name = "realKnownCause/machine_temperature_system_failure.csv"
-    frame = pd.read_csv(DATA / "nab" / "data" / name)
-    windows = json.loads((DATA / "nab" / "labels" / "combined_windows.json").read_text())[name]
-    ts = pd.to_datetime(frame["timestamp"])
-    alarms = context_scores(frame["value"].to_numpy(float)) >= 0.75
-    inside = np.zeros(len(frame), dtype=bool)
-    detected = 0
-    for start, end in windows:
-        mask = ((ts >= start) & (ts <= end)).to_numpy()
-        inside |= mask
-        detected += bool(alarms[mask].any())
+    values, windows = _machine_temperature()
+    alarms = context_scores(values) >= 0.75
+    inside = np.any(windows, axis=0)
+    detected = sum(bool(alarms[mask].any()) for mask in windows)
     assert detected >= 2
     assert alarms[inside].mean() > 3 * alarms[~inside].mean()
 
