@@ -236,7 +236,7 @@ class ContextDetector:
         failed = 1.0 - len(winners) / n_selected if n_selected else 1.0
         if len(winners) > self.max_active:
             winners = winners[np.argsort(self._contexts.data[5][winners], kind="stable")[-self.max_active:]]
-        self._left_group = tuple(sorted({*sensed, *(_NEURON + int(c) for c in winners)}))
+        self._left_group = tuple(sorted({*sensed, *(_NEURON + c for c in winners.tolist())}))
         added = sum(self._context(left, right, False)[1] for left, right in breeding) + whole_new
         self._last_left = self._left.present(self._left_group)
         self._foreseen = self._foresee()
@@ -253,17 +253,20 @@ class ContextDetector:
         cuts = []
         for side, sets, held in ((0, self._left, group), (1, self._right, sensed)):
             distinct, inverse = np.unique(sets.masks(held)[self._contexts.data[side][parents]], return_inverse=True)
-            cuts.append(([tuple(f for j, f in enumerate(held) if int(mask) >> j & 1) for mask in distinct],
+            cuts.append(([tuple(f for j, f in enumerate(held) if mask >> j & 1) for mask in distinct.tolist()],
                          inverse.ravel()))
         (lefts, left_codes), (rights, right_codes) = cuts
         _, first = np.unique(left_codes * len(rights) + right_codes, return_index=True)
-        return [(lefts[left_codes[i]], rights[right_codes[i]]) for i in np.sort(first)]
+        first = np.sort(first)
+        return list(zip([lefts[c] for c in left_codes[first].tolist()],
+                        [rights[c] for c in right_codes[first].tolist()], strict=True))
 
     def _foresee(self) -> frozenset[int]:
         """The right facts of the best-predicting contexts whose left set the current group holds whole."""
         foresee = _foresee_compiled if self._compiled else _foresee_numpy
         best = foresee(*self._contexts.columns, self._last_left == self._left.sizes.values, len(self._right.facts))
-        return frozenset(f for r in best for f in self._right.facts[r])
+        facts = self._right.facts
+        return frozenset(f for r in best.tolist() for f in facts[r])
 
 
 def _match_numpy(lefts, rights, first_sample, selections, predictions, activations, held_by_left, left_sizes,
