@@ -25,6 +25,7 @@ from rich.progress import track
 from rich.table import Table
 
 from _results import run
+from netpilot.analytics.context import THRESHOLD as CONTEXT_THRESHOLD
 from netpilot.analytics.context import context_scores
 from netpilot.analytics.detect import (
     DetectorBank,
@@ -137,9 +138,6 @@ def nab() -> None:
     console.print(table)
     console.print(f"NAB: {n_points:,} points scored in {seconds:.2f} s (ours), {context_seconds:.2f} s (context)")
     results["nab"] = out
-
-
-CONTEXT_THRESHOLD = 0.75  # the CLI's --context-threshold
 
 
 def _nab_split(prepared: list[NabFile], scores: list[np.ndarray]) -> float:

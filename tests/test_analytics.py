@@ -812,6 +812,9 @@ def test_cli_detect_context_alarms_once_at_an_outage_and_names_the_detector(tmp_
         result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "x.json"), option,
                                      value, *context])
         assert result.exit_code == 2 and option in result.output
+    result = runner.invoke(app, ["detect", "--input", str(path), "--json", str(tmp_path / "x.json"),
+                                 "--context-threshold", "0.5"])  # the default detector has no such threshold
+    assert result.exit_code == 2 and "--context-threshold" in result.output
     assert not (tmp_path / "x.json").exists()
 
 

@@ -5,6 +5,7 @@ detector is measured, beside it and in union with it (each score over its own la
                                                        # inputMin/inputMax), its first half (the CLI), its probation
     python bench/issue30/context_s25.py sustained [FAMILY ...]   # injected faults, held-out seeds 2-4
     python bench/issue30/context_s25.py aiops          # AIOps 2018 under bench/analytics.py aiops's protocol
+    python bench/issue30/context_s25.py speed          # µs a sample (p50, p99) on NAB files, one update at a time
 
 Figures and what they say are in BENCHMARKS.md (issue 30, sixth pass)."""
 
@@ -72,6 +73,22 @@ def aiops() -> None:
         print(f"AIOps {name}: point-wise F1 {point:.3f}, delay-7 F1 {delay7:.3f}")
 
 
+def speed() -> None:
+    files = {name: frame["value"].to_numpy(dtype=float) for name, frame, _ in analytics._nab_files()}
+    for name in ("realKnownCause/machine_temperature_system_failure.csv", "realTweets/Twitter_volume_AAPL.csv",
+                 "realAWSCloudwatch/ec2_cpu_utilization_5f5533.csv", "artificialNoAnomaly/art_noisy.csv"):
+        values = files[name]
+        detector = ContextDetector(rest=rest_for(len(values))).fit(values[:len(values) // 2])
+        times = np.empty(len(values))
+        for k, value in enumerate(values.tolist()):
+            started = time.perf_counter_ns()
+            detector.update(value)
+            times[k] = time.perf_counter_ns() - started
+        p50, p99 = np.percentile(times, [50, 99]) / 1000
+        print(f"{name}: {len(values)} samples, p50 {p50:.0f} µs, p99 {p99:.0f} µs a sample", flush=True)
+
+
 if __name__ == "__main__":
     section = sys.argv[1] if len(sys.argv) > 1 else "nab-range"
-    {"nab-range": nab_range, "sustained": lambda: sustained(sys.argv[2:]), "aiops": aiops}[section]()
+    {"nab-range": nab_range, "sustained": lambda: sustained(sys.argv[2:]), "aiops": aiops,
+     "speed": speed}[section]()

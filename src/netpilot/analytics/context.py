@@ -13,7 +13,10 @@ from netpilot.errors import InputError
 _BELOW = -1  # the fact of a value under the learnt range
 _NEURON = 1 << 40  # facts from this on name contexts that were active a sample ago
 _TOP_BIN = (1 << 24) - 1  # values further above the range share its bin: a sample has at most 24 bit facts
-_FIRST = 2  # the row of ContextDetector._contexts saying a context was learnt whole, not bred
+# The rows of ContextDetector._contexts: a context's left and right sets, whether it was learnt whole (not bred),
+# how often it was selected, its facts predicted, how often it was active.
+_LEFT, _RIGHT, _FIRST, _SELECTED, _PREDICTED, _ACTIVATIONS = range(6)
+THRESHOLD = 0.75  # the score that alarms and starts the rest (CAD OSE's): the CLI's and the benchmarks' default
 
 
 class _Growing:
@@ -117,7 +120,7 @@ class ContextDetector:
     (True, True)
     """
 
-    def __init__(self, bits: int = 3, rest: int = 30, threshold: float = 0.75, max_left: int = 7,
+    def __init__(self, bits: int = 3, rest: int = 30, threshold: float = THRESHOLD, max_left: int = 7,
                  max_active: int = 15, compiled: bool | None = None) -> None:
         if bits < 1 or rest < 1 or max_left < 1 or max_active < 1:
             raise InputError(f"bits, rest, max_left and max_active must be at least 1, got {bits}, {rest}, "
@@ -235,7 +238,7 @@ class ContextDetector:
         candidates.update(breeding)
         failed = 1.0 - len(winners) / n_selected if n_selected else 1.0
         if len(winners) > self.max_active:
-            winners = winners[np.argsort(self._contexts.data[5][winners], kind="stable")[-self.max_active:]]
+            winners = winners[np.argsort(self._contexts.data[_ACTIVATIONS][winners], kind="stable")[-self.max_active:]]
         self._left_group = tuple(sorted({*sensed, *(_NEURON + c for c in winners.tolist())}))
         added = sum(self._context(left, right, False)[1] for left, right in breeding) + whole_new
         self._last_left = self._left.present(self._left_group)
@@ -251,7 +254,7 @@ class ContextDetector:
         if not len(parents):
             return []
         cuts = []
-        for side, sets, held in ((0, self._left, group), (1, self._right, sensed)):
+        for side, sets, held in ((_LEFT, self._left, group), (_RIGHT, self._right, sensed)):
             distinct, inverse = np.unique(sets.masks(held)[self._contexts.data[side][parents]], return_inverse=True)
             cuts.append(([tuple(f for j, f in enumerate(held) if mask >> j & 1) for mask in distinct.tolist()],
                          inverse.ravel()))
@@ -369,12 +372,18 @@ def rest_for(samples: int) -> int:
     return max(1, int(min(math.floor(0.15 * samples), 750) / 5))
 
 
-def context_scores(values: np.ndarray, *, train_fraction: float = 0.5) -> np.ndarray:
-    """Score a whole series with the defaults the CLI and the benchmarks use: the range learnt from its first
+def context_detector(values: np.ndarray, *, train_fraction: float = 0.5,
+                     threshold: float = THRESHOLD) -> ContextDetector:
+    """The detector the CLI and the benchmarks score a whole series with: the range learnt from its first
     ``train_fraction`` (the part thresholds are set from), the rest period from its length."""
     values = np.asarray(values, dtype=float)
     history = values[:max(1, int(len(values) * train_fraction))]
-    return ContextDetector(rest=rest_for(len(values))).fit(history).score_many(values)
+    return ContextDetector(rest=rest_for(len(values)), threshold=threshold).fit(history)
 
 
-__all__ = ["ContextDetector", "context_scores", "rest_for"]
+def context_scores(values: np.ndarray, *, train_fraction: float = 0.5) -> np.ndarray:
+    """``context_detector``'s scores of the whole series."""
+    return context_detector(values, train_fraction=train_fraction).score_many(values)
+
+
+__all__ = ["THRESHOLD", "ContextDetector", "context_detector", "context_scores", "rest_for"]

@@ -15,6 +15,8 @@ from netpilot.errors import InputError
 
 InputOption = Annotated[Path, typer.Option("--input", help="CSV with timestamp,value[,label], or telemetry Parquet "
                                                            "(timestamp, entity, metric, value).")]
+RUNS_PER_DAY = 1.0  # detect's defaults: alarm runs a series-day, and the lowest score that alarms
+MIN_SCORE = 4.0
 JsonOption = Annotated[Path, typer.Option("--json", help="Where to write the result.")]
 
 
@@ -87,11 +89,11 @@ def detect(
                                                        "threshold and in which the season is looked for.")] = 0.5,
     runs_per_day: Annotated[float, typer.Option(help="Alarm runs a series-day the threshold allows on that part "
                                                      "(a day of wall time, or 1,440 samples when sampled "
-                                                     "faster than a minute).")] = 1.0,
+                                                     "faster than a minute).")] = RUNS_PER_DAY,
     alarm_rate: Annotated[float | None, typer.Option(help="Instead of --runs-per-day: a share of alarmed samples "
                                                           "on that part.")] = None,
     min_score: Annotated[float, typer.Option(help="Never alarm below this score (noise standard deviations).")]
-    = 4.0,
+    = MIN_SCORE,
     explain: Annotated[bool, typer.Option("--explain", help="For each alarm, say which detector fired (point: "
                                                             "this sample; shift: a sustained change; collapse: "
                                                             "a fall to under 40 % of it) and what "
@@ -106,8 +108,9 @@ def detect(
              "outages, collapses); 'context': how new the context of each value is, 0 to 1, one alarm an "
              "episode at --context-threshold (series whose anomalies are patterns never seen; NAB's kind).")]
     = "expectation",
-    context_threshold: Annotated[float, typer.Option(help="With --detector context: the score that alarms (and "
-                                                          "starts the rest after an alarm).")] = 0.75,
+    context_threshold: Annotated[float | None, typer.Option(
+        help="With --detector context: the score that alarms (and starts the rest after an alarm); default 0.75.")]
+    = None,
 ) -> None:
     """Score every sample causally (no look-ahead) against an expectation that knows the series' daily or weekly
     season (found in its first part by autocorrelation), with point, sustained-shift and collapse detectors, and raise
@@ -126,12 +129,15 @@ def detect(
         raise InputError.at("must be a positive number of hours, or inf", field="--collapse-hold")
     if detector not in ("expectation", "context"):
         raise InputError.at(f"must be 'expectation' or 'context', got {detector!r}", field="--detector")
-    if not 0 < context_threshold <= 1:
+    if context_threshold is not None and not 0 < context_threshold <= 1:
         raise InputError.at("must be in (0, 1]", field="--context-threshold")
+    if context_threshold is not None and detector != "context":
+        raise InputError.at("applies to --detector context only", field="--context-threshold")
     series = read_series(input_file)
     if detector == "context":
-        for option, given in (("--runs-per-day", runs_per_day != 1.0), ("--alarm-rate", alarm_rate is not None),
-                              ("--min-score", min_score != 4.0), ("--collapse-hold", collapse_hold is not None)):
+        for option, given in (("--runs-per-day", runs_per_day != RUNS_PER_DAY),
+                              ("--alarm-rate", alarm_rate is not None), ("--min-score", min_score != MIN_SCORE),
+                              ("--collapse-hold", collapse_hold is not None)):
             if given:
                 raise InputError.at("applies to --detector expectation only (the context detector alarms at "
                                     "--context-threshold)", field=option)
@@ -172,20 +178,18 @@ def detect(
                     expected_text = "nothing" if p["expected"] is None else f"{p['expected']:.6g}"
                     console.print(f"{r['series']} {p['timestamp']}: {p['detector']} detector, score "
                                   f"{p['score']:.1f} (threshold {r['threshold']:.1f}), expected {expected_text}")
-    alarms = sum(p["alarm"] for r in results for p in r["points"])
-    console.print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
-                  f"-> {json_out}")
+    _print_summary(console, results, json_out)
 
 
-def _detect_context(series, json_out: Path, input_file: Path, train_fraction: float, threshold: float,
+def _detect_context(series, json_out: Path, input_file: Path, train_fraction: float, threshold: float | None,
                     explain: bool) -> None:
     """``detect --detector context``: the contextual novelty score, its range learnt from the first part."""
-    from netpilot.analytics.context import ContextDetector, rest_for
+    from netpilot.analytics.context import THRESHOLD, context_detector
 
+    threshold = THRESHOLD if threshold is None else threshold
     results = []
     for s in series:
-        history = s.values[:max(1, int(len(s.values) * train_fraction))]
-        scorer = ContextDetector(rest=rest_for(len(s.values)), threshold=threshold).fit(history)
+        scorer = context_detector(s.values, train_fraction=train_fraction, threshold=threshold)
         points = []
         for t, v in zip(s.timestamps, s.values.tolist(), strict=True):
             foreseen = scorer.foreseen()
@@ -210,6 +214,10 @@ def _detect_context(series, json_out: Path, input_file: Path, train_fraction: fl
                     console.print(f"{r['series']} {p['timestamp']}: context detector, score {p['score']:.2f} "
                                   f"(threshold {threshold:.2f}): {v:.6g} where the contexts learnt so far foresaw "
                                   f"{expected}; no alarm for the next {r['rest_samples']} samples")
+    _print_summary(console, results, json_out)
+
+
+def _print_summary(console, results: list[dict], json_out: Path) -> None:
     alarms = sum(p["alarm"] for r in results for p in r["points"])
     console.print(f"{sum(len(r['points']) for r in results)} points in {len(results)} series, {alarms} alarms "
                   f"-> {json_out}")
