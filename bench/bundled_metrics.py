@@ -110,11 +110,11 @@ def main() -> None:
     found = []
     for seed in (range(args.seeds) if args.only is None else [args.only]):
         started = time.perf_counter()
-        best, evaluations = igp.search_metrics(
+        search = igp.search_metrics(
             rows, [running, igp.hop_metrics(arrays), igp.inverse_capacity_metrics(arrays)],
             partner=igp.reverse_links(arrays), frozen=~backbone, max_evaluations=2000, time_limit=None, seed=seed,
             bounds=(allowed, reference))
-        best = np.where(backbone, best, running)
+        best, evaluations = np.where(backbone, search.best, running), search.evaluations
         r = rows(best)
         excess = float(igp.bound_excess(r, allowed, reference).sum())
         table.add_row(str(seed), str(evaluations), f"{time.perf_counter() - started:.0f}", f"{r[0].max():.3f}",

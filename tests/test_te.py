@@ -620,6 +620,30 @@ def test_bounded_score_charges_the_excess_over_bounds_and_exempts_unmoved_cases(
     assert bounded_score(unmoved, allowed, reference)[1].tolist() == unmoved[0].tolist()
 
 
+def test_metric_search_keeps_the_best_plan_it_saw_within_the_bounds_beside_its_best():
+    """A small excess under a bounded case buys much MLU, so the search's best breaks the bound (a caller would
+    refuse it); the best plan it passed through that keeps every bound is kept beside it."""
+    from netpilot.optimize.te.igp import bound_excess, search_metrics
+
+    allowed, reference = np.array([1.0]), np.array([0.8])
+
+    def utilisation(m: np.ndarray) -> np.ndarray:  # link 0 heavier: its traffic moves; past 12 a failure suffers
+        if m[0] <= 10:
+            return np.array([[1.0, 0.3, 0.2], [0.8, 0.3, 0.2]])
+        if m[0] <= 12:
+            return np.array([[0.9, 0.5, 0.2], [0.8, 0.3, 0.2]])  # the failure case as today: not moved
+        return np.array([[0.5, 0.5, 0.4], [1.05, 0.3, 0.2]])  # moved, 0.05 over what it may reach
+
+    search = search_metrics(utilisation, [np.full(3, 10, dtype=np.int64)], max_evaluations=50, time_limit=None,
+                            bounds=(allowed, reference))
+    assert search.best[0] > 12 and bound_excess(utilisation(search.best), allowed, reference).any()
+    assert search.within_bounds is not None and 10 < search.within_bounds[0] <= 12
+    assert utilisation(search.within_bounds)[0].max() == pytest.approx(0.9)
+    unbounded = search_metrics(lambda m: utilisation(m)[0], [np.full(3, 10, dtype=np.int64)], max_evaluations=50,
+                               time_limit=None)
+    assert unbounded.best[0] > 12 and unbounded.within_bounds is None  # no bounds, nothing beside the best
+
+
 def test_metric_search_takes_no_move_that_only_floating_point_noise_calls_better():
     """Metrics that route alike must tie however their loads were summed: a search over a model whose loads
     never change (only their last bits do) keeps the metrics it started from."""
@@ -633,8 +657,8 @@ def test_metric_search_takes_no_move_that_only_floating_point_noise_calls_better
         return flat * (1.0 - 4e-16 * len(calls))
 
     start = np.full(12, 10, dtype=np.int64)
-    best, evaluations = search_metrics(drifting, [start], max_evaluations=200, time_limit=None)
-    assert evaluations > 20 and np.array_equal(best, start)
+    search = search_metrics(drifting, [start], max_evaluations=200, time_limit=None)
+    assert search.evaluations > 20 and np.array_equal(search.best, start)
 
 
 @pytest.mark.parametrize("threads", [2, 3, 5])
@@ -672,8 +696,11 @@ def test_metric_search_with_trials_side_by_side_finds_what_one_at_a_time_finds(t
                              [start], **common)
         side = search_metrics(lambda m, a=side_asked, b=bounds: utilisation(m, a) if b else utilisation(m, a)[0],
                               [start], threads=threads, **common)
-        assert np.array_equal(one[0], side[0]) and one[1] == side[1]
-        assert not np.array_equal(one[0], start)  # it did move
+        assert np.array_equal(one.best, side.best) and one.evaluations == side.evaluations
+        assert (one.within_bounds is None) == (side.within_bounds is None)
+        if one.within_bounds is not None:
+            assert np.array_equal(one.within_bounds, side.within_bounds)
+        assert not np.array_equal(one.best, start)  # it did move
         assert set(one_asked) <= set(side_asked)
 
 

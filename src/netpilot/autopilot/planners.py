@@ -300,17 +300,27 @@ class IgpMetricPlanner:
         candidate, memory.candidate = memory.candidate, None
         evaluations = 0
         if candidate is not None and candidate[0] == planning_for:
-            best = candidate[1]  # found last tick with no time left to verify it: verified now, on this sample
+            # Found last tick with no time left to verify it: verified now, on this sample (the search's own best
+            # beside it is the incumbent it was found with).
+            best = candidate[1]
+            searched = memory.incumbent[1] if memory.incumbent is not None else best
         else:
             t = time.perf_counter()
             # A fixed amount of work (``plan_routings`` routings) without a budget in time, else what the tick has.
             budget = settings.plan_evaluations if context.search_seconds is not None else \
                 max(3, settings.plan_routings // len(targets.cases))
-            best, evaluations = search_metrics(targets.utilisation_of, [targets.start, metric, *carried],
-                                               partner=memory.partner, frozen=~link_up | context.state.held,
-                                               max_evaluations=budget,
-                                               time_limit=context.search_seconds, seed=context.tick,
-                                               bounds=targets.bounds, threads=self.threads)
+            search = search_metrics(targets.utilisation_of, [targets.start, metric, *carried],
+                                    partner=memory.partner, frozen=~link_up | context.state.held,
+                                    max_evaluations=budget, time_limit=context.search_seconds, seed=context.tick,
+                                    bounds=targets.bounds, threads=self.threads)
+            searched = best = search.best
+            evaluations = search.evaluations
+            if bound_excess(targets.utilisation_of(best), *targets.bounds).any() and \
+                    search.within_bounds is not None:
+                # The search's best pays a little excess under a named failure for much MLU, and would only be
+                # refused; the best plan it saw that keeps every bound is proposed instead (if it gains enough),
+                # while the search goes on from its own best.
+                best = search.within_bounds
             context.stages["decide.search"] = _ms(t)
         planned = float(targets.utilisation_of(best)[0].max(initial=0.0))
         changed = np.flatnonzero(best != metric)
@@ -318,8 +328,8 @@ class IgpMetricPlanner:
         failed_before = context.state.refuted_key(best, context.believed.policies) in memory.refuted
         if not len(changed) or not gains_enough(planned, targets.now, context.mlu) or failed_before or \
                 bound_excess(targets.utilisation_of(best), *targets.bounds).any():
-            progressed = not carried or not np.array_equal(best, carried[0])
-            memory.incumbent = (planning_for, best)
+            progressed = not carried or not np.array_equal(searched, carried[0])
+            memory.incumbent = (planning_for, searched)
             # A search spread over ticks gives up once it has gone a whole search's worth of evaluations
             # without improving, or ``paths_after`` when explicit paths for the pairs behind the hot links are
             # the next resort (a faster remedy than more of a search that has stalled).
@@ -332,7 +342,7 @@ class IgpMetricPlanner:
                     memory.nothing_found(context.beliefs_key, context.mlu, context.tick)
                 memory.stale = 0
             return None  # nothing better, or a plan the network already showed to be wrong
-        memory.incumbent = (planning_for, best)
+        memory.incumbent = (planning_for, searched)
         if evaluations and not self.budget.room_to_verify():
             memory.candidate = (planning_for, best)
             return None

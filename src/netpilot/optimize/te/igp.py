@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,19 +84,30 @@ def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max
     candidates = [hop_metrics(arrays), inverse_capacity_metrics(arrays)]
     if start is not None:
         candidates.insert(0, np.asarray(start, dtype=np.int64))
-    best, evaluations = search_metrics(lambda m: ecmp_utilisation(problem, m), candidates,
-                                       partner=reverse_links(arrays) if symmetric else None,
-                                       max_evaluations=max_evaluations, time_limit=time_limit, seed=seed)
-    return routing_from_metrics(problem, best, method="igp", seconds=time.perf_counter() - started,
-                                info={"evaluations": evaluations})
+    search = search_metrics(lambda m: ecmp_utilisation(problem, m), candidates,
+                            partner=reverse_links(arrays) if symmetric else None,
+                            max_evaluations=max_evaluations, time_limit=time_limit, seed=seed)
+    return routing_from_metrics(problem, search.best, method="igp", seconds=time.perf_counter() - started,
+                                info={"evaluations": search.evaluations})
+
+
+@dataclass(frozen=True)
+class MetricSearch:
+    """What ``search_metrics`` found: the best metrics by its score, the routings it evaluated, and with bounds
+    the metrics of lowest MLU among those it evaluated that keep every bound (``within_bounds``; None without
+    bounds, or when none did: the running metrics, among the candidates, keep them)."""
+
+    best: np.ndarray
+    evaluations: int
+    within_bounds: np.ndarray | None = None
 
 
 def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list[np.ndarray], *,
                    partner: np.ndarray | None = None, frozen: np.ndarray | None = None, max_evaluations: int = 400,
                    time_limit: float | None = 20.0, seed: int = 0,
                    bounds: tuple[np.ndarray, np.ndarray] | None = None, threads: int = 1
-                   ) -> tuple[np.ndarray, int]:
-    """Fortz–Thorup local search over IGP metrics for any utilisation model: (best metrics, evaluations).
+                   ) -> MetricSearch:
+    """Fortz–Thorup local search over IGP metrics for any utilisation model.
 
     Starts from the best of ``candidates``. Each round takes the most utilised link and tries heavier metrics
     on it (enough to push some of its traffic onto another equal-cost path), and a lighter metric on one of
@@ -105,7 +117,8 @@ def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidate
     With ``bounds`` = (allowed, reference), ``utilisation_of`` gives one row per case: the network as it runs,
     then cases (failures, say) that each must keep its MLU within ``allowed[f]`` unless it leaves it at
     ``reference[f]`` (its MLU today). The search then minimises the first row's MLU plus a weighted excess over
-    the bounds (see ``bounded_score``); whether its best keeps every bound is for the caller to check.
+    the bounds (see ``bounded_score``), so its best may break a bound it passed through on the way; whether it
+    keeps every bound is for the caller to check, and ``within_bounds`` is the best it saw that does.
 
     With ``threads`` > 1, a round's next trials are evaluated that many at a time, side by side (the routing
     kernels release the GIL), and taken in order as one at a time would: a trial after the first that
@@ -125,7 +138,7 @@ def search_metrics(utilisation_of: Callable[[np.ndarray], np.ndarray], candidate
 def _search(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list[np.ndarray],
             partner: np.ndarray | None, frozen: np.ndarray | None, max_evaluations: int, time_limit: float | None,
             seed: int, bounds: tuple[np.ndarray, np.ndarray] | None,
-            route: Callable[[list[np.ndarray]], list[np.ndarray]], batch: int) -> tuple[np.ndarray, int]:
+            route: Callable[[list[np.ndarray]], list[np.ndarray]], batch: int) -> MetricSearch:
     """``search_metrics``' rounds; ``route`` gives ``utilisation_of`` of several metric vectors, ``batch`` at a
     time."""
     started = time.perf_counter()
@@ -134,9 +147,17 @@ def _search(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list
     partner = np.full(n_links, -1) if partner is None else partner
     frozen = np.zeros(n_links, dtype=bool) if frozen is None else frozen
 
+    within: list = [None, None]  # (score, metrics): the best evaluated that keeps every bound
+
     def evaluate(m: np.ndarray, u: np.ndarray | None = None) -> tuple[tuple, np.ndarray]:
         u = utilisation_of(m) if u is None else u
-        return (_score(u), u) if bounds is None else bounded_score(u, *bounds)
+        if bounds is None:
+            return _score(u), u
+        score, row = bounded_score(u, *bounds)
+        if within[0] is None or score < within[0]:
+            if not bound_excess(u, *bounds).any():  # its score is then its MLU and sum of squares
+                within[:] = [score, m]
+        return score, row
 
     scored = [(*evaluate(m), m) for m in candidates]
     best_score, best_row, best = min(scored, key=lambda item: item[0])
@@ -184,7 +205,7 @@ def _search(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list
         stale = 0 if improved else stale + 1
         if stale > 60:
             break
-    return best, evaluations
+    return MetricSearch(best, evaluations, None if within[1] is None else within[1].copy())
 
 
 def reverse_links(arrays: NetworkArrays) -> np.ndarray:
