@@ -16,6 +16,7 @@ from netpilot.errors import InputError
 from netpilot.model.faults import Fault, candidate_faults
 from netpilot.model.frame import EntityLayout, KpiFrame, loss_beyond_overload
 from netpilot.model.network import Network, PathPolicy
+from netpilot.model.ties import tie_key, tie_round
 from netpilot.model.twin import DEFAULT_START, Twin
 
 #: KPIs compared between the twin and the measurements: (KpiFrame field, sample metric, entity group).
@@ -37,7 +38,7 @@ def in_noise_units(change: np.ndarray, sigma: np.ndarray | float) -> np.ndarray:
     """``change`` over ``sigma``, to a billionth: a KPI that did not change comes out 0 on one CPU and a rounding
     error on another (a wider vector unit sums in another order), and two that changed alike tie wherever they
     were computed, so what is ranked and fitted on it (the scope, the causes) is the same on every machine."""
-    return np.asarray(np.round(change / sigma, 9))
+    return tie_round(change / sigma)
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,7 @@ class Ranking:
     def result(self, top: int | None = None) -> list[Cause]:
         """The causes scored so far, best first (all of them once ``done``)."""
         # Scores that tie but for rounding errors keep the hypotheses' order, on every machine.
-        causes = sorted(self.causes, key=lambda c: -round(c.score, 9))
+        causes = sorted(self.causes, key=lambda c: -tie_key(c.score))
         return causes[:top] if top else causes
 
 

@@ -20,6 +20,7 @@ from scipy.sparse.csgraph import connected_components
 from netpilot.model.network import Network, NetworkArrays
 from netpilot.model.policies import Compiled, compile_policies, pair_positions, policy_matrix, steer_after_failures
 from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.model.ties import tie_key
 from netpilot.model.whatif import failure_loads, failure_scenarios, links_left_up, what_if, worst_links
 
 __all__ = ["Check", "CheckKind", "Report", "VerificationFigures", "VerificationSettings", "WhatIfCache",
@@ -480,7 +481,7 @@ def verify_change(before: Network, after: Network, settings: VerificationSetting
             f"worst single failure MLU {mlu_a.max(initial=0.0):.3f}; none worse than today above the limit "
             f"{max_utilisation:g}"))
         overloading = tuple(tuple(_name(arrays_after, e) for e in scenarios_after[j])
-                            for j in sorted(bad_overload, key=lambda j: -round(float(mlu_a[j]), 9))[:5])
+                            for j in sorted(bad_overload, key=lambda j: -tie_key(float(mlu_a[j])))[:5])
         figures = replace(figures, worst_failure_mlu_after=float(mlu_a.max(initial=0.0)),
                           failure_scenarios=len(scenarios_after), overloading_failures=overloading)
     return Report(checks, time.perf_counter() - started, figures)

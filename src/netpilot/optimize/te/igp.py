@@ -10,6 +10,7 @@ import numpy as np
 
 from netpilot.model.network import NetworkArrays
 from netpilot.model.routing import EcmpRouting, ecmp_flows
+from netpilot.model.ties import tie_key
 from netpilot.optimize.te.paths import PathSet
 from netpilot.optimize.te.problem import Routing, TEProblem
 
@@ -41,7 +42,7 @@ def _score(u: np.ndarray) -> tuple[float, float]:
     """MLU first; then the Fortz–Thorup-like sum of squares of utilisation to break ties toward headroom.
     Rounded, so that metrics routing the traffic alike tie whatever order the loads were summed in (a move
     that changes nothing must not count as an improvement)."""
-    return round(float(u.max(initial=0.0)), 9), round(float((u * u).sum()), 9)
+    return tie_key(u.max(initial=0.0)), tie_key((u * u).sum())
 
 
 def bound_excess(u: np.ndarray, allowed: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -69,7 +70,7 @@ def bounded_score(u: np.ndarray, allowed: np.ndarray, reference: np.ndarray) -> 
     worst = int(np.argmax(excess)) if len(excess) else 0
     row = u[1 + worst] if len(excess) and excess[worst] > 0 else u[0]
     mlu, squares = _score(u[0])
-    return (round(mlu + EXCESS_WEIGHT * float(excess.sum()), 9), squares), row
+    return (tie_key(mlu + EXCESS_WEIGHT * float(excess.sum())), squares), row
 
 
 def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max_evaluations: int = 400,
@@ -154,9 +155,9 @@ def _search(utilisation_of: Callable[[np.ndarray], np.ndarray], candidates: list
         if bounds is None:
             return _score(u), u
         score, row = bounded_score(u, *bounds)
-        if within[0] is None or score < within[0]:
-            if not bound_excess(u, *bounds).any():  # its score is then its MLU and sum of squares
-                within[:] = [score, m]
+        # Within every bound its score is its MLU and sum of squares, comparable with any other such plan's.
+        if (within[0] is None or score < within[0]) and not bound_excess(u, *bounds).any():
+            within[:] = [score, m]
         return score, row
 
     scored = [(*evaluate(m), m) for m in candidates]
