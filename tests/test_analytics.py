@@ -196,10 +196,48 @@ def test_context_detector_compiled_and_numpy_give_the_same_scores():
     pytest.importorskip("numba", reason="the compiled path needs the [fast] extra; the NumPy path is tested above")
     rng = np.random.default_rng(5)
     values = np.r_[rng.normal(10, 2, 600), rng.normal(14, 4, 300), [np.nan, 1e9, -50.0], rng.normal(10, 2, 200)]
-    scores = [ContextDetector(rest=25, compiled=compiled).fit(values[:400]).score_many(values)
-              for compiled in (False, True)]
+    detectors = [ContextDetector(rest=25, compiled=compiled).fit(values[:400]) for compiled in (False, True)]
+    scores = [d.score_many(values) for d in detectors]
     assert np.array_equal(scores[0], scores[1])
     assert (scores[0] >= 0.75).sum() >= 2  # the noise breeds contexts and the shift alarms: both paths were run
+    # One value at a time after a run (the compiled path's arrays grew within it), with what each foresaw.
+    for value in rng.normal(10, 3, 100).tolist():
+        assert detectors[0].foreseen() == detectors[1].foreseen()
+        assert detectors[0].update(value) == detectors[1].update(value)
+
+
+def test_context_detector_reads_a_value_too_far_above_to_scale_as_the_top_bin():
+    """Near the float's limit both (value - low) / width and value / width - low / width overflow (inf - inf):
+    such a value is far above the range, the top bin, on both paths (it once read NaN, and hung compiled)."""
+    from netpilot.analytics._context_kernel import fact_mask
+
+    detector = ContextDetector(rest=1).fit(np.array([3e307]))  # flat: a width of 1/7
+    sensed = getattr(fact_mask, "py_func", fact_mask)  # Python first: a regression fails, not hangs
+    settings = (detector.low_, detector.bin_width_, detector.bits)
+    assert sensed(1.7e308, *settings) == sensed(math.inf, *settings)
+    assert sensed(-3e307, -1.7e308, 1 / 7, 3) == sensed(math.inf, *settings)  # the same, under zero
+    assert detector.facts(1.7e308) == detector.facts(math.inf)
+    values = [3e307, 1.7e308, 3e307, 1.7e308]
+    scores = [ContextDetector(rest=1, compiled=compiled).fit(values[:1]).score_many(values)
+              for compiled in (False, True)]
+    assert np.array_equal(scores[0], scores[1]) and np.isfinite(scores[0]).all()
+
+
+def test_context_detector_follows_max_active_changed_after_fit():
+    """``max_active`` is read on every call, as the NumPy path reads it: the compiled path's group (kept from one
+    call to the next) once had room only for the value at fit (raising it failed; lowering it wrote past an
+    array)."""
+    values = np.random.default_rng(8).normal(0, 1, 900)
+    runs = []
+    for compiled in (False, True):
+        detector = ContextDetector(rest=3, max_active=2, compiled=compiled).fit(values[:300])
+        scores = [detector.score_many(values[:300])]
+        detector.max_active = 39
+        scores.append(detector.score_many(values[300:600]))
+        detector.max_active = 1
+        scores.extend(detector.update(value) for value in values[600:])
+        runs.append(np.hstack(scores))
+    assert np.array_equal(runs[0], runs[1])
 
 
 def test_context_detector_finds_nab_machine_temperature_failures():

@@ -8,15 +8,121 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from netpilot.analytics._context_kernel import (
+    BELOW,
+    COMPILED,
+    NEURON,
+    CompiledContexts,
+    fact_mask,
+    facts_of,
+    rested,
+    sample_score,
+)
 from netpilot.errors import InputError
 
-_BELOW = -1  # the fact of a value under the learnt range
-_NEURON = 1 << 40  # facts from this on name contexts that were active a sample ago
-_TOP_BIN = (1 << 24) - 1  # values further above the range share its bin: a sample has at most 24 bit facts
-# The rows of ContextDetector._contexts: a context's left and right sets, whether it was learnt whole (not bred),
-# how often it was selected, its facts predicted, how often it was active.
-_LEFT, _RIGHT, _FIRST, _SELECTED, _PREDICTED, _ACTIVATIONS = range(6)
 THRESHOLD = 0.75  # the score that alarms and starts the rest (CAD OSE's): the CLI's and the benchmarks' default
+
+# The rows of the NumPy path's table of contexts: a context's left and right sets, whether it was learnt whole (not
+# bred), how often it was selected, its facts predicted, how often it was active.
+_LEFT, _RIGHT, _FIRST, _SELECTED, _PREDICTED, _ACTIVATIONS = range(6)
+
+
+class ContextDetector:
+    """A streaming score (0 to 1) of how new the context of each value is; the idea of Smirnov's Contextual
+    Anomaly Detector (CAD OSE, NAB 2016), written anew over NumPy.
+
+    Each value becomes a few facts: the bits of its bin among ``2 ** bits`` bins spanning the range ``fit``
+    learnt (a value above it lights higher bits, one under it a fact of its own). A context pairs a left set of
+    facts (the last sample's facts, plus the contexts that were wholly active then: at most ``max_active`` of
+    the most often active) with a right set (facts of the next sample). Every sample, the contexts whose left
+    set the last sample held are *selected*; those whose right set the new sample holds are *active*; the
+    partial matches of a new sample breed new contexts (left sets of at most ``max_left`` facts). A value whose
+    facts are all among those the best-predicting contexts foresaw (the union of their right sets) scores 0;
+    otherwise the score is the mean of the share of selected contexts that failed and the share of candidate
+    contexts that were new. The first ``rest`` samples score 0, and after a score of ``threshold`` or more the
+    next ``rest`` do, so one episode raises one alarm. ``compiled``: the whole per-sample loop through Numba
+    (None: where it is installed, ``pip install netpilot[fast]``; the NumPy path gives the same scores).
+    Where it departs from the original: active contexts that tie on how often they were active are ranked by
+    when they were learnt (the original, by their hashes); a flat history spans one unit; a value under the
+    range is a fact of its own (the original truncated it into the bottom bin).
+
+    >>> detector = ContextDetector(rest=10).fit(np.tile([0.0, 1.0, 2.0, 3.0], 50))
+    >>> scores = detector.score_many(np.r_[np.tile([0.0, 1.0, 2.0, 3.0], 50), [0.0, 3.0, 3.0, 3.0]])
+    >>> bool(scores[150:200].max() == 0.0), bool(scores[200:].max() > 0.5)
+    (True, True)
+    """
+
+    def __init__(self, bits: int = 3, rest: int = 30, threshold: float = THRESHOLD, max_left: int = 7,
+                 max_active: int = 15, compiled: bool | None = None) -> None:
+        if bits < 1 or rest < 1 or max_left < 1 or max_active < 1:
+            raise InputError(f"bits, rest, max_left and max_active must be at least 1, got {bits}, {rest}, "
+                             f"{max_left} and {max_active}")
+        if bits > 24 or max_active > 39:
+            # A left group (a sample's bit facts and the active contexts) is read as a 63-bit mask.
+            raise InputError(f"bits must be at most 24 and max_active at most 39, got {bits} and {max_active}")
+        if not 0.0 < threshold <= 1.0:
+            raise InputError(f"threshold must be in (0, 1], got {threshold}")
+        self.bits = int(bits)
+        self.rest = int(rest)
+        self.threshold = float(threshold)
+        self.max_left = int(max_left)
+        self.max_active = int(max_active)
+        self.compiled = compiled
+
+    def fit(self, history: np.ndarray) -> ContextDetector:
+        """Learn the range the bins span from ``history`` (finite values; a flat or empty history spans 1) and
+        start with no contexts."""
+        history = np.asarray(history, dtype=float)
+        finite = history[np.isfinite(history)]
+        self.low_ = float(finite.min()) if len(finite) else 0.0
+        high = float(finite.max()) if len(finite) else 1.0
+        top = 2 ** self.bits - 1
+        width = ((high - self.low_) or 1.0) / top
+        if not math.isfinite(width):  # a range wider than the largest float: halves that are not
+            width = high / top - self.low_ / top
+        self.bin_width_ = width if width > 0.0 else 1.0 / top  # a range too narrow to divide reads as flat
+        compiled = COMPILED if self.compiled is None else bool(self.compiled and COMPILED)
+        self._contexts = (CompiledContexts if compiled else _NumpyContexts)(self)
+        return self
+
+    def facts(self, value: float) -> tuple[int, ...]:
+        """The facts a value is read as: bit ``s`` of its bin is fact ``2 s + bit`` (a missing value, NaN, is read
+        as the bottom of the range; +inf as the top bin, -inf as under the range)."""
+        return facts_of(fact_mask(float(value), self.low_, self.bin_width_, self.bits))
+
+    def foreseen(self) -> list[tuple[float, float]]:
+        """The values the next sample may take and score 0, as (low, high) spans: the bins of the learnt range
+        whose facts the best-predicting contexts all foresee, "under the range" (-inf, low) where that fact is
+        foreseen, and (top of the range, inf) where the bits of a bin above it are (values above the range are
+        not told apart further). Empty when nothing is foreseen."""
+        foreseen, top = self._contexts.foreseen_facts(), 2 ** self.bits
+        spans: list[tuple[float, float]] = [(-math.inf, self.low_)] if BELOW in foreseen else []
+        for number in range(top):
+            if all(2 * s + ((number >> s) & 1) in foreseen for s in range(self.bits)):
+                low = self.low_ + number * self.bin_width_
+                if spans and spans[-1][1] == low:
+                    low = spans.pop()[0]
+                spans.append((low, self.low_ + (number + 1) * self.bin_width_))
+        if any(f >= 2 * self.bits for f in foreseen):
+            spans.append((self.low_ + top * self.bin_width_, math.inf))
+        return spans
+
+    def update(self, value: float) -> float:
+        """Score one value (read as ``facts`` reads it)."""
+        self._fitted()
+        return self._contexts.update(float(value))
+
+    def score_many(self, values: Iterable[float]) -> np.ndarray:
+        """Score the values in turn, as ``update`` does (the compiled path in one call)."""
+        values = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=float).ravel()
+        if not len(values):
+            return np.zeros(0)
+        self._fitted()
+        return self._contexts.score_many(values)
+
+    def _fitted(self) -> None:
+        if not hasattr(self, "low_"):
+            raise InputError("ContextDetector.update before fit: call fit(history) first")
 
 
 class _Growing:
@@ -95,156 +201,72 @@ class _FactSets:
         return masks
 
 
-class ContextDetector:
-    """A streaming score (0 to 1) of how new the context of each value is; the idea of Smirnov's Contextual
-    Anomaly Detector (CAD OSE, NAB 2016), written anew over NumPy.
+class _NumpyContexts:
+    """The contexts where Numba is absent: fact sets as tuples in dictionaries, the per-context work vectorised
+    over NumPy arrays (the scores are ``CompiledContexts``'s)."""
 
-    Each value becomes a few facts: the bits of its bin among ``2 ** bits`` bins spanning the range ``fit``
-    learnt (a value above it lights higher bits, one under it a fact of its own). A context pairs a left set of
-    facts (the last sample's facts, plus the contexts that were wholly active then: at most ``max_active`` of
-    the most often active) with a right set (facts of the next sample). Every sample, the contexts whose left
-    set the last sample held are *selected*; those whose right set the new sample holds are *active*; the
-    partial matches of a new sample breed new contexts (left sets of at most ``max_left`` facts). A value whose
-    facts are all among those the best-predicting contexts foresaw (the union of their right sets) scores 0;
-    otherwise the score is the mean of the share of selected contexts that failed and the share of candidate
-    contexts that were new. The first ``rest`` samples score 0, and after a score of ``threshold`` or more the
-    next ``rest`` do, so one episode raises one alarm. ``compiled``: the per-context loops through Numba (None:
-    where it is installed, ``pip install netpilot[fast]``; the NumPy path gives the same scores).
-    Where it departs from the original: active contexts that tie on how often they were active are ranked by
-    when they were learnt (the original, by their hashes); a flat history spans one unit; a value under the
-    range is a fact of its own (the original truncated it into the bottom bin).
-
-    >>> detector = ContextDetector(rest=10).fit(np.tile([0.0, 1.0, 2.0, 3.0], 50))
-    >>> scores = detector.score_many(np.r_[np.tile([0.0, 1.0, 2.0, 3.0], 50), [0.0, 3.0, 3.0, 3.0]])
-    >>> bool(scores[150:200].max() == 0.0), bool(scores[200:].max() > 0.5)
-    (True, True)
-    """
-
-    def __init__(self, bits: int = 3, rest: int = 30, threshold: float = THRESHOLD, max_left: int = 7,
-                 max_active: int = 15, compiled: bool | None = None) -> None:
-        if bits < 1 or rest < 1 or max_left < 1 or max_active < 1:
-            raise InputError(f"bits, rest, max_left and max_active must be at least 1, got {bits}, {rest}, "
-                             f"{max_left} and {max_active}")
-        if bits > 24 or max_active > 39:
-            # A left group (a sample's bit facts and the active contexts) is read as a 63-bit mask.
-            raise InputError(f"bits must be at most 24 and max_active at most 39, got {bits} and {max_active}")
-        if not 0.0 < threshold <= 1.0:
-            raise InputError(f"threshold must be in (0, 1], got {threshold}")
-        self.bits = int(bits)
-        self.rest = int(rest)
-        self.threshold = float(threshold)
-        self.max_left = int(max_left)
-        self.max_active = int(max_active)
-        self.compiled = compiled
-
-    def fit(self, history: np.ndarray) -> ContextDetector:
-        """Learn the range the bins span from ``history`` (finite values; a flat or empty history spans 1) and
-        start with no contexts."""
-        history = np.asarray(history, dtype=float)
-        finite = history[np.isfinite(history)]
-        self.low_ = float(finite.min()) if len(finite) else 0.0
-        high = float(finite.max()) if len(finite) else 1.0
-        top = 2 ** self.bits - 1
-        width = ((high - self.low_) or 1.0) / top
-        if not math.isfinite(width):  # a range wider than the largest float: halves that are not
-            width = high / top - self.low_ / top
-        self.bin_width_ = width if width > 0.0 else 1.0 / top  # a range too narrow to divide reads as flat
-        self._left, self._right = _FactSets(), _FactSets()
-        self._pairs: dict[tuple[int, int], int] = {}
+    def __init__(self, detector: ContextDetector) -> None:
+        self.detector = detector
+        self.left, self.right = _FactSets(), _FactSets()
+        self.pairs: dict[tuple[int, int], int] = {}
         # Per context: its left and right sets, whether it was learnt whole (a sample after the whole group before
         # it, not bred from a partial match), and how often it was selected (its right sets' sizes summed),
         # predicted (facts matched) and active.
-        self._contexts = _Growing(rows=6)
-        self._last_left = np.zeros(0, dtype=np.int64)  # per left set: its facts the last left group held
-        self._left_group: tuple[int, ...] = ()
-        self._foreseen: frozenset[int] = frozenset()
-        self._samples = 0
-        self._last_high = 0  # the last sample that scored ``threshold`` or more (0: before the first, so they rest)
-        self._compiled = COMPILED if self.compiled is None else bool(self.compiled and COMPILED)
-        return self
+        self.contexts = _Growing(rows=6)
+        self.last_left = np.zeros(0, dtype=np.int64)  # per left set: its facts the last left group held
+        self.left_group: tuple[int, ...] = ()
+        self.foreseen: frozenset[int] = frozenset()
+        self.samples = 0
+        self.last_high = 0  # the last sample that scored ``threshold`` or more (0: before the first, so they rest)
 
-    def facts(self, value: float) -> tuple[int, ...]:
-        """The facts a value is read as: bit ``s`` of its bin is fact ``2 s + bit`` (a missing value, NaN, is read
-        as the bottom of the range; +inf as the top bin, -inf as under the range)."""
-        if value != value:
-            value = self.low_
-        number = (value - self.low_) / self.bin_width_ if math.isfinite(value) else value
-        if number == math.inf and math.isfinite(value):  # the difference overflowed: a range near the float's
-            number = value / self.bin_width_ - self.low_ / self.bin_width_
-        if number < 0:
-            return (_BELOW,)
-        number = int(min(number, _TOP_BIN))
-        return tuple(2 * s + ((number >> s) & 1) for s in range(max(self.bits, number.bit_length())))
-
-    def foreseen(self) -> list[tuple[float, float]]:
-        """The values the next sample may take and score 0, as (low, high) spans: the bins of the learnt range
-        whose facts the best-predicting contexts all foresee, "under the range" (-inf, low) where that fact is
-        foreseen, and (top of the range, inf) where the bits of a bin above it are (values above the range are
-        not told apart further). Empty when nothing is foreseen."""
-        foreseen, top = self._foreseen, 2 ** self.bits
-        spans: list[tuple[float, float]] = [(-math.inf, self.low_)] if _BELOW in foreseen else []
-        for number in range(top):
-            if all(2 * s + ((number >> s) & 1) in foreseen for s in range(self.bits)):
-                low = self.low_ + number * self.bin_width_
-                if spans and spans[-1][1] == low:
-                    low = spans.pop()[0]
-                spans.append((low, self.low_ + (number + 1) * self.bin_width_))
-        if any(f >= 2 * self.bits for f in foreseen):
-            spans.append((self.low_ + top * self.bin_width_, math.inf))
-        return spans
+    def foreseen_facts(self) -> frozenset[int]:
+        return self.foreseen
 
     def update(self, value: float) -> float:
-        """Score one value (read as ``facts`` reads it)."""
-        if not hasattr(self, "low_"):
-            raise InputError("ContextDetector.update before fit: call fit(history) first")
-        sensed = self.facts(float(value))
-        surprised = any(fact not in self._foreseen for fact in sensed)
-        failed, new = self._learn(sensed)
-        score = (failed + new) / 2.0 if surprised else 0.0
-        self._samples += 1
-        rested = self._samples - self._last_high <= self.rest
-        if score >= self.threshold:
-            self._last_high = self._samples
-        return 0.0 if rested else score
+        detector = self.detector
+        sensed = detector.facts(value)
+        surprised = any(fact not in self.foreseen for fact in sensed)
+        score = sample_score(surprised, *self._learn(sensed))
+        self.samples += 1
+        score, self.last_high = rested(score, self.samples, self.last_high, detector.rest, detector.threshold)
+        return score
 
-    def score_many(self, values: Iterable[float]) -> np.ndarray:
+    def score_many(self, values: np.ndarray) -> np.ndarray:
         update = self.update
-        return np.fromiter((update(v) for v in values), dtype=float)
+        return np.fromiter((update(v) for v in values.tolist()), dtype=float, count=len(values))
 
     def _context(self, left: tuple[int, ...], right: tuple[int, ...], first_sample: bool) -> tuple[int, bool]:
-        pair = (self._left.add(left), self._right.add(right))
-        number = self._pairs.get(pair)
+        pair = (self.left.add(left), self.right.add(right))
+        number = self.pairs.get(pair)
         if number is None:
-            number = self._pairs[pair] = self._contexts.append(pair[0], pair[1], first_sample, 0, 0, 0)
+            number = self.pairs[pair] = self.contexts.append(pair[0], pair[1], first_sample, 0, 0, 0)
             return number, True
         if first_sample:
-            self._contexts.data[_FIRST, number] = 1
+            self.contexts.data[_FIRST, number] = 1
         return number, False
 
-    def _learn(self, sensed: tuple[int, ...]) -> tuple[float, float]:
-        """Update the contexts with a new sample and keep what the next one is foreseen to hold; (share of
-        selected contexts not active, share of candidate contexts that were new)."""
-        group = self._left_group
+    def _learn(self, sensed: tuple[int, ...]) -> tuple[int, int, bool, int, int]:
+        """Update the contexts with a new sample and keep what the next one is foreseen to hold; (contexts
+        selected, of them active, whether the sample made a new whole context, new contexts, candidates)."""
+        group = self.left_group
         candidates: set[tuple[tuple[int, ...], tuple[int, ...]]] = set()
         whole_new, whole = False, -1
         if group:
             candidates.add((group, sensed))
             whole, whole_new = self._context(group, sensed, True)
-        match = _match_compiled if self._compiled else _match_numpy
-        n_selected, winners, parents = match(*self._contexts.columns, self._last_left, self._left.sizes.values,
-                                             self._right.present(sensed), self._right.sizes.values, whole,
-                                             whole_new, self.max_left)
+        n_selected, winners, parents = _match_numpy(*self.contexts.columns, self.last_left, self.left.sizes.values,
+                                                    self.right.present(sensed), self.right.sizes.values, whole,
+                                                    whole_new, self.detector.max_left)
         breeding = self._breeding(parents, group, sensed)
         candidates.update(breeding)
-        failed = 1.0 - len(winners) / n_selected if n_selected else 1.0
-        if len(winners) > self.max_active:
-            winners = winners[np.argsort(self._contexts.data[_ACTIVATIONS][winners], kind="stable")[-self.max_active:]]
-        self._left_group = tuple(sorted({*sensed, *(_NEURON + c for c in winners.tolist())}))
+        n_active, max_active = len(winners), self.detector.max_active
+        if n_active > max_active:
+            winners = winners[np.argsort(self.contexts.data[_ACTIVATIONS][winners], kind="stable")[-max_active:]]
+        self.left_group = tuple(sorted({*sensed, *(NEURON + c for c in winners.tolist())}))
         added = sum(self._context(left, right, False)[1] for left, right in breeding) + whole_new
-        self._last_left = self._left.present(self._left_group)
-        self._foreseen = self._foresee()
-        new = added / len(candidates) if whole_new else 0.0
-        return failed, new
+        self.last_left = self.left.present(self.left_group)
+        self.foreseen = self._foresee()
+        return n_selected, n_active, whole_new, added, len(candidates)
 
     def _breeding(self, parents: np.ndarray, group: tuple[int, ...],
                   sensed: tuple[int, ...]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
@@ -254,8 +276,8 @@ class ContextDetector:
         if not len(parents):
             return []
         cuts = []
-        for side, sets, held in ((_LEFT, self._left, group), (_RIGHT, self._right, sensed)):
-            distinct, inverse = np.unique(sets.masks(held)[self._contexts.data[side][parents]], return_inverse=True)
+        for side, sets, held in ((_LEFT, self.left, group), (_RIGHT, self.right, sensed)):
+            distinct, inverse = np.unique(sets.masks(held)[self.contexts.data[side][parents]], return_inverse=True)
             cuts.append(([tuple(f for j, f in enumerate(held) if mask >> j & 1) for mask in distinct.tolist()],
                          inverse.ravel()))
         (lefts, left_codes), (rights, right_codes) = cuts
@@ -266,9 +288,8 @@ class ContextDetector:
 
     def _foresee(self) -> frozenset[int]:
         """The right facts of the best-predicting contexts whose left set the current group holds whole."""
-        foresee = _foresee_compiled if self._compiled else _foresee_numpy
-        best = foresee(*self._contexts.columns, self._last_left == self._left.sizes.values, len(self._right.facts))
-        facts = self._right.facts
+        best = _foresee_numpy(*self.contexts.columns, self.last_left == self.left.sizes.values)
+        facts = self.right.facts
         return frozenset(f for r in best.tolist() for f in facts[r])
 
 
@@ -296,7 +317,7 @@ def _match_numpy(lefts, rights, first_sample, selections, predictions, activatio
     return int(selected.sum()), np.flatnonzero(active), parents
 
 
-def _foresee_numpy(lefts, rights, first_sample, selections, predictions, activations, whole_left, n_rights):
+def _foresee_numpy(lefts, rights, first_sample, selections, predictions, activations, whole_left):
     """The right sets (each once, in order) of the contexts with the best prediction rate among those whose left
     set is held whole."""
     ready = np.flatnonzero(whole_left[lefts])
@@ -305,65 +326,6 @@ def _foresee_numpy(lefts, rights, first_sample, selections, predictions, activat
     selected = selections[ready]
     weight = np.where(selected > 0, predictions[ready] / np.maximum(selected, 1), 0.0)
     return np.unique(rights[ready[weight == weight.max()]])
-
-
-def _match_loop(lefts, rights, first_sample, selections, predictions, activations, held_by_left, left_sizes,
-                right_present, right_sizes, whole, whole_new, max_left):  # pragma: no cover - compiled
-    """``_match_numpy`` as one loop over the contexts (compiled by Numba: no temporary arrays)."""
-    n = len(lefts)
-    winners = np.empty(n, dtype=np.int64)
-    parents = np.empty(n, dtype=np.int64)
-    n_selected = n_winners = n_parents = 0
-    for c in range(n):
-        left = lefts[c]
-        if left >= len(held_by_left):
-            continue
-        held = held_by_left[left]
-        if held == 0 or (whole_new and c == whole):
-            continue
-        right = rights[c]
-        matched, size = right_present[right], right_sizes[right]
-        active = False
-        if held == left_sizes[left]:
-            n_selected += 1
-            selections[c] += size
-            if matched > 0:
-                predictions[c] += matched
-                if matched == size:
-                    activations[c] += 1
-                    winners[n_winners] = c
-                    n_winners += 1
-                    active = True
-        if whole_new and first_sample[c] > 0 and matched > 0 and held <= max_left and not active:
-            parents[n_parents] = c
-            n_parents += 1
-    return n_selected, winners[:n_winners], parents[:n_parents]
-
-
-def _foresee_loop(lefts, rights, first_sample, selections, predictions, activations, whole_left,
-                  n_rights):  # pragma: no cover - compiled
-    """``_foresee_numpy`` as two loops over the contexts."""
-    best = -1.0
-    for c in range(len(lefts)):
-        if whole_left[lefts[c]]:
-            weight = predictions[c] / selections[c] if selections[c] > 0 else 0.0
-            best = max(best, weight)
-    chosen = np.zeros(n_rights, dtype=np.bool_)
-    for c in range(len(lefts)):
-        if whole_left[lefts[c]]:
-            weight = predictions[c] / selections[c] if selections[c] > 0 else 0.0
-            if weight == best:
-                chosen[rights[c]] = True
-    return np.flatnonzero(chosen)
-
-
-try:  # the optional extra (pip install netpilot[fast]): the loops compiled, the same results
-    import numba
-except ImportError:
-    numba = None
-COMPILED = numba is not None
-_match_compiled = numba.njit(cache=True, nogil=True)(_match_loop) if COMPILED else _match_numpy
-_foresee_compiled = numba.njit(cache=True, nogil=True)(_foresee_loop) if COMPILED else _foresee_numpy
 
 
 def rest_for(samples: int) -> int:
