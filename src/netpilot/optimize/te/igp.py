@@ -96,7 +96,8 @@ def optimise_metrics(problem: TEProblem, *, start: np.ndarray | None = None, max
 class MetricSearch:
     """What ``search_metrics`` found: the best metrics by its score, the routings it evaluated, and with bounds
     the metrics of lowest MLU among those it evaluated that keep every bound (``within_bounds``; None without
-    bounds, or when none did: the running metrics, among the candidates, keep them)."""
+    bounds, or where none it evaluated kept them: a planner that gives the running metrics as a candidate always
+    has one, since they leave every case where it is)."""
 
     best: np.ndarray
     evaluations: int
