@@ -10,24 +10,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from netpilot.model.kernels import jit as _jit
+
 if TYPE_CHECKING:
     from netpilot.analytics.context import ContextDetector
 
-try:  # the optional extra (pip install netpilot[fast]): the per-sample loop compiled, the same scores
-    import numba
-except ImportError:
-    numba = None
-COMPILED = numba is not None
-
-
-def _jit(function):
-    """``function`` compiled by Numba where it is installed, else itself (the helpers both paths share still run)."""
-    return numba.njit(cache=True, nogil=True)(function) if COMPILED else function
-
-
-def _inlined(function):
-    """``_jit``, inlined where it is called from compiled code (a call passing arrays counts their references)."""
-    return numba.njit(cache=True, nogil=True, inline="always")(function) if COMPILED else function
+_inlined = _jit(inline="always")  # inlined where compiled code calls it (a call passing arrays counts references)
 
 
 BELOW = -1  # the fact of a value under the learnt range

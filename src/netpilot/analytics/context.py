@@ -10,7 +10,6 @@ import numpy as np
 
 from netpilot.analytics._context_kernel import (
     BELOW,
-    COMPILED,
     NEURON,
     CompiledContexts,
     fact_mask,
@@ -19,6 +18,7 @@ from netpilot.analytics._context_kernel import (
     sample_score,
 )
 from netpilot.errors import InputError
+from netpilot.model.kernels import AVAILABLE as COMPILED
 
 THRESHOLD = 0.75  # the score that alarms and starts the rest (CAD OSE's): the CLI's and the benchmarks' default
 

@@ -30,13 +30,16 @@ def wanted(compiled: bool | None) -> bool:
     return AVAILABLE if compiled is None else compiled
 
 
-def _jit(function=None, **options):
+def jit(function=None, **options):
+    """``function`` compiled by Numba (cached, without the GIL; ``options`` as ``numba.njit`` takes them) where it
+    is installed, else ``function`` itself; usable bare (``@jit``) or with options (``@jit(inline="always")``)."""
     if function is None:
-        return lambda f: _jit(f, **options)
+        return lambda f: jit(f, **options)
     return numba.njit(cache=True, nogil=True, **options)(function) if AVAILABLE else function
 
 
-@_jit
+
+@jit
 def _push(order, injected, out_ptr, out_links, on_dag, share, dst, targets, flow):  # pragma: no cover - compiled
     """Per destination, its injected traffic down its DAG, farthest node first (``order``: nodes by distance,
     farthest first): every node's inflow is complete before it passes it on."""
@@ -91,7 +94,7 @@ def out_lists(src: np.ndarray, n: int, links: np.ndarray | None = None) -> tuple
     return np.concatenate([[0], np.cumsum(np.bincount(src[links], minlength=n))]), order
 
 
-@_jit
+@jit
 def _all_gone(v, s, t, scenario_of, dst, out_ptr, out_links, on_dag, in_s):  # pragma: no cover - compiled
     """Whether every next hop ``v`` had towards destination ``t`` is failed in ``s`` or leads into S."""
     for j in range(out_ptr[v], out_ptr[v + 1]):
@@ -101,7 +104,7 @@ def _all_gone(v, s, t, scenario_of, dst, out_ptr, out_links, on_dag, in_s):  # p
     return True
 
 
-@_jit
+@jit
 def _reroute(row_s, row_t, targets, scenario_of, failed_ptr, failed_links, src, dst, metric, out_ptr, out_links,
              in_ptr, in_links, dist, on_dag, share, link_flow, injected, loads, stranded):  # pragma: no cover
     """For each row (scenario s, destination t whose DAG used a link s fails): the loads that move when t's
@@ -237,13 +240,13 @@ def _reroute(row_s, row_t, targets, scenario_of, failed_ptr, failed_links, src, 
             changed[c] = in_s[c] = settled[c] = False
 
 
-@_jit(inline="always")
+@jit(inline="always")
 def _distance(v, in_s, renewed, old):  # pragma: no cover - compiled
     """A node's distance after the failure: new in S, as before elsewhere."""
     return renewed[v] if in_s[v] else old[v]
 
 
-@_jit(inline="always")
+@jit(inline="always")
 def _send(loads, s, e, w, amount, arriving, heap, slot, key, size, in_s, renewed, old):  # pragma: no cover
     """``amount`` more over link ``e`` into ``w``, which then has it to pass on; the heap's new size."""
     loads[s, e] += amount
@@ -305,7 +308,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-@_jit(inline="always")
+@jit(inline="always")
 def _sift_up(heap, slot, key, i):  # pragma: no cover - compiled
     """Move the node at heap position ``i`` up to where its key belongs (an indexed binary min-heap:
     ``slot[v]`` is v's position)."""
@@ -321,7 +324,7 @@ def _sift_up(heap, slot, key, i):  # pragma: no cover - compiled
     slot[v] = i
 
 
-@_jit(inline="always")
+@jit(inline="always")
 def _enqueue(v, priority, heap, slot, key, size):  # pragma: no cover - compiled
     """Put ``v`` in the heap with ``priority`` (its ``key``) unless it is there already; the heap's new size."""
     if slot[v] >= 0:
@@ -333,7 +336,7 @@ def _enqueue(v, priority, heap, slot, key, size):  # pragma: no cover - compiled
     return size + 1
 
 
-@_jit(inline="always")
+@jit(inline="always")
 def _pop(heap, slot, key, size):  # pragma: no cover - compiled
     """The node with the least key; the heap then holds ``size - 1``."""
     top = heap[0]
@@ -358,7 +361,7 @@ def _pop(heap, slot, key, size):  # pragma: no cover - compiled
     return top
 
 
-@_jit
+@jit
 def _dags(targets, src, dst, metric, usable, out_ptr, out_links, in_ptr, in_links, dist, on_dag, share,
           order):  # pragma: no cover - compiled
     """Per destination: Dijkstra towards it over the usable links (an indexed heap), its ECMP DAG (the links
@@ -424,7 +427,7 @@ def ecmp_dags(arrays, metric: np.ndarray, targets: np.ndarray, up: np.ndarray
     return dist, on_dag, share, order
 
 
-@_jit
+@jit
 def _pair_shares(order, position, pair_source, pair_row, targets, out_ptr, out_links, on_dag, share, dst,
                  entry_link, entry_pair, entry_share):  # pragma: no cover - compiled
     """Per pair, a unit of traffic from its source down its destination's DAG, farthest node first from the

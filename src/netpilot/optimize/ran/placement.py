@@ -23,7 +23,7 @@ from functools import cached_property
 import numpy as np
 import scipy.sparse as sp
 
-from netpilot.model.kernels import _jit
+from netpilot.model.kernels import jit
 from netpilot.model.ran import Service
 from netpilot.optimize import highs
 
@@ -197,7 +197,7 @@ def _pack(problem: PlacementProblem, allowed: np.ndarray) -> tuple[np.ndarray, n
     return share, loaded
 
 
-@_jit
+@jit
 def _pack_kernel(demands, rate, tau, mem, nearest, allowed, cap_gpus, util, gpu_memory, share, loaded, memory,
                  gpus_on, compute):  # pragma: no cover - compiled
     """In place on ``share``, ``loaded``, ``memory``, ``gpus_on`` and ``compute``: each (cell, service) of
@@ -263,7 +263,7 @@ def _pack_kernel(demands, rate, tau, mem, nearest, allowed, cap_gpus, util, gpu_
                 active[best] = False
 
 
-@_jit
+@jit
 def _put(share, compute, memory, loaded, c, s, k, take, need, extra):  # pragma: no cover - compiled
     """A share ``take`` of demand (c, s) served at ``k``: its compute, the model's memory where it was not loaded."""
     share[c, s, k] += take
@@ -272,7 +272,7 @@ def _put(share, compute, memory, loaded, c, s, k, take, need, extra):  # pragma:
     loaded[s, k] = True
 
 
-@_jit
+@jit
 def _gpus_for(compute, memory, util, gpu_memory):  # pragma: no cover - compiled
     """``_gpus_needed`` for one site, as a scalar."""
     return max(np.ceil(compute / util - 1e-9), np.ceil(memory / max(gpu_memory, 1e-12) - 1e-9), 0.0)
@@ -303,7 +303,7 @@ def _repair(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     return share, loaded
 
 
-@_jit
+@jit
 def _repair_kernel(demands, left, unit, mem, nearest, allowed, available, limit, memory_cap, compute, memory, share,
                    loaded):  # pragma: no cover - compiled
     """``_repair``'s loops, in place on ``share``, ``loaded``, ``compute`` and ``memory``: ``limit`` is the
@@ -393,7 +393,7 @@ def _drop_gpus(problem: PlacementProblem, share: np.ndarray, loaded: np.ndarray,
     return flat.reshape(n_c, n_s, n_k), loaded
 
 
-@_jit
+@jit
 def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, available, gpus,
                  loaded, load_cost, latency_cost):  # pragma: no cover - compiled
     """In place, on ``share`` (demands x sites; demand ``d`` is cell ``d // S``, service ``service[d]``),
@@ -459,7 +459,7 @@ def _drop_kernel(share, unit, service, start, sites, first, demands, caps, gpu_m
     return total
 
 
-@_jit
+@jit
 def _drop_all(skip, share, unit, service, start, sites, first, demands, caps, gpu_memory, memory_gb, gpus, loaded,
               load_cost, latency_cost, compute, count, memory):  # pragma: no cover - compiled
     """For each site ``skip`` does not mark, the one whose load spills least past one GPU fewer first: lower its
