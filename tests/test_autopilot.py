@@ -361,6 +361,49 @@ def test_a_load_back_where_the_twin_usually_is_is_the_end_of_a_fault_and_a_new_j
     assert set(left.tolist()) == set(loads[:5].tolist())
 
 
+def test_a_ramp_past_a_links_capacity_that_the_twin_puts_a_little_low_raises_no_loss_alarm_where_asked(network):
+    """The day's ramp takes one link from 0.80 to 1.15 of its capacity; the twin expects the ramp but puts that
+    link's load 4 % low (its demand is a model), so the measured link crosses the capacity a few minutes before
+    the twin's. With ``expected_congestion_loss`` the congestion loss that follows (nothing up to the capacity,
+    ``1 - 1/utilisation`` past it) is expected, the utilisation being where it usually is: no loss alarm, where
+    the default alarms on it. A link that also loses 5 % beyond its overload (a degraded link) alarms either
+    way."""
+    from netpilot.autopilot.records import Records
+    from netpilot.autopilot.settings import DetectionSettings
+    from netpilot.autopilot.watch import Watch
+
+    def replay(expect_it: bool) -> tuple[int, list[int], list[int]]:
+        """(the link's loss KPI, the KPIs alarmed over the ramp, those alarmed when the link degrades)."""
+        watch = Watch(network, DetectionSettings(expected_congestion_loss=expect_it), Records(64))
+        names = watch.feature_names
+        link = names[0].split("|")[0]
+        utilisation, loss = names.index(f"{link}|link_utilisation"), names.index(f"{link}|link_loss")
+        states = np.array([name.endswith("_up") for name in names])
+        links = [i for i, name in enumerate(names) if name.endswith("|link_utilisation")]
+        rng = np.random.default_rng(3)
+
+        def snapshot(link_utilisation: float, noise: float) -> np.ndarray:
+            values = np.where(states, 1.0, 0.0)
+            values[links] = 0.5
+            values[utilisation] = link_utilisation + noise
+            values[loss] = max(0.0, 1.0 - 1.0 / values[utilisation])
+            return values
+
+        alarms = []
+        for tick in range(70):
+            twin = 0.80 + 0.005 * tick
+            measured = snapshot(twin * 1.04, rng.normal(0.0, 0.005))
+            alarms += watch.score(measured, snapshot(twin, 0.0), tick)[1].tolist()
+        degraded = snapshot(1.15 * 1.04, 0.0)
+        degraded[loss] = 1.0 - (1.0 - degraded[loss]) * 0.95
+        return loss, alarms, watch.score(degraded, snapshot(1.15, 0.0), 70)[1].tolist()
+
+    for expect_it in (True, False):
+        loss, ramp, degraded = replay(expect_it)
+        assert (loss in ramp) is not expect_it
+        assert loss in degraded
+
+
 def test_a_belief_cleared_and_adopted_again_closes_only_the_incident_it_came_from_the_second_time(network):
     """HU down, believed from the incident at minute 30; a person clears the beliefs and a later localisation
     (here, its causes handed to the loop with another incident) believes it again: when HU is back, only that

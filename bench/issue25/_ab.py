@@ -6,6 +6,7 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def read_rows(path: Path) -> dict[str, dict]:
@@ -13,11 +14,22 @@ def read_rows(path: Path) -> dict[str, dict]:
     return {row["scenario"]: row for row in map(json.loads, path.read_text().splitlines())}
 
 
-def main(run: Callable[[Path, list[str]], None], compare: Callable[[Path, Path], None], usage: str) -> None:
-    """``run OUT.jsonl SPEC [...]`` or ``compare BEFORE.jsonl AFTER.jsonl``; anything else prints ``usage``."""
-    if len(sys.argv) >= 3 and sys.argv[1] == "run":
-        run(Path(sys.argv[2]), sys.argv[3:])
-    elif len(sys.argv) == 4 and sys.argv[1] == "compare":
-        compare(Path(sys.argv[2]), Path(sys.argv[3]))
+def main(run: Callable[[Path, list[str], dict[str, Any]], None], compare: Callable[[Path, Path], None],
+         usage: str) -> None:
+    """``run OUT.jsonl SPEC [...] [--options key=value,...]`` (the loop's settings by name, as
+    `netpilot.autopilot.settings.AutopilotSettings.with_options` takes them) or ``compare BEFORE.jsonl
+    AFTER.jsonl``; anything else prints ``usage``."""
+    args = sys.argv[1:]
+    options: dict[str, Any] = {}
+    if "--options" in args:
+        at = args.index("--options")
+        for item in filter(None, args[at + 1].split(",")):
+            key, value = item.split("=")
+            options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+        args = args[:at] + args[at + 2:]
+    if len(args) >= 2 and args[0] == "run":
+        run(Path(args[1]), args[2:], options)
+    elif len(args) == 3 and args[0] == "compare" and not options:
+        compare(Path(args[1]), Path(args[2]))
     else:
         raise SystemExit(usage)

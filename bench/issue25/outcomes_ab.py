@@ -6,6 +6,8 @@ change was applied. Decisions are deterministic, so the two versions need not al
     python bench/issue25/outcomes_ab.py run OUT.jsonl SCENARIO [...]      # the netpilot on PYTHONPATH
     python bench/issue25/outcomes_ab.py compare BEFORE.jsonl AFTER.jsonl
 
+``run ... --options key=value,...`` sets the loop's settings by name (``expected_congestion_loss=true``).
+
 SCENARIO: a scenario file, or a suite run named TOPOLOGY:LOAD:SEED (1.5 hours, three faults), generated as
 `bench/suite.py` generates it under build/suite/ when missing. Two versions side by side:
 
@@ -24,14 +26,14 @@ from _ab import main, read_rows
 FIGURES = ("overload_gbit", "faults", "detected", "rank1", "false_incidents", "applied", "unsafe")
 
 
-def run(out: Path, specs: list[str]) -> None:
+def run(out: Path, specs: list[str], options: dict) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import suite  # bench/suite.py: the suite's topologies and scenario files
     from netpilot.scenarios.scenario import load_scenario, run_scenario
 
     with out.open("a") as sink:
         for spec in specs:
-            result = run_scenario(load_scenario(suite.scenario_path(spec)))
+            result = run_scenario(load_scenario(suite.scenario_path(spec)), options=options)
             faults = result["faults"]
             row = {"scenario": spec, "overload_gbit": round(result["overload_traffic_gbit"], 3),
                    "faults": len(faults), "detected": sum(f["detected"] for f in faults),

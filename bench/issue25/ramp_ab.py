@@ -6,6 +6,8 @@ so it is much cheaper than `bench/suite.py`; decisions are deterministic, so the
     python bench/issue25/ramp_ab.py run OUT.jsonl TOPOLOGY:LOAD:SEED [...]      # the netpilot on PYTHONPATH
     python bench/issue25/ramp_ab.py compare BEFORE.jsonl AFTER.jsonl
 
+``run ... --options key=value,...`` sets the loop's settings by name (``expected_congestion_loss=true``).
+
 The ramp-only scenario of TOPOLOGY:LOAD:SEED (1.5 hours) is generated as `bench/suite.py` generates it under
 build/suite/ when missing. ``run`` appends to OUT; ``compare`` takes the last row of a scenario. Pre-emptive is
 judged as `bench/suite.py` judges it (`pre_emptive`); a change applied and later rolled back counts (it was applied
@@ -21,7 +23,7 @@ from pathlib import Path
 from _ab import main, read_rows
 
 
-def run(out: Path, specs: list[str]) -> None:
+def run(out: Path, specs: list[str], options: dict) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import suite  # bench/suite.py: the suite's topologies and scenario files
     from netpilot.scenarios.scenario import RunTrace, load_scenario, run_scenario, scenario_network
@@ -36,7 +38,7 @@ def run(out: Path, specs: list[str]) -> None:
             static_trace = RunTrace()
             static = run_scenario(scenario, autopilot=False, network=network, trace=static_trace)
             first_over = static_trace.first_overloaded_minute(scenario.step_seconds)
-            result = run_scenario(scenario, network=network)
+            result = run_scenario(scenario, network=network, options=options)
             applied = result["applied_minutes"]
             row = {"scenario": spec, "static_gbit": round(static["overload_traffic_gbit"], 3),
                    "overload_gbit": round(result["overload_traffic_gbit"], 3),

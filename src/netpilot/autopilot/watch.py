@@ -13,7 +13,7 @@ from netpilot.autopilot.beliefs import BeforeIncident
 from netpilot.autopilot.records import Incident, Records
 from netpilot.autopilot.settings import DetectionSettings
 from netpilot.model.faults import Fault
-from netpilot.model.frame import KpiFrame
+from netpilot.model.frame import KpiFrame, loss_beyond_overload
 from netpilot.model.network import Network, PathPolicy
 
 #: An alarmed load-driven KPI this close (noise standard deviations) to what the twin expects once a believed
@@ -38,6 +38,9 @@ class Watch:
         self.noise_floor = noise_floors(names)
         self.detectors = DetectorBank(len(names), level_alpha=0.05, warmup=10, peak_window=60)
         self.load_kpis = np.array([i for i, name in enumerate(names) if not name.endswith("_up")], dtype=np.int64)
+        kpi = np.array(names)
+        self._utilisation, self._loss = np.flatnonzero(kpi == "link_utilisation"), np.flatnonzero(kpi == "link_loss")
+        self._utilisation_error = np.zeros(len(self._loss))  # per link, the twin's usual error on its utilisation
         self.routing_changed = False  # the next tick follows a routing change the loop made
         self.beliefs_changed = False  # the next tick follows a change of beliefs
         self.routing_since = 0  # the first tick measured under the routing running now
@@ -56,7 +59,11 @@ class Watch:
     def score(self, snapshot: np.ndarray, expected: np.ndarray, tick: int) -> tuple[np.ndarray, np.ndarray]:
         """(score per KPI, the KPIs alarmed). Load-driven KPIs are scored against what the twin expects now
         (the day's ramp, the faults the loop knows of, the routing it runs), so a busy hour coming on is not
-        read as a fault; states are scored as measured."""
+        read as a fault; states are scored as measured; with ``expected_congestion_loss`` a link's congestion
+        loss is expected as ``as_scored`` says."""
+        if self.settings.expected_congestion_loss:
+            self._utilisation_error = np.nan_to_num(self.detectors.expected()[self._utilisation])
+            expected = self.as_scored(snapshot, expected)
         scored = snapshot.copy()
         scored[self.load_kpis] -= expected[self.load_kpis]
         if self.routing_changed or self.beliefs_changed:
@@ -73,6 +80,31 @@ class Watch:
         scores = self.detectors.update(scored)
         return scores, np.flatnonzero(scores >= self.settings.alarm_threshold)
 
+    def as_scored(self, snapshot: np.ndarray, expected: np.ndarray) -> np.ndarray:
+        """What the twin expects, each link's congestion loss taken at the utilisation measured, less whatever
+        part of it the utilisation's own detector would alarm at (beyond ``alarm_threshold`` of its noise from
+        where it usually is against the twin, as of the last ``score``); the loss the twin expects for other
+        reasons (a believed degradation) kept. That loss is nothing up to the capacity and steep past it, so
+        where the twin's load on a busy link is a few per cent off (its demand is a model), a day's ramp
+        crossing the capacity read as a fault at the minute the measured link crossed it, though its
+        utilisation was where it usually is. A load that jumps (a crowd, traffic moved onto the link, a
+        capacity lost) still loses what the twin does not expect, and a loss beyond the link's overload (a
+        degradation's errors) is never expected. Without ``expected_congestion_loss``, ``expected`` as it is."""
+        if not self.settings.expected_congestion_loss:
+            return expected
+        expected = np.array(expected, dtype=float)
+        measured = snapshot[self._utilisation]
+        off = np.zeros(len(snapshot))
+        off[self._utilisation] = measured - expected[self._utilisation] - self._utilisation_error
+        z = self.detectors.deviation(off)[self._utilisation]
+        limit = self.settings.alarm_threshold
+        anomalous = off[self._utilisation] * np.where(z > limit, 1.0 - limit / np.where(z > limit, z, 1.0), 0.0)
+        utilisation = measured - np.nan_to_num(anomalous)
+        other = loss_beyond_overload(expected[self._loss], expected[self._utilisation])
+        overload = np.where(utilisation > 1.0, 1.0 - 1.0 / np.maximum(utilisation, 1.0), 0.0)
+        expected[self._loss] = 1.0 - (1.0 - overload) * (1.0 - other)
+        return expected
+
     def not_explained(self, alarmed: np.ndarray, snapshot: np.ndarray, expected: np.ndarray, after: np.ndarray
                       ) -> np.ndarray:
         """The alarmed KPIs that ``after`` (the twin once some beliefs are dropped) does not explain, where the
@@ -82,7 +114,8 @@ class Watch:
         distances are taken from the twin's figures, and again from them plus the residual the KPI's detector
         expected this tick (the twin's usual error there): a load goes back to one or the other (a link's loss
         to none, its utilisation to what the twin gets wrong about it). A value that is not finite is never
-        explained."""
+        explained. Losses are expected as ``score`` expected them (``as_scored``)."""
+        expected, after = self.as_scored(snapshot, expected), self.as_scored(snapshot, after)
         load = np.isin(alarmed, self.load_kpis)
         near = np.zeros(len(alarmed), dtype=bool)
         finite = np.ones(len(alarmed), dtype=bool)
