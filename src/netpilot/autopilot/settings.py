@@ -19,7 +19,8 @@ class DetectionSettings:
     expected wherever its utilisation is not itself anomalous (``Watch.as_scored``). Off: measured in session
     27 (BENCHMARKS.md, issue 25), it removes most false incidents on a day's ramp and on the suite's larger
     networks but, on the 77 replays, misses 8 more faults and lets 5 more unsafe changes through: a false
-    incident's pause in planning was sheltering changes the loop verifies on a believed fault's estimate."""
+    incident's quiet period or pause in planning was, by chance, hiding that a fault soon after another waits
+    out its quiet period, and that a change gaining a few per cent on the estimated demand may lose in truth."""
 
     alarm_threshold: float = 10.0
     min_alarms: int = 2
