@@ -14,6 +14,16 @@ def read_rows(path: Path) -> dict[str, dict]:
     return {row["scenario"]: row for row in map(json.loads, path.read_text().splitlines())}
 
 
+def parse_options(text: str) -> dict[str, Any]:
+    """``key=value,...`` as the loop's settings by name: a value that reads as JSON (a number, true, a list) is
+    that, anything else a string."""
+    options: dict[str, Any] = {}
+    for item in filter(None, text.split(",")):
+        key, value = item.split("=")
+        options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+    return options
+
+
 def main(run: Callable[[Path, list[str], dict[str, Any]], None], compare: Callable[[Path, Path], None],
          usage: str) -> None:
     """``run OUT.jsonl SPEC [...] [--options key=value,...]`` (the loop's settings by name, as
@@ -23,9 +33,7 @@ def main(run: Callable[[Path, list[str], dict[str, Any]], None], compare: Callab
     options: dict[str, Any] = {}
     if "--options" in args:
         at = args.index("--options")
-        for item in filter(None, args[at + 1].split(",")):
-            key, value = item.split("=")
-            options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+        options = parse_options(args[at + 1])
         args = args[:at] + args[at + 2:]
     if len(args) >= 2 and args[0] == "run":
         run(Path(args[1]), args[2:], options)

@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from _ab import main, read_rows
 
 FIGURES = ("overload_gbit", "faults", "detected", "rank1", "false_incidents", "applied", "unsafe")
 
 
-def run(out: Path, specs: list[str], options: dict) -> None:
+def run(out: Path, specs: list[str], options: dict[str, Any]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import suite  # bench/suite.py: the suite's topologies and scenario files
     from netpilot.scenarios.scenario import load_scenario, run_scenario

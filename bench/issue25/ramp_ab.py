@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from _ab import main, read_rows
 
 
-def run(out: Path, specs: list[str], options: dict) -> None:
+def run(out: Path, specs: list[str], options: dict[str, Any]) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import suite  # bench/suite.py: the suite's topologies and scenario files
     from netpilot.scenarios.scenario import RunTrace, load_scenario, run_scenario, scenario_network

@@ -19,6 +19,8 @@ import numpy as np
 from netpilot.scenarios.scenario import RunTrace, load_scenario, run_scenario
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _ab import parse_options  # bench/issue25/_ab.py (this script's folder is on the path)
+
 import suite  # bench/suite.py: the suite's topologies and scenario files
 
 parser = argparse.ArgumentParser()
@@ -26,10 +28,7 @@ parser.add_argument("scenarios", nargs="+")
 parser.add_argument("--over", type=float, default=100.0)
 parser.add_argument("--options", default="")
 args = parser.parse_args()
-options = {}
-for item in filter(None, args.options.split(",")):
-    key, value = item.split("=")
-    options[key] = json.loads(value) if value[:1] in "0123456789-[{tfn\"" else value
+options = parse_options(args.options)
 for spec in args.scenarios:
     scenario = load_scenario(suite.scenario_path(spec))
     trace = RunTrace()

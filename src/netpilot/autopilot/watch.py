@@ -13,7 +13,7 @@ from netpilot.autopilot.beliefs import BeforeIncident
 from netpilot.autopilot.records import Incident, Records
 from netpilot.autopilot.settings import DetectionSettings
 from netpilot.model.faults import Fault
-from netpilot.model.frame import KpiFrame, loss_beyond_overload
+from netpilot.model.frame import KpiFrame, loss_beyond_overload, loss_with_overload
 from netpilot.model.network import Network, PathPolicy
 
 #: An alarmed load-driven KPI this close (noise standard deviations) to what the twin expects once a believed
@@ -61,8 +61,11 @@ class Watch:
         (the day's ramp, the faults the loop knows of, the routing it runs), so a busy hour coming on is not
         read as a fault; states are scored as measured; with ``expected_congestion_loss`` a link's congestion
         loss is expected as ``as_scored`` says."""
+        # The twin is never exact: each detector has learnt how far off it usually is (its level), which is
+        # where a KPI goes back to when a believed fault ends, not to the twin's figure itself.
+        usual = np.nan_to_num(self.detectors.expected())
         if self.settings.expected_congestion_loss:
-            self._utilisation_error = np.nan_to_num(self.detectors.expected()[self._utilisation])
+            self._utilisation_error = usual[self._utilisation]
             expected = self.as_scored(snapshot, expected)
         scored = snapshot.copy()
         scored[self.load_kpis] -= expected[self.load_kpis]
@@ -73,9 +76,8 @@ class Watch:
             if self.routing_changed:
                 self.routing_since = tick
             self.routing_changed = self.beliefs_changed = False
-        # The twin is never exact: each detector has learnt how far off it usually is (its level), which is
-        # where a KPI goes back to when a believed fault ends, not to the twin's figure itself.
-        self.usual_residual = np.nan_to_num(self.detectors.expected())
+            usual = np.nan_to_num(self.detectors.expected())
+        self.usual_residual = usual
         self.scored = scored
         scores = self.detectors.update(scored)
         return scores, np.flatnonzero(scores >= self.settings.alarm_threshold)
@@ -98,11 +100,9 @@ class Watch:
         off[self._utilisation] = measured - expected[self._utilisation] - self._utilisation_error
         z = self.detectors.deviation(off)[self._utilisation]
         limit = self.settings.alarm_threshold
-        anomalous = off[self._utilisation] * np.where(z > limit, 1.0 - limit / np.where(z > limit, z, 1.0), 0.0)
-        utilisation = measured - np.nan_to_num(anomalous)
+        anomalous = off[self._utilisation] * (1.0 - limit / np.maximum(z, limit))  # 0 up to the threshold
         other = loss_beyond_overload(expected[self._loss], expected[self._utilisation])
-        overload = np.where(utilisation > 1.0, 1.0 - 1.0 / np.maximum(utilisation, 1.0), 0.0)
-        expected[self._loss] = 1.0 - (1.0 - overload) * (1.0 - other)
+        expected[self._loss] = loss_with_overload(other, measured - np.nan_to_num(anomalous))
         return expected
 
     def not_explained(self, alarmed: np.ndarray, snapshot: np.ndarray, expected: np.ndarray, after: np.ndarray

@@ -111,6 +111,18 @@ def loss_beyond_overload(loss: np.ndarray, utilisation: np.ndarray) -> np.ndarra
     return np.clip(beyond, 0.0, 1.0)
 
 
+def loss_with_overload(other: np.ndarray, utilisation: np.ndarray) -> np.ndarray:
+    """A link's whole loss: what it loses for ``other`` reasons and, offered ``utilisation`` above 1, the
+    ``1 - 1/utilisation`` it drops for want of capacity (the inverse of ``loss_beyond_overload``).
+
+    >>> loss_with_overload(np.array([0.0, 0.01, 0.01]), np.array([1.25, 0.5, 1.25])).round(3)
+    array([0.2  , 0.01 , 0.208])
+    """
+    other, utilisation = np.asarray(other, dtype=float), np.asarray(utilisation, dtype=float)
+    overload = np.where(utilisation > 1.0, 1.0 - 1.0 / np.maximum(utilisation, 1.0), 0.0)
+    return 1.0 - (1.0 - overload) * (1.0 - other)
+
+
 def measured_capacity(frame: KpiFrame) -> np.ndarray:
     """Per link, the capacity its counters imply (load over utilisation) where it is up and carries enough to
     tell; NaN elsewhere."""

@@ -38,7 +38,6 @@ def jit(function=None, **options):
     return numba.njit(cache=True, nogil=True, **options)(function) if AVAILABLE else function
 
 
-
 @jit
 def _push(order, injected, out_ptr, out_links, on_dag, share, dst, targets, flow):  # pragma: no cover - compiled
     """Per destination, its injected traffic down its DAG, farthest node first (``order``: nodes by distance,
