@@ -582,6 +582,12 @@ def test_the_aggregate_failure_rule_judges_the_failures_overloaded_today_togethe
     # little lower (1.37, under 1.4 less 1 % and 0.005), accepted.
     assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.395, 1.0]), [0], loop) == [0]
     assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.37, 1.0]), [0], loop) == []
+    # With a wider share kept under today's worst (3 %: under 1.353), 1.37 is refused and 1.35 accepted; the
+    # hindsight re-check (``exact``) keeps none of it.
+    wider = replace(loop, worst_share=0.03)
+    assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.37, 1.0]), [0], wider) == [0]
+    assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.35, 1.0]), [0], wider) == []
+    assert wider.exact().worst_share is None and wider.exact().failure_share == 0.0
     with pytest.raises(ValueError, match="failure_rule"):
         VerificationSettings(failure_rule="sometimes")
 

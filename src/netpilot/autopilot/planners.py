@@ -246,16 +246,20 @@ class Verifier:
                   mlu: float, forecast_peak: float, stages: dict[str, float]) -> Report:
         """The change from ``believed`` to ``after`` verified on the demand ``volume`` (the estimate's, before
         the margin) with the margin, and where that is not ``volume`` scaled (a believed crowd) on ``volume`` as
-        well, at the forecast peak; its time goes into ``stages``. The report is the margin's, or the refusal at
-        the estimate."""
+        well, at the forecast peak (``mlu``: the MLU measured now); its time goes into ``stages``. The report is
+        the margin's, or the refusal at the estimate."""
         t = time.perf_counter()
         settings = self.settings
         if settings.failure_rule != PER_FAILURE:
             # Failures are traded against one another only while the estimate matches the measured loads (its
             # margin at the floor); while a busy link measures more than it predicts (a crowd not yet believed),
-            # the demand's shape is off, and each failure is judged alone. The rule needs to know how far
-            # verification's demand is above the estimate.
-            off = self.estimate.margin > self.estimate.settings.demand_margin + 1e-12
+            # the demand's shape is off, and each failure is judged alone. So they are while the network is
+            # within the limit as measured (``mlu``), whatever the estimate says: the rule trades failures only
+            # while traffic is lost now, and the estimate can put a link a few per cent over the limit that is
+            # not (an applied change the hindsight re-check refused, BENCHMARKS.md, issue 25, session 28). The
+            # rule needs to know how far verification's demand is above the estimate.
+            off = self.estimate.margin > self.estimate.settings.demand_margin + 1e-12 or \
+                mlu <= settings.max_utilisation
             settings = replace(settings, failure_rule=PER_FAILURE) if off else \
                 replace(settings, demand_margin=self.estimate.margin)
         (pairs, demand), *at_estimate_too = self.demands(volume, beliefs)

@@ -145,6 +145,11 @@ class VerificationSettings:
     #: 1 + ``demand_margin``). The ``"aggregate"`` rule groups only the failures that would be over the limit
     #: even with the true demand that much below the estimate: a failure near the limit may be within it.
     demand_margin: float = 0.0
+    #: Under the ``"aggregate"`` rule, the share of today's worst single failure that a failure the change moves
+    #: must end below (with ``failure_tolerance``; None: ``failure_share``): a failure moved up to near today's
+    #: worst can be the new worst with the true demand, whose shape the margin does not cover (BENCHMARKS.md,
+    #: issue 25, session 28).
+    worst_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.failure_rule not in FAILURE_RULES:
@@ -153,7 +158,7 @@ class VerificationSettings:
     def exact(self) -> VerificationSettings:
         """The same limits for a demand that is not an estimate (a network's own matrix, hindsight): no
         tolerance."""
-        return replace(self, failure_tolerance=0.0, failure_share=0.0, demand_margin=0.0)
+        return replace(self, failure_tolerance=0.0, failure_share=0.0, demand_margin=0.0, worst_share=None)
 
 
 @dataclass(frozen=True)
@@ -506,7 +511,8 @@ def _aggregate_failures(before: np.ndarray, after: np.ndarray, refused: list[int
         return refused
     fresh = [i for i in refused if not over_today[i]]
     moved = np.abs(after - before) > 1e-9
-    ceiling = max(limit, float(failure_allowance(before.max(initial=0.0), limit, tolerance, share)))
+    worst_share = share if settings.worst_share is None else settings.worst_share
+    ceiling = max(limit, float(failure_allowance(before.max(initial=0.0), limit, tolerance, worst_share)))
     if (moved & (after > ceiling + 1e-9)).any():
         return refused
     for level in (1.0, shrink, shrink * shrink) if settings.demand_margin > 0 else (1.0,):
