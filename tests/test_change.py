@@ -587,7 +587,11 @@ def test_the_aggregate_failure_rule_judges_the_failures_overloaded_today_togethe
     wider = replace(loop, worst_share=0.03)
     assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.37, 1.0]), [0], wider) == [0]
     assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.35, 1.0]), [0], wider) == []
-    assert wider.exact().worst_share is None and wider.exact().failure_share == 0.0
+    assert _aggregate_failures(np.array([1.2, 1.4]), np.array([1.37, 1.0]), [0], wider.exact()) == []
+    # The moved failure above that ceiling is named even where the per-failure rule passed it (today's worst,
+    # lowered 2 %), so a planner plans against it.
+    assert _aggregate_failures(np.array([1.3, 1.4]), np.array([1.31, 1.36]), [0], wider) == [0, 1]
+    assert _aggregate_failures(np.array([1.3, 1.4]), np.array([1.31, 1.36]), [0], loop) == []
     with pytest.raises(ValueError, match="failure_rule"):
         VerificationSettings(failure_rule="sometimes")
 

@@ -40,6 +40,10 @@ from netpilot.optimize.te.tactical import TacticalPlan, plan_tactical
 MIN_GAIN = 0.02
 
 
+#: How near the limit a link's measured utilisation reads as over it: counters of traffic carried (a router's)
+#: read a full link at its capacity, not above.
+SATURATED = 0.01
+
 # Demand pairs from which the metric search routes its trials side by side (74 routers have about 5,400 pairs;
 # 40 have 1,560, where a trial takes 0.2 ms and threads made the loop's p50 slower).
 SIDE_BY_SIDE_PAIRS = 2_000
@@ -246,7 +250,7 @@ class Verifier:
                   mlu: float, forecast_peak: float, stages: dict[str, float]) -> Report:
         """The change from ``believed`` to ``after`` verified on the demand ``volume`` (the estimate's, before
         the margin) with the margin, and where that is not ``volume`` scaled (a believed crowd) on ``volume`` as
-        well, at the forecast peak (``mlu``: the MLU measured now); its time goes into ``stages``. The report is
+        well, at the forecast peak; ``mlu`` is the MLU measured now. Its time goes into ``stages``. The report is
         the margin's, or the refusal at the estimate."""
         t = time.perf_counter()
         settings = self.settings
@@ -256,10 +260,12 @@ class Verifier:
             # the demand's shape is off, and each failure is judged alone. So they are while the network is
             # within the limit as measured (``mlu``), whatever the estimate says: the rule trades failures only
             # while traffic is lost now, and the estimate can put a link a few per cent over the limit that is
-            # not (an applied change the hindsight re-check refused, BENCHMARKS.md, issue 25, session 28). The
-            # rule needs to know how far verification's demand is above the estimate.
+            # not (an applied change the hindsight re-check refused, BENCHMARKS.md, issue 25, session 28). A
+            # counter of traffic carried, as routers count it, reads a full link at its capacity and never over:
+            # within ``SATURATED`` of the limit is over it. The rule needs to know how far verification's demand
+            # is above the estimate. (An approved change re-verified at its apply is judged by that tick's.)
             off = self.estimate.margin > self.estimate.settings.demand_margin + 1e-12 or \
-                mlu <= settings.max_utilisation
+                mlu < settings.max_utilisation * (1.0 - SATURATED)
             settings = replace(settings, failure_rule=PER_FAILURE) if off else \
                 replace(settings, demand_margin=self.estimate.margin)
         (pairs, demand), *at_estimate_too = self.demands(volume, beliefs)

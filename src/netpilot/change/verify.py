@@ -128,7 +128,8 @@ class VerificationSettings:
     """What a change must meet. ``max_utilisation``: the MLU verification refuses to create (now, at the
     forecast peak, or under any single failure when ``failures``). ``failure_tolerance`` and ``failure_share``
     are for a caller whose demand is an estimate (the loop): a single failure the change moves and that is
-    over the limit must come out lower than today's by that much MLU plus that share of today's."""
+    over the limit must come out lower than today's by that much MLU plus that share of today's; ``worst_share``
+    is the share of today's worst failure a moved one must end under when failures are judged together."""
 
     max_utilisation: float = 1.0
     failures: bool = True
@@ -136,10 +137,10 @@ class VerificationSettings:
     failure_share: float = 0.0
     #: How the failures already over the limit today are judged: ``"each"``, every one the change moves must end
     #: within its ``failure_allowance``; ``"aggregate"``, while the network is over the limit with no failure,
-    #: together: no failure the change moves may end above today's worst single failure less the allowance, and
-    #: their excess over the limit, summed, must fall by the allowance (``share`` of it plus ``tolerance`` per
-    #: failure; see ``_aggregate_failures``). A failure within the limit today must stay within it under either
-    #: rule.
+    #: together: no failure the change moves may end above today's worst single failure less ``worst_share`` of
+    #: it and the tolerance, and their excess over the limit, summed, must fall by the allowance (``share`` of it
+    #: plus ``tolerance`` per failure; see ``_aggregate_failures``). A failure within the limit today must stay
+    #: within it under either rule.
     failure_rule: str = PER_FAILURE
     #: The margin a caller verifying an estimate put on its demand (verification's demand is the estimate times
     #: 1 + ``demand_margin``). The ``"aggregate"`` rule groups only the failures that would be over the limit
@@ -499,8 +500,9 @@ def _aggregate_failures(before: np.ndarray, after: np.ndarray, refused: list[int
     Only the failures over the limit today by more than the allowance at the estimate itself (verification's
     demand less ``demand_margin``) are judged together; one nearer the limit may be within it with the true
     demand, so it is judged alone, as under the ``"each"`` rule. The group is refused, named as under the
-    ``"each"`` rule, when a failure the change moves ends above today's worst less the allowance (with the true
-    demand it may be the new worst), or when their summed excess over the limit does not fall by the allowance
+    ``"each"`` rule and with every moved failure above that ceiling, when a failure the change moves ends above
+    today's worst less ``worst_share`` of it and the tolerance (with the true demand it may be the new worst:
+    named, so a planner plans against it), or when their summed excess over the limit does not fall by the allowance
     at every level of demand from verification's down to the estimate less the margin again: the excess is
     clipped at the limit, so a change that trades a deep overload for shallow ones can raise it where the
     demand is lower than believed."""
@@ -513,8 +515,9 @@ def _aggregate_failures(before: np.ndarray, after: np.ndarray, refused: list[int
     moved = np.abs(after - before) > 1e-9
     worst_share = share if settings.worst_share is None else settings.worst_share
     ceiling = max(limit, float(failure_allowance(before.max(initial=0.0), limit, tolerance, worst_share)))
-    if (moved & (after > ceiling + 1e-9)).any():
-        return refused
+    above = moved & (after > ceiling + 1e-9)
+    if above.any():
+        return sorted(set(refused) | set(np.flatnonzero(above).tolist()))
     for level in (1.0, shrink, shrink * shrink) if settings.demand_margin > 0 else (1.0,):
         excess_before = np.maximum(before[over_today] * level - limit, 0.0)
         excess_after = float(np.maximum(after[over_today] * level - limit, 0.0).sum())
