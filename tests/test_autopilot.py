@@ -1204,8 +1204,7 @@ def test_a_plan_must_gain_on_the_measured_mlu_as_well_as_on_the_estimate():
 def test_the_loop_trades_failures_only_while_its_estimate_matches_the_measured_loads(network, monkeypatch):
     """The loop's verifier passes the aggregate rule the margin its demand carries; while a busy link measures
     more than the estimate predicts (the margin above its floor), or while the network measures within the limit
-    (whatever the estimate says; a link carrying its capacity, as a router counts it, is at the limit), each
-    failure is judged alone."""
+    (whatever the estimate says), each failure is judged alone."""
     import netpilot.autopilot.planners as planners
     from netpilot.autopilot.budget import TickBudget
     from netpilot.autopilot.estimate import Estimate
@@ -1219,9 +1218,9 @@ def test_the_loop_trades_failures_only_while_its_estimate_matches_the_measured_l
     assert LOOP_VERIFICATION.failure_rule == "aggregate"
     verifier.verify_on(network, network, volume, {}, 1.2, 1.2, {})
     assert (seen[-1].failure_rule, seen[-1].demand_margin) == ("aggregate", EstimateSettings().demand_margin)
-    verifier.verify_on(network, network, volume, {}, 0.98, 1.2, {})  # measured within the limit
+    verifier.verify_on(network, network, volume, {}, 0.995, 1.2, {})  # measured within the limit
     assert seen[-1].failure_rule == "each"
-    verifier.verify_on(network, network, volume, {}, 0.995, 1.2, {})  # a full link as a router counts it
+    verifier.verify_on(network, network, volume, {}, 1.005, 1.2, {})
     assert seen[-1].failure_rule == "aggregate"
     estimate.margin = 0.35  # a busy link measured 35 % over the estimate
     verifier.verify_on(network, network, volume, {}, 1.2, 1.2, {})

@@ -1,7 +1,8 @@
 """What two versions of the loop do on the same scenarios, without the oracle (BENCHMARKS.md, issue 25, session
 19): per replay the overload left, faults detected and localised first, false incidents, changes applied and
-those the hindsight re-check refuses (unsafe), and which faults were missed and what was active when each unsafe
-change was applied. Decisions are deterministic, so the two versions need not alternate; latency is not measured.
+those the hindsight re-check refuses (unsafe), which faults were missed and what was active when each
+unsafe change was applied, and each applied change's MLU before, predicted and measured at its post-check.
+Decisions are deterministic, so the two versions need not alternate; latency is not measured.
 
     python bench/issue25/outcomes_ab.py run OUT.jsonl SCENARIO [...]      # the netpilot on PYTHONPATH
     python bench/issue25/outcomes_ab.py compare BEFORE.jsonl AFTER.jsonl
@@ -44,7 +45,9 @@ def run(out: Path, specs: list[str], options: dict[str, Any]) -> None:
                    "missed": [f"{f['kind']}@{f['at_minute']:g}" for f in faults if not f["detected"]],
                    "unobservable": [f"{f['kind']}@{f['at_minute']:g}" for f in faults
                                     if not f.get("observable", True)],
-                   "unsafe_changes": result["unsafe_changes"]}
+                   "unsafe_changes": result["unsafe_changes"],
+                   "outcomes": [{k: o[k] for k in ("mlu_before", "predicted_mlu", "measured_mlu")}
+                                for o in result["outcomes"]]}
             sink.write(json.dumps(row) + "\n")
             sink.flush()
             print(json.dumps({k: row[k] for k in ("scenario", *FIGURES)}), flush=True)

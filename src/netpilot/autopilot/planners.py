@@ -40,10 +40,6 @@ from netpilot.optimize.te.tactical import TacticalPlan, plan_tactical
 MIN_GAIN = 0.02
 
 
-#: How near the limit a link's measured utilisation reads as over it: counters of traffic carried (a router's)
-#: read a full link at its capacity, not above.
-SATURATED = 0.01
-
 # Demand pairs from which the metric search routes its trials side by side (74 routers have about 5,400 pairs;
 # 40 have 1,560, where a trial takes 0.2 ms and threads made the loop's p50 slower).
 SIDE_BY_SIDE_PAIRS = 2_000
@@ -261,11 +257,13 @@ class Verifier:
             # within the limit as measured (``mlu``), whatever the estimate says: the rule trades failures only
             # while traffic is lost now, and the estimate can put a link a few per cent over the limit that is
             # not (an applied change the hindsight re-check refused, BENCHMARKS.md, issue 25, session 28). A
-            # counter of traffic carried, as routers count it, reads a full link at its capacity and never over:
-            # within ``SATURATED`` of the limit is over it. The rule needs to know how far verification's demand
-            # is above the estimate. (An approved change re-verified at its apply is judged by that tick's.)
+            # counter of traffic carried, as routers count it, reads a full link at its capacity and never over
+            # it: there each failure is judged alone, the stricter side (a link 1 % under the limit counted as
+            # over it let an unsafe change through on a replay, whose counters measure the traffic offered). The
+            # rule needs to know how far verification's demand is above the estimate. (An approved change
+            # re-verified at its apply is judged by that tick's measurement.)
             off = self.estimate.margin > self.estimate.settings.demand_margin + 1e-12 or \
-                mlu < settings.max_utilisation * (1.0 - SATURATED)
+                mlu <= settings.max_utilisation
             settings = replace(settings, failure_rule=PER_FAILURE) if off else \
                 replace(settings, demand_margin=self.estimate.margin)
         (pairs, demand), *at_estimate_too = self.demands(volume, beliefs)
