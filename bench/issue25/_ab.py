@@ -33,6 +33,8 @@ def main(run: Callable[[Path, list[str], dict[str, Any]], None], compare: Callab
     options: dict[str, Any] = {}
     if "--options" in args:
         at = args.index("--options")
+        if at + 1 == len(args):
+            raise SystemExit("--options needs key=value,... after it")
         options = parse_options(args[at + 1])
         args = args[:at] + args[at + 2:]
     if len(args) >= 2 and args[0] == "run":

@@ -253,15 +253,11 @@ class Verifier:
         if settings.failure_rule != PER_FAILURE:
             # Failures are traded against one another only while the estimate matches the measured loads (its
             # margin at the floor); while a busy link measures more than it predicts (a crowd not yet believed),
-            # the demand's shape is off, and each failure is judged alone. So they are while the network is
-            # within the limit as measured (``mlu``), whatever the estimate says: the rule trades failures only
-            # while traffic is lost now, and the estimate can put a link a few per cent over the limit that is
-            # not (an applied change the hindsight re-check refused, BENCHMARKS.md, issue 25, session 28). A
-            # counter of traffic carried, as routers count it, reads a full link at its capacity and never over
-            # it: there each failure is judged alone, the stricter side (a link 1 % under the limit counted as
-            # over it let an unsafe change through on a replay, whose counters measure the traffic offered). The
-            # rule needs to know how far verification's demand is above the estimate. (An approved change
-            # re-verified at its apply is judged by that tick's measurement.)
+            # the demand's shape is off, and each failure is judged alone. So they are while the network
+            # measures within the limit (``mlu``), whatever the estimate says: the rule trades failures only while
+            # traffic is lost now (BENCHMARKS.md, issue 25, session 28). Routers' counters of traffic carried
+            # read a full link at the limit, not over it: there each failure is judged alone, the stricter side.
+            # The rule needs to know how far verification's demand is above the estimate.
             off = self.estimate.margin > self.estimate.settings.demand_margin + 1e-12 or \
                 mlu <= settings.max_utilisation
             settings = replace(settings, failure_rule=PER_FAILURE) if off else \
